@@ -1,0 +1,2 @@
+//! The shop API.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Docker through bollard: networks, volumes, containers, image build and transfer, exec, logs.

@@ -1,0 +1,1 @@
+//! Reading the host: containers, images, files and their hashes, state.

@@ -1,0 +1,16 @@
+//! vldeploy: makes a Linux host run a declarative `stack.yaml` over SSH.
+
+pub mod apply;
+pub mod cli;
+pub mod engine;
+pub mod facts;
+pub mod plan;
+pub mod render;
+mod run;
+pub mod sandbox;
+pub mod secret;
+pub mod stack;
+pub mod state;
+pub mod transport;
+
+pub use run::run;

@@ -1,0 +1,1 @@
+//! The pure planner: desired state and host facts in, a `Plan` of steps out; and its printers.

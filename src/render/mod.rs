@@ -1,0 +1,1 @@
+//! Templates (embedded) rendered with one strict minijinja environment.

@@ -1,0 +1,1 @@
+//! The stack.yaml model: parsing, `${VAR}` interpolation, secrets, validation with file:line:col diagnostics.

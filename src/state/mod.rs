@@ -1,0 +1,1 @@
+//! The host's own record: state file, deploy lock, audit log.

@@ -1,0 +1,1 @@
+//! Reaching a host: one SSH session carrying exec, uploads and the Docker API tunnel.
