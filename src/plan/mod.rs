@@ -1,1 +1,84 @@
 //! The pure planner: desired state and host facts in, a `Plan` of steps out; and its printers.
+
+mod desired;
+mod facts;
+mod planner;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+pub use desired::{
+    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, Health, Mount, MountSource,
+    Publish, content_hash, short_hash,
+};
+pub use facts::{Facts, ObservedContainer};
+pub use planner::{loaded_hash, plan};
+pub use step::{ImageRef, Step, short_id};
+
+/// The ordered changes that converge a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The plan as a readable diff, one line per step with its reason. Holds no secret: steps carry none.
+    pub fn render_human(&self, target: &str) -> String {
+        let mut out = String::new();
+        if self.steps.is_empty() {
+            let _ = writeln!(out, "{target}: no changes; the host matches the stack.");
+            return out;
+        }
+        let n = self.steps.len();
+        let _ = writeln!(out, "{target}: {n} change{}", if n == 1 { "" } else { "s" });
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.summary().chars().count())
+            .max()
+            .unwrap_or(0);
+        for step in &self.steps {
+            let summary = step.summary();
+            let pad = width - summary.chars().count();
+            let _ = writeln!(
+                out,
+                "  {} {summary}{}  ({})",
+                step.sign(),
+                " ".repeat(pad),
+                step.reason()
+            );
+        }
+        out
+    }
+
+    /// The plan for machines: `{"stack", "target", "changes", "steps": [{action, summary, reason, …}]}`.
+    pub fn render_json(&self, target: &str) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("summary".into(), s.summary().into());
+                    obj.insert("reason".into(), s.reason().into());
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "stack": self.stack,
+            "target": target,
+            "changes": self.steps.len(),
+            "steps": steps,
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! One change the planner decided on, with its reason.
+
+use serde::Serialize;
+
+/// A change to the host. The plan lists them in the order they are applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Step {
+    CreateNetwork {
+        name: String,
+    },
+    CreateVolume {
+        name: String,
+    },
+    /// Stream images the host lacks from where vldeploy runs (one stream, shared layers sent once).
+    TransferImages {
+        images: Vec<ImageRef>,
+    },
+    /// Pull an `image:` reference on the host.
+    PullImage {
+        image: ImageRef,
+    },
+    WriteFile {
+        path: String,
+        reason: String,
+    },
+    CreateContainer {
+        service: String,
+        name: String,
+        reason: String,
+    },
+    RecreateContainer {
+        service: String,
+        name: String,
+        reason: String,
+    },
+    StartContainer {
+        service: String,
+        name: String,
+        reason: String,
+    },
+    /// Re-read configuration without a restart (nginx: `nginx -t`, then `nginx -s reload`).
+    Reload {
+        service: String,
+        name: String,
+        reason: String,
+    },
+    RemoveContainer {
+        name: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    pub service: String,
+    pub id: String,
+    pub reference: String,
+}
+
+impl Step {
+    /// The sign a diff shows for it: `+` create, `~` change, `-` remove.
+    pub fn sign(&self) -> char {
+        match self {
+            Step::CreateNetwork { .. }
+            | Step::CreateVolume { .. }
+            | Step::TransferImages { .. }
+            | Step::PullImage { .. }
+            | Step::CreateContainer { .. } => '+',
+            Step::WriteFile { .. }
+            | Step::RecreateContainer { .. }
+            | Step::StartContainer { .. }
+            | Step::Reload { .. } => '~',
+            Step::RemoveContainer { .. } => '-',
+        }
+    }
+
+    /// What the step does, in a few words.
+    pub fn summary(&self) -> String {
+        match self {
+            Step::CreateNetwork { name } => format!("create network `{name}`"),
+            Step::CreateVolume { name } => format!("create volume `{name}`"),
+            Step::TransferImages { images } => {
+                let names: Vec<String> = images
+                    .iter()
+                    .map(|i| format!("{} ({})", i.reference, short_id(&i.id)))
+                    .collect();
+                format!(
+                    "send image{} {}",
+                    if images.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                )
+            }
+            Step::PullImage { image } => format!("pull image `{}`", image.reference),
+            Step::WriteFile { path, .. } => format!("write `{path}`"),
+            Step::CreateContainer { name, .. } => format!("create container `{name}`"),
+            Step::RecreateContainer { name, .. } => format!("recreate container `{name}`"),
+            Step::StartContainer { name, .. } => format!("start container `{name}`"),
+            Step::Reload { name, .. } => format!("reload `{name}`"),
+            Step::RemoveContainer { name, .. } => format!("remove container `{name}`"),
+        }
+    }
+
+    /// Why the step is needed.
+    pub fn reason(&self) -> String {
+        match self {
+            Step::CreateNetwork { .. } | Step::CreateVolume { .. } => "missing on the host".into(),
+            Step::TransferImages { .. } => "the host lacks these image IDs".into(),
+            Step::PullImage { .. } => "the host lacks this image".into(),
+            Step::WriteFile { reason, .. }
+            | Step::CreateContainer { reason, .. }
+            | Step::RecreateContainer { reason, .. }
+            | Step::StartContainer { reason, .. }
+            | Step::Reload { reason, .. }
+            | Step::RemoveContainer { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+/// `sha256:3f2a9c1b0d4e…` shortened to its first 12 hex digits.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}

@@ -1,0 +1,417 @@
+//! Planner tables: a desired state and host facts in, the exact steps out.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::secret::Secret;
+
+fn spec(service: &str, image: &str, deps: &[&str]) -> ContainerSpec {
+    let mut env = BTreeMap::new();
+    env.insert("RUST_LOG".to_string(), EnvEntry::Plain("info".into()));
+    env.insert(
+        "DB_PASSWORD".to_string(),
+        EnvEntry::Secret(Secret::new("s3cret-value")),
+    );
+    let mut networks = BTreeMap::new();
+    networks.insert("shop_private".to_string(), vec![service.to_string()]);
+    ContainerSpec {
+        service: service.into(),
+        name: format!("vl_{service}"),
+        image_id: format!("sha256:{image}"),
+        image_ref: format!("vl/shop-{service}:{image}"),
+        env,
+        networks,
+        mounts: vec![],
+        publish: vec![],
+        health: None,
+        depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
+    }
+}
+
+fn nginx_conf(body: &str) -> DesiredFile {
+    DesiredFile {
+        path: "/var/lib/vldeploy/shop/nginx/site.conf".into(),
+        hash: content_hash(body.as_bytes()),
+        mode: 0o644,
+        content: body.as_bytes().to_vec(),
+        reloads: Some("nginx".into()),
+    }
+}
+
+fn desired() -> Desired {
+    Desired {
+        stack: "shop".into(),
+        networks: vec!["shop_private".into(), "shop_public".into()],
+        volumes: vec!["shop_pgdata".into()],
+        images: ["postgres", "backend", "nginx"]
+            .iter()
+            .map(|s| DesiredImage {
+                service: (*s).into(),
+                id: format!("sha256:{s}1111111111111111"),
+                reference: format!("vl/shop-{s}:1"),
+                pulled: false,
+            })
+            .collect(),
+        files: vec![nginx_conf("server { listen 80; }")],
+        containers: vec![
+            spec("postgres", "postgres1111111111111111", &[]),
+            spec("backend", "backend1111111111111111", &["postgres"]),
+            spec("nginx", "nginx1111111111111111", &["backend"]),
+        ],
+    }
+}
+
+fn observed(spec: &ContainerSpec) -> ObservedContainer {
+    ObservedContainer {
+        id: format!("id-{}", spec.name),
+        name: spec.name.clone(),
+        service: Some(spec.service.clone()),
+        config_hash: Some(spec.config_hash()),
+        aspects: spec
+            .aspect_hashes()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        env_hashes: spec.env_hashes(),
+        image_id: spec.image_id.clone(),
+        state: "running".into(),
+        health: Some("healthy".into()),
+    }
+}
+
+/// The facts of a host on which `desired` was fully applied.
+fn converged(d: &Desired) -> Facts {
+    Facts {
+        networks: d.networks.iter().cloned().collect(),
+        volumes: d.volumes.iter().cloned().collect(),
+        images: d.images.iter().map(|i| i.id.clone()).collect(),
+        containers: d.containers.iter().map(observed).collect(),
+        files: d
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.hash.clone()))
+            .collect(),
+        loaded: [("nginx".to_string(), loaded_hash(d, "nginx"))]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn summaries(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .map(|s| format!("{} {} ({})", s.sign(), s.summary(), s.reason()))
+        .collect()
+}
+
+#[test]
+fn converged_host_needs_nothing() {
+    let d = desired();
+    let p = plan(&d, &converged(&d));
+    assert!(p.is_empty(), "{:?}", summaries(&p));
+}
+
+#[test]
+fn empty_host_gets_everything_in_dependency_order() {
+    let d = desired();
+    let p = plan(&d, &Facts::default());
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "+ create network `shop_private` (missing on the host)",
+            "+ create network `shop_public` (missing on the host)",
+            "+ create volume `shop_pgdata` (missing on the host)",
+            "+ send images vl/shop-postgres:1 (postgres1111), vl/shop-backend:1 (backend11111), vl/shop-nginx:1 (nginx1111111) (the host lacks these image IDs)",
+            "~ write `/var/lib/vldeploy/shop/nginx/site.conf` (missing on the host)",
+            "+ create container `vl_postgres` (not on the host)",
+            "+ create container `vl_backend` (not on the host)",
+            "+ create container `vl_nginx` (not on the host)",
+        ]
+    );
+}
+
+#[test]
+fn one_env_value_recreates_only_that_container_and_names_the_variable() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[1]
+        .env
+        .insert("RUST_LOG".into(), EnvEntry::Plain("debug".into()));
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "~ recreate container `vl_backend` (env ~RUST_LOG)",
+            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
+        ]
+    );
+}
+
+#[test]
+fn a_changed_secret_is_named_but_never_shown() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[0].env.insert(
+        "DB_PASSWORD".into(),
+        EnvEntry::Secret(Secret::new("n3w-secret-value")),
+    );
+    let p = plan(&d2, &facts);
+    let human = p.render_human("root@h:22");
+    let json = p.render_json("root@h:22").to_string();
+    assert!(human.contains("env ~DB_PASSWORD"), "{human}");
+    for out in [&human, &json] {
+        assert!(
+            !out.contains("n3w-secret-value") && !out.contains("s3cret-value"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn added_and_removed_env_vars_are_named() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[1].env.remove("RUST_LOG");
+    d2.containers[1]
+        .env
+        .insert("NEW_FLAG".into(), EnvEntry::Plain("1".into()));
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        summaries(&p)[0],
+        "~ recreate container `vl_backend` (env +NEW_FLAG -RUST_LOG)"
+    );
+}
+
+#[test]
+fn nginx_template_change_reloads_nginx_only() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.files = vec![nginx_conf("server { listen 80; gzip on; }")];
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "~ write `/var/lib/vldeploy/shop/nginx/site.conf` (content changed)",
+            "~ reload `vl_nginx` (its configuration changed)",
+        ]
+    );
+}
+
+#[test]
+fn config_written_but_never_loaded_is_reloaded() {
+    // An earlier run wrote the file and was stopped before the reload.
+    let d = desired();
+    let mut facts = converged(&d);
+    facts
+        .loaded
+        .insert("nginx".into(), "something-older".into());
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec!["~ reload `vl_nginx` (the running process has not loaded the current configuration)"]
+    );
+}
+
+#[test]
+fn new_image_recreates_with_both_ids_shown() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.images[1].id = "sha256:backend2222222222222222".into();
+    d2.containers[1].image_id = "sha256:backend2222222222222222".into();
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "+ send image vl/shop-backend:1 (backend22222) (the host lacks these image IDs)",
+            "~ recreate container `vl_backend` (image backend11111 → backend22222)",
+            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
+        ]
+    );
+}
+
+#[test]
+fn images_present_on_the_host_are_not_sent() {
+    let d = desired();
+    let mut facts = Facts::default();
+    facts.images.insert(d.images[0].id.clone());
+    facts.images.insert(d.images[2].id.clone());
+    let p = plan(&d, &facts);
+    let send: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::TransferImages { .. }))
+        .collect();
+    assert_eq!(send.len(), 1);
+    assert_eq!(
+        send[0].summary(),
+        "send image vl/shop-backend:1 (backend11111)"
+    );
+}
+
+#[test]
+fn pulled_images_are_pulled_by_the_host() {
+    let mut d = desired();
+    d.images[0].pulled = true;
+    let mut facts = converged(&d);
+    facts.images.clear();
+    let p = plan(&d, &facts);
+    assert_eq!(p.steps[0].summary(), "pull image `vl/shop-postgres:1`");
+    assert!(matches!(p.steps[1], Step::TransferImages { ref images } if images.len() == 2));
+}
+
+#[test]
+fn stopped_container_is_started_not_recreated() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers[0].state = "exited".into();
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec!["~ start container `vl_postgres` (it is exited)"]
+    );
+}
+
+#[test]
+fn interrupted_run_leftovers_are_removed_last() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers.remove(1);
+    facts.containers.push(ObservedContainer {
+        id: "x".into(),
+        name: "vl_backend_candidate".into(),
+        service: Some("backend".into()),
+        state: "created".into(),
+        ..ObservedContainer::default()
+    });
+    facts.containers.push(ObservedContainer {
+        id: "y".into(),
+        name: "vl_redis".into(),
+        service: Some("redis".into()),
+        state: "running".into(),
+        ..ObservedContainer::default()
+    });
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "+ create container `vl_backend` (not on the host)",
+            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
+            "- remove container `vl_backend_candidate` (a leftover of service `backend` (an interrupted run))",
+            "- remove container `vl_redis` (service `redis` is no longer in the stack)",
+        ]
+    );
+}
+
+#[test]
+fn container_without_recorded_config_is_recreated() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers[2].config_hash = None;
+    facts.containers[2].aspects.clear();
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "~ recreate container `vl_nginx` (created by an older vldeploy (no recorded configuration))"
+        ]
+    );
+}
+
+#[test]
+fn published_port_change_is_named() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[2].publish.push(Publish {
+        host_ip: None,
+        host_port: 8443,
+        container_port: 443,
+    });
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec!["~ recreate container `vl_nginx` (ports changed)"]
+    );
+}
+
+#[test]
+fn recreated_nginx_is_not_also_reloaded() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.files = vec![nginx_conf("server { listen 81; }")];
+    d2.containers[2].image_id = "sha256:nginx2".into();
+    d2.containers[1].image_id = "sha256:backend2".into();
+    let p = plan(&d2, &facts);
+    assert!(
+        !p.steps.iter().any(|s| matches!(s, Step::Reload { .. })),
+        "{:?}",
+        summaries(&p)
+    );
+}
+
+#[test]
+fn missing_network_and_volume_are_created_alone() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.networks.remove("shop_public");
+    facts.volumes.clear();
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "+ create network `shop_public` (missing on the host)",
+            "+ create volume `shop_pgdata` (missing on the host)",
+        ]
+    );
+}
+
+#[test]
+fn human_rendering_aligns_reasons_and_json_counts_changes() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[1]
+        .env
+        .insert("RUST_LOG".into(), EnvEntry::Plain("debug".into()));
+    let p = plan(&d2, &facts);
+    assert_eq!(
+        p.render_human("root@127.0.0.1:2222"),
+        "root@127.0.0.1:2222: 2 changes\n  ~ recreate container `vl_backend`  (env ~RUST_LOG)\n  ~ reload `vl_nginx`                (`backend` was replaced and must be resolved again)\n"
+    );
+    let json = p.render_json("t");
+    assert_eq!(json["changes"], 2);
+    assert_eq!(json["steps"][0]["action"], "recreate_container");
+    assert_eq!(json["steps"][0]["reason"], "env ~RUST_LOG");
+    assert_eq!(
+        plan(&d, &facts).render_human("t"),
+        "t: no changes; the host matches the stack.\n"
+    );
+}
+
+#[test]
+fn config_hash_is_stable_and_sensitive() {
+    let a = spec("backend", "x", &[]);
+    let b = spec("backend", "x", &[]);
+    assert_eq!(a.config_hash(), b.config_hash());
+    let mut c = b.clone();
+    c.mounts.push(Mount {
+        source: MountSource::Volume("v".into()),
+        target: "/d".into(),
+        read_only: false,
+    });
+    assert_ne!(a.config_hash(), c.config_hash());
+    let mut e = b.clone();
+    e.health = Some(Health {
+        test: vec!["CMD".into(), "true".into()],
+        interval_ms: 1,
+        timeout_ms: 1,
+        retries: 1,
+    });
+    assert_ne!(a.config_hash(), e.config_hash());
+}
