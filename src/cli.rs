@@ -1,8 +1,129 @@
 //! The command line: clap derive and nothing else.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Deploys nginx, postgres and the shop backend to a Linux host over SSH, from `stack.yaml`.
+///
+/// Start with `vldeploy sandbox up` and `vldeploy up`: a disposable local host, then the shop on it.
 #[derive(Debug, Parser)]
-#[command(name = "vldeploy", version)]
-pub struct Cli {}
+#[command(
+    name = "vldeploy",
+    version,
+    propagate_version = true,
+    max_term_width = 110
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The stack file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "stack.yaml",
+        env = "VLDEPLOY_FILE"
+    )]
+    pub file: PathBuf,
+    /// The environment of the stack file to act on.
+    #[arg(
+        short = 'e',
+        long = "env",
+        global = true,
+        default_value = "sandbox",
+        env = "VLDEPLOY_ENV"
+    )]
+    pub env: String,
+    /// Output format of what the command reports on stdout.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make the host match the stack: build, send images, create what is missing, replace what changed.
+    ///
+    /// Prints the plan, applies it in dependency order (postgres, backend, nginx), waits for each
+    /// container's health check, and ends with the URL. On a converged host it changes nothing.
+    Up(UpArgs),
+    /// Show what `up` would change, with the reason for each change. Secrets are never shown.
+    ///
+    /// With `--exit-code`, exits 2 when changes are pending (for CI drift checks), 0 when none.
+    Plan(PlanArgs),
+    /// Stop and remove the stack's containers and networks; volumes (the database) are kept.
+    Down(DownArgs),
+    /// Containers of the stack on the host: state, health, image, uptime.
+    Status,
+    /// Print a service's logs (`nginx`, `postgres`, `backend`).
+    Logs(LogsArgs),
+    /// Print the JSON Schema of stack.yaml, for editors.
+    Schema,
+    /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Do not build images locally; use the images of the last build.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 2 when the plan has changes, 0 when the host matches.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete the stack's volumes: this deletes the database.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not ask before deleting volumes (for automation).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// `nginx`, `postgres` or `backend`.
+    pub service: String,
+    /// Keep printing new lines as they come.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many lines from the end to start with.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub tail: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxAction {
+    /// Create (or find) the sandbox host and write the files the `sandbox` environment uses.
+    Up {
+        /// Extra container ports to publish on 127.0.0.1 (e.g. 5432, for firewall probes).
+        #[arg(long = "publish", value_name = "PORT")]
+        publish: Vec<u16>,
+    },
+    /// Destroy the sandbox host and everything on it.
+    Down,
+    /// Whether the sandbox host runs, and its ports.
+    Status,
+}

@@ -1,7 +1,9 @@
 //! vldeploy: makes a Linux host run a declarative `stack.yaml` over SSH.
 
 pub mod apply;
+pub mod builder;
 pub mod cli;
+mod command;
 pub mod engine;
 pub mod facts;
 pub mod plan;

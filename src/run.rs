@@ -2,10 +2,87 @@
 
 use clap::Parser;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
+use crate::command::{self, CommandError, Context};
+
+/// Exit status of a failed command.
+pub const FAILURE: i32 = 1;
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> i32 {
-    let _cli = Cli::parse();
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { FAILURE } else { 0 };
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return FAILURE;
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    let mut secrets = Vec::new();
+    let result = async {
+        match &cli.command {
+            Command::Schema => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::stack::schema()).unwrap_or_default()
+                );
+                Ok(0)
+            }
+            Command::Sandbox { action } => command::sandbox(&cli.global, action).await,
+            other => {
+                let ctx = Context::load(&cli.global)?;
+                secrets.clone_from(&ctx.stack.secrets);
+                match other {
+                    Command::Up(args) => command::up(&ctx, args).await,
+                    Command::Plan(args) => command::plan(&ctx, args).await,
+                    Command::Down(args) => command::down(&ctx, args).await,
+                    Command::Status => command::status(&ctx).await,
+                    Command::Logs(args) => command::logs(&ctx, args).await,
+                    Command::Schema | Command::Sandbox { .. } => Ok(0),
+                }
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e, &secrets);
+            FAILURE
+        }
+    }
+}
+
+/// Prints an error for the operator: never a secret, always what failed.
+fn report(e: &CommandError, secrets: &[crate::secret::Secret]) {
+    let text = crate::secret::scrub(&e.to_string(), secrets);
+    if text.starts_with("error") {
+        eprintln!("{text}");
+    } else {
+        eprintln!("error: {text}");
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VLDEPLOY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

@@ -55,3 +55,34 @@ mod tests {
         assert_eq!(s.expose(), "hunter2");
     }
 }
+
+/// Replaces every occurrence of any secret value in `text` with the redaction marker.
+/// The last line of defence for text that came from elsewhere (a remote error, a log line).
+pub fn scrub(text: &str, secrets: &[Secret]) -> String {
+    let mut out = text.to_string();
+    let mut values: Vec<&str> = secrets
+        .iter()
+        .map(Secret::expose)
+        .filter(|v| v.len() >= 4)
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in values {
+        out = out.replace(v, REDACTED);
+    }
+    out
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn scrub_replaces_every_secret_longest_first() {
+        let s = [Secret::new("pass"), Secret::new("password123")];
+        assert_eq!(
+            scrub("a password123 b pass", &s),
+            format!("a {REDACTED} b {REDACTED}")
+        );
+        assert_eq!(scrub("nothing here", &s), "nothing here");
+    }
+}

@@ -1,1 +1,306 @@
 //! Walks a plan step by step against a host, stopping at the first failure and naming the step.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use crate::engine::{Engine, EngineError, transfer_images};
+use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash, loaded_marker};
+use crate::transport::{Remote, TransportError, shell_quote};
+
+/// The failure of one step; what was applied before it stays applied, the containers it touched are restored.
+#[derive(Debug, thiserror::Error)]
+#[error("step {index}/{total} `{summary}` on `{host}` failed:\n{source}")]
+pub struct ApplyError {
+    pub index: usize,
+    pub total: usize,
+    pub summary: String,
+    pub host: String,
+    #[source]
+    pub source: StepError,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where the plan is applied.
+pub struct Host<'a> {
+    pub remote: &'a Remote,
+    pub engine: &'a Engine,
+    /// The engine where vldeploy runs, source of built images.
+    pub local: &'a Engine,
+}
+
+/// Receives progress as steps start and finish (a terminal printer, or nothing).
+pub trait Progress: Send + Sync {
+    fn step_started(&self, index: usize, total: usize, summary: &str);
+    fn step_finished(&self, index: usize, total: usize, summary: &str, took: Duration);
+    fn bytes_sent(&self, total: u64);
+}
+
+/// Applies every step in order. Stops at the first failure.
+pub async fn apply(
+    host: &Host<'_>,
+    plan: &Plan,
+    desired: &Desired,
+    progress: Arc<dyn Progress>,
+) -> Result<(), ApplyError> {
+    let total = plan.steps.len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let index = i + 1;
+        let summary = step.summary();
+        progress.step_started(index, total, &summary);
+        let started = Instant::now();
+        let span = tracing::info_span!("step", index, summary = %summary);
+        apply_step(host, step, desired, progress.clone())
+            .instrument(span)
+            .await
+            .map_err(|source| ApplyError {
+                index,
+                total,
+                summary: summary.clone(),
+                host: host.remote.name().to_string(),
+                source,
+            })?;
+        progress.step_finished(index, total, &summary, started.elapsed());
+    }
+    Ok(())
+}
+
+async fn apply_step(
+    host: &Host<'_>,
+    step: &Step,
+    desired: &Desired,
+    progress: Arc<dyn Progress>,
+) -> Result<(), StepError> {
+    let stack = desired.stack.as_str();
+    match step {
+        Step::CreateNetwork { name } => host.engine.create_network(stack, name).await?,
+        Step::CreateVolume { name } => host.engine.create_volume(stack, name).await?,
+        Step::TransferImages { images } => {
+            let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+            let p = progress.clone();
+            transfer_images(
+                host.local,
+                host.engine,
+                &refs,
+                Arc::new(move |n| p.bytes_sent(n)),
+            )
+            .await?;
+            for image in images {
+                if !host.engine.has_image(&image.id).await? {
+                    return Err(StepError::Other(format!(
+                        "image `{}` ({}) is still missing on the host after the transfer",
+                        image.reference, image.id
+                    )));
+                }
+            }
+        }
+        Step::PullImage { image } => {
+            host.remote
+                .run(&format!("docker pull {}", shell_quote(&image.reference)))
+                .await?;
+        }
+        Step::WriteFile { path, .. } => {
+            let file = desired
+                .files
+                .iter()
+                .find(|f| &f.path == path)
+                .ok_or_else(|| StepError::Other(format!("no content for `{path}`")))?;
+            // Keep the previous version, so a configuration that fails its test can be put back.
+            host.remote
+                .exec(&format!(
+                    "cp -p {0} {0}.prev 2>/dev/null || true",
+                    shell_quote(path)
+                ))
+                .await?;
+            host.remote.upload(path, &file.content, file.mode).await?;
+        }
+        Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
+            let spec = spec_for(desired, service)?;
+            if matches!(step, Step::CreateContainer { .. }) {
+                prepare_mount_dirs(host, spec).await?;
+                host.engine.create_container(stack, spec).await?;
+            }
+            host.engine.start(&spec.name).await?;
+            wait_healthy(host, spec).await?;
+            mark_loaded(host, desired, service).await?;
+        }
+        Step::RecreateContainer { service, .. } => {
+            let spec = spec_for(desired, service)?;
+            recreate(host, stack, spec).await?;
+            mark_loaded(host, desired, service).await?;
+        }
+        Step::Reload { service, name, .. } => {
+            reload(host, desired, service, name).await?;
+        }
+        Step::RemoveContainer { name, .. } => host.engine.remove(name).await?,
+    }
+    Ok(())
+}
+
+fn spec_for<'a>(desired: &'a Desired, service: &str) -> Result<&'a ContainerSpec, StepError> {
+    desired
+        .containers
+        .iter()
+        .find(|c| c.service == service)
+        .ok_or_else(|| StepError::Other(format!("service `{service}` is not in the desired state")))
+}
+
+/// Host directories that are bind-mounted must exist before the container is created.
+async fn prepare_mount_dirs(host: &Host<'_>, spec: &ContainerSpec) -> Result<(), StepError> {
+    let dirs: Vec<String> = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match &m.source {
+            crate::plan::MountSource::HostPath(p) => Some(shell_quote(p)),
+            crate::plan::MountSource::Volume(_) => None,
+        })
+        .collect();
+    if !dirs.is_empty() {
+        host.remote
+            .run(&format!("mkdir -p {}", dirs.join(" ")))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a container, keeping the old one (renamed, stopped) until the new one is healthy.
+/// If the new one fails, it is removed and the old one is started again under its own name.
+async fn recreate(host: &Host<'_>, stack: &str, spec: &ContainerSpec) -> Result<(), StepError> {
+    let old = format!("{}_previous", spec.name);
+    host.engine.remove(&old).await?;
+    host.engine
+        .docker
+        .rename_container(
+            &spec.name,
+            bollard::query_parameters::RenameContainerOptionsBuilder::new()
+                .name(&old)
+                .build(),
+        )
+        .await
+        .map_err(|source| EngineError::Docker {
+            host: host.engine.host.clone(),
+            action: format!("renaming `{}`", spec.name),
+            source,
+        })?;
+    host.engine.stop(&old, Duration::from_secs(30)).await?;
+    prepare_mount_dirs(host, spec).await?;
+    let attempt = async {
+        host.engine.create_container(stack, spec).await?;
+        host.engine.start(&spec.name).await?;
+        wait_healthy(host, spec).await
+    }
+    .await;
+    match attempt {
+        Ok(()) => {
+            host.engine.remove(&old).await?;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(container = %spec.name, "new container failed; restoring the previous one");
+            let _ = host.engine.remove(&spec.name).await;
+            let restore = async {
+                host.engine
+                    .docker
+                    .rename_container(
+                        &old,
+                        bollard::query_parameters::RenameContainerOptionsBuilder::new()
+                            .name(&spec.name)
+                            .build(),
+                    )
+                    .await
+                    .map_err(|source| EngineError::Docker {
+                        host: host.engine.host.clone(),
+                        action: format!("renaming `{old}` back"),
+                        source,
+                    })?;
+                host.engine.start(&spec.name).await
+            }
+            .await;
+            match restore {
+                Ok(()) => Err(StepError::Other(format!(
+                    "{e}\n  the previous `{}` was restored and is running again",
+                    spec.name
+                ))),
+                Err(r) => Err(StepError::Other(format!(
+                    "{e}\n  restoring the previous `{}` also failed: {r}",
+                    spec.name
+                ))),
+            }
+        }
+    }
+}
+
+async fn wait_healthy(host: &Host<'_>, spec: &ContainerSpec) -> Result<(), StepError> {
+    let (timeout, check) = match &spec.health {
+        Some(h) => {
+            let budget = (h.interval_ms + h.timeout_ms) * u64::from(h.retries.max(1)) + 10_000;
+            (Duration::from_millis(budget), h.test.join(" "))
+        }
+        None => (
+            Duration::from_secs(30),
+            "the container keeps running".to_string(),
+        ),
+    };
+    host.engine
+        .wait_healthy(&spec.name, &check, timeout)
+        .await?;
+    Ok(())
+}
+
+/// Tests the new configuration inside the running container, then reloads it; a failing test puts the old file back.
+async fn reload(
+    host: &Host<'_>,
+    desired: &Desired,
+    service: &str,
+    name: &str,
+) -> Result<(), StepError> {
+    let (status, output) = host.engine.exec(name, &["nginx", "-t"]).await?;
+    if status != 0 {
+        let mut restored = Vec::new();
+        for f in desired
+            .files
+            .iter()
+            .filter(|f| f.reloads.as_deref() == Some(service))
+        {
+            let p = shell_quote(&f.path);
+            host.remote
+                .exec(&format!("[ -f {p}.prev ] && mv -f {p}.prev {p}"))
+                .await?;
+            restored.push(f.path.clone());
+        }
+        return Err(StepError::Other(format!(
+            "`nginx -t` rejected the new configuration; the previous files were put back ({}) and nginx keeps serving them:\n{}",
+            restored.join(", "),
+            output.trim_end()
+        )));
+    }
+    host.engine
+        .exec_checked(name, &["nginx", "-s", "reload"])
+        .await?;
+    mark_loaded(host, desired, service).await
+}
+
+/// Records that the running `service` has loaded the current configuration files.
+async fn mark_loaded(host: &Host<'_>, desired: &Desired, service: &str) -> Result<(), StepError> {
+    if desired
+        .files
+        .iter()
+        .any(|f| f.reloads.as_deref() == Some(service))
+    {
+        let marker = loaded_marker(&desired.stack, service);
+        host.remote
+            .upload(&marker, loaded_hash(desired, service).as_bytes(), 0o644)
+            .await?;
+    }
+    Ok(())
+}

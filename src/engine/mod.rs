@@ -1,1 +1,211 @@
 //! Docker through bollard: networks, volumes, containers, image build and transfer, exec, logs.
+
+mod container;
+mod context;
+mod image;
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+
+pub use container::{CONFIG_HASH_LABEL, SERVICE_LABEL, STACK_LABEL, observed_from};
+pub use context::build_context;
+pub use image::{BuildRequest, build_image, transfer_images};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("docker on `{host}`: {action} failed: {source}")]
+    Docker {
+        host: String,
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(
+        "`{name}` on `{host}` did not become healthy within {waited_s}s (last status: {status})\n  check: {check}\n  last log lines of `{name}`:\n{log_tail}"
+    )]
+    Unhealthy {
+        host: String,
+        name: String,
+        status: String,
+        check: String,
+        waited_s: u64,
+        log_tail: String,
+    },
+    #[error("building image for `{service}` failed: {detail}")]
+    Build { service: String, detail: String },
+    #[error("the build context `{path}` cannot be read: {detail}")]
+    Context { path: String, detail: String },
+    #[error("sending images to `{host}` failed: {detail}")]
+    Transfer { host: String, detail: String },
+    #[error("`{command}` in `{name}` on `{host}` exited with {status}:\n{output}")]
+    Exec {
+        host: String,
+        name: String,
+        command: String,
+        status: i64,
+        output: String,
+    },
+}
+
+/// One Docker engine (the host's, through the SSH tunnel, or the local one), named for error messages.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub host: String,
+}
+
+impl Engine {
+    pub fn new(docker: Docker, host: impl Into<String>) -> Self {
+        Self {
+            docker,
+            host: host.into(),
+        }
+    }
+
+    /// The engine where vldeploy runs (`/var/run/docker.sock`, or `DOCKER_HOST`).
+    pub fn local() -> Result<Self, EngineError> {
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|source| EngineError::Docker {
+                host: "local".into(),
+                action: "connecting to the local engine".into(),
+                source,
+            })?;
+        Ok(Self::new(docker, "local"))
+    }
+
+    fn fail(
+        &self,
+        action: impl Into<String>,
+    ) -> impl FnOnce(bollard::errors::Error) -> EngineError + '_ {
+        let action = action.into();
+        move |source| EngineError::Docker {
+            host: self.host.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// Networks carrying `vldeploy.stack=<stack>`.
+    pub async fn stack_networks(&self, stack: &str) -> Result<Vec<String>, EngineError> {
+        let filters = label_filter(stack);
+        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let nets = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(self.fail("listing networks"))?;
+        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    /// Volumes carrying `vldeploy.stack=<stack>`.
+    pub async fn stack_volumes(&self, stack: &str) -> Result<Vec<String>, EngineError> {
+        let filters = label_filter(stack);
+        let opts = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let vols = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(self.fail("listing volumes"))?;
+        Ok(vols
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    pub async fn create_network(&self, stack: &str, name: &str) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(stack_labels(stack)),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("creating network `{name}`"))(e)),
+        }
+    }
+
+    pub async fn create_volume(&self, stack: &str, name: &str) -> Result<(), EngineError> {
+        let req = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(stack_labels(stack)),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(req)
+            .await
+            .map_err(self.fail(format!("creating volume `{name}`")))?;
+        Ok(())
+    }
+
+    /// Removes a network, ignoring one that is already gone.
+    pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("removing network `{name}`"))(e)),
+        }
+    }
+
+    /// Removes a volume, ignoring one that is already gone.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("removing volume `{name}`"))(e)),
+        }
+    }
+
+    /// Whether the engine has an image with this ID or reference.
+    pub async fn has_image(&self, id: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(id).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.fail(format!("inspecting image `{id}`"))(e)),
+        }
+    }
+}
+
+pub(crate) fn label_filter(stack: &str) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    filters.insert("label".to_string(), vec![format!("{STACK_LABEL}={stack}")]);
+    filters
+}
+
+pub(crate) fn stack_labels(stack: &str) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    labels.insert(STACK_LABEL.to_string(), stack.to_string());
+    labels
+}
+
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+pub(crate) fn is_conflict(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}

@@ -2,6 +2,7 @@
 
 mod desired;
 mod facts;
+mod layout;
 mod planner;
 mod step;
 #[cfg(test)]
@@ -16,6 +17,10 @@ pub use desired::{
     Publish, content_hash, short_hash,
 };
 pub use facts::{Facts, ObservedContainer};
+pub use layout::{
+    Images, SERVICES, container_name, describe_probe, desired_from_stack, health_test,
+    loaded_marker, private_network, public_network, stack_dir,
+};
 pub use planner::{loaded_hash, plan};
 pub use step::{ImageRef, Step, short_id};
 

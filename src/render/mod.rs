@@ -1,1 +1,118 @@
-//! Templates (embedded) rendered with one strict minijinja environment.
+//! Templates (embedded in the binary) rendered with one strict minijinja environment.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// Every template vldeploy renders, by name, embedded at build time.
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "nginx/site.conf",
+        include_str!("../../templates/nginx/site.conf.j2"),
+    ),
+    (
+        "www/index.html",
+        include_str!("../../templates/www/index.html.j2"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template `{name}` failed to render: {detail}")]
+    Template { name: String, detail: String },
+}
+
+/// Renders template `name` with `context`. A variable the template uses but the context lacks is an error.
+pub fn render<S: Serialize>(name: &str, context: &S) -> Result<String, RenderError> {
+    let env = environment();
+    let fail = |e: minijinja::Error| RenderError::Template {
+        name: name.to_string(),
+        detail: format!("{e:#}"),
+    };
+    let template = env.get_template(name).map_err(fail)?;
+    let mut out = template.render(context).map_err(fail)?;
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    for (name, source) in TEMPLATES {
+        // The templates are part of the binary and covered by tests; a broken one fails `render` with its name.
+        let _ = env.add_template(name, source);
+    }
+    env
+}
+
+/// The context of the nginx site template.
+#[derive(Debug, Clone, Serialize)]
+pub struct NginxSite {
+    pub stack: String,
+    pub environment: String,
+    pub domain: String,
+    pub backend_host: String,
+    pub backend_port: u16,
+}
+
+#[cfg(test)]
+pub(crate) mod snapshot {
+    //! Snapshot files under `src/render/snapshots/`; `UPDATE_SNAPSHOTS=1` rewrites them.
+
+    pub(crate) fn assert_snapshot(name: &str, actual: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/render/snapshots")
+            .join(name);
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            expected == actual,
+            "snapshot `{name}` differs; review the change and run with UPDATE_SNAPSHOTS=1 to accept it\n--- expected\n{expected}\n--- actual\n{actual}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> NginxSite {
+        NginxSite {
+            stack: "vaibava".into(),
+            environment: "sandbox".into(),
+            domain: "localhost".into(),
+            backend_host: "vl_backend".into(),
+            backend_port: 8080,
+        }
+    }
+
+    #[test]
+    fn nginx_site_snapshot() {
+        let out = render("nginx/site.conf", &site()).unwrap();
+        crate::render::snapshot::assert_snapshot("nginx_site.conf", &out);
+    }
+
+    #[test]
+    fn acme_path_comes_before_everything_and_api_goes_to_the_backend() {
+        let out = render("nginx/site.conf", &site()).unwrap();
+        let acme = out.find("/.well-known/acme-challenge/").unwrap();
+        let root = out.find("location / {").unwrap();
+        assert!(acme < root);
+        assert!(out.contains("server vl_backend:8080"));
+        assert!(out.contains("proxy_pass http://backend;"));
+    }
+
+    #[test]
+    fn missing_variable_is_an_error_naming_the_template() {
+        let err = render("nginx/site.conf", &serde_json::json!({"stack": "x"})).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("template `nginx/site.conf` failed to render"),
+            "{err}"
+        );
+    }
+}

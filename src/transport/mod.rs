@@ -81,3 +81,7 @@ impl Remote {
         Err(TransportError::Other("docker".into()))
     }
 }
+/// Quotes a word for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

@@ -1,0 +1,112 @@
+//! Builds the stack's images where vldeploy runs, so the host needs no registry.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+
+use crate::engine::{BuildRequest, Engine, EngineError, build_image};
+use crate::plan::Images;
+use crate::stack::{ImageSource, Stack};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("preparing `{service}`: `{command}` failed (exit {status}) in `{dir}`\n{tail}")]
+    Prepare {
+        service: String,
+        command: String,
+        status: i32,
+        dir: String,
+        tail: String,
+    },
+    #[error("preparing `{service}`: cannot run `{command}`: {detail}")]
+    Spawn {
+        service: String,
+        command: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("no base image for the build: {0}")]
+    Base(String),
+}
+
+/// Builds (or, for `image:`, names) the image of every service. `say` receives progress lines.
+pub async fn build_all(
+    stack: &Stack,
+    local: &Engine,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Images, BuildError> {
+    let mut images = Images::new();
+    let mut base: Option<String> = None;
+    for name in crate::plan::SERVICES {
+        let Some(service) = stack.services.get(name) else {
+            continue;
+        };
+        match &service.source {
+            ImageSource::Image(reference) => {
+                images.insert(name.to_string(), (reference.clone(), reference.clone()));
+            }
+            ImageSource::Build(spec) => {
+                if let Some(cmd) = &spec.prepare {
+                    say(&format!("preparing `{name}`: {cmd}"));
+                    prepare(name, cmd, &stack.project_dir).await?;
+                }
+                let mut args: HashMap<String, String> = spec.args.clone().into_iter().collect();
+                if !args.contains_key("BASE") {
+                    if base.is_none() {
+                        let found = crate::sandbox::ensure_base_image(&local.docker)
+                            .await
+                            .map_err(|e| BuildError::Base(e.to_string()))?;
+                        base = Some(found);
+                    }
+                    if let Some(b) = &base {
+                        args.insert("BASE".into(), b.clone());
+                    }
+                }
+                say(&format!(
+                    "building `{name}` from {}",
+                    spec.context.display()
+                ));
+                let req = BuildRequest {
+                    service: name.to_string(),
+                    context: spec.context.clone(),
+                    dockerfile: spec.dockerfile.clone(),
+                    args,
+                    repository: format!("vl/{}-{name}", stack.name),
+                };
+                let (id, reference) = build_image(local, &req).await?;
+                images.insert(name.to_string(), (id, reference));
+            }
+        }
+    }
+    Ok(images)
+}
+
+/// Runs a service's `prepare` command in the project directory; its output is shown only when it fails.
+async fn prepare(service: &str, command: &str, dir: &std::path::Path) -> Result<(), BuildError> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| BuildError::Spawn {
+            service: service.into(),
+            command: command.into(),
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    Err(BuildError::Prepare {
+        service: service.into(),
+        command: command.into(),
+        status: out.status.code().unwrap_or(-1),
+        dir: dir.display().to_string(),
+        tail,
+    })
+}

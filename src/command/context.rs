@@ -1,0 +1,125 @@
+//! What every command starts from: the loaded stack, a connection to its host, the two Docker engines.
+
+use std::time::Duration;
+
+use crate::apply::ApplyError;
+use crate::builder::{BuildError, build_all};
+use crate::cli::{Global, Output};
+use crate::engine::{Engine, EngineError};
+use crate::facts::FactsError;
+use crate::plan::{Desired, Facts, Plan, desired_from_stack};
+use crate::render::RenderError;
+use crate::stack::{HostKeys, SshAuth, Stack, StackError};
+use crate::transport::{Auth, Remote, Target, TransportError};
+
+/// Any failure of a command; each carries enough to act on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A loaded stack and, once connected, its host.
+pub(crate) struct Context {
+    pub(crate) stack: Stack,
+    pub(crate) output: Output,
+}
+
+/// A connected host.
+pub(crate) struct Connected {
+    pub(crate) remote: Remote,
+    pub(crate) engine: Engine,
+}
+
+impl Context {
+    pub(crate) fn load(global: &Global) -> Result<Self, CommandError> {
+        let stack = crate::stack::load(&global.file, &global.env)?;
+        Ok(Self {
+            stack,
+            output: global.output,
+        })
+    }
+
+    /// `user@host:port` of the environment's host.
+    pub(crate) fn target_name(&self) -> String {
+        let t = &self.stack.target;
+        format!("{}@{}:{}", t.user, t.host, t.port)
+    }
+
+    /// Opens the one SSH connection of this command and the Docker API through it.
+    pub(crate) async fn connect(&self) -> Result<Connected, CommandError> {
+        let t = &self.stack.target;
+        let target = Target {
+            user: t.user.clone(),
+            host: t.host.clone(),
+            port: t.port,
+        };
+        let auth = match &self.stack.auth {
+            SshAuth::Key(p) => Auth::Key(p.clone()),
+            SshAuth::Agent => Auth::Agent,
+        };
+        let keys = match &self.stack.host_keys {
+            HostKeys::KnownHosts(p) => crate::transport::HostKeys::KnownHosts(p.clone()),
+            HostKeys::Pinned(f) => crate::transport::HostKeys::Pinned(f.clone()),
+        };
+        let remote = tokio::task::spawn_blocking(move || {
+            Remote::connect(&target, &auth, &keys, Duration::from_secs(15))
+        })
+        .await
+        .map_err(|e| CommandError::Io(format!("connecting: {e}")))??;
+        let docker = remote.docker().await?;
+        let engine = Engine::new(docker, remote.name());
+        Ok(Connected { remote, engine })
+    }
+
+    /// Builds the images and works out what the host should have.
+    pub(crate) async fn desired(&self, local: &Engine) -> Result<Desired, CommandError> {
+        let say = |line: &str| eprintln!("{line}");
+        let images = build_all(&self.stack, local, &say).await?;
+        Ok(desired_from_stack(&self.stack, &images)?)
+    }
+
+    /// Where the shop answers once it is up.
+    pub(crate) fn url(&self) -> String {
+        if self.stack.environment == "sandbox" {
+            let env_file = self.stack.project_dir.join(".vldeploy/sandbox/sandbox.env");
+            if let Ok(text) = std::fs::read_to_string(env_file) {
+                if let Some(port) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SANDBOX_HTTP_PORT="))
+                {
+                    return format!("http://127.0.0.1:{}/", port.trim());
+                }
+            }
+        }
+        format!("http://{}/", self.stack.domain)
+    }
+}
+
+/// Facts and the plan, computed together.
+pub(crate) async fn plan_for(
+    c: &Connected,
+    desired: &Desired,
+) -> Result<(Facts, Plan), CommandError> {
+    let facts = crate::facts::gather(&c.remote, &c.engine, desired).await?;
+    let plan = crate::plan::plan(desired, &facts);
+    Ok((facts, plan))
+}

@@ -1,0 +1,18 @@
+//! The commands: each loads what it needs, acts, and prints what the user asked for on stdout.
+
+mod context;
+mod down;
+mod logs;
+mod plan;
+mod progress;
+mod sandbox;
+mod status;
+mod up;
+
+pub(crate) use context::{CommandError, Context};
+pub(crate) use down::down;
+pub(crate) use logs::logs;
+pub(crate) use plan::plan;
+pub(crate) use sandbox::sandbox;
+pub(crate) use status::status;
+pub(crate) use up::up;

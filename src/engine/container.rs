@@ -1,0 +1,476 @@
+//! Containers: created from a `ContainerSpec`, labelled with their configuration, started, health-gated, removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount,
+    MountType, NetworkConnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::{Engine, EngineError, is_not_found, label_filter};
+use crate::plan::{ContainerSpec, MountSource, ObservedContainer};
+
+pub const STACK_LABEL: &str = "vldeploy.stack";
+pub const SERVICE_LABEL: &str = "vldeploy.service";
+pub const CONFIG_HASH_LABEL: &str = "vldeploy.config-hash";
+const ASPECT_LABEL_PREFIX: &str = "vldeploy.hash.";
+const ENV_HASHES_LABEL: &str = "vldeploy.env-hashes";
+
+impl Engine {
+    /// Containers (running or not) labelled with this stack.
+    pub async fn stack_containers(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<ObservedContainer>, EngineError> {
+        let filters = label_filter(stack);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(self.fail("listing containers"))?;
+        let mut out = Vec::new();
+        for c in list {
+            let name = c
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string());
+            let Some(name) = name else { continue };
+            let labels: BTreeMap<String, String> =
+                c.labels.unwrap_or_default().into_iter().collect();
+            let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+            let health = c.status.as_deref().and_then(health_from_status);
+            out.push(observed_from(
+                c.id.unwrap_or_default(),
+                name,
+                &labels,
+                c.image_id.unwrap_or_default(),
+                state,
+                health,
+            ));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Creates (not starts) a container for `spec`, joined to all its networks.
+    pub async fn create_container(
+        &self,
+        stack: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        let mut labels: HashMap<String, String> = HashMap::new();
+        labels.insert(STACK_LABEL.into(), stack.into());
+        labels.insert(SERVICE_LABEL.into(), spec.service.clone());
+        labels.insert(CONFIG_HASH_LABEL.into(), spec.config_hash());
+        for (aspect, hash) in spec.aspect_hashes() {
+            labels.insert(format!("{ASPECT_LABEL_PREFIX}{aspect}"), hash);
+        }
+        labels.insert(
+            ENV_HASHES_LABEL.into(),
+            serde_json::to_string(&spec.env_hashes()).unwrap_or_default(),
+        );
+
+        let env: Vec<String> = spec
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose()))
+            .collect();
+        let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in &spec.publish {
+            let key = format!("{}/tcp", p.container_port);
+            exposed.insert(key.clone(), HashMap::new());
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.clone(),
+                    host_port: Some(p.host_port.to_string()),
+                });
+        }
+        let mounts: Vec<DockerMount> = spec
+            .mounts
+            .iter()
+            .map(|m| {
+                let (typ, source) = match &m.source {
+                    MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
+                    MountSource::HostPath(p) => (MountType::BIND, p.clone()),
+                };
+                DockerMount {
+                    target: Some(m.target.clone()),
+                    source: Some(source),
+                    typ: Some(typ),
+                    read_only: Some(m.read_only),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let mut networks = spec.networks.iter();
+        let first = networks.next();
+        let networking_config = first.map(|(net, aliases)| NetworkingConfig {
+            endpoints_config: Some(
+                [(
+                    net.clone(),
+                    EndpointSettings {
+                        aliases: Some(aliases.clone()),
+                        ..Default::default()
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            ),
+        });
+        let health = spec.health.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(ms_to_ns(h.interval_ms)),
+            timeout: Some(ms_to_ns(h.timeout_ms)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(ms_to_ns(h.interval_ms)),
+            start_interval: None,
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image_id.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            exposed_ports: if exposed.is_empty() {
+                None
+            } else {
+                Some(exposed.keys().cloned().collect())
+            },
+            healthcheck: health,
+            host_config: Some(HostConfig {
+                port_bindings: if bindings.is_empty() {
+                    None
+                } else {
+                    Some(bindings)
+                },
+                mounts: if mounts.is_empty() {
+                    None
+                } else {
+                    Some(mounts)
+                },
+                network_mode: first.map(|(n, _)| n.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                init: Some(true),
+                log_config: Some(bollard::models::HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(
+                        [
+                            ("max-size".to_string(), "20m".to_string()),
+                            ("max-file".to_string(), "5".to_string()),
+                        ]
+                        .into_iter()
+                        .collect(),
+                    ),
+                }),
+                ..Default::default()
+            }),
+            networking_config,
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(self.fail(format!("creating container `{}`", spec.name)))?;
+        for (net, aliases) in networks {
+            let req = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            self.docker
+                .connect_network(net, req)
+                .await
+                .map_err(self.fail(format!("joining `{}` to network `{net}`", spec.name)))?;
+        }
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(
+                name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(self.fail(format!("starting `{name}`")))
+    }
+
+    /// Stops gracefully (the image's stop signal, then SIGKILL after `grace`), ignoring a missing container.
+    pub async fn stop(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let opts = StopContainerOptionsBuilder::new().t(secs).build();
+        match self.docker.stop_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.fail(format!("stopping `{name}`"))(e)),
+        }
+    }
+
+    /// Removes a container (stopping it first if needed); a missing one is not an error.
+    pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
+        }
+    }
+
+    /// Waits until the container reports healthy (or, without a health check, is running).
+    /// On failure the error carries the check and the container's last log lines.
+    pub async fn wait_healthy(
+        &self,
+        name: &str,
+        check: &str,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let start = Instant::now();
+        let mut last = String::from("unknown");
+        loop {
+            let info = self
+                .docker
+                .inspect_container(
+                    name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await;
+            match info {
+                Ok(info) => {
+                    let state = info.state.unwrap_or_default();
+                    let running = state.running.unwrap_or(false);
+                    let health = state.health.and_then(|h| h.status).map(|s| s.to_string());
+                    match health.as_deref() {
+                        Some("healthy") => return Ok(()),
+                        None | Some("" | "none") if running => return Ok(()),
+                        Some(h) => last = h.to_string(),
+                        None => {}
+                    }
+                    if !running && !state.restarting.unwrap_or(false) {
+                        last = format!("exited with code {}", state.exit_code.unwrap_or(-1));
+                        if start.elapsed() > Duration::from_secs(2) {
+                            return Err(self.unhealthy(name, &last, check, start).await);
+                        }
+                    }
+                }
+                Err(e) if is_not_found(&e) => last = "missing".into(),
+                Err(e) => return Err(self.fail(format!("inspecting `{name}`"))(e)),
+            }
+            if start.elapsed() > timeout {
+                return Err(self.unhealthy(name, &last, check, start).await);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn unhealthy(
+        &self,
+        name: &str,
+        status: &str,
+        check: &str,
+        start: Instant,
+    ) -> EngineError {
+        let tail = self
+            .log_tail(name, 20)
+            .await
+            .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
+        let log_tail = tail
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        EngineError::Unhealthy {
+            host: self.host.clone(),
+            name: name.into(),
+            status: status.into(),
+            check: check.into(),
+            waited_s: start.elapsed().as_secs(),
+            log_tail,
+        }
+    }
+
+    /// The last `n` lines of a container's stdout and stderr.
+    pub async fn log_tail(&self, name: &str, n: usize) -> Result<String, EngineError> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
+        let mut stream = self.docker.logs(name, Some(opts));
+        let mut out = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(self.fail(format!("reading logs of `{name}`")))?;
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// Runs a command inside a running container and returns its status and combined output.
+    pub async fn exec(&self, name: &str, cmd: &[&str]) -> Result<(i64, String), EngineError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(self.fail(format!("exec in `{name}`")))?;
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(self.fail(format!("exec in `{name}`")))?
+        {
+            while let Some(chunk) = out.next().await {
+                let chunk = chunk.map_err(self.fail(format!("exec in `{name}`")))?;
+                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(self.fail(format!("exec in `{name}`")))?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+
+    /// Like `exec`, but a non-zero status is an error carrying the output.
+    pub async fn exec_checked(&self, name: &str, cmd: &[&str]) -> Result<String, EngineError> {
+        let (status, output) = self.exec(name, cmd).await?;
+        if status == 0 {
+            Ok(output)
+        } else {
+            Err(EngineError::Exec {
+                host: self.host.clone(),
+                name: name.into(),
+                command: cmd.join(" "),
+                status,
+                output,
+            })
+        }
+    }
+}
+
+/// Builds an `ObservedContainer` from what Docker reports.
+pub fn observed_from(
+    id: String,
+    name: String,
+    labels: &BTreeMap<String, String>,
+    image_id: String,
+    state: String,
+    health: Option<String>,
+) -> ObservedContainer {
+    let aspects = labels
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(ASPECT_LABEL_PREFIX)
+                .map(|a| (a.to_string(), v.clone()))
+        })
+        .collect();
+    let env_hashes = labels
+        .get(ENV_HASHES_LABEL)
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    ObservedContainer {
+        id,
+        name,
+        service: labels.get(SERVICE_LABEL).cloned(),
+        config_hash: labels.get(CONFIG_HASH_LABEL).cloned(),
+        aspects,
+        env_hashes,
+        image_id,
+        state,
+        health,
+    }
+}
+
+/// Docker's list gives health only inside the status text: "Up 3 minutes (healthy)".
+fn health_from_status(status: &str) -> Option<String> {
+    ["healthy", "unhealthy", "health: starting"]
+        .iter()
+        .find(|h| status.contains(&format!("({h})")))
+        .map(|h| h.trim_start_matches("health: ").to_string())
+}
+
+fn ms_to_ns(ms: u64) -> i64 {
+    i64::try_from(ms)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_read_from_status_text() {
+        assert_eq!(
+            health_from_status("Up 3 minutes (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            health_from_status("Up 9 minutes (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
+        assert_eq!(health_from_status("Exited (0) 2 hours ago"), None);
+    }
+
+    #[test]
+    fn labels_round_trip_into_observed() {
+        let mut labels = BTreeMap::new();
+        labels.insert(SERVICE_LABEL.to_string(), "backend".to_string());
+        labels.insert(CONFIG_HASH_LABEL.to_string(), "abc".to_string());
+        labels.insert("vldeploy.hash.env".to_string(), "e1".to_string());
+        labels.insert(ENV_HASHES_LABEL.to_string(), r#"{"A":"1"}"#.to_string());
+        let o = observed_from(
+            "id".into(),
+            "vl_backend".into(),
+            &labels,
+            "sha256:x".into(),
+            "running".into(),
+            None,
+        );
+        assert_eq!(o.service.as_deref(), Some("backend"));
+        assert_eq!(o.config_hash.as_deref(), Some("abc"));
+        assert_eq!(o.aspects.get("env").map(String::as_str), Some("e1"));
+        assert_eq!(o.env_hashes.get("A").map(String::as_str), Some("1"));
+    }
+}

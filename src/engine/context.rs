@@ -1,0 +1,146 @@
+//! A Docker build context: a directory packed as a tar, honouring its `.dockerignore`.
+
+use std::path::{Path, PathBuf};
+
+use super::EngineError;
+
+/// Packs `dir` into a tar for `docker build`, leaving out what `.dockerignore` excludes.
+/// Entries are sorted and carry fixed timestamps and owners, so the same files give the same bytes.
+pub fn build_context(dir: &Path) -> Result<Vec<u8>, EngineError> {
+    let fail = |detail: String| EngineError::Context {
+        path: dir.display().to_string(),
+        detail,
+    };
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    let rules = parse_ignore(&ignore);
+    let mut files = Vec::new();
+    walk(dir, Path::new(""), &rules, &mut files).map_err(|e| fail(e.to_string()))?;
+    files.sort();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    for rel in files {
+        let full = dir.join(&rel);
+        let data = std::fs::read(&full).map_err(|e| fail(format!("`{}`: {e}", rel.display())))?;
+        let meta = std::fs::metadata(&full).map_err(|e| fail(e.to_string()))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(if is_executable(&meta) { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, &rel, data.as_slice())
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    builder.into_inner().map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+struct Rule {
+    pattern: glob::Pattern,
+    negate: bool,
+}
+
+fn parse_ignore(text: &str) -> Vec<Rule> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (negate, pat) = l.strip_prefix('!').map_or((false, l), |p| (true, p));
+            let pat = pat
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/');
+            glob::Pattern::new(pat)
+                .ok()
+                .map(|pattern| Rule { pattern, negate })
+        })
+        .collect()
+}
+
+/// Docker's rule: a path is excluded by the last pattern matching it or any of its parent directories.
+fn excluded(rules: &[Rule], rel: &Path) -> bool {
+    let opts = glob::MatchOptions {
+        require_literal_separator: true,
+        ..Default::default()
+    };
+    let mut out = false;
+    for rule in rules {
+        let matches = rel
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| rule.pattern.matches_path_with(a, opts));
+        if matches {
+            out = !rule.negate;
+        }
+    }
+    out
+}
+
+fn walk(root: &Path, rel: &Path, rules: &[Rule], out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let child = rel.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(root, &child, rules, out)?;
+        } else if kind.is_file() && !excluded(rules, &child) {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn dockerignore_star_with_exception_keeps_only_the_exception() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("dist")).unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        std::fs::write(d.path().join("dist/app"), b"bin").unwrap();
+        std::fs::write(d.path().join("src/main.rs"), b"fn main(){}").unwrap();
+        std::fs::write(d.path().join("Dockerfile"), b"FROM x").unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "*\n!dist/\n!Dockerfile\n").unwrap();
+        let tar = build_context(d.path()).unwrap();
+        assert_eq!(names(&tar), vec!["Dockerfile", "dist/app"]);
+    }
+
+    #[test]
+    fn same_files_give_the_same_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a"), b"1").unwrap();
+        std::fs::write(d.path().join("b"), b"2").unwrap();
+        let one = build_context(d.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(d.path().join("a"), b"1").unwrap();
+        assert_eq!(one, build_context(d.path()).unwrap());
+        assert_eq!(names(&one), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn missing_directory_is_a_clear_error() {
+        let err = build_context(Path::new("/nonexistent/ctx")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the build context `/nonexistent/ctx` cannot be read"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Images: built by the engine where vldeploy runs, streamed to a host's engine only when it lacks them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::{Engine, EngineError, build_context};
+
+/// What to build and how to name it.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub service: String,
+    pub context: PathBuf,
+    pub dockerfile: String,
+    pub args: HashMap<String, String>,
+    /// Repository part of the tag, e.g. `vl/vaibava-backend`; the tag is the short image ID.
+    pub repository: String,
+}
+
+/// Builds the image and tags it `<repository>:<first 12 hex digits of its ID>`. Returns `(id, reference)`.
+pub async fn build_image(
+    engine: &Engine,
+    req: &BuildRequest,
+) -> Result<(String, String), EngineError> {
+    let context = build_context(&req.context)?;
+    let building = format!("{}:building", req.repository);
+    let opts = BuildImageOptionsBuilder::new()
+        .dockerfile(&req.dockerfile)
+        .t(&building)
+        .rm(true)
+        .forcerm(true)
+        .buildargs(&req.args)
+        .build();
+    let mut stream =
+        engine
+            .docker
+            .build_image(opts, None, Some(bollard::body_full(context.into())));
+    let mut log: Vec<String> = Vec::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| EngineError::Build {
+            service: req.service.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(line) = info.stream {
+            let line = line.trim_end().to_string();
+            if !line.is_empty() {
+                tracing::debug!(service = %req.service, "{line}");
+                log.push(line);
+            }
+        }
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            let tail: Vec<String> = log.iter().rev().take(15).rev().cloned().collect();
+            return Err(EngineError::Build {
+                service: req.service.clone(),
+                detail: format!("{err}\n  last build output:\n    {}", tail.join("\n    ")),
+            });
+        }
+    }
+    let inspect = engine
+        .docker
+        .inspect_image(&building)
+        .await
+        .map_err(|e| EngineError::Build {
+            service: req.service.clone(),
+            detail: format!("the built image cannot be found: {e}"),
+        })?;
+    let id = inspect.id.unwrap_or_default();
+    let tag = crate::plan::short_id(&id).to_string();
+    let opts = TagImageOptionsBuilder::new()
+        .repo(&req.repository)
+        .tag(&tag)
+        .build();
+    engine
+        .docker
+        .tag_image(&id, Some(opts))
+        .await
+        .map_err(|e| EngineError::Build {
+            service: req.service.clone(),
+            detail: format!("tagging: {e}"),
+        })?;
+    Ok((id, format!("{}:{tag}", req.repository)))
+}
+
+/// Streams images from one engine to another (`docker save | docker load`), layers shared between them sent once.
+/// `progress` is called with the bytes sent so far.
+pub async fn transfer_images(
+    from: &Engine,
+    to: &Engine,
+    references: &[String],
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<u64, EngineError> {
+    let refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    let fail = |detail: String| EngineError::Transfer {
+        host: to.host.clone(),
+        detail,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+    let sent = Arc::new(AtomicU64::new(0));
+    let export = {
+        let docker = from.docker.clone();
+        let refs: Vec<String> = refs.iter().map(|s| (*s).to_string()).collect();
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let names: Vec<&str> = refs.iter().map(String::as_str).collect();
+            let mut stream = docker.export_images(&names);
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(std::io::Error::other);
+                if let Ok(b) = &item {
+                    let total = sent.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
+                    progress(total);
+                }
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        })
+    };
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let opts = ImportImageOptionsBuilder::new().quiet(true).build();
+    let mut load = to.docker.import_image_stream(opts, body, None);
+    while let Some(item) = load.next().await {
+        let info = item.map_err(|e| fail(e.to_string()))?;
+        if let Some(msg) = info.error_detail.and_then(|d| d.message) {
+            return Err(fail(msg));
+        }
+    }
+    export.await.map_err(|e| fail(e.to_string()))?;
+    Ok(sent.load(Ordering::Relaxed))
+}

@@ -1,0 +1,210 @@
+//! Where a stack lives on its host: container names, networks, volumes and managed files, as a `Desired`.
+
+use std::collections::BTreeMap;
+
+use super::desired::{
+    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, Health, Mount, MountSource,
+    Publish, content_hash,
+};
+use crate::render::{self, NginxSite, RenderError};
+use crate::stack::{EnvValue, ImageSource, Probe, Stack};
+
+/// The order containers start in: each after what it depends on.
+pub const SERVICES: [&str; 3] = ["postgres", "backend", "nginx"];
+
+/// The host directory holding this stack's files, state and audit log.
+pub fn stack_dir(stack: &str) -> String {
+    format!("/var/lib/vldeploy/{stack}")
+}
+
+/// The file that records which nginx configuration the running nginx has loaded.
+pub fn loaded_marker(stack: &str, service: &str) -> String {
+    format!("{}/{service}/.loaded", stack_dir(stack))
+}
+
+/// The container name of a service, as the playbook knows it (`vl_backend`).
+pub fn container_name(service: &str) -> String {
+    format!("vl_{service}")
+}
+
+pub fn private_network(stack: &str) -> String {
+    format!("{stack}_private")
+}
+
+pub fn public_network(stack: &str) -> String {
+    format!("{stack}_public")
+}
+
+/// A built or pulled image per service: `(id, reference)`.
+pub type Images = BTreeMap<String, (String, String)>;
+
+/// What `stack` asks of its host, given the images built for it.
+pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, RenderError> {
+    let dir = stack_dir(&stack.name);
+    let private = private_network(&stack.name);
+    let public = public_network(&stack.name);
+    let backend_port = stack
+        .services
+        .get("backend")
+        .and_then(|s| s.port)
+        .unwrap_or(8080);
+    let site = render::render(
+        "nginx/site.conf",
+        &NginxSite {
+            stack: stack.name.clone(),
+            environment: stack.environment.clone(),
+            domain: stack.domain.clone(),
+            backend_host: container_name("backend"),
+            backend_port,
+        },
+    )?;
+    let index = render::render(
+        "www/index.html",
+        &serde_json::json!({"stack": stack.name, "domain": stack.domain}),
+    )?;
+    let files = vec![
+        file(format!("{dir}/nginx/conf.d/site.conf"), site, Some("nginx")),
+        file(format!("{dir}/www/index.html"), index, None),
+    ];
+
+    let mut volumes = Vec::new();
+    let mut containers = Vec::new();
+    let mut desired_images = Vec::new();
+    for service_name in SERVICES {
+        let Some(service) = stack.services.get(service_name) else {
+            continue;
+        };
+        let (image_id, image_ref) = images.get(service_name).cloned().unwrap_or_default();
+        desired_images.push(DesiredImage {
+            service: service_name.into(),
+            id: image_id.clone(),
+            reference: image_ref.clone(),
+            pulled: matches!(service.source, ImageSource::Image(_)),
+        });
+        let env: BTreeMap<String, EnvEntry> = service
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let entry = match v {
+                    EnvValue::Plain(s) => EnvEntry::Plain(s.clone()),
+                    EnvValue::Secret(s) => EnvEntry::Secret(s.clone()),
+                };
+                (k.clone(), entry)
+            })
+            .collect();
+        let mut mounts = Vec::new();
+        for v in &service.volumes {
+            let source = if v.source.starts_with('/') {
+                MountSource::HostPath(v.source.clone())
+            } else {
+                let name = format!("{}_{}", stack.name, v.source);
+                if !volumes.contains(&name) {
+                    volumes.push(name.clone());
+                }
+                MountSource::Volume(name)
+            };
+            mounts.push(Mount {
+                source,
+                target: v.target.clone(),
+                read_only: v.read_only,
+            });
+        }
+        let mut networks = BTreeMap::new();
+        networks.insert(private.clone(), vec![service_name.to_string()]);
+        if service_name == "nginx" {
+            networks.insert(public.clone(), vec![service_name.to_string()]);
+            for (host, target) in [
+                ("nginx/conf.d", "/etc/nginx/conf.d"),
+                ("www", "/var/www/site"),
+                ("acme", "/var/www/acme"),
+            ] {
+                mounts.push(Mount {
+                    source: MountSource::HostPath(format!("{dir}/{host}")),
+                    target: target.into(),
+                    read_only: true,
+                });
+            }
+        }
+        let publish = service
+            .ports
+            .iter()
+            .map(|p| Publish {
+                host_ip: p.host_ip.map(|ip| ip.to_string()),
+                host_port: p.host,
+                container_port: p.container,
+            })
+            .collect();
+        let probe_port = service
+            .port
+            .or_else(|| service.ports.first().map(|p| p.container))
+            .unwrap_or(80);
+        let health = service.healthcheck.as_ref().map(|h| Health {
+            test: health_test(&h.probe, probe_port),
+            interval_ms: millis(h.interval),
+            timeout_ms: millis(h.timeout),
+            retries: h.retries,
+        });
+        containers.push(ContainerSpec {
+            service: service_name.into(),
+            name: container_name(service_name),
+            image_id,
+            image_ref,
+            env,
+            networks,
+            mounts,
+            publish,
+            health,
+            depends_on: service.depends_on.clone(),
+        });
+    }
+    Ok(Desired {
+        stack: stack.name.clone(),
+        networks: vec![private, public],
+        volumes,
+        images: desired_images,
+        files,
+        containers,
+    })
+}
+
+/// Docker's health test for a probe. An HTTP probe uses curl where the image has it, else the backend's own checker.
+pub fn health_test(probe: &Probe, port: u16) -> Vec<String> {
+    match probe {
+        Probe::Command(argv) => std::iter::once("CMD".to_string())
+            .chain(argv.iter().cloned())
+            .collect(),
+        Probe::Http(path) => {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            vec![
+                "CMD-SHELL".into(),
+                format!(
+                    "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null {url}; else vl-backend healthcheck --url {url}; fi"
+                ),
+            ]
+        }
+    }
+}
+
+/// How a probe reads in an error message.
+pub fn describe_probe(probe: &Probe, port: u16) -> String {
+    match probe {
+        Probe::Command(argv) => format!("`{}` inside the container", argv.join(" ")),
+        Probe::Http(path) => {
+            format!("GET http://127.0.0.1:{port}{path} inside the container must answer 2xx")
+        }
+    }
+}
+
+fn file(path: String, content: String, reloads: Option<&str>) -> DesiredFile {
+    DesiredFile {
+        path,
+        hash: content_hash(content.as_bytes()),
+        mode: 0o644,
+        content: content.into_bytes(),
+        reloads: reloads.map(str::to_string),
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
