@@ -6,7 +6,7 @@ use crate::cli::{Cli, Command};
 use crate::command::{self, CommandError, Context};
 
 /// Exit status of a failed command.
-pub const FAILURE: i32 = 1;
+pub(crate) const FAILURE: i32 = 1;
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn run() -> i32 {

@@ -48,7 +48,9 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
         .get("backend")
         .and_then(|s| s.port)
         .unwrap_or(8080);
-    let site = render::render(
+    let overrides = stack.project_dir.join("templates");
+    let site = render::render_in(
+        Some(&overrides),
         "nginx/site.conf",
         &NginxSite {
             stack: stack.name.clone(),

@@ -1,5 +1,7 @@
 //! Templates (embedded in the binary) rendered with one strict minijinja environment.
 
+use std::path::Path;
+
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -23,11 +25,32 @@ pub enum RenderError {
 
 /// Renders template `name` with `context`. A variable the template uses but the context lacks is an error.
 pub fn render<S: Serialize>(name: &str, context: &S) -> Result<String, RenderError> {
-    let env = environment();
+    render_in(None, name, context)
+}
+
+/// Like `render`, but a file `<overrides>/<name>.j2` (a project's own `templates/` folder) takes the place
+/// of the embedded template of that name.
+pub fn render_in<S: Serialize>(
+    overrides: Option<&Path>,
+    name: &str,
+    context: &S,
+) -> Result<String, RenderError> {
+    let mut env = environment();
     let fail = |e: minijinja::Error| RenderError::Template {
         name: name.to_string(),
         detail: format!("{e:#}"),
     };
+    if let Some(path) = overrides
+        .map(|d| d.join(format!("{name}.j2")))
+        .filter(|p| p.is_file())
+    {
+        let source = std::fs::read_to_string(&path).map_err(|e| RenderError::Template {
+            name: name.to_string(),
+            detail: format!("cannot read `{}`: {e}", path.display()),
+        })?;
+        env.add_template_owned(name.to_string(), source)
+            .map_err(fail)?;
+    }
     let template = env.get_template(name).map_err(fail)?;
     let mut out = template.render(context).map_err(fail)?;
     if !out.ends_with('\n') {
@@ -104,6 +127,26 @@ mod tests {
         assert!(acme < root);
         assert!(out.contains("server vl_backend:8080"));
         assert!(out.contains("proxy_pass http://backend;"));
+    }
+
+    #[test]
+    fn a_project_template_overrides_the_embedded_one() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("nginx")).unwrap();
+        std::fs::write(
+            d.path().join("nginx/site.conf.j2"),
+            "server_name {{ domain }};",
+        )
+        .unwrap();
+        let out = render_in(Some(d.path()), "nginx/site.conf", &site()).unwrap();
+        assert_eq!(out, "server_name localhost;\n");
+        let embedded = render_in(
+            Some(d.path()),
+            "www/index.html",
+            &serde_json::json!({"stack": "s", "domain": "d"}),
+        )
+        .unwrap();
+        assert!(embedded.contains("<h1>s</h1>"));
     }
 
     #[test]

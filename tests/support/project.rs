@@ -1,0 +1,325 @@
+//! A throwaway project for end-to-end tests: its own stack.yaml, its own sandbox host, the real binary.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The vldeploy binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vldeploy"))
+}
+
+/// Builds the backend's release binary into `backend/dist/` once per test process, exactly as stack.yaml's
+/// `prepare` does, so the test stacks can skip that step.
+pub fn backend_binary() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "cargo build --release -p vl-backend --target-dir target/backend-release && \
+                 install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend.tmp && \
+                 mv -f backend/dist/vl-backend.tmp backend/dist/vl-backend",
+            )
+            .current_dir(repo())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the backend's release binary failed");
+    });
+}
+
+/// What a run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: &Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A project directory with a stack named after the test, and its sandbox host.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    /// Everything the binary printed, shown when the test fails.
+    transcript: Mutex<String>,
+    sandbox_started: Mutex<bool>,
+}
+
+impl Project {
+    /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
+    pub fn new(test: &str) -> Self {
+        backend_binary();
+        let name = format!("e2e-{}", test.replace('_', "-"));
+        let name = name[..name.len().min(40)].trim_end_matches('-').to_string();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("vld-{test}-"))
+            .tempdir()
+            .expect("tempdir");
+        let p = Self {
+            dir,
+            name,
+            transcript: Mutex::new(String::new()),
+            sandbox_started: Mutex::new(false),
+        };
+        p.write_stack(&p.stack_yaml(|_| {}));
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The repository's stack.yaml, adapted to this project; `edit` may change the text further.
+    pub fn stack_yaml(&self, edit: impl FnOnce(&mut String)) -> String {
+        let repo = repo();
+        let mut text = std::fs::read_to_string(repo.join("stack.yaml")).expect("stack.yaml");
+        text = text.replacen("name: vaibava", &format!("name: {}", self.name), 1);
+        let backend = repo.join("backend");
+        // The binary is prepared once by the harness; the test stack builds from it directly.
+        let start = text
+            .find("    build:\n      context: backend")
+            .expect("backend build in stack.yaml");
+        let end = text[start..].find("    port:").expect("backend port") + start;
+        text.replace_range(start..end, &format!("    build: {}\n", backend.display()));
+        for image in ["postgres", "nginx"] {
+            text = text.replace(
+                &format!("build: templates/images/{image}"),
+                &format!(
+                    "build: {}",
+                    repo.join("templates/images").join(image).display()
+                ),
+            );
+        }
+        edit(&mut text);
+        text
+    }
+
+    pub fn write_stack(&self, text: &str) {
+        std::fs::write(self.path().join("stack.yaml"), text).expect("write stack.yaml");
+    }
+
+    /// Runs `vldeploy ARGS` in the project directory.
+    pub fn vldeploy(&self, args: &[&str]) -> Run {
+        self.vldeploy_env(args, &[])
+    }
+
+    pub fn vldeploy_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("vldeploy runs");
+        let run = Run::from(&out);
+        self.record(args, &run);
+        run
+    }
+
+    /// The command, not yet started (for tests that kill it part-way).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(args).current_dir(self.path()).stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("VLDEPLOY_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+
+    pub fn record(&self, args: &[&str], run: &Run) {
+        if let Ok(mut t) = self.transcript.lock() {
+            let _ = write!(
+                t,
+                "\n$ vldeploy {}\n[exit {}]\n{}{}",
+                args.join(" "),
+                run.code,
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+
+    /// Creates this project's sandbox host.
+    pub fn sandbox_up(&self, extra: &[u16]) -> Run {
+        let mut args = vec!["sandbox".to_string(), "up".to_string()];
+        for p in extra {
+            args.push("--publish".into());
+            args.push(p.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Ok(mut s) = self.sandbox_started.lock() {
+            *s = true;
+        }
+        self.vldeploy(&args).ok()
+    }
+
+    /// A value from `.vldeploy/sandbox/sandbox.env`.
+    pub fn sandbox_var(&self, key: &str) -> String {
+        let text = std::fs::read_to_string(self.path().join(".vldeploy/sandbox/sandbox.env"))
+            .expect("sandbox.env");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in sandbox.env"))
+            .trim()
+            .to_string()
+    }
+
+    /// A secret from `.vldeploy/sandbox/secrets.env`.
+    pub fn secret(&self, key: &str) -> String {
+        let text = std::fs::read_to_string(self.path().join(".vldeploy/sandbox/secrets.env"))
+            .expect("secrets.env");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} not in secrets.env"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// Runs a shell command on the sandbox host with the OpenSSH client, strictly checking its host key.
+    pub fn ssh(&self, command: &str) -> Run {
+        let dir = self.path().join(".vldeploy/sandbox");
+        let out = Command::new("ssh")
+            .args(["-i", &dir.join("id_ed25519").display().to_string()])
+            .args([
+                "-o",
+                &format!("UserKnownHostsFile={}", dir.join("known_hosts").display()),
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .args([
+                "-p",
+                &self.sandbox_var("SANDBOX_SSH_PORT"),
+                "root@127.0.0.1",
+                command,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh runs");
+        Run::from(&out)
+    }
+
+    /// `GET http://127.0.0.1:<sandbox http port><path>`: status and body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let url = format!(
+            "http://127.0.0.1:{}{path}",
+            self.sandbox_var("SANDBOX_HTTP_PORT")
+        );
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ])
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Container names of the stack on the sandbox host, with their IDs: `name -> id`.
+    pub fn containers(&self) -> std::collections::BTreeMap<String, String> {
+        let run = self.ssh(&format!(
+            "docker ps -a --filter label=vldeploy.stack={} --format '{{{{.Names}}}} {{{{.ID}}}}'",
+            self.name
+        ));
+        assert_eq!(
+            run.code, 0,
+            "docker ps on the sandbox host failed: {}",
+            run.stderr
+        );
+        run.stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, i)| (n.to_string(), i.to_string()))
+            .collect()
+    }
+
+    /// Everything printed so far, and the sandbox host's own logs: what a failed test shows.
+    fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        if let Ok(t) = self.transcript.lock() {
+            out.push_str(&t);
+        }
+        let container = format!("vldeploy-sandbox-{}", self.name);
+        if let Ok(o) = Command::new("docker")
+            .args(["logs", "--tail", "50", &container])
+            .output()
+        {
+            let _ = write!(
+                out,
+                "\n--- docker logs {container}\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        if let Ok(o) = Command::new("docker")
+            .args(["exec", &container, "sh", "-c", "docker ps -a; for c in $(docker ps -aq); do echo \"--- $c\"; docker logs --tail 30 $c 2>&1; done; tail -n 30 /var/log/dockerd.log"])
+            .output()
+        {
+            let _ = write!(out, "\n--- inside the sandbox host\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        }
+        out
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== diagnostics for `{}` =====\n{}",
+                self.name,
+                self.diagnostics()
+            );
+        }
+        if self.sandbox_started.lock().map(|s| *s).unwrap_or(false)
+            && std::env::var_os("VLDEPLOY_KEEP_SANDBOX").is_none()
+        {
+            let _ = self.command(&["sandbox", "down"]).output();
+        }
+    }
+}

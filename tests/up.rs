@@ -1,0 +1,357 @@
+//! `vldeploy up` against a real sandbox host: from nothing, converged, changed, interrupted, refused.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::project::Project;
+
+fn health_json(p: &Project) -> serde_json::Value {
+    let (code, body) = p.http_get("/api/health");
+    assert_eq!(code, 200, "GET /api/health through nginx: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("health is not JSON ({e}): {body}"))
+}
+
+#[test]
+fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
+    let p = Project::new("up_from_nothing");
+    p.sandbox_up(&[]);
+
+    let first = p.vldeploy(&["up"]).ok();
+    assert!(
+        first.stdout.contains("create container `vl_postgres`"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("is up at http://127.0.0.1:"),
+        "{}",
+        first.stdout
+    );
+
+    let health = health_json(&p);
+    assert!(health["uptime_s"].as_f64().is_some(), "{health}");
+    assert_eq!(
+        health["database"]["status"], "up",
+        "the backend reaches the database: {health}"
+    );
+
+    // Postgres and the backend publish nothing; nginx is the only way in.
+    assert_eq!(p.ssh("docker port vl_postgres").ok_stdout(), "");
+    assert_eq!(p.ssh("docker port vl_backend").ok_stdout(), "");
+    assert!(p.ssh("docker port vl_nginx").ok_stdout().contains("80/tcp"));
+
+    let (code, page) = p.http_get("/");
+    assert_eq!(code, 200);
+    assert!(page.contains(&p.name), "{page}");
+
+    let second = p.vldeploy(&["up"]).ok();
+    assert!(second.stdout.contains("no changes"), "{}", second.stdout);
+    assert!(
+        !second.stderr.contains("[1/"),
+        "a converged host applies nothing: {}",
+        second.stderr
+    );
+    assert_eq!(p.vldeploy(&["plan", "--exit-code"]).code, 0);
+
+    let status = p.vldeploy(&["status", "--output", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let healthy = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["health"] == "healthy")
+        .count();
+    assert_eq!(healthy, 3, "{}", status.stdout);
+}
+
+#[test]
+fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_nginx() {
+    let p = Project::new("changes");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let before = p.containers();
+
+    p.write_stack(&p.stack_yaml(|t| *t = t.replace("RUST_LOG: info", "RUST_LOG: debug")));
+    let plan = p.vldeploy(&["plan", "--exit-code"]);
+    assert_eq!(plan.code, 2, "pending changes exit 2: {}", plan.all());
+    assert!(
+        plan.stdout
+            .contains("recreate container `vl_backend`  (env ~RUST_LOG)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("vl_postgres")
+            && !plan.stdout.contains("recreate container `vl_nginx`"),
+        "{}",
+        plan.stdout
+    );
+    p.vldeploy(&["up"]).ok();
+    let after = p.containers();
+    assert_eq!(
+        before["vl_postgres"], after["vl_postgres"],
+        "postgres untouched"
+    );
+    assert_eq!(before["vl_nginx"], after["vl_nginx"], "nginx untouched");
+    assert_ne!(
+        before["vl_backend"], after["vl_backend"],
+        "backend replaced"
+    );
+    health_json(&p);
+
+    // The project's own nginx template replaces the embedded one: only nginx reloads.
+    let tpl_dir = p.path().join("templates/nginx");
+    std::fs::create_dir_all(&tpl_dir).unwrap();
+    let tpl =
+        std::fs::read_to_string(support::project::repo().join("templates/nginx/site.conf.j2"))
+            .unwrap();
+    let tpl = tpl.replace(
+        "server_tokens off;",
+        "server_tokens off;\n    add_header X-Shop-Test reloaded always;",
+    );
+    std::fs::write(tpl_dir.join("site.conf.j2"), tpl).unwrap();
+    let plan = p.vldeploy(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("reload `vl_nginx`") && plan.stdout.contains("site.conf"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("recreate"), "{}", plan.stdout);
+    p.vldeploy(&["up"]).ok();
+    assert_eq!(
+        p.containers(),
+        after,
+        "no container replaced by a template change"
+    );
+    let headers = p.ssh("curl -sSI http://127.0.0.1/nginx-health").ok_stdout();
+    assert!(headers.contains("X-Shop-Test: reloaded"), "{headers}");
+    assert!(p.vldeploy(&["up"]).ok().stdout.contains("no changes"));
+}
+
+#[test]
+fn down_then_up_keeps_the_database() {
+    let p = Project::new("down_up");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let psql = "docker exec vl_postgres psql -U postgres -d vaibava_db -tAc";
+    p.ssh(&format!(
+        "{psql} \"CREATE TABLE keepme(v text); INSERT INTO keepme VALUES ('still here')\""
+    ))
+    .ok();
+
+    let down = p.vldeploy(&["down"]).ok();
+    assert!(down.stdout.contains("volumes kept"), "{}", down.stdout);
+    assert!(p.containers().is_empty(), "down removes the containers");
+
+    // Deleting volumes without a terminal and without --yes is refused, and changes nothing.
+    let refused = p.vldeploy(&["down", "--volumes"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+
+    p.vldeploy(&["up"]).ok();
+    let row = p.ssh(&format!("{psql} 'SELECT v FROM keepme'")).ok_stdout();
+    assert_eq!(row.trim(), "still here");
+    health_json(&p);
+}
+
+#[test]
+fn up_killed_part_way_converges_on_the_next_run() {
+    let p = Project::new("interrupted");
+    p.sandbox_up(&[]);
+    // Kill `up` as it starts step N, for several N, then run it again.
+    for kill_at in ["[2/", "[5/", "[7/", "[8/"] {
+        let mut child = p
+            .command(&["up"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn({
+            let kill_at = kill_at.to_string();
+            move || {
+                use std::io::BufRead;
+                let mut seen = String::new();
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.starts_with(&kill_at) {
+                        return (true, seen);
+                    }
+                }
+                (false, seen)
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let (hit, seen) = loop {
+            if reader.is_finished() {
+                break reader.join().unwrap();
+            }
+            assert!(Instant::now() < deadline, "up did not reach {kill_at}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("killed at {kill_at} (reached: {hit})\n{seen}");
+        // Then kill was either mid-step or (when the plan was shorter) after completion: both must converge.
+        let again = p.vldeploy(&["up"]).ok();
+        assert!(
+            again.stdout.contains("is up at") || again.stdout.contains("no changes"),
+            "{}",
+            again.stdout
+        );
+        let names: Vec<String> = p.containers().into_keys().collect();
+        assert_eq!(
+            names,
+            vec!["vl_backend", "vl_nginx", "vl_postgres"],
+            "no orphans after killing at {kill_at}"
+        );
+        health_json(&p);
+        // Make the next round replace containers again.
+        p.ssh("docker rm -f vl_backend vl_nginx").ok();
+    }
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_and_nothing_changes() {
+    let p = Project::new("unknown_key");
+    p.sandbox_up(&[]);
+    let known = p.path().join(".vldeploy/sandbox/known_hosts");
+    let real = std::fs::read_to_string(&known).unwrap();
+    std::fs::write(&known, "").unwrap();
+    let run = p.vldeploy(&["up"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("SHA256:"),
+        "the fingerprint is shown: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("ssh-keyscan"),
+        "the command to trust it is shown: {}",
+        run.stderr
+    );
+    assert!(!run.all().contains("panicked"));
+    std::fs::write(&known, real).unwrap();
+    assert!(p.containers().is_empty(), "nothing was created on the host");
+
+    // A changed key is refused too, loudly.
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("k");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let port = p.sandbox_var("SANDBOX_SSH_PORT");
+    let fake = format!(
+        "[127.0.0.1]:{port} {}",
+        pubkey
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let real = std::fs::read_to_string(&known).unwrap();
+    std::fs::write(&known, format!("{fake}\n")).unwrap();
+    let run = p.vldeploy(&["plan"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.to_lowercase().contains("changed"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&known, real).unwrap();
+    assert!(p.containers().is_empty());
+}
+
+#[test]
+fn connection_problems_give_one_clear_error_each() {
+    let p = Project::new("conn_errors");
+    p.sandbox_up(&[]);
+    let base = p.stack_yaml(|_| {});
+
+    // Wrong key path.
+    p.write_stack(&base.replace(
+        "ssh_key: .vldeploy/sandbox/id_ed25519",
+        "ssh_key: .vldeploy/sandbox/no_such_key",
+    ));
+    let run = p.vldeploy(&["plan"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("no_such_key"), "{}", run.stderr);
+
+    // Unreachable host: a closed port on loopback.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    p.write_stack(&base.replace("${SANDBOX_SSH_PORT}", &closed.to_string()));
+    let run = p.vldeploy(&["plan"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        run.stderr
+    );
+
+    // No Docker engine on the host.
+    p.write_stack(&base);
+    p.ssh("pkill -x dockerd; for i in $(seq 50); do [ -S /var/run/docker.sock ] || break; sleep 0.2; done; rm -f /var/run/docker.sock").ok();
+    let run = p.vldeploy(&["plan"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.to_lowercase().contains("docker"),
+        "{}",
+        run.stderr
+    );
+    for r in [&run] {
+        assert!(!r.all().contains("panicked"), "{}", r.all());
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let p = Project::new("secrets");
+    p.sandbox_up(&[]);
+    let secrets = [p.secret("POSTGRES_PASSWORD"), p.secret("ADMIN_TOKEN")];
+    let mut outputs = Vec::new();
+    let env = [("VLDEPLOY_LOG", "debug")];
+    outputs.push(p.vldeploy_env(&["plan"], &env));
+    outputs.push(p.vldeploy_env(&["plan", "--output", "json"], &env));
+    outputs.push(p.vldeploy_env(&["up"], &env).ok());
+    p.write_stack(&p.stack_yaml(|t| *t = t.replace("RUST_LOG: info", "RUST_LOG: warn")));
+    outputs.push(p.vldeploy_env(&["up", "--output", "json"], &env).ok());
+    outputs.push(p.vldeploy_env(&["status"], &env).ok());
+    outputs.push(p.vldeploy_env(&["logs", "backend", "-n", "200"], &env).ok());
+    outputs.push(
+        p.vldeploy_env(&["logs", "postgres", "-n", "200"], &env)
+            .ok(),
+    );
+    for run in &outputs {
+        for s in &secrets {
+            assert!(s.len() >= 16, "sandbox secrets are long random strings");
+            assert!(
+                !run.all().contains(s.as_str()),
+                "a secret leaked into output:\n{}",
+                run.all().replace(s.as_str(), "<LEAK>")
+            );
+        }
+    }
+}
+
+trait OkStdout {
+    fn ok_stdout(self) -> String;
+}
+
+impl OkStdout for support::project::Run {
+    #[track_caller]
+    fn ok_stdout(self) -> String {
+        self.ok().stdout
+    }
+}
