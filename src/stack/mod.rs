@@ -1,1 +1,30 @@
 //! The stack.yaml model: parsing, `${VAR}` interpolation, secrets, validation with file:line:col diagnostics.
+
+mod diagnostic;
+mod document;
+mod env_file;
+mod error;
+mod format;
+mod interpolate;
+mod keys;
+mod load;
+mod model;
+mod reader;
+mod schema;
+mod section;
+mod service;
+mod suggest;
+mod validate;
+mod variables;
+
+pub use diagnostic::{Diagnostic, Location};
+pub use error::StackError;
+pub use load::{environment_names, load, load_with};
+pub use model::{
+    BuildSpec, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Service, SshAuth,
+    SshUrl, Stack, VolumeMount,
+};
+pub use schema::schema;
+pub use section::{
+    Acme, AllowRule, Backup, Checklist, Eab, Firewall, Proto, ProvidedCert, Retention, Tls,
+};
