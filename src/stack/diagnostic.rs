@@ -72,12 +72,7 @@ impl fmt::Display for Diagnostic {
             } else {
                 loc.len.clamp(1, width - start)
             };
-            write!(
-                f,
-                "\n{pad} | {}{}",
-                " ".repeat(start),
-                "^".repeat(len)
-            )?;
+            write!(f, "\n{pad} | {}{}", " ".repeat(start), "^".repeat(len))?;
         }
         if let Some(help) = &self.help {
             write!(f, "\n{pad} = help: {help}")?;

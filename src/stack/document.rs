@@ -160,7 +160,11 @@ impl Source {
                 first.min(trimmed)
             }
             Style::SingleQuoted | Style::DoubleQuoted => {
-                let quote = if style == Style::SingleQuoted { '\'' } else { '"' };
+                let quote = if style == Style::SingleQuoted {
+                    '\''
+                } else {
+                    '"'
+                };
                 let mut i = 1;
                 let mut end = None;
                 while i < rest.len() {
@@ -219,7 +223,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
-        return Err(scan_error(&e));
+        return Err(scan_error(text, &e));
     }
     if let Some(err) = builder.error {
         return Err(err);
@@ -236,13 +240,27 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     }))
 }
 
-fn scan_error(e: &ScanError) -> SyntaxError {
+fn scan_error(text: &str, e: &ScanError) -> SyntaxError {
+    let mut mark = Mark::from(*e.marker());
+    if e.info().contains("tab") {
+        // The scanner reports where the token began; point at the tab itself.
+        let (mut line, mut col) = (mark.line, mark.col);
+        for (index, c) in text.chars().enumerate().skip(mark.index) {
+            if c == '\t' {
+                mark = Mark { index, line, col };
+                break;
+            }
+            if c == '\n' {
+                line += 1;
+                col = 0;
+            } else {
+                col += 1;
+            }
+        }
+    }
     SyntaxError {
         message: format!("invalid YAML: {}", e.info()),
-        span: Span {
-            mark: (*e.marker()).into(),
-            len: 1,
-        },
+        span: Span { mark, len: 1 },
         help: "fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)"
             .to_owned(),
     }
@@ -412,8 +430,7 @@ impl MarkedEventReceiver for Builder {
                     _ => Style::Plain,
                 };
                 if self.expecting_key() {
-                    let len = value.chars().count().max(1)
-                        + usize::from(style != Style::Plain) * 2;
+                    let len = value.chars().count().max(1) + usize::from(style != Style::Plain) * 2;
                     self.push_key(value, Span { mark, len });
                     return;
                 }

@@ -72,6 +72,9 @@ mod tests {
                 message: "expected `KEY=VALUE`".into()
             }
         );
-        assert_eq!(parse("1A=x").unwrap_err().message, "invalid variable name `1A`");
+        assert_eq!(
+            parse("1A=x").unwrap_err().message,
+            "invalid variable name `1A`"
+        );
     }
 }

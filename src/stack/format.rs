@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::model::{PortMapping, SshUrl, VolumeMount};
 use super::reader::Problem;
 
-const SSH_HELP: &str = "write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`";
+const SSH_HELP: &str =
+    "write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`";
 
 /// `ssh://user@host[:port]`; the port defaults to 22; IPv6 hosts go in brackets.
 pub(crate) fn ssh_url(s: &str) -> Result<SshUrl, Problem> {
@@ -95,7 +96,9 @@ pub(crate) fn duration(s: &str) -> Result<Duration, Problem> {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         let tail = &rest[digits..];
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let step = match &tail[..unit_len] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -120,7 +123,8 @@ fn is_volume_name(s: &str) -> bool {
 
 /// `source:target[:ro]`: the source is a named volume (`[a-z0-9_-]`) or an absolute host path.
 pub(crate) fn volume(s: &str) -> Result<VolumeMount, Problem> {
-    const HELP: &str = "write `name:/path` or `/host/path:/path`, with `:ro` at the end for read-only";
+    const HELP: &str =
+        "write `name:/path` or `/host/path:/path`, with `:ro` at the end for read-only";
     let parts: Vec<&str> = s.split(':').collect();
     let (source, target, read_only) = match parts.as_slice() {
         [source, target] => (*source, *target, false),
@@ -155,7 +159,8 @@ pub(crate) fn volume(s: &str) -> Result<VolumeMount, Problem> {
 
 /// `host:container` or `ip:host:container` (`[v6]:host:container`).
 pub(crate) fn port_mapping(s: &str) -> Result<PortMapping, Problem> {
-    const HELP: &str = "write `host:container` or `ip:host:container`, e.g. `443:443` or `127.0.0.1:8080:80`";
+    const HELP: &str =
+        "write `host:container` or `ip:host:container`, e.g. `443:443` or `127.0.0.1:8080:80`";
     let (ip, rest) = if let Some(v6) = s.strip_prefix('[') {
         let Some((ip, rest)) = v6.split_once("]:") else {
             return Err(Problem::new(format!("invalid port mapping `{s}`"), HELP));
@@ -186,7 +191,10 @@ pub(crate) fn port_mapping(s: &str) -> Result<PortMapping, Problem> {
             format!("port {p} is out of range in port mapping `{s}`"),
             "use ports from 1 to 65535",
         )),
-        Err(_) => Err(Problem::new(format!("invalid port `{p}` in port mapping `{s}`"), HELP)),
+        Err(_) => Err(Problem::new(
+            format!("invalid port `{p}` in port mapping `{s}`"),
+            HELP,
+        )),
     };
     Ok(PortMapping {
         host_ip,
@@ -206,7 +214,10 @@ pub(crate) fn cron(s: &str) -> Result<String, Problem> {
     let fields: Vec<&str> = s.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(Problem::new(
-            format!("invalid cron schedule `{s}`: expected 5 fields, found {}", fields.len()),
+            format!(
+                "invalid cron schedule `{s}`: expected 5 fields, found {}",
+                fields.len()
+            ),
             HELP,
         ));
     }
@@ -244,7 +255,9 @@ pub(crate) fn cron(s: &str) -> Result<String, Problem> {
         if !ok {
             return Err(Problem::new(
                 format!("invalid cron schedule `{s}`: bad {what} field `{field}`"),
-                format!("the {what} field takes `*`, numbers from {min} to {max}, ranges `a-b`, lists `a,b` and steps `*/n`"),
+                format!(
+                    "the {what} field takes `*`, numbers from {min} to {max}, ranges `a-b`, lists `a,b` and steps `*/n`"
+                ),
             ));
         }
     }
@@ -395,10 +408,24 @@ mod tests {
 
     #[test]
     fn cron_schedules() {
-        for good in ["0 2 * * *", "*/15 * * * 1-5", "0 0 1 jan,jul sun", "5,10 3-4/1 * * 7"] {
+        for good in [
+            "0 2 * * *",
+            "*/15 * * * 1-5",
+            "0 0 1 jan,jul sun",
+            "5,10 3-4/1 * * 7",
+        ] {
             assert!(cron(good).is_ok(), "{good}");
         }
-        for bad in ["0 2 * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "*/0 * * * *", "5-1 * * * *", "@daily"] {
+        for bad in [
+            "0 2 * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "*/0 * * * *",
+            "5-1 * * * *",
+            "@daily",
+        ] {
             assert!(cron(bad).is_err(), "{bad}");
         }
     }
@@ -416,7 +443,11 @@ mod tests {
         assert!(fingerprint("SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s").is_ok());
         assert!(fingerprint("MD5:aa").is_err());
         assert!(fingerprint("SHA256:a b").is_err());
-        assert!(acme_directory("letsencrypt").unwrap().starts_with("https://acme-v02"));
+        assert!(
+            acme_directory("letsencrypt")
+                .unwrap()
+                .starts_with("https://acme-v02")
+        );
         assert!(acme_directory("ftp://x").is_err());
     }
 }

@@ -36,7 +36,8 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Piece>, TemplateError> {
             let Some(end) = body.find('}') else {
                 return Err(TemplateError {
                     message: "unterminated `${` in a string".to_owned(),
-                    help: "close the reference with `}`, or write `$$` for a literal dollar".to_owned(),
+                    help: "close the reference with `}`, or write `$$` for a literal dollar"
+                        .to_owned(),
                     raw: "${".to_owned(),
                 });
             };
@@ -115,7 +116,10 @@ mod tests {
 
     #[test]
     fn refuses_bad_references() {
-        assert_eq!(parse("${X").unwrap_err().message, "unterminated `${` in a string");
+        assert_eq!(
+            parse("${X").unwrap_err().message,
+            "unterminated `${` in a string"
+        );
         assert_eq!(
             parse("${1X}").unwrap_err().message,
             "invalid variable name `1X` in `${1X}`"

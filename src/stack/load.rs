@@ -41,8 +41,7 @@ pub fn environment_names(path: &Path) -> Result<Vec<String>, StackError> {
     Ok(envs.iter().map(|e| e.key.clone()).collect())
 }
 
-const ENVIRONMENTS_HELP: &str =
-    "add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`";
+const ENVIRONMENTS_HELP: &str = "add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`";
 
 /// Loads `path` for `environment`; `lookup` stands for the process environment.
 pub fn load_with(
@@ -121,7 +120,11 @@ pub fn load_with(
     let auth = auth(&r, env)?;
     let host_keys = host_keys(&r, env)?;
     let domain = r.parse(
-        r.require(env, "domain", "add the domain nginx serves, e.g. `domain: shop.example`")?,
+        r.require(
+            env,
+            "domain",
+            "add the domain nginx serves, e.g. `domain: shop.example`",
+        )?,
         |s| {
             if s.is_empty() || s.contains("://") || s.contains(['/', ' ', ':']) {
                 Err(Problem::new(
@@ -139,7 +142,11 @@ pub fn load_with(
         .transpose()?
         .unwrap_or(false);
 
-    let services_node = r.require(top, "services", "add `services:` with `nginx`, `postgres` and `backend`")?;
+    let services_node = r.require(
+        top,
+        "services",
+        "add `services:` with `nginx`, `postgres` and `backend`",
+    )?;
     let entries = r.any_map(services_node)?;
     for entry in entries {
         validate::service_name(&r, entry)?;
@@ -154,7 +161,10 @@ pub fn load_with(
     }
     let mut reads = BTreeMap::new();
     for entry in entries {
-        let over = overrides.iter().find(|o| o.key == entry.key).map(|o| &o.value);
+        let over = overrides
+            .iter()
+            .find(|o| o.key == entry.key)
+            .map(|o| &o.value);
         let merged = merge(&entry.value, over);
         reads.insert(entry.key.clone(), service::read(&r, &entry.key, &merged)?);
     }
@@ -230,8 +240,8 @@ fn unknown_environment(r: &Reader<'_>, envs_node: &Node, envs: &[Entry], name: &
     let defined: Vec<String> = envs.iter().map(|e| e.key.clone()).collect();
     let list = suggest::list(defined.iter().map(String::as_str));
     let help = match suggest::did_you_mean(name, defined.iter().map(String::as_str)) {
-        Some(s) => format!("did you mean `{s}`? the environments are {list}"),
-        None => format!("the environments are {list}"),
+        Some(s) => format!("did you mean `{s}`? defined environments: {list}"),
+        None => format!("defined environments: {list}"),
     };
     StackError::UnknownEnvironment {
         name: name.to_owned(),
@@ -291,7 +301,9 @@ fn vars_file(
         } else {
             text.lines().nth(e.line - 1).map(str::to_owned)
         };
-        let len = snippet.as_deref().map_or(1, |l| l.trim_end().chars().count());
+        let len = snippet
+            .as_deref()
+            .map_or(1, |l| l.trim_end().chars().count());
         StackError::Invalid(Box::new(
             Diagnostic::new(format!("{} in {kind} `{written}`", e.message))
                 .at(Location {
@@ -310,7 +322,10 @@ fn vars_file(
 fn auth(r: &Reader<'_>, env: Map<'_>) -> Result<SshAuth, StackError> {
     let key = env.entry("ssh_key");
     let agent = env.entry("ssh_agent");
-    let agent_on = agent.map(|e| r.boolean(&e.value)).transpose()?.unwrap_or(false);
+    let agent_on = agent
+        .map(|e| r.boolean(&e.value))
+        .transpose()?
+        .unwrap_or(false);
     match (key, agent_on) {
         (Some(k), true) => {
             let later = agent
@@ -324,7 +339,10 @@ fn auth(r: &Reader<'_>, env: Map<'_>) -> Result<SshAuth, StackError> {
         }
         (None, false) => Err(r.error_at(
             env.node,
-            format!("{} needs `ssh_key` or `ssh_agent: true`", place(&env.node.path)),
+            format!(
+                "{} needs `ssh_key` or `ssh_agent: true`",
+                place(&env.node.path)
+            ),
             "add `ssh_key: <path to a private key>` or `ssh_agent: true`",
         )),
         (Some(k), false) => Ok(SshAuth::Key(r.path(&k.value)?)),

@@ -71,6 +71,15 @@ pub(crate) fn place(path: &str) -> String {
     }
 }
 
+/// `` in `path` `` or "at the top level".
+pub(crate) fn place_in(path: &str) -> String {
+    if path.is_empty() {
+        "at the top level".to_owned()
+    } else {
+        format!("in `{path}`")
+    }
+}
+
 impl<'a> Reader<'a> {
     pub(crate) fn location(&self, span: Span) -> Location {
         Location {
@@ -82,17 +91,32 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn diagnostic(&self, span: Span, message: impl Into<String>, help: impl Into<String>) -> Diagnostic {
+    pub(crate) fn diagnostic(
+        &self,
+        span: Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(message).at(self.location(span)).help(help)
     }
 
     /// An `Invalid` error pointing at `span`.
-    pub(crate) fn error(&self, span: Span, message: impl Into<String>, help: impl Into<String>) -> StackError {
+    pub(crate) fn error(
+        &self,
+        span: Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> StackError {
         StackError::Invalid(Box::new(self.diagnostic(span, message, help)))
     }
 
     /// An `Invalid` error pointing at a node.
-    pub(crate) fn error_at(&self, node: &Node, message: impl Into<String>, help: impl Into<String>) -> StackError {
+    pub(crate) fn error_at(
+        &self,
+        node: &Node,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> StackError {
         self.error(node.span(self.source), message, help)
     }
 
@@ -123,7 +147,7 @@ impl<'a> Reader<'a> {
                 };
                 return Err(self.error(
                     entry.key_span,
-                    format!("unknown key `{}` in {}", entry.key, place(&entry.parent)),
+                    format!("unknown key `{}` {}", entry.key, place_in(&entry.parent)),
                     help,
                 ));
             }
@@ -133,12 +157,22 @@ impl<'a> Reader<'a> {
 
     /// A mapping with any keys.
     pub(crate) fn any_map<'n>(&self, node: &'n Node) -> Result<&'n [Entry], StackError> {
-        node.as_map()
-            .ok_or_else(|| self.wrong_type(node, "a map", "write `key: value` pairs, indented below the key"))
+        node.as_map().ok_or_else(|| {
+            self.wrong_type(
+                node,
+                "a map",
+                "write `key: value` pairs, indented below the key",
+            )
+        })
     }
 
     /// A key that must be present.
-    pub(crate) fn require<'n>(&self, map: Map<'n>, key: &str, help: &str) -> Result<&'n Node, StackError> {
+    pub(crate) fn require<'n>(
+        &self,
+        map: Map<'n>,
+        key: &str,
+        help: &str,
+    ) -> Result<&'n Node, StackError> {
         map.get(key).ok_or_else(|| {
             self.error(
                 map.node.span(self.source),
@@ -151,7 +185,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn list<'n>(&self, node: &'n Node) -> Result<&'n [Node], StackError> {
         match &node.kind {
             Kind::Seq(items) => Ok(items),
-            _ => Err(self.wrong_type(node, "a list", "write a list as `[a, b]` or as lines starting with `- `")),
+            _ => Err(self.wrong_type(
+                node,
+                "a list",
+                "write a list as `[a, b]` or as lines starting with `- `",
+            )),
         }
     }
 
@@ -162,7 +200,13 @@ impl<'a> Reader<'a> {
             Kind::Scalar { .. } => {
                 return Err(self.wrong_type(node, "a string", "write a value after the key"));
             }
-            _ => return Err(self.wrong_type(node, "a string", "quote the value to write it as text")),
+            _ => {
+                return Err(self.wrong_type(
+                    node,
+                    "a string",
+                    "quote the value to write it as text",
+                ));
+            }
         };
         self.interpolate(node, raw)
     }
@@ -173,7 +217,11 @@ impl<'a> Reader<'a> {
                 .source
                 .find_on_line(node.mark, &e.raw)
                 .unwrap_or_else(|| node.span(self.source));
-            self.error(span, format!("{} at {}", e.message, place(&node.path)), e.help)
+            self.error(
+                span,
+                format!("{} at {}", e.message, place(&node.path)),
+                e.help,
+            )
         })?;
         let mut text = Text {
             value: String::new(),
@@ -251,9 +299,19 @@ impl<'a> Reader<'a> {
     }
 
     /// A string checked by a format parser; its problems point at the node.
-    pub(crate) fn parse<T>(&self, node: &Node, f: impl FnOnce(&str) -> Result<T, Problem>) -> Result<T, StackError> {
+    pub(crate) fn parse<T>(
+        &self,
+        node: &Node,
+        f: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Result<T, StackError> {
         let s = self.string(node)?;
-        f(&s).map_err(|p| self.error_at(node, format!("{} at {}", p.message, place(&node.path)), p.help))
+        f(&s).map_err(|p| {
+            self.error_at(
+                node,
+                format!("{} at {}", p.message, place(&node.path)),
+                p.help,
+            )
+        })
     }
 
     pub(crate) fn boolean(&self, node: &Node) -> Result<bool, StackError> {
@@ -268,9 +326,19 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned integer in `min..=max`.
-    pub(crate) fn integer(&self, node: &Node, what: &str, min: u64, max: u64) -> Result<u64, StackError> {
+    pub(crate) fn integer(
+        &self,
+        node: &Node,
+        what: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, StackError> {
         if !matches!(node.kind, Kind::Scalar { .. }) || node.is_null() {
-            return Err(self.wrong_type(node, &format!("a {what}"), &format!("write a whole number from {min} to {max}")));
+            return Err(self.wrong_type(
+                node,
+                &format!("a {what}"),
+                &format!("write a whole number from {min} to {max}"),
+            ));
         }
         let s = self.string(node)?;
         match s.trim().parse::<u64>() {
@@ -307,19 +375,30 @@ impl<'a> Reader<'a> {
     pub(crate) fn path(&self, node: &Node) -> Result<PathBuf, StackError> {
         let s = self.string(node)?;
         if s.is_empty() {
-            return Err(self.error_at(node, format!("empty path at {}", place(&node.path)), "write a file path"));
+            return Err(self.error_at(
+                node,
+                format!("empty path at {}", place(&node.path)),
+                "write a file path",
+            ));
         }
         let tilde = s.strip_prefix("~/").or_else(|| (s == "~").then_some(""));
         if let Some(rest) = tilde {
             let Some(home) = self.home.as_deref().filter(|h| !h.is_empty()) else {
                 return Err(self.error_at(
                     node,
-                    format!("cannot expand `~` at {}: `HOME` is not set", place(&node.path)),
+                    format!(
+                        "cannot expand `~` at {}: `HOME` is not set",
+                        place(&node.path)
+                    ),
                     "set `HOME` or write an absolute path",
                 ));
             };
             let home = PathBuf::from(home);
-            return Ok(if rest.is_empty() { home } else { home.join(rest) });
+            return Ok(if rest.is_empty() {
+                home
+            } else {
+                home.join(rest)
+            });
         }
         Ok(self.project_dir.join(s))
     }

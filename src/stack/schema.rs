@@ -8,7 +8,12 @@ use super::keys;
 fn object(keys: &[&str], mut props: Map<String, Value>, description: &str) -> Value {
     let properties: Map<String, Value> = keys
         .iter()
-        .map(|k| ((*k).to_owned(), props.remove(*k).unwrap_or_else(|| json!({}))))
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                props.remove(*k).unwrap_or_else(|| json!({})),
+            )
+        })
         .collect();
     json!({
         "type": "object",
@@ -59,7 +64,10 @@ fn service(partial: bool) -> Value {
     if partial {
         with(schema, json!({"not": {"required": ["build", "image"]}}))
     } else {
-        with(schema, json!({"oneOf": [{"required": ["build"]}, {"required": ["image"]}]}))
+        with(
+            schema,
+            json!({"oneOf": [{"required": ["build"]}, {"required": ["image"]}]}),
+        )
     }
 }
 
@@ -105,7 +113,11 @@ pub fn schema() -> Value {
     }));
     env.extend(sections());
     let environment = with(
-        object(keys::ENVIRONMENT, env, "one target host and how to reach it"),
+        object(
+            keys::ENVIRONMENT,
+            env,
+            "one target host and how to reach it",
+        ),
         json!({
             "required": ["host", "domain"],
             "allOf": [
@@ -213,11 +225,21 @@ pub fn schema() -> Value {
         })),
         "the go-live checklist",
     );
-    let mut root = object(keys::TOP, top, "a vldeploy stack: nginx, postgres and the backend on one host");
+    let mut root = object(
+        keys::TOP,
+        top,
+        "a vldeploy stack: nginx, postgres and the backend on one host",
+    );
     if let Value::Object(m) = &mut root {
-        m.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        m.insert(
+            "$schema".into(),
+            json!("https://json-schema.org/draft/2020-12/schema"),
+        );
         m.insert("title".into(), json!("vldeploy stack.yaml"));
-        m.insert("required".into(), json!(["name", "environments", "services"]));
+        m.insert(
+            "required".into(),
+            json!(["name", "environments", "services"]),
+        );
         m.insert(
             "$defs".into(),
             json!({
@@ -268,13 +290,22 @@ mod tests {
         assert_eq!(property_names(&d["build"]["oneOf"][1]), sorted(keys::BUILD));
         assert_eq!(property_names(&d["healthcheck"]), sorted(keys::HEALTHCHECK));
         assert_eq!(property_names(&d["firewall"]), sorted(keys::FIREWALL));
-        assert_eq!(property_names(&d["firewall"]["properties"]["allow"]["items"]), sorted(keys::ALLOW));
+        assert_eq!(
+            property_names(&d["firewall"]["properties"]["allow"]["items"]),
+            sorted(keys::ALLOW)
+        );
         assert_eq!(property_names(&d["backup"]), sorted(keys::BACKUP));
-        assert_eq!(property_names(&d["backup"]["properties"]["retention"]), sorted(keys::RETENTION));
+        assert_eq!(
+            property_names(&d["backup"]["properties"]["retention"]),
+            sorted(keys::RETENTION)
+        );
         assert_eq!(property_names(&d["checklist"]), sorted(keys::CHECKLIST));
         let acme = &d["tls"]["oneOf"][1]["properties"]["acme"];
         assert_eq!(property_names(acme), sorted(keys::ACME));
-        assert_eq!(property_names(&d["tls"]["oneOf"][2]["properties"]["provided"]), sorted(keys::PROVIDED));
+        assert_eq!(
+            property_names(&d["tls"]["oneOf"][2]["properties"]["provided"]),
+            sorted(keys::PROVIDED)
+        );
         for def in d.as_object().unwrap().values() {
             if def["type"] == "object" && def.get("properties").is_some() {
                 assert_eq!(def["additionalProperties"], false, "{def}");

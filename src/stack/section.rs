@@ -141,7 +141,10 @@ pub(crate) fn tls(r: &Reader<'_>, node: &Node) -> Result<Tls, StackError> {
         [] => Err(r.error_at(node, format!("empty `tls` at {}", place(&node.path)), HELP)),
         [_, second, ..] => Err(r.error(
             second.key_span,
-            format!("`tls` takes one of `acme` or `provided`, not both, at {}", place(&node.path)),
+            format!(
+                "`tls` takes one of `acme` or `provided`, not both, at {}",
+                place(&node.path)
+            ),
             "keep one of them",
         )),
     }
@@ -150,7 +153,11 @@ pub(crate) fn tls(r: &Reader<'_>, node: &Node) -> Result<Tls, StackError> {
 fn acme(r: &Reader<'_>, node: &Node) -> Result<Acme, StackError> {
     let m = r.map(node, keys::ACME)?;
     let directory = r.parse(
-        r.require(m, "directory", "write `directory: letsencrypt` or the CA's directory URL")?,
+        r.require(
+            m,
+            "directory",
+            "write `directory: letsencrypt` or the CA's directory URL",
+        )?,
         format::acme_directory,
     )?;
     let email = m.get("email").map(|n| r.string(n)).transpose()?;
@@ -165,7 +172,10 @@ fn acme(r: &Reader<'_>, node: &Node) -> Result<Acme, StackError> {
             let span = present.map_or_else(|| node.span(r.source), |e| e.key_span);
             return Err(r.error(
                 span,
-                format!("`eab_kid` and `eab_hmac` go together at {}", place(&node.path)),
+                format!(
+                    "`eab_kid` and `eab_hmac` go together at {}",
+                    place(&node.path)
+                ),
                 "set both (the CA gives them as a pair) or neither",
             ));
         }
@@ -185,7 +195,8 @@ pub(crate) fn firewall(r: &Reader<'_>, node: &Node) -> Result<Firewall, StackErr
     if let Some(list) = m.get("allow") {
         for item in r.list(list)? {
             let rule = r.map(item, keys::ALLOW)?;
-            let port = r.port(r.require(rule, "port", "name the port to open, e.g. `port: 22`")?)?;
+            let port =
+                r.port(r.require(rule, "port", "name the port to open, e.g. `port: 22`")?)?;
             let proto = match rule.get("proto") {
                 None => Proto::Tcp,
                 Some(p) => match r.string(p)?.as_str() {
@@ -211,10 +222,18 @@ pub(crate) fn firewall(r: &Reader<'_>, node: &Node) -> Result<Firewall, StackErr
             allow.push(AllowRule { port, proto, from });
         }
     }
-    let icmp = m.get("icmp").map(|n| r.boolean(n)).transpose()?.unwrap_or(true);
+    let icmp = m
+        .get("icmp")
+        .map(|n| r.boolean(n))
+        .transpose()?
+        .unwrap_or(true);
     let must_be_closed = match m.get("must_be_closed") {
         None => Vec::new(),
-        Some(list) => r.list(list)?.iter().map(|n| r.port(n)).collect::<Result<_, _>>()?,
+        Some(list) => r
+            .list(list)?
+            .iter()
+            .map(|n| r.port(n))
+            .collect::<Result<_, _>>()?,
     };
     Ok(Firewall {
         allow,
@@ -300,7 +319,10 @@ fn checklist_item(r: &Reader<'_>, node: &Node, name: &str) -> Result<String, Sta
 pub(crate) fn checklist(r: &Reader<'_>, node: &Node) -> Result<Checklist, StackError> {
     let m = r.map(node, keys::CHECKLIST)?;
     let items = match m.get("items") {
-        None => keys::CHECKLIST_ITEMS.iter().map(|s| (*s).to_owned()).collect(),
+        None => keys::CHECKLIST_ITEMS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         Some(list) => {
             let mut items: Vec<String> = Vec::new();
             for n in r.list(list)? {

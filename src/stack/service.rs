@@ -71,7 +71,10 @@ pub(crate) fn read(r: &Reader<'_>, name: &str, node: &Node) -> Result<Read, Stac
             "set the port the backend listens on inside the network, e.g. `port: 8080`",
         ));
     }
-    let healthcheck = m.get("healthcheck").map(|n| healthcheck(r, n)).transpose()?;
+    let healthcheck = m
+        .get("healthcheck")
+        .map(|n| healthcheck(r, n))
+        .transpose()?;
     let mut depends_on = Vec::new();
     if let Some(n) = m.get("depends_on") {
         for item in r.list(n)? {
@@ -192,7 +195,11 @@ fn healthcheck(r: &Reader<'_>, node: &Node) -> Result<HealthCheck, StackError> {
     let m = r.map(node, keys::HEALTHCHECK)?;
     let probe = match (m.entry("command"), m.entry("http")) {
         (Some(a), Some(b)) => {
-            let later = if a.key_span.mark.index > b.key_span.mark.index { a } else { b };
+            let later = if a.key_span.mark.index > b.key_span.mark.index {
+                a
+            } else {
+                b
+            };
             return Err(r.error(
                 later.key_span,
                 format!("{} sets both `command` and `http`", place(&later.parent)),
@@ -238,6 +245,10 @@ fn healthcheck(r: &Reader<'_>, node: &Node) -> Result<HealthCheck, StackError> {
         probe,
         interval: duration("interval", 5)?,
         timeout: duration("timeout", 5)?,
-        retries: m.get("retries").map(|n| r.count(n)).transpose()?.unwrap_or(10),
+        retries: m
+            .get("retries")
+            .map(|n| r.count(n))
+            .transpose()?
+            .unwrap_or(10),
     })
 }

@@ -23,13 +23,21 @@ pub(crate) fn service_name(r: &Reader<'_>, entry: &Entry) -> Result<(), StackErr
     };
     Err(r.error(
         entry.key_span,
-        format!("unknown service `{}` in {}", entry.key, place(&entry.parent)),
+        format!(
+            "unknown service `{}` in {}",
+            entry.key,
+            place(&entry.parent)
+        ),
         help,
     ))
 }
 
 /// All three services must be defined.
-pub(crate) fn all_services(r: &Reader<'_>, services: &Node, entries: &[Entry]) -> Result<(), StackError> {
+pub(crate) fn all_services(
+    r: &Reader<'_>,
+    services: &Node,
+    entries: &[Entry],
+) -> Result<(), StackError> {
     for name in keys::SERVICE_NAMES {
         if !entries.iter().any(|e| e.key == *name) {
             return Err(r.error_at(

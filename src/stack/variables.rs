@@ -131,10 +131,34 @@ mod tests {
             )),
             BTreeSet::from(["D".to_owned()]),
         );
-        assert_eq!(vars.get("A").unwrap(), Value { text: "proc".into(), secret: true });
-        assert_eq!(vars.get("B").unwrap(), Value { text: "sb".into(), secret: true });
-        assert_eq!(vars.get("C").unwrap(), Value { text: "ec".into(), secret: false });
-        assert_eq!(vars.get("D").unwrap(), Value { text: "ed".into(), secret: true });
+        assert_eq!(
+            vars.get("A").unwrap(),
+            Value {
+                text: "proc".into(),
+                secret: true
+            }
+        );
+        assert_eq!(
+            vars.get("B").unwrap(),
+            Value {
+                text: "sb".into(),
+                secret: true
+            }
+        );
+        assert_eq!(
+            vars.get("C").unwrap(),
+            Value {
+                text: "ec".into(),
+                secret: false
+            }
+        );
+        assert_eq!(
+            vars.get("D").unwrap(),
+            Value {
+                text: "ed".into(),
+                secret: true
+            }
+        );
         assert_eq!(vars.get("E"), None);
         let values = vars.secret_values();
         let secrets: Vec<&str> = values.iter().map(Secret::expose).collect();
