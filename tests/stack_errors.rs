@@ -765,3 +765,408 @@ fn no_environments() {
   = help: add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`"#,
     );
 }
+
+// ---- stacks that load ----
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vldeploy::stack::{
+    Backup, BuildSpec, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Proto,
+    Retention, SshAuth, SshUrl, Stack, Tls, VolumeMount,
+};
+
+/// The repo's stack.yaml copied into a fresh directory with `files` beside it.
+fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let real =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
+    write(dir.path(), "stack.yaml", &real);
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    dir
+}
+
+fn load(dir: &Path, env: &str, vars: &[(&str, &str)]) -> Stack {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = |k: &str| vars.get(k).cloned();
+    match stack::load_with(&dir.join("stack.yaml"), env, &lookup) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn env<'a>(s: &'a Stack, service: &str, key: &str) -> &'a EnvValue {
+    &s.services[service].env[key]
+}
+
+fn exposed(s: &Stack) -> Vec<&str> {
+    s.secrets.iter().map(|x| x.expose()).collect()
+}
+
+#[test]
+fn the_real_stack_loads_for_sandbox() {
+    let dir = real_stack(&[
+        (".vldeploy/sandbox/sandbox.env", "SANDBOX_SSH_PORT=2222\n"),
+        (
+            ".vldeploy/sandbox/secrets.env",
+            "POSTGRES_PASSWORD=pg-secret-1\nADMIN_TOKEN=admin-secret-2\n",
+        ),
+    ]);
+    let d = dir.path();
+    let s = load(d, "sandbox", &[("HOME", "/home/op")]);
+    assert_eq!(
+        (s.name.as_str(), s.environment.as_str()),
+        ("vaibava", "sandbox")
+    );
+    assert_eq!(s.project_dir, d);
+    assert_eq!(
+        s.target,
+        SshUrl {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: 2222
+        }
+    );
+    assert_eq!(s.auth, SshAuth::Key(d.join(".vldeploy/sandbox/id_ed25519")));
+    assert_eq!(
+        s.host_keys,
+        HostKeys::KnownHosts(d.join(".vldeploy/sandbox/known_hosts"))
+    );
+    assert_eq!(s.domain, "localhost");
+    assert!(!s.gated);
+    assert_eq!(s.tls, Tls::Off);
+    assert_eq!(
+        (s.firewall.clone(), s.backup.clone(), s.checklist.clone()),
+        (None, None, None)
+    );
+    assert_eq!(
+        s.services.keys().collect::<Vec<_>>(),
+        ["backend", "nginx", "postgres"]
+    );
+
+    let backend = &s.services["backend"];
+    assert_eq!(
+        backend.source,
+        ImageSource::Build(BuildSpec {
+            context: d.join("backend"),
+            dockerfile: "Dockerfile".into(),
+            prepare: None,
+            args: BTreeMap::new(),
+        })
+    );
+    assert_eq!(backend.port, Some(8080));
+    assert_eq!(backend.depends_on, ["postgres"]);
+    assert_eq!(
+        backend.healthcheck,
+        Some(HealthCheck {
+            probe: Probe::Http("/api/health".into()),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            retries: 30,
+        })
+    );
+    let url = env(&s, "backend", "DATABASE_URL");
+    assert!(url.is_secret());
+    assert_eq!(
+        url.expose(),
+        "postgres://postgres:pg-secret-1@postgres:5432/vaibava_db"
+    );
+    assert_eq!(url.to_string(), "<secret>");
+    assert!(env(&s, "backend", "ADMIN_TOKEN").is_secret());
+    assert_eq!(
+        env(&s, "backend", "OPERATOR_SAFE_MODE"),
+        &EnvValue::Plain("true".into())
+    );
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("info".into())
+    );
+    assert!(env(&s, "postgres", "POSTGRES_PASSWORD").is_secret());
+    assert_eq!(
+        env(&s, "postgres", "POSTGRES_DB"),
+        &EnvValue::Plain("vaibava_db".into())
+    );
+
+    let nginx = &s.services["nginx"];
+    assert_eq!(
+        nginx.ports,
+        [
+            PortMapping {
+                host_ip: None,
+                host: 80,
+                container: 80
+            },
+            PortMapping {
+                host_ip: None,
+                host: 443,
+                container: 443
+            },
+        ]
+    );
+    assert_eq!(nginx.depends_on, ["backend"]);
+    let postgres = &s.services["postgres"];
+    assert_eq!(
+        postgres.volumes,
+        [VolumeMount {
+            source: "pgdata".into(),
+            target: "/var/lib/postgresql/data".into(),
+            read_only: false
+        }]
+    );
+    assert_eq!(
+        postgres.healthcheck.as_ref().map(|h| &h.probe),
+        Some(&Probe::Command(
+            ["pg_isready", "-U", "postgres", "-d", "vaibava_db"]
+                .map(String::from)
+                .to_vec()
+        ))
+    );
+
+    assert_eq!(exposed(&s), ["admin-secret-2", "pg-secret-1"]);
+    for printed in [format!("{s:?}"), serde_json::to_string(&s).unwrap()] {
+        assert!(
+            !printed.contains("pg-secret-1") && !printed.contains("admin-secret-2"),
+            "{printed}"
+        );
+        assert!(printed.contains("<secret>"));
+    }
+}
+
+#[test]
+fn the_real_stack_loads_for_staging_with_its_override() {
+    let dir = real_stack(&[(
+        "secrets/staging.env",
+        "POSTGRES_PASSWORD=from-file\nADMIN_TOKEN=token-from-file\n",
+    )]);
+    let s = load(
+        dir.path(),
+        "staging",
+        &[("HOME", "/home/op"), ("POSTGRES_PASSWORD", "from-process")],
+    );
+    assert_eq!(
+        s.target,
+        SshUrl {
+            user: "deploy".into(),
+            host: "staging.vaibava.example".into(),
+            port: 22
+        }
+    );
+    assert_eq!(s.auth, SshAuth::Agent);
+    assert_eq!(
+        s.host_keys,
+        HostKeys::KnownHosts(PathBuf::from("/home/op/.ssh/known_hosts"))
+    );
+    assert_eq!(s.domain, "staging.vaibava.example");
+    // the override replaces one env key and keeps the others
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("debug".into())
+    );
+    assert_eq!(
+        env(&s, "backend", "OPERATOR_SAFE_MODE"),
+        &EnvValue::Plain("true".into())
+    );
+    assert_eq!(s.services["backend"].env.len(), 4);
+    assert_eq!(s.services["backend"].port, Some(8080));
+    // the process environment wins, and a name from the secrets file stays secret
+    let url = env(&s, "backend", "DATABASE_URL");
+    assert!(url.is_secret());
+    assert!(url.expose().contains(":from-process@"));
+    assert_eq!(
+        env(&s, "backend", "ADMIN_TOKEN").expose(),
+        "token-from-file"
+    );
+    assert_eq!(exposed(&s), ["token-from-file", "from-process"]);
+}
+
+#[test]
+fn the_real_stack_loads_for_production() {
+    let dir = real_stack(&[(
+        "secrets/production.env",
+        "POSTGRES_PASSWORD=p1\nADMIN_TOKEN=p2\n",
+    )]);
+    let s = load(dir.path(), "production", &[("HOME", "/home/op")]);
+    assert!(s.gated);
+    assert_eq!(
+        s.auth,
+        SshAuth::Key(PathBuf::from("/home/op/.ssh/vaibava_deploy"))
+    );
+    assert_eq!(
+        s.host_keys,
+        HostKeys::Pinned("SHA256:REPLACE_WITH_THE_HOST_KEY_FINGERPRINT".into())
+    );
+    assert_eq!(s.target.host, "vaibava.example");
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("info".into())
+    );
+}
+
+#[test]
+fn environment_names_of_the_real_stack() {
+    let dir = real_stack(&[]);
+    assert_eq!(
+        stack::environment_names(&dir.path().join("stack.yaml")).unwrap(),
+        ["sandbox", "staging", "production"]
+    );
+}
+
+#[test]
+fn variables_defaults_escapes_and_the_secrets_list() {
+    let yaml = VALID
+        .replacen("name: shop\n", "name: shop\nsecrets: [SHOP_TOKEN]\n", 1)
+        .replacen(
+            "    port: 8080\n",
+            "    port: ${BACKEND_PORT:-8081}\n    env:\n      TOKEN: x-${SHOP_TOKEN}\n      PLAIN: ${PLAIN_VAR}\n      PRICE: $$5 ${MISSING:-and more}\n      COUNT: 3\n      ON: true\n",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(
+        dir.path(),
+        "prod",
+        &[("SHOP_TOKEN", "tok"), ("PLAIN_VAR", "visible")],
+    );
+    let b = &s.services["backend"];
+    assert_eq!(b.port, Some(8081));
+    assert!(b.env["TOKEN"].is_secret());
+    assert_eq!(b.env["TOKEN"].expose(), "x-tok");
+    assert_eq!(b.env["PLAIN"], EnvValue::Plain("visible".into()));
+    assert_eq!(b.env["PRICE"], EnvValue::Plain("$5 and more".into()));
+    assert_eq!(b.env["COUNT"], EnvValue::Plain("3".into()));
+    assert_eq!(b.env["ON"], EnvValue::Plain("true".into()));
+    assert_eq!(exposed(&s), ["hunter2", "tok"]);
+}
+
+#[test]
+fn overrides_replace_fields_and_build_takes_every_form() {
+    let yaml = VALID.replacen(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    overrides:\n      nginx:\n        build: {context: images/nginx, dockerfile: Containerfile, args: {VERSION: 1.27}}\n        ports: [\"127.0.0.1:8080:80\"]\n      backend:\n        build:\n          context: backend\n          prepare: cargo build --release\n",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(dir.path(), "prod", &[]);
+    let nginx = &s.services["nginx"];
+    assert_eq!(
+        nginx.source,
+        ImageSource::Build(BuildSpec {
+            context: dir.path().join("images/nginx"),
+            dockerfile: "Containerfile".into(),
+            prepare: None,
+            args: BTreeMap::from([("VERSION".to_owned(), "1.27".to_owned())]),
+        })
+    );
+    assert_eq!(
+        nginx.ports,
+        [PortMapping {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host: 8080,
+            container: 80
+        }]
+    );
+    assert_eq!(nginx.depends_on, ["backend"]);
+    let ImageSource::Build(b) = &s.services["backend"].source else {
+        panic!("expected a build")
+    };
+    assert_eq!(b.prepare.as_deref(), Some("cargo build --release"));
+    assert_eq!(b.context, dir.path().join("backend"));
+    assert_eq!(
+        s.services["postgres"].source,
+        ImageSource::Image("postgres:15".into())
+    );
+}
+
+#[test]
+fn sections_have_defaults_and_environments_replace_them() {
+    let yaml = VALID
+        .replacen(
+            "name: shop\n",
+            "name: shop\nfirewall:\n  allow:\n    - {port: 51820, proto: udp, from: [10.0.0.0/8]}\n  must_be_closed: [5432]\nbackup: {}\n",
+            1,
+        )
+        .replacen(
+            "    secrets_file: prod.env\n",
+            "    secrets_file: prod.env\n    backup:\n      schedule: 30 3 * * *\n      retention: {daily: 3}\n    tls:\n      acme:\n        directory: letsencrypt-staging\n        email: ops@shop.example\n        eab_kid: kid-1\n        eab_hmac: ${POSTGRES_PASSWORD}\n    checklist:\n      items: [ssl, backup]\n      freshness: {backup: 26h}\n",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(dir.path(), "prod", &[]);
+    let fw = s.firewall.clone().unwrap();
+    assert_eq!(fw.allow.len(), 1);
+    assert_eq!((fw.allow[0].port, fw.allow[0].proto), (51820, Proto::Udp));
+    assert_eq!(fw.allow[0].from, ["10.0.0.0/8"]);
+    assert!(fw.icmp);
+    assert_eq!(fw.must_be_closed, [5432]);
+    assert_eq!(
+        s.backup,
+        Some(Backup {
+            schedule: "30 3 * * *".into(),
+            dir: "/var/backups/shop".into(),
+            retention: Retention {
+                daily: 3,
+                weekly: 4,
+                monthly: 6
+            },
+            copy_to: None,
+            encrypt: None,
+        })
+    );
+    let Tls::Acme(acme) = &s.tls else {
+        panic!("expected acme")
+    };
+    assert_eq!(
+        acme.directory,
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(acme.email.as_deref(), Some("ops@shop.example"));
+    let eab = acme.eab.as_ref().unwrap();
+    assert_eq!((eab.kid.expose(), eab.hmac.expose()), ("kid-1", "hunter2"));
+    assert!(!format!("{s:?}").contains("hunter2"));
+    let c = s.checklist.clone().unwrap();
+    assert_eq!(c.items, ["ssl", "backup"]);
+    assert_eq!(c.freshness["backup"], Duration::from_secs(26 * 3600));
+}
+
+#[test]
+fn the_schema_is_json_and_names_every_top_level_key() {
+    let schema = stack::schema();
+    let text = serde_json::to_string_pretty(&schema).unwrap();
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, schema);
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "name",
+        "environments",
+        "services",
+        "secrets",
+        "tls",
+        "firewall",
+        "backup",
+        "checklist",
+    ] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    assert_eq!(schema["additionalProperties"], false);
+    for service in ["nginx", "postgres", "backend"] {
+        assert!(
+            schema["properties"]["services"]["properties"]
+                .get(service)
+                .is_some()
+        );
+    }
+}
