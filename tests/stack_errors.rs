@@ -1,5 +1,7 @@
 //! Every way a stack file can be wrong, and the exact message the user sees for it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -127,8 +129,8 @@ fn missing_file() {
     assert!(matches!(err, StackError::Unreadable { .. }));
     assert_text(
         &text,
-        r#"error: cannot read `$DIR/stack.yaml`: No such file or directory (os error 2)
-  = help: check the path: a project keeps its stack in `stack.yaml` at its root"#,
+        r"error: cannot read `$DIR/stack.yaml`: No such file or directory (os error 2)
+  = help: check the path: a project keeps its stack in `stack.yaml` at its root",
     );
 }
 
@@ -137,12 +139,12 @@ fn unknown_key_suggests_the_right_one() {
     check(
         "    image: nginx:1.27\n",
         "    imag: nginx:1.27\n",
-        r#"error: unknown key `imag` in `services.nginx`
+        r"error: unknown key `imag` in `services.nginx`
   --> $DIR/stack.yaml:11:5
    |
 11 |     imag: nginx:1.27
    |     ^^^^
-   = help: did you mean `image`?"#,
+   = help: did you mean `image`?",
     );
 }
 
@@ -151,12 +153,12 @@ fn unknown_top_level_key() {
     check(
         "name: shop\n",
         "name: shop\nfirewal: {}\n",
-        r#"error: unknown key `firewal` at the top level
+        r"error: unknown key `firewal` at the top level
  --> $DIR/stack.yaml:2:1
   |
 2 | firewal: {}
   | ^^^^^^^
-  = help: did you mean `firewall`?"#,
+  = help: did you mean `firewall`?",
     );
 }
 
@@ -165,12 +167,12 @@ fn unknown_environment_key() {
     check(
         "    ssh_agent: true\n",
         "    ssh_agnet: true\n",
-        r#"error: unknown key `ssh_agnet` in `environments.prod`
+        r"error: unknown key `ssh_agnet` in `environments.prod`
  --> $DIR/stack.yaml:5:5
   |
 5 |     ssh_agnet: true
   |     ^^^^^^^^^
-  = help: did you mean `ssh_agent`?"#,
+  = help: did you mean `ssh_agent`?",
     );
 }
 
@@ -179,12 +181,12 @@ fn bad_yaml_syntax() {
     check(
         "    port: 8080\n",
         "    port: 8080\n   depends: x\n",
-        r#"error: invalid YAML: while parsing a block mapping, did not find expected key
+        r"error: invalid YAML: while parsing a block mapping, did not find expected key
   --> $DIR/stack.yaml:22:11
    |
 22 |    depends: x
    |           ^
-   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)"#,
+   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)",
     );
 }
 
@@ -193,12 +195,12 @@ fn tab_indentation() {
     check(
         "    port: 8080\n",
         "\tport: 8080\n",
-        r#"error: invalid YAML: while scanning a plain scalar, found a tab
+        r"error: invalid YAML: while scanning a plain scalar, found a tab
   --> $DIR/stack.yaml:21:1
    |
 21 |  port: 8080
    | ^
-   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)"#,
+   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)",
     );
 }
 
@@ -207,12 +209,12 @@ fn duplicate_key() {
     check(
         "    port: 8080\n",
         "    port: 8080\n    port: 8081\n",
-        r#"error: duplicate key `port` in `services.backend`
+        r"error: duplicate key `port` in `services.backend`
   --> $DIR/stack.yaml:22:5
    |
 22 |     port: 8081
    |     ^^^^
-   = help: `port` is already set on line 21: keep one of them"#,
+   = help: `port` is already set on line 21: keep one of them",
     );
 }
 
@@ -221,12 +223,12 @@ fn wrong_type_for_a_list() {
     check(
         "depends_on: [postgres]",
         "depends_on: postgres",
-        r#"error: expected a list for `services.backend.depends_on`, found a string
+        r"error: expected a list for `services.backend.depends_on`, found a string
   --> $DIR/stack.yaml:22:17
    |
 22 |     depends_on: postgres
    |                 ^^^^^^^^
-   = help: write a list as `[a, b]` or as lines starting with `- `"#,
+   = help: write a list as `[a, b]` or as lines starting with `- `",
     );
 }
 
@@ -235,12 +237,12 @@ fn wrong_type_for_a_port() {
     check(
         "    port: 8080\n",
         "    port: [8080]\n",
-        r#"error: expected a port for `services.backend.port`, found a list
+        r"error: expected a port for `services.backend.port`, found a list
   --> $DIR/stack.yaml:21:5
    |
 21 |     port: [8080]
    |     ^^^^
-   = help: write a whole number from 1 to 65535"#,
+   = help: write a whole number from 1 to 65535",
     );
 }
 
@@ -249,12 +251,12 @@ fn port_out_of_range() {
     check(
         "    port: 8080\n",
         "    port: 80800\n",
-        r#"error: port 80800 is out of range at `services.backend.port`
+        r"error: port 80800 is out of range at `services.backend.port`
   --> $DIR/stack.yaml:21:11
    |
 21 |     port: 80800
    |           ^^^^^
-   = help: use a number from 1 to 65535"#,
+   = help: use a number from 1 to 65535",
     );
 }
 
@@ -277,12 +279,12 @@ fn ssh_url_without_user() {
     check(
         "ssh://deploy@shop.example:22",
         "ssh://shop.example",
-        r#"error: invalid ssh URL `ssh://shop.example`: the user is missing at `environments.prod.host`
+        r"error: invalid ssh URL `ssh://shop.example`: the user is missing at `environments.prod.host`
  --> $DIR/stack.yaml:4:11
   |
 4 |     host: ssh://shop.example
   |           ^^^^^^^^^^^^^^^^^^
-  = help: name the login user: `ssh://deploy@shop.example`"#,
+  = help: name the login user: `ssh://deploy@shop.example`",
     );
 }
 
@@ -291,12 +293,12 @@ fn http_url_for_host() {
     check(
         "ssh://deploy@shop.example:22",
         "http://deploy@shop.example",
-        r#"error: invalid ssh URL `http://deploy@shop.example`: it must start with `ssh://` at `environments.prod.host`
+        r"error: invalid ssh URL `http://deploy@shop.example`: it must start with `ssh://` at `environments.prod.host`
  --> $DIR/stack.yaml:4:11
   |
 4 |     host: http://deploy@shop.example
   |           ^^^^^^^^^^^^^^^^^^^^^^^^^^
-  = help: write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`"#,
+  = help: write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`",
     );
 }
 
@@ -305,12 +307,12 @@ fn ssh_url_with_bad_port() {
     check(
         "shop.example:22",
         "shop.example:2x2",
-        r#"error: invalid port `2x2` in ssh URL `ssh://deploy@shop.example:2x2` at `environments.prod.host`
+        r"error: invalid port `2x2` in ssh URL `ssh://deploy@shop.example:2x2` at `environments.prod.host`
  --> $DIR/stack.yaml:4:11
   |
 4 |     host: ssh://deploy@shop.example:2x2
   |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-  = help: use a port from 1 to 65535, or leave it out for 22"#,
+  = help: use a port from 1 to 65535, or leave it out for 22",
     );
 }
 
@@ -319,12 +321,12 @@ fn both_build_and_image() {
     check(
         "    build: backend\n",
         "    build: backend\n    image: shop/backend:1\n",
-        r#"error: `services.backend` sets both `build` and `image`
+        r"error: `services.backend` sets both `build` and `image`
   --> $DIR/stack.yaml:21:5
    |
 21 |     image: shop/backend:1
    |     ^^^^^
-   = help: keep `build` to build the image from a local directory, or `image` to run a ready-made one"#,
+   = help: keep `build` to build the image from a local directory, or `image` to run a ready-made one",
     );
 }
 
@@ -333,12 +335,12 @@ fn neither_build_nor_image() {
     check(
         "    image: postgres:15\n",
         "",
-        r#"error: `services.postgres` needs `build` or `image`
+        r"error: `services.postgres` needs `build` or `image`
   --> $DIR/stack.yaml:14:3
    |
 14 |   postgres:
    |   ^^^^^^^^
-   = help: add `build: <directory with a Dockerfile>` or `image: <reference>` to `postgres`"#,
+   = help: add `build: <directory with a Dockerfile>` or `image: <reference>` to `postgres`",
     );
 }
 
@@ -347,12 +349,12 @@ fn both_ssh_key_and_agent() {
     check(
         "    ssh_agent: true\n",
         "    ssh_agent: true\n    ssh_key: ~/.ssh/id_ed25519\n",
-        r#"error: `environments.prod` sets both `ssh_key` and `ssh_agent`
+        r"error: `environments.prod` sets both `ssh_key` and `ssh_agent`
  --> $DIR/stack.yaml:6:5
   |
 6 |     ssh_key: ~/.ssh/id_ed25519
   |     ^^^^^^^
-  = help: keep `ssh_key: <path>` to log in with a key file, or `ssh_agent: true` to use the running ssh-agent"#,
+  = help: keep `ssh_key: <path>` to log in with a key file, or `ssh_agent: true` to use the running ssh-agent",
     );
 }
 
@@ -361,12 +363,12 @@ fn neither_ssh_key_nor_agent() {
     check(
         "    ssh_agent: true\n",
         "",
-        r#"error: `environments.prod` needs `ssh_key` or `ssh_agent: true`
+        r"error: `environments.prod` needs `ssh_key` or `ssh_agent: true`
  --> $DIR/stack.yaml:3:3
   |
 3 |   prod:
   |   ^^^^
-  = help: add `ssh_key: <path to a private key>` or `ssh_agent: true`"#,
+  = help: add `ssh_key: <path to a private key>` or `ssh_agent: true`",
     );
 }
 
@@ -375,12 +377,12 @@ fn both_known_hosts_and_host_key() {
     check(
         "    domain:",
         "    known_hosts: ~/.ssh/known_hosts\n    domain:",
-        r#"error: `environments.prod` sets both `known_hosts` and `host_key`
+        r"error: `environments.prod` sets both `known_hosts` and `host_key`
  --> $DIR/stack.yaml:7:5
   |
 7 |     known_hosts: ~/.ssh/known_hosts
   |     ^^^^^^^^^^^
-  = help: keep `known_hosts: <file>` or `host_key: SHA256:...`: the host key is checked against one of them"#,
+  = help: keep `known_hosts: <file>` or `host_key: SHA256:...`: the host key is checked against one of them",
     );
 }
 
@@ -389,12 +391,12 @@ fn unknown_service_name() {
     check(
         "  nginx:\n",
         "  ngnix:\n",
-        r#"error: unknown service `ngnix` in `services`
+        r"error: unknown service `ngnix` in `services`
   --> $DIR/stack.yaml:10:3
    |
 10 |   ngnix:
    |   ^^^^^
-   = help: did you mean `nginx`?"#,
+   = help: did you mean `nginx`?",
     );
 }
 
@@ -403,12 +405,12 @@ fn missing_service() {
     check(
         "  postgres:\n    image: postgres:15\n",
         "",
-        r#"error: missing service `postgres` in `services`
+        r"error: missing service `postgres` in `services`
  --> $DIR/stack.yaml:9:1
   |
 9 | services:
   | ^^^^^^^^
-  = help: a stack runs exactly `nginx`, `postgres` and `backend`: add `postgres:` under `services`"#,
+  = help: a stack runs exactly `nginx`, `postgres` and `backend`: add `postgres:` under `services`",
     );
 }
 
@@ -417,12 +419,12 @@ fn depends_on_unknown_service() {
     check(
         "depends_on: [postgres]",
         "depends_on: [postgre]",
-        r#"error: unknown service `postgre` in `services.backend.depends_on[0]`
+        r"error: unknown service `postgre` in `services.backend.depends_on[0]`
   --> $DIR/stack.yaml:22:18
    |
 22 |     depends_on: [postgre]
    |                  ^^^^^^^
-   = help: did you mean `postgres`?"#,
+   = help: did you mean `postgres`?",
     );
 }
 
@@ -431,12 +433,12 @@ fn depends_on_cycle() {
     check(
         "    image: postgres:15\n",
         "    image: postgres:15\n    depends_on: [nginx]\n",
-        r#"error: dependency cycle `backend` -> `postgres` -> `nginx` -> `backend` at `services.nginx.depends_on[0]`
+        r"error: dependency cycle `backend` -> `postgres` -> `nginx` -> `backend` at `services.nginx.depends_on[0]`
   --> $DIR/stack.yaml:13:18
    |
 13 |     depends_on: [backend]
    |                  ^^^^^^^
-   = help: services start in `depends_on` order, so a cycle can never start: remove one of these dependencies"#,
+   = help: services start in `depends_on` order, so a cycle can never start: remove one of these dependencies",
     );
 }
 
@@ -473,12 +475,12 @@ fn backend_without_port() {
     check(
         "    port: 8080\n",
         "",
-        r#"error: missing `port` at `services.backend`
+        r"error: missing `port` at `services.backend`
   --> $DIR/stack.yaml:19:3
    |
 19 |   backend:
    |   ^^^^^^^
-   = help: set the port the backend listens on inside the network, e.g. `port: 8080`"#,
+   = help: set the port the backend listens on inside the network, e.g. `port: 8080`",
     );
 }
 
@@ -487,12 +489,12 @@ fn undefined_variable() {
     check(
         "    domain: shop.example\n",
         "    domain: ${SHOP_DOMAIN}\n",
-        r#"error: undefined variable `SHOP_DOMAIN` in `environments.prod.domain`
+        r"error: undefined variable `SHOP_DOMAIN` in `environments.prod.domain`
  --> $DIR/stack.yaml:7:13
   |
 7 |     domain: ${SHOP_DOMAIN}
   |             ^^^^^^^^^^^^^^
-  = help: define `SHOP_DOMAIN` in the process environment or `prod.env` (secrets_file), or give a default: `${SHOP_DOMAIN:-value}`"#,
+  = help: define `SHOP_DOMAIN` in the process environment or `prod.env` (secrets_file), or give a default: `${SHOP_DOMAIN:-value}`",
     );
 }
 
@@ -515,12 +517,12 @@ fn unterminated_reference() {
     check(
         "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}",
         "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD",
-        r#"error: unterminated `${` in a string at `services.postgres.env.POSTGRES_PASSWORD`
+        r"error: unterminated `${` in a string at `services.postgres.env.POSTGRES_PASSWORD`
   --> $DIR/stack.yaml:17:26
    |
 17 |       POSTGRES_PASSWORD: ${POSTGRES_PASSWORD
    |                          ^^
-   = help: close the reference with `}`, or write `$$` for a literal dollar"#,
+   = help: close the reference with `}`, or write `$$` for a literal dollar",
     );
 }
 
@@ -529,12 +531,12 @@ fn bad_duration() {
     check(
         "interval: 2s",
         "interval: 2",
-        r#"error: invalid duration `2` at `services.backend.healthcheck.interval`
+        r"error: invalid duration `2` at `services.backend.healthcheck.interval`
   --> $DIR/stack.yaml:25:17
    |
 25 |       interval: 2
    |                 ^
-   = help: write a whole number and a unit: `500ms`, `2s`, `1m`, `1h` or `1d`"#,
+   = help: write a whole number and a unit: `500ms`, `2s`, `1m`, `1h` or `1d`",
     );
 }
 
@@ -543,12 +545,12 @@ fn bad_volume() {
     check(
         "[pgdata:/var/lib/postgresql/data]",
         "[./pgdata:/var/lib/postgresql/data]",
-        r#"error: invalid volume source `./pgdata` in `./pgdata:/var/lib/postgresql/data` at `services.postgres.volumes[0]`
+        r"error: invalid volume source `./pgdata` in `./pgdata:/var/lib/postgresql/data` at `services.postgres.volumes[0]`
   --> $DIR/stack.yaml:18:15
    |
 18 |     volumes: [./pgdata:/var/lib/postgresql/data]
    |               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-   = help: use a named volume (lowercase letters, digits, `_`, `-`) or an absolute host path"#,
+   = help: use a named volume (lowercase letters, digits, `_`, `-`) or an absolute host path",
     );
 }
 
@@ -557,12 +559,12 @@ fn bad_cron_schedule() {
     check(
         "name: shop\n",
         "name: shop\nbackup:\n  schedule: 0 25 * * *\n",
-        r#"error: invalid cron schedule `0 25 * * *`: bad hour field `25` at `backup.schedule`
+        r"error: invalid cron schedule `0 25 * * *`: bad hour field `25` at `backup.schedule`
  --> $DIR/stack.yaml:3:13
   |
 3 |   schedule: 0 25 * * *
   |             ^^^^^^^^^^
-  = help: the hour field takes `*`, numbers from 0 to 23, ranges `a-b`, lists `a,b` and steps `*/n`"#,
+  = help: the hour field takes `*`, numbers from 0 to 23, ranges `a-b`, lists `a,b` and steps `*/n`",
     );
 }
 
@@ -585,12 +587,12 @@ fn invalid_stack_name() {
     check(
         "name: shop\n",
         "name: Shop_Front\n",
-        r#"error: invalid stack name `Shop_Front` at `name`
+        r"error: invalid stack name `Shop_Front` at `name`
  --> $DIR/stack.yaml:1:7
   |
 1 | name: Shop_Front
   |       ^^^^^^^^^^
-  = help: use 1 to 40 lowercase letters, digits and `-`, e.g. `shop`"#,
+  = help: use 1 to 40 lowercase letters, digits and `-`, e.g. `shop`",
     );
 }
 
@@ -601,12 +603,12 @@ fn secrets_file_missing() {
         "prod",
         &[],
         &[],
-        r#"error: secrets file `prod.env` does not exist (`environments.prod.secrets_file`)
+        r"error: secrets file `prod.env` does not exist (`environments.prod.secrets_file`)
  --> $DIR/stack.yaml:8:19
   |
 8 |     secrets_file: prod.env
   |                   ^^^^^^^^
-  = help: create `$DIR/prod.env` with one `KEY=VALUE` line per secret (e.g. `POSTGRES_PASSWORD=...`), `chmod 600` it and keep it out of git"#,
+  = help: create `$DIR/prod.env` with one `KEY=VALUE` line per secret (e.g. `POSTGRES_PASSWORD=...`), `chmod 600` it and keep it out of git",
     );
 }
 
@@ -622,12 +624,12 @@ fn unknown_environment() {
     );
     assert_text(
         &text,
-        r#"error: unknown environment `prodution`
+        r"error: unknown environment `prodution`
  --> $DIR/stack.yaml:2:1
   |
 2 | environments:
   | ^^^^^^^^^^^^
-  = help: defined environments: `prod`"#,
+  = help: defined environments: `prod`",
     );
 }
 
@@ -638,12 +640,12 @@ fn misspelled_environment_of_the_real_stack() {
     let (_, text) = error_with(&real, "prodution", &[], &[]);
     assert_text(
         &text,
-        r#"error: unknown environment `prodution`
+        r"error: unknown environment `prodution`
  --> $DIR/stack.yaml:5:1
   |
 5 | environments:
   | ^^^^^^^^^^^^
-  = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`"#,
+  = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`",
     );
 }
 
@@ -652,12 +654,12 @@ fn unknown_service_in_overrides() {
     check(
         "    secrets_file: prod.env\n",
         "    secrets_file: prod.env\n    overrides:\n      backnd: {port: 9090}\n",
-        r#"error: unknown service `backnd` in `environments.prod.overrides`
+        r"error: unknown service `backnd` in `environments.prod.overrides`
   --> $DIR/stack.yaml:10:7
    |
 10 |       backnd: {port: 9090}
    |       ^^^^^^
-   = help: did you mean `backend`?"#,
+   = help: did you mean `backend`?",
     );
 }
 
@@ -666,12 +668,12 @@ fn bad_tls_mode() {
     check(
         "name: shop\n",
         "name: shop\ntls: on\n",
-        r#"error: invalid tls mode `on` at `tls`
+        r"error: invalid tls mode `on` at `tls`
  --> $DIR/stack.yaml:2:6
   |
 2 | tls: on
   |      ^^
-  = help: write `tls: off`, `tls: {acme: {directory: letsencrypt, email: ...}}` or `tls: {provided: {cert: ..., key: ...}}`"#,
+  = help: write `tls: off`, `tls: {acme: {directory: letsencrypt, email: ...}}` or `tls: {provided: {cert: ..., key: ...}}`",
     );
 }
 
@@ -680,12 +682,12 @@ fn unknown_checklist_item() {
     check(
         "    secrets_file: prod.env\n",
         "    secrets_file: prod.env\n    checklist:\n      items: [ssl, backups]\n",
-        r#"error: unknown checklist item `backups` at `environments.prod.checklist.items[1]`
+        r"error: unknown checklist item `backups` at `environments.prod.checklist.items[1]`
   --> $DIR/stack.yaml:10:20
    |
 10 |       items: [ssl, backups]
    |                    ^^^^^^^
-   = help: did you mean `backup`?"#,
+   = help: did you mean `backup`?",
     );
 }
 
@@ -700,12 +702,12 @@ fn bad_line_in_env_file() {
         "prod",
         &[SECRETS, ("prod.vars", "A=1\nthis is not a variable\n")],
         &[],
-        r#"error: expected `KEY=VALUE` in env file `prod.vars`
+        r"error: expected `KEY=VALUE` in env file `prod.vars`
  --> $DIR/prod.vars:2:1
   |
 2 | this is not a variable
   | ^^^^^^^^^^^^^^^^^^^^^^
-  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments"#,
+  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments",
     );
 }
 
@@ -716,9 +718,9 @@ fn bad_line_in_secrets_file_hides_the_line() {
         "prod",
         &[("prod.env", "POSTGRES_PASSWORD=x\nhunter2\n")],
         &[],
-        r#"error: expected `KEY=VALUE` in secrets file `prod.env`
+        r"error: expected `KEY=VALUE` in secrets file `prod.env`
  --> $DIR/prod.env:2:1
-  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments"#,
+  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments",
     );
 }
 
@@ -727,12 +729,12 @@ fn bad_firewall_protocol() {
     check(
         "name: shop\n",
         "name: shop\nfirewall:\n  allow:\n    - {port: 51820, proto: udpp}\n",
-        r#"error: invalid protocol `udpp` at `firewall.allow[0].proto`
+        r"error: invalid protocol `udpp` at `firewall.allow[0].proto`
  --> $DIR/stack.yaml:4:28
   |
 4 |     - {port: 51820, proto: udpp}
   |                            ^^^^
-  = help: write `tcp` or `udp`"#,
+  = help: write `tcp` or `udp`",
     );
 }
 
@@ -741,12 +743,12 @@ fn health_path_without_slash() {
     check(
         "http: /api/health",
         "http: api/health",
-        r#"error: invalid health path `api/health` at `services.backend.healthcheck.http`
+        r"error: invalid health path `api/health` at `services.backend.healthcheck.http`
   --> $DIR/stack.yaml:24:13
    |
 24 |       http: api/health
    |             ^^^^^^^^^^
-   = help: write a path starting with `/`, e.g. `/api/health`"#,
+   = help: write a path starting with `/`, e.g. `/api/health`",
     );
 }
 
@@ -757,12 +759,12 @@ fn no_environments() {
         "prod",
         &[],
         &[],
-        r#"error: no environments in `environments`
+        r"error: no environments in `environments`
  --> $DIR/stack.yaml:2:1
   |
 2 | environments: {}
   | ^^^^^^^^^^^^
-  = help: add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`"#,
+  = help: add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`",
     );
 }
 
@@ -805,10 +807,14 @@ fn env<'a>(s: &'a Stack, service: &str, key: &str) -> &'a EnvValue {
 }
 
 fn exposed(s: &Stack) -> Vec<&str> {
-    s.secrets.iter().map(|x| x.expose()).collect()
+    s.secrets
+        .iter()
+        .map(vldeploy::secret::Secret::expose)
+        .collect()
 }
 
 #[test]
+#[allow(clippy::too_many_lines)]
 fn the_real_stack_loads_for_sandbox() {
     let dir = real_stack(&[
         (".vldeploy/sandbox/sandbox.env", "SANDBOX_SSH_PORT=2222\n"),
@@ -1135,7 +1141,7 @@ fn sections_have_defaults_and_environments_replace_them() {
     assert!(!format!("{s:?}").contains("hunter2"));
     let c = s.checklist.clone().unwrap();
     assert_eq!(c.items, ["ssl", "backup"]);
-    assert_eq!(c.freshness["backup"], Duration::from_secs(26 * 3600));
+    assert_eq!(c.freshness["backup"], Duration::from_hours(26));
 }
 
 #[test]

@@ -331,18 +331,18 @@ impl Builder {
         }
     }
 
-    fn push_key(&mut self, key: String, span: Span) {
+    fn push_key(&mut self, key: &str, span: Span) {
         let mut duplicate = None;
         if let Some(Frame::Map {
             node, pending_key, ..
         }) = self.stack.last_mut()
         {
-            if let Kind::Map(entries) = &node.kind {
-                if let Some(first) = entries.iter().find(|e| e.key == key) {
-                    duplicate = Some((first.key_span.mark.line, node.path.clone()));
-                }
+            if let Kind::Map(entries) = &node.kind
+                && let Some(first) = entries.iter().find(|e| e.key == key)
+            {
+                duplicate = Some((first.key_span.mark.line, node.path.clone()));
             }
-            *pending_key = Some((key.clone(), span));
+            *pending_key = Some((key.to_owned(), span));
         }
         if let Some((first_line, path)) = duplicate {
             let place = if path.is_empty() {
@@ -427,11 +427,11 @@ impl MarkedEventReceiver for Builder {
                     TScalarStyle::SingleQuoted => Style::SingleQuoted,
                     TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
                     TScalarStyle::Literal | TScalarStyle::Folded => Style::Block,
-                    _ => Style::Plain,
+                    TScalarStyle::Plain => Style::Plain,
                 };
                 if self.expecting_key() {
                     let len = value.chars().count().max(1) + usize::from(style != Style::Plain) * 2;
-                    self.push_key(value, Span { mark, len });
+                    self.push_key(&value, Span { mark, len });
                     return;
                 }
                 let (path, key) = self.child_place(mark);
@@ -505,6 +505,7 @@ impl MarkedEventReceiver for Builder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

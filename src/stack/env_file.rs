@@ -51,6 +51,7 @@ pub(crate) fn parse(text: &str) -> Result<BTreeMap<String, String>, EnvFileError
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -127,9 +127,8 @@ pub(crate) fn volume(s: &str) -> Result<VolumeMount, Problem> {
         "write `name:/path` or `/host/path:/path`, with `:ro` at the end for read-only";
     let parts: Vec<&str> = s.split(':').collect();
     let (source, target, read_only) = match parts.as_slice() {
-        [source, target] => (*source, *target, false),
+        [source, target] | [source, target, "rw"] => (*source, *target, false),
         [source, target, "ro"] => (*source, *target, true),
-        [source, target, "rw"] => (*source, *target, false),
         [_, _, mode] => {
             return Err(Problem::new(
                 format!("invalid volume mode `{mode}` in `{s}`"),
@@ -334,6 +333,7 @@ pub(crate) fn acme_directory(s: &str) -> Result<String, Problem> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(duration("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(duration("1d").unwrap(), Duration::from_hours(24));
         for bad in ["", "5", "s", "2 s", "2x", "-1s", "1.5s"] {
             assert!(duration(bad).is_err(), "{bad}");
         }

@@ -86,6 +86,7 @@ pub(crate) fn is_var_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

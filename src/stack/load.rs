@@ -44,6 +44,7 @@ pub fn environment_names(path: &Path) -> Result<Vec<String>, StackError> {
 const ENVIRONMENTS_HELP: &str = "add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`";
 
 /// Loads `path` for `environment`; `lookup` stands for the process environment.
+#[allow(clippy::too_many_lines)]
 pub fn load_with(
     path: &Path,
     environment: &str,
@@ -381,20 +382,19 @@ fn merge(base: &Node, over: Option<&Node>) -> Node {
     };
     let mut entries: Vec<Entry> = base_entries.to_vec();
     for o in over_entries {
-        if o.key == "env" {
-            if let Some(b) = entries.iter_mut().find(|e| e.key == "env") {
-                if let (Some(be), Some(oe)) = (b.value.as_map(), o.value.as_map()) {
-                    let mut env = be.to_vec();
-                    for item in oe {
-                        match env.iter_mut().find(|e| e.key == item.key) {
-                            Some(slot) => *slot = item.clone(),
-                            None => env.push(item.clone()),
-                        }
-                    }
-                    b.value.kind = Kind::Map(env);
-                    continue;
+        if o.key == "env"
+            && let Some(b) = entries.iter_mut().find(|e| e.key == "env")
+            && let (Some(be), Some(oe)) = (b.value.as_map(), o.value.as_map())
+        {
+            let mut env = be.to_vec();
+            for item in oe {
+                match env.iter_mut().find(|e| e.key == item.key) {
+                    Some(slot) => *slot = item.clone(),
+                    None => env.push(item.clone()),
                 }
             }
+            b.value.kind = Kind::Map(env);
+            continue;
         }
         if o.key == "build" || o.key == "image" {
             entries.retain(|e| e.key != "build" && e.key != "image");

@@ -1,4 +1,4 @@
-//! The stack.yaml model: parsing, `${VAR}` interpolation, secrets, validation with file:line:col diagnostics.
+//! The stack.yaml model: parsing, `${VAR}` interpolation, secrets, validation with `file:line:col` diagnostics.
 
 mod diagnostic;
 mod document;

@@ -62,7 +62,7 @@ pub enum SshAuth {
 /// How to verify the host's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum HostKeys {
-    /// An OpenSSH known_hosts file (absolute, `~` expanded).
+    /// An OpenSSH `known_hosts` file (absolute, `~` expanded).
     KnownHosts(PathBuf),
     /// A pinned fingerprint, `SHA256:...`.
     Pinned(String),

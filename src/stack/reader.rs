@@ -80,7 +80,7 @@ pub(crate) fn place_in(path: &str) -> String {
     }
 }
 
-impl<'a> Reader<'a> {
+impl Reader<'_> {
     pub(crate) fn location(&self, span: Span) -> Location {
         Location {
             file: self.source.name.clone(),

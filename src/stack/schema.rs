@@ -81,6 +81,7 @@ fn sections() -> Map<String, Value> {
 }
 
 /// The JSON Schema (draft 2020-12) of stack.yaml.
+#[allow(clippy::too_many_lines)]
 pub fn schema() -> Value {
     let mut top = props(json!({
         "name": {"anyOf": [{"type": "string", "pattern": "^[a-z0-9-]{1,40}$"}, {"$ref": "#/$defs/interpolated"}],
@@ -263,6 +264,7 @@ pub fn schema() -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

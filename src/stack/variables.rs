@@ -109,6 +109,7 @@ impl<'a> Variables<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
