@@ -1176,3 +1176,49 @@ fn the_schema_is_json_and_names_every_top_level_key() {
         );
     }
 }
+
+#[test]
+fn any_damaged_stack_gives_a_diagnostic_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let path = dir.path().join("stack.yaml");
+    let lookup = |_: &str| None;
+    let lines: Vec<&str> = VALID.lines().collect();
+    let mut damaged: Vec<String> = (0..lines.len())
+        .map(|skip| {
+            let kept: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, l)| *l)
+                .collect();
+            kept.join("\n")
+        })
+        .collect();
+    damaged.extend(VALID.char_indices().map(|(i, _)| VALID[..i].to_owned()));
+    damaged.extend(
+        VALID
+            .char_indices()
+            .filter(|(_, c)| !c.is_whitespace())
+            .map(|(i, c)| {
+                let mut s = VALID.to_owned();
+                s.replace_range(i..i + c.len_utf8(), if c == ':' { "{" } else { ":" });
+                s
+            }),
+    );
+    let mut errors = 0;
+    for text in &damaged {
+        std::fs::write(&path, text).unwrap();
+        if let Err(e) = stack::load_with(&path, "prod", &lookup) {
+            errors += 1;
+            let shown = e.to_string();
+            assert!(shown.starts_with("error: "), "{shown}");
+            assert!(
+                shown.contains("stack.yaml:") || shown.contains("prod.env"),
+                "{shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+    assert!(errors > damaged.len() / 2, "{errors} of {}", damaged.len());
+}
