@@ -287,6 +287,19 @@ struct Builder {
     anchors: BTreeMap<usize, Node>,
     error: Option<SyntaxError>,
     started: bool,
+    /// Nodes copied through aliases so far, to refuse alias bombs.
+    copied: usize,
+}
+
+/// How many nodes an alias may copy in one document.
+const MAX_COPIED: usize = 100_000;
+
+fn size(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Scalar { .. } => 1,
+        Kind::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
+        Kind::Map(entries) => 1 + entries.iter().map(|e| 1 + size(&e.value)).sum::<usize>(),
+    }
 }
 
 impl Builder {
@@ -493,6 +506,15 @@ impl MarkedEventReceiver for Builder {
                     );
                     return;
                 }
+                self.copied = self.copied.saturating_add(size(&target));
+                if self.copied > MAX_COPIED {
+                    self.fail(
+                        "aliases expand to too many values".to_owned(),
+                        Span { mark, len: 1 },
+                        "write the values out, or use fewer nested aliases",
+                    );
+                    return;
+                }
                 let (path, key) = self.child_place(mark);
                 let mut node = target;
                 node.key = key;
@@ -543,6 +565,19 @@ mod tests {
         let src = Source::new("f", text);
         let v = &root.as_map().unwrap()[0].value;
         assert_eq!(v.span(&src).len, 6);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        for i in 1..8 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, "aliases expand to too many values");
     }
 
     #[test]
