@@ -371,6 +371,37 @@ impl Builder {
         }
     }
 
+    /// A copy of an anchored node, placed where the alias is.
+    fn alias(&mut self, id: usize, mark: Mark) {
+        let Some(cost) = self.anchors.get(&id).map(size) else {
+            return;
+        };
+        if self.expecting_key() {
+            self.fail(
+                "a key must be a plain string".to_owned(),
+                Span { mark, len: 1 },
+                "write keys as `name: value`",
+            );
+            return;
+        }
+        self.copied = self.copied.saturating_add(cost);
+        if self.copied > MAX_COPIED {
+            self.fail(
+                "aliases expand to too many values".to_owned(),
+                Span { mark, len: 1 },
+                "write the values out, or use fewer nested aliases",
+            );
+            return;
+        }
+        let Some(mut node) = self.anchors.get(&id).cloned() else {
+            return;
+        };
+        let (path, key) = self.child_place(mark);
+        node.key = key;
+        node.path = path;
+        self.attach(node, 0);
+    }
+
     /// Attaches a finished node to its parent (or makes it the root).
     fn attach(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
@@ -494,33 +525,7 @@ impl MarkedEventReceiver for Builder {
                     self.attach(node, anchor);
                 }
             }
-            Event::Alias(id) => {
-                let Some(target) = self.anchors.get(&id).cloned() else {
-                    return;
-                };
-                if self.expecting_key() {
-                    self.fail(
-                        "a key must be a plain string".to_owned(),
-                        Span { mark, len: 1 },
-                        "write keys as `name: value`",
-                    );
-                    return;
-                }
-                self.copied = self.copied.saturating_add(size(&target));
-                if self.copied > MAX_COPIED {
-                    self.fail(
-                        "aliases expand to too many values".to_owned(),
-                        Span { mark, len: 1 },
-                        "write the values out, or use fewer nested aliases",
-                    );
-                    return;
-                }
-                let (path, key) = self.child_place(mark);
-                let mut node = target;
-                node.key = key;
-                node.path = path;
-                self.attach(node, 0);
-            }
+            Event::Alias(id) => self.alias(id, mark),
             _ => {}
         }
     }
@@ -572,9 +577,8 @@ mod tests {
         let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
         for i in 1..8 {
             let prev = i - 1;
-            text.push_str(&format!(
-                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
-            ));
+            let refs = vec![format!("*a{prev}"); 10].join(", ");
+            text += &format!("a{i}: &a{i} [{refs}]\n");
         }
         let err = parse(&text).unwrap_err();
         assert_eq!(err.message, "aliases expand to too many values");
