@@ -574,12 +574,13 @@ mod tests {
 
     #[test]
     fn alias_bombs_are_refused() {
-        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        let mut lines = vec!["a0: &a0 [x, x, x, x, x, x, x, x, x, x]".to_owned()];
         for i in 1..8 {
             let prev = i - 1;
             let refs = vec![format!("*a{prev}"); 10].join(", ");
-            text += &format!("a{i}: &a{i} [{refs}]\n");
+            lines.push(format!("a{i}: &a{i} [{refs}]"));
         }
+        let text = lines.join("\n");
         let err = parse(&text).unwrap_err();
         assert_eq!(err.message, "aliases expand to too many values");
     }
