@@ -1,0 +1,453 @@
+//! Parsers for the small string formats of stack.yaml: ssh URLs, fingerprints, durations, volume and port
+//! specs, cron schedules, CIDR ranges, names.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::model::{PortMapping, SshUrl, VolumeMount};
+use super::reader::Problem;
+
+const SSH_HELP: &str =
+    "write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`";
+
+/// `ssh://user@host[:port]`; the port defaults to 22; IPv6 hosts go in brackets.
+pub(crate) fn ssh_url(s: &str) -> Result<SshUrl, Problem> {
+    let bad = |why: &str| Problem::new(format!("invalid ssh URL `{s}`: {why}"), SSH_HELP);
+    let Some(rest) = s.strip_prefix("ssh://") else {
+        return Err(bad("it must start with `ssh://`"));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Err(bad("it must not have a path"));
+    }
+    let Some((user, hostport)) = rest.rsplit_once('@') else {
+        return Err(Problem::new(
+            format!("invalid ssh URL `{s}`: the user is missing"),
+            format!("name the login user: `ssh://deploy@{rest}`"),
+        ));
+    };
+    if user.is_empty() || user.contains(':') || user.chars().any(char::is_whitespace) {
+        return Err(bad("the user is missing or invalid"));
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            return Err(bad("unclosed `[` around the host"));
+        };
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '@') {
+        return Err(bad("the host is missing or invalid"));
+    }
+    let port = match port {
+        None => 22,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Problem::new(
+                    format!("invalid port `{p}` in ssh URL `{s}`"),
+                    "use a port from 1 to 65535, or leave it out for 22",
+                ));
+            }
+        },
+    };
+    Ok(SshUrl {
+        user: user.to_owned(),
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// `SHA256:<base64>`, as `ssh-keygen -lf` prints it.
+pub(crate) fn fingerprint(s: &str) -> Result<String, Problem> {
+    let ok = s.strip_prefix("SHA256:").is_some_and(|b| {
+        !b.is_empty()
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_'))
+    });
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("invalid host key fingerprint `{s}`"),
+            "write it as `SHA256:` and the base64 digest, as `ssh-keyscan HOST | ssh-keygen -lf -` prints it",
+        ))
+    }
+}
+
+/// `500ms`, `2s`, `1m`, `1h`, `1d`, or several together (`1m30s`).
+pub(crate) fn duration(s: &str) -> Result<Duration, Problem> {
+    let bad = || {
+        Problem::new(
+            format!("invalid duration `{s}`"),
+            "write a whole number and a unit: `500ms`, `2s`, `1m`, `1h` or `1d`",
+        )
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let tail = &rest[digits..];
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let step = match &tail[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86400)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(step);
+        rest = &tail[unit_len..];
+    }
+    Ok(total)
+}
+
+fn is_volume_name(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// `source:target[:ro]`: the source is a named volume (`[a-z0-9_-]`) or an absolute host path.
+pub(crate) fn volume(s: &str) -> Result<VolumeMount, Problem> {
+    const HELP: &str =
+        "write `name:/path` or `/host/path:/path`, with `:ro` at the end for read-only";
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [source, target] | [source, target, "rw"] => (*source, *target, false),
+        [source, target, "ro"] => (*source, *target, true),
+        [_, _, mode] => {
+            return Err(Problem::new(
+                format!("invalid volume mode `{mode}` in `{s}`"),
+                "the mode is `ro` (read-only) or `rw`",
+            ));
+        }
+        _ => return Err(Problem::new(format!("invalid volume `{s}`"), HELP)),
+    };
+    if !(source.starts_with('/') || is_volume_name(source)) {
+        return Err(Problem::new(
+            format!("invalid volume source `{source}` in `{s}`"),
+            "use a named volume (lowercase letters, digits, `_`, `-`) or an absolute host path",
+        ));
+    }
+    if !target.starts_with('/') {
+        return Err(Problem::new(
+            format!("invalid volume target `{target}` in `{s}`"),
+            "the target is an absolute path inside the container",
+        ));
+    }
+    Ok(VolumeMount {
+        source: source.to_owned(),
+        target: target.to_owned(),
+        read_only,
+    })
+}
+
+/// `host:container` or `ip:host:container` (`[v6]:host:container`).
+pub(crate) fn port_mapping(s: &str) -> Result<PortMapping, Problem> {
+    const HELP: &str =
+        "write `host:container` or `ip:host:container`, e.g. `443:443` or `127.0.0.1:8080:80`";
+    let (ip, rest) = if let Some(v6) = s.strip_prefix('[') {
+        let Some((ip, rest)) = v6.split_once("]:") else {
+            return Err(Problem::new(format!("invalid port mapping `{s}`"), HELP));
+        };
+        (Some(ip), rest)
+    } else {
+        match s.split(':').collect::<Vec<_>>().as_slice() {
+            [_, _] => (None, s),
+            [ip, _, _] => (Some(*ip), &s[ip.len() + 1..]),
+            _ => return Err(Problem::new(format!("invalid port mapping `{s}`"), HELP)),
+        }
+    };
+    let host_ip = match ip {
+        None => None,
+        Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+            Problem::new(
+                format!("invalid IP address `{ip}` in port mapping `{s}`"),
+                "use an IPv4 or IPv6 address, e.g. `127.0.0.1`",
+            )
+        })?),
+    };
+    let Some((host, container)) = rest.split_once(':') else {
+        return Err(Problem::new(format!("invalid port mapping `{s}`"), HELP));
+    };
+    let port = |p: &str| match p.parse::<u64>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(u16::try_from(n).unwrap_or(u16::MAX)),
+        Ok(_) => Err(Problem::new(
+            format!("port {p} is out of range in port mapping `{s}`"),
+            "use ports from 1 to 65535",
+        )),
+        Err(_) => Err(Problem::new(
+            format!("invalid port `{p}` in port mapping `{s}`"),
+            HELP,
+        )),
+    };
+    Ok(PortMapping {
+        host_ip,
+        host: port(host)?,
+        container: port(container)?,
+    })
+}
+
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+/// A five-field cron schedule: minute hour day-of-month month day-of-week.
+pub(crate) fn cron(s: &str) -> Result<String, Problem> {
+    const HELP: &str = "write five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *` for 02:00 every day";
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(Problem::new(
+            format!(
+                "invalid cron schedule `{s}`: expected 5 fields, found {}",
+                fields.len()
+            ),
+            HELP,
+        ));
+    }
+    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
+        ("minute", 0, 59, &[], 0),
+        ("hour", 0, 23, &[], 0),
+        ("day of month", 1, 31, &[], 0),
+        ("month", 1, 12, MONTHS, 1),
+        ("day of week", 0, 7, DAYS, 0),
+    ];
+    for (field, (what, min, max, names, base)) in fields.iter().zip(specs) {
+        let value = |v: &str| -> Option<u32> {
+            let lower = v.to_ascii_lowercase();
+            names
+                .iter()
+                .position(|n| *n == lower)
+                .and_then(|i| u32::try_from(i).ok())
+                .map(|i| i + base)
+                .or_else(|| v.parse().ok())
+                .filter(|n| (min..=max).contains(n))
+        };
+        let ok = field.split(',').all(|part| {
+            let (range, step) = match part.split_once('/') {
+                Some((r, st)) => (r, Some(st)),
+                None => (part, None),
+            };
+            let step_ok = step.is_none_or(|st| st.parse::<u32>().is_ok_and(|n| n > 0));
+            let range_ok = range == "*"
+                || match range.split_once('-') {
+                    Some((a, b)) => matches!((value(a), value(b)), (Some(a), Some(b)) if a <= b),
+                    None => value(range).is_some(),
+                };
+            step_ok && range_ok
+        });
+        if !ok {
+            return Err(Problem::new(
+                format!("invalid cron schedule `{s}`: bad {what} field `{field}`"),
+                format!(
+                    "the {what} field takes `*`, numbers from {min} to {max}, ranges `a-b`, lists `a,b` and steps `*/n`"
+                ),
+            ));
+        }
+    }
+    Ok(fields.join(" "))
+}
+
+/// An address or a network: `203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`.
+pub(crate) fn cidr(s: &str) -> Result<String, Problem> {
+    let bad = || {
+        Problem::new(
+            format!("invalid address range `{s}`"),
+            "write an address or a CIDR range, e.g. `203.0.113.7` or `10.0.0.0/8`",
+        )
+    };
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if let Some(p) = prefix {
+        match p.parse::<u8>() {
+            Ok(n) if n <= max => {}
+            _ => return Err(bad()),
+        }
+    }
+    Ok(s.to_owned())
+}
+
+/// A stack name: lowercase letters, digits and `-`, 1 to 40 characters.
+pub(crate) fn stack_name(s: &str) -> Result<String, Problem> {
+    let ok = (1..=40).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("invalid stack name `{s}`"),
+            "use 1 to 40 lowercase letters, digits and `-`, e.g. `shop`",
+        ))
+    }
+}
+
+/// An image reference such as `nginx:1.27` or `registry.example/app@sha256:...`.
+pub(crate) fn image(s: &str) -> Result<String, Problem> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) || s.starts_with([':', '@', '/']) {
+        Err(Problem::new(
+            format!("invalid image reference `{s}`"),
+            "write an image reference such as `nginx:1.27`",
+        ))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// An ACME directory URL, or `letsencrypt` / `letsencrypt-staging`.
+pub(crate) fn acme_directory(s: &str) -> Result<String, Problem> {
+    match s {
+        "letsencrypt" => Ok("https://acme-v02.api.letsencrypt.org/directory".to_owned()),
+        "letsencrypt-staging" => {
+            Ok("https://acme-staging-v02.api.letsencrypt.org/directory".to_owned())
+        }
+        _ if (s.starts_with("https://") || s.starts_with("http://"))
+            && s.len() > "https://".len() =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err(Problem::new(
+            format!("invalid ACME directory `{s}`"),
+            "write `letsencrypt`, `letsencrypt-staging` or the directory URL (`https://...`)",
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_urls() {
+        assert_eq!(
+            ssh_url("ssh://root@127.0.0.1:2222").unwrap(),
+            SshUrl {
+                user: "root".into(),
+                host: "127.0.0.1".into(),
+                port: 2222
+            }
+        );
+        assert_eq!(ssh_url("ssh://d@h").unwrap().port, 22);
+        assert_eq!(ssh_url("ssh://d@[::1]:2200").unwrap().host, "::1");
+        assert_eq!(
+            ssh_url("ssh://host").unwrap_err().message,
+            "invalid ssh URL `ssh://host`: the user is missing"
+        );
+        assert!(ssh_url("http://d@h").is_err());
+        assert!(ssh_url("ssh://d@h:0").is_err());
+        assert!(ssh_url("ssh://d@h:x").is_err());
+        assert!(ssh_url("ssh://d@h:99999").is_err());
+        assert!(ssh_url("ssh://d@:22").is_err());
+        assert!(ssh_url("ssh://d@h/x").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("1d").unwrap(), Duration::from_hours(24));
+        for bad in ["", "5", "s", "2 s", "2x", "-1s", "1.5s"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volumes() {
+        assert_eq!(
+            volume("pgdata:/var/lib/postgresql/data").unwrap(),
+            VolumeMount {
+                source: "pgdata".into(),
+                target: "/var/lib/postgresql/data".into(),
+                read_only: false
+            }
+        );
+        assert!(volume("/etc/x:/x:ro").unwrap().read_only);
+        for bad in ["./data:/x", "Data:/x", "a:b", "a:/b:rx", "a", "a:/b:ro:x"] {
+            assert!(volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn port_mappings() {
+        assert_eq!(
+            port_mapping("80:8080").unwrap(),
+            PortMapping {
+                host_ip: None,
+                host: 80,
+                container: 8080
+            }
+        );
+        let p = port_mapping("127.0.0.1:8443:443").unwrap();
+        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(port_mapping("[::1]:80:80").unwrap().host, 80);
+        for bad in ["80", "0:80", "80:70000", "x:80:80", "a:b", "1:2:3:4"] {
+            assert!(port_mapping(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cron_schedules() {
+        for good in [
+            "0 2 * * *",
+            "*/15 * * * 1-5",
+            "0 0 1 jan,jul sun",
+            "5,10 3-4/1 * * 7",
+        ] {
+            assert!(cron(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "0 2 * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "*/0 * * * *",
+            "5-1 * * * *",
+            "@daily",
+        ] {
+            assert!(cron(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn small_formats() {
+        assert!(cidr("10.0.0.0/8").is_ok());
+        assert!(cidr("2001:db8::/32").is_ok());
+        assert!(cidr("10.0.0.0/33").is_err());
+        assert!(cidr("example.com").is_err());
+        assert!(stack_name("vaibava").is_ok());
+        assert!(stack_name("Vaibava").is_err());
+        assert!(stack_name("").is_err());
+        assert!(stack_name(&"a".repeat(41)).is_err());
+        assert!(fingerprint("SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s").is_ok());
+        assert!(fingerprint("MD5:aa").is_err());
+        assert!(fingerprint("SHA256:a b").is_err());
+        assert!(
+            acme_directory("letsencrypt")
+                .unwrap()
+                .starts_with("https://acme-v02")
+        );
+        assert!(acme_directory("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! The host-level sections `tls`, `firewall`, `backup` and `checklist`: their types and how they are read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::document::{Kind, Node};
+use super::error::StackError;
+use super::format;
+use super::keys;
+use super::model::EnvValue;
+use super::reader::{Reader, place};
+use super::suggest;
+use crate::secret::Secret;
+
+/// How nginx gets its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum Tls {
+    /// Plain HTTP only.
+    #[default]
+    Off,
+    Acme(Acme),
+    Provided(ProvidedCert),
+}
+
+/// Certificates from an ACME CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acme {
+    /// The directory URL (`letsencrypt` and `letsencrypt-staging` are resolved).
+    pub directory: String,
+    pub email: Option<String>,
+    /// External account binding, when the CA requires it.
+    pub eab: Option<Eab>,
+    /// A CA bundle to trust for the directory (a test CA).
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// External account binding credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Eab {
+    pub kid: EnvValue,
+    pub hmac: Secret,
+}
+
+/// A certificate and key that the operator supplies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvidedCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Inbound rules beyond SSH, 80 and 443.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Firewall {
+    pub allow: Vec<AllowRule>,
+    /// Answer pings; default true.
+    pub icmp: bool,
+    /// Ports that a probe from outside must find closed.
+    pub must_be_closed: Vec<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AllowRule {
+    pub port: u16,
+    pub proto: Proto,
+    /// Addresses or CIDR ranges; empty means from anywhere.
+    pub from: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// The database backup cron.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    /// Five-field cron schedule; default `0 2 * * *`.
+    pub schedule: String,
+    /// Where backups are written on the host; default `/var/backups/<stack name>`.
+    pub dir: String,
+    pub retention: Retention,
+    /// Where a copy of each backup goes (`user@host:/path` or a path).
+    pub copy_to: Option<String>,
+    /// The recipient (public key) backups are encrypted to.
+    pub encrypt: Option<String>,
+}
+
+/// How many backups of each kind are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            daily: 7,
+            weekly: 4,
+            monthly: 6,
+        }
+    }
+}
+
+/// The go-live checklist of a gated environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checklist {
+    /// Item names; all items unless set.
+    pub items: Vec<String>,
+    /// How old an item's evidence may be, by item name.
+    pub freshness: BTreeMap<String, Duration>,
+}
+
+pub(crate) fn tls(r: &Reader<'_>, node: &Node) -> Result<Tls, StackError> {
+    const HELP: &str = "write `tls: off`, `tls: {acme: {directory: letsencrypt, email: ...}}` or `tls: {provided: {cert: ..., key: ...}}`";
+    if matches!(node.kind, Kind::Scalar { .. }) && !node.is_null() {
+        return match r.string(node)?.as_str() {
+            "off" | "false" => Ok(Tls::Off),
+            other => Err(r.error_at(
+                node,
+                format!("invalid tls mode `{other}` at {}", place(&node.path)),
+                HELP,
+            )),
+        };
+    }
+    let map = r.map(node, keys::TLS)?;
+    match map.entries {
+        [one] if one.key == "acme" => acme(r, &one.value).map(Tls::Acme),
+        [one] => {
+            let m = r.map(&one.value, keys::PROVIDED)?;
+            Ok(Tls::Provided(ProvidedCert {
+                cert: r.path(r.require(m, "cert", "name the certificate chain file (PEM)")?)?,
+                key: r.path(r.require(m, "key", "name the private key file (PEM)")?)?,
+            }))
+        }
+        [] => Err(r.error_at(node, format!("empty `tls` at {}", place(&node.path)), HELP)),
+        [_, second, ..] => Err(r.error(
+            second.key_span,
+            format!(
+                "`tls` takes one of `acme` or `provided`, not both, at {}",
+                place(&node.path)
+            ),
+            "keep one of them",
+        )),
+    }
+}
+
+fn acme(r: &Reader<'_>, node: &Node) -> Result<Acme, StackError> {
+    let m = r.map(node, keys::ACME)?;
+    let directory = r.parse(
+        r.require(
+            m,
+            "directory",
+            "write `directory: letsencrypt` or the CA's directory URL",
+        )?,
+        format::acme_directory,
+    )?;
+    let email = m.get("email").map(|n| r.string(n)).transpose()?;
+    let eab = match (m.get("eab_kid"), m.get("eab_hmac")) {
+        (None, None) => None,
+        (Some(kid), Some(hmac)) => Some(Eab {
+            kid: r.env_value(kid)?,
+            hmac: Secret::new(r.text(hmac)?.value),
+        }),
+        (Some(_), None) | (None, Some(_)) => {
+            let present = m.entry("eab_kid").or_else(|| m.entry("eab_hmac"));
+            let span = present.map_or_else(|| node.span(r.source), |e| e.key_span);
+            return Err(r.error(
+                span,
+                format!(
+                    "`eab_kid` and `eab_hmac` go together at {}",
+                    place(&node.path)
+                ),
+                "set both (the CA gives them as a pair) or neither",
+            ));
+        }
+    };
+    let ca_bundle = m.get("ca_bundle").map(|n| r.path(n)).transpose()?;
+    Ok(Acme {
+        directory,
+        email,
+        eab,
+        ca_bundle,
+    })
+}
+
+pub(crate) fn firewall(r: &Reader<'_>, node: &Node) -> Result<Firewall, StackError> {
+    let m = r.map(node, keys::FIREWALL)?;
+    let mut allow = Vec::new();
+    if let Some(list) = m.get("allow") {
+        for item in r.list(list)? {
+            let rule = r.map(item, keys::ALLOW)?;
+            let port =
+                r.port(r.require(rule, "port", "name the port to open, e.g. `port: 22`")?)?;
+            let proto = match rule.get("proto") {
+                None => Proto::Tcp,
+                Some(p) => match r.string(p)?.as_str() {
+                    "tcp" => Proto::Tcp,
+                    "udp" => Proto::Udp,
+                    other => {
+                        return Err(r.error_at(
+                            p,
+                            format!("invalid protocol `{other}` at {}", place(&p.path)),
+                            "write `tcp` or `udp`",
+                        ));
+                    }
+                },
+            };
+            let from = match rule.get("from") {
+                None => Vec::new(),
+                Some(f) => r
+                    .list(f)?
+                    .iter()
+                    .map(|n| r.parse(n, format::cidr))
+                    .collect::<Result<_, _>>()?,
+            };
+            allow.push(AllowRule { port, proto, from });
+        }
+    }
+    let icmp = m
+        .get("icmp")
+        .map(|n| r.boolean(n))
+        .transpose()?
+        .unwrap_or(true);
+    let must_be_closed = match m.get("must_be_closed") {
+        None => Vec::new(),
+        Some(list) => r
+            .list(list)?
+            .iter()
+            .map(|n| r.port(n))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Firewall {
+        allow,
+        icmp,
+        must_be_closed,
+    })
+}
+
+pub(crate) fn backup(r: &Reader<'_>, node: &Node, stack_name: &str) -> Result<Backup, StackError> {
+    let m = r.map(node, keys::BACKUP)?;
+    let schedule = match m.get("schedule") {
+        Some(n) => r.parse(n, format::cron)?,
+        None => "0 2 * * *".to_owned(),
+    };
+    let dir = match m.get("dir") {
+        Some(n) => r.parse(n, |s| {
+            if s.starts_with('/') {
+                Ok(s.to_owned())
+            } else {
+                Err(super::reader::Problem::new(
+                    format!("backup dir `{s}` is not an absolute path"),
+                    "write an absolute path on the host, e.g. `/var/backups/shop`",
+                ))
+            }
+        })?,
+        None => format!("/var/backups/{stack_name}"),
+    };
+    let mut retention = Retention::default();
+    if let Some(n) = m.get("retention") {
+        let rm = r.map(n, keys::RETENTION)?;
+        for (key, slot) in [
+            ("daily", &mut retention.daily),
+            ("weekly", &mut retention.weekly),
+            ("monthly", &mut retention.monthly),
+        ] {
+            if let Some(v) = rm.get(key) {
+                *slot = r.count(v)?;
+            }
+        }
+    }
+    let copy_to = m.get("copy_to").map(|n| r.string(n)).transpose()?;
+    let encrypt = match m.get("encrypt") {
+        None => None,
+        Some(n) if n.describe() == "a boolean" => {
+            if r.boolean(n)? {
+                return Err(r.error_at(
+                    n,
+                    format!("`encrypt` needs a recipient at {}", place(&n.path)),
+                    "write the public key (recipient) backups are encrypted to, or `false`",
+                ));
+            }
+            None
+        }
+        Some(n) => Some(r.string(n)?),
+    };
+    Ok(Backup {
+        schedule,
+        dir,
+        retention,
+        copy_to,
+        encrypt,
+    })
+}
+
+fn checklist_item(r: &Reader<'_>, node: &Node, name: &str) -> Result<String, StackError> {
+    if keys::CHECKLIST_ITEMS.contains(&name) {
+        return Ok(name.to_owned());
+    }
+    let help = match suggest::did_you_mean(name, keys::CHECKLIST_ITEMS.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "the items are {}",
+            suggest::list(keys::CHECKLIST_ITEMS.iter().copied())
+        ),
+    };
+    Err(r.error_at(
+        node,
+        format!("unknown checklist item `{name}` at {}", place(&node.path)),
+        help,
+    ))
+}
+
+pub(crate) fn checklist(r: &Reader<'_>, node: &Node) -> Result<Checklist, StackError> {
+    let m = r.map(node, keys::CHECKLIST)?;
+    let items = match m.get("items") {
+        None => keys::CHECKLIST_ITEMS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        Some(list) => {
+            let mut items: Vec<String> = Vec::new();
+            for n in r.list(list)? {
+                let name = checklist_item(r, n, &r.string(n)?)?;
+                if !items.contains(&name) {
+                    items.push(name);
+                }
+            }
+            items
+        }
+    };
+    let mut freshness = BTreeMap::new();
+    if let Some(f) = m.get("freshness") {
+        for entry in r.any_map(f)? {
+            let name = checklist_item(
+                r,
+                &Node {
+                    kind: Kind::Scalar {
+                        value: entry.key.clone(),
+                        style: super::document::Style::Plain,
+                    },
+                    mark: entry.key_span.mark,
+                    path: entry.value.path.clone(),
+                    key: Some(entry.key_span),
+                },
+                &entry.key,
+            )?;
+            freshness.insert(name, r.parse(&entry.value, format::duration)?);
+        }
+    }
+    Ok(Checklist { items, freshness })
+}

@@ -1,0 +1,1224 @@
+//! Every way a stack file can be wrong, and the exact message the user sees for it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use vldeploy::stack::{self, StackError};
+
+/// A small valid stack; each case below changes one thing.
+const VALID: &str = "\
+name: shop
+environments:
+  prod:
+    host: ssh://deploy@shop.example:22
+    ssh_agent: true
+    host_key: SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s
+    domain: shop.example
+    secrets_file: prod.env
+services:
+  nginx:
+    image: nginx:1.27
+    ports: [\"80:80\", \"443:443\"]
+    depends_on: [backend]
+  postgres:
+    image: postgres:15
+    env:
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}
+    volumes: [pgdata:/var/lib/postgresql/data]
+  backend:
+    build: backend
+    port: 8080
+    depends_on: [postgres]
+    healthcheck:
+      http: /api/health
+      interval: 2s
+";
+
+const SECRETS: (&str, &str) = ("prod.env", "POSTGRES_PASSWORD=hunter2\n");
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Loads `yaml` for `env` in a fresh directory holding `files`, with `vars` as the process environment, and
+/// returns the rendered error with the directory written as `$DIR`.
+fn error_with(
+    yaml: &str,
+    env: &str,
+    files: &[(&str, &str)],
+    vars: &[(&str, &str)],
+) -> (StackError, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", yaml);
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    let mut vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vars.entry("HOME".into())
+        .or_insert_with(|| "/home/op".into());
+    let lookup = |k: &str| vars.get(k).cloned();
+    let err = match stack::load_with(&dir.path().join("stack.yaml"), env, &lookup) {
+        Ok(s) => panic!("expected an error, loaded {s:?}"),
+        Err(e) => e,
+    };
+    let text = err
+        .to_string()
+        .replace(&dir.path().display().to_string(), "$DIR");
+    (err, text)
+}
+
+#[track_caller]
+fn assert_text(actual: &str, expected: &str) {
+    assert!(
+        actual == expected,
+        "the message differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---"
+    );
+    assert!(!actual.contains("hunter2"), "a secret leaked: {actual}");
+}
+
+#[track_caller]
+fn check_with(
+    yaml: &str,
+    env: &str,
+    files: &[(&str, &str)],
+    vars: &[(&str, &str)],
+    expected: &str,
+) {
+    let (_, actual) = error_with(yaml, env, files, vars);
+    assert_text(&actual, expected);
+}
+
+/// `VALID` with `from` replaced by `to`, loaded for `prod`.
+#[track_caller]
+fn check(from: &str, to: &str, expected: &str) {
+    assert!(VALID.contains(from), "`{from}` is not in the valid stack");
+    check_with(
+        &VALID.replacen(from, to, 1),
+        "prod",
+        &[SECRETS],
+        &[],
+        expected,
+    );
+}
+
+#[test]
+fn the_valid_stack_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", VALID);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.services.len(), 3);
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lookup = |_: &str| None;
+    let err = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap_err();
+    let text = err
+        .to_string()
+        .replace(&dir.path().display().to_string(), "$DIR");
+    assert!(matches!(err, StackError::Unreadable { .. }));
+    assert_text(
+        &text,
+        r"error: cannot read `$DIR/stack.yaml`: No such file or directory (os error 2)
+  = help: check the path: a project keeps its stack in `stack.yaml` at its root",
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    check(
+        "    image: nginx:1.27\n",
+        "    imag: nginx:1.27\n",
+        r"error: unknown key `imag` in `services.nginx`
+  --> $DIR/stack.yaml:11:5
+   |
+11 |     imag: nginx:1.27
+   |     ^^^^
+   = help: did you mean `image`?",
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    check(
+        "name: shop\n",
+        "name: shop\nfirewal: {}\n",
+        r"error: unknown key `firewal` at the top level
+ --> $DIR/stack.yaml:2:1
+  |
+2 | firewal: {}
+  | ^^^^^^^
+  = help: did you mean `firewall`?",
+    );
+}
+
+#[test]
+fn unknown_environment_key() {
+    check(
+        "    ssh_agent: true\n",
+        "    ssh_agnet: true\n",
+        r"error: unknown key `ssh_agnet` in `environments.prod`
+ --> $DIR/stack.yaml:5:5
+  |
+5 |     ssh_agnet: true
+  |     ^^^^^^^^^
+  = help: did you mean `ssh_agent`?",
+    );
+}
+
+#[test]
+fn bad_yaml_syntax() {
+    check(
+        "    port: 8080\n",
+        "    port: 8080\n   depends: x\n",
+        r"error: invalid YAML: while parsing a block mapping, did not find expected key
+  --> $DIR/stack.yaml:22:11
+   |
+22 |    depends: x
+   |           ^
+   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)",
+    );
+}
+
+#[test]
+fn tab_indentation() {
+    check(
+        "    port: 8080\n",
+        "\tport: 8080\n",
+        r"error: invalid YAML: while scanning a plain scalar, found a tab
+  --> $DIR/stack.yaml:21:1
+   |
+21 |  port: 8080
+   | ^
+   = help: fix the YAML syntax here (indent with spaces, quote values that contain `: ` or start with `{`, `[`, `*`, `&`)",
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    check(
+        "    port: 8080\n",
+        "    port: 8080\n    port: 8081\n",
+        r"error: duplicate key `port` in `services.backend`
+  --> $DIR/stack.yaml:22:5
+   |
+22 |     port: 8081
+   |     ^^^^
+   = help: `port` is already set on line 21: keep one of them",
+    );
+}
+
+#[test]
+fn wrong_type_for_a_list() {
+    check(
+        "depends_on: [postgres]",
+        "depends_on: postgres",
+        r"error: expected a list for `services.backend.depends_on`, found a string
+  --> $DIR/stack.yaml:22:17
+   |
+22 |     depends_on: postgres
+   |                 ^^^^^^^^
+   = help: write a list as `[a, b]` or as lines starting with `- `",
+    );
+}
+
+#[test]
+fn wrong_type_for_a_port() {
+    check(
+        "    port: 8080\n",
+        "    port: [8080]\n",
+        r"error: expected a port for `services.backend.port`, found a list
+  --> $DIR/stack.yaml:21:5
+   |
+21 |     port: [8080]
+   |     ^^^^
+   = help: write a whole number from 1 to 65535",
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    check(
+        "    port: 8080\n",
+        "    port: 80800\n",
+        r"error: port 80800 is out of range at `services.backend.port`
+  --> $DIR/stack.yaml:21:11
+   |
+21 |     port: 80800
+   |           ^^^^^
+   = help: use a number from 1 to 65535",
+    );
+}
+
+#[test]
+fn published_port_out_of_range() {
+    check(
+        "\"443:443\"",
+        "\"443:70000\"",
+        r#"error: port 70000 is out of range in port mapping `443:70000` at `services.nginx.ports[1]`
+  --> $DIR/stack.yaml:12:22
+   |
+12 |     ports: ["80:80", "443:70000"]
+   |                      ^^^^^^^^^^^
+   = help: use ports from 1 to 65535"#,
+    );
+}
+
+#[test]
+fn ssh_url_without_user() {
+    check(
+        "ssh://deploy@shop.example:22",
+        "ssh://shop.example",
+        r"error: invalid ssh URL `ssh://shop.example`: the user is missing at `environments.prod.host`
+ --> $DIR/stack.yaml:4:11
+  |
+4 |     host: ssh://shop.example
+  |           ^^^^^^^^^^^^^^^^^^
+  = help: name the login user: `ssh://deploy@shop.example`",
+    );
+}
+
+#[test]
+fn http_url_for_host() {
+    check(
+        "ssh://deploy@shop.example:22",
+        "http://deploy@shop.example",
+        r"error: invalid ssh URL `http://deploy@shop.example`: it must start with `ssh://` at `environments.prod.host`
+ --> $DIR/stack.yaml:4:11
+  |
+4 |     host: http://deploy@shop.example
+  |           ^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write it as `ssh://user@host` or `ssh://user@host:port`, e.g. `ssh://deploy@example.com:22`",
+    );
+}
+
+#[test]
+fn ssh_url_with_bad_port() {
+    check(
+        "shop.example:22",
+        "shop.example:2x2",
+        r"error: invalid port `2x2` in ssh URL `ssh://deploy@shop.example:2x2` at `environments.prod.host`
+ --> $DIR/stack.yaml:4:11
+  |
+4 |     host: ssh://deploy@shop.example:2x2
+  |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: use a port from 1 to 65535, or leave it out for 22",
+    );
+}
+
+#[test]
+fn both_build_and_image() {
+    check(
+        "    build: backend\n",
+        "    build: backend\n    image: shop/backend:1\n",
+        r"error: `services.backend` sets both `build` and `image`
+  --> $DIR/stack.yaml:21:5
+   |
+21 |     image: shop/backend:1
+   |     ^^^^^
+   = help: keep `build` to build the image from a local directory, or `image` to run a ready-made one",
+    );
+}
+
+#[test]
+fn neither_build_nor_image() {
+    check(
+        "    image: postgres:15\n",
+        "",
+        r"error: `services.postgres` needs `build` or `image`
+  --> $DIR/stack.yaml:14:3
+   |
+14 |   postgres:
+   |   ^^^^^^^^
+   = help: add `build: <directory with a Dockerfile>` or `image: <reference>` to `postgres`",
+    );
+}
+
+#[test]
+fn both_ssh_key_and_agent() {
+    check(
+        "    ssh_agent: true\n",
+        "    ssh_agent: true\n    ssh_key: ~/.ssh/id_ed25519\n",
+        r"error: `environments.prod` sets both `ssh_key` and `ssh_agent`
+ --> $DIR/stack.yaml:6:5
+  |
+6 |     ssh_key: ~/.ssh/id_ed25519
+  |     ^^^^^^^
+  = help: keep `ssh_key: <path>` to log in with a key file, or `ssh_agent: true` to use the running ssh-agent",
+    );
+}
+
+#[test]
+fn neither_ssh_key_nor_agent() {
+    check(
+        "    ssh_agent: true\n",
+        "",
+        r"error: `environments.prod` needs `ssh_key` or `ssh_agent: true`
+ --> $DIR/stack.yaml:3:3
+  |
+3 |   prod:
+  |   ^^^^
+  = help: add `ssh_key: <path to a private key>` or `ssh_agent: true`",
+    );
+}
+
+#[test]
+fn both_known_hosts_and_host_key() {
+    check(
+        "    domain:",
+        "    known_hosts: ~/.ssh/known_hosts\n    domain:",
+        r"error: `environments.prod` sets both `known_hosts` and `host_key`
+ --> $DIR/stack.yaml:7:5
+  |
+7 |     known_hosts: ~/.ssh/known_hosts
+  |     ^^^^^^^^^^^
+  = help: keep `known_hosts: <file>` or `host_key: SHA256:...`: the host key is checked against one of them",
+    );
+}
+
+#[test]
+fn unknown_service_name() {
+    check(
+        "  nginx:\n",
+        "  ngnix:\n",
+        r"error: unknown service `ngnix` in `services`
+  --> $DIR/stack.yaml:10:3
+   |
+10 |   ngnix:
+   |   ^^^^^
+   = help: did you mean `nginx`?",
+    );
+}
+
+#[test]
+fn missing_service() {
+    check(
+        "  postgres:\n    image: postgres:15\n",
+        "",
+        r"error: missing service `postgres` in `services`
+ --> $DIR/stack.yaml:9:1
+  |
+9 | services:
+  | ^^^^^^^^
+  = help: a stack runs exactly `nginx`, `postgres` and `backend`: add `postgres:` under `services`",
+    );
+}
+
+#[test]
+fn depends_on_unknown_service() {
+    check(
+        "depends_on: [postgres]",
+        "depends_on: [postgre]",
+        r"error: unknown service `postgre` in `services.backend.depends_on[0]`
+  --> $DIR/stack.yaml:22:18
+   |
+22 |     depends_on: [postgre]
+   |                  ^^^^^^^
+   = help: did you mean `postgres`?",
+    );
+}
+
+#[test]
+fn depends_on_cycle() {
+    check(
+        "    image: postgres:15\n",
+        "    image: postgres:15\n    depends_on: [nginx]\n",
+        r"error: dependency cycle `backend` -> `postgres` -> `nginx` -> `backend` at `services.nginx.depends_on[0]`
+  --> $DIR/stack.yaml:13:18
+   |
+13 |     depends_on: [backend]
+   |                  ^^^^^^^
+   = help: services start in `depends_on` order, so a cycle can never start: remove one of these dependencies",
+    );
+}
+
+#[test]
+fn postgres_publishing_a_port() {
+    check(
+        "    image: postgres:15\n",
+        "    image: postgres:15\n    ports: [\"5432:5432\"]\n",
+        r#"error: the database must stay on the private network: `services.postgres` cannot publish ports
+  --> $DIR/stack.yaml:16:5
+   |
+16 |     ports: ["5432:5432"]
+   |     ^^^^^
+   = help: remove `ports`: nginx is the only published service, and the backend reaches postgres on the private network"#,
+    );
+}
+
+#[test]
+fn backend_publishing_a_port() {
+    check(
+        "    port: 8080\n",
+        "    port: 8080\n    ports: [\"8080:8080\"]\n",
+        r#"error: the backend must stay on the private network: `services.backend` cannot publish ports
+  --> $DIR/stack.yaml:22:5
+   |
+22 |     ports: ["8080:8080"]
+   |     ^^^^^
+   = help: remove `ports`: nginx is the only published service, and it proxies `/api/` to the backend"#,
+    );
+}
+
+#[test]
+fn backend_without_port() {
+    check(
+        "    port: 8080\n",
+        "",
+        r"error: missing `port` at `services.backend`
+  --> $DIR/stack.yaml:19:3
+   |
+19 |   backend:
+   |   ^^^^^^^
+   = help: set the port the backend listens on inside the network, e.g. `port: 8080`",
+    );
+}
+
+#[test]
+fn undefined_variable() {
+    check(
+        "    domain: shop.example\n",
+        "    domain: ${SHOP_DOMAIN}\n",
+        r"error: undefined variable `SHOP_DOMAIN` in `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: ${SHOP_DOMAIN}
+  |             ^^^^^^^^^^^^^^
+  = help: define `SHOP_DOMAIN` in the process environment or `prod.env` (secrets_file), or give a default: `${SHOP_DOMAIN:-value}`",
+    );
+}
+
+#[test]
+fn secret_outside_env() {
+    check(
+        "    image: nginx:1.27\n",
+        "    image: \"nginx:${POSTGRES_PASSWORD}\"\n",
+        r#"error: secret `POSTGRES_PASSWORD` cannot be used in `services.nginx.image`
+  --> $DIR/stack.yaml:11:19
+   |
+11 |     image: "nginx:${POSTGRES_PASSWORD}"
+   |                   ^^^^^^^^^^^^^^^^^^^^
+   = help: secrets may only be used in `env` values and in tls `eab_kid`/`eab_hmac`; use a variable from the env_file here"#,
+    );
+}
+
+#[test]
+fn unterminated_reference() {
+    check(
+        "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}",
+        "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD",
+        r"error: unterminated `${` in a string at `services.postgres.env.POSTGRES_PASSWORD`
+  --> $DIR/stack.yaml:17:26
+   |
+17 |       POSTGRES_PASSWORD: ${POSTGRES_PASSWORD
+   |                          ^^
+   = help: close the reference with `}`, or write `$$` for a literal dollar",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    check(
+        "interval: 2s",
+        "interval: 2",
+        r"error: invalid duration `2` at `services.backend.healthcheck.interval`
+  --> $DIR/stack.yaml:25:17
+   |
+25 |       interval: 2
+   |                 ^
+   = help: write a whole number and a unit: `500ms`, `2s`, `1m`, `1h` or `1d`",
+    );
+}
+
+#[test]
+fn bad_volume() {
+    check(
+        "[pgdata:/var/lib/postgresql/data]",
+        "[./pgdata:/var/lib/postgresql/data]",
+        r"error: invalid volume source `./pgdata` in `./pgdata:/var/lib/postgresql/data` at `services.postgres.volumes[0]`
+  --> $DIR/stack.yaml:18:15
+   |
+18 |     volumes: [./pgdata:/var/lib/postgresql/data]
+   |               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   = help: use a named volume (lowercase letters, digits, `_`, `-`) or an absolute host path",
+    );
+}
+
+#[test]
+fn bad_cron_schedule() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  schedule: 0 25 * * *\n",
+        r"error: invalid cron schedule `0 25 * * *`: bad hour field `25` at `backup.schedule`
+ --> $DIR/stack.yaml:3:13
+  |
+3 |   schedule: 0 25 * * *
+  |             ^^^^^^^^^^
+  = help: the hour field takes `*`, numbers from 0 to 23, ranges `a-b`, lists `a,b` and steps `*/n`",
+    );
+}
+
+#[test]
+fn env_value_that_is_a_map() {
+    check(
+        "      POSTGRES_PASSWORD:",
+        "      POSTGRES_OPTS: {a: 1}\n      POSTGRES_PASSWORD:",
+        r#"error: an env value must be a string, number or boolean; `services.postgres.env.POSTGRES_OPTS` is a map
+  --> $DIR/stack.yaml:17:7
+   |
+17 |       POSTGRES_OPTS: {a: 1}
+   |       ^^^^^^^^^^^^^
+   = help: quote the value to pass it as text, e.g. `KEY: "..."`"#,
+    );
+}
+
+#[test]
+fn invalid_stack_name() {
+    check(
+        "name: shop\n",
+        "name: Shop_Front\n",
+        r"error: invalid stack name `Shop_Front` at `name`
+ --> $DIR/stack.yaml:1:7
+  |
+1 | name: Shop_Front
+  |       ^^^^^^^^^^
+  = help: use 1 to 40 lowercase letters, digits and `-`, e.g. `shop`",
+    );
+}
+
+#[test]
+fn secrets_file_missing() {
+    check_with(
+        VALID,
+        "prod",
+        &[],
+        &[],
+        r"error: secrets file `prod.env` does not exist (`environments.prod.secrets_file`)
+ --> $DIR/stack.yaml:8:19
+  |
+8 |     secrets_file: prod.env
+  |                   ^^^^^^^^
+  = help: create `$DIR/prod.env` with one `KEY=VALUE` line per secret (e.g. `POSTGRES_PASSWORD=...`), `chmod 600` it and keep it out of git",
+    );
+}
+
+#[test]
+fn unknown_environment() {
+    let (err, text) = error_with(VALID, "prodution", &[SECRETS], &[]);
+    let StackError::UnknownEnvironment { name, defined, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (name.as_str(), defined.clone()),
+        ("prodution", vec!["prod".to_owned()])
+    );
+    assert_text(
+        &text,
+        r"error: unknown environment `prodution`
+ --> $DIR/stack.yaml:2:1
+  |
+2 | environments:
+  | ^^^^^^^^^^^^
+  = help: defined environments: `prod`",
+    );
+}
+
+#[test]
+fn misspelled_environment_of_the_real_stack() {
+    let real =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
+    let (_, text) = error_with(&real, "prodution", &[], &[]);
+    assert_text(
+        &text,
+        r"error: unknown environment `prodution`
+ --> $DIR/stack.yaml:5:1
+  |
+5 | environments:
+  | ^^^^^^^^^^^^
+  = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`",
+    );
+}
+
+#[test]
+fn unknown_service_in_overrides() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    overrides:\n      backnd: {port: 9090}\n",
+        r"error: unknown service `backnd` in `environments.prod.overrides`
+  --> $DIR/stack.yaml:10:7
+   |
+10 |       backnd: {port: 9090}
+   |       ^^^^^^
+   = help: did you mean `backend`?",
+    );
+}
+
+#[test]
+fn bad_tls_mode() {
+    check(
+        "name: shop\n",
+        "name: shop\ntls: on\n",
+        r"error: invalid tls mode `on` at `tls`
+ --> $DIR/stack.yaml:2:6
+  |
+2 | tls: on
+  |      ^^
+  = help: write `tls: off`, `tls: {acme: {directory: letsencrypt, email: ...}}` or `tls: {provided: {cert: ..., key: ...}}`",
+    );
+}
+
+#[test]
+fn unknown_checklist_item() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    checklist:\n      items: [ssl, backups]\n",
+        r"error: unknown checklist item `backups` at `environments.prod.checklist.items[1]`
+  --> $DIR/stack.yaml:10:20
+   |
+10 |       items: [ssl, backups]
+   |                    ^^^^^^^
+   = help: did you mean `backup`?",
+    );
+}
+
+#[test]
+fn bad_line_in_env_file() {
+    check_with(
+        &VALID.replacen(
+            "    secrets_file: prod.env\n",
+            "    secrets_file: prod.env\n    env_file: prod.vars\n",
+            1,
+        ),
+        "prod",
+        &[SECRETS, ("prod.vars", "A=1\nthis is not a variable\n")],
+        &[],
+        r"error: expected `KEY=VALUE` in env file `prod.vars`
+ --> $DIR/prod.vars:2:1
+  |
+2 | this is not a variable
+  | ^^^^^^^^^^^^^^^^^^^^^^
+  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments",
+    );
+}
+
+#[test]
+fn bad_line_in_secrets_file_hides_the_line() {
+    check_with(
+        VALID,
+        "prod",
+        &[("prod.env", "POSTGRES_PASSWORD=x\nhunter2\n")],
+        &[],
+        r"error: expected `KEY=VALUE` in secrets file `prod.env`
+ --> $DIR/prod.env:2:1
+  = help: write one `KEY=VALUE` per line; lines starting with `#` are comments",
+    );
+}
+
+#[test]
+fn bad_firewall_protocol() {
+    check(
+        "name: shop\n",
+        "name: shop\nfirewall:\n  allow:\n    - {port: 51820, proto: udpp}\n",
+        r"error: invalid protocol `udpp` at `firewall.allow[0].proto`
+ --> $DIR/stack.yaml:4:28
+  |
+4 |     - {port: 51820, proto: udpp}
+  |                            ^^^^
+  = help: write `tcp` or `udp`",
+    );
+}
+
+#[test]
+fn health_path_without_slash() {
+    check(
+        "http: /api/health",
+        "http: api/health",
+        r"error: invalid health path `api/health` at `services.backend.healthcheck.http`
+  --> $DIR/stack.yaml:24:13
+   |
+24 |       http: api/health
+   |             ^^^^^^^^^^
+   = help: write a path starting with `/`, e.g. `/api/health`",
+    );
+}
+
+#[test]
+fn no_environments() {
+    check_with(
+        "name: shop\nenvironments: {}\nservices: {}\n",
+        "prod",
+        &[],
+        &[],
+        r"error: no environments in `environments`
+ --> $DIR/stack.yaml:2:1
+  |
+2 | environments: {}
+  | ^^^^^^^^^^^^
+  = help: add `environments:` with at least one environment, e.g. `production: {host: ssh://deploy@example.com, ...}`",
+    );
+}
+
+// ---- stacks that load ----
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vldeploy::stack::{
+    Backup, BuildSpec, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Proto,
+    Retention, SshAuth, SshUrl, Stack, Tls, VolumeMount,
+};
+
+/// The repo's stack.yaml copied into a fresh directory with `files` beside it.
+fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let real =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
+    write(dir.path(), "stack.yaml", &real);
+    for (name, text) in files {
+        write(dir.path(), name, text);
+    }
+    dir
+}
+
+fn load(dir: &Path, env: &str, vars: &[(&str, &str)]) -> Stack {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let lookup = |k: &str| vars.get(k).cloned();
+    match stack::load_with(&dir.join("stack.yaml"), env, &lookup) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn env<'a>(s: &'a Stack, service: &str, key: &str) -> &'a EnvValue {
+    &s.services[service].env[key]
+}
+
+fn exposed(s: &Stack) -> Vec<&str> {
+    s.secrets
+        .iter()
+        .map(vldeploy::secret::Secret::expose)
+        .collect()
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn the_real_stack_loads_for_sandbox() {
+    let dir = real_stack(&[
+        (".vldeploy/sandbox/sandbox.env", "SANDBOX_SSH_PORT=2222\n"),
+        (
+            ".vldeploy/sandbox/secrets.env",
+            "POSTGRES_PASSWORD=pg-secret-1\nADMIN_TOKEN=admin-secret-2\n",
+        ),
+    ]);
+    let d = dir.path();
+    let s = load(d, "sandbox", &[("HOME", "/home/op")]);
+    assert_eq!(
+        (s.name.as_str(), s.environment.as_str()),
+        ("vaibava", "sandbox")
+    );
+    assert_eq!(s.project_dir, d);
+    assert_eq!(
+        s.target,
+        SshUrl {
+            user: "root".into(),
+            host: "127.0.0.1".into(),
+            port: 2222
+        }
+    );
+    assert_eq!(s.auth, SshAuth::Key(d.join(".vldeploy/sandbox/id_ed25519")));
+    assert_eq!(
+        s.host_keys,
+        HostKeys::KnownHosts(d.join(".vldeploy/sandbox/known_hosts"))
+    );
+    assert_eq!(s.domain, "localhost");
+    assert!(!s.gated);
+    assert_eq!(s.tls, Tls::Off);
+    assert_eq!(
+        (s.firewall.clone(), s.backup.clone(), s.checklist.clone()),
+        (None, None, None)
+    );
+    assert_eq!(
+        s.services.keys().collect::<Vec<_>>(),
+        ["backend", "nginx", "postgres"]
+    );
+
+    let backend = &s.services["backend"];
+    assert_eq!(
+        backend.source,
+        ImageSource::Build(BuildSpec {
+            context: d.join("backend"),
+            dockerfile: "Dockerfile".into(),
+            prepare: None,
+            args: BTreeMap::new(),
+        })
+    );
+    assert_eq!(backend.port, Some(8080));
+    assert_eq!(backend.depends_on, ["postgres"]);
+    assert_eq!(
+        backend.healthcheck,
+        Some(HealthCheck {
+            probe: Probe::Http("/api/health".into()),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            retries: 30,
+        })
+    );
+    let url = env(&s, "backend", "DATABASE_URL");
+    assert!(url.is_secret());
+    assert_eq!(
+        url.expose(),
+        "postgres://postgres:pg-secret-1@postgres:5432/vaibava_db"
+    );
+    assert_eq!(url.to_string(), "<secret>");
+    assert!(env(&s, "backend", "ADMIN_TOKEN").is_secret());
+    assert_eq!(
+        env(&s, "backend", "OPERATOR_SAFE_MODE"),
+        &EnvValue::Plain("true".into())
+    );
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("info".into())
+    );
+    assert!(env(&s, "postgres", "POSTGRES_PASSWORD").is_secret());
+    assert_eq!(
+        env(&s, "postgres", "POSTGRES_DB"),
+        &EnvValue::Plain("vaibava_db".into())
+    );
+
+    let nginx = &s.services["nginx"];
+    assert_eq!(
+        nginx.ports,
+        [
+            PortMapping {
+                host_ip: None,
+                host: 80,
+                container: 80
+            },
+            PortMapping {
+                host_ip: None,
+                host: 443,
+                container: 443
+            },
+        ]
+    );
+    assert_eq!(nginx.depends_on, ["backend"]);
+    let postgres = &s.services["postgres"];
+    assert_eq!(
+        postgres.volumes,
+        [VolumeMount {
+            source: "pgdata".into(),
+            target: "/var/lib/postgresql/data".into(),
+            read_only: false
+        }]
+    );
+    assert_eq!(
+        postgres.healthcheck.as_ref().map(|h| &h.probe),
+        Some(&Probe::Command(
+            ["pg_isready", "-U", "postgres", "-d", "vaibava_db"]
+                .map(String::from)
+                .to_vec()
+        ))
+    );
+
+    assert_eq!(exposed(&s), ["admin-secret-2", "pg-secret-1"]);
+    for printed in [format!("{s:?}"), serde_json::to_string(&s).unwrap()] {
+        assert!(
+            !printed.contains("pg-secret-1") && !printed.contains("admin-secret-2"),
+            "{printed}"
+        );
+        assert!(printed.contains("<secret>"));
+    }
+}
+
+#[test]
+fn the_real_stack_loads_for_staging_with_its_override() {
+    let dir = real_stack(&[(
+        "secrets/staging.env",
+        "POSTGRES_PASSWORD=from-file\nADMIN_TOKEN=token-from-file\n",
+    )]);
+    let s = load(
+        dir.path(),
+        "staging",
+        &[("HOME", "/home/op"), ("POSTGRES_PASSWORD", "from-process")],
+    );
+    assert_eq!(
+        s.target,
+        SshUrl {
+            user: "deploy".into(),
+            host: "staging.vaibava.example".into(),
+            port: 22
+        }
+    );
+    assert_eq!(s.auth, SshAuth::Agent);
+    assert_eq!(
+        s.host_keys,
+        HostKeys::KnownHosts(PathBuf::from("/home/op/.ssh/known_hosts"))
+    );
+    assert_eq!(s.domain, "staging.vaibava.example");
+    // the override replaces one env key and keeps the others
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("debug".into())
+    );
+    assert_eq!(
+        env(&s, "backend", "OPERATOR_SAFE_MODE"),
+        &EnvValue::Plain("true".into())
+    );
+    assert_eq!(s.services["backend"].env.len(), 4);
+    assert_eq!(s.services["backend"].port, Some(8080));
+    // the process environment wins, and a name from the secrets file stays secret
+    let url = env(&s, "backend", "DATABASE_URL");
+    assert!(url.is_secret());
+    assert!(url.expose().contains(":from-process@"));
+    assert_eq!(
+        env(&s, "backend", "ADMIN_TOKEN").expose(),
+        "token-from-file"
+    );
+    assert_eq!(exposed(&s), ["token-from-file", "from-process"]);
+}
+
+#[test]
+fn the_real_stack_loads_for_production() {
+    let dir = real_stack(&[(
+        "secrets/production.env",
+        "POSTGRES_PASSWORD=p1\nADMIN_TOKEN=p2\n",
+    )]);
+    let s = load(dir.path(), "production", &[("HOME", "/home/op")]);
+    assert!(s.gated);
+    assert_eq!(
+        s.auth,
+        SshAuth::Key(PathBuf::from("/home/op/.ssh/vaibava_deploy"))
+    );
+    assert_eq!(
+        s.host_keys,
+        HostKeys::Pinned("SHA256:REPLACE_WITH_THE_HOST_KEY_FINGERPRINT".into())
+    );
+    assert_eq!(s.target.host, "vaibava.example");
+    assert_eq!(
+        env(&s, "backend", "RUST_LOG"),
+        &EnvValue::Plain("info".into())
+    );
+}
+
+#[test]
+fn environment_names_of_the_real_stack() {
+    let dir = real_stack(&[]);
+    assert_eq!(
+        stack::environment_names(&dir.path().join("stack.yaml")).unwrap(),
+        ["sandbox", "staging", "production"]
+    );
+}
+
+#[test]
+fn variables_defaults_escapes_and_the_secrets_list() {
+    let yaml = VALID
+        .replacen("name: shop\n", "name: shop\nsecrets: [SHOP_TOKEN]\n", 1)
+        .replacen(
+            "    port: 8080\n",
+            "    port: ${BACKEND_PORT:-8081}\n    env:\n      TOKEN: x-${SHOP_TOKEN}\n      PLAIN: ${PLAIN_VAR}\n      PRICE: $$5 ${MISSING:-and more}\n      COUNT: 3\n      ON: true\n",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(
+        dir.path(),
+        "prod",
+        &[("SHOP_TOKEN", "tok"), ("PLAIN_VAR", "visible")],
+    );
+    let b = &s.services["backend"];
+    assert_eq!(b.port, Some(8081));
+    assert!(b.env["TOKEN"].is_secret());
+    assert_eq!(b.env["TOKEN"].expose(), "x-tok");
+    assert_eq!(b.env["PLAIN"], EnvValue::Plain("visible".into()));
+    assert_eq!(b.env["PRICE"], EnvValue::Plain("$5 and more".into()));
+    assert_eq!(b.env["COUNT"], EnvValue::Plain("3".into()));
+    assert_eq!(b.env["ON"], EnvValue::Plain("true".into()));
+    assert_eq!(exposed(&s), ["hunter2", "tok"]);
+}
+
+#[test]
+fn overrides_replace_fields_and_build_takes_every_form() {
+    let yaml = VALID.replacen(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    overrides:\n      nginx:\n        build: {context: images/nginx, dockerfile: Containerfile, args: {VERSION: 1.27}}\n        ports: [\"127.0.0.1:8080:80\"]\n      backend:\n        build:\n          context: backend\n          prepare: cargo build --release\n",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(dir.path(), "prod", &[]);
+    let nginx = &s.services["nginx"];
+    assert_eq!(
+        nginx.source,
+        ImageSource::Build(BuildSpec {
+            context: dir.path().join("images/nginx"),
+            dockerfile: "Containerfile".into(),
+            prepare: None,
+            args: BTreeMap::from([("VERSION".to_owned(), "1.27".to_owned())]),
+        })
+    );
+    assert_eq!(
+        nginx.ports,
+        [PortMapping {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host: 8080,
+            container: 80
+        }]
+    );
+    assert_eq!(nginx.depends_on, ["backend"]);
+    let ImageSource::Build(b) = &s.services["backend"].source else {
+        panic!("expected a build")
+    };
+    assert_eq!(b.prepare.as_deref(), Some("cargo build --release"));
+    assert_eq!(b.context, dir.path().join("backend"));
+    assert_eq!(
+        s.services["postgres"].source,
+        ImageSource::Image("postgres:15".into())
+    );
+}
+
+#[test]
+fn sections_have_defaults_and_environments_replace_them() {
+    let yaml = VALID
+        .replacen(
+            "name: shop\n",
+            "name: shop\nfirewall:\n  allow:\n    - {port: 51820, proto: udp, from: [10.0.0.0/8]}\n  must_be_closed: [5432]\nbackup: {}\n",
+            1,
+        )
+        .replacen(
+            "    secrets_file: prod.env\n",
+            "    secrets_file: prod.env\n    backup:\n      schedule: 30 3 * * *\n      retention: {daily: 3}\n    tls:\n      acme:\n        directory: letsencrypt-staging\n        email: ops@shop.example\n        eab_kid: kid-1\n        eab_hmac: ${POSTGRES_PASSWORD}\n    checklist:\n      items: [ssl, backup]\n      freshness: {backup: 26h}\n",
+            1,
+        );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(dir.path(), "prod", &[]);
+    let fw = s.firewall.clone().unwrap();
+    assert_eq!(fw.allow.len(), 1);
+    assert_eq!((fw.allow[0].port, fw.allow[0].proto), (51820, Proto::Udp));
+    assert_eq!(fw.allow[0].from, ["10.0.0.0/8"]);
+    assert!(fw.icmp);
+    assert_eq!(fw.must_be_closed, [5432]);
+    assert_eq!(
+        s.backup,
+        Some(Backup {
+            schedule: "30 3 * * *".into(),
+            dir: "/var/backups/shop".into(),
+            retention: Retention {
+                daily: 3,
+                weekly: 4,
+                monthly: 6
+            },
+            copy_to: None,
+            encrypt: None,
+        })
+    );
+    let Tls::Acme(acme) = &s.tls else {
+        panic!("expected acme")
+    };
+    assert_eq!(
+        acme.directory,
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!(acme.email.as_deref(), Some("ops@shop.example"));
+    let eab = acme.eab.as_ref().unwrap();
+    assert_eq!((eab.kid.expose(), eab.hmac.expose()), ("kid-1", "hunter2"));
+    assert!(!format!("{s:?}").contains("hunter2"));
+    let c = s.checklist.clone().unwrap();
+    assert_eq!(c.items, ["ssl", "backup"]);
+    assert_eq!(c.freshness["backup"], Duration::from_hours(26));
+}
+
+#[test]
+fn the_schema_is_json_and_names_every_top_level_key() {
+    let schema = stack::schema();
+    let text = serde_json::to_string_pretty(&schema).unwrap();
+    let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, schema);
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "name",
+        "environments",
+        "services",
+        "secrets",
+        "tls",
+        "firewall",
+        "backup",
+        "checklist",
+    ] {
+        assert!(props.contains_key(key), "{key}");
+    }
+    assert_eq!(schema["additionalProperties"], false);
+    for service in ["nginx", "postgres", "backend"] {
+        assert!(
+            schema["properties"]["services"]["properties"]
+                .get(service)
+                .is_some()
+        );
+    }
+}
+
+#[test]
+fn any_damaged_stack_gives_a_diagnostic_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let path = dir.path().join("stack.yaml");
+    let lookup = |_: &str| None;
+    let lines: Vec<&str> = VALID.lines().collect();
+    let mut damaged: Vec<String> = (0..lines.len())
+        .map(|skip| {
+            let kept: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, l)| *l)
+                .collect();
+            kept.join("\n")
+        })
+        .collect();
+    damaged.extend(VALID.char_indices().map(|(i, _)| VALID[..i].to_owned()));
+    damaged.extend(
+        VALID
+            .char_indices()
+            .filter(|(_, c)| !c.is_whitespace())
+            .map(|(i, c)| {
+                let mut s = VALID.to_owned();
+                s.replace_range(i..i + c.len_utf8(), if c == ':' { "{" } else { ":" });
+                s
+            }),
+    );
+    let mut errors = 0;
+    for text in &damaged {
+        std::fs::write(&path, text).unwrap();
+        if let Err(e) = stack::load_with(&path, "prod", &lookup) {
+            errors += 1;
+            let shown = e.to_string();
+            assert!(shown.starts_with("error: "), "{shown}");
+            assert!(
+                shown.contains("stack.yaml:") || shown.contains("prod.env"),
+                "{shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+    assert!(errors > damaged.len() / 2, "{errors} of {}", damaged.len());
+}
