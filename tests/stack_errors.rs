@@ -641,9 +641,9 @@ fn misspelled_environment_of_the_real_stack() {
     assert_text(
         &text,
         r"error: unknown environment `prodution`
- --> $DIR/stack.yaml:5:1
+ --> $DIR/stack.yaml:8:1
   |
-5 | environments:
+8 | environments:
   | ^^^^^^^^^^^^
   = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`",
     );
@@ -861,7 +861,11 @@ fn the_real_stack_loads_for_sandbox() {
         ImageSource::Build(BuildSpec {
             context: d.join("backend"),
             dockerfile: "Dockerfile".into(),
-            prepare: None,
+            prepare: Some(
+                "cargo build --release -p vl-backend --target-dir target/backend-release && \
+                 install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend"
+                    .into()
+            ),
             args: BTreeMap::new(),
         })
     );
