@@ -51,7 +51,16 @@ pub(crate) struct Connected {
 
 impl Context {
     pub(crate) fn load(global: &Global) -> Result<Self, CommandError> {
-        let stack = crate::stack::load(&global.file, &global.env)?;
+        let stack = crate::stack::load(&global.file, &global.env).map_err(|e| {
+            let dir = global.file.parent().unwrap_or(std::path::Path::new("."));
+            if global.env == "sandbox" && !dir.join(".vldeploy/sandbox").exists() {
+                CommandError::Usage(format!(
+                    "{e}\nhint: the sandbox host has not been created yet: `vldeploy sandbox up` creates it and writes these files"
+                ))
+            } else {
+                CommandError::Stack(e)
+            }
+        })?;
         Ok(Self {
             stack,
             output: global.output,
