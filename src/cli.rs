@@ -71,6 +71,13 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the JSON Schema of stack.yaml, for editors.
     Schema,
+    /// The deploy lock every changing command takes on the host: who holds it, and freeing it.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// The host's audit log: who changed what, when, and how it ended.
+    Audit(AuditArgs),
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -126,4 +133,19 @@ pub enum SandboxAction {
     Down,
     /// Whether the sandbox host runs, and its ports.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Who holds the lock, for what command, since when.
+    Status,
+    /// Free the lock whoever holds it (when its holder is gone). The removed holder is printed and audited.
+    Release,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many of the latest entries to show.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub last: usize,
 }

@@ -31,6 +31,8 @@ pub(crate) enum CommandError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -45,7 +47,7 @@ pub(crate) struct Context {
 
 /// A connected host.
 pub(crate) struct Connected {
-    pub(crate) remote: Remote,
+    pub(crate) remote: std::sync::Arc<Remote>,
     pub(crate) engine: Engine,
 }
 
@@ -96,7 +98,10 @@ impl Context {
         .map_err(|e| CommandError::Io(format!("connecting: {e}")))??;
         let docker = remote.docker().await?;
         let engine = Engine::new(docker, remote.name());
-        Ok(Connected { remote, engine })
+        Ok(Connected {
+            remote: std::sync::Arc::new(remote),
+            engine,
+        })
     }
 
     /// Builds the images and works out what the host should have.
@@ -131,4 +136,53 @@ pub(crate) async fn plan_for(
     let facts = crate::facts::gather(&c.remote, &c.engine, desired).await?;
     let plan = crate::plan::plan(desired, &facts);
     Ok((facts, plan))
+}
+
+impl Context {
+    /// Runs `body` holding the stack's deploy lock, then records the outcome in the host's audit log.
+    /// `body` returns the change summaries to record alongside its result.
+    pub(crate) async fn locked<F, Fut>(
+        &self,
+        c: &Connected,
+        command: &str,
+        body: F,
+    ) -> Result<i32, CommandError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = (Vec<String>, Result<i32, CommandError>)>,
+    {
+        let lock = crate::state::acquire(c.remote.clone(), &self.stack.name, command).await?;
+        let (changes, result) = body().await;
+        if changes.is_empty() && result.is_ok() {
+            if let Err(e) = lock.release().await {
+                tracing::warn!("could not release the lock: {e}");
+            }
+            return result;
+        }
+        let entry = crate::state::AuditEntry {
+            time: crate::state::now(),
+            actor: crate::state::actor(),
+            command: command.to_string(),
+            environment: self.stack.environment.clone(),
+            changes,
+            result: if result.is_ok() {
+                "ok".into()
+            } else {
+                "failed".into()
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            waived: Vec::new(),
+            note: None,
+        };
+        if let Err(e) =
+            crate::state::audit_append(&c.remote, &self.stack.name, &entry, &self.stack.secrets)
+                .await
+        {
+            tracing::warn!("could not write the audit log: {e}");
+        }
+        if let Err(e) = lock.release().await {
+            tracing::warn!("could not release the lock: {e}");
+        }
+        result
+    }
 }

@@ -8,11 +8,25 @@ use crate::cli::{DownArgs, Output};
 use crate::plan::{private_network, public_network};
 
 pub(crate) async fn down(ctx: &Context, args: &DownArgs) -> Result<i32, CommandError> {
-    let stack = ctx.stack.name.as_str();
     if args.volumes && !args.yes {
         confirm_volume_deletion(ctx)?;
     }
     let c = ctx.connect().await?;
+    ctx.locked(&c, "down", || async {
+        let mut changes = Vec::new();
+        let result = remove_all(ctx, &c, args, &mut changes).await;
+        (changes, result)
+    })
+    .await
+}
+
+async fn remove_all(
+    ctx: &Context,
+    c: &super::context::Connected,
+    args: &DownArgs,
+    changes: &mut Vec<String>,
+) -> Result<i32, CommandError> {
+    let stack = ctx.stack.name.as_str();
     let containers = c.engine.stack_containers(stack).await?;
     // Front to back: nginx stops taking requests first, postgres stops last.
     let mut ordered = containers.clone();
@@ -27,6 +41,7 @@ pub(crate) async fn down(ctx: &Context, args: &DownArgs) -> Result<i32, CommandE
         eprintln!("stopping `{}` …", o.name);
         c.engine.stop(&o.name, Duration::from_secs(30)).await?;
         c.engine.remove(&o.name).await?;
+        changes.push(format!("remove container `{}`", o.name));
         removed.push(o.name.clone());
     }
     for net in [public_network(stack), private_network(stack)] {
@@ -36,6 +51,7 @@ pub(crate) async fn down(ctx: &Context, args: &DownArgs) -> Result<i32, CommandE
     if args.volumes {
         for v in c.engine.stack_volumes(stack).await? {
             c.engine.remove_volume(&v).await?;
+            changes.push(format!("delete volume `{v}`"));
             deleted_volumes.push(v);
         }
     }

@@ -1,7 +1,9 @@
 //! The commands: each loads what it needs, acts, and prints what the user asked for on stdout.
 
+mod audit;
 mod context;
 mod down;
+mod lock;
 mod logs;
 mod plan;
 mod progress;
@@ -9,8 +11,10 @@ mod sandbox;
 mod status;
 mod up;
 
+pub(crate) use audit::audit;
 pub(crate) use context::{CommandError, Context};
 pub(crate) use down::down;
+pub(crate) use lock::lock;
 pub(crate) use logs::logs;
 pub(crate) use plan::plan;
 pub(crate) use sandbox::sandbox;

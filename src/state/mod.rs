@@ -1,1 +1,40 @@
-//! The host's own record: state file, deploy lock, audit log.
+//! The host's own record: the deploy lock and the audit log, under `/var/lib/vldeploy/<stack>/`.
+
+mod audit;
+mod lock;
+
+pub use audit::{AuditEntry, append as audit_append, read as audit_read};
+pub use lock::{
+    Lock, LockInfo, StateError, acquire, inspect as lock_inspect, release_any as lock_release_any,
+};
+
+/// Who is acting: `VLDEPLOY_ACTOR`, else `user@machine` where vldeploy runs.
+pub fn actor() -> String {
+    if let Ok(a) = std::env::var("VLDEPLOY_ACTOR") {
+        if !a.trim().is_empty() {
+            return a;
+        }
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", machine())
+}
+
+/// The name of the machine vldeploy runs on.
+pub fn machine() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

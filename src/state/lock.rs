@@ -1,0 +1,207 @@
+//! The deploy lock: one mutating command per stack and host at a time, with its holder named and stale locks detected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::stack_dir;
+use crate::transport::{Remote, TransportError, shell_quote};
+
+/// A lock whose holder has not refreshed it for this long is stale.
+pub const STALE_AFTER_S: u64 = 120;
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "`{stack}` on `{host}` is locked by {holder} running `{command}` since {age_s}s ago (last sign of life {idle_s}s ago)\n  help: wait for it to finish; if that run is gone, `vldeploy lock release` frees the lock (a lock idle for {stale}s is taken over automatically)",
+        holder = .info.holder, command = .info.command, stale = STALE_AFTER_S
+    )]
+    Locked {
+        stack: String,
+        host: String,
+        info: LockInfo,
+        age_s: u64,
+        idle_s: u64,
+    },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the lock file of `{stack}` on `{host}` is unreadable: {detail}")]
+    Corrupt {
+        stack: String,
+        host: String,
+        detail: String,
+    },
+}
+
+/// What the lock says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub holder: String,
+    pub machine: String,
+    pub pid: u32,
+    pub command: String,
+    pub started: u64,
+    pub token: String,
+}
+
+/// A held lock; refreshed in the background, released by `release` (or left to go stale if the process dies).
+pub struct Lock {
+    remote: Arc<Remote>,
+    dir: String,
+    token: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+fn lock_dir(stack: &str) -> String {
+    format!("{}/lock", stack_dir(stack))
+}
+
+/// Takes the lock of `stack` for `command`. A lock left by a dead process on this machine, or idle for
+/// `STALE_AFTER_S`, is taken over with a warning; a live one is an error naming its holder.
+pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<Lock, StateError> {
+    let dir = lock_dir(stack);
+    let token = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        crate::state::now() ^ u64::from(std::process::id()) << 20
+    );
+    let info = LockInfo {
+        holder: crate::state::actor(),
+        machine: crate::state::machine(),
+        pid: std::process::id(),
+        command: command.to_string(),
+        started: crate::state::now(),
+        token: token.clone(),
+    };
+    let json = serde_json::to_string(&info).unwrap_or_default();
+    let q = shell_quote(&dir);
+    for attempt in 0..2 {
+        // `mkdir` is atomic: exactly one of two racing commands creates the directory.
+        let cmd = format!(
+            "mkdir -p {parent} && if mkdir {q} 2>/dev/null; then cat > {q}/info.json && echo taken; else echo held; \
+             cat {q}/info.json 2>/dev/null; echo; echo \"now=$(date +%s) mtime=$(stat -c %Y {q}/info.json 2>/dev/null || echo 0)\"; fi",
+            parent = shell_quote(&stack_dir(stack)),
+        );
+        let out = remote.exec_stdin(&cmd, json.clone().into_bytes()).await?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.starts_with("taken") {
+            let heartbeat = spawn_heartbeat(remote.clone(), dir.clone());
+            return Ok(Lock {
+                remote,
+                dir,
+                token,
+                heartbeat,
+            });
+        }
+        let mut lines = text.lines().skip(1);
+        let held: Option<LockInfo> = lines.next().and_then(|l| serde_json::from_str(l).ok());
+        let times = lines.find(|l| l.starts_with("now=")).unwrap_or("");
+        let num = |key: &str| {
+            times
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (now, mtime) = (num("now="), num("mtime="));
+        let idle = now.saturating_sub(mtime);
+        let Some(held) = held else {
+            // A lock directory without a readable holder: an interrupted acquire; stale once idle.
+            if idle >= STALE_AFTER_S || mtime == 0 {
+                remote.run(&format!("rm -rf {q}")).await?;
+                continue;
+            }
+            return Err(StateError::Corrupt {
+                stack: stack.into(),
+                host: remote.name().into(),
+                detail: "no holder recorded; retry in a moment".into(),
+            });
+        };
+        let dead_here = held.machine == info.machine && !process_alive(held.pid);
+        if attempt == 0 && (dead_here || idle >= STALE_AFTER_S) {
+            eprintln!(
+                "warning: taking over a stale lock of `{stack}` held by {} (`{}`, {})",
+                held.holder,
+                held.command,
+                if dead_here {
+                    "its process is gone".to_string()
+                } else {
+                    format!("idle for {idle}s")
+                }
+            );
+            remote.run(&format!("rm -rf {q}")).await?;
+            continue;
+        }
+        return Err(StateError::Locked {
+            stack: stack.into(),
+            host: remote.name().into(),
+            age_s: now.saturating_sub(held.started),
+            idle_s: idle,
+            info: held,
+        });
+    }
+    Err(StateError::Corrupt {
+        stack: stack.into(),
+        host: remote.name().into(),
+        detail: "the lock could not be taken".into(),
+    })
+}
+
+impl Lock {
+    /// Frees the lock, if it is still ours.
+    pub async fn release(self) -> Result<(), StateError> {
+        self.heartbeat.abort();
+        let q = shell_quote(&self.dir);
+        let token = shell_quote(&self.token);
+        self.remote
+            .run(&format!(
+                "grep -q {token} {q}/info.json 2>/dev/null && rm -rf {q}; true"
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+fn spawn_heartbeat(remote: Arc<Remote>, dir: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let _ = remote
+                .exec(&format!("touch {}/info.json", shell_quote(&dir)))
+                .await;
+        }
+    })
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The current holder, if any, and how long since it last refreshed the lock.
+pub async fn inspect(remote: &Remote, stack: &str) -> Result<Option<(LockInfo, u64)>, StateError> {
+    let q = shell_quote(&lock_dir(stack));
+    let out = remote
+        .exec(&format!("cat {q}/info.json 2>/dev/null && echo && echo $(( $(date +%s) - $(stat -c %Y {q}/info.json) ))"))
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let info = lines
+        .next()
+        .and_then(|l| serde_json::from_str::<LockInfo>(l).ok());
+    let idle = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(info.map(|i| (i, idle)))
+}
+
+/// Removes the lock whoever holds it (`vldeploy lock release`). Returns the holder it removed.
+pub async fn release_any(remote: &Remote, stack: &str) -> Result<Option<LockInfo>, StateError> {
+    let held = inspect(remote, stack).await?.map(|(i, _)| i);
+    remote
+        .run(&format!("rm -rf {}", shell_quote(&lock_dir(stack))))
+        .await?;
+    Ok(held)
+}
