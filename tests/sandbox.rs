@@ -296,7 +296,10 @@ async fn up_gives_a_host_with_ssh_and_its_own_engine_and_down_removes_it() {
     for tool in ["nft", "iptables", "crontab", "gzip", "curl", "ip", "ps"] {
         ssh_ok(&sb, &format!("command -v {tool}"));
     }
-    ssh_ok(&sb, "pgrep -x cron");
+    ssh_ok(&sb, "nft list ruleset >/dev/null && iptables -L DOCKER-USER -n >/dev/null");
+    // cron runs root's jobs (checked at the end, a minute from now).
+    ssh_ok(&sb, "pgrep -x cron && echo '* * * * * date > /tmp/cron-ran' | crontab -");
+    let cron_installed = Instant::now();
 
     // An image reaches the inner engine, and a container published on 80 inside answers on http_port outside.
     let started = Instant::now();
@@ -327,6 +330,18 @@ async fn up_gives_a_host_with_ssh_and_its_own_engine_and_down_removes_it() {
     assert_eq!(std::fs::read_to_string(sb.secrets_path()).unwrap(), secrets);
     assert_eq!(ssh_ok(&sb, "docker ps --format '{{.Names}}'"), "web");
     assert_eq!(sandbox::status(name, &dir).await.unwrap(), Some(sb.clone()));
+
+    // The inner engine can be restarted from a session, as the firewall tests do.
+    ssh_ok(&sb, "sandbox-dockerd restart && docker info >/dev/null && sandbox-dockerd status");
+    assert_eq!(ssh_ok(&sb, "docker ps -a --format '{{.Names}}'"), "web");
+
+    loop {
+        if ssh(&sb, "test -s /tmp/cron-ran").status.success() {
+            break;
+        }
+        assert!(cron_installed.elapsed() < Duration::from_secs(150), "cron did not run root's job");
+        std::thread::sleep(Duration::from_secs(2));
+    }
 
     // `down` removes the container and the inner engine's volume; a second `down` is fine.
     let started = Instant::now();
@@ -377,4 +392,38 @@ async fn two_sandboxes_run_side_by_side() {
     sandbox::down(b_name, &b_dir).await.unwrap();
     assert!(!exists("container", b_name));
     assert!(!exists("volume", &format!("{b_name}-docker")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sandbox_comes_back_with_up() {
+    let _serial = serial();
+    let name = "vldeploy-sandbox-test-restart";
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().join("sandbox");
+    sandbox::down(name, &dir).await.unwrap();
+    let first = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
+    ssh_ok(&first, "mkdir -p /srv && echo kept > /srv/marker");
+
+    // A graceful stop: the init process stops sshd and the inner engine and exits 0.
+    docker_ok(&["stop", "-t", "60", name]);
+    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", name]), "0");
+    assert_eq!(sandbox::status(name, &dir).await.unwrap(), None);
+
+    let started = Instant::now();
+    let second = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
+    eprintln!("timing: up of a stopped sandbox in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(second.container_id, first.container_id);
+    let known = std::fs::read_to_string(second.known_hosts_path()).unwrap();
+    assert!(known.starts_with(&format!("[127.0.0.1]:{} ", second.ssh_port)), "{known}");
+    assert_eq!(ssh_ok(&second, "cat /srv/marker"), "kept");
+    ssh_ok(&second, "docker info >/dev/null");
+
+    // A sandbox directory with new keys gets a fresh host that trusts them.
+    std::fs::remove_file(dir.join("id_ed25519")).unwrap();
+    let third = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
+    assert_ne!(third.container_id, first.container_id);
+    assert!(ssh(&third, "test -e /srv/marker").status.code() == Some(1));
+
+    sandbox::down(name, &dir).await.unwrap();
+    assert!(!exists("container", name));
 }

@@ -22,6 +22,8 @@ const SUITE: &str = "bookworm";
 const VARIANT: &str = "minbase";
 const INCLUDE: &str = "nginx-light,postgresql-15,curl,ca-certificates,procps,gzip";
 const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";
+/// Overrides the Debian mirror debootstrap downloads from.
+pub const MIRROR_ENV: &str = "VLDEPLOY_DEBIAN_MIRROR";
 const PULL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Returns an image reference usable as the `BASE` build-arg: `debian:bookworm-slim` when the engine has it or can
@@ -58,10 +60,15 @@ pub(crate) struct Recipe {
 }
 
 impl Recipe {
+    /// `VLDEPLOY_DEBIAN_MIRROR` when set, else the mirror apt uses here, else deb.debian.org.
     fn from_system() -> Self {
-        Self {
-            mirror: system_mirror().unwrap_or_else(|| FALLBACK_MIRROR.to_owned()),
-        }
+        let mirror = std::env::var(MIRROR_ENV)
+            .ok()
+            .map(|m| m.trim().trim_end_matches('/').to_owned())
+            .filter(|m| !m.is_empty())
+            .or_else(system_mirror)
+            .unwrap_or_else(|| FALLBACK_MIRROR.to_owned());
+        Self { mirror }
     }
 
     pub(crate) fn image(&self) -> String {

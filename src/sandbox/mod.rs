@@ -17,7 +17,7 @@ mod readiness;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use base_image::{LOCAL_BASE_REPO, UPSTREAM_BASE, ensure_base_image};
+pub use base_image::{LOCAL_BASE_REPO, MIRROR_ENV, UPSTREAM_BASE, ensure_base_image};
 pub use container::SANDBOX_LABEL;
 pub use error::SandboxError;
 pub use host_image::{HOST_IMAGE_REPO, ensure_host_image, host_image_name};
