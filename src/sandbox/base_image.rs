@@ -192,7 +192,10 @@ fn temp_dir() -> Result<PathBuf, SandboxError> {
         path: "/var/tmp".into(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    let dir = PathBuf::from(format!("/var/tmp/vldeploy-debootstrap-{}", hex::encode(bytes)));
+    let dir = PathBuf::from(format!(
+        "/var/tmp/vldeploy-debootstrap-{}",
+        hex::encode(bytes)
+    ));
     std::fs::create_dir(&dir).map_err(SandboxError::io(&dir))?;
     Ok(dir)
 }
@@ -292,8 +295,9 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<()
         .tag(tag)
         .changes(vec![r#"CMD ["/bin/bash"]"#.to_owned()])
         .build();
-    let importer = docker.clone().with_timeout(Duration::from_secs(3600));
-    let mut stream = importer.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
+    let importer = docker.clone().with_timeout(Duration::from_hours(1));
+    let mut stream =
+        importer.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
     let mut failure = None;
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
@@ -301,10 +305,13 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<()
             break;
         }
     }
-    let out = child.wait_with_output().await.map_err(|source| SandboxError::Spawn {
-        program: "tar".to_owned(),
-        source,
-    })?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| SandboxError::Spawn {
+            program: "tar".to_owned(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(SandboxError::Command {
             command: format!("tar -C {} -c .", rootfs.display()),
@@ -358,6 +365,7 @@ async fn remove_temp_dir(dir: &Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -370,7 +378,8 @@ mod tests {
             mirror_from_deb822(text).as_deref(),
             Some("http://mirror.example/debian")
         );
-        let security_only = "Types: deb\nURIs: http://x/debian-security\nSuites: bookworm-security\n";
+        let security_only =
+            "Types: deb\nURIs: http://x/debian-security\nSuites: bookworm-security\n";
         assert_eq!(mirror_from_deb822(security_only), None);
     }
 
@@ -381,13 +390,22 @@ mod tests {
             mirror_from_one_line(text).as_deref(),
             Some("http://ftp.example/debian")
         );
-        assert_eq!(mirror_from_one_line("deb http://x/debian trixie main\n"), None);
+        assert_eq!(
+            mirror_from_one_line("deb http://x/debian trixie main\n"),
+            None
+        );
     }
 
     #[test]
     fn image_name_follows_the_mirror() {
-        let a = Recipe { mirror: "http://a/debian".into() }.image();
-        let b = Recipe { mirror: "http://b/debian".into() }.image();
+        let a = Recipe {
+            mirror: "http://a/debian".into(),
+        }
+        .image();
+        let b = Recipe {
+            mirror: "http://b/debian".into(),
+        }
+        .image();
         assert!(a.starts_with("vldeploy/bookworm:"));
         assert_eq!(a.len(), "vldeploy/bookworm:".len() + 12);
         assert_ne!(a, b);

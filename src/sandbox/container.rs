@@ -103,11 +103,17 @@ pub(crate) async fn create(
             create_body(name, image, &keys.fingerprint(), ports),
         )
         .await
-        .map_err(SandboxError::docker(format!("create of container `{name}`")))?;
+        .map_err(SandboxError::docker(format!(
+            "create of container `{name}`"
+        )))?;
     let archive = key_archive(keys)?;
     let upload = UploadToContainerOptionsBuilder::default().path("/").build();
     docker
-        .upload_to_container(&created.id, Some(upload), bollard::body_full(archive.into()))
+        .upload_to_container(
+            &created.id,
+            Some(upload),
+            bollard::body_full(archive.into()),
+        )
         .await
         .map_err(SandboxError::docker(format!("copy of keys into `{name}`")))?;
     Ok(created.id)
@@ -130,7 +136,11 @@ fn key_archive(keys: &Keys) -> Result<Vec<u8>, SandboxError> {
     let files: [(&str, &[u8], u32); 3] = [
         ("root/.ssh/authorized_keys", authorized.as_bytes(), 0o600),
         ("etc/ssh/ssh_host_ed25519_key", &keys.host_key, 0o600),
-        ("etc/ssh/ssh_host_ed25519_key.pub", host_public.as_bytes(), 0o644),
+        (
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            host_public.as_bytes(),
+            0o644,
+        ),
     ];
     for (path, data, mode) in files {
         let mut header = tar::Header::new_gnu();
@@ -143,7 +153,9 @@ fn key_archive(keys: &Keys) -> Result<Vec<u8>, SandboxError> {
             .append_data(&mut header, path, data)
             .map_err(SandboxError::io("key archive"))?;
     }
-    builder.into_inner().map_err(SandboxError::io("key archive"))
+    builder
+        .into_inner()
+        .map_err(SandboxError::io("key archive"))
 }
 
 /// Inspects the container named `name`; `None` when there is none.
@@ -154,7 +166,9 @@ pub(crate) async fn inspect(
     match docker.inspect_container(name, None).await {
         Ok(c) => Ok(Some(c)),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(SandboxError::docker(format!("inspect of container `{name}`"))(e)),
+        Err(e) => Err(SandboxError::docker(format!(
+            "inspect of container `{name}`"
+        ))(e)),
     }
 }
 
@@ -335,19 +349,27 @@ pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), SandboxErr
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => {
-                return Err(SandboxError::docker(format!("removal of volume `{volume}`"))(e));
+                return Err(SandboxError::docker(format!(
+                    "removal of volume `{volume}`"
+                ))(e));
             }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn container_gets_the_flags_a_nested_engine_needs() {
-        let body = create_body("vldeploy-sandbox-shop", "img:1", "abc", &[22, 80, 443, 5432]);
+        let body = create_body(
+            "vldeploy-sandbox-shop",
+            "img:1",
+            "abc",
+            &[22, 80, 443, 5432],
+        );
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_add, Some(vec!["ALL".to_owned()]));
         assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_owned()]));
@@ -359,9 +381,6 @@ mod tests {
         assert_eq!(bindings.len(), 4);
         let b = bindings["5432/tcp"].as_ref().unwrap();
         assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(
-            body.labels.unwrap()[SANDBOX_LABEL],
-            "vldeploy-sandbox-shop"
-        );
+        assert_eq!(body.labels.unwrap()[SANDBOX_LABEL], "vldeploy-sandbox-shop");
     }
 }

@@ -1,5 +1,6 @@
 //! The files `up` leaves for clients: `sandbox.env` (ports), `secrets.env` (0600) and `known_hosts`.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,11 +31,10 @@ pub(crate) fn ports_env(
     https: u16,
     extra: &std::collections::BTreeMap<u16, u16>,
 ) -> String {
-    let mut text = format!(
-        "SANDBOX_SSH_PORT={ssh}\nSANDBOX_HTTP_PORT={http}\nSANDBOX_HTTPS_PORT={https}\n"
-    );
+    let mut text =
+        format!("SANDBOX_SSH_PORT={ssh}\nSANDBOX_HTTP_PORT={http}\nSANDBOX_HTTPS_PORT={https}\n");
     for (inner, outer) in extra {
-        text.push_str(&format!("SANDBOX_PORT_{inner}={outer}\n"));
+        let _ = writeln!(text, "SANDBOX_PORT_{inner}={outer}");
     }
     text
 }
@@ -63,6 +63,7 @@ pub(crate) fn random_token() -> Result<String, SandboxError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -86,7 +87,10 @@ mod tests {
         let first = fs::read_to_string(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let values: Vec<&str> = first.lines().map(|l| l.split_once('=').unwrap().1).collect();
+        let values: Vec<&str> = first
+            .lines()
+            .map(|l| l.split_once('=').unwrap().1)
+            .collect();
         assert_eq!(values.len(), 2);
         assert!(values.iter().all(|v| v.len() >= 32));
         assert_ne!(values[0], values[1]);

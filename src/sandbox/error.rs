@@ -45,7 +45,9 @@ pub enum SandboxError {
         source: std::io::Error,
     },
 
-    #[error("invalid sandbox name `{0}`: use 1 to 63 characters out of a-z, 0-9, `-`, `_` and `.`, starting with a letter or digit")]
+    #[error(
+        "invalid sandbox name `{0}`: use 1 to 63 characters out of a-z, 0-9, `-`, `_` and `.`, starting with a letter or digit"
+    )]
     InvalidName(String),
 
     #[error("a container named `{0}` exists but is not a vldeploy sandbox; remove or rename it")]

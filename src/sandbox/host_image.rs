@@ -50,6 +50,7 @@ pub async fn ensure_host_image(docker: &Docker, base: &str) -> Result<String, Sa
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

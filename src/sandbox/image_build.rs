@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::error::{SandboxError, is_not_found, tail_block};
 
 /// How long one image build or import may take before the engine is considered stuck.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+const BUILD_TIMEOUT: Duration = Duration::from_hours(1);
 
 /// Where concurrent vldeploy processes agree on who builds an image.
 const LOCK_PATH: &str = "/var/tmp/vldeploy-image-build.lock";
@@ -64,7 +64,8 @@ impl BuildContext {
                     pending.push(name);
                 } else if meta.is_file() {
                     let contents = std::fs::read(&path).map_err(SandboxError::io(&path))?;
-                    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+                    let mode =
+                        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
                     ctx.files
                         .push((name.to_string_lossy().into_owned(), contents, mode));
                 }
@@ -115,7 +116,9 @@ pub async fn image_exists(docker: &Docker, reference: &str) -> Result<bool, Sand
     match docker.inspect_image(reference).await {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(SandboxError::docker(format!("inspect of image `{reference}`"))(e)),
+        Err(e) => Err(SandboxError::docker(format!(
+            "inspect of image `{reference}`"
+        ))(e)),
     }
 }
 

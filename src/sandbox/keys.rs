@@ -110,6 +110,7 @@ async fn generate_if_missing(key: &Path, comment: &str) -> Result<(), SandboxErr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

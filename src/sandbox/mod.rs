@@ -108,7 +108,11 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
     let name = opts.name.as_str();
     let docker = connect().await?;
     let keys = Keys::ensure(&opts.dir).await?;
-    let mut ports: Vec<u16> = BASE_PORTS.iter().chain(&opts.extra_ports).copied().collect();
+    let mut ports: Vec<u16> = BASE_PORTS
+        .iter()
+        .chain(&opts.extra_ports)
+        .copied()
+        .collect();
     ports.sort_unstable();
     ports.dedup();
 
@@ -123,7 +127,10 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
             let published = container::published_ports(c);
             let has_ports = ports.iter().all(|p| published.contains(p));
             if !same_keys {
-                eprintln!("sandbox {name}: its keys changed in {}; recreating it", opts.dir.display());
+                eprintln!(
+                    "sandbox {name}: its keys changed in {}; recreating it",
+                    opts.dir.display()
+                );
             } else if !has_ports {
                 eprintln!("sandbox {name}: it lacks some of the requested ports; recreating it");
             }
@@ -134,28 +141,25 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         container::remove(&docker, name).await?;
     }
 
-    let container_id = match existing.filter(|_| reusable) {
-        Some(c) => {
-            let id = c.id.clone().unwrap_or_else(|| name.to_owned());
-            if !container::is_running(&c) {
-                eprintln!("sandbox {name}: starting the stopped container");
-                docker
-                    .start_container(&id, None)
-                    .await
-                    .map_err(SandboxError::docker(format!("start of container `{name}`")))?;
-            }
-            id
-        }
-        None => {
-            let base = ensure_base_image(&docker).await?;
-            let image = ensure_host_image(&docker, &base).await?;
-            let id = container::create(&docker, name, &image, &keys, &ports).await?;
+    let container_id = if let Some(c) = existing.filter(|_| reusable) {
+        let id = c.id.clone().unwrap_or_else(|| name.to_owned());
+        if !container::is_running(&c) {
+            eprintln!("sandbox {name}: starting the stopped container");
             docker
                 .start_container(&id, None)
                 .await
                 .map_err(SandboxError::docker(format!("start of container `{name}`")))?;
-            id
         }
+        id
+    } else {
+        let base = Box::pin(ensure_base_image(&docker)).await?;
+        let image = Box::pin(ensure_host_image(&docker, &base)).await?;
+        let id = container::create(&docker, name, &image, &keys, &ports).await?;
+        docker
+            .start_container(&id, None)
+            .await
+            .map_err(SandboxError::docker(format!("start of container `{name}`")))?;
+        id
     };
 
     let sandbox = describe(&docker, name, &opts.dir).await?;
@@ -225,14 +229,14 @@ async fn describe(
     };
     let ssh_port = all.remove(&22).ok_or_else(|| missing(22))?;
     let http_port = all.remove(&80).ok_or_else(|| missing(80))?;
-    let https_port = all.remove(&443).ok_or_else(|| missing(443))?;
+    let tls_port = all.remove(&443).ok_or_else(|| missing(443))?;
     Ok(Sandbox {
         name: name.to_owned(),
         container_id: c.id.unwrap_or_default(),
         dir: dir.to_path_buf(),
         ssh_port,
         http_port,
-        https_port,
+        https_port: tls_port,
         extra_ports: all,
     })
 }
@@ -257,6 +261,7 @@ fn write_files(sandbox: &Sandbox, keys: &Keys) -> Result<(), SandboxError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -11,7 +11,7 @@ use super::container;
 use super::error::SandboxError;
 
 /// How long a sandbox may take to come up on a busy machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
+const READY_TIMEOUT: Duration = Duration::from_mins(3);
 
 /// Polls until sshd sends its banner on the published port and `docker info` works inside.
 pub(crate) async fn wait(docker: &Docker, sandbox: &Sandbox) -> Result<(), SandboxError> {
