@@ -192,11 +192,13 @@ pub(crate) struct BuildLock {
 impl BuildLock {
     pub(crate) async fn acquire() -> Result<Self, SandboxError> {
         tokio::task::spawn_blocking(|| {
+            // Locking needs no write access, so a lock file made by another user still works.
             let file = File::options()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(LOCK_PATH)
+                .or_else(|_| File::open(LOCK_PATH))
                 .map_err(SandboxError::io(LOCK_PATH))?;
             file.lock().map_err(SandboxError::io(LOCK_PATH))?;
             Ok(Self { _file: file })
