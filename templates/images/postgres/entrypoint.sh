@@ -1,0 +1,88 @@
+#!/bin/sh
+# Entrypoint of the stack's PostgreSQL image: initialises an empty PGDATA from POSTGRES_USER,
+# POSTGRES_PASSWORD and POSTGRES_DB, then runs postgres in the foreground as the postgres user.
+set -eu
+
+PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+export PGDATA
+
+as_postgres() {
+    setpriv --reuid=postgres --regid=postgres --init-groups "$@"
+}
+
+log() {
+    echo "entrypoint: $*" >&2
+}
+
+# `docker run IMAGE psql ...` and friends run as given.
+if [ "${1:-postgres}" != "postgres" ]; then
+    exec "$@"
+fi
+shift || true
+
+if [ "$(id -u)" = "0" ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 700 "$PGDATA"
+    chmod 2775 /var/run/postgresql
+else
+    log "must start as root (it drops to the postgres user itself)"
+    exit 1
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    POSTGRES_USER="${POSTGRES_USER:-postgres}"
+    POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
+    if [ -z "${POSTGRES_PASSWORD:-}" ]; then
+        log "the data directory is empty and POSTGRES_PASSWORD is not set; refusing to create a database without a password"
+        exit 1
+    fi
+
+    log "initialising a new cluster in $PGDATA"
+    pwfile="$(mktemp)"
+    chmod 600 "$pwfile"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    chown postgres:postgres "$pwfile"
+    as_postgres initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$pwfile"
+
+    cat >> "$PGDATA/postgresql.conf" <<CONF
+
+# Set by the image's entrypoint.
+listen_addresses = '*'
+password_encryption = 'scram-sha-256'
+CONF
+
+    cat > "$PGDATA/pg_hba.conf" <<HBA
+# TYPE  DATABASE  USER  ADDRESS  METHOD
+# Inside the container, over the unix socket (docker exec, pg_dump): trusted.
+local   all       all            trust
+# Everything over TCP needs the password.
+host    all       all   all      scram-sha-256
+HBA
+    chown postgres:postgres "$PGDATA/pg_hba.conf"
+    chmod 600 "$PGDATA/pg_hba.conf"
+
+    # A server on the unix socket only, to create the database and run init scripts.
+    as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --options="-c listen_addresses=''" start >/dev/null
+    if [ "$POSTGRES_DB" != "postgres" ]; then
+        as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" --dbname=postgres \
+            --set db="$POSTGRES_DB" <<'SQL'
+CREATE DATABASE :"db";
+SQL
+        log "created database $POSTGRES_DB"
+    fi
+    for f in /docker-entrypoint-initdb.d/*.sql; do
+        [ -f "$f" ] || continue
+        log "running $f"
+        as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" \
+            --dbname="$POSTGRES_DB" --file="$f"
+    done
+    as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --mode=fast stop >/dev/null
+    log "initialisation done"
+else
+    log "found an existing cluster in $PGDATA; starting it"
+fi
+
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" "$@"
