@@ -18,13 +18,21 @@ pub enum TransportError {
     #[error(
         "cannot reach `{host}`: {reason}\nhelp: check that the host is up, that sshd listens on port {port} and that no firewall drops the connection"
     )]
-    Unreachable { host: String, port: u16, reason: String },
+    Unreachable {
+        host: String,
+        port: u16,
+        reason: String,
+    },
 
     /// Something answered, but the SSH handshake failed.
     #[error(
         "ssh handshake with `{host}` failed: {reason}\nhelp: check that port {port} is served by an OpenSSH server"
     )]
-    Handshake { host: String, port: u16, reason: String },
+    Handshake {
+        host: String,
+        port: u16,
+        reason: String,
+    },
 
     /// The host offered a key that `known_hosts` does not list for it.
     #[error(

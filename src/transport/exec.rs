@@ -158,7 +158,9 @@ impl ExecChannel {
                 Fault::WouldBlock => Ok(false),
                 Fault::Lost(reason) => Err(reason),
                 Fault::Channel(reason) => {
-                    self.give_up(format!("the server refused to start the command ({reason})"));
+                    self.give_up(format!(
+                        "the server refused to start the command ({reason})"
+                    ));
                     Ok(true)
                 }
             },
@@ -321,7 +323,9 @@ impl ExecChannel {
 
     fn take_stderr(&mut self, data: &[u8]) {
         self.stderr.extend_from_slice(data);
-        if matches!(self.sink, Some(Sink::Stream { .. })) && self.stderr.len() > 2 * STREAM_STDERR_KEEP {
+        if matches!(self.sink, Some(Sink::Stream { .. }))
+            && self.stderr.len() > 2 * STREAM_STDERR_KEEP
+        {
             let cut = self.stderr.len() - STREAM_STDERR_KEEP;
             self.stderr.drain(..cut);
         }

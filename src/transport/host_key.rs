@@ -40,7 +40,11 @@ pub(crate) fn known_name(host: &str, port: u16) -> String {
 
 /// The command that appends the host's keys to `known_hosts`.
 fn keyscan_command(host: &str, port: u16, known_hosts: &Path) -> String {
-    let port = if port == 22 { String::new() } else { format!("-p {port} ") };
+    let port = if port == 22 {
+        String::new()
+    } else {
+        format!("-p {port} ")
+    };
     format!(
         "ssh-keyscan {port}{} >> {}",
         shell_quote(host),
@@ -84,7 +88,10 @@ fn entries(session: &Session, path: &Path, known_name: &str, offered: &[u8]) -> 
         };
         let mut fields = line.split_whitespace().skip(1);
         let key_type = fields.next().unwrap_or("unknown").to_owned();
-        let blob = fields.next().and_then(|b| STANDARD.decode(b).ok()).unwrap_or_default();
+        let blob = fields
+            .next()
+            .and_then(|b| STANDARD.decode(b).ok())
+            .unwrap_or_default();
         found.push(Entry {
             number: index + 1,
             key_type,
@@ -97,7 +104,11 @@ fn entries(session: &Session, path: &Path, known_name: &str, offered: &[u8]) -> 
 
 /// Host key algorithms to prefer so the host offers a key type `known_hosts` already lists for it, as
 /// OpenSSH does; `None` when the file lists none (libssh2's defaults then apply).
-pub(crate) fn preferred_algorithms(session: &Session, path: &Path, known_name: &str) -> Option<String> {
+pub(crate) fn preferred_algorithms(
+    session: &Session,
+    path: &Path,
+    known_name: &str,
+) -> Option<String> {
     let listed = entries(session, path, known_name, PROBE_KEY);
     if listed.is_empty() {
         return None;
@@ -174,7 +185,11 @@ pub(crate) fn check_known_hosts(
 }
 
 /// Checks the key the host offered during the handshake against a pinned `SHA256:` fingerprint.
-pub(crate) fn check_pinned(session: &Session, name: &str, pinned: &str) -> Result<(), TransportError> {
+pub(crate) fn check_pinned(
+    session: &Session,
+    name: &str,
+    pinned: &str,
+) -> Result<(), TransportError> {
     let (blob, key_type) = offered(session, name)?;
     let offered = fingerprint(&blob);
     if normalize(pinned) == normalize(&offered) {
@@ -192,7 +207,9 @@ pub(crate) fn check_pinned(session: &Session, name: &str, pinned: &str) -> Resul
 /// A fingerprint without its `SHA256:` prefix and base64 padding, for comparison.
 fn normalize(fp: &str) -> &str {
     let fp = fp.trim();
-    fp.strip_prefix("SHA256:").unwrap_or(fp).trim_end_matches('=')
+    fp.strip_prefix("SHA256:")
+        .unwrap_or(fp)
+        .trim_end_matches('=')
 }
 
 fn offered(session: &Session, name: &str) -> Result<(Vec<u8>, String), TransportError> {
@@ -211,7 +228,10 @@ mod tests {
     #[test]
     fn fingerprints_match_ssh_keygen_format() {
         // The SHA-256 of empty input, base64 without its trailing `=`.
-        assert_eq!(fingerprint(b""), "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU");
+        assert_eq!(
+            fingerprint(b""),
+            "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::TransportError;
-use super::output::{ExecStream, Output, STREAM_STDERR_KEEP, STREAM_STDOUT_CHUNKS, StreamEnd, StreamStatus};
+use super::output::{
+    ExecStream, Output, STREAM_STDERR_KEEP, STREAM_STDOUT_CHUNKS, StreamEnd, StreamStatus,
+};
 
 /// How local hosts are named in messages.
 pub(crate) const NAME: &str = "local";
@@ -52,7 +54,10 @@ pub(crate) async fn exec(command: &str, stdin: Vec<u8>) -> Result<Output, Transp
             let _ = pipe.write_all(&stdin).await;
         });
     }
-    let out = child.wait_with_output().await.map_err(|e| wait_error(command, &e))?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| wait_error(command, &e))?;
     Ok(Output {
         status: status_code(out.status),
         stdout: out.stdout,
@@ -60,7 +65,8 @@ pub(crate) async fn exec(command: &str, stdin: Vec<u8>) -> Result<Output, Transp
     })
 }
 
-pub(crate) async fn exec_stream(
+/// Starts `command`; needs a running tokio runtime.
+pub(crate) fn exec_stream(
     command: &str,
     stdin: Option<mpsc::Receiver<Bytes>>,
 ) -> Result<ExecStream, TransportError> {

@@ -8,9 +8,12 @@
 //! `/var/run/docker.sock`, and bollard talks to that local socket.
 //!
 //! Uploads are not SFTP: [`Remote::upload`] runs a small shell snippet on the same session
-//! (`mkdir -p`, then `cat` from stdin to a temporary file under `umask 077`, `chmod`, `mv -f`), which
+//! (`mkdir -p`, then `cat` from stdin to a temporary file under `umask 077`, `chmod`, `mv -fT`), which
 //! makes the write atomic and keeps everything on the one pump. [`Remote::local`] offers the same API
 //! on this machine (`sh -c`, the local Docker socket) for tests and the sandbox.
+
+// Errors carry the host, fingerprints and paths that make them useful; they are rare and not worth boxing.
+#![allow(clippy::result_large_err)]
 
 mod error;
 mod exec;
@@ -92,7 +95,9 @@ pub struct Remote {
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Remote")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -176,7 +181,12 @@ impl Remote {
         if out.success() {
             Ok(out)
         } else {
-            Err(TransportError::command(&self.name, cmd, out.status, &out.stderr))
+            Err(TransportError::command(
+                &self.name,
+                cmd,
+                out.status,
+                &out.stderr,
+            ))
         }
     }
 
@@ -189,7 +199,7 @@ impl Remote {
         stdin: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<ExecStream, TransportError> {
         match &self.backend {
-            Backend::Local => local::exec_stream(cmd, stdin).await,
+            Backend::Local => local::exec_stream(cmd, stdin),
             Backend::Ssh(handle) => {
                 let (out_tx, out_rx) = mpsc::channel(STREAM_STDOUT_CHUNKS);
                 let (done_tx, done_rx) = oneshot::channel();
@@ -219,13 +229,23 @@ impl Remote {
 
     /// Writes `contents` to `path` with `mode`, atomically: parent directories are created, the bytes go
     /// to a temporary file next to `path` (never readable by others), which is then renamed over `path`.
-    pub async fn upload(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), TransportError> {
+    pub async fn upload(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), TransportError> {
         let cmd = quote::upload_command(path, mode).map_err(|e| self.invalid_path(path, e.0))?;
         let out = self.exec_stdin(&cmd, contents.to_vec()).await?;
         if out.success() {
             Ok(())
         } else {
-            Err(TransportError::command(&self.name, &cmd, out.status, &out.stderr))
+            Err(TransportError::command(
+                &self.name,
+                &cmd,
+                out.status,
+                &out.stderr,
+            ))
         }
     }
 
@@ -236,7 +256,12 @@ impl Remote {
         match out.status {
             0 => Ok(Some(out.stdout)),
             quote::MISSING_STATUS if out.stdout.is_empty() && out.stderr.is_empty() => Ok(None),
-            status => Err(TransportError::command(&self.name, &cmd, status, &out.stderr)),
+            status => Err(TransportError::command(
+                &self.name,
+                &cmd,
+                status,
+                &out.stderr,
+            )),
         }
     }
 
@@ -275,15 +300,22 @@ impl Remote {
             }
         };
         let path = local_path.to_string_lossy();
-        let docker = bollard::Docker::connect_with_unix(&path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| no_docker(format!("cannot be used ({e})")))?;
-        docker.negotiate_version().await.map_err(|e| match &self.backend {
-            Backend::Local => no_docker(format!("does not answer ({e})")),
-            Backend::Ssh(_) => TransportError::Docker {
-                host: self.name.clone(),
-                reason: e.to_string(),
-            },
-        })
+        let docker = bollard::Docker::connect_with_unix(
+            &path,
+            DOCKER_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| no_docker(format!("cannot be used ({e})")))?;
+        docker
+            .negotiate_version()
+            .await
+            .map_err(|e| match &self.backend {
+                Backend::Local => no_docker(format!("does not answer ({e})")),
+                Backend::Ssh(_) => TransportError::Docker {
+                    host: self.name.clone(),
+                    reason: e.to_string(),
+                },
+            })
     }
 
     /// The private directory holding the Docker tunnel socket (`None` for a local remote).

@@ -75,7 +75,12 @@ impl StreamEnd {
         if end.status == 0 {
             Ok(end)
         } else {
-            Err(TransportError::command(&host, &command, end.status, &end.stderr_tail))
+            Err(TransportError::command(
+                &host,
+                &command,
+                end.status,
+                &end.stderr_tail,
+            ))
         }
     }
 }

@@ -69,7 +69,9 @@ pub(crate) enum Fault {
 pub(crate) fn ssh_fault(e: &ssh2::Error) -> Fault {
     match e.code() {
         ErrorCode::Session(LIBSSH2_ERROR_EAGAIN) => Fault::WouldBlock,
-        ErrorCode::Session(code) if FATAL.contains(&code) => Fault::Lost(e.message().to_lowercase()),
+        ErrorCode::Session(code) if FATAL.contains(&code) => {
+            Fault::Lost(e.message().to_lowercase())
+        }
         _ => Fault::Channel(e.message().to_owned()),
     }
 }
@@ -79,7 +81,10 @@ pub(crate) fn io_fault(session: &Session, e: &io::Error) -> Fault {
     if e.kind() == io::ErrorKind::WouldBlock {
         return Fault::WouldBlock;
     }
-    match ssh2::Error::last_session_error(session).as_ref().map(ssh_fault) {
+    match ssh2::Error::last_session_error(session)
+        .as_ref()
+        .map(ssh_fault)
+    {
         Some(Fault::Lost(reason)) => Fault::Lost(reason),
         _ => Fault::Channel(e.to_string()),
     }
@@ -94,7 +99,10 @@ pub(crate) enum Job {
         reply: oneshot::Sender<Result<PathBuf, TransportError>>,
     },
     /// A connection accepted on a tunnel's local socket.
-    Accepted { local: UnixStream, socket: String },
+    Accepted {
+        local: UnixStream,
+        socket: String,
+    },
     Shutdown,
 }
 
@@ -132,7 +140,11 @@ pub(crate) struct Handle {
 
 impl Handle {
     /// Starts the pump thread on an authenticated session (switched to non-blocking mode here).
-    pub(crate) fn spawn(session: Session, host: &str, dir: TempDir) -> Result<Handle, TransportError> {
+    pub(crate) fn spawn(
+        session: Session,
+        host: &str,
+        dir: TempDir,
+    ) -> Result<Handle, TransportError> {
         let (tx, rx) = mpsc::channel();
         session.set_blocking(false);
         let pump = Pump {
@@ -167,10 +179,12 @@ impl Handle {
     }
 
     pub(crate) fn submit(&self, job: Job) -> Result<(), TransportError> {
-        self.jobs.send(job).map_err(|_| TransportError::Disconnected {
-            host: self.host.clone(),
-            reason: "the connection is closed".to_owned(),
-        })
+        self.jobs
+            .send(job)
+            .map_err(|_| TransportError::Disconnected {
+                host: self.host.clone(),
+                reason: "the connection is closed".to_owned(),
+            })
     }
 }
 
@@ -325,7 +339,8 @@ impl Pump {
     fn open_next(&mut self) -> Result<bool, String> {
         if self.opening.is_none() {
             // Commands whose callers gave up before they started are dropped unstarted.
-            self.queue.retain(|o| !matches!(o, Opening::Exec(job) if job.abandoned()));
+            self.queue
+                .retain(|o| !matches!(o, Opening::Exec(job) if job.abandoned()));
             let sessions = self.execs.len();
             let max = self.max_sessions;
             let next = self
@@ -412,7 +427,10 @@ impl Pump {
         if let Some(path) = self.listeners.get(socket) {
             return Ok(path.clone());
         }
-        let path = self.dir.path().join(format!("docker-{}.sock", self.listeners.len()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("docker-{}.sock", self.listeners.len()));
         let local_err = |e: io::Error| TransportError::Local {
             step: format!("creating the docker tunnel socket `{}`", path.display()),
             reason: e.to_string(),
@@ -469,7 +487,9 @@ impl Pump {
         self.tunnels.clear();
         self.closing.clear();
         if self.lost.is_none() {
-            let _ = self.session.disconnect(None, "vldeploy closed the connection", None);
+            let _ = self
+                .session
+                .disconnect(None, "vldeploy closed the connection", None);
         }
     }
 }

@@ -10,7 +10,11 @@ pub(crate) const MISSING_STATUS: i32 = 3;
 pub fn shell_quote(s: &str) -> Cow<'_, str> {
     let plain = !s.is_empty()
         && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+' | b'=' | b':' | b'@' | b',' | b'%')
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'.' | b'_' | b'-' | b'+' | b'=' | b':' | b'@' | b',' | b'%'
+                )
         })
         && !s.starts_with('-');
     if plain {
@@ -47,7 +51,8 @@ fn anchored(path: &str) -> Result<String, BadPath> {
 /// Parent directories are created with the remote default umask; the file itself is written under
 /// `umask 077` to a temporary name unique to this shell (`<path>.vldeploy-tmp.<pid>`), so it is never
 /// readable by others before `chmod` and concurrent uploads to one path never share a temporary file.
-/// `mv -f` then replaces `path` in one rename. On any failure the temporary file is removed.
+/// `mv -fT` then replaces `path` in one rename (`-T`: never into a directory that happens to sit at `path`).
+/// On any failure the temporary file is removed.
 pub(crate) fn upload_command(path: &str, mode: u32) -> Result<String, BadPath> {
     let path = anchored(path)?;
     let dir = match path.rfind('/') {
@@ -57,7 +62,7 @@ pub(crate) fn upload_command(path: &str, mode: u32) -> Result<String, BadPath> {
     };
     let mode = mode & 0o7777;
     Ok(format!(
-        "d={dir}; t={tmp}.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod {mode:04o} \"$t\" && mv -f \"$t\" {path} || {{ rc=$?; rm -f \"$t\"; exit $rc; }}",
+        "d={dir}; t={tmp}.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod {mode:04o} \"$t\" && mv -fT \"$t\" {path} || {{ rc=$?; rm -f \"$t\"; exit $rc; }}",
         dir = shell_quote(&dir),
         tmp = shell_quote(&format!("{path}.vldeploy-tmp")),
         path = shell_quote(&path),
@@ -68,7 +73,9 @@ pub(crate) fn upload_command(path: &str, mode: u32) -> Result<String, BadPath> {
 pub(crate) fn read_command(path: &str) -> Result<String, BadPath> {
     let path = anchored(path)?;
     let q = shell_quote(&path);
-    Ok(format!("if [ -e {q} ]; then exec cat {q}; else exit {MISSING_STATUS}; fi"))
+    Ok(format!(
+        "if [ -e {q} ]; then exec cat {q}; else exit {MISSING_STATUS}; fi"
+    ))
 }
 
 #[cfg(test)]
@@ -77,7 +84,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_plain() {
-        assert_eq!(shell_quote("/opt/vldeploy/nginx.conf"), "/opt/vldeploy/nginx.conf");
+        assert_eq!(
+            shell_quote("/opt/vldeploy/nginx.conf"),
+            "/opt/vldeploy/nginx.conf"
+        );
         assert_eq!(shell_quote("a=b,c:d@e%f+g"), "a=b,c:d@e%f+g");
     }
 
@@ -94,13 +104,19 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        for word in ["it's", "a b", "$HOME", "`id`", "\\", "''", "\"x\"", "-n", "ünï", "a\nb", ""] {
+        for word in [
+            "it's", "a b", "$HOME", "`id`", "\\", "''", "\"x\"", "-n", "ünï", "a\nb", "",
+        ] {
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("printf %s {}", shell_quote(word)))
                 .output()
                 .expect("sh runs");
-            assert_eq!(String::from_utf8(out.stdout).expect("utf-8"), word, "word {word:?}");
+            assert_eq!(
+                String::from_utf8(out.stdout).expect("utf-8"),
+                word,
+                "word {word:?}"
+            );
         }
     }
 
@@ -108,17 +124,31 @@ mod tests {
     fn upload_snippet_is_exact() {
         assert_eq!(
             upload_command("/etc/app/my file.conf", 0o640).expect("valid"),
-            "d=/etc/app; t='/etc/app/my file.conf.vldeploy-tmp'.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod 0640 \"$t\" && mv -f \"$t\" '/etc/app/my file.conf' || { rc=$?; rm -f \"$t\"; exit $rc; }"
+            "d=/etc/app; t='/etc/app/my file.conf.vldeploy-tmp'.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod 0640 \"$t\" && mv -fT \"$t\" '/etc/app/my file.conf' || { rc=$?; rm -f \"$t\"; exit $rc; }"
         );
-        assert!(upload_command("/top", 0o600).expect("valid").starts_with("d=/; t=/top.vldeploy-tmp.$$;"));
-        assert!(upload_command("-x", 0o600).expect("valid").starts_with("d=.; t=./-x.vldeploy-tmp.$$;"));
+        assert!(
+            upload_command("/top", 0o600)
+                .expect("valid")
+                .starts_with("d=/; t=/top.vldeploy-tmp.$$;")
+        );
+        assert!(
+            upload_command("-x", 0o600)
+                .expect("valid")
+                .starts_with("d=.; t=./-x.vldeploy-tmp.$$;")
+        );
     }
 
     #[test]
     fn bad_paths_are_refused() {
         assert_eq!(upload_command("", 0o600), Err(BadPath("the path is empty")));
-        assert_eq!(upload_command("/etc/", 0o600), Err(BadPath("the path names a directory")));
-        assert_eq!(read_command("a\0b"), Err(BadPath("the path contains a NUL byte")));
+        assert_eq!(
+            upload_command("/etc/", 0o600),
+            Err(BadPath("the path names a directory"))
+        );
+        assert_eq!(
+            read_command("a\0b"),
+            Err(BadPath("the path contains a NUL byte"))
+        );
     }
 
     #[test]

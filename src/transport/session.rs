@@ -62,7 +62,11 @@ pub(crate) fn open(
         reason: e.message().to_owned(),
     })?;
     session.set_tcp_stream(tcp);
-    session.set_timeout(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX).max(1));
+    session.set_timeout(
+        u32::try_from(timeout.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1),
+    );
 
     if let HostKeys::KnownHosts(path) = host_keys {
         let known = host_key::known_name(&target.host, target.port);
@@ -72,11 +76,19 @@ pub(crate) fn open(
         }
     }
 
-    session.handshake().map_err(|e| handshake_error(&name, target.port, timeout, &e))?;
+    session
+        .handshake()
+        .map_err(|e| handshake_error(&name, target.port, timeout, &e))?;
 
     match host_keys {
         HostKeys::KnownHosts(path) => {
-            host_key::check_known_hosts(&session, &name, &target.host, target.port, &expand_home(path))?;
+            host_key::check_known_hosts(
+                &session,
+                &name,
+                &target.host,
+                target.port,
+                &expand_home(path),
+            )?;
         }
         HostKeys::Pinned(fp) => host_key::check_pinned(&session, &name, fp)?,
     }
@@ -97,7 +109,11 @@ pub(crate) fn open(
     Ok(session)
 }
 
-fn connect_tcp(target: &Target, name: &str, timeout: Duration) -> Result<TcpStream, TransportError> {
+fn connect_tcp(
+    target: &Target,
+    name: &str,
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
     let unreachable = |reason: String| TransportError::Unreachable {
         host: name.to_owned(),
         port: target.port,
@@ -105,7 +121,13 @@ fn connect_tcp(target: &Target, name: &str, timeout: Duration) -> Result<TcpStre
     };
     let addrs: Vec<_> = (target.host.as_str(), target.port)
         .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve `{}`: {}", target.host, io_reason(&e, timeout))))?
+        .map_err(|e| {
+            unreachable(format!(
+                "cannot resolve `{}`: {}",
+                target.host,
+                io_reason(&e, timeout)
+            ))
+        })?
         .collect();
     let mut last = None;
     for addr in &addrs {
@@ -137,7 +159,9 @@ fn io_reason(e: &io::Error, timeout: Duration) -> String {
             let text = e.to_string();
             let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
             let mut chars = text.chars();
-            chars.next().map_or(text.clone(), |c| c.to_lowercase().chain(chars).collect())
+            chars
+                .next()
+                .map_or(text.clone(), |c| c.to_lowercase().chain(chars).collect())
         }
     }
 }
@@ -149,11 +173,13 @@ fn handshake_error(name: &str, port: u16, timeout: Duration, e: &ssh2::Error) ->
             port,
             reason: format!("no ssh handshake within {}s", timeout.as_secs_f32()),
         },
-        ErrorCode::Session(LIBSSH2_ERROR_SOCKET_DISCONNECT | -2 | -43) => TransportError::Handshake {
-            host: name.to_owned(),
-            port,
-            reason: format!("the server closed the connection ({})", e.message()),
-        },
+        ErrorCode::Session(LIBSSH2_ERROR_SOCKET_DISCONNECT | -2 | -43) => {
+            TransportError::Handshake {
+                host: name.to_owned(),
+                port,
+                reason: format!("the server closed the connection ({})", e.message()),
+            }
+        }
         _ => TransportError::Handshake {
             host: name.to_owned(),
             port,
@@ -162,7 +188,12 @@ fn handshake_error(name: &str, port: u16, timeout: Duration, e: &ssh2::Error) ->
     }
 }
 
-fn key_auth(session: &Session, target: &Target, name: &str, path: &Path) -> Result<(), TransportError> {
+fn key_auth(
+    session: &Session,
+    target: &Target,
+    name: &str,
+    path: &Path,
+) -> Result<(), TransportError> {
     let full = expand_home(path);
     let shown = path.display().to_string();
     match session.userauth_pubkey_file(&target.user, None, &full, None) {
@@ -245,8 +276,14 @@ mod tests {
     #[test]
     fn io_reasons_are_short() {
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(io_reason(&refused, Duration::from_secs(5)), "connection refused");
+        assert_eq!(
+            io_reason(&refused, Duration::from_secs(5)),
+            "connection refused"
+        );
         let timed_out = io::Error::from(io::ErrorKind::TimedOut);
-        assert_eq!(io_reason(&timed_out, Duration::from_secs(5)), "timed out after 5s");
+        assert_eq!(
+            io_reason(&timed_out, Duration::from_secs(5)),
+            "timed out after 5s"
+        );
     }
 }

@@ -32,6 +32,7 @@ impl Pending {
 /// Copies bytes both ways between a local unix stream and a channel, with half-close handling:
 /// EOF from the local side becomes the channel's EOF, and the channel's EOF shuts the local stream's
 /// write half.
+#[allow(clippy::struct_excessive_bools)] // one flag per half-close step reads better than a state enum here
 pub(crate) struct TunnelConn {
     local: UnixStream,
     channel: Channel,
@@ -190,7 +191,10 @@ impl TunnelConn {
                 }
             }
             if self.down.at < self.down_len {
-                match self.local.write(&self.down.data[self.down.at..self.down_len]) {
+                match self
+                    .local
+                    .write(&self.down.data[self.down.at..self.down_len])
+                {
                     Ok(0) => break,
                     Ok(n) => {
                         self.down.at += n;

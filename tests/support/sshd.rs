@@ -49,7 +49,11 @@ pub fn keygen_fingerprint(public_key: &Path) -> String {
         .arg(public_key)
         .output()
         .expect("ssh-keygen -lf runs");
-    assert!(out.status.success(), "ssh-keygen -lf {}", public_key.display());
+    assert!(
+        out.status.success(),
+        "ssh-keygen -lf {}",
+        public_key.display()
+    );
     String::from_utf8(out.stdout)
         .expect("utf-8")
         .split_whitespace()
@@ -76,7 +80,10 @@ impl Sshd {
     /// Starts a server with `extra` appended to its `sshd_config`.
     pub fn start_with(extra: &str) -> Sshd {
         fs::create_dir_all("/run/sshd").expect("create /run/sshd for privilege separation");
-        let dir = tempfile::Builder::new().prefix("vldeploy-sshd-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("vldeploy-sshd-")
+            .tempdir()
+            .expect("temp dir");
         let host_key = dir.path().join("host_ed25519");
         let client_key = dir.path().join("client_ed25519");
         keygen(&host_key, "vldeploy-test-host");
@@ -84,7 +91,11 @@ impl Sshd {
         let authorized = dir.path().join("authorized_keys");
         fs::copy(client_key.with_extension("pub"), &authorized).expect("write authorized_keys");
         let host_pub = fs::read_to_string(host_key.with_extension("pub")).expect("host public key");
-        let host_public_key = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let host_public_key = host_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         let host_fingerprint = keygen_fingerprint(&host_key.with_extension("pub"));
 
         for _attempt in 0..10 {
@@ -131,8 +142,11 @@ impl Sshd {
                 let text = fs::read_to_string(&log_path).unwrap_or_default();
                 if text.contains("Server listening on") {
                     let known_hosts = dir.path().join("known_hosts");
-                    fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_public_key}\n"))
-                        .expect("write known_hosts");
+                    fs::write(
+                        &known_hosts,
+                        format!("[127.0.0.1]:{port} {host_public_key}\n"),
+                    )
+                    .expect("write known_hosts");
                     return Sshd {
                         port,
                         client_key,
@@ -177,8 +191,18 @@ impl Sshd {
 
     /// Connects as root with the client key, trusting the host through `known_hosts`.
     pub fn connect(&self) -> Remote {
-        Remote::connect(&self.target(), &self.auth(), &self.host_keys(), Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("connect to test sshd: {e}\n--- sshd log ---\n{}", self.log()))
+        Remote::connect(
+            &self.target(),
+            &self.auth(),
+            &self.host_keys(),
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "connect to test sshd: {e}\n--- sshd log ---\n{}",
+                self.log()
+            )
+        })
     }
 
     /// What sshd logged so far.
