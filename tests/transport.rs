@@ -151,6 +151,40 @@ async fn a_server_allowing_few_sessions_still_runs_every_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_fails_commands_instead_of_hanging() {
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    assert!(remote.run("true").await.is_ok());
+    let running = {
+        let remote = Arc::clone(&remote);
+        tokio::spawn(async move { remote.exec("sleep 60").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sshd.kill_connections();
+    let err = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the command fails promptly")
+        .expect("task")
+        .expect_err("the connection is gone");
+    assert!(
+        matches!(err, TransportError::Disconnected { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "connection to `root@127.0.0.1:{}` lost",
+            sshd.port
+        )),
+        "{err}"
+    );
+    let later = remote.exec("true").await.expect_err("still gone");
+    assert!(
+        matches!(later, TransportError::Disconnected { .. }),
+        "{later:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_then_read_back_with_mode() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
@@ -457,6 +491,85 @@ async fn docker_answers_through_the_tunnel() {
     drop(docker);
     drop(remote);
     assert!(!dir.exists(), "the tunnel dir is removed with the Remote");
+}
+
+/// Removes a test image from the local engine, also when the test fails.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_docker_bodies_cross_the_tunnel_both_ways() {
+    use futures_util::StreamExt as _;
+
+    let sshd = Sshd::start();
+    let remote = sshd.connect();
+    let docker = remote.docker().await.expect("docker");
+
+    // An 8 MiB root filesystem goes up as a request body...
+    let rootfs = sshd.dir.path().join("rootfs");
+    fs::create_dir(&rootfs).expect("mkdir");
+    let blob: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
+    fs::write(rootfs.join("blob"), &blob).expect("write blob");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success());
+    let name = format!("vldeploy-transport-test:{}", std::process::id());
+    let _guard = ImageGuard(name.clone());
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo("vldeploy-transport-test")
+        .tag(&std::process::id().to_string())
+        .build();
+    let mut progress = docker.create_image(
+        Some(options),
+        Some(bollard::body_full(Bytes::from(tar.stdout))),
+        None,
+    );
+    while let Some(step) = progress.next().await {
+        step.expect("import step");
+    }
+
+    // ...and comes back as a streamed response, byte for byte what the local engine saves.
+    let mut exported = Sha256::new();
+    let mut size = 0usize;
+    let mut stream = docker.export_image(&name);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("export chunk");
+        size += chunk.len();
+        exported.update(&chunk);
+    }
+    assert!(size > 8 << 20, "exported {size} bytes");
+    let saved = std::process::Command::new("docker")
+        .args(["save", &name])
+        .output()
+        .expect("docker save");
+    assert!(saved.status.success());
+    assert_eq!(
+        hex::encode(exported.finalize()),
+        hex::encode(Sha256::digest(&saved.stdout))
+    );
+
+    docker
+        .remove_image(
+            &name,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .expect("remove image");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

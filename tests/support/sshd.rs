@@ -205,6 +205,15 @@ impl Sshd {
         })
     }
 
+    /// Kills the per-connection sshd processes (children of this server), dropping every client connection.
+    pub fn kill_connections(&self) {
+        let status = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status()
+            .expect("pkill runs");
+        assert!(status.success(), "no connection process to kill");
+    }
+
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         let mut text = String::new();
