@@ -802,6 +802,34 @@ async fn a_closed_port_is_unreachable() {
     assert!(text.contains("help:"), "{text}");
 }
 
+#[test]
+fn a_silent_or_foreign_server_is_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let target = Target {
+        user: "root".to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port,
+    };
+    let keys = HostKeys::Pinned("SHA256:x".to_owned());
+    let server = std::thread::spawn(move || {
+        // First client: accept and say nothing. Second: answer like a web server.
+        let (silent, _) = listener.accept().expect("accept");
+        let (mut web, _) = listener.accept().expect("accept");
+        use std::io::Write as _;
+        let _ = web.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        std::thread::sleep(Duration::from_secs(1));
+        drop((silent, web));
+    });
+    let err = Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(2)).expect_err("silent");
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("no ssh handshake within 2s"), "{err}");
+    let err = Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(10)).expect_err("not ssh");
+    assert!(matches!(err, TransportError::Handshake { .. } | TransportError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("`root@127.0.0.1:{port}`")), "{err}");
+    server.join().expect("server thread");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_remote_offers_the_same_api() {
     let remote = Remote::local();

@@ -47,7 +47,7 @@ pub struct StreamStatus {
 
 /// The end of a streaming command, to be awaited once stdout is consumed (or not wanted).
 ///
-/// Dropping it before the command ended aborts the command: its channel is closed.
+/// Dropping it before the command ended aborts the command (see [`ExecStream`]).
 #[derive(Debug)]
 pub struct StreamEnd {
     pub(crate) host: String,
@@ -89,7 +89,8 @@ impl StreamEnd {
 ///
 /// Read `stdout` until it yields `None`, then await [`ExecStream::finish`]. Dropping `stdout` early
 /// discards the rest of the output but lets the command run to its end; dropping the whole `ExecStream`
-/// (or its [`StreamEnd`]) aborts the command.
+/// (or its [`StreamEnd`]) aborts the command: its channel is closed, so it sees EOF on stdin and dies of
+/// `SIGPIPE` on its next write (over SSH, a command that neither reads nor writes runs on until it ends).
 #[derive(Debug)]
 pub struct ExecStream {
     pub stdout: mpsc::Receiver<Bytes>,

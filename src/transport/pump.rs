@@ -413,10 +413,15 @@ impl Pump {
                 tracing::warn!(host = %self.host, %socket, %reason, "docker tunnel connection refused by the host");
             }
             Opening::Probe { socket, reply } => {
+                let reason = if reason.contains("prohibited") {
+                    format!("cannot be forwarded: the host's sshd forbids it, see `AllowStreamLocalForwarding` ({reason})")
+                } else {
+                    format!("does not accept connections ({reason})")
+                };
                 let _ = reply.send(Err(TransportError::NoDocker {
                     host: self.host.clone(),
                     socket,
-                    reason: format!("cannot be opened over ssh ({reason})"),
+                    reason,
                 }));
             }
         }
