@@ -53,7 +53,7 @@ async fn exec_reports_status_stdout_and_stderr() {
 async fn stdin_reaches_the_command() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
-    let input: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let input: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
     let out = remote
         .exec_stdin("sha256sum", input.clone())
         .await
@@ -592,6 +592,18 @@ async fn a_missing_docker_socket_is_reported() {
     assert!(text.contains("apt-get install docker.io"), "{text}");
     // The session survives.
     assert!(remote.run("true").await.is_ok());
+
+    let strict = Sshd::start_with("AllowStreamLocalForwarding no");
+    let err = strict
+        .connect()
+        .docker()
+        .await
+        .expect_err("forwarding forbidden");
+    assert!(matches!(err, TransportError::NoDocker { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("AllowStreamLocalForwarding"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -813,20 +825,35 @@ fn a_silent_or_foreign_server_is_reported() {
     };
     let keys = HostKeys::Pinned("SHA256:x".to_owned());
     let server = std::thread::spawn(move || {
+        use std::io::Write as _;
         // First client: accept and say nothing. Second: answer like a web server.
         let (silent, _) = listener.accept().expect("accept");
         let (mut web, _) = listener.accept().expect("accept");
-        use std::io::Write as _;
         let _ = web.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
         std::thread::sleep(Duration::from_secs(1));
         drop((silent, web));
     });
-    let err = Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(2)).expect_err("silent");
+    let err =
+        Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(2)).expect_err("silent");
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains("no ssh handshake within 2s"), "{err}");
-    let err = Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(10)).expect_err("not ssh");
-    assert!(matches!(err, TransportError::Handshake { .. } | TransportError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("`root@127.0.0.1:{port}`")), "{err}");
+    assert!(
+        err.to_string().contains("no ssh handshake within 2s"),
+        "{err}"
+    );
+    let err = Remote::connect(&target, &Auth::Agent, &keys, Duration::from_secs(10))
+        .expect_err("not ssh");
+    assert!(
+        matches!(
+            err,
+            TransportError::Handshake { .. } | TransportError::Unreachable { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("`root@127.0.0.1:{port}`")),
+        "{err}"
+    );
     server.join().expect("server thread");
 }
 

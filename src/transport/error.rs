@@ -128,7 +128,7 @@ pub enum TransportError {
 
     /// The host has no reachable Docker engine socket.
     #[error(
-        "no Docker engine on `{host}`: {socket} {reason}\nhelp: install Docker on the host (`apt-get install docker.io`) and start it (`systemctl enable --now docker`, or `dockerd &` where there is no systemd)"
+        "no Docker engine on `{host}`: {socket} {reason}\nhelp: install Docker on the host (`apt-get install docker.io`) and start it (`systemctl enable --now docker`, or `dockerd &` where there is no systemd); if it runs, check that the host's sshd allows `AllowStreamLocalForwarding`"
     )]
     NoDocker {
         host: String,
@@ -222,7 +222,9 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_lines() {
-        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        let text = (1..=30).fold(String::new(), |mut s, i| {
+            s + "line " + &i.to_string() + "\n"
+        });
         let tail = tail_lines(text.as_bytes(), 3);
         assert_eq!(tail, "line 28\nline 29\nline 30");
         assert_eq!(tail_lines(b"only\n", 5), "only");

@@ -413,11 +413,10 @@ impl Pump {
                 tracing::warn!(host = %self.host, %socket, %reason, "docker tunnel connection refused by the host");
             }
             Opening::Probe { socket, reply } => {
-                let reason = if reason.contains("prohibited") {
-                    format!("cannot be forwarded: the host's sshd forbids it, see `AllowStreamLocalForwarding` ({reason})")
-                } else {
-                    format!("does not accept connections ({reason})")
-                };
+                let reason = format!(
+                    "does not accept connections through ssh ({})",
+                    reason.to_lowercase()
+                );
                 let _ = reply.send(Err(TransportError::NoDocker {
                     host: self.host.clone(),
                     socket,

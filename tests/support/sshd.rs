@@ -77,7 +77,8 @@ impl Sshd {
         Self::start_with("")
     }
 
-    /// Starts a server with `extra` appended to its `sshd_config`.
+    /// Starts a server with `extra` at the top of its `sshd_config` (sshd keeps the first value it reads
+    /// for an option, so `extra` overrides the defaults below it).
     pub fn start_with(extra: &str) -> Sshd {
         fs::create_dir_all("/run/sshd").expect("create /run/sshd for privilege separation");
         let dir = tempfile::Builder::new()
@@ -104,7 +105,8 @@ impl Sshd {
             fs::write(
                 &config,
                 format!(
-                    "Port {port}\n\
+                    "{extra}\n\
+                     Port {port}\n\
                      ListenAddress 127.0.0.1\n\
                      HostKey {host_key}\n\
                      PidFile {pid}\n\
@@ -117,8 +119,7 @@ impl Sshd {
                      KbdInteractiveAuthentication no\n\
                      AllowStreamLocalForwarding yes\n\
                      AllowTcpForwarding yes\n\
-                     LogLevel VERBOSE\n\
-                     {extra}\n",
+                     LogLevel VERBOSE\n",
                     host_key = host_key.display(),
                     pid = dir.path().join("sshd.pid").display(),
                     authorized = authorized.display(),
