@@ -222,9 +222,7 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_lines() {
-        let text = (1..=30).fold(String::new(), |mut s, i| {
-            s + "line " + &i.to_string() + "\n"
-        });
+        let text = (1..=30).fold(String::new(), |s, i| s + "line " + &i.to_string() + "\n");
         let tail = tail_lines(text.as_bytes(), 3);
         assert_eq!(tail, "line 28\nline 29\nline 30");
         assert_eq!(tail_lines(b"only\n", 5), "only");
