@@ -573,6 +573,69 @@ async fn large_docker_bodies_cross_the_tunnel_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_and_docker_keep_moving_during_a_bulk_stream() {
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    let docker = remote.docker().await.expect("docker");
+
+    // 64 MiB of stdin keeps the socket busy while other channels come and go.
+    let chunk = Bytes::from(
+        (0..1u32 << 20)
+            .map(|i| i.to_le_bytes()[1])
+            .collect::<Vec<u8>>(),
+    );
+    let mut hasher = Sha256::new();
+    for _ in 0..64 {
+        hasher.update(&chunk);
+    }
+    let expected = hex::encode(hasher.finalize());
+    let (tx, rx) = mpsc::channel(4);
+    let stream = remote
+        .exec_stream("sha256sum", Some(rx))
+        .await
+        .expect("stream");
+    let feeder = tokio::spawn(async move {
+        for _ in 0..64 {
+            tx.send(chunk.clone()).await.expect("send");
+        }
+    });
+
+    let mut others = Vec::new();
+    for i in 0..20 {
+        let remote = Arc::clone(&remote);
+        let docker = docker.clone();
+        others.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let out = remote
+                    .run(&format!("echo {i}"))
+                    .await
+                    .expect("exec during the stream");
+                assert_eq!(out.stdout_str(), format!("{i}\n"));
+            } else {
+                docker.ping().await.expect("docker during the stream");
+            }
+        }));
+    }
+    for other in others {
+        tokio::time::timeout(Duration::from_secs(120), other)
+            .await
+            .expect("no starvation")
+            .expect("task");
+    }
+    feeder.await.expect("feeder");
+    let (mut stdout, end) = stream.split();
+    let mut out = Vec::new();
+    while let Some(c) = stdout.recv().await {
+        out.extend_from_slice(&c);
+    }
+    end.success().await.expect("sha256sum");
+    assert_eq!(
+        String::from_utf8_lossy(&out).split_whitespace().next(),
+        Some(expected.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_docker_socket_is_reported() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
