@@ -161,7 +161,7 @@ async fn prepare_mount_dirs(host: &Host<'_>, spec: &ContainerSpec) -> Result<(),
         .mounts
         .iter()
         .filter_map(|m| match &m.source {
-            crate::plan::MountSource::HostPath(p) => Some(shell_quote(p)),
+            crate::plan::MountSource::HostPath(p) => Some(shell_quote(p).into_owned()),
             crate::plan::MountSource::Volume(_) => None,
         })
         .collect();

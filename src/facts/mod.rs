@@ -65,7 +65,11 @@ async fn read_files(remote: &Remote, desired: &Desired) -> Result<FileFacts, Tra
         .collect();
     services.sort_unstable();
     services.dedup();
-    let paths: Vec<String> = desired.files.iter().map(|f| shell_quote(&f.path)).collect();
+    let paths: Vec<String> = desired
+        .files
+        .iter()
+        .map(|f| shell_quote(&f.path).into_owned())
+        .collect();
     let mut cmd = format!("sha256sum -- {} 2>/dev/null; echo '--'", paths.join(" "));
     for s in &services {
         cmd.push_str(&format!(

@@ -181,7 +181,8 @@ fn process_alive(pid: u32) -> bool {
 
 /// The current holder, if any, and how long since it last refreshed the lock.
 pub async fn inspect(remote: &Remote, stack: &str) -> Result<Option<(LockInfo, u64)>, StateError> {
-    let q = shell_quote(&lock_dir(stack));
+    let dir = lock_dir(stack);
+    let q = shell_quote(&dir);
     let out = remote
         .exec(&format!("cat {q}/info.json 2>/dev/null && echo && echo $(( $(date +%s) - $(stat -c %Y {q}/info.json) ))"))
         .await?;

@@ -1,87 +1,366 @@
 //! Reaching a host: one SSH session carrying exec, uploads and the Docker API tunnel.
-//! (Interface placeholder; the full module replaces this file.)
+//!
+//! [`Remote::connect`] opens one ssh2 session per host (TCP connect, handshake, host key check against
+//! `known_hosts` or a pinned fingerprint, then key or agent authentication, all blocking) and hands it to
+//! a pump thread that owns it from then on in non-blocking mode (see `pump`). Every command runs on its
+//! own session channel; the Docker API is reached through a unix socket in a private temporary directory
+//! (mode 0700) whose every connection becomes a `direct-streamlocal` channel to the host's
+//! `/var/run/docker.sock`, and bollard talks to that local socket.
+//!
+//! Uploads are not SFTP: [`Remote::upload`] runs a small shell snippet on the same session
+//! (`mkdir -p`, then `cat` from stdin to a temporary file under `umask 077`, `chmod`, `mv -fT`), which
+//! makes the write atomic and keeps everything on the one pump. [`Remote::local`] offers the same API
+//! on this machine (`sh -c`, the local Docker socket) for tests and the sandbox.
 
-use std::path::PathBuf;
+// Errors carry the host, fingerprints and paths that make them useful; they are rare and not worth boxing.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod exec;
+mod host_key;
+mod local;
+mod output;
+mod pump;
+mod quote;
+mod session;
+mod tunnel;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("{0}")]
-    Other(String),
-    #[error("command failed on `{host}`: {command} exited with {status}\n{stderr_tail}")]
-    Command {
-        host: String,
-        command: String,
-        status: i32,
-        stderr_tail: String,
-    },
-}
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::{STDERR_TAIL_LINES, TransportError};
+pub use host_key::fingerprint;
+pub use output::{ExecStream, Output, StreamEnd, StreamStatus};
+pub use quote::shell_quote;
+
+use exec::{ExecJob, Sink, Stdin};
+use output::STREAM_STDOUT_CHUNKS;
+
+/// Where the Docker engine listens on a host.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// Seconds bollard waits for the engine to start answering a request.
+const DOCKER_TIMEOUT_SECS: u64 = 120;
+
+/// Who to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub user: String,
     pub host: String,
     pub port: u16,
 }
+
+impl Target {
+    /// `user@host:port`, the name used in every message.
+    pub fn name(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
+    /// A private key file (`~/` is expanded); it must not need a passphrase.
     Key(PathBuf),
+    /// The keys of the ssh agent at `$SSH_AUTH_SOCK`.
     Agent,
 }
+
+/// How to trust the host's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKeys {
+    /// An OpenSSH `known_hosts` file (`~/` is expanded); plain, `[host]:port` and hashed entries work.
     KnownHosts(PathBuf),
+    /// A fingerprint as `ssh-keygen -l` prints it: `SHA256:<base64 without padding>`.
     Pinned(String),
 }
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+
+enum Backend {
+    Ssh(pump::Handle),
+    Local,
 }
+
+/// A host to run commands on and to reach Docker on. `Send + Sync`; share it through an `Arc`.
+///
+/// Dropping it closes the connection, stops its thread and removes the tunnel socket directory.
 pub struct Remote {
     name: String,
+    backend: Backend,
+    tunnel_dir: Option<PathBuf>,
+    docker: tokio::sync::OnceCell<bollard::Docker>,
 }
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Remote {
+    /// Connects, verifies the host key and authenticates. Blocking: call it from `spawn_blocking` in
+    /// async code. `timeout` bounds the TCP connect and each step of the handshake and authentication.
     pub fn connect(
         target: &Target,
-        _auth: &Auth,
-        _host_keys: &HostKeys,
-        _timeout: Duration,
+        auth: &Auth,
+        host_keys: &HostKeys,
+        timeout: Duration,
     ) -> Result<Remote, TransportError> {
+        let session = session::open(target, auth, host_keys, timeout)?;
+        let name = target.name();
+        let dir = tempfile::Builder::new()
+            .prefix("vldeploy-ssh-")
+            .tempdir()
+            .and_then(|dir| {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+                Ok(dir)
+            })
+            .map_err(|e| TransportError::Local {
+                step: "creating the docker tunnel directory".to_owned(),
+                reason: e.to_string(),
+            })?;
+        let tunnel_dir = dir.path().to_path_buf();
+        let handle = pump::Handle::spawn(session, &name, dir)?;
         Ok(Remote {
-            name: format!("{}@{}:{}", target.user, target.host, target.port),
+            name,
+            backend: Backend::Ssh(handle),
+            tunnel_dir: Some(tunnel_dir),
+            docker: tokio::sync::OnceCell::new(),
         })
     }
+
+    /// This machine, through `sh -c` and the local Docker socket.
     pub fn local() -> Remote {
         Remote {
-            name: "local".into(),
+            name: local::NAME.to_owned(),
+            backend: Backend::Local,
+            tunnel_dir: None,
+            docker: tokio::sync::OnceCell::new(),
         }
     }
+
+    /// `user@host:port`, or `local`.
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Runs `cmd` with `sh` semantics on the host; any exit status is `Ok`.
     pub async fn exec(&self, cmd: &str) -> Result<Output, TransportError> {
-        Err(TransportError::Other(cmd.into()))
+        self.exec_stdin(cmd, Vec::new()).await
     }
-    pub async fn exec_stdin(&self, cmd: &str, _stdin: Vec<u8>) -> Result<Output, TransportError> {
-        Err(TransportError::Other(cmd.into()))
+
+    /// Runs `cmd` with `stdin` as its standard input; any exit status is `Ok`.
+    pub async fn exec_stdin(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+        match &self.backend {
+            Backend::Local => local::exec(cmd, stdin).await,
+            Backend::Ssh(handle) => {
+                let (tx, rx) = oneshot::channel();
+                handle.submit(pump::Job::Exec(ExecJob {
+                    command: cmd.to_owned(),
+                    stdin: Stdin::Bytes(Bytes::from(stdin)),
+                    sink: Sink::Collect(tx),
+                }))?;
+                rx.await.unwrap_or_else(|_| Err(self.gone()))
+            }
+        }
     }
+
+    /// Runs `cmd`; a non-zero exit status is a [`TransportError::Command`] with the tail of stderr.
     pub async fn run(&self, cmd: &str) -> Result<Output, TransportError> {
-        Err(TransportError::Other(cmd.into()))
+        self.run_stdin(cmd, Vec::new()).await
     }
+
+    /// Runs `cmd` with `stdin`; a non-zero exit status is a [`TransportError::Command`].
+    pub async fn run_stdin(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+        let out = self.exec_stdin(cmd, stdin).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(TransportError::command(
+                &self.name,
+                cmd,
+                out.status,
+                &out.stderr,
+            ))
+        }
+    }
+
+    /// Runs `cmd` with stdin fed from `stdin` (closed when the sender is dropped; `None` for none) and
+    /// stdout delivered as chunks. Both directions apply backpressure: a slow reader slows the command,
+    /// a slow command slows the sender.
+    #[allow(clippy::unused_async)] // async like the rest of the API, so callers need not care how it starts
+    pub async fn exec_stream(
+        &self,
+        cmd: &str,
+        stdin: Option<mpsc::Receiver<Bytes>>,
+    ) -> Result<ExecStream, TransportError> {
+        match &self.backend {
+            Backend::Local => local::exec_stream(cmd, stdin),
+            Backend::Ssh(handle) => {
+                let (out_tx, out_rx) = mpsc::channel(STREAM_STDOUT_CHUNKS);
+                let (done_tx, done_rx) = oneshot::channel();
+                let stdin = match stdin {
+                    Some(rx) => Stdin::Stream(rx),
+                    None => Stdin::Bytes(Bytes::new()),
+                };
+                handle.submit(pump::Job::Exec(ExecJob {
+                    command: cmd.to_owned(),
+                    stdin,
+                    sink: Sink::Stream {
+                        stdout: out_tx,
+                        done: done_tx,
+                    },
+                }))?;
+                Ok(ExecStream {
+                    stdout: out_rx,
+                    end: StreamEnd {
+                        host: self.name.clone(),
+                        command: cmd.to_owned(),
+                        done: done_rx,
+                    },
+                })
+            }
+        }
+    }
+
+    /// Writes `contents` to `path` with `mode`, atomically: parent directories are created, the bytes go
+    /// to a temporary file next to `path` (never readable by others), which is then renamed over `path`.
     pub async fn upload(
         &self,
         path: &str,
-        _contents: &[u8],
-        _mode: u32,
+        contents: &[u8],
+        mode: u32,
     ) -> Result<(), TransportError> {
-        Err(TransportError::Other(path.into()))
+        let cmd = quote::upload_command(path, mode).map_err(|e| self.invalid_path(path, e.0))?;
+        let out = self.exec_stdin(&cmd, contents.to_vec()).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(TransportError::command(
+                &self.name,
+                &cmd,
+                out.status,
+                &out.stderr,
+            ))
+        }
     }
+
+    /// The contents of `path`, or `None` when it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        Err(TransportError::Other(path.into()))
+        let cmd = quote::read_command(path).map_err(|e| self.invalid_path(path, e.0))?;
+        let out = self.exec(&cmd).await?;
+        match out.status {
+            0 => Ok(Some(out.stdout)),
+            quote::MISSING_STATUS if out.stdout.is_empty() && out.stderr.is_empty() => Ok(None),
+            status => Err(TransportError::command(
+                &self.name,
+                &cmd,
+                status,
+                &out.stderr,
+            )),
+        }
     }
+
+    /// A Docker client for the host's engine (through the ssh tunnel), with the API version negotiated.
+    /// The client is made once per `Remote` and cloned afterwards.
     pub async fn docker(&self) -> Result<bollard::Docker, TransportError> {
-        Err(TransportError::Other("docker".into()))
+        self.docker
+            .get_or_try_init(|| self.docker_at(DOCKER_SOCKET))
+            .await
+            .cloned()
+    }
+
+    /// Like [`Remote::docker`], for an engine socket at another path on the host (tests use a missing
+    /// one). Not cached.
+    #[doc(hidden)]
+    pub async fn docker_at(&self, socket: &str) -> Result<bollard::Docker, TransportError> {
+        let no_docker = |reason: String| TransportError::NoDocker {
+            host: self.name.clone(),
+            socket: socket.to_owned(),
+            reason,
+        };
+        let local_path = match &self.backend {
+            Backend::Local => {
+                if !Path::new(socket).exists() {
+                    return Err(no_docker("does not exist".to_owned()));
+                }
+                PathBuf::from(socket)
+            }
+            Backend::Ssh(handle) => {
+                let (tx, rx) = oneshot::channel();
+                handle.submit(pump::Job::Tunnel {
+                    socket: socket.to_owned(),
+                    reply: tx,
+                })?;
+                rx.await.unwrap_or_else(|_| Err(self.gone()))?
+            }
+        };
+        let path = local_path.to_string_lossy();
+        let docker = bollard::Docker::connect_with_unix(
+            &path,
+            DOCKER_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| no_docker(format!("cannot be used ({e})")))?;
+        docker
+            .negotiate_version()
+            .await
+            .map_err(|e| match &self.backend {
+                Backend::Local => no_docker(format!("does not answer ({e})")),
+                Backend::Ssh(_) => TransportError::Docker {
+                    host: self.name.clone(),
+                    reason: e.to_string(),
+                },
+            })
+    }
+
+    /// The private directory holding the Docker tunnel socket (`None` for a local remote).
+    #[doc(hidden)]
+    pub fn tunnel_dir(&self) -> Option<&Path> {
+        self.tunnel_dir.as_deref()
+    }
+
+    fn gone(&self) -> TransportError {
+        TransportError::Disconnected {
+            host: self.name.clone(),
+            reason: "the connection closed before the work was done".to_owned(),
+        }
+    }
+
+    fn invalid_path(&self, path: &str, reason: &str) -> TransportError {
+        TransportError::Invalid {
+            host: self.name.clone(),
+            what: format!("path `{path}`"),
+            reason: reason.to_owned(),
+        }
     }
 }
-/// Quotes a word for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn remote_is_send_and_sync() {
+        assert_send_sync::<Remote>();
+        assert_send_sync::<TransportError>();
+    }
+
+    #[test]
+    fn target_names_user_host_and_port() {
+        let target = Target {
+            user: "root".to_owned(),
+            host: "10.0.0.5".to_owned(),
+            port: 22,
+        };
+        assert_eq!(target.name(), "root@10.0.0.5:22");
+        assert_eq!(Remote::local().name(), "local");
+    }
 }

@@ -1,4 +1,6 @@
-//! Shared test harnesses.
-#![allow(unreachable_pub, dead_code)]
+//! Shared helpers for the integration tests.
+
+#![allow(dead_code, unreachable_pub)]
 
 pub mod project;
+pub mod sshd;

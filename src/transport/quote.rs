@@ -1,0 +1,161 @@
+//! Shell quoting, and the small shell snippets behind `upload` and `read_file`.
+
+use std::borrow::Cow;
+
+/// Exit status `read_file`'s snippet uses to say "no such file".
+pub(crate) const MISSING_STATUS: i32 = 3;
+
+/// Quotes `s` as one word for a POSIX shell. Plain words are left alone; anything else is wrapped in single
+/// quotes, with each `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> Cow<'_, str> {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'.' | b'_' | b'-' | b'+' | b'=' | b':' | b'@' | b',' | b'%'
+                )
+        })
+        && !s.starts_with('-');
+    if plain {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
+    }
+}
+
+/// Why a path cannot be written to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadPath(pub &'static str);
+
+/// A path made safe to pass to `mkdir`, `cat`, `chmod` and `mv` without `--`: relative paths gain `./`.
+fn anchored(path: &str) -> Result<String, BadPath> {
+    if path.is_empty() {
+        return Err(BadPath("the path is empty"));
+    }
+    if path.contains('\0') {
+        return Err(BadPath("the path contains a NUL byte"));
+    }
+    if path.ends_with('/') {
+        return Err(BadPath("the path names a directory"));
+    }
+    if path.starts_with('/') || path.starts_with("./") {
+        Ok(path.to_owned())
+    } else {
+        Ok(format!("./{path}"))
+    }
+}
+
+/// The snippet that writes its stdin to `path` atomically with `mode`.
+///
+/// Parent directories are created with the remote default umask; the file itself is written under
+/// `umask 077` to a temporary name unique to this shell (`<path>.vldeploy-tmp.<pid>`), so it is never
+/// readable by others before `chmod` and concurrent uploads to one path never share a temporary file.
+/// `mv -fT` then replaces `path` in one rename (`-T`: never into a directory that happens to sit at `path`).
+/// On any failure the temporary file is removed.
+pub(crate) fn upload_command(path: &str, mode: u32) -> Result<String, BadPath> {
+    let path = anchored(path)?;
+    let dir = match path.rfind('/') {
+        Some(0) => "/".to_owned(),
+        Some(i) => path[..i].to_owned(),
+        None => ".".to_owned(),
+    };
+    let mode = mode & 0o7777;
+    Ok(format!(
+        "d={dir}; t={tmp}.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod {mode:04o} \"$t\" && mv -fT \"$t\" {path} || {{ rc=$?; rm -f \"$t\"; exit $rc; }}",
+        dir = shell_quote(&dir),
+        tmp = shell_quote(&format!("{path}.vldeploy-tmp")),
+        path = shell_quote(&path),
+    ))
+}
+
+/// The snippet that prints `path`, or exits with [`MISSING_STATUS`] when there is no such file.
+pub(crate) fn read_command(path: &str) -> Result<String, BadPath> {
+    let path = anchored(path)?;
+    let q = shell_quote(&path);
+    Ok(format!(
+        "if [ -e {q} ]; then exec cat {q}; else exit {MISSING_STATUS}; fi"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_words_stay_plain() {
+        assert_eq!(
+            shell_quote("/opt/vldeploy/nginx.conf"),
+            "/opt/vldeploy/nginx.conf"
+        );
+        assert_eq!(shell_quote("a=b,c:d@e%f+g"), "a=b,c:d@e%f+g");
+    }
+
+    #[test]
+    fn everything_else_is_single_quoted() {
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(shell_quote("-rf"), "'-rf'");
+        assert_eq!(shell_quote("a\nb"), "'a\nb'");
+        assert_eq!(shell_quote("*"), "'*'");
+    }
+
+    #[test]
+    fn quoted_words_survive_a_real_shell() {
+        for word in [
+            "it's", "a b", "$HOME", "`id`", "\\", "''", "\"x\"", "-n", "ünï", "a\nb", "",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(word)))
+                .output()
+                .expect("sh runs");
+            assert_eq!(
+                String::from_utf8(out.stdout).expect("utf-8"),
+                word,
+                "word {word:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn upload_snippet_is_exact() {
+        assert_eq!(
+            upload_command("/etc/app/my file.conf", 0o640).expect("valid"),
+            "d=/etc/app; t='/etc/app/my file.conf.vldeploy-tmp'.$$; mkdir -p \"$d\" && (umask 077 && cat > \"$t\") && chmod 0640 \"$t\" && mv -fT \"$t\" '/etc/app/my file.conf' || { rc=$?; rm -f \"$t\"; exit $rc; }"
+        );
+        assert!(
+            upload_command("/top", 0o600)
+                .expect("valid")
+                .starts_with("d=/; t=/top.vldeploy-tmp.$$;")
+        );
+        assert!(
+            upload_command("-x", 0o600)
+                .expect("valid")
+                .starts_with("d=.; t=./-x.vldeploy-tmp.$$;")
+        );
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        assert_eq!(upload_command("", 0o600), Err(BadPath("the path is empty")));
+        assert_eq!(
+            upload_command("/etc/", 0o600),
+            Err(BadPath("the path names a directory"))
+        );
+        assert_eq!(
+            read_command("a\0b"),
+            Err(BadPath("the path contains a NUL byte"))
+        );
+    }
+
+    #[test]
+    fn read_snippet_is_exact() {
+        assert_eq!(
+            read_command("/srv/state.json").expect("valid"),
+            "if [ -e /srv/state.json ]; then exec cat /srv/state.json; else exit 3; fi"
+        );
+    }
+}
