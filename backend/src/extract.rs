@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use crate::{error::AppError, secret::constant_time_eq, state::AppState};
+use crate::{error::AppError, listener::PeerAddr, secret::constant_time_eq, state::AppState};
 
 /// `axum::Json` with JSON error answers.
 #[derive(Debug, FromRequest)]
@@ -37,8 +37,8 @@ pub fn client_ip(
 /// The peer address when the server records it.
 pub fn peer(parts_extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     parts_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr)
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|ConnectInfo(PeerAddr(addr))| *addr)
 }
 
 /// The bearer token of a request, if any.

@@ -7,6 +7,7 @@ pub mod database;
 pub mod error;
 pub mod extract;
 pub mod healthcheck;
+pub mod listener;
 pub mod migration;
 pub mod notifier;
 pub mod otp;

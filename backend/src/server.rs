@@ -1,9 +1,19 @@
 //! Serving with graceful shutdown: on SIGTERM stop accepting, let in-flight requests finish (bounded), close the pool.
-use std::{future::Future, io, net::SocketAddr, process::ExitCode, time::Duration};
+use std::{future::Future, io, process::ExitCode, time::Duration};
 
+use axum::serve::Listener as _;
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{app, config::Config, state::AppState};
+use crate::{
+    app,
+    config::Config,
+    listener::{DrainingListener, PeerAddr},
+    state::AppState,
+};
+
+/// Time between closing the listening socket and closing idle connections: lets connections accepted just
+/// before the close deliver their first request.
+const SETTLE: Duration = Duration::from_millis(750);
 
 /// Builds the state, binds, starts the database bootstrap in the background and serves until SIGTERM or Ctrl-C.
 pub async fn serve_until_signal(config: Config) -> ExitCode {
@@ -48,24 +58,27 @@ pub async fn bootstrap(state: AppState, retry_max: Duration) {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then drains for at most `grace` and closes the pool.
+///
+/// On shutdown the listening socket is closed first, after taking the connections the kernel had already
+/// accepted; those get a moment to send their requests before idle connections are closed, so no request that
+/// reached the socket is dropped.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
+    let (listener, closed) = DrainingListener::new(listener, shutdown)?;
     let addr = listener.local_addr()?;
     let (stopping_tx, mut stopping_rx) = watch::channel(false);
     let router = app(state.clone());
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutdown_started");
-        let _ = stopping_tx.send(true);
-    });
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<PeerAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = closed.await;
+            tracing::info!("shutdown_started");
+            let _ = stopping_tx.send(true);
+            tokio::time::sleep(SETTLE).await;
+        });
     tracing::info!(listen_addr = %addr, "listening");
     let deadline = async move {
         while !*stopping_rx.borrow_and_update() {
@@ -73,7 +86,7 @@ pub async fn serve(
                 std::future::pending::<()>().await;
             }
         }
-        tokio::time::sleep(grace).await;
+        tokio::time::sleep(grace + SETTLE).await;
     };
     let result = tokio::select! {
         result = server.into_future() => result,
