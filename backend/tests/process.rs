@@ -93,6 +93,20 @@ async fn refusing_shiprocket() -> String {
     url
 }
 
+/// True when the request was answered in full; false when its connection was refused (it never reached the
+/// server); panics when an accepted request lost its answer.
+async fn finished(result: reqwest::Result<reqwest::Response>) -> bool {
+    match result {
+        Ok(response) => {
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("a response body was cut off");
+            true
+        }
+        Err(error) if error.is_connect() => false,
+        Err(error) => panic!("request dropped: {error:?}"),
+    }
+}
+
 #[tokio::test]
 async fn the_binary_logs_json_and_shuts_down_without_dropping_requests() {
     let cluster = PgCluster::init();
@@ -130,31 +144,32 @@ async fn the_binary_logs_json_and_shuts_down_without_dropping_requests() {
     let shipment = http.post(format!("{base}/api/admin/orders/{id}/shipment")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(shipment.status(), 502);
 
-    // SIGTERM in the middle of concurrent traffic: every request that was accepted gets its full answer.
+    // SIGTERM in the middle of concurrent traffic. As in a release switch, new traffic stops going to this
+    // instance just before the signal; every request already sent must get its full answer.
+    let switched = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load: Vec<_> = (0..8)
         .map(|worker| {
-            let base = base.clone();
+            let (base, switched) = (base.clone(), switched.clone());
             tokio::spawn(async move {
                 let mut answered = 0u32;
-                let started = Instant::now();
-                while started.elapsed() < Duration::from_secs(30) {
+                let mut pending = Vec::new();
+                while !switched.load(std::sync::atomic::Ordering::SeqCst) {
                     let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(30)).build().unwrap();
                     let path = if worker % 2 == 0 { "/api/search?q=red%20silk" } else { "/api/products?limit=5" };
-                    match client.get(format!("{base}{path}")).send().await {
-                        Ok(response) => {
-                            assert_eq!(response.status(), 200);
-                            response.bytes().await.expect("a response body was cut off");
-                            answered += 1;
-                        }
-                        Err(error) if error.is_connect() => return answered,
-                        Err(error) => panic!("request dropped: {error:?}"),
+                    pending.push(tokio::spawn(client.get(format!("{base}{path}")).send()));
+                    if pending.len() >= 4 {
+                        answered += u32::from(finished(pending.remove(0).await.unwrap()).await);
                     }
+                }
+                for request in pending {
+                    answered += u32::from(finished(request.await.unwrap()).await);
                 }
                 answered
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
+    switched.store(true, std::sync::atomic::Ordering::SeqCst);
     let pid = service.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let mut answered = 0;
@@ -173,6 +188,8 @@ async fn the_binary_logs_json_and_shuts_down_without_dropping_requests() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+    let refused = reqwest::Client::new().get(&health).send().await.unwrap_err();
+    assert!(refused.is_connect(), "the port is closed after exit: {refused:?}");
     std::thread::sleep(Duration::from_millis(200));
 
     // Every line is a JSON object; the playbook's events are there with their fields.
