@@ -45,17 +45,16 @@ pub async fn list(
         Product::COLUMNS
     );
     let rows = client.query(&sql, &[&category, &limit, &offset]).await?;
-    let total = match rows.first() {
-        Some(row) => row.try_get(19)?,
-        None => {
-            let row = client
-                .query_one(
-                    "SELECT count(*) FROM products WHERE ($1::text IS NULL OR category = $1)",
-                    &[&category],
-                )
-                .await?;
-            row.try_get(0)?
-        }
+    let total = if let Some(row) = rows.first() {
+        row.try_get(19)?
+    } else {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM products WHERE ($1::text IS NULL OR category = $1)",
+                &[&category],
+            )
+            .await?;
+        row.try_get(0)?
     };
     let products = rows
         .iter()

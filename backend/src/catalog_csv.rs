@@ -235,6 +235,7 @@ fn product(record: &csv::StringRecord) -> Result<Product, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

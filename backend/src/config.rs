@@ -34,7 +34,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Config {
-    /// PostgreSQL connection URL.
+    /// `PostgreSQL` connection URL.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -100,17 +100,17 @@ pub struct Config {
         default_value = "Vaibava <no-reply@vaibava.example>"
     )]
     pub smtp_from: String,
-    /// WhatsApp Cloud API base URL (with version).
+    /// `WhatsApp` Cloud API base URL (with version).
     #[arg(
         long,
         env = "WHATSAPP_API_URL",
         default_value = "https://graph.facebook.com/v21.0"
     )]
     pub whatsapp_api_url: String,
-    /// WhatsApp sender phone number id; phone OTPs go to the log when empty.
+    /// `WhatsApp` sender phone number id; phone OTPs go to the log when empty.
     #[arg(long, env = "WHATSAPP_PHONE_NUMBER_ID", default_value = "")]
     pub whatsapp_phone_number_id: String,
-    /// WhatsApp Cloud API access token.
+    /// `WhatsApp` Cloud API access token.
     #[arg(
         long,
         env = "WHATSAPP_TOKEN",

@@ -1,4 +1,4 @@
-//! The PostgreSQL pool: connection with retry and backoff, migrations, liveness.
+//! The `PostgreSQL` pool: connection with retry and backoff, migrations, liveness.
 use std::{
     str::FromStr,
     sync::atomic::{AtomicBool, Ordering},

@@ -115,15 +115,15 @@ impl IntoResponse for AppError {
         let mut error = json!({ "code": self.code(), "message": self.to_string() });
         match &self {
             Self::InvalidCatalog(details) | Self::SafeMode(details) => {
-                error["details"] = details.clone()
+                error["details"] = details.clone();
             }
             _ => {}
         }
         let mut response = (self.status(), Json(json!({ "error": error }))).into_response();
-        if let Self::RateLimited { retry_after_s } = self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Self::RateLimited { retry_after_s } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -175,8 +175,8 @@ impl From<deadpool_postgres::PoolError> for AppError {
 
 impl From<tokio_postgres::Error> for AppError {
     fn from(error: tokio_postgres::Error) -> Self {
-        let io_failure =
-            std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+        let io_failure = std::error::Error::source(&error)
+            .is_some_and(<dyn std::error::Error + 'static>::is::<std::io::Error>);
         if error.as_db_error().is_none() && (error.is_closed() || io_failure) {
             tracing::error!(error = %error, "database_connection_failed");
             Self::DatabaseUnavailable

@@ -24,12 +24,11 @@ pub fn client_ip(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> String {
-    if trust_proxy_headers {
-        if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
-            if let Ok(ip) = ip.trim().parse::<std::net::IpAddr>() {
-                return ip.to_string();
-            }
-        }
+    if trust_proxy_headers
+        && let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok())
+        && let Ok(ip) = ip.trim().parse::<std::net::IpAddr>()
+    {
+        return ip.to_string();
     }
     peer.map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
 }

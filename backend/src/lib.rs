@@ -1,4 +1,4 @@
-//! The shop API (`vl-backend`): catalog, search, OTP auth, checkout and shipping over PostgreSQL.
+//! The shop API (`vl-backend`): catalog, search, OTP auth, checkout and shipping over `PostgreSQL`.
 pub mod audit;
 pub mod catalog;
 pub mod catalog_csv;

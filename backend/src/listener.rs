@@ -40,7 +40,15 @@ impl DrainingListener {
             std::future::pending::<()>().await;
         });
         let (closed_tx, closed_rx) = oneshot::channel();
-        Ok((Self { inner: Some(listener), addr, stop: stop_rx, closed: Some(closed_tx) }, closed_rx))
+        Ok((
+            Self {
+                inner: Some(listener),
+                addr,
+                stop: stop_rx,
+                closed: Some(closed_tx),
+            },
+            closed_rx,
+        ))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Delivery of one-time passwords: email over SMTP, WhatsApp through the Cloud API, or the log.
+//! Delivery of one-time passwords: email over SMTP, `WhatsApp` through the Cloud API, or the log.
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
 };

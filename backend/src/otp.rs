@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{error::AppError, secret::Secret};
 
-/// Where a code is sent: a phone number (WhatsApp) or an email address.
+/// Where a code is sent: a phone number (`WhatsApp`) or an email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     Phone(String),
@@ -131,6 +131,7 @@ pub fn hash_token(token: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

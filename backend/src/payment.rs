@@ -121,6 +121,7 @@ pub fn sign(key_secret: &Secret, order_id: &str, payment_id: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -22,15 +22,13 @@ fn request_id(request: &Request) -> String {
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
+        && !given.is_empty()
+        && given.len() <= 64
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        if !given.is_empty()
-            && given.len() <= 64
-            && given
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return given.to_owned();
-        }
+        return given.to_owned();
     }
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:08x}-{n:x}", process_tag())

@@ -72,13 +72,16 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let (stopping_tx, mut stopping_rx) = watch::channel(false);
     let router = app(state.clone());
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<PeerAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = closed.await;
-            tracing::info!("shutdown_started");
-            let _ = stopping_tx.send(true);
-            tokio::time::sleep(SETTLE).await;
-        });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<PeerAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = closed.await;
+        tracing::info!("shutdown_started");
+        let _ = stopping_tx.send(true);
+        tokio::time::sleep(SETTLE).await;
+    });
     tracing::info!(listen_addr = %addr, "listening");
     let deadline = async move {
         while !*stopping_rx.borrow_and_update() {

@@ -80,10 +80,11 @@ impl Shiprocket {
             ));
         }
         let mut token = self.token.lock().await;
-        if let Some((value, issued)) = token.as_ref() {
-            if !renew && issued.elapsed() < self.token_ttl {
-                return Ok(value.clone());
-            }
+        if let Some((value, issued)) = token.as_ref()
+            && !renew
+            && issued.elapsed() < self.token_ttl
+        {
+            return Ok(value.clone());
         }
         let response = self
             .http

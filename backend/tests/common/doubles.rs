@@ -1,5 +1,6 @@
 //! Local stand-ins for the internet services, on 127.0.0.1, speaking their documented request and reply shapes:
-//! the payment gateway's Orders API, Shiprocket's auth and ad-hoc order API, WhatsApp Cloud API messages, SMTP.
+#![allow(clippy::unwrap_used)]
+//! the payment gateway's Orders API, Shiprocket's auth and ad-hoc order API, `WhatsApp` Cloud API messages, SMTP.
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -26,8 +27,17 @@ async fn serve(router: Router) -> String {
 
 fn basic(headers: &HeaderMap) -> Option<String> {
     use base64::Engine as _;
-    let value = headers.get("authorization")?.to_str().ok()?.strip_prefix("Basic ")?;
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(value).ok()?).ok()
+    let value = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()?,
+    )
+    .ok()
 }
 
 /// The payment gateway: `POST /v1/orders` with basic auth `key_id:key_secret`.
@@ -42,12 +52,24 @@ pub const KEY_SECRET: &str = "rzp-test-secret-9d2e";
 
 impl Gateway {
     pub async fn start(&self) -> String {
-        async fn create(State(gateway): State<Gateway>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+        async fn create(
+            State(gateway): State<Gateway>,
+            headers: HeaderMap,
+            Json(body): Json<Value>,
+        ) -> (StatusCode, Json<Value>) {
             if gateway.failing.load(Ordering::SeqCst) {
-                return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": {"code": "SERVER_ERROR"}})));
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": {"code": "SERVER_ERROR"}})),
+                );
             }
             if basic(&headers).as_deref() != Some(&format!("{KEY_ID}:{KEY_SECRET}")) {
-                return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}})));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(
+                        json!({"error": {"code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}}),
+                    ),
+                );
             }
             let n = gateway.orders.fetch_add(1, Ordering::SeqCst) + 1;
             (
@@ -59,7 +81,12 @@ impl Gateway {
                 })),
             )
         }
-        serve(Router::new().route("/v1/orders", post(create)).with_state(self.clone())).await
+        serve(
+            Router::new()
+                .route("/v1/orders", post(create))
+                .with_state(self.clone()),
+        )
+        .await
     }
 }
 
@@ -76,28 +103,53 @@ pub const SHIPROCKET_PASSWORD: &str = "shiprocket-pass-51b";
 
 impl Shiprocket {
     pub async fn start(&self) -> String {
-        async fn login(State(double): State<Shiprocket>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+        async fn login(
+            State(double): State<Shiprocket>,
+            Json(body): Json<Value>,
+        ) -> (StatusCode, Json<Value>) {
             if body["email"] != SHIPROCKET_EMAIL || body["password"] != SHIPROCKET_PASSWORD {
-                return (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid email and password combination", "status_code": 400})));
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(
+                        json!({"message": "Invalid email and password combination", "status_code": 400}),
+                    ),
+                );
             }
             let n = double.logins.fetch_add(1, Ordering::SeqCst) + 1;
             let token = format!("sr-token-{n}");
             double.tokens.lock().unwrap().push(token.clone());
-            (StatusCode::OK, Json(json!({"id": 1, "first_name": "API", "email": SHIPROCKET_EMAIL, "company_id": 7, "token": token})))
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"id": 1, "first_name": "API", "email": SHIPROCKET_EMAIL, "company_id": 7, "token": token}),
+                ),
+            )
         }
-        async fn create(State(double): State<Shiprocket>, headers: HeaderMap, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
-            let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        async fn create(
+            State(double): State<Shiprocket>,
+            headers: HeaderMap,
+            Json(body): Json<Value>,
+        ) -> (StatusCode, Json<Value>) {
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
             let known = token.is_some_and(|t| double.tokens.lock().unwrap().iter().any(|k| k == t));
             if !known {
-                return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Token has expired", "status_code": 401})));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"message": "Token has expired", "status_code": 401})),
+                );
             }
             let mut shipments = double.shipments.lock().unwrap();
             shipments.push(body);
             let n = shipments.len();
             (
                 StatusCode::OK,
-                Json(json!({"order_id": 100 + n, "shipment_id": 200 + n, "status": "NEW", "status_code": 1,
-                            "onboarding_completed_now": 0, "awb_code": "", "courier_company_id": "", "courier_name": ""})),
+                Json(
+                    json!({"order_id": 100 + n, "shipment_id": 200 + n, "status": "NEW", "status_code": 1,
+                            "onboarding_completed_now": 0, "awb_code": "", "courier_company_id": "", "courier_name": ""}),
+                ),
             )
         }
         let router = Router::new()
@@ -113,7 +165,7 @@ impl Shiprocket {
     }
 }
 
-/// WhatsApp Cloud API: `POST /{version}/{phone_number_id}/messages` (bearer token).
+/// `WhatsApp` Cloud API: `POST /{version}/{phone_number_id}/messages` (bearer token).
 #[derive(Clone, Default)]
 pub struct WhatsApp {
     pub messages: Arc<Mutex<Vec<Value>>>,
@@ -131,18 +183,37 @@ impl WhatsApp {
             headers: HeaderMap,
             Json(body): Json<Value>,
         ) -> (StatusCode, Json<Value>) {
-            let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {WHATSAPP_TOKEN}"));
+            let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+                == Some(&format!("Bearer {WHATSAPP_TOKEN}"));
             if !authorized || phone_id != WHATSAPP_PHONE_ID {
-                return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}})));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(
+                        json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}),
+                    ),
+                );
             }
             if body["messaging_product"] != "whatsapp" || body["type"] != "template" {
-                return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "Invalid parameter", "code": 100}})));
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": {"message": "Invalid parameter", "code": 100}})),
+                );
             }
             let to = body["to"].clone();
             double.messages.lock().unwrap().push(body);
-            (StatusCode::OK, Json(json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": "wamid.TEST"}]})))
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": "wamid.TEST"}]}),
+                ),
+            )
         }
-        let url = serve(Router::new().route("/{version}/{phone_id}/messages", post(send)).with_state(self.clone())).await;
+        let url = serve(
+            Router::new()
+                .route("/{version}/{phone_id}/messages", post(send))
+                .with_state(self.clone()),
+        )
+        .await;
         format!("{url}/v21.0")
     }
 
@@ -150,7 +221,10 @@ impl WhatsApp {
     pub fn last_code(&self) -> String {
         let messages = self.messages.lock().unwrap();
         let last = messages.last().expect("no WhatsApp message was sent");
-        last["template"]["components"][0]["parameters"][0]["text"].as_str().unwrap().to_owned()
+        last["template"]["components"][0]["parameters"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -172,14 +246,24 @@ impl Smtp {
                 tokio::spawn(async move {
                     let (read, mut write) = stream.into_split();
                     let mut lines = BufReader::new(read).lines();
-                    write.write_all(b"220 localhost ESMTP test\r\n").await.ok()?;
+                    write
+                        .write_all(b"220 localhost ESMTP test\r\n")
+                        .await
+                        .ok()?;
                     while let Some(line) = lines.next_line().await.ok()? {
-                        let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+                        let verb = line
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_ascii_uppercase();
                         let reply: &[u8] = match verb.as_str() {
                             "EHLO" => b"250-localhost\r\n250 8BITMIME\r\n",
                             "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
                             "DATA" => {
-                                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await.ok()?;
+                                write
+                                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                                    .await
+                                    .ok()?;
                                 let mut data = String::new();
                                 while let Some(line) = lines.next_line().await.ok()? {
                                     if line == "." {
@@ -210,7 +294,10 @@ impl Smtp {
     pub fn last_code(&self) -> String {
         let messages = self.messages.lock().unwrap();
         let last = messages.last().expect("no email was sent");
-        let start = last.find("Your login code is ").expect("no code in the email") + "Your login code is ".len();
+        let start = last
+            .find("Your login code is ")
+            .expect("no code in the email")
+            + "Your login code is ".len();
         last[start..start + 6].to_owned()
     }
 }

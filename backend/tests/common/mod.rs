@@ -1,5 +1,5 @@
-//! Shared test harness: a throwaway PostgreSQL cluster, the app on a loopback port, and local test doubles.
-#![allow(dead_code, unreachable_pub)]
+//! Shared test harness: a throwaway `PostgreSQL` cluster, the app on a loopback port, and local test doubles.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod doubles;
 
@@ -18,8 +18,8 @@ const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const ADMIN_TOKEN: &str = "test-admin-token-4f1c";
 pub const CATALOG: &[u8] = include_bytes!("../data/catalog.csv");
 
-/// A PostgreSQL 15 cluster in a temporary directory, on its own loopback port.
-/// Runs as the `postgres` OS user when the tests run as root (PostgreSQL refuses root).
+/// A `PostgreSQL` 15 cluster in a temporary directory, on its own loopback port.
+/// Runs as the `postgres` OS user when the tests run as root (`PostgreSQL` refuses root).
 pub struct PgCluster {
     dir: tempfile::TempDir,
     pub port: u16,
@@ -27,11 +27,18 @@ pub struct PgCluster {
 }
 
 fn running_as_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl PgCluster {
@@ -40,17 +47,39 @@ impl PgCluster {
         let dir = tempfile::Builder::new().prefix("vl-pg-").tempdir().unwrap();
         let as_postgres = running_as_root();
         if as_postgres {
-            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
             assert!(status.success(), "chown of the cluster directory failed");
         }
-        let cluster = Self { dir, port: free_port(), as_postgres };
+        let cluster = Self {
+            dir,
+            port: free_port(),
+            as_postgres,
+        };
         let out = cluster
             .pg("initdb")
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+                "-D",
+            ])
             .arg(cluster.data())
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         cluster
     }
 
@@ -60,10 +89,22 @@ impl PgCluster {
         cluster.start_server();
         let out = cluster
             .pg("createdb")
-            .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres", "vaibava_db"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &cluster.port.to_string(),
+                "-U",
+                "postgres",
+                "vaibava_db",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "createdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "createdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         cluster
     }
 
@@ -99,22 +140,48 @@ impl PgCluster {
             .args(["-o", &options, "start"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn stop_server(&self) {
-        let out = self.pg("pg_ctl").args(["-w", "-t", "120", "-m", "fast", "-D"]).arg(self.data()).arg("stop").output().unwrap();
-        assert!(out.status.success(), "pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .pg("pg_ctl")
+            .args(["-w", "-t", "120", "-m", "fast", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Creates the application database on a cluster made with `init`.
     pub fn create_database(&self) {
         let out = self
             .pg("createdb")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "vaibava_db"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "vaibava_db",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "createdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "createdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn url(&self) -> String {
@@ -123,7 +190,9 @@ impl PgCluster {
 
     /// A direct connection for checks the API does not expose.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(connection);
         client
     }
@@ -131,7 +200,12 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        let _ = self.pg("pg_ctl").args(["-w", "-m", "immediate", "-D"]).arg(self.data()).arg("stop").output();
+        let _ = self
+            .pg("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
     }
 }
 
@@ -179,17 +253,27 @@ impl TestApp {
             },
             grace,
         ));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        Self { url, state, http, stop: Some(stop), server: Some(server) }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_mins(1))
+            .build()
+            .unwrap();
+        Self {
+            url,
+            state,
+            http,
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
     pub async fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(response) = self.http.get(self.at("/api/health")).send().await {
-                if response.status() == 200 && self.state.db.is_ready() {
-                    return;
-                }
+            if let Ok(response) = self.http.get(self.at("/api/health")).send().await
+                && response.status() == 200
+                && self.state.db.is_ready()
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "the app did not become healthy");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,11 +289,21 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        read(self.http.post(self.at(path)).json(body).send().await.unwrap()).await
+        read(
+            self.http
+                .post(self.at(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.at(path)).bearer_auth(ADMIN_TOKEN)
+        self.http
+            .request(method, self.at(path))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
     pub async fn import(&self, csv: &[u8]) -> (u16, Value) {
@@ -243,9 +337,13 @@ impl TestApp {
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text}"));
     if status >= 400 {
-        assert!(body["error"]["code"].is_string(), "error without a code: {body}");
+        assert!(
+            body["error"]["code"].is_string(),
+            "error without a code: {body}"
+        );
     }
     (status, body)
 }
@@ -259,7 +357,9 @@ pub fn silk_products() -> Vec<&'static str> {
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
             let hay = format!("{} {} {}", fields[1], fields[2], fields[7]).to_lowercase();
-            hay.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with("silk")).then_some(fields[0])
+            hay.split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.starts_with("silk"))
+                .then_some(fields[0])
         })
         .collect();
     handles.sort_unstable();
