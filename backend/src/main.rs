@@ -1,2 +1,4 @@
-//! The shop API.
-fn main() {}
+//! The `vl-backend` binary: `serve` (default) or `healthcheck`.
+fn main() -> std::process::ExitCode {
+    vl_backend::run()
+}
