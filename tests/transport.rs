@@ -185,6 +185,30 @@ async fn a_dropped_connection_fails_commands_instead_of_hanging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_remote_does_not_wait_for_running_commands() {
+    let sshd = Sshd::start();
+    let remote = sshd.connect();
+    // Seven commands that run on (a slow shutdown would wait about 1 s for each); one slot stays free.
+    let mut streams = Vec::new();
+    for _ in 0..7 {
+        streams.push(remote.exec_stream("sleep 120", None).await.expect("stream"));
+    }
+    assert!(remote.run("true").await.is_ok());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    drop(remote);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "drop took {took:?}");
+    for stream in streams {
+        let err = stream.finish().await.expect_err("the connection is gone");
+        assert!(
+            matches!(err, TransportError::Disconnected { .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_then_read_back_with_mode() {
     let sshd = Sshd::start();
     let remote = sshd.connect();

@@ -484,17 +484,18 @@ impl Pump {
             // Wakes the acceptor blocked in `accept` so that it sees the stop flag.
             let _ = UnixStream::connect(path);
         }
-        // Let libssh2 close what is still open, with a bound on how long that may take.
+        // Say goodbye first: the server then drops the connection, so freeing channels that are still
+        // open (a command that runs on) does not wait for their close. Blocking calls are bounded.
         self.session.set_blocking(true);
         self.session.set_timeout(1000);
-        self.execs.clear();
-        self.tunnels.clear();
-        self.closing.clear();
         if self.lost.is_none() {
             let _ = self
                 .session
                 .disconnect(None, "vldeploy closed the connection", None);
         }
+        self.execs.clear();
+        self.tunnels.clear();
+        self.closing.clear();
     }
 }
 
