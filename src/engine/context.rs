@@ -6,7 +6,8 @@ use super::EngineError;
 
 /// Packs `dir` into a tar for `docker build`, leaving out what `.dockerignore` excludes.
 /// Entries are sorted and carry fixed timestamps and owners, so the same files give the same bytes.
-pub fn build_context(dir: &Path) -> Result<Vec<u8>, EngineError> {
+/// The Dockerfile and `.dockerignore` are always sent, whatever `.dockerignore` says, as `docker build` does.
+pub fn build_context(dir: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
     let fail = |detail: String| EngineError::Context {
         path: dir.display().to_string(),
         detail,
@@ -15,6 +16,12 @@ pub fn build_context(dir: &Path) -> Result<Vec<u8>, EngineError> {
     let rules = parse_ignore(&ignore);
     let mut files = Vec::new();
     walk(dir, Path::new(""), &rules, &mut files).map_err(|e| fail(e.to_string()))?;
+    for always in [dockerfile, ".dockerignore"] {
+        let rel = PathBuf::from(always);
+        if dir.join(&rel).is_file() && !files.contains(&rel) {
+            files.push(rel);
+        }
+    }
     files.sort();
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
@@ -117,9 +124,9 @@ mod tests {
         std::fs::write(d.path().join("dist/app"), b"bin").unwrap();
         std::fs::write(d.path().join("src/main.rs"), b"fn main(){}").unwrap();
         std::fs::write(d.path().join("Dockerfile"), b"FROM x").unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "*\n!dist/\n!Dockerfile\n").unwrap();
-        let tar = build_context(d.path()).unwrap();
-        assert_eq!(names(&tar), vec!["Dockerfile", "dist/app"]);
+        std::fs::write(d.path().join(".dockerignore"), "*\n!dist/\n").unwrap();
+        let tar = build_context(d.path(), "Dockerfile").unwrap();
+        assert_eq!(names(&tar), vec![".dockerignore", "Dockerfile", "dist/app"]);
     }
 
     #[test]
@@ -127,16 +134,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("a"), b"1").unwrap();
         std::fs::write(d.path().join("b"), b"2").unwrap();
-        let one = build_context(d.path()).unwrap();
+        let one = build_context(d.path(), "Dockerfile").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(d.path().join("a"), b"1").unwrap();
-        assert_eq!(one, build_context(d.path()).unwrap());
+        assert_eq!(one, build_context(d.path(), "Dockerfile").unwrap());
         assert_eq!(names(&one), vec!["a", "b"]);
     }
 
     #[test]
     fn missing_directory_is_a_clear_error() {
-        let err = build_context(Path::new("/nonexistent/ctx")).unwrap_err();
+        let err = build_context(Path::new("/nonexistent/ctx"), "Dockerfile").unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("the build context `/nonexistent/ctx` cannot be read"),

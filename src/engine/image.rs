@@ -28,7 +28,7 @@ pub async fn build_image(
     engine: &Engine,
     req: &BuildRequest,
 ) -> Result<(String, String), EngineError> {
-    let context = build_context(&req.context)?;
+    let context = build_context(&req.context, &req.dockerfile)?;
     let building = format!("{}:building", req.repository);
     let opts = BuildImageOptionsBuilder::new()
         .dockerfile(&req.dockerfile)
