@@ -1,5 +1,7 @@
 //! `vldeploy status`: the stack's containers with state, health, image and uptime.
 
+use std::time::{Duration, SystemTime};
+
 use super::{CommandError, Context};
 use crate::cli::Output;
 
@@ -22,11 +24,23 @@ pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
             .and_then(|i| i.state.as_ref())
             .and_then(|s| s.started_at.clone())
             .unwrap_or_default();
-        let image = info
-            .as_ref()
-            .and_then(|i| i.config.as_ref())
-            .and_then(|c| c.image.clone())
+        let uptime_s = humantime::parse_rfc3339_weak(started.split('.').next().unwrap_or(""))
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .filter(|_| o.is_running())
+            .map(|d| d.as_secs());
+        let tags = c
+            .engine
+            .docker
+            .inspect_image(&o.image_id)
+            .await
+            .ok()
+            .and_then(|i| i.repo_tags)
             .unwrap_or_default();
+        let image = tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| crate::plan::short_id(&o.image_id).to_string());
         rows.push(serde_json::json!({
             "service": o.service,
             "container": o.name,
@@ -35,6 +49,7 @@ pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
             "image": image,
             "image_id": o.image_id,
             "started_at": started,
+            "uptime_s": uptime_s,
         }));
     }
     match ctx.output {
@@ -51,20 +66,28 @@ pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
                 );
                 return Ok(0);
             }
-            println!("{} on {}", ctx.stack.name, ctx.target_name());
             println!(
-                "{:<10} {:<14} {:<9} {:<10} {:<34} STARTED",
+                "{} ({}) on {}",
+                ctx.stack.name,
+                ctx.stack.environment,
+                ctx.target_name()
+            );
+            println!(
+                "{:<9} {:<13} {:<8} {:<10} {:<34} UPTIME",
                 "SERVICE", "CONTAINER", "STATE", "HEALTH", "IMAGE"
             );
             for r in &rows {
+                let uptime = r["uptime_s"].as_u64().map_or_else(
+                    || "-".to_string(),
+                    |s| humantime::format_duration(Duration::from_secs(s)).to_string(),
+                );
                 println!(
-                    "{:<10} {:<14} {:<9} {:<10} {:<34} {}",
+                    "{:<9} {:<13} {:<8} {:<10} {:<34} {uptime}",
                     r["service"].as_str().unwrap_or("-"),
                     r["container"].as_str().unwrap_or("-"),
                     r["state"].as_str().unwrap_or("-"),
                     r["health"].as_str().unwrap_or("-"),
                     r["image"].as_str().unwrap_or("-"),
-                    r["started_at"].as_str().unwrap_or("-"),
                 );
             }
         }

@@ -53,7 +53,7 @@ impl Plan {
             .unwrap_or(0);
         for step in &self.steps {
             let summary = step.summary();
-            let pad = width - summary.chars().count();
+            let pad = width.saturating_sub(summary.chars().count());
             let _ = writeln!(
                 out,
                 "  {} {summary}{}  ({})",
