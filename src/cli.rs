@@ -25,7 +25,6 @@ pub struct Cli {
 pub struct Global {
     /// The stack file.
     #[arg(
-        short = 'f',
         long = "file",
         global = true,
         default_value = "stack.yaml",
@@ -148,4 +147,27 @@ pub struct AuditArgs {
     /// How many of the latest entries to show.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub last: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn logs_follow_is_dash_f_and_the_file_is_long_only() {
+        let cli =
+            Cli::try_parse_from(["vldeploy", "logs", "backend", "-f", "--file", "x.yaml"]).unwrap();
+        assert_eq!(cli.global.file, PathBuf::from("x.yaml"));
+        assert!(matches!(
+            cli.command,
+            Command::Logs(LogsArgs { follow: true, .. })
+        ));
+    }
 }
