@@ -17,7 +17,7 @@ pub fn run() -> i32 {
             return if e.use_stderr() { FAILURE } else { 0 };
         }
     };
-    init_logging();
+    crate::log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +46,7 @@ async fn dispatch(cli: Cli) -> i32 {
             other => {
                 let ctx = Context::load(&cli.global)?;
                 secrets.clone_from(&ctx.stack.secrets);
+                crate::log::register_secrets(&ctx.stack.secrets);
                 match other {
                     Command::Up(args) => command::up(&ctx, args).await,
                     Command::Plan(args) => command::plan(&ctx, args).await,
@@ -77,14 +78,4 @@ fn report(e: &CommandError, secrets: &[crate::secret::Secret]) {
     } else {
         eprintln!("error: {text}");
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VLDEPLOY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
