@@ -9,6 +9,7 @@ pub mod facts;
 pub mod log;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 mod run;
 pub mod sandbox;
 pub mod secret;

@@ -27,6 +27,8 @@ pub enum StepError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Rollout(#[from] crate::rollout::RolloutError),
     #[error("{0}")]
     Other(String),
 }
@@ -37,7 +39,13 @@ pub struct Host<'a> {
     pub engine: &'a Engine,
     /// The engine where vldeploy runs, source of built images.
     pub local: &'a Engine,
+    /// Recorded with each release: who released it and the commit it was built from, when known.
+    pub actor: String,
+    pub git: Option<String>,
 }
+
+/// How many releases the host keeps for rollback.
+pub const RELEASES_KEPT: usize = 5;
 
 /// Receives progress as steps start and finish (a terminal printer, or nothing).
 pub trait Progress: Send + Sync {
@@ -138,6 +146,31 @@ async fn apply_step(
             let spec = spec_for(desired, service)?;
             recreate(host, stack, spec).await?;
             mark_loaded(host, desired, service).await?;
+        }
+        Step::Release { service, .. } => {
+            let spec = spec_for(desired, service)?;
+            let upstream = desired
+                .files
+                .iter()
+                .find(|f| f.owner.as_deref() == Some(service.as_str()))
+                .ok_or_else(|| StepError::Other(format!("no upstream file for `{service}`")))?;
+            prepare_mount_dirs(host, spec).await?;
+            let target = crate::rollout::Target {
+                remote: host.remote,
+                engine: host.engine,
+                stack,
+            };
+            crate::rollout::release(&target, spec, upstream).await?;
+            mark_loaded(host, desired, "nginx").await?;
+            crate::rollout::record_release(
+                host.remote,
+                stack,
+                spec,
+                &host.actor,
+                host.git.clone(),
+                RELEASES_KEPT,
+            )
+            .await?;
         }
         Step::Reload { service, name, .. } => {
             reload(host, desired, service, name).await?;

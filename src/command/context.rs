@@ -186,3 +186,20 @@ impl Context {
         result
     }
 }
+
+/// The commit the project is at, with `-dirty` when it has uncommitted changes; `None` outside git.
+pub(crate) fn git_commit(dir: &std::path::Path) -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = run(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{head}-dirty") } else { head })
+}

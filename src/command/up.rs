@@ -48,6 +48,8 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
             remote: &connected.remote,
             engine: &connected.engine,
             local: &local,
+            actor: crate::state::actor(),
+            git: super::context::git_commit(&ctx.stack.project_dir),
         };
         if let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await {
             return (changes, Err(e.into()));

@@ -118,7 +118,17 @@ impl Engine {
                 }
             })
             .collect();
-        let mut networks = spec.networks.iter();
+        // A release also answers to its own alias, which nginx's upstream names.
+        let networks_with_alias: BTreeMap<String, Vec<String>> = spec
+            .networks
+            .iter()
+            .map(|(net, aliases)| {
+                let mut all = aliases.clone();
+                all.extend(spec.release_alias.iter().cloned());
+                (net.clone(), all)
+            })
+            .collect();
+        let mut networks = networks_with_alias.iter();
         let first = networks.next();
         let networking_config = first.map(|(net, aliases)| NetworkingConfig {
             endpoints_config: Some(
@@ -206,6 +216,28 @@ impl Engine {
                 .map_err(self.fail(format!("joining `{}` to network `{net}`", spec.name)))?;
         }
         Ok(created.id)
+    }
+
+    /// Whether a container exists, whether it runs, and the configuration hash it was created with.
+    pub async fn container_state(&self, name: &str) -> Result<Option<ContainerState>, EngineError> {
+        match self
+            .docker
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(info) => Ok(Some(ContainerState {
+                running: info.state.and_then(|s| s.running).unwrap_or(false),
+                config_hash: info
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(CONFIG_HASH_LABEL).cloned()),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail(format!("inspecting `{name}`"))(e)),
+        }
     }
 
     pub async fn start(&self, name: &str) -> Result<(), EngineError> {
@@ -383,6 +415,13 @@ impl Engine {
             })
         }
     }
+}
+
+/// A container's state as a release needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    pub config_hash: Option<String>,
 }
 
 /// Builds an `ObservedContainer` from what Docker reports.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 
-pub use container::{CONFIG_HASH_LABEL, SERVICE_LABEL, STACK_LABEL, observed_from};
+pub use container::{CONFIG_HASH_LABEL, ContainerState, SERVICE_LABEL, STACK_LABEL, observed_from};
 pub use context::build_context;
 pub use image::{BuildRequest, build_image, transfer_images};
 

@@ -40,6 +40,9 @@ pub struct DesiredFile {
     pub content: Vec<u8>,
     /// The service whose config this is, reloaded (not restarted) when only the file changes.
     pub reloads: Option<String>,
+    /// The service whose release writes this file (the nginx upstream, switched once the release is healthy).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A value in a container's environment.
@@ -60,28 +63,28 @@ impl EnvEntry {
 }
 
 /// Where a mount comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MountSource {
     Volume(String),
     HostPath(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Mount {
     pub source: MountSource,
     pub target: String,
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Publish {
     pub host_ip: Option<String>,
     pub host_port: u16,
     pub container_port: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Health {
     /// Docker's `Test` array: `["CMD", …]` or `["CMD-SHELL", "…"]`.
     pub test: Vec<String>,
@@ -104,6 +107,10 @@ pub struct ContainerSpec {
     pub publish: Vec<Publish>,
     pub health: Option<Health>,
     pub depends_on: Vec<String>,
+    /// For services released blue/green: the network alias this exact configuration answers to
+    /// (`backend-<config hash>`), which the nginx upstream names. Not part of the configuration hash.
+    #[serde(default)]
+    pub release_alias: Option<String>,
 }
 
 impl ContainerSpec {

@@ -6,7 +6,7 @@ use super::desired::{
     ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, Health, Mount, MountSource,
     Publish, content_hash,
 };
-use crate::render::{self, NginxSite, RenderError};
+use crate::render::{self, NginxSite, NginxUpstream, RenderError};
 use crate::stack::{EnvValue, ImageSource, Probe, Stack};
 
 /// The order containers start in: each after what it depends on.
@@ -56,15 +56,14 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
             stack: stack.name.clone(),
             environment: stack.environment.clone(),
             domain: stack.domain.clone(),
-            backend_host: container_name("backend"),
-            backend_port,
         },
     )?;
-    let index = render::render(
+    let index = render::render_in(
+        Some(&overrides),
         "www/index.html",
         &serde_json::json!({"stack": stack.name, "domain": stack.domain}),
     )?;
-    let files = vec![
+    let mut files = vec![
         file(format!("{dir}/nginx/conf.d/site.conf"), site, Some("nginx")),
         file(format!("{dir}/www/index.html"), index, None),
     ];
@@ -157,7 +156,14 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
             publish,
             health,
             depends_on: service.depends_on.clone(),
+            release_alias: None,
         });
+    }
+    // The backend is released blue/green: each configuration answers to its own alias, which the upstream names.
+    if let Some(backend) = containers.iter_mut().find(|c| c.service == "backend") {
+        let alias = release_alias(backend);
+        files.push(upstream_file(&stack.name, &alias, backend_port)?);
+        backend.release_alias = Some(alias);
     }
     Ok(Desired {
         stack: stack.name.clone(),
@@ -167,6 +173,31 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
         files,
         containers,
     })
+}
+
+/// The network alias of a release: the service name and the hash of its configuration.
+pub fn release_alias(spec: &ContainerSpec) -> String {
+    format!("{}-{}", spec.service, spec.config_hash())
+}
+
+/// Where the nginx upstream lives on the host.
+pub fn upstream_path(stack: &str) -> String {
+    format!("{}/nginx/conf.d/00-upstream.conf", stack_dir(stack))
+}
+
+/// The nginx upstream naming one backend release.
+pub fn upstream_file(stack: &str, alias: &str, port: u16) -> Result<DesiredFile, RenderError> {
+    let text = render::render(
+        "nginx/upstream.conf",
+        &NginxUpstream {
+            stack: stack.to_string(),
+            release_alias: alias.to_string(),
+            backend_port: port,
+        },
+    )?;
+    let mut f = file(upstream_path(stack), text, Some("nginx"));
+    f.owner = Some("backend".into());
+    Ok(f)
 }
 
 /// Docker's health test for a probe. An HTTP probe uses curl where the image has it, else the backend's own checker.
@@ -204,6 +235,7 @@ fn file(path: String, content: String, reloads: Option<&str>) -> DesiredFile {
         mode: 0o644,
         content: content.into_bytes(),
         reloads: reloads.map(str::to_string),
+        owner: None,
     }
 }
 

@@ -11,7 +11,8 @@ use super::step::{ImageRef, Step, short_id};
 ///
 /// Networks and volumes come first, then images, then files, then containers in dependency order
 /// (each waits for health before the next), then reloads, and removals of leftovers last, so a
-/// failure part-way leaves the previous containers serving.
+/// failure part-way leaves the previous containers serving. A service with a release alias (the
+/// backend) is released blue/green: its candidate runs beside the live one until it is healthy.
 pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
     let mut steps = Vec::new();
 
@@ -47,64 +48,47 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         steps.push(Step::TransferImages { images: to_send });
     }
 
+    let container_steps: Vec<Step> = desired
+        .containers
+        .iter()
+        .filter_map(|spec| container_step(spec, facts))
+        .collect();
+    let replaced: BTreeSet<String> = container_steps
+        .iter()
+        .filter_map(Step::service)
+        .map(str::to_string)
+        .collect();
+    let released: BTreeSet<String> = container_steps
+        .iter()
+        .filter(|s| matches!(s, Step::Release { .. }))
+        .filter_map(Step::service)
+        .map(str::to_string)
+        .collect();
+
+    // Files a release writes itself (the upstream) wait for that release to be healthy.
     let mut changed_files: BTreeSet<&str> = BTreeSet::new();
     for file in &desired.files {
-        match facts.files.get(&file.path) {
-            Some(hash) if *hash == file.hash => {}
-            Some(_) => {
-                changed_files.insert(file.path.as_str());
-                steps.push(Step::WriteFile {
-                    path: file.path.clone(),
-                    reason: "content changed".into(),
-                });
-            }
-            None => {
-                changed_files.insert(file.path.as_str());
-                steps.push(Step::WriteFile {
-                    path: file.path.clone(),
-                    reason: "missing on the host".into(),
-                });
-            }
+        if file.owner.as_deref().is_some_and(|o| released.contains(o)) {
+            continue;
         }
+        let reason = match facts.files.get(&file.path) {
+            Some(hash) if *hash == file.hash => continue,
+            Some(_) => "content changed",
+            None => "missing on the host",
+        };
+        changed_files.insert(file.path.as_str());
+        steps.push(Step::WriteFile {
+            path: file.path.clone(),
+            reason: reason.into(),
+        });
     }
 
-    let mut replaced: BTreeSet<&str> = BTreeSet::new();
-    for spec in &desired.containers {
-        let observed = facts.containers.iter().find(|c| c.name == spec.name);
-        match observed {
-            None => {
-                replaced.insert(spec.service.as_str());
-                steps.push(Step::CreateContainer {
-                    service: spec.service.clone(),
-                    name: spec.name.clone(),
-                    reason: "not on the host".into(),
-                });
-            }
-            Some(c) if c.config_hash.as_deref() != Some(spec.config_hash().as_str()) => {
-                replaced.insert(spec.service.as_str());
-                steps.push(Step::RecreateContainer {
-                    service: spec.service.clone(),
-                    name: spec.name.clone(),
-                    reason: what_changed(spec, c),
-                });
-            }
-            Some(c) if !c.is_running() => {
-                replaced.insert(spec.service.as_str());
-                steps.push(Step::StartContainer {
-                    service: spec.service.clone(),
-                    name: spec.name.clone(),
-                    reason: format!("it is {}", c.state),
-                });
-            }
-            Some(_) => {}
-        }
-    }
+    steps.extend(container_steps);
 
     for spec in &desired.containers {
         if replaced.contains(spec.service.as_str()) {
             continue;
         }
-        let mut why = Vec::new();
         let own_files: Vec<&super::desired::DesiredFile> = desired
             .files
             .iter()
@@ -113,33 +97,27 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         if own_files.is_empty() {
             continue;
         }
-        if own_files
+        // A release reloads the service whose files it owns (nginx) as it switches over.
+        let reloaded_by_release = own_files
+            .iter()
+            .any(|f| f.owner.as_deref().is_some_and(|o| released.contains(o)));
+        let reason = if own_files
             .iter()
             .any(|f| changed_files.contains(f.path.as_str()))
         {
-            why.push("its configuration changed".to_string());
-        } else if facts.loaded.get(&spec.service) != Some(&loaded_hash(desired, &spec.service)) {
-            why.push("the running process has not loaded the current configuration".to_string());
-        }
-        let upstreams: Vec<&str> = spec
-            .depends_on
-            .iter()
-            .filter(|d| replaced.contains(d.as_str()))
-            .map(String::as_str)
-            .collect();
-        if !upstreams.is_empty() {
-            why.push(format!(
-                "`{}` was replaced and must be resolved again",
-                upstreams.join("`, `")
-            ));
-        }
-        if !why.is_empty() {
-            steps.push(Step::Reload {
-                service: spec.service.clone(),
-                name: spec.name.clone(),
-                reason: why.join("; "),
-            });
-        }
+            "its configuration changed"
+        } else if !reloaded_by_release
+            && facts.loaded.get(&spec.service) != Some(&loaded_hash(desired, &spec.service))
+        {
+            "the running process has not loaded the current configuration"
+        } else {
+            continue;
+        };
+        steps.push(Step::Reload {
+            service: spec.service.clone(),
+            name: spec.name.clone(),
+            reason: reason.into(),
+        });
     }
 
     let wanted: BTreeSet<&str> = desired.containers.iter().map(|c| c.name.as_str()).collect();
@@ -163,6 +141,48 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         stack: desired.stack.clone(),
         steps,
     }
+}
+
+/// What a container needs, if anything.
+fn container_step(spec: &ContainerSpec, facts: &Facts) -> Option<Step> {
+    let observed = facts.containers.iter().find(|c| c.name == spec.name);
+    let (kind, reason) = match observed {
+        None => (Kind::Create, "not on the host".to_string()),
+        Some(c) if c.config_hash.as_deref() != Some(spec.config_hash().as_str()) => {
+            (Kind::Recreate, what_changed(spec, c))
+        }
+        Some(c) if !c.is_running() => (Kind::Start, format!("it is {}", c.state)),
+        Some(_) => return None,
+    };
+    let (service, name) = (spec.service.clone(), spec.name.clone());
+    Some(match kind {
+        _ if spec.release_alias.is_some() => Step::Release {
+            service,
+            name,
+            reason,
+        },
+        Kind::Create => Step::CreateContainer {
+            service,
+            name,
+            reason,
+        },
+        Kind::Recreate => Step::RecreateContainer {
+            service,
+            name,
+            reason,
+        },
+        Kind::Start => Step::StartContainer {
+            service,
+            name,
+            reason,
+        },
+    })
+}
+
+enum Kind {
+    Create,
+    Recreate,
+    Start,
 }
 
 /// The hash of all config files a service reloads, recorded after a successful reload.

@@ -39,6 +39,13 @@ pub enum Step {
         name: String,
         reason: String,
     },
+    /// Release a new configuration blue/green: a candidate beside the live container, health-gated, then
+    /// nginx's upstream switched to it (reload, not restart), then the old one drained and stopped.
+    Release {
+        service: String,
+        name: String,
+        reason: String,
+    },
     /// Re-read configuration without a restart (nginx: `nginx -t`, then `nginx -s reload`).
     Reload {
         service: String,
@@ -68,6 +75,7 @@ impl Step {
             | Step::PullImage { .. }
             | Step::CreateContainer { .. } => '+',
             Step::WriteFile { .. }
+            | Step::Release { .. }
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
             | Step::Reload { .. } => '~',
@@ -97,6 +105,7 @@ impl Step {
             Step::RecreateContainer { name, .. } => format!("recreate container `{name}`"),
             Step::StartContainer { name, .. } => format!("start container `{name}`"),
             Step::Reload { name, .. } => format!("reload `{name}`"),
+            Step::Release { name, .. } => format!("release `{name}` (blue/green)"),
             Step::RemoveContainer { name, .. } => format!("remove container `{name}`"),
         }
     }
@@ -111,8 +120,22 @@ impl Step {
             | Step::CreateContainer { reason, .. }
             | Step::RecreateContainer { reason, .. }
             | Step::StartContainer { reason, .. }
+            | Step::Release { reason, .. }
             | Step::Reload { reason, .. }
             | Step::RemoveContainer { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+impl Step {
+    /// The service a container step acts on.
+    pub fn service(&self) -> Option<&str> {
+        match self {
+            Step::CreateContainer { service, .. }
+            | Step::RecreateContainer { service, .. }
+            | Step::StartContainer { service, .. }
+            | Step::Release { service, .. } => Some(service),
+            _ => None,
         }
     }
 }

@@ -25,6 +25,33 @@ fn spec(service: &str, image: &str, deps: &[&str]) -> ContainerSpec {
         publish: vec![],
         health: None,
         depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
+        release_alias: None,
+    }
+}
+
+/// The backend, released blue/green, with the upstream its release writes.
+fn with_release(mut d: Desired) -> Desired {
+    let backend = d
+        .containers
+        .iter_mut()
+        .find(|c| c.service == "backend")
+        .unwrap();
+    let alias = format!("backend-{}", backend.config_hash());
+    backend.release_alias = Some(alias.clone());
+    d.files.retain(|f| f.owner.is_none());
+    d.files.push(upstream(&alias));
+    d
+}
+
+fn upstream(alias: &str) -> DesiredFile {
+    let body = format!("upstream backend {{ server {alias}:8080; }}");
+    DesiredFile {
+        path: "/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf".into(),
+        hash: content_hash(body.as_bytes()),
+        mode: 0o644,
+        content: body.into_bytes(),
+        reloads: Some("nginx".into()),
+        owner: Some("backend".into()),
     }
 }
 
@@ -35,11 +62,12 @@ fn nginx_conf(body: &str) -> DesiredFile {
         mode: 0o644,
         content: body.as_bytes().to_vec(),
         reloads: Some("nginx".into()),
+        owner: None,
     }
 }
 
 fn desired() -> Desired {
-    Desired {
+    with_release(Desired {
         stack: "shop".into(),
         networks: vec!["shop_private".into(), "shop_public".into()],
         volumes: vec!["shop_pgdata".into()],
@@ -58,7 +86,7 @@ fn desired() -> Desired {
             spec("backend", "backend1111111111111111", &["postgres"]),
             spec("nginx", "nginx1111111111111111", &["backend"]),
         ],
-    }
+    })
 }
 
 fn observed(spec: &ContainerSpec) -> ObservedContainer {
@@ -124,7 +152,7 @@ fn empty_host_gets_everything_in_dependency_order() {
             "+ send images vl/shop-postgres:1 (postgres1111), vl/shop-backend:1 (backend11111), vl/shop-nginx:1 (nginx1111111) (the host lacks these image IDs)",
             "~ write `/var/lib/vldeploy/shop/nginx/site.conf` (missing on the host)",
             "+ create container `vl_postgres` (not on the host)",
-            "+ create container `vl_backend` (not on the host)",
+            "~ release `vl_backend` (blue/green) (not on the host)",
             "+ create container `vl_nginx` (not on the host)",
         ]
     );
@@ -138,13 +166,10 @@ fn one_env_value_recreates_only_that_container_and_names_the_variable() {
     d2.containers[1]
         .env
         .insert("RUST_LOG".into(), EnvEntry::Plain("debug".into()));
-    let p = plan(&d2, &facts);
+    let p = plan(&with_release(d2), &facts);
     assert_eq!(
         summaries(&p),
-        vec![
-            "~ recreate container `vl_backend` (env ~RUST_LOG)",
-            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
-        ]
+        vec!["~ release `vl_backend` (blue/green) (env ~RUST_LOG)"]
     );
 }
 
@@ -178,10 +203,10 @@ fn added_and_removed_env_vars_are_named() {
     d2.containers[1]
         .env
         .insert("NEW_FLAG".into(), EnvEntry::Plain("1".into()));
-    let p = plan(&d2, &facts);
+    let p = plan(&with_release(d2), &facts);
     assert_eq!(
         summaries(&p)[0],
-        "~ recreate container `vl_backend` (env +NEW_FLAG -RUST_LOG)"
+        "~ release `vl_backend` (blue/green) (env +NEW_FLAG -RUST_LOG)"
     );
 }
 
@@ -190,7 +215,7 @@ fn nginx_template_change_reloads_nginx_only() {
     let d = desired();
     let facts = converged(&d);
     let mut d2 = d.clone();
-    d2.files = vec![nginx_conf("server { listen 80; gzip on; }")];
+    d2.files[0] = nginx_conf("server { listen 80; gzip on; }");
     let p = plan(&d2, &facts);
     assert_eq!(
         summaries(&p),
@@ -223,13 +248,13 @@ fn new_image_recreates_with_both_ids_shown() {
     let mut d2 = d.clone();
     d2.images[1].id = "sha256:backend2222222222222222".into();
     d2.containers[1].image_id = "sha256:backend2222222222222222".into();
+    let d2 = with_release(d2);
     let p = plan(&d2, &facts);
     assert_eq!(
         summaries(&p),
         vec![
             "+ send image vl/shop-backend:1 (backend22222) (the host lacks these image IDs)",
-            "~ recreate container `vl_backend` (image backend11111 → backend22222)",
-            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
+            "~ release `vl_backend` (blue/green) (image backend11111 → backend22222)",
         ]
     );
 }
@@ -299,8 +324,7 @@ fn interrupted_run_leftovers_are_removed_last() {
     assert_eq!(
         summaries(&p),
         vec![
-            "+ create container `vl_backend` (not on the host)",
-            "~ reload `vl_nginx` (`backend` was replaced and must be resolved again)",
+            "~ release `vl_backend` (blue/green) (not on the host)",
             "- remove container `vl_backend_candidate` (a leftover of service `backend` (an interrupted run))",
             "- remove container `vl_redis` (service `redis` is no longer in the stack)",
         ]
@@ -344,7 +368,7 @@ fn recreated_nginx_is_not_also_reloaded() {
     let d = desired();
     let facts = converged(&d);
     let mut d2 = d.clone();
-    d2.files = vec![nginx_conf("server { listen 81; }")];
+    d2.files[0] = nginx_conf("server { listen 81; }");
     d2.containers[2].image_id = "sha256:nginx2".into();
     d2.containers[1].image_id = "sha256:backend2".into();
     let p = plan(&d2, &facts);
@@ -376,18 +400,19 @@ fn human_rendering_aligns_reasons_and_json_counts_changes() {
     let d = desired();
     let facts = converged(&d);
     let mut d2 = d.clone();
-    d2.containers[1]
+    d2.containers[0]
         .env
         .insert("RUST_LOG".into(), EnvEntry::Plain("debug".into()));
+    d2.files[0] = nginx_conf("server { listen 8080; }");
     let p = plan(&d2, &facts);
     assert_eq!(
         p.render_human("root@127.0.0.1:2222"),
-        "root@127.0.0.1:2222: 2 changes\n  ~ recreate container `vl_backend`  (env ~RUST_LOG)\n  ~ reload `vl_nginx`                (`backend` was replaced and must be resolved again)\n"
+        "root@127.0.0.1:2222: 3 changes\n  ~ write `/var/lib/vldeploy/shop/nginx/site.conf`  (content changed)\n  ~ recreate container `vl_postgres`                (env ~RUST_LOG)\n  ~ reload `vl_nginx`                               (its configuration changed)\n"
     );
     let json = p.render_json("t");
-    assert_eq!(json["changes"], 2);
-    assert_eq!(json["steps"][0]["action"], "recreate_container");
-    assert_eq!(json["steps"][0]["reason"], "env ~RUST_LOG");
+    assert_eq!(json["changes"], 3);
+    assert_eq!(json["steps"][1]["action"], "recreate_container");
+    assert_eq!(json["steps"][1]["reason"], "env ~RUST_LOG");
     assert_eq!(
         plan(&d, &facts).render_human("t"),
         "t: no changes; the host matches the stack.\n"
@@ -414,4 +439,52 @@ fn config_hash_is_stable_and_sensitive() {
         retries: 1,
     });
     assert_ne!(a.config_hash(), e.config_hash());
+}
+
+#[test]
+fn a_release_writes_the_upstream_itself_once_healthy() {
+    let d = desired();
+    let facts = converged(&d);
+    let mut d2 = d.clone();
+    d2.containers[1]
+        .env
+        .insert("FEATURE".into(), EnvEntry::Plain("on".into()));
+    let d2 = with_release(d2);
+    let p = plan(&d2, &facts);
+    // No early write of the upstream (it would name a release that is not running yet), no separate reload.
+    assert_eq!(
+        summaries(&p),
+        vec!["~ release `vl_backend` (blue/green) (env +FEATURE)"]
+    );
+}
+
+#[test]
+fn an_upstream_left_behind_by_an_interrupted_release_is_switched() {
+    // The candidate became the live container but the run stopped before the upstream was switched.
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.files.insert(
+        "/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf".into(),
+        "old".into(),
+    );
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec![
+            "~ write `/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf` (content changed)",
+            "~ reload `vl_nginx` (its configuration changed)",
+        ]
+    );
+}
+
+#[test]
+fn a_stopped_backend_is_released_not_just_started() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers[1].state = "exited".into();
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        vec!["~ release `vl_backend` (blue/green) (it is exited)"]
+    );
 }

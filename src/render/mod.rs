@@ -12,6 +12,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/nginx/site.conf.j2"),
     ),
     (
+        "nginx/upstream.conf",
+        include_str!("../../templates/nginx/upstream.conf.j2"),
+    ),
+    (
         "www/index.html",
         include_str!("../../templates/www/index.html.j2"),
     ),
@@ -76,7 +80,14 @@ pub struct NginxSite {
     pub stack: String,
     pub environment: String,
     pub domain: String,
-    pub backend_host: String,
+}
+
+/// The context of the nginx upstream template: which backend release serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct NginxUpstream {
+    pub stack: String,
+    /// The network alias of the release, `backend-<config hash>`.
+    pub release_alias: String,
     pub backend_port: u16,
 }
 
@@ -108,8 +119,6 @@ mod tests {
             stack: "vaibava".into(),
             environment: "sandbox".into(),
             domain: "localhost".into(),
-            backend_host: "vl_backend".into(),
-            backend_port: 8080,
         }
     }
 
@@ -125,8 +134,20 @@ mod tests {
         let acme = out.find("/.well-known/acme-challenge/").unwrap();
         let root = out.find("location / {").unwrap();
         assert!(acme < root);
-        assert!(out.contains("server vl_backend:8080"));
         assert!(out.contains("proxy_pass http://backend;"));
+        let up = render(
+            "nginx/upstream.conf",
+            &NginxUpstream {
+                stack: "s".into(),
+                release_alias: "backend-0123456789abcdef".into(),
+                backend_port: 8080,
+            },
+        )
+        .unwrap();
+        assert!(
+            up.contains("server backend-0123456789abcdef:8080 max_fails=0;"),
+            "{up}"
+        );
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! Blue/green releases: a candidate beside the live container, health-gated, nginx switched to it, the old one drained.
+
+mod history;
+
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineError};
+use crate::plan::{ContainerSpec, DesiredFile, container_name};
+use crate::transport::{Remote, TransportError, shell_quote};
+
+pub use history::{History, Release, read_history, record_release, stored_spec};
+
+/// How long the old release keeps running after nginx has switched, for requests already on their way to it.
+pub const DRAIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    #[error(
+        "the candidate `{candidate}` did not become healthy, so nginx was not switched: the live release keeps serving\n{source}"
+    )]
+    CandidateUnhealthy {
+        candidate: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error(
+        "`nginx -t` rejected the upstream for the new release; the previous upstream was put back, the candidate removed, the live release keeps serving:\n{output}"
+    )]
+    UpstreamRejected { output: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("release history on `{host}`: {detail}")]
+    History { host: String, detail: String },
+}
+
+/// Where a release runs.
+pub struct Target<'a> {
+    pub remote: &'a Remote,
+    pub engine: &'a Engine,
+    pub stack: &'a str,
+}
+
+/// Releases `spec` (whose `release_alias` is set) and points nginx's upstream at it with `upstream`.
+///
+/// 1. a candidate container is created beside the live one and must pass its health check;
+/// 2. the upstream file is written, checked with `nginx -t` and nginx reloaded (not restarted);
+/// 3. the old container gets `DRAIN` to finish what it has, then is stopped (SIGTERM, its graceful shutdown);
+/// 4. the candidate takes the service's name.
+///
+/// Any failure before the switch removes the candidate and leaves the live release serving.
+pub async fn release(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    upstream: &DesiredFile,
+) -> Result<(), RolloutError> {
+    let live = spec.name.clone();
+    let live_state = t.engine.container_state(&live).await?;
+    if let Some(state) = &live_state {
+        if state.config_hash.as_deref() == Some(spec.config_hash().as_str()) {
+            // The right release is already there (an earlier run stopped after creating it): make it serve.
+            if !state.running {
+                t.engine.start(&live).await?;
+            }
+            wait_healthy(t, &live, spec).await.map_err(|source| {
+                RolloutError::CandidateUnhealthy {
+                    candidate: live.clone(),
+                    source,
+                }
+            })?;
+            switch_upstream(t, upstream).await?;
+            return Ok(());
+        }
+    }
+
+    let candidate_name = if live_state.is_some() {
+        format!("{live}_candidate")
+    } else {
+        live.clone()
+    };
+    t.engine.remove(&candidate_name).await?;
+    let mut candidate = spec.clone();
+    candidate.name.clone_from(&candidate_name);
+    t.engine.create_container(t.stack, &candidate).await?;
+    let started = async {
+        t.engine.start(&candidate_name).await?;
+        wait_healthy(t, &candidate_name, spec).await
+    }
+    .await;
+    if let Err(source) = started {
+        // Keep the candidate's logs in the error, then remove it.
+        let _ = t.engine.remove(&candidate_name).await;
+        return Err(RolloutError::CandidateUnhealthy {
+            candidate: candidate_name,
+            source,
+        });
+    }
+
+    if let Err(e) = switch_upstream(t, upstream).await {
+        if live_state.is_some() {
+            let _ = t.engine.remove(&candidate_name).await;
+        }
+        return Err(e);
+    }
+
+    if live_state.is_some() {
+        tokio::time::sleep(DRAIN).await;
+        t.engine.stop(&live, Duration::from_secs(30)).await?;
+        t.engine.remove(&live).await?;
+        t.engine
+            .docker
+            .rename_container(
+                &candidate_name,
+                bollard::query_parameters::RenameContainerOptionsBuilder::new()
+                    .name(&live)
+                    .build(),
+            )
+            .await
+            .map_err(|source| EngineError::Docker {
+                host: t.engine.host.clone(),
+                action: format!("renaming `{candidate_name}` to `{live}`"),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+async fn wait_healthy(t: &Target<'_>, name: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
+    let (timeout, check) = match &spec.health {
+        Some(h) => (
+            Duration::from_millis(
+                (h.interval_ms + h.timeout_ms) * u64::from(h.retries.max(1)) + 10_000,
+            ),
+            h.test.join(" "),
+        ),
+        None => (
+            Duration::from_secs(30),
+            "the container keeps running".to_string(),
+        ),
+    };
+    t.engine.wait_healthy(name, &check, timeout).await
+}
+
+/// Writes the upstream (keeping the previous one), and when nginx runs: `nginx -t`, then reload.
+/// A rejected configuration puts the previous upstream back.
+pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(), RolloutError> {
+    let path = shell_quote(&upstream.path);
+    t.remote
+        .exec(&format!("cp -p {path} {path}.prev 2>/dev/null || true"))
+        .await?;
+    t.remote
+        .upload(&upstream.path, &upstream.content, upstream.mode)
+        .await?;
+    let nginx = container_name("nginx");
+    let running = t
+        .engine
+        .container_state(&nginx)
+        .await?
+        .is_some_and(|s| s.running);
+    if !running {
+        return Ok(());
+    }
+    let (status, output) = t.engine.exec(&nginx, &["nginx", "-t"]).await?;
+    if status != 0 {
+        t.remote
+            .exec(&format!("[ -f {path}.prev ] && mv -f {path}.prev {path}"))
+            .await?;
+        return Err(RolloutError::UpstreamRejected {
+            output: output.trim_end().to_string(),
+        });
+    }
+    t.engine
+        .exec_checked(&nginx, &["nginx", "-s", "reload"])
+        .await?;
+    Ok(())
+}
