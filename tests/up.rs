@@ -77,7 +77,7 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     assert_eq!(plan.code, 2, "pending changes exit 2: {}", plan.all());
     assert!(
         plan.stdout
-            .contains("recreate container `vl_backend`  (env ~RUST_LOG)"),
+            .contains("release `vl_backend` (blue/green)  (env ~RUST_LOG)"),
         "{}",
         plan.stdout
     );
