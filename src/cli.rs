@@ -70,6 +70,13 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the JSON Schema of stack.yaml, for editors.
     Schema,
+    /// The backend releases the host keeps for rollback, newest last, the live one marked.
+    Releases,
+    /// Put a previous backend release live again, the zero-downtime way (candidate, health, switch, drain).
+    ///
+    /// Without RELEASE: the newest release before the live one. The next `up` releases the stack's
+    /// configuration again; pin the old one in stack.yaml to keep it.
+    Rollback(RollbackArgs),
     /// The deploy lock every changing command takes on the host: who holds it, and freeing it.
     Lock {
         #[command(subcommand)]
@@ -170,4 +177,10 @@ mod tests {
             Command::Logs(LogsArgs { follow: true, .. })
         ));
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// A release id from `vldeploy releases` (or a unique prefix of its hash).
+    pub release: Option<String>,
 }

@@ -53,6 +53,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Down(args) => command::down(&ctx, args).await,
                     Command::Status => command::status(&ctx).await,
                     Command::Logs(args) => command::logs(&ctx, args).await,
+                    Command::Releases => command::releases(&ctx).await,
+                    Command::Rollback(args) => command::rollback(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
                     Command::Schema | Command::Sandbox { .. } => Ok(0),

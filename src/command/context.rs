@@ -33,6 +33,8 @@ pub(crate) enum CommandError {
     Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Rollout(#[from] crate::rollout::RolloutError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

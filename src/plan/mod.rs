@@ -19,7 +19,8 @@ pub use desired::{
 pub use facts::{Facts, ObservedContainer};
 pub use layout::{
     Images, SERVICES, container_name, describe_probe, desired_from_stack, health_test,
-    loaded_marker, private_network, public_network, stack_dir,
+    loaded_marker, private_network, public_network, release_alias, stack_dir, upstream_file,
+    upstream_path,
 };
 pub use planner::{loaded_hash, plan};
 pub use step::{ImageRef, Step, short_id};

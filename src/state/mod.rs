@@ -21,6 +21,23 @@ pub fn actor() -> String {
     format!("{user}@{}", machine())
 }
 
+/// The name of this process's user, from its uid and /etc/passwd.
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    })
+}
+
 /// The name of the machine vldeploy runs on.
 pub fn machine() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -1,0 +1,179 @@
+//! `vldeploy releases` and `vldeploy rollback [RELEASE]`: the backend's release history, and going back in it.
+
+use super::context::Connected;
+use super::{CommandError, Context};
+use crate::cli::{Output, RollbackArgs};
+use crate::plan::{container_name, upstream_file};
+use crate::rollout::{self, Release, Target};
+
+/// The id of the release serving now: the alias of the live backend's configuration.
+async fn live_release(c: &Connected) -> Result<Option<String>, CommandError> {
+    let state = c.engine.container_state(&container_name("backend")).await?;
+    Ok(state
+        .and_then(|s| s.config_hash)
+        .map(|h| format!("backend-{h}")))
+}
+
+pub(crate) async fn releases(ctx: &Context) -> Result<i32, CommandError> {
+    let c = ctx.connect().await?;
+    let history = rollout::read_history(&c.remote, &ctx.stack.name).await?;
+    let live = live_release(&c).await?;
+    match ctx.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"stack": ctx.stack.name, "live": live, "releases": history.releases})
+        ),
+        Output::Human => {
+            if history.releases.is_empty() {
+                println!(
+                    "no releases recorded for `{}` on {} yet (run `vldeploy up`)",
+                    ctx.stack.name,
+                    ctx.target_name()
+                );
+                return Ok(0);
+            }
+            println!(
+                "  {:<25} {:<34} {:<22} {:<20} COMMIT",
+                "RELEASE", "IMAGE", "RELEASED", "BY"
+            );
+            for r in &history.releases {
+                let mark = if live.as_deref() == Some(r.id.as_str()) {
+                    "*"
+                } else {
+                    " "
+                };
+                println!(
+                    "{mark} {:<25} {:<34} {:<22} {:<20} {}",
+                    r.id,
+                    r.image_ref,
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.created)
+                    ),
+                    r.actor,
+                    r.git.as_deref().unwrap_or("-")
+                );
+            }
+            println!("(* live)");
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) async fn rollback(ctx: &Context, args: &RollbackArgs) -> Result<i32, CommandError> {
+    let c = ctx.connect().await?;
+    ctx.locked(&c, "rollback", || async {
+        match rollback_locked(ctx, &c, args).await {
+            Ok((code, changes)) => (changes, Ok(code)),
+            Err(e) => (
+                vec![format!(
+                    "rollback to {}",
+                    args.release.as_deref().unwrap_or("the previous release")
+                )],
+                Err(e),
+            ),
+        }
+    })
+    .await
+}
+
+async fn rollback_locked(
+    ctx: &Context,
+    c: &Connected,
+    args: &RollbackArgs,
+) -> Result<(i32, Vec<String>), CommandError> {
+    let stack = ctx.stack.name.as_str();
+    let history = rollout::read_history(&c.remote, stack).await?;
+    let live = live_release(c).await?;
+    let target: &Release = match &args.release {
+        Some(wanted) => {
+            let matches: Vec<&Release> = history
+                .releases
+                .iter()
+                .filter(|r| {
+                    r.id == *wanted
+                        || r.id
+                            .trim_start_matches("backend-")
+                            .starts_with(wanted.trim_start_matches("backend-"))
+                })
+                .collect();
+            match matches.as_slice() {
+                [one] => one,
+                [] => {
+                    return Err(CommandError::Usage(format!(
+                        "no release `{wanted}` on {}; `vldeploy releases` lists the {} kept",
+                        ctx.target_name(),
+                        history.releases.len()
+                    )));
+                }
+                _ => {
+                    return Err(CommandError::Usage(format!(
+                        "`{wanted}` matches several releases; give more of its id"
+                    )));
+                }
+            }
+        }
+        None => history
+            .releases
+            .iter()
+            .rev()
+            .find(|r| Some(&r.id) != live.as_ref())
+            .ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "no earlier release to roll back to on {}; `vldeploy releases` lists them",
+                    ctx.target_name()
+                ))
+            })?,
+    };
+    if live.as_deref() == Some(target.id.as_str()) {
+        println!("`{}` is already live; nothing to do.", target.id);
+        return Ok((0, Vec::new()));
+    }
+    if !c.engine.has_image(&target.image_id).await? {
+        return Err(CommandError::Usage(format!(
+            "the image of `{}` ({}) is no longer on {}; it cannot be rolled back to",
+            target.id,
+            target.image_ref,
+            ctx.target_name()
+        )));
+    }
+    let spec = rollout::stored_spec(&c.remote, stack, &target.id).await?;
+    let port = ctx
+        .stack
+        .services
+        .get("backend")
+        .and_then(|s| s.port)
+        .unwrap_or(8080);
+    let upstream = upstream_file(stack, &target.id, port)?;
+    eprintln!("rolling back to `{}` ({}) …", target.id, target.image_ref);
+    let t = Target {
+        remote: &c.remote,
+        engine: &c.engine,
+        stack,
+    };
+    rollout::release(&t, &spec, &upstream).await?;
+    rollout::record_release(
+        &c.remote,
+        stack,
+        &spec,
+        &crate::state::actor(),
+        target.git.clone(),
+        crate::apply::RELEASES_KEPT,
+    )
+    .await?;
+    let line = format!(
+        "rolled back `vl_backend` to `{}` ({}), from {}",
+        target.id,
+        target.image_ref,
+        live.as_deref().unwrap_or("nothing")
+    );
+    match ctx.output {
+        Output::Human => println!(
+            "{line}\nnote: the next `vldeploy up` releases the stack's own configuration again."
+        ),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"stack": stack, "rolled_back_to": target, "from": live})
+        ),
+    }
+    Ok((0, vec![line]))
+}
