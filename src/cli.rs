@@ -70,6 +70,20 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the JSON Schema of stack.yaml, for editors.
     Schema,
+    /// The playbook's incident checks: containers, disk, API health, key error counts, search cache — with actions.
+    Doctor,
+    /// Restart a service's container (graceful stop, start) and wait for its health check.
+    Restart {
+        /// `nginx`, `postgres` or `backend`.
+        service: String,
+    },
+    /// Run a command inside a service's container: `vldeploy exec postgres -- psql -U postgres -c 'select 1'`.
+    Exec(ExecArgs),
+    /// The backend's in-memory search cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// The backend releases the host keeps for rollback, newest last, the live one marked.
     Releases,
     /// Put a previous backend release live again, the zero-downtime way (candidate, health, switch, drain).
@@ -125,6 +139,10 @@ pub struct LogsArgs {
     /// How many lines from the end to start with.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub tail: usize,
+    /// Only the playbook's key error events (`database_connection_failed`, `payment_verification_failed`,
+    /// `shiprocket_auth_error`).
+    #[arg(long)]
+    pub errors: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,4 +201,19 @@ mod tests {
 pub struct RollbackArgs {
     /// A release id from `vldeploy releases` (or a unique prefix of its hash).
     pub release: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// `nginx`, `postgres` or `backend`.
+    pub service: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Empty the search cache and reload the index (what the playbook did with a restart).
+    Flush,
 }

@@ -54,6 +54,12 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Status => command::status(&ctx).await,
                     Command::Logs(args) => command::logs(&ctx, args).await,
                     Command::Releases => command::releases(&ctx).await,
+                    Command::Doctor => command::doctor(&ctx).await,
+                    Command::Restart { service } => command::restart(&ctx, service).await,
+                    Command::Exec(args) => command::exec(&ctx, args).await,
+                    Command::Cache {
+                        action: crate::cli::CacheAction::Flush,
+                    } => command::cache_flush(&ctx).await,
                     Command::Rollback(args) => command::rollback(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,

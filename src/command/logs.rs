@@ -30,10 +30,21 @@ pub(crate) async fn logs(ctx: &Context, args: &LogsArgs) -> Result<i32, CommandE
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(chunk) => {
-                let text = crate::secret::scrub(
+                let mut text = crate::secret::scrub(
                     &String::from_utf8_lossy(&chunk.into_bytes()),
                     &ctx.stack.secrets,
                 );
+                if args.errors {
+                    text = text
+                        .lines()
+                        .filter(|l| {
+                            super::doctor::KEY_ERRORS
+                                .iter()
+                                .any(|e| super::doctor::is_event(l, e))
+                        })
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                }
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
             }

@@ -2,9 +2,11 @@
 
 mod audit;
 mod context;
+mod doctor;
 mod down;
 mod lock;
 mod logs;
+mod oncall;
 mod plan;
 mod progress;
 mod releases;
@@ -14,9 +16,11 @@ mod up;
 
 pub(crate) use audit::audit;
 pub(crate) use context::{CommandError, Context};
+pub(crate) use doctor::doctor;
 pub(crate) use down::down;
 pub(crate) use lock::lock;
 pub(crate) use logs::logs;
+pub(crate) use oncall::{cache_flush, exec, restart};
 pub(crate) use plan::plan;
 pub(crate) use releases::{releases, rollback};
 pub(crate) use sandbox::sandbox;

@@ -364,7 +364,19 @@ impl Engine {
 
     /// Runs a command inside a running container and returns its status and combined output.
     pub async fn exec(&self, name: &str, cmd: &[&str]) -> Result<(i64, String), EngineError> {
+        self.exec_env(name, cmd, &[]).await
+    }
+
+    /// Like `exec`, with extra environment variables: a way to hand a command a secret without putting it
+    /// on its command line.
+    pub async fn exec_env(
+        &self,
+        name: &str,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(i64, String), EngineError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let created = self
             .docker
             .create_exec(
@@ -373,6 +385,7 @@ impl Engine {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
+                    env: if env.is_empty() { None } else { Some(env) },
                     ..Default::default()
                 },
             )

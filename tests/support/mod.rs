@@ -2,5 +2,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod load;
 pub mod project;
 pub mod sshd;

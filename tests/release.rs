@@ -1,0 +1,203 @@
+//! Zero-downtime backend releases under load: redeploys, a candidate that never becomes healthy, rollback.
+
+mod support;
+
+use std::time::Duration;
+
+use support::load;
+use support::project::Project;
+
+/// A steady few hundred requests a second through nginx to the backend (which asks the database each time).
+fn steady_load(p: &Project) -> load::Load {
+    let port: u16 = p.sandbox_var("SANDBOX_HTTP_PORT").parse().unwrap();
+    load::start(port, "/api/health", 4, 50, Duration::from_secs(600))
+}
+
+fn with_release_env(p: &Project, n: usize) -> String {
+    p.stack_yaml(|t| {
+        *t = t.replace(
+            "      RUST_LOG: info\n",
+            &format!("      RUST_LOG: info\n      RELEASE_N: \"{n}\"\n"),
+        )
+    })
+}
+
+fn live_env(p: &Project, key: &str) -> String {
+    let out = p
+        .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
+        .ok()
+        .stdout;
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn release_five_redeploys_under_load_drop_no_request() {
+    let p = Project::new("release_redeploys");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let load = steady_load(&p);
+    std::thread::sleep(Duration::from_secs(2));
+    for n in 1..=5 {
+        p.write_stack(&with_release_env(&p, n));
+        let run = p.vldeploy(&["up"]).ok();
+        assert!(
+            run.stdout.contains("release `vl_backend` (blue/green)"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(live_env(&p, "RELEASE_N"), n.to_string());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stop();
+    eprintln!("load across 5 releases: {stats:?}");
+    assert!(stats.ok > 300, "the load ran: {stats:?}");
+    assert_eq!(
+        (stats.non_2xx, stats.errors),
+        (0, 0),
+        "no request failed: {:?}",
+        stats.failures
+    );
+    let names: Vec<String> = p.containers().into_keys().collect();
+    assert_eq!(
+        names,
+        vec!["vl_backend", "vl_nginx", "vl_postgres"],
+        "no candidate left behind"
+    );
+    let releases = p.vldeploy(&["releases", "-o", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&releases.stdout).unwrap();
+    assert_eq!(
+        v["releases"].as_array().unwrap().len(),
+        5,
+        "the host keeps the last five releases"
+    );
+    assert_eq!(v["live"], v["releases"][4]["id"]);
+}
+
+#[test]
+fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_serving() {
+    let p = Project::new("release_unhealthy");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let live_before = p.containers()["vl_backend"].clone();
+    let load = steady_load(&p);
+    // The candidate cannot reach its database: /api/health answers 503 and the health check never passes.
+    let broken = p.stack_yaml(|t| {
+        *t = t
+            .replace("@postgres:5432/vaibava_db", "@no-such-host:5432/vaibava_db")
+            .replace(
+                "      http: /api/health\n      interval: 2s\n      timeout: 5s\n      retries: 30",
+                "      http: /api/health\n      interval: 1s\n      timeout: 2s\n      retries: 4",
+            );
+    });
+    assert!(
+        broken.contains("retries: 4"),
+        "the test edits the backend's health check"
+    );
+    p.write_stack(&broken);
+    let run = p.vldeploy(&["up"]);
+    let stats = load.stop();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("did not become healthy"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("the live release keeps serving"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("check: CMD-SHELL") && run.stderr.contains("/api/health"),
+        "names the check: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("last log lines of `vl_backend_candidate`"),
+        "shows the candidate's logs: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("database_connection_failed"),
+        "the candidate's own words: {}",
+        run.stderr
+    );
+    assert_eq!(
+        p.containers()["vl_backend"],
+        live_before,
+        "the live container was not touched"
+    );
+    assert!(
+        !p.containers().contains_key("vl_backend_candidate"),
+        "the candidate is removed"
+    );
+    assert!(stats.ok > 100, "{stats:?}");
+    assert_eq!(
+        (stats.non_2xx, stats.errors),
+        (0, 0),
+        "no request failed: {:?}",
+        stats.failures
+    );
+    let (code, _) = p.http_get("/api/health");
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn release_rollback_goes_back_without_dropping_a_request() {
+    let p = Project::new("release_rollback");
+    p.sandbox_up(&[]);
+    p.write_stack(&with_release_env(&p, 1));
+    p.vldeploy(&["up"]).ok();
+    p.write_stack(&with_release_env(&p, 2));
+    p.vldeploy(&["up"]).ok();
+    assert_eq!(live_env(&p, "RELEASE_N"), "2");
+
+    let load = steady_load(&p);
+    std::thread::sleep(Duration::from_secs(1));
+    let run = p.vldeploy(&["rollback"]).ok();
+    std::thread::sleep(Duration::from_secs(1));
+    let stats = load.stop();
+    assert!(
+        run.stdout.contains("rolled back `vl_backend`"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        live_env(&p, "RELEASE_N"),
+        "1",
+        "the previous release serves"
+    );
+    assert!(stats.ok > 50, "{stats:?}");
+    assert_eq!(
+        (stats.non_2xx, stats.errors),
+        (0, 0),
+        "no request failed: {:?}",
+        stats.failures
+    );
+
+    // The stack's own configuration is what `up` puts back.
+    let plan = p.vldeploy(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("release `vl_backend`"),
+        "{}",
+        plan.stdout
+    );
+    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
+    assert!(
+        audit.stdout.contains("\"command\":\"rollback\""),
+        "{}",
+        audit.stdout
+    );
+    // Rolling back to a release that is not kept is a clear error.
+    let missing = p.vldeploy(&["rollback", "backend-0000"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("no release `backend-0000`"),
+        "{}",
+        missing.stderr
+    );
+}
