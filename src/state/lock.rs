@@ -9,7 +9,7 @@ use crate::plan::stack_dir;
 use crate::transport::{Remote, TransportError, shell_quote};
 
 /// A lock whose holder has not refreshed it for this long is stale.
-pub const STALE_AFTER_S: u64 = 120;
+pub(crate) const STALE_AFTER_S: u64 = 120;
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
