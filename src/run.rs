@@ -55,6 +55,7 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Logs(args) => command::logs(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
+                    Command::Firewall { action } => command::firewall(&ctx, action).await,
                     Command::Schema | Command::Sandbox { .. } => Ok(0),
                 }
             }

@@ -3,6 +3,7 @@
 mod audit;
 mod context;
 mod down;
+mod firewall;
 mod lock;
 mod logs;
 mod plan;
@@ -14,6 +15,7 @@ mod up;
 pub(crate) use audit::audit;
 pub(crate) use context::{CommandError, Context};
 pub(crate) use down::down;
+pub(crate) use firewall::firewall;
 pub(crate) use lock::lock;
 pub(crate) use logs::logs;
 pub(crate) use plan::plan;
