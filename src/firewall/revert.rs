@@ -5,7 +5,7 @@
 //! The timer and the confirmation race for `mkdir decided`: exactly one of them wins, so a late confirmation
 //! can never leave a reverted host believed confirmed, nor a confirmed host reverted.
 
-use super::{STATE_DIR, TABLE};
+use super::{RULESET_PATH, STATE_DIR, TABLE};
 
 /// The shell commands of one apply, for the directory `dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +25,24 @@ impl Revert {
         format!("{}/candidate.nft", self.dir)
     }
 
-    /// Saves the current table as `revert.nft` (delete ours, then restore what was there) and checks both
-    /// files with `nft -c`. Changes nothing.
-    pub(crate) fn prepare(&self) -> String {
+    /// Saves the current table as `revert.nft` and checks it and the candidate with `nft -c`. Changes nothing.
+    ///
+    /// When the loaded table carries the hash of the installed file (`live_hash`), that file is the saved
+    /// table; otherwise the table's listing is (after deleting ours, so a missing table is restored as missing).
+    pub(crate) fn prepare(&self, live_hash: Option<&str>) -> String {
         let d = &self.dir;
-        format!(
-            "set -e; {{ echo 'table {TABLE}'; echo 'delete table {TABLE}'; \
-             nft list table {TABLE} 2>/dev/null || true; }} > {d}/revert.nft; \
-             nft -c -f {d}/candidate.nft; nft -c -f {d}/revert.nft"
-        )
+        let listing = format!(
+            "{{ echo 'table {TABLE}'; echo 'delete table {TABLE}'; \
+             nft list table {TABLE} 2>/dev/null || true; }} > {d}/revert.nft"
+        );
+        let saved = match live_hash {
+            Some(h) if h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':') => format!(
+                "if grep -qx '# vldeploy-hash: {h}' {RULESET_PATH} 2>/dev/null; \
+                 then cp {RULESET_PATH} {d}/revert.nft; else {listing}; fi"
+            ),
+            _ => listing,
+        };
+        format!("set -e; {saved}; nft -c -f {d}/candidate.nft; nft -c -f {d}/revert.nft")
     }
 
     /// Starts the timer in its own session (so it outlives the SSH channel) and prints its pid.
@@ -104,7 +113,14 @@ mod tests {
             r.disarm()
                 .starts_with(&format!("if mkdir {}/decided", r.dir))
         );
-        assert!(r.prepare().contains("nft list table inet vldeploy"));
+        assert!(r.prepare(None).contains("nft list table inet vldeploy"));
+        let known = r.prepare(Some("sha256:0123456789abcdef"));
+        assert!(
+            known.contains(
+                "grep -qx '# vldeploy-hash: sha256:0123456789abcdef' /etc/vldeploy/firewall.nft"
+            ),
+            "{known}"
+        );
     }
 
     /// Runs the real scripts (without nft) in a temporary directory: the confirmation wins before the timer

@@ -34,6 +34,7 @@ struct Context<'a> {
 struct Open {
     proto: &'static str,
     ports: String,
+    list: Vec<u16>,
 }
 
 #[derive(Serialize)]
@@ -50,16 +51,18 @@ impl Ruleset {
     pub fn render(policy: &Policy, overrides: Option<&Path>) -> Result<Self, RenderError> {
         let mut open = Vec::new();
         for proto in [Proto::Tcp, Proto::Udp] {
-            let ports: Vec<String> = policy
+            let list: Vec<u16> = policy
                 .allow
                 .iter()
                 .filter(|a| a.proto == proto && a.from.is_empty())
-                .map(|a| a.port.to_string())
+                .map(|a| a.port)
                 .collect();
-            if !ports.is_empty() {
+            if !list.is_empty() {
+                let ports: Vec<String> = list.iter().map(ToString::to_string).collect();
                 open.push(Open {
                     proto: proto_name(proto),
                     ports: ports.join(", "),
+                    list,
                 });
             }
         }
@@ -197,7 +200,9 @@ pub(crate) mod tests {
     fn the_forward_guard_matches_the_original_destination_port() {
         let text = rendered("default.yaml").text;
         assert!(
-            text.contains("meta l4proto tcp ct original proto-dst { 22, 80, 443 } accept"),
+            text.contains(
+                "meta l4proto tcp ct original proto-dst 22 accept\n\t\tmeta l4proto tcp ct original proto-dst 80 accept\n"
+            ),
             "{text}"
         );
         assert!(text.contains("policy drop;"));

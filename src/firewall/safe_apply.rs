@@ -109,7 +109,7 @@ pub async fn safe_apply(
         Change::Install { .. } => {}
         Change::Apply { .. } => {
             observed.usable(&host)?;
-            swap(remote, confirm, ruleset, revert_after, say).await?;
+            swap(remote, confirm, ruleset, observed, revert_after, say).await?;
             applied.swapped = true;
             applied.confirm_s = started.elapsed().as_secs_f64();
         }
@@ -128,6 +128,7 @@ async fn swap(
     remote: &Remote,
     confirm: &Confirm<'_>,
     ruleset: &Ruleset,
+    observed: &Observed,
     revert_after: Duration,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), FirewallError> {
@@ -146,7 +147,9 @@ async fn swap(
         .upload(&revert.candidate(), ruleset.text.as_bytes(), 0o600)
         .await
         .map_err(|e| step_error("upload", e))?;
-    let check = remote.exec(&revert.prepare()).await?;
+    let check = remote
+        .exec(&revert.prepare(observed.live_hash.as_deref()))
+        .await?;
     if !check.success() {
         return Err(FirewallError::Refused {
             host,
