@@ -62,10 +62,10 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
             engine: &connected.engine,
             local: &local,
         };
-        if !plan.is_empty() {
-            if let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await {
-                return (changes, Err(e.into()));
-            }
+        if !plan.is_empty()
+            && let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await
+        {
+            return (changes, Err(e.into()));
         }
         let applied = match super::firewall::converge(
             ctx,

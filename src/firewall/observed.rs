@@ -112,6 +112,7 @@ pub async fn observe(remote: &Remote) -> Result<Observed, FirewallError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -219,9 +219,9 @@ pub async fn probe_with(policy: &Policy, reach: &Reach, wait: Duration) -> Probe
 /// Connects to `addr` and classifies what comes back.
 pub(crate) async fn knock(addr: &str, proxied: bool, wait: Duration) -> Seen {
     let mut stream = match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
-        Err(_) => return Seen::NoAnswer,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Seen::Refused,
-        Ok(Err(_)) => return Seen::NoAnswer,
+        // A timeout, or the network said no route: nothing came back from the host.
+        Err(_) | Ok(Err(_)) => return Seen::NoAnswer,
         Ok(Ok(s)) => s,
     };
     if stream.write_all(NUDGE).await.is_err() {
@@ -230,10 +230,9 @@ pub(crate) async fn knock(addr: &str, proxied: bool, wait: Duration) -> Seen {
     let mut buf = [0u8; 256];
     match tokio::time::timeout(wait, stream.read(&mut buf)).await {
         Ok(Ok(0) | Err(_)) => Seen::Refused,
-        Ok(Ok(_)) => Seen::Answered,
         // Through a proxy the connection was accepted before the host saw it; directly, the host accepted it.
         Err(_) if proxied => Seen::NoAnswer,
-        Err(_) => Seen::Answered,
+        Ok(Ok(_)) | Err(_) => Seen::Answered,
     }
 }
 
