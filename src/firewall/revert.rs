@@ -152,7 +152,7 @@ mod tests {
         assert!(!std::path::Path::new(&early.dir).join("timer.pid").exists());
 
         let late = fake("late");
-        run(&late.arm(0).replace("nft -f", "true"));
+        run(&late.arm(1).replace("nft -f", "true"));
         for _ in 0..100 {
             if std::path::Path::new(&late.dir).join("outcome").exists() {
                 break;
