@@ -18,7 +18,7 @@ pub(crate) async fn firewall(ctx: &Context, action: &FirewallAction) -> Result<i
             });
             let connected = ctx.connect().await?;
             ctx.locked(&connected, "firewall apply", || async {
-                let prepared = match prepare(ctx, &connected).await {
+                let prepared = match prepare_to_change(ctx, &connected).await {
                     Ok(p) => p,
                     Err(e) => return (Vec::new(), Err(e)),
                 };
@@ -62,6 +62,19 @@ pub(crate) async fn prepare(ctx: &Context, c: &Connected) -> Result<Prepared, Co
             "firewall: test switch `{}` set: the ruleset leaves SSH out",
             crate::firewall::TEST_CUT_SSH_ENV
         );
+    }
+    Ok(prepared)
+}
+
+/// Like `prepare`, and refuses (before anything changes) a host that cannot take the change: no `nft`, not
+/// root, or an earlier apply still waiting for its revert.
+pub(crate) async fn prepare_to_change(
+    ctx: &Context,
+    c: &Connected,
+) -> Result<Prepared, CommandError> {
+    let prepared = prepare(ctx, c).await?;
+    if !prepared.change.is_unchanged() {
+        prepared.observed.usable(c.remote.name()).map_err(fail)?;
     }
     Ok(prepared)
 }
@@ -184,6 +197,7 @@ async fn status(ctx: &Context) -> Result<i32, CommandError> {
             );
             let loaded = match (&o.table, &o.live_hash) {
                 (false, _) => "not loaded".to_owned(),
+                (true, Some(h)) if o.edited => format!("loaded, {h}, but changed by hand since"),
                 (true, Some(h)) if *h == p.ruleset.hash => format!("loaded, {h} (up to date)"),
                 (true, Some(h)) => format!("loaded, {h} (the stack wants {})", p.ruleset.hash),
                 (true, None) => "loaded, without vldeploy's hash (changed by hand)".to_owned(),

@@ -23,7 +23,7 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
             Ok((_, plan)) => plan,
             Err(e) => return (Vec::new(), Err(e)),
         };
-        let firewall = match super::firewall::prepare(ctx, &connected).await {
+        let firewall = match super::firewall::prepare_to_change(ctx, &connected).await {
             Ok(f) => f,
             Err(e) => return (Vec::new(), Err(e)),
         };

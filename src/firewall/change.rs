@@ -56,6 +56,11 @@ pub fn decide(observed: &Observed, ruleset: &Ruleset) -> Change {
                 reason: "the loaded table was changed by hand".to_owned(),
             };
         }
+        _ if observed.edited => {
+            return Change::Apply {
+                reason: "the loaded table was changed by hand".to_owned(),
+            };
+        }
         _ => {}
     }
     if observed.file_hash.as_deref() != Some(ruleset.hash.as_str()) {
@@ -93,6 +98,7 @@ mod tests {
             ssh_port: Some(22),
             table,
             live_hash: live.map(str::to_owned),
+            edited: false,
             file_hash: file.map(str::to_owned),
             boot,
             armed: None,
@@ -133,6 +139,11 @@ mod tests {
             (observed(true, a, a, on), "unchanged"),
             (observed(true, a, a, Boot::InitScript), "unchanged"),
         ];
+        let mut edited = observed(true, a, a, Boot::InitScript);
+        edited.edited = true;
+        let cases = cases
+            .into_iter()
+            .chain([(edited, "apply: the loaded table was changed by hand")]);
         for (o, want) in cases {
             let got = match decide(&o, &ruleset()) {
                 Change::Unchanged => "unchanged".to_owned(),

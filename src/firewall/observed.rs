@@ -21,6 +21,8 @@ pub struct Observed {
     pub table: bool,
     /// The hash the loaded table carries.
     pub live_hash: Option<String>,
+    /// The loaded table's listing differs from the one recorded when it was confirmed (changed by hand).
+    pub edited: bool,
     /// The hash of the installed ruleset file.
     pub file_hash: Option<String>,
     pub boot: Boot,
@@ -30,6 +32,16 @@ pub struct Observed {
     pub last_outcome: Option<String>,
 }
 
+/// Prints the SHA-256 of the loaded table's listing (needs `$t` to hold it).
+const LISTING_SHA: &str = "printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1";
+
+/// Records the loaded table's listing as the confirmed one.
+pub(crate) fn record_listing() -> String {
+    format!(
+        "t=$(nft list table {TABLE}) && mkdir -p {STATE_DIR} && {LISTING_SHA} > {STATE_DIR}/listing.sha256"
+    )
+}
+
 /// The observation script; each line is `key=value`.
 fn script() -> String {
     format!(
@@ -37,7 +49,8 @@ fn script() -> String {
          [ \"$(id -u)\" = 0 ] && echo root=yes; \
          echo \"ssh=${{SSH_CONNECTION:-}}\"; \
          if t=$(nft list table {TABLE} 2>/dev/null); then echo table=yes; \
-           printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; fi; \
+           printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; \
+           echo \"listing=$({LISTING_SHA})\"; echo \"recorded=$(cat {STATE_DIR}/listing.sha256 2>/dev/null)\"; fi; \
          sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' {RULESET_PATH} 2>/dev/null | head -n 1; \
          {boot}; \
          for d in {STATE_DIR}/apply-*; do \
@@ -67,6 +80,7 @@ impl Observed {
                 .and_then(|p| p.parse().ok()),
             table: get("table") == Some("yes"),
             live_hash: get("live").and_then(hash_in),
+            edited: matches!((get("listing"), get("recorded")), (Some(l), Some(r)) if l != r),
             file_hash: get("file").and_then(hash_in),
             boot: Boot::parse(get("boot").unwrap_or("none")),
             armed: get("armed").map(str::to_owned),
@@ -121,9 +135,9 @@ mod tests {
         let o = Observed::parse(
             "nft=yes\nroot=yes\nssh=172.17.0.1 50522 172.17.0.3 22\ntable=yes\n\
              live=vldeploy sha256:0123456789abcdef\nfile=vldeploy sha256:0123456789abcdef\n\
-             boot=init-script\noutcome=confirmed 1700000000\n",
+             boot=init-script\noutcome=confirmed 1700000000\nlisting=ab12\nrecorded=ab12\n",
         );
-        assert!(o.nft && o.root && o.table);
+        assert!(o.nft && o.root && o.table && !o.edited);
         assert_eq!(o.ssh_port, Some(22));
         assert_eq!(o.live_hash.as_deref(), Some("sha256:0123456789abcdef"));
         assert_eq!(o.file_hash, o.live_hash);
@@ -131,6 +145,12 @@ mod tests {
         assert_eq!(o.armed, None);
         assert_eq!(o.last_outcome.as_deref(), Some("confirmed 1700000000"));
         assert!(o.usable("h").is_ok());
+    }
+
+    #[test]
+    fn a_listing_unlike_the_confirmed_one_was_edited() {
+        assert!(Observed::parse("table=yes\nlisting=ab12\nrecorded=cd34\n").edited);
+        assert!(!Observed::parse("table=yes\nlisting=ab12\nrecorded=\n").edited);
     }
 
     #[test]

@@ -190,6 +190,10 @@ async fn swap(
     };
     match confirmed {
         Ok(outcome) if outcome == "confirmed" => {
+            remote
+                .run(&super::observed::record_listing())
+                .await
+                .map_err(|e| step_error("record", e))?;
             say(&format!(
                 "firewall: confirmed in {:.1}s; revert disarmed",
                 armed_at.elapsed().as_secs_f64()
