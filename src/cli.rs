@@ -98,6 +98,11 @@ pub enum Command {
     },
     /// The host's audit log: who changed what, when, and how it ended.
     Audit(AuditArgs),
+    /// The host firewall: only SSH, 80 and 443 reachable (and what stack.yaml adds), even for Docker's ports.
+    Firewall {
+        #[command(subcommand)]
+        action: FirewallAction,
+    },
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -157,6 +162,20 @@ pub enum SandboxAction {
     Down,
     /// Whether the sandbox host runs, and its ports.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirewallAction {
+    /// Whether vldeploy's ruleset is loaded, installed for boot and up to date, and what it allows.
+    Status,
+    /// From this machine: every allowed port must answer, every port that must be closed must not (exit 1).
+    Probe,
+    /// Apply the firewall alone, as `up` does: check, arm a revert, swap, confirm over a new connection.
+    Apply {
+        /// Seconds after which the host puts its previous ruleset back unless confirmed (at least 10).
+        #[arg(long, value_name = "SECONDS", env = "VLDEPLOY_FIREWALL_REVERT_AFTER")]
+        revert_after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

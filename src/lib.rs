@@ -6,6 +6,7 @@ pub mod cli;
 mod command;
 pub mod engine;
 pub mod facts;
+pub mod firewall;
 pub mod log;
 pub mod plan;
 pub mod render;

@@ -63,6 +63,7 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Rollback(args) => command::rollback(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
+                    Command::Firewall { action } => command::firewall(&ctx, action).await,
                     Command::Schema | Command::Sandbox { .. } => Ok(0),
                 }
             }

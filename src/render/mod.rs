@@ -19,6 +19,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "www/index.html",
         include_str!("../../templates/www/index.html.j2"),
     ),
+    (
+        "nftables/ruleset.nft",
+        include_str!("../../templates/nftables/ruleset.nft.j2"),
+    ),
+    (
+        "nftables/vldeploy-firewall.service",
+        include_str!("../../templates/nftables/vldeploy-firewall.service.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,41 @@
+//! Everything the firewall needs before it changes anything: the host's state, the policy, the ruleset, the change.
+
+use super::TEST_CUT_SSH_ENV;
+use super::change::{Change, decide};
+use super::error::FirewallError;
+use super::observed::{Observed, observe};
+use super::policy::Policy;
+use super::ruleset::Ruleset;
+use crate::stack::Stack;
+use crate::transport::Remote;
+
+/// The host's firewall, what the stack asks of it, and what it takes to get there.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub observed: Observed,
+    pub policy: Policy,
+    pub ruleset: Ruleset,
+    pub change: Change,
+    /// The ruleset leaves SSH out on purpose (the test switch).
+    pub cuts_ssh: bool,
+}
+
+/// Reads the host's firewall and renders the stack's. Changes nothing.
+pub async fn prepare(remote: &Remote, stack: &Stack) -> Result<Prepared, FirewallError> {
+    let observed = observe(remote).await?;
+    let ssh_port = observed.ssh_port.unwrap_or(stack.target.port);
+    let mut policy = Policy::from_stack(stack, ssh_port)?;
+    let cuts_ssh = std::env::var(TEST_CUT_SSH_ENV).is_ok_and(|v| v == "1");
+    if cuts_ssh {
+        policy = policy.without_ssh();
+    }
+    let ruleset = Ruleset::render(&policy, Some(&stack.project_dir.join("templates")))?;
+    let change = decide(&observed, &ruleset);
+    Ok(Prepared {
+        observed,
+        policy,
+        ruleset,
+        change,
+        cuts_ssh,
+    })
+}

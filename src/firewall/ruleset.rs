@@ -1,0 +1,235 @@
+//! The nftables ruleset of a policy, rendered from `templates/nftables/ruleset.nft.j2`, and its content hash.
+
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::TABLE;
+use super::policy::{Policy, proto_name};
+use crate::render::{RenderError, render_in};
+use crate::stack::Proto;
+
+/// A rendered ruleset: the text `nft -f` loads and the hash that the live table carries as its comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub text: String,
+    /// `sha256:` and 16 hex digits of the text rendered without its hash.
+    pub hash: String,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    stack: &'a str,
+    table: &'a str,
+    hash: &'a str,
+    icmp: bool,
+    /// Ports open to anyone, one line per protocol: `{proto, ports}`.
+    open: Vec<Open>,
+    /// Ports open to some sources: `{proto, port, v4, v6}`.
+    ranged: Vec<Ranged>,
+}
+
+#[derive(Serialize)]
+struct Open {
+    proto: &'static str,
+    ports: String,
+    list: Vec<u16>,
+}
+
+#[derive(Serialize)]
+struct Ranged {
+    proto: &'static str,
+    port: u16,
+    v4: String,
+    v6: String,
+}
+
+impl Ruleset {
+    /// Renders `policy`; a project's `templates/nftables/ruleset.nft.j2` under `overrides` takes the place of
+    /// the embedded template.
+    pub fn render(policy: &Policy, overrides: Option<&Path>) -> Result<Self, RenderError> {
+        let mut open = Vec::new();
+        for proto in [Proto::Tcp, Proto::Udp] {
+            let list: Vec<u16> = policy
+                .allow
+                .iter()
+                .filter(|a| a.proto == proto && a.from.is_empty())
+                .map(|a| a.port)
+                .collect();
+            if !list.is_empty() {
+                let ports: Vec<String> = list.iter().map(ToString::to_string).collect();
+                open.push(Open {
+                    proto: proto_name(proto),
+                    ports: ports.join(", "),
+                    list,
+                });
+            }
+        }
+        let ranged = policy
+            .allow
+            .iter()
+            .filter(|a| !a.from.is_empty())
+            .map(|a| {
+                let (v6, v4): (Vec<&String>, Vec<&String>) =
+                    a.from.iter().partition(|s| s.contains(':'));
+                let join = |v: Vec<&String>| {
+                    v.into_iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                Ranged {
+                    proto: proto_name(a.proto),
+                    port: a.port,
+                    v4: join(v4),
+                    v6: join(v6),
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut context = Context {
+            stack: &policy.stack,
+            table: TABLE,
+            hash: "",
+            icmp: policy.icmp,
+            open,
+            ranged,
+        };
+        let unhashed = render_in(overrides, "nftables/ruleset.nft", &context)?;
+        let hash = format!(
+            "sha256:{}",
+            &hex::encode(Sha256::digest(unhashed.as_bytes()))[..16]
+        );
+        context.hash = &hash;
+        let text = render_in(overrides, "nftables/ruleset.nft", &context)?;
+        Ok(Self { text, hash })
+    }
+}
+
+/// The systemd unit that loads the installed ruleset at boot.
+pub(crate) fn boot_unit() -> Result<String, RenderError> {
+    crate::render::render(
+        "nftables/vldeploy-firewall.service",
+        &serde_json::json!({"table": TABLE, "path": super::RULESET_PATH}),
+    )
+}
+
+/// The hash a ruleset file or a live table listing carries (`vldeploy sha256:…`), if any.
+pub(crate) fn hash_in(text: &str) -> Option<String> {
+    let at = text.find("vldeploy sha256:")? + "vldeploy ".len();
+    let hash: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+        .collect();
+    (hash.len() == "sha256:".len() + 16).then_some(hash)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::render::snapshot::assert_snapshot;
+    use crate::stack::Stack;
+
+    /// A fixture stack from `src/firewall/fixtures/`, loaded for `production`.
+    pub(crate) fn fixture(name: &str) -> Stack {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/firewall/fixtures")
+            .join(name);
+        crate::stack::load_with(&path, "production", &|_| None).unwrap()
+    }
+
+    fn rendered(name: &str) -> Ruleset {
+        let policy = Policy::from_stack(&fixture(name), 22).unwrap();
+        Ruleset::render(&policy, None).unwrap()
+    }
+
+    #[test]
+    fn default_stack_ruleset_snapshot() {
+        assert_snapshot("firewall_default.nft", &rendered("default.yaml").text);
+    }
+
+    #[test]
+    fn ranges_stack_ruleset_snapshot() {
+        assert_snapshot("firewall_ranges.nft", &rendered("ranges.yaml").text);
+    }
+
+    /// Where `nft` can check rulesets (root, nftables installed), the fixtures' rulesets must pass `nft -c`.
+    #[test]
+    fn nft_accepts_the_rendered_rulesets() {
+        let usable = std::process::Command::new("nft")
+            .args(["-c", "-f", "/dev/null"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !usable {
+            eprintln!("nft cannot check rulesets here; skipped");
+            return;
+        }
+        for name in ["default.yaml", "ranges.yaml"] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("ruleset.nft");
+            std::fs::write(&file, rendered(name).text).unwrap();
+            let out = std::process::Command::new("nft")
+                .arg("-c")
+                .arg("-f")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn the_hash_is_in_the_header_and_the_table_comment_and_follows_the_content() {
+        let a = rendered("default.yaml");
+        assert_eq!(hash_in(&a.text).as_deref(), Some(a.hash.as_str()));
+        assert!(a.text.contains(&format!("# vldeploy-hash: {}\n", a.hash)));
+        assert!(a.text.contains(&format!("comment \"vldeploy {}\"", a.hash)));
+        assert_eq!(a, rendered("default.yaml"));
+        assert_ne!(a.hash, rendered("ranges.yaml").hash);
+        let listing = "table inet vldeploy {\n\tcomment \"vldeploy sha256:0123456789abcdef\"\n";
+        assert_eq!(hash_in(listing).as_deref(), Some("sha256:0123456789abcdef"));
+        assert_eq!(hash_in("table inet vldeploy {\n"), None);
+    }
+
+    #[test]
+    fn the_forward_guard_matches_the_original_destination_port() {
+        let text = rendered("default.yaml").text;
+        assert!(
+            text.contains(
+                "meta l4proto tcp ct original proto-dst 22 accept\n\t\tmeta l4proto tcp ct original proto-dst 80 accept\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("policy drop;"));
+        assert!(!text.contains("5432"), "{text}");
+    }
+
+    #[test]
+    fn ranges_split_by_address_family() {
+        let text = rendered("ranges.yaml").text;
+        assert!(
+            text.contains("ip saddr { 10.0.0.0/8 } tcp dport 22 accept"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ip6 saddr { 2001:db8::/32 } tcp dport 22 accept"),
+            "{text}"
+        );
+        assert!(text.contains("udp dport { 51820 } accept"), "{text}");
+        assert!(!text.contains("echo-request"), "icmp: false: {text}");
+    }
+
+    #[test]
+    fn the_boot_unit_loads_the_installed_ruleset() {
+        let unit = boot_unit().unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/sbin/nft -f /etc/vldeploy/firewall.nft"),
+            "{unit}"
+        );
+    }
+}
