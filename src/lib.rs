@@ -7,6 +7,7 @@ mod command;
 pub mod engine;
 pub mod facts;
 pub mod firewall;
+pub mod host;
 pub mod log;
 pub mod plan;
 pub mod render;

@@ -274,20 +274,7 @@ async fn recreate(host: &Host<'_>, stack: &str, spec: &ContainerSpec) -> Result<
 }
 
 async fn wait_healthy(host: &Host<'_>, spec: &ContainerSpec) -> Result<(), StepError> {
-    let (timeout, check) = match &spec.health {
-        Some(h) => {
-            let budget = (h.interval_ms + h.timeout_ms) * u64::from(h.retries.max(1)) + 10_000;
-            (Duration::from_millis(budget), h.test.join(" "))
-        }
-        None => (
-            Duration::from_secs(30),
-            "the container keeps running".to_string(),
-        ),
-    };
-    host.engine
-        .wait_healthy(&spec.name, &check, timeout)
-        .await?;
-    Ok(())
+    Ok(host.engine.wait_for_spec(&spec.name, spec).await?)
 }
 
 /// Tests the new configuration inside the running container, then reloads it; a failing test puts the old file back.

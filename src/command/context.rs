@@ -9,8 +9,8 @@ use crate::engine::{Engine, EngineError};
 use crate::facts::FactsError;
 use crate::plan::{Desired, Facts, Plan, desired_from_stack};
 use crate::render::RenderError;
-use crate::stack::{HostKeys, SshAuth, Stack, StackError};
-use crate::transport::{Auth, Remote, Target, TransportError};
+use crate::stack::{Stack, StackError};
+use crate::transport::{Remote, TransportError};
 
 /// Any failure of a command; each carries enough to act on.
 #[derive(Debug, thiserror::Error)]
@@ -79,25 +79,7 @@ impl Context {
 
     /// Opens the one SSH connection of this command and the Docker API through it.
     pub(crate) async fn connect(&self) -> Result<Connected, CommandError> {
-        let t = &self.stack.target;
-        let target = Target {
-            user: t.user.clone(),
-            host: t.host.clone(),
-            port: t.port,
-        };
-        let auth = match &self.stack.auth {
-            SshAuth::Key(p) => Auth::Key(p.clone()),
-            SshAuth::Agent => Auth::Agent,
-        };
-        let keys = match &self.stack.host_keys {
-            HostKeys::KnownHosts(p) => crate::transport::HostKeys::KnownHosts(p.clone()),
-            HostKeys::Pinned(f) => crate::transport::HostKeys::Pinned(f.clone()),
-        };
-        let remote = tokio::task::spawn_blocking(move || {
-            Remote::connect(&target, &auth, &keys, Duration::from_secs(15))
-        })
-        .await
-        .map_err(|e| CommandError::Io(format!("connecting: {e}")))??;
+        let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let docker = remote.docker().await?;
         let engine = Engine::new(docker, remote.name());
         Ok(Connected {

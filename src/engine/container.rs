@@ -320,6 +320,24 @@ impl Engine {
         }
     }
 
+    /// Waits for `name` to be healthy within the budget of `spec`'s health check (interval and timeout times
+    /// retries, plus a margin), or 30 s of running when it has none.
+    pub async fn wait_for_spec(&self, name: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let (timeout, check) = match &spec.health {
+            Some(h) => (
+                Duration::from_millis(
+                    (h.interval_ms + h.timeout_ms) * u64::from(h.retries.max(1)) + 10_000,
+                ),
+                h.test.join(" "),
+            ),
+            None => (
+                Duration::from_secs(30),
+                "the container keeps running".to_string(),
+            ),
+        };
+        self.wait_healthy(name, &check, timeout).await
+    }
+
     async fn unhealthy(
         &self,
         name: &str,

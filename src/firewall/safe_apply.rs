@@ -12,8 +12,8 @@ use super::observed::{Observed, observe};
 use super::revert::Revert;
 use super::ruleset::{Ruleset, boot_unit};
 use super::{REVERT_AFTER_ENV, RULESET_PATH};
-use crate::stack::{HostKeys, SshAuth, Stack};
-use crate::transport::{Auth, Remote, Target, TransportError};
+use crate::stack::Stack;
+use crate::transport::{Remote, TransportError};
 
 /// How long the host waits for a confirmation unless told otherwise.
 pub(crate) const DEFAULT_REVERT_AFTER: Duration = Duration::from_secs(30);
@@ -40,30 +40,7 @@ pub struct Confirm<'a> {
 impl Confirm<'_> {
     /// Opens a new SSH connection to the stack's host (blocking work on a worker thread).
     async fn connect(&self, timeout: Duration) -> Result<Remote, TransportError> {
-        let t = &self.stack.target;
-        let target = Target {
-            user: t.user.clone(),
-            host: t.host.clone(),
-            port: t.port,
-        };
-        let auth = match &self.stack.auth {
-            SshAuth::Key(p) => Auth::Key(p.clone()),
-            SshAuth::Agent => Auth::Agent,
-        };
-        let keys = match &self.stack.host_keys {
-            HostKeys::KnownHosts(p) => crate::transport::HostKeys::KnownHosts(p.clone()),
-            HostKeys::Pinned(f) => crate::transport::HostKeys::Pinned(f.clone()),
-        };
-        let name = target.name();
-        tokio::task::spawn_blocking(move || Remote::connect(&target, &auth, &keys, timeout))
-            .await
-            .unwrap_or_else(|e| {
-                Err(TransportError::Unreachable {
-                    host: name,
-                    port: t.port,
-                    reason: e.to_string(),
-                })
-            })
+        crate::host::connect(self.stack, timeout).await
     }
 }
 

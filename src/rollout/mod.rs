@@ -127,19 +127,7 @@ pub async fn release(
 }
 
 async fn wait_healthy(t: &Target<'_>, name: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
-    let (timeout, check) = match &spec.health {
-        Some(h) => (
-            Duration::from_millis(
-                (h.interval_ms + h.timeout_ms) * u64::from(h.retries.max(1)) + 10_000,
-            ),
-            h.test.join(" "),
-        ),
-        None => (
-            Duration::from_secs(30),
-            "the container keeps running".to_string(),
-        ),
-    };
-    t.engine.wait_healthy(name, &check, timeout).await
+    t.engine.wait_for_spec(name, spec).await
 }
 
 /// Writes the upstream (keeping the previous one), and when nginx runs: `nginx -t`, then reload.
