@@ -169,7 +169,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The configuration from defaults alone, as if no flag or variable were set.
+    /// The configuration with no flags: environment variables where set, defaults elsewhere.
     pub fn defaults() -> Self {
         #[derive(Parser)]
         struct Only {
