@@ -1,8 +1,9 @@
-//! `vldeploy up`: take the lock, plan, apply in dependency order, wait for health, print the URL.
+//! `vldeploy up`: take the lock, plan, apply in dependency order, wait for health, certificates, print the URL.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::certs::{cert_error, certificate_step, describe, reload_provided};
 use super::context::plan_for;
 use super::progress::Lines;
 use super::{CommandError, Context};
@@ -12,30 +13,58 @@ use crate::engine::Engine;
 
 pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandError> {
     let started = Instant::now();
+    if let Some(refused) = crate::tls::plain_http_refused(&ctx.stack) {
+        return Err(CommandError::Usage(refused));
+    }
     let local = Engine::local()?;
     let desired = ctx.desired(&local).await?;
     let connected = ctx.connect().await?;
     let target = ctx.target_name();
     let url = ctx.url();
     ctx.locked(&connected, "up", || async {
+        // nginx needs a certificate before it starts: a placeholder until the CA issues one.
+        let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {
+            Ok(p) => p,
+            Err(e) => return (Vec::new(), Err(cert_error(ctx, &target, &e))),
+        };
         let plan = match plan_for(&connected, &desired).await {
             Ok((_, plan)) => plan,
-            Err(e) => return (Vec::new(), Err(e)),
+            Err(e) => return (prepared.into_iter().collect(), Err(e)),
         };
-        let changes: Vec<String> = plan
-            .steps
-            .iter()
-            .map(|s| format!("{} ({})", s.summary(), s.reason()))
-            .collect();
+        let installed = prepared.is_some();
+        let mut changes: Vec<String> = prepared.into_iter().collect();
+        changes.extend(
+            plan.steps
+                .iter()
+                .map(|s| format!("{} ({})", s.summary(), s.reason())),
+        );
         if plan.is_empty() {
+            if let Err(e) = reload_provided(ctx, &connected, installed).await {
+                return (changes, Err(e));
+            }
+            let certificate = match certificate_step(ctx, &connected, false).await {
+                Ok(c) => c,
+                Err(e) => return (changes, Err(e)),
+            };
+            if let Some(c) = &certificate {
+                changes.extend(c.changes.clone());
+            }
             match ctx.output {
                 Output::Human => {
-                    println!("{}: no changes; the stack is up at {url}", ctx.stack.name)
+                    if let Some(c) = &certificate {
+                        println!("{}", describe(&ctx.stack.domain, c));
+                    }
+                    if changes.is_empty() {
+                        println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
+                    } else {
+                        println!("{} is up at {url}", ctx.stack.name);
+                    }
                 }
                 Output::Json => {
                     println!(
                         "{}",
-                        serde_json::json!({"stack": ctx.stack.name, "changes": 0, "url": url})
+                        serde_json::json!({"stack": ctx.stack.name, "changes": changes.len(), "url": url,
+                            "certificate": certificate.as_ref().map(|c| &c.report)})
                     );
                 }
             }
@@ -52,6 +81,19 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
         if let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await {
             return (changes, Err(e.into()));
         }
+        if let Err(e) = reload_provided(ctx, &connected, installed).await {
+            return (changes, Err(e));
+        }
+        let certificate = match certificate_step(ctx, &connected, false).await {
+            Ok(c) => c,
+            Err(e) => return (changes, Err(e)),
+        };
+        if let Some(c) = &certificate {
+            changes.extend(c.changes.clone());
+            if ctx.output == Output::Human {
+                println!("{}", describe(&ctx.stack.domain, c));
+            }
+        }
         let secs = started.elapsed().as_secs_f64();
         match ctx.output {
             Output::Human => println!(
@@ -66,6 +108,8 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
                 v["url"] = url.clone().into();
                 v["applied"] = true.into();
                 v["seconds"] = secs.into();
+                v["certificate"] = serde_json::to_value(certificate.as_ref().map(|c| &c.report))
+                    .unwrap_or_default();
                 println!("{v}");
             }
         }

@@ -2,5 +2,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pebble;
 pub mod project;
 pub mod sshd;
