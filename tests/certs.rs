@@ -1,6 +1,8 @@
 //! Certificates end to end: `up` with `tls: acme` against Pebble (EAB required) inside a sandbox host,
 //! refusals that leave the served certificate alone, and the renewal job on the host.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::Command;

@@ -112,7 +112,7 @@ async fn renew(ctx: &Context, force: bool) -> Result<i32, CommandError> {
                 match ctx.output {
                     Output::Human => println!("{}", describe(&ctx.stack.domain, &c)),
                     Output::Json => {
-                        println!("{}", serde_json::to_string(&c.report).unwrap_or_default())
+                        println!("{}", serde_json::to_string(&c.report).unwrap_or_default());
                     }
                 }
                 (changes, Ok(0))

@@ -24,7 +24,7 @@ use super::state::StoredAccount;
 /// Attempts per ACME request (bad nonces and dropped connections).
 const ATTEMPTS: u32 = 8;
 /// How long validation and issuance may take before the order is given up.
-const POLL_BUDGET: Duration = Duration::from_secs(180);
+const POLL_BUDGET: Duration = Duration::from_mins(3);
 
 /// What to ask the CA for.
 pub(super) struct Request<'a> {
@@ -412,12 +412,12 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
                 finalize_error = Some(acme_error("finalizing the order", &e));
                 tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
                 // A finalize that reached the CA before its answer was lost moves the order on.
-                if let Ok(o) = order.poll().await {
-                    if o.status != OrderStatus::Ready {
-                        order = o;
-                        finalize_error = None;
-                        break;
-                    }
+                if let Ok(o) = order.poll().await
+                    && o.status != OrderStatus::Ready
+                {
+                    order = o;
+                    finalize_error = None;
+                    break;
                 }
             }
             Err(e) => return Err(acme_error("finalizing the order", &e)),

@@ -65,11 +65,23 @@ pub enum TlsError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Transport(#[from] crate::transport::TransportError),
+    Transport(Box<crate::transport::TransportError>),
     #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(Box<crate::engine::EngineError>),
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+}
+
+impl From<crate::transport::TransportError> for TlsError {
+    fn from(e: crate::transport::TransportError) -> Self {
+        Self::Transport(Box::new(e))
+    }
+}
+
+impl From<crate::engine::EngineError> for TlsError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        Self::Engine(Box::new(e))
+    }
 }
 
 impl TlsError {

@@ -8,13 +8,13 @@ use super::cert::CertInfo;
 use super::state::Status;
 
 /// Below this lifetime, a certificate is renewed at half of it instead of at two thirds.
-pub const SHORT_LIFETIME_S: u64 = 10 * 86_400;
+pub(super) const SHORT_LIFETIME_S: u64 = 10 * 86_400;
 /// The first wait after a failed attempt; it doubles with each further failure.
-pub const BACKOFF_FIRST_S: u64 = 5 * 60;
+pub(super) const BACKOFF_FIRST_S: u64 = 5 * 60;
 /// The longest wait between attempts, so a certificate is still retried several times a day.
-pub const BACKOFF_MAX_S: u64 = 6 * 3600;
+pub(super) const BACKOFF_MAX_S: u64 = 6 * 3600;
 /// A CA that says `rateLimited` without saying until when is left alone at least this long.
-pub const RATE_LIMITED_MIN_S: u64 = 3600;
+pub(super) const RATE_LIMITED_MIN_S: u64 = 3600;
 
 /// The moment a certificate becomes due: a third of its lifetime left (half, below ten days).
 pub fn renew_at(cert: &CertInfo) -> u64 {
@@ -72,10 +72,8 @@ pub fn decide(
     if let Some(at) = status.retry_after.filter(|at| *at > now) {
         return Decision::Backoff { at };
     }
-    if !force {
-        if let Some(at) = status.next_attempt.filter(|at| *at > now) {
-            return Decision::Backoff { at };
-        }
+    if let Some(at) = status.next_attempt.filter(|at| !force && *at > now) {
+        return Decision::Backoff { at };
     }
     Decision::Renew { reason }
 }
@@ -96,7 +94,7 @@ pub fn backoff(failures: u32) -> u64 {
 }
 
 /// When the next attempt may happen after a failure: the backoff, or later when the CA asked for it.
-pub fn next_attempt(now: u64, failures: u32, retry_after: Option<u64>) -> u64 {
+pub(super) fn next_attempt(now: u64, failures: u32, retry_after: Option<u64>) -> u64 {
     (now + backoff(failures)).max(retry_after.unwrap_or(0))
 }
 
@@ -107,20 +105,20 @@ pub fn parse_retry_after(value: &str, now: u64) -> Option<u64> {
         return Some(now + secs);
     }
     // IMF-fixdate: `Wed, 21 Oct 2015 07:28:00 GMT`.
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let parts: Vec<&str> = value.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let month = MONTHS.iter().position(|m| m == month)? + 1;
-    let text = format!("{year}-{month:02}-{:0>2}T{time}Z", day);
+    let text = format!("{year}-{month:02}-{day:0>2}T{time}Z");
     parse_rfc3339(&text)
 }
 
 /// The time a CA's problem text names, as in Let's Encrypt's `retry after 2025-05-01 10:00:00 UTC`.
-pub fn retry_after_in_detail(detail: &str) -> Option<u64> {
+pub(super) fn retry_after_in_detail(detail: &str) -> Option<u64> {
     let lower = detail.to_ascii_lowercase();
     let start = lower.find("retry after ")? + "retry after ".len();
     let rest = detail.get(start..)?;

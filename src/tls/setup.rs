@@ -197,16 +197,16 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
                 .unwrap_or_else(|| "the renewal failed".into()),
         ));
     }
-    if report.outcome == "renewed" {
-        if let Some(c) = &report.certificate {
-            changes.push(format!(
-                "certificate {} for {} ({}, expires {})",
-                c.serial,
-                c.sans.join(", "),
-                c.key_type,
-                super::policy::date(c.not_after)
-            ));
-        }
+    if report.outcome == "renewed"
+        && let Some(c) = &report.certificate
+    {
+        changes.push(format!(
+            "certificate {} for {} ({}, expires {})",
+            c.serial,
+            c.sans.join(", "),
+            c.key_type,
+            super::policy::date(c.not_after)
+        ));
     }
     Ok(Converged { report, changes })
 }

@@ -28,27 +28,27 @@ pub fn webroot(stack: &str) -> String {
 }
 
 /// The cron file of the renewal job.
-pub fn cron_file(stack: &str) -> String {
+pub(super) fn cron_file(stack: &str) -> String {
     format!("/etc/cron.d/vldeploy-{stack}-certs")
 }
 
-pub fn config_path(stack: &str) -> String {
+pub(super) fn config_path(stack: &str) -> String {
     format!("{}/config.json", tls_dir(stack))
 }
 
-pub fn account_path(stack: &str) -> String {
+pub(super) fn account_path(stack: &str) -> String {
     format!("{}/account.json", tls_dir(stack))
 }
 
-pub fn status_path(stack: &str) -> String {
+pub(super) fn status_path(stack: &str) -> String {
     format!("{}/status.json", tls_dir(stack))
 }
 
-pub fn ca_bundle_path(stack: &str) -> String {
+pub(super) fn ca_bundle_path(stack: &str) -> String {
     format!("{}/ca-bundle.pem", tls_dir(stack))
 }
 
-pub fn job_log_path(stack: &str) -> String {
+pub(super) fn job_log_path(stack: &str) -> String {
     format!("{}/renew.log", tls_dir(stack))
 }
 

@@ -4,6 +4,8 @@
 //! host, from cron) reach it on the host's loopback, and its validator reaches nginx's port 80 there. The
 //! domain resolves to 127.0.0.1 through the host's `/etc/hosts`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
