@@ -44,6 +44,9 @@ pub fn https_port(stack: &Stack) -> Option<(String, u16)> {
 /// self-signed placeholder when none is installed; with `provided`, the operator's files when they changed.
 /// Returns a summary of what changed.
 pub async fn prepare(remote: &Remote, stack: &Stack) -> Result<Option<String>, TlsError> {
+    if stack.tls == Tls::Off {
+        return Ok(None);
+    }
     let name = &stack.name;
     let domains = vec![stack.domain.clone()];
     remote
