@@ -103,6 +103,14 @@ pub enum Command {
         #[command(subcommand)]
         action: FirewallAction,
     },
+    /// The HTTPS certificate: its expiry and renewal status, or a renewal now.
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+    /// Run by the renewal job on the host (cron): checks the certificate and renews it when due.
+    #[command(hide = true)]
+    RenewOnHost(RenewOnHostArgs),
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -176,6 +184,37 @@ pub enum FirewallAction {
         #[arg(long, value_name = "SECONDS", env = "VLDEPLOY_FIREWALL_REVERT_AFTER")]
         revert_after: Option<u64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// The served certificate (names, key, expiry), when it renews, and how the last renewal went.
+    Status,
+    /// Run the renewal on the host now: issues a certificate when it is due (or with `--force`).
+    Renew {
+        /// Renew even when the certificate is not due. A CA's `Retry-After` is still honoured.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RenewOnHostArgs {
+    /// The stack whose certificate to check (its state is under /var/lib/vldeploy/STACK).
+    #[arg(long)]
+    pub stack: String,
+    /// Renew even when not due.
+    #[arg(long)]
+    pub force: bool,
+    /// The caller holds the stack's deploy lock already.
+    #[arg(long)]
+    pub lock_held: bool,
+    /// Print a report only when something happened (for cron's log).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Who started the run, for the audit log.
+    #[arg(long, default_value = "cron")]
+    pub trigger: String,
 }
 
 #[derive(Debug, Subcommand)]

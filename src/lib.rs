@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod stack;
 pub mod state;
+pub mod tls;
 pub mod transport;
 
 pub use run::run;

@@ -43,6 +43,7 @@ async fn dispatch(cli: Cli) -> i32 {
                 Ok(0)
             }
             Command::Sandbox { action } => command::sandbox(&cli.global, action).await,
+            Command::RenewOnHost(args) => Ok(command::renew_on_host(args).await),
             other => {
                 let ctx = Context::load(&cli.global)?;
                 secrets.clone_from(&ctx.stack.secrets);
@@ -64,7 +65,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
                     Command::Firewall { action } => command::firewall(&ctx, action).await,
-                    Command::Schema | Command::Sandbox { .. } => Ok(0),
+                    Command::Certs { action } => command::certs(&ctx, action).await,
+                    Command::Schema | Command::Sandbox { .. } | Command::RenewOnHost(_) => Ok(0),
                 }
             }
         }

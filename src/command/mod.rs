@@ -1,6 +1,7 @@
 //! The commands: each loads what it needs, acts, and prints what the user asked for on stdout.
 
 mod audit;
+mod certs;
 mod context;
 mod doctor;
 mod down;
@@ -16,6 +17,7 @@ mod status;
 mod up;
 
 pub(crate) use audit::audit;
+pub(crate) use certs::{certs, renew_on_host};
 pub(crate) use context::{CommandError, Context};
 pub(crate) use doctor::doctor;
 pub(crate) use down::down;

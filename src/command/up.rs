@@ -1,8 +1,9 @@
-//! `vldeploy up`: take the lock, plan, apply in dependency order, wait for health, print the URL.
+//! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated), certificates, firewall, print the URL.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::certs::{cert_error, certificate_step, describe, reload_provided};
 use super::context::plan_for;
 use super::progress::Lines;
 use super::{CommandError, Context};
@@ -12,43 +13,36 @@ use crate::engine::Engine;
 
 pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandError> {
     let started = Instant::now();
+    // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.
     super::firewall::validate(ctx)?;
+    if let Some(refused) = crate::tls::plain_http_refused(&ctx.stack) {
+        return Err(CommandError::Usage(refused));
+    }
     let local = Engine::local()?;
     let desired = ctx.desired(&local).await?;
     let connected = ctx.connect().await?;
     let target = ctx.target_name();
     let url = ctx.url();
     ctx.locked(&connected, "up", || async {
+        // nginx needs a certificate before it starts: a placeholder until the CA issues one.
+        let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {
+            Ok(p) => p,
+            Err(e) => return (Vec::new(), Err(cert_error(ctx, &target, &e))),
+        };
+        let installed = prepared.is_some();
+        let mut changes: Vec<String> = prepared.into_iter().collect();
         let plan = match plan_for(&connected, &desired).await {
             Ok((_, plan)) => plan,
-            Err(e) => return (Vec::new(), Err(e)),
+            Err(e) => return (changes, Err(e)),
         };
         let firewall = match super::firewall::prepare_to_change(ctx, &connected).await {
             Ok(f) => f,
-            Err(e) => return (Vec::new(), Err(e)),
+            Err(e) => return (changes, Err(e)),
         };
-        let mut changes: Vec<String> = plan
-            .steps
-            .iter()
-            .map(|s| format!("{} ({})", s.summary(), s.reason()))
-            .collect();
+        changes.extend(plan.steps.iter().map(|s| format!("{} ({})", s.summary(), s.reason())));
         let firewall_change = firewall.change.summary(&firewall.ruleset);
         changes.extend(firewall_change.clone());
-        if changes.is_empty() {
-            match ctx.output {
-                Output::Human => {
-                    println!("{}: no changes; the stack is up at {url}", ctx.stack.name)
-                }
-                Output::Json => {
-                    println!(
-                        "{}",
-                        serde_json::json!({"stack": ctx.stack.name, "changes": 0, "url": url,
-                            "firewall": firewall.ruleset.hash})
-                    );
-                }
-            }
-            return (changes, Ok(0));
-        }
+
         if ctx.output == Output::Human {
             if !plan.is_empty() {
                 print!("{}", plan.render_human(&target));
@@ -57,51 +51,61 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
                 println!("firewall: {s}");
             }
         }
-        let host = Host {
-            remote: &connected.remote,
-            engine: &connected.engine,
-            local: &local,
-            actor: crate::state::actor(),
-            git: super::context::git_commit(&ctx.stack.project_dir),
-        };
-        if !plan.is_empty()
-            && let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await
-        {
-            return (changes, Err(e.into()));
+        if !plan.is_empty() {
+            let host = Host {
+                remote: &connected.remote,
+                engine: &connected.engine,
+                local: &local,
+                actor: crate::state::actor(),
+                git: super::context::git_commit(&ctx.stack.project_dir),
+            };
+            if let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await {
+                return (changes, Err(e.into()));
+            }
         }
-        let applied = match super::firewall::converge(
-            ctx,
-            &connected,
-            &firewall,
-            crate::firewall::revert_after(),
-        )
-        .await
-        {
+        if let Err(e) = reload_provided(ctx, &connected, installed).await {
+            return (changes, Err(e));
+        }
+        let certificate = match certificate_step(ctx, &connected, false).await {
+            Ok(c) => c,
+            Err(e) => return (changes, Err(e)),
+        };
+        if let Some(c) = &certificate {
+            changes.extend(c.changes.clone());
+        }
+        let applied = match super::firewall::converge(ctx, &connected, &firewall, crate::firewall::revert_after()).await {
             Ok(a) => a,
             Err(e) => return (changes, Err(e)),
         };
+
         let secs = started.elapsed().as_secs_f64();
         match ctx.output {
             Output::Human => {
+                if let Some(c) = &certificate {
+                    println!("{}", describe(&ctx.stack.domain, c));
+                }
                 if applied.is_some() {
+                    println!("{}", super::firewall::applied_line(&firewall, applied.as_ref()));
+                }
+                if changes.is_empty() {
+                    println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
+                } else {
                     println!(
-                        "{}",
-                        super::firewall::applied_line(&firewall, applied.as_ref())
+                        "{} ({}) is up at {url} — {} change{} applied in {secs:.1}s",
+                        ctx.stack.name,
+                        ctx.stack.environment,
+                        changes.len(),
+                        if changes.len() == 1 { "" } else { "s" }
                     );
                 }
-                println!(
-                    "{} ({}) is up at {url} — {} change{} applied in {secs:.1}s",
-                    ctx.stack.name,
-                    ctx.stack.environment,
-                    changes.len(),
-                    if changes.len() == 1 { "" } else { "s" }
-                );
             }
             Output::Json => {
                 let mut v = plan.render_json(&target);
+                v["changes"] = changes.len().into();
                 v["url"] = url.clone().into();
-                v["applied"] = true.into();
+                v["applied"] = (!changes.is_empty()).into();
                 v["seconds"] = secs.into();
+                v["certificate"] = serde_json::to_value(certificate.as_ref().map(|c| &c.report)).unwrap_or_default();
                 v["firewall"] = super::firewall::applied_json(&firewall, applied.as_ref());
                 println!("{v}");
             }

@@ -7,7 +7,7 @@ use super::desired::{
     Publish, content_hash,
 };
 use crate::render::{self, NginxSite, NginxUpstream, RenderError};
-use crate::stack::{EnvValue, ImageSource, Probe, Stack};
+use crate::stack::{EnvValue, ImageSource, Probe, Stack, Tls};
 
 /// The order containers start in: each after what it depends on.
 pub const SERVICES: [&str; 3] = ["postgres", "backend", "nginx"];
@@ -56,6 +56,8 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
             stack: stack.name.clone(),
             environment: stack.environment.clone(),
             domain: stack.domain.clone(),
+            tls: stack.tls != Tls::Off,
+            certs: crate::tls::NGINX_CERTS.into(),
         },
     )?;
     let index = render::render_in(
@@ -122,6 +124,13 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
                 mounts.push(Mount {
                     source: MountSource::HostPath(format!("{dir}/{host}")),
                     target: target.into(),
+                    read_only: true,
+                });
+            }
+            if stack.tls != Tls::Off {
+                mounts.push(Mount {
+                    source: MountSource::HostPath(crate::tls::certs_dir(&stack.name)),
+                    target: crate::tls::NGINX_CERTS.into(),
                     read_only: true,
                 });
             }

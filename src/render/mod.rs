@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "nftables/vldeploy-firewall.service",
         include_str!("../../templates/nftables/vldeploy-firewall.service.j2"),
     ),
+    (
+        "tls/renew.cron",
+        include_str!("../../templates/tls/renew.cron.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,10 @@ pub struct NginxSite {
     pub stack: String,
     pub environment: String,
     pub domain: String,
+    /// Serve HTTPS (port 80 keeps only the ACME challenges and redirects the rest).
+    pub tls: bool,
+    /// Where nginx finds `current/fullchain.pem` and `current/privkey.pem`.
+    pub certs: String,
 }
 
 /// The context of the nginx upstream template: which backend release serves.
@@ -127,6 +135,8 @@ mod tests {
             stack: "vaibava".into(),
             environment: "sandbox".into(),
             domain: "localhost".into(),
+            tls: false,
+            certs: "/etc/nginx/certs".into(),
         }
     }
 
@@ -156,6 +166,61 @@ mod tests {
             up.contains("server backend-0123456789abcdef:8080 max_fails=0;"),
             "{up}"
         );
+    }
+
+    #[test]
+    fn nginx_site_https_snapshot() {
+        let out = render(
+            "nginx/site.conf",
+            &NginxSite {
+                tls: true,
+                ..site()
+            },
+        )
+        .unwrap();
+        crate::render::snapshot::assert_snapshot("nginx_site_https.conf", &out);
+    }
+
+    #[test]
+    fn https_keeps_the_acme_path_on_port_80_ahead_of_the_redirect() {
+        let out = render(
+            "nginx/site.conf",
+            &NginxSite {
+                tls: true,
+                ..site()
+            },
+        )
+        .unwrap();
+        let (plain, secure) = out.split_once("listen 443 ssl").unwrap();
+        let acme = plain
+            .find("location ^~ /.well-known/acme-challenge/")
+            .unwrap();
+        let redirect = plain.find("return 301 https://$host$request_uri;").unwrap();
+        assert!(acme < redirect);
+        assert!(
+            !plain.contains("proxy_pass"),
+            "the app is served over HTTPS only"
+        );
+        assert!(secure.contains("proxy_pass http://backend;"));
+        assert!(secure.contains("ssl_protocols TLSv1.2 TLSv1.3;"));
+        assert!(secure.contains("ssl_stapling off;"));
+        assert!(secure.contains("Strict-Transport-Security"));
+        assert!(secure.contains("ssl_certificate /etc/nginx/certs/current/fullchain.pem;"));
+        let plain_only = render("nginx/site.conf", &site()).unwrap();
+        assert!(!plain_only.contains("443"));
+        assert!(!plain_only.contains("return 301"));
+    }
+
+    #[test]
+    fn the_renewal_cron_entry_runs_the_host_binary_every_minute() {
+        let out = render(
+            "tls/renew.cron",
+            &serde_json::json!({"stack": "shop", "environment": "production", "binary": "/usr/local/lib/vldeploy/vldeploy", "log": "/var/lib/vldeploy/shop/tls/renew.log"}),
+        )
+        .unwrap();
+        assert!(out.contains(
+            "* * * * * root /usr/local/lib/vldeploy/vldeploy renew-on-host --stack shop --quiet >> /var/lib/vldeploy/shop/tls/renew.log 2>&1\n"
+        ), "{out}");
     }
 
     #[test]

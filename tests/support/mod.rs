@@ -3,5 +3,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod load;
+pub mod pebble;
 pub mod project;
 pub mod sshd;

@@ -1,0 +1,282 @@
+//! What `up`, `certs renew` and `certs status` do from where vldeploy runs: put a certificate in place before
+//! nginx starts, give the host its renewal job (this binary, its configuration, a cron entry), run it, read it.
+
+use serde::Serialize;
+
+use super::TlsError;
+use super::cert::{CertInfo, parse_chain, placeholder, verify};
+use super::install::{install, read_current};
+use super::policy::renew_at;
+use super::state::{
+    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, certs_dir, config_path,
+    cron_file, job_log_path, status_path, tls_dir, webroot,
+};
+use crate::plan::container_name;
+use crate::stack::{Stack, Tls};
+use crate::transport::{Remote, shell_quote};
+
+/// Days a placeholder certificate is valid; it is replaced as soon as the CA answers.
+const PLACEHOLDER_DAYS: u32 = 30;
+
+/// Why plain HTTP is refused for this environment, if it is.
+pub fn plain_http_refused(stack: &Stack) -> Option<String> {
+    (stack.tls == Tls::Off && stack.environment != "sandbox").then(|| {
+        format!(
+            "environment `{}` has `tls: off`: only `sandbox` may serve plain HTTP\n  help: add `tls: {{acme: {{directory: letsencrypt, email: ...}}}}` (or `provided`) to the environment",
+            stack.environment
+        )
+    })
+}
+
+/// The host port nginx publishes its HTTPS listener on, if any.
+pub fn https_port(stack: &Stack) -> Option<(String, u16)> {
+    let nginx = stack.services.get("nginx")?;
+    nginx.ports.iter().find(|p| p.container == 443).map(|p| {
+        let ip = p
+            .host_ip
+            .filter(|ip| !ip.is_unspecified())
+            .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string());
+        (ip, p.host)
+    })
+}
+
+/// Before the plan is applied: make sure nginx finds a certificate when it starts. With `acme`, a
+/// self-signed placeholder when none is installed; with `provided`, the operator's files when they changed.
+/// Returns a summary of what changed.
+pub async fn prepare(remote: &Remote, stack: &Stack) -> Result<Option<String>, TlsError> {
+    if stack.tls == Tls::Off {
+        return Ok(None);
+    }
+    let name = &stack.name;
+    let domains = vec![stack.domain.clone()];
+    remote
+        .run(&format!(
+            "mkdir -p -m 0700 {t} && chmod 0700 {t} && mkdir -p {c} {w}",
+            t = shell_quote(&tls_dir(name)),
+            c = shell_quote(&certs_dir(name)),
+            w = shell_quote(&webroot(name)),
+        ))
+        .await?;
+    let current = read_current(remote, name).await?;
+    match &stack.tls {
+        Tls::Off => Ok(None),
+        Tls::Acme(_) => {
+            if current.is_some() {
+                return Ok(None);
+            }
+            let (chain, key) = placeholder(&stack.domain, PLACEHOLDER_DAYS)?;
+            let (cert, _) =
+                install(remote, name, &chain, &key, &domains, crate::state::now()).await?;
+            Ok(Some(format!(
+                "placeholder certificate {} for {} (until the CA issues one)",
+                cert.serial, stack.domain
+            )))
+        }
+        Tls::Provided(p) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|source| TlsError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            };
+            let (chain, key) = (read(&p.cert)?, read(&p.key)?);
+            let fresh = verify(&chain, &key, &domains, crate::state::now())?;
+            if current.is_some_and(|c| c.fingerprint == fresh.fingerprint) {
+                return Ok(None);
+            }
+            let (cert, _) =
+                install(remote, name, &chain, &key, &domains, crate::state::now()).await?;
+            Ok(Some(format!(
+                "provided certificate {} for {}",
+                cert.serial, stack.domain
+            )))
+        }
+    }
+}
+
+/// What the certificate step of `up` / `certs renew` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Converged {
+    /// The host's report of its renewal run.
+    pub report: RenewReport,
+    /// Summaries of what changed (binary, job, certificate), for the audit log.
+    pub changes: Vec<String>,
+}
+
+/// After the plan is applied, with `tls: acme`: installs the renewal job on the host (this binary, the job's
+/// configuration, the cron entry) and runs it once, now. A failed issuance is an error; the certificate that
+/// was served before keeps being served.
+pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Converged, TlsError> {
+    let Tls::Acme(acme) = &stack.tls else {
+        return Err(TlsError::Config(format!(
+            "environment `{}` does not use `tls: acme`: there is nothing to renew",
+            stack.environment
+        )));
+    };
+    let name = &stack.name;
+    let mut changes = Vec::new();
+    if ship_binary(remote).await? {
+        changes.push(format!("renewal job binary {HOST_BINARY}"));
+    }
+    let ca_bundle = match &acme.ca_bundle {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| TlsError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            parse_chain(&pem)?;
+            let target = ca_bundle_path(name);
+            if remote.read_file(&target).await?.as_deref() != Some(&pem[..]) {
+                remote.upload(&target, &pem, 0o644).await?;
+            }
+            Some(target)
+        }
+        None => None,
+    };
+    let (ip, port) = https_port(stack).unwrap_or_else(|| ("127.0.0.1".into(), 443));
+    let config = HostConfig {
+        stack: name.clone(),
+        environment: stack.environment.clone(),
+        domains: vec![stack.domain.clone()],
+        directory: acme.directory.clone(),
+        email: acme.email.clone(),
+        eab: acme.eab.as_ref().map(|e| HostEab {
+            kid: e.kid.expose().to_string(),
+            hmac: e.hmac.expose().to_string(),
+        }),
+        ca_bundle,
+        probe: format!("{ip}:{port}"),
+        nginx: container_name("nginx"),
+    };
+    if let Some(eab) = &config.eab {
+        // Refuse a malformed key here, before the host or the CA sees it.
+        super::acme::decode_hmac(&eab.hmac)?;
+    }
+    let text = serde_json::to_vec_pretty(&config).map_err(|e| TlsError::Config(e.to_string()))?;
+    if remote.read_file(&config_path(name)).await?.as_deref() != Some(&text[..]) {
+        remote.upload(&config_path(name), &text, 0o600).await?;
+        changes.push("renewal job configuration".into());
+    }
+    let cron = crate::render::render(
+        "tls/renew.cron",
+        &serde_json::json!({
+            "stack": name,
+            "environment": stack.environment,
+            "binary": HOST_BINARY,
+            "log": job_log_path(name),
+        }),
+    )?;
+    if remote.read_file(&cron_file(name)).await?.as_deref() != Some(cron.as_bytes()) {
+        remote
+            .upload(&cron_file(name), cron.as_bytes(), 0o644)
+            .await?;
+        changes.push(format!("renewal job {}", cron_file(name)));
+    }
+    let cmd = format!(
+        "{HOST_BINARY} renew-on-host --stack {} --lock-held --trigger vldeploy{}",
+        shell_quote(name),
+        if force { " --force" } else { "" }
+    );
+    let out = remote.exec(&cmd).await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: RenewReport = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
+            TlsError::Config(format!(
+                "the renewal job on the host gave no report (exit {}): {}",
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ))
+        })?;
+    if report.outcome == "failed" {
+        return Err(TlsError::Config(
+            report
+                .error
+                .clone()
+                .unwrap_or_else(|| "the renewal failed".into()),
+        ));
+    }
+    if report.outcome == "renewed"
+        && let Some(c) = &report.certificate
+    {
+        changes.push(format!(
+            "certificate {} for {} ({}, expires {})",
+            c.serial,
+            c.sans.join(", "),
+            c.key_type,
+            super::policy::date(c.not_after)
+        ));
+    }
+    Ok(Converged { report, changes })
+}
+
+/// Sends this binary to the host when the host's copy differs. Returns whether it was sent.
+async fn ship_binary(remote: &Remote) -> Result<bool, TlsError> {
+    use sha2::{Digest as _, Sha256};
+    let exe = std::env::current_exe().map_err(|source| TlsError::Io {
+        path: "the running vldeploy binary".into(),
+        source,
+    })?;
+    let bytes = std::fs::read(&exe).map_err(|source| TlsError::Io {
+        path: exe.display().to_string(),
+        source,
+    })?;
+    let local = hex::encode(Sha256::digest(&bytes));
+    let out = remote
+        .exec(&format!("sha256sum {HOST_BINARY} 2>/dev/null"))
+        .await?;
+    let remote_hash = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if remote_hash == local {
+        return Ok(false);
+    }
+    remote.upload(HOST_BINARY, &bytes, 0o755).await?;
+    Ok(true)
+}
+
+/// What `certs status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertsStatus {
+    pub domain: String,
+    pub mode: String,
+    pub certificate: Option<CertInfo>,
+    pub renew_at: Option<u64>,
+    pub status: Status,
+    pub job_installed: bool,
+    pub directory: Option<String>,
+}
+
+/// Reads the installed certificate and the renewal job's status from the host.
+pub async fn status(remote: &Remote, stack: &Stack) -> Result<CertsStatus, TlsError> {
+    let name = &stack.name;
+    let certificate = read_current(remote, name).await?;
+    let status: Status = match remote.read_file(&status_path(name)).await? {
+        Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
+        None => Status::default(),
+    };
+    let job_installed = remote.read_file(&cron_file(name)).await?.is_some();
+    Ok(CertsStatus {
+        domain: stack.domain.clone(),
+        mode: match &stack.tls {
+            Tls::Off => "off",
+            Tls::Acme(_) => "acme",
+            Tls::Provided(_) => "provided",
+        }
+        .into(),
+        renew_at: certificate.as_ref().map(renew_at),
+        certificate,
+        status,
+        job_installed,
+        directory: match &stack.tls {
+            Tls::Acme(a) => Some(a.directory.clone()),
+            _ => None,
+        },
+    })
+}

@@ -1,0 +1,366 @@
+//! Certificates end to end: `up` with `tls: acme` against Pebble (EAB required) inside a sandbox host,
+//! refusals that leave the served certificate alone, and the renewal job on the host.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use support::project::{Project, Run};
+
+const DOMAIN: &str = "shop.test";
+/// A valid base64url key that Pebble does not know for `kid-2`.
+const WRONG_HMAC: &str = "V3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZ1dyb25nV3Jvbmc";
+
+/// Adds `EAB_HMAC` to the sandbox's secrets file and `tls: acme` to the sandbox environment.
+fn use_acme(p: &Project, pebble: &Pebble, kid: &str, hmac: &str) {
+    let path = p.path().join(".vldeploy/sandbox/secrets.env");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("EAB_HMAC="))
+        .map(str::to_string)
+        .collect();
+    lines.push(format!("EAB_HMAC={hmac}"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let ca = pebble.listener_ca.display().to_string();
+    p.write_stack(&p.stack_yaml(|t| {
+        *t = t.replacen(
+            "    domain: localhost\n",
+            &format!(
+                "    domain: {DOMAIN}\n    tls:\n      acme:\n        directory: {DIRECTORY}\n        email: ops@{DOMAIN}\n        eab_kid: {kid}\n        eab_hmac: ${{EAB_HMAC}}\n        ca_bundle: {ca}\n"
+            ),
+            1,
+        );
+    }));
+}
+
+fn https_port(p: &Project) -> String {
+    p.sandbox_var("SANDBOX_HTTPS_PORT")
+}
+
+/// `curl` over HTTPS to the sandbox's nginx, trusting only Pebble's root: status and body.
+fn https_get(p: &Project, root: &std::path::Path, path: &str) -> (u16, String) {
+    let port = https_port(p);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(root)
+        .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
+        .args(["-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("https://{DOMAIN}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// The certificate nginx serves for the domain, by a real handshake.
+fn served(p: &Project) -> vldeploy::tls::CertInfo {
+    let addr = format!("127.0.0.1:{}", https_port(p));
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vldeploy::tls::served_certificate(&addr, DOMAIN))
+        .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"))
+}
+
+fn save_root(p: &Project, pebble: &Pebble) -> std::path::PathBuf {
+    let path = p.path().join("pebble/root.pem");
+    std::fs::write(&path, pebble.root()).unwrap();
+    path
+}
+
+fn status_json(p: &Project) -> serde_json::Value {
+    let run = p.vldeploy(&["certs", "status", "-o", "json"]).ok();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn no_secret(run: &Run, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !run.all().contains(s),
+            "a secret was printed:\n{}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate() {
+    let p = Project::new("certs_issue");
+    p.sandbox_up(&[]);
+    let pebble = Pebble::start(&p, DOMAIN, None);
+    use_acme(&p, &pebble, KID, HMAC);
+
+    let up = p.vldeploy(&["up"]);
+    assert_eq!(
+        up.code,
+        0,
+        "up failed\n{}\n--- pebble\n{}",
+        up.all(),
+        pebble.logs()
+    );
+    assert!(
+        up.stdout
+            .contains(&format!("certificate for {DOMAIN}: issued")),
+        "{}",
+        up.stdout
+    );
+    no_secret(&up, &[HMAC]);
+
+    // HTTPS serves the shop with a certificate Pebble's root vouches for.
+    let root = save_root(&p, &pebble);
+    let (code, body) = https_get(&p, &root, "/api/health");
+    assert_eq!(code, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["database"]["status"], "up", "{health}");
+    let (code, body) = https_get(&p, &root, "/");
+    assert_eq!(code, 200, "{body}");
+
+    // Plain HTTP redirects, except the ACME path.
+    let port = p.sandbox_var("SANDBOX_HTTP_PORT");
+    let head = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/api/health"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).into_owned();
+    assert!(head.starts_with("301 https://"), "{head}");
+    let (code, _) = p.http_get("/.well-known/acme-challenge/missing-token");
+    assert_eq!(
+        code, 404,
+        "the challenge path is served from the webroot, not redirected"
+    );
+
+    let cert = served(&p);
+    assert_eq!(cert.sans, vec![DOMAIN.to_string()]);
+    assert_eq!(cert.key_type, "ecdsa-p256");
+    assert!(!cert.placeholder);
+    assert!(cert.issuer.contains("Pebble"), "{}", cert.issuer);
+
+    // certs status: the same certificate, its expiry, when it renews.
+    let status = status_json(&p);
+    assert_eq!(
+        status["certificate"]["serial"],
+        cert.serial.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["certificate"]["not_after"], cert.not_after,
+        "{status}"
+    );
+    assert!(
+        status["status"]["last_renewal"].as_u64().is_some(),
+        "{status}"
+    );
+    assert_eq!(status["job_installed"], true, "{status}");
+    let human = p.vldeploy(&["certs", "status"]).ok();
+    assert!(human.stdout.contains("expires"), "{}", human.stdout);
+    assert!(human.stdout.contains(&cert.serial), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("last renewal  20"),
+        "{}",
+        human.stdout
+    );
+
+    // The account key is private and stored with its URL.
+    let account = p.ssh(&format!(
+        "stat -c %a /var/lib/vldeploy/{0}/tls/account.json /var/lib/vldeploy/{0}/tls/config.json && grep -c BEGIN /var/lib/vldeploy/{0}/tls/account.json && grep -o '\"url\": *\"[^\"]*\"' /var/lib/vldeploy/{0}/tls/account.json",
+        p.name
+    ));
+    assert_eq!(account.code, 0, "{}", account.stderr);
+    assert!(
+        account.stdout.starts_with("600\n600\n1\n"),
+        "{}",
+        account.stdout
+    );
+    assert!(
+        account.stdout.contains("https://127.0.0.1:14000/"),
+        "{}",
+        account.stdout
+    );
+
+    // A second up changes nothing and keeps the certificate.
+    let again = p.vldeploy(&["up"]).ok();
+    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    assert_eq!(served(&p).serial, cert.serial);
+
+    // A wrong EAB HMAC (new credentials need a new account): a clear error, nothing changed.
+    use_acme(&p, &pebble, "kid-2", WRONG_HMAC);
+    let wrong = p.vldeploy(&["certs", "renew", "--force"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.all());
+    assert!(
+        wrong
+            .stderr
+            .contains("refused the external account binding"),
+        "{}",
+        wrong.stderr
+    );
+    no_secret(&wrong, &[WRONG_HMAC, HMAC]);
+    assert_eq!(
+        served(&p).serial,
+        cert.serial,
+        "the previous certificate is still served"
+    );
+    let (code, body) = https_get(&p, &root, "/api/health");
+    assert_eq!(code, 200, "{body}");
+
+    // A validation that fails (nginx no longer serves the token): no swap, the error names domain and URL.
+    use_acme(&p, &pebble, KID, HMAC);
+    let broken = p.ssh(&format!(
+        "sed -i 's#root /var/www/acme;#root /var/www/nowhere;#' /var/lib/vldeploy/{}/nginx/conf.d/site.conf && docker exec vl_nginx nginx -s reload",
+        p.name
+    ));
+    assert_eq!(broken.code, 0, "{}", broken.stderr);
+    let failed = p.vldeploy(&["certs", "renew", "--force"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("validation of `{DOMAIN}` failed")),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("http://{DOMAIN}/.well-known/acme-challenge/")),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(
+        served(&p).serial,
+        cert.serial,
+        "no swap after a failed validation"
+    );
+
+    // Every entry of the host's audit log, and the job's log, are free of the HMAC keys.
+    let logs = p.ssh(&format!(
+        "cat /var/lib/vldeploy/{0}/audit.log /var/lib/vldeploy/{0}/tls/renew.log 2>/dev/null",
+        p.name
+    ));
+    assert!(logs.stdout.contains("certs renew"), "{}", logs.stdout);
+    assert!(!logs.stdout.contains(HMAC) && !logs.stdout.contains(WRONG_HMAC));
+}
+
+#[test]
+fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_a_ca_outage() {
+    let p = Project::new("certs_renewal");
+    p.sandbox_up(&[]);
+    // 180 s certificates: due at half their life (90 s); cron checks every minute.
+    let pebble = Pebble::start(&p, DOMAIN, Some(180));
+    use_acme(&p, &pebble, KID, HMAC);
+    let up = p.vldeploy(&["up"]);
+    assert_eq!(
+        up.code,
+        0,
+        "up failed\n{}\n--- pebble\n{}",
+        up.all(),
+        pebble.logs()
+    );
+    let root = save_root(&p, &pebble);
+    let first = served(&p);
+    assert!(first.lifetime_s() <= 181, "{first:?}");
+
+    // Requests keep flowing while the job renews: none fails.
+    let deadline = Instant::now() + Duration::from_secs(360);
+    let (mut requests, mut failures) = (0, Vec::new());
+    let renewed = loop {
+        let (code, body) = https_get(&p, &root, "/api/health");
+        requests += 1;
+        if code != 200 {
+            failures.push(format!("{code}: {body}"));
+        }
+        let now = served(&p);
+        if now.serial != first.serial {
+            break now;
+        }
+        let job = p.ssh(&format!(
+            "tail -n 5 /var/lib/vldeploy/{}/tls/renew.log",
+            p.name
+        ));
+        assert!(
+            Instant::now() < deadline,
+            "the job did not renew in time\n{}\n--- pebble\n{}",
+            job.stdout,
+            pebble.logs()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    // A few more requests right after the swap.
+    for _ in 0..10 {
+        let (code, body) = https_get(&p, &root, "/api/health");
+        requests += 1;
+        if code != 200 {
+            failures.push(format!("{code}: {body}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(renewed.sans, vec![DOMAIN.to_string()]);
+    assert_eq!(renewed.key_type, "ecdsa-p256");
+
+    let status = status_json(&p);
+    assert_eq!(
+        status["certificate"]["serial"],
+        renewed.serial.as_str(),
+        "{status}"
+    );
+    assert_eq!(status["status"]["last_result"], "ok", "{status}");
+    let human = p.vldeploy(&["certs", "status"]).ok();
+    assert!(
+        human.stdout.contains("last renewal  20"),
+        "{}",
+        human.stdout
+    );
+    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
+    assert!(
+        audit.stdout.contains("cron@"),
+        "the job audits its renewals: {}",
+        audit.stdout
+    );
+
+    // The CA goes away: at the next due time the job fails, backs off, and nginx keeps serving.
+    pebble.stop();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        let s = status_json(&p);
+        if s["status"]["last_result"] == "failed" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded: {s}");
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    let error = status["status"]["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("unreachable"), "{status}");
+    let next = status["status"]["next_attempt"].as_u64().unwrap();
+    assert!(
+        next > status["status"]["last_attempt"].as_u64().unwrap(),
+        "{status}"
+    );
+    assert_eq!(
+        served(&p).serial,
+        renewed.serial,
+        "the old certificate keeps serving"
+    );
+    let human = p.vldeploy(&["certs", "status"]).ok();
+    assert!(human.stdout.contains("next retry"), "{}", human.stdout);
+    assert!(human.stdout.contains("last error"), "{}", human.stdout);
+}
