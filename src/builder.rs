@@ -33,6 +33,7 @@ pub enum BuildError {
 pub async fn build_all(
     stack: &Stack,
     local: &Engine,
+    fresh: bool,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<Images, BuildError> {
     let mut images = Images::new();
@@ -72,6 +73,7 @@ pub async fn build_all(
                     dockerfile: spec.dockerfile.clone(),
                     args,
                     repository: format!("vl/{}-{name}", stack.name),
+                    fresh,
                 };
                 let (id, reference) = build_image(local, &req).await?;
                 images.insert(name.to_string(), (id, reference));

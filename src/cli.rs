@@ -43,6 +43,10 @@ pub struct Global {
     /// Output format of what the command reports on stdout.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Build images even when one built from the same files, Dockerfile and arguments exists
+    /// (for instance after the base image was updated).
+    #[arg(long, global = true)]
+    pub rebuild: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,11 +123,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {
-    /// Do not build images locally; use the images of the last build.
-    #[arg(long)]
-    pub no_build: bool,
-}
+pub struct UpArgs {}
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {

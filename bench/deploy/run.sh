@@ -33,7 +33,7 @@ phase() { grep -E "^\[[0-9]+/[0-9]+\] $1.*done in" "$work/cold.err" | sed -E 's/
 build=$(echo "$cold - $(grep -E 'done in' "$work/cold.err" | sed -E 's/.*done in ([0-9.]+)s/\1/' | paste -sd+ | bc)" | bc)
 printf 'vldeploy cold up: %.1fs (local build check and plan %.1fs, send images %.1fs, postgres %.1fs, backend %.1fs, nginx %.1fs)\n' \
   "$cold" "$build" "$(phase 'send image')" "$(phase 'create container `vl_postgres`')" \
-  "$(phase 'create container `vl_backend`')" "$(phase 'create container `vl_nginx`')"
+  "$(phase 'release `vl_backend`')" "$(phase 'create container `vl_nginx`')"
 hyperfine --warmup 2 --runs "$runs" --export-json "$work/vld-noop.json" "$bin up" >&2
 printf 'vldeploy no-op up: mean %.3fs, min %.3fs, max %.3fs (%s runs)\n' \
   "$(jq '.results[0].mean' "$work/vld-noop.json")" "$(jq '.results[0].min' "$work/vld-noop.json")" "$(jq '.results[0].max' "$work/vld-noop.json")" "$runs"
@@ -53,7 +53,12 @@ Host 127.0.0.1
   UserKnownHostsFile $work/compose/$sb/known_hosts
   StrictHostKeyChecking yes
 CFG
-ssh_() { HOME=$work/home ssh 127.0.0.1 "$@"; }
+# OpenSSH reads the config of the passwd home, not $HOME: docker-compose's `ssh` goes through this wrapper.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nexec /usr/bin/ssh -F %s "$@"\n' "$work/home/.ssh/config" > "$work/bin/ssh"
+chmod +x "$work/bin/ssh"
+export PATH="$work/bin:$PATH"
+ssh_() { ssh 127.0.0.1 "$@"; }
 # Compose has no way to send local images: load them onto the host first (not timed), as a registry would.
 imgs=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^vl/bench-(postgres|backend|nginx):' | grep -v building)
 docker save $imgs | ssh_ docker load >/dev/null

@@ -45,6 +45,8 @@ pub(crate) enum CommandError {
 pub(crate) struct Context {
     pub(crate) stack: Stack,
     pub(crate) output: Output,
+    /// Build images even when an image from the same inputs exists.
+    pub(crate) rebuild: bool,
 }
 
 /// A connected host.
@@ -68,6 +70,7 @@ impl Context {
         Ok(Self {
             stack,
             output: global.output,
+            rebuild: global.rebuild,
         })
     }
 
@@ -91,7 +94,7 @@ impl Context {
     /// Builds the images and works out what the host should have.
     pub(crate) async fn desired(&self, local: &Engine) -> Result<Desired, CommandError> {
         let say = |line: &str| eprintln!("{line}");
-        let images = build_all(&self.stack, local, &say).await?;
+        let images = build_all(&self.stack, local, self.rebuild, &say).await?;
         Ok(desired_from_stack(&self.stack, &images)?)
     }
 

@@ -39,7 +39,11 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
             Ok(f) => f,
             Err(e) => return (changes, Err(e)),
         };
-        changes.extend(plan.steps.iter().map(|s| format!("{} ({})", s.summary(), s.reason())));
+        changes.extend(
+            plan.steps
+                .iter()
+                .map(|s| format!("{} ({})", s.summary(), s.reason())),
+        );
         let firewall_change = firewall.change.summary(&firewall.ruleset);
         changes.extend(firewall_change.clone());
 
@@ -73,7 +77,14 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
         if let Some(c) = &certificate {
             changes.extend(c.changes.clone());
         }
-        let applied = match super::firewall::converge(ctx, &connected, &firewall, crate::firewall::revert_after()).await {
+        let applied = match super::firewall::converge(
+            ctx,
+            &connected,
+            &firewall,
+            crate::firewall::revert_after(),
+        )
+        .await
+        {
             Ok(a) => a,
             Err(e) => return (changes, Err(e)),
         };
@@ -85,7 +96,10 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
                     println!("{}", describe(&ctx.stack.domain, c));
                 }
                 if applied.is_some() {
-                    println!("{}", super::firewall::applied_line(&firewall, applied.as_ref()));
+                    println!(
+                        "{}",
+                        super::firewall::applied_line(&firewall, applied.as_ref())
+                    );
                 }
                 if changes.is_empty() {
                     println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
@@ -105,7 +119,8 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
                 v["url"] = url.clone().into();
                 v["applied"] = (!changes.is_empty()).into();
                 v["seconds"] = secs.into();
-                v["certificate"] = serde_json::to_value(certificate.as_ref().map(|c| &c.report)).unwrap_or_default();
+                v["certificate"] = serde_json::to_value(certificate.as_ref().map(|c| &c.report))
+                    .unwrap_or_default();
                 v["firewall"] = super::firewall::applied_json(&firewall, applied.as_ref());
                 println!("{v}");
             }

@@ -21,6 +21,8 @@ pub struct BuildRequest {
     pub args: HashMap<String, String>,
     /// Repository part of the tag, e.g. `vl/vaibava-backend`; the tag is the short image ID.
     pub repository: String,
+    /// Build even when an image built from the same inputs exists (its base image may have changed).
+    pub fresh: bool,
 }
 
 /// Builds the image and tags it `<repository>:<first 12 hex digits of its ID>`. Returns `(id, reference)`.
@@ -29,13 +31,22 @@ pub async fn build_image(
     req: &BuildRequest,
 ) -> Result<(String, String), EngineError> {
     let context = build_context(&req.context, &req.dockerfile)?;
+    let inputs = inputs_hash(&context, req);
+    if !req.fresh {
+        if let Some(id) = built_from(engine, &inputs).await {
+            return tag(engine, req, id).await;
+        }
+    }
     let building = format!("{}:building", req.repository);
+    let labels: HashMap<String, String> =
+        [(INPUTS_LABEL.to_string(), inputs)].into_iter().collect();
     let opts = BuildImageOptionsBuilder::new()
         .dockerfile(&req.dockerfile)
         .t(&building)
         .rm(true)
         .forcerm(true)
         .buildargs(&req.args)
+        .labels(&labels)
         .build();
     let mut stream =
         engine
@@ -70,7 +81,42 @@ pub async fn build_image(
             service: req.service.clone(),
             detail: format!("the built image cannot be found: {e}"),
         })?;
-    let id = inspect.id.unwrap_or_default();
+    tag(engine, req, inspect.id.unwrap_or_default()).await
+}
+
+/// The label that records what an image was built from: context, Dockerfile and build arguments.
+const INPUTS_LABEL: &str = "vldeploy.build-inputs";
+
+fn inputs_hash(context: &[u8], req: &BuildRequest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(context);
+    h.update(req.dockerfile.as_bytes());
+    let mut args: Vec<_> = req.args.iter().collect();
+    args.sort();
+    for (k, v) in args {
+        h.update(format!("\0{k}={v}").as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// An image the engine already built from exactly these inputs, if any (so an unchanged build costs one query).
+async fn built_from(engine: &Engine, inputs: &str) -> Option<String> {
+    let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
+    filters.insert("label", vec![format!("{INPUTS_LABEL}={inputs}")]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let images = engine.docker.list_images(Some(opts)).await.ok()?;
+    images.into_iter().next().map(|i| i.id)
+}
+
+/// Tags an image `<repository>:<first 12 hex digits of its ID>`. Returns `(id, reference)`.
+async fn tag(
+    engine: &Engine,
+    req: &BuildRequest,
+    id: String,
+) -> Result<(String, String), EngineError> {
     let tag = crate::plan::short_id(&id).to_string();
     let opts = TagImageOptionsBuilder::new()
         .repo(&req.repository)
