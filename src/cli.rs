@@ -77,6 +77,17 @@ pub enum Command {
     },
     /// The host's audit log: who changed what, when, and how it ended.
     Audit(AuditArgs),
+    /// Database backups on the host: make one now, list them, prove one restores, download one.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+    /// Replace the live database with a backup: verified first; on any failure the previous data serves again.
+    ///
+    /// Verifies the backup (checksum, gzip, completion marker), takes a safety backup, stops the backend
+    /// (nginx shows a maintenance page), loads into a fresh database in one transaction, swaps it in,
+    /// and starts the backend health-gated.
+    Restore(RestoreArgs),
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -118,6 +129,41 @@ pub struct LogsArgs {
     /// How many lines from the end to start with.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub tail: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Run the backup script on the host now (waits for a running backup to finish).
+    Now,
+    /// The backups on the host: size, age, checksum state (every file is read to check it).
+    List,
+    /// Prove a backup restores: load it into a scratch database and compare every table's row count.
+    Verify {
+        /// A backup file name (see `backup list`), or `latest`.
+        #[arg(default_value = "latest")]
+        file: String,
+    },
+    /// Download a backup (and check it against its checksum).
+    Pull {
+        /// A backup file name (see `backup list`), or `latest`.
+        file: String,
+        /// Where to write it; default the file name in the current directory.
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A backup file name on the host (see `backup list`), or `latest`.
+    #[arg(default_value = "latest", conflicts_with = "from_local")]
+    pub file: String,
+    /// Restore a backup file from this machine: it is sent to the host's backup directory first.
+    #[arg(long, value_name = "PATH")]
+    pub from_local: Option<PathBuf>,
+    /// Do not ask for confirmation (for automation).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Logs(args) => command::logs(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
+                    Command::Backup { action } => command::backup(&ctx, action).await,
+                    Command::Restore(args) => command::restore(&ctx, args).await,
                     Command::Schema | Command::Sandbox { .. } => Ok(0),
                 }
             }

@@ -15,6 +15,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "www/index.html",
         include_str!("../../templates/www/index.html.j2"),
     ),
+    (
+        "backup/backup.sh",
+        include_str!("../../templates/backup/backup.sh.j2"),
+    ),
+    (
+        "backup/cron",
+        include_str!("../../templates/backup/cron.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
