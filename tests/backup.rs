@@ -127,16 +127,25 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
     let log = last_log_line(&p);
     assert_eq!(log["result"], "failed", "{log}");
     assert_eq!(log["step"], "pg_dump", "{log}");
-    assert!(p.backups().is_empty(), "no backup is listed after a failed dump");
+    assert!(
+        p.backups().is_empty(),
+        "no backup is listed after a failed dump"
+    );
     let files = p.sh(&format!("ls -A {dir}"));
-    assert_eq!(files.trim(), ".backup.lock", "only the lock file is left: {files}");
+    assert_eq!(
+        files.trim(),
+        ".backup.lock",
+        "only the lock file is left: {files}"
+    );
     let now = p.vldeploy(&["backup", "now"]);
     assert_eq!(now.code, 1, "{}", now.all());
     assert!(now.stderr.contains("pg_dump"), "{}", now.stderr);
     assert!(p.backups().is_empty());
 
     // With pg_dump back, the cron command makes a backup whose checksum, gzip stream and marker hold.
-    p.sh("docker exec vl_postgres ln -sf /usr/lib/postgresql/15/bin/pg_dump /usr/local/bin/pg_dump");
+    p.sh(
+        "docker exec vl_postgres ln -sf /usr/lib/postgresql/15/bin/pg_dump /usr/local/bin/pg_dump",
+    );
     let ok = p.cron_run();
     assert_eq!(ok.code, 0, "{}", ok.all());
     let log = last_log_line(&p);
@@ -171,11 +180,19 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while p.ssh(&format!("flock -n {dir}/.backup.lock true")).code == 0 {
-        assert!(Instant::now() < deadline, "the first run never took its lock");
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let second = p.cron_run();
-    assert_eq!(second.code, 75, "the second run is refused: {}", second.all());
+    assert_eq!(
+        second.code,
+        75,
+        "the second run is refused: {}",
+        second.all()
+    );
     let log = last_log_line(&p);
     assert_eq!(log["result"], "busy", "{log}");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -259,7 +276,8 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     assert_eq!(orders["live"], 75);
     assert_eq!(p.dump(), before_verify);
     assert_eq!(
-        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_verify_%'").trim(),
+        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_verify_%'")
+            .trim(),
         "0",
         "the scratch database is gone"
     );
@@ -299,7 +317,11 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         assert_eq!(run.code, 1, "{}", run.all());
         assert!(run.stderr.contains(why), "{}", run.stderr);
         assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
-        assert_eq!(backend_started_at(&p), started_before, "the backend never stopped");
+        assert_eq!(
+            backend_started_at(&p),
+            started_before,
+            "the backend never stopped"
+        );
         assert_eq!(p.dump(), live_before, "the live database is unchanged");
     }
 
@@ -323,11 +345,16 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     assert_eq!(p.dump(), live_before, "the original database serves");
     assert_eq!(p.http_get("/api/health").0, 200, "the backend is healthy");
     assert_eq!(
-        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_restore_%'").trim(),
+        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_restore_%'")
+            .trim(),
         "0",
         "the half-loaded database is gone"
     );
-    assert_eq!(p.ssh(&format!("test -e {flag}")).code, 1, "the maintenance page is lifted");
+    assert_eq!(
+        p.ssh(&format!("test -e {flag}")).code,
+        1,
+        "the maintenance page is lifted"
+    );
 
     // The round trip: restoring the first backup brings back exactly the first state.
     let run = p.vldeploy(&["restore", &file, "--yes", "-o", "json"]).ok();
@@ -341,17 +368,35 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         .collect();
     assert_eq!(
         phases,
-        ["verify", "safety backup", "stop backend", "load", "swap", "start backend"]
+        [
+            "verify",
+            "safety backup",
+            "stop backend",
+            "load",
+            "swap",
+            "start backend"
+        ]
     );
-    assert_eq!(p.state(), state_then, "every table's rows and checksum are back");
+    assert_eq!(
+        p.state(),
+        state_then,
+        "every table's rows and checksum are back"
+    );
     let (code, health) = p.http_get("/api/health");
     assert_eq!(code, 200, "{health}");
-    assert!(health.contains("\"up\""), "the backend reaches the restored database: {health}");
+    assert!(
+        health.contains("\"up\""),
+        "the backend reaches the restored database: {health}"
+    );
     let safety = report["safety_backup"].as_str().unwrap();
     assert!(safety.ends_with("_pre-restore.sql.gz"), "{safety}");
     assert!(names(&p.backups()).contains(&safety.to_string()));
     let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(audit.stdout.contains("\"command\":\"restore\""), "{}", audit.stdout);
+    assert!(
+        audit.stdout.contains("\"command\":\"restore\""),
+        "{}",
+        audit.stdout
+    );
 
     // The safety backup undoes the restore: pulled to this machine and sent back with --from-local.
     let local = p.path().join("safety.sql.gz");
@@ -362,6 +407,9 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     let run = run.ok();
     assert!(run.stdout.contains("restored"), "{}", run.stdout);
     let state_now = p.state();
-    assert!(state_now.contains("orders|75:"), "the later orders are back: {state_now}");
+    assert!(
+        state_now.contains("orders|75:"),
+        "the later orders are back: {state_now}"
+    );
     assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
 }

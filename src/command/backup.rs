@@ -189,11 +189,17 @@ async fn verify_backup(
     let file = resolve(ctx, c, setup, file).await?;
     ctx.locked(c, "backup verify", || async {
         eprintln!("verifying `{file}` by restoring it into a scratch database …");
-        let entries_total = crate::backup::check(&c.remote, setup, &file)
+        let total = c
+            .remote
+            .exec(&format!(
+                "stat -c %s -- {}",
+                crate::transport::shell_quote(&setup.file_path(&file))
+            ))
             .await
-            .map(|i| i.bytes)
+            .ok()
+            .and_then(|o| o.stdout_str().trim().parse().ok())
             .unwrap_or(0);
-        let progress = load_progress(entries_total);
+        let progress = load_progress(total);
         let v = match verify(&c.remote, setup, &file, &progress).await {
             Ok(v) => v,
             Err(e) => return (vec![format!("verify `{file}`")], Err(failed(e))),
