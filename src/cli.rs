@@ -140,13 +140,14 @@ pub enum BackupAction {
     /// Prove a backup restores: load it into a scratch database and compare every table's row count.
     Verify {
         /// A backup file name (see `backup list`), or `latest`.
-        #[arg(default_value = "latest")]
-        file: String,
+        #[arg(id = "backup", value_name = "FILE", default_value = "latest")]
+        backup: String,
     },
     /// Download a backup (and check it against its checksum).
     Pull {
         /// A backup file name (see `backup list`), or `latest`.
-        file: String,
+        #[arg(id = "backup", value_name = "FILE")]
+        backup: String,
         /// Where to write it; default the file name in the current directory.
         #[arg(long, value_name = "PATH")]
         to: Option<PathBuf>,
@@ -156,8 +157,13 @@ pub enum BackupAction {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// A backup file name on the host (see `backup list`), or `latest`.
-    #[arg(default_value = "latest", conflicts_with = "from_local")]
-    pub file: String,
+    #[arg(
+        id = "backup",
+        value_name = "FILE",
+        default_value = "latest",
+        conflicts_with = "from_local"
+    )]
+    pub backup: String,
     /// Restore a backup file from this machine: it is sent to the host's backup directory first.
     #[arg(long, value_name = "PATH")]
     pub from_local: Option<PathBuf>,
@@ -215,5 +221,34 @@ mod tests {
             cli.command,
             Command::Logs(LogsArgs { follow: true, .. })
         ));
+    }
+
+    #[test]
+    fn backup_files_do_not_clash_with_the_stack_file() {
+        let cli = Cli::try_parse_from([
+            "vldeploy",
+            "restore",
+            "db_backup_20250101_020000.sql.gz",
+            "--yes",
+            "--file",
+            "x.yaml",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.file, PathBuf::from("x.yaml"));
+        let Command::Restore(args) = cli.command else {
+            panic!("restore")
+        };
+        assert_eq!(args.backup, "db_backup_20250101_020000.sql.gz");
+        let cli = Cli::try_parse_from(["vldeploy", "backup", "verify"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Backup {
+                action: BackupAction::Verify { ref backup }
+            } if backup == "latest"
+        ));
+        assert!(
+            Cli::try_parse_from(["vldeploy", "restore", "x", "--from-local", "y"]).is_err(),
+            "a host file and a local file are exclusive"
+        );
     }
 }

@@ -118,7 +118,12 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
         "{entry}"
     );
     assert!(p.sh("pgrep -x cron || pgrep -x crond").trim().len() > 0);
-    assert!(p.vldeploy(&["up"]).ok().stdout.contains("no changes"));
+    let again = p.vldeploy(&["up"]).ok();
+    assert!(
+        !again.stdout.contains("backup.sh") && !again.stdout.contains("cron.d"),
+        "a second `up` leaves the backup files alone: {}",
+        again.stdout
+    );
 
     // pg_dump fails part-way (it printed some SQL first): the run fails and no backup appears.
     p.sh("docker exec vl_postgres sh -c 'rm -f /usr/local/bin/pg_dump && printf \"#!/bin/sh\\n/usr/lib/postgresql/15/bin/pg_dump \\\"\\$@\\\" | head -c 3000\\nexit 1\\n\" > /usr/local/bin/pg_dump && chmod 755 /usr/local/bin/pg_dump'");

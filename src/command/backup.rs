@@ -21,8 +21,8 @@ pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, 
     match action {
         BackupAction::Now => now(ctx, &c, &setup).await,
         BackupAction::List => list_backups(ctx, &c, &setup).await,
-        BackupAction::Verify { file } => verify_backup(ctx, &c, &setup, file).await,
-        BackupAction::Pull { file, to } => pull(ctx, &c, &setup, file, to.as_deref()).await,
+        BackupAction::Verify { backup } => verify_backup(ctx, &c, &setup, backup).await,
+        BackupAction::Pull { backup, to } => pull(ctx, &c, &setup, backup, to.as_deref()).await,
     }
 }
 

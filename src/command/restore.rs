@@ -26,7 +26,7 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
     let c = ctx.connect().await?;
     let file = match &args.from_local {
         Some(_) => None,
-        None => Some(resolve(ctx, &c, &setup, &args.file).await?),
+        None => Some(resolve(ctx, &c, &setup, &args.backup).await?),
     };
     if !args.yes {
         let what = file.clone().unwrap_or_else(|| {
