@@ -104,10 +104,11 @@ err="$DIR/.$name.err.tmp"
 tail_file="$DIR/.$name.tail.tmp"
 temps+=("$tmp" "$err" "$tail_file")
 
-set +e
-docker exec "$CONTAINER" pg_dump --username="$DB_USER" --no-password "$DATABASE" 2>"$err" | gzip -6 >"$tmp"
-status=("${PIPESTATUS[@]}")
-set -e
+if docker exec "$CONTAINER" pg_dump --username="$DB_USER" --no-password "$DATABASE" 2>"$err" | gzip -6 >"$tmp"; then
+    status=(0 0)
+else
+    status=("${PIPESTATUS[@]}")
+fi
 if [ "${status[0]}" -ne 0 ]; then
     fail pg_dump "pg_dump in \`$CONTAINER\` exited with ${status[0]}: $(tail -n 5 "$err")"
 fi
