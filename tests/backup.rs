@@ -181,7 +181,7 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
     }
     let script = format!("/var/lib/vldeploy/{}/backup/backup.sh", p.name);
     p.sh(&format!(
-        "cd / && nohup env -i PATH=/usr/bin:/bin /bin/sh -c '{script} > /tmp/first-run.json 2>&1' >/dev/null 2>&1 &"
+        "cd /; nohup env -i PATH=/usr/bin:/bin /bin/sh -c '{script} > /tmp/first-run.json 2>&1' </dev/null >/dev/null 2>&1 &"
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     while p.ssh(&format!("flock -n {dir}/.backup.lock true")).code == 0 {
