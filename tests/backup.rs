@@ -1,4 +1,5 @@
-//! Backups and restores against a real sandbox host: cron's own shell, a failing pg_dump, a round trip, refusals.
+//! Backups and restores against a real sandbox host: cron's own shell, a failing `pg_dump`, a round trip, refusals.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
@@ -117,7 +118,7 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
         )),
         "{entry}"
     );
-    assert!(p.sh("pgrep -x cron || pgrep -x crond").trim().len() > 0);
+    assert!(!p.sh("pgrep -x cron || pgrep -x crond").trim().is_empty());
     let again = p.vldeploy(&["up"]).ok();
     assert!(
         !again.stdout.contains("backup.sh") && !again.stdout.contains("cron.d"),

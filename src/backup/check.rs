@@ -47,7 +47,7 @@ pub struct Integrity {
     pub checksum: Checksum,
     /// The gzip stream decompresses to its end without error.
     pub gzip: bool,
-    /// The dump ends with pg_dump's completion marker.
+    /// The dump ends with `pg_dump`'s completion marker.
     pub marker: bool,
     /// Rows of each table's `COPY` block in the dump.
     pub tables: BTreeMap<String, u64>,
@@ -153,6 +153,7 @@ pub async fn check(remote: &Remote, setup: &Setup, file: &str) -> Result<Integri
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -192,11 +193,7 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        gz.stdin
-            .take()
-            .unwrap()
-            .write_all(dump.repeat(1).as_bytes())
-            .unwrap();
+        gz.stdin.take().unwrap().write_all(dump.as_bytes()).unwrap();
         let bytes = gz.wait_with_output().unwrap().stdout;
         std::fs::write(&path, &bytes).unwrap();
         let sum = {

@@ -74,6 +74,7 @@ pub fn latest(entries: &[Entry]) -> Option<&Entry> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -31,12 +31,10 @@ pub(crate) fn load_command(pg: &Postgres<'_>, path: &str, db: &str) -> String {
 
 /// The byte counts in `dd`'s progress output (records end with `\r` or `\n`).
 pub(crate) fn progress_bytes(text: &str) -> Option<u64> {
-    text.split(['\r', '\n'])
-        .filter_map(|rec| {
-            let (n, rest) = rec.trim().split_once(' ')?;
-            rest.starts_with("bytes").then(|| n.parse().ok()).flatten()
-        })
-        .last()
+    text.split(['\r', '\n']).rev().find_map(|rec| {
+        let (n, rest) = rec.trim().split_once(' ')?;
+        rest.starts_with("bytes").then(|| n.parse().ok()).flatten()
+    })
 }
 
 /// Loads backup `path` (on the host) into the existing, empty database `db`. `progress` gets the compressed bytes
@@ -89,6 +87,7 @@ pub async fn load(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::transport::Remote;

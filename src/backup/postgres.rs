@@ -1,4 +1,4 @@
-//! The stack's PostgreSQL server, reached with `psql` inside its container: databases, row counts, the swap.
+//! The stack's `PostgreSQL` server, reached with `psql` inside its container: databases, row counts, the swap.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -167,7 +167,7 @@ impl Postgres<'_> {
     }
 }
 
-/// `base` + `suffix`, cut so the whole fits PostgreSQL's 63-byte names.
+/// `base` + `suffix`, cut so the whole fits `PostgreSQL`'s 63-byte names.
 pub(crate) fn db_name(base: &str, suffix: &str) -> String {
     let room = 63usize.saturating_sub(suffix.len());
     let mut cut = base.len().min(room);
@@ -178,6 +178,7 @@ pub(crate) fn db_name(base: &str, suffix: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

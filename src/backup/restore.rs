@@ -58,12 +58,12 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
     let service = stack.services.get("backend");
     let port = service.and_then(|s| s.port).unwrap_or(8080);
     let (check, timeout) = service.and_then(|s| s.healthcheck.as_ref()).map_or_else(
-        || ("the container runs".to_string(), Duration::from_secs(120)),
+        || ("the container runs".to_string(), Duration::from_mins(2)),
         |h| {
             let budget = h.interval.saturating_add(h.timeout) * h.retries;
             (
                 crate::plan::describe_probe(&h.probe, port),
-                budget.max(Duration::from_secs(120)),
+                budget.max(Duration::from_mins(2)),
             )
         },
     );
@@ -105,6 +105,7 @@ impl Timer<'_> {
 }
 
 /// Restores `file` (in the backup directory) over the live database of `setup`.
+#[allow(clippy::too_many_lines)] // one flow, read top to bottom, with its rollback beside it
 pub async fn restore(
     remote: &Remote,
     setup: &Setup,

@@ -167,10 +167,10 @@ impl Setup {
     pub fn run_command(&self, tag: Option<&str>, wait_s: u64) -> String {
         let mut cmd = shell_quote(&self.script_path()).into_owned();
         if let Some(t) = tag {
-            cmd.push_str(&format!(" --tag {}", shell_quote(t)));
+            cmd = format!("{cmd} --tag {}", shell_quote(t));
         }
         if wait_s > 0 {
-            cmd.push_str(&format!(" --wait {wait_s}"));
+            cmd = format!("{cmd} --wait {wait_s}");
         }
         cmd
     }
@@ -228,6 +228,7 @@ pub async fn run_backup(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::render::snapshot::assert_snapshot;

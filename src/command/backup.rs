@@ -11,6 +11,7 @@ use crate::backup::{BackupError, BackupName, Entry, Setup, latest, list, run_bac
 use crate::cli::{BackupAction, Output};
 
 /// A backup failure as a command failure (its text says what happened and what to do).
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
 pub(crate) fn failed(e: BackupError) -> CommandError {
     CommandError::Io(e.to_string())
 }
@@ -303,8 +304,8 @@ async fn pull(
     out.flush().await.map_err(io)?;
     drop(out);
     let got = hex::encode(sha2::Digest::finalize(hasher));
-    if let Some(want) = &sidecar {
-        if *want != got {
+    if let Some(want) = sidecar.as_ref().filter(|w| **w != got) {
+        {
             let _ = std::fs::remove_file(&tmp);
             return Err(CommandError::Io(format!(
                 "`{file}` from {} does not match its checksum (sha256 {got}, expected {want}); nothing was written",

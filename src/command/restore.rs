@@ -15,13 +15,11 @@ use crate::transport::shell_quote;
 
 pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, CommandError> {
     let setup = Setup::from_stack(&ctx.stack);
-    if let Some(p) = &args.from_local {
-        if !p.is_file() {
-            return Err(CommandError::Usage(format!(
-                "`{}` is not a file\n  help: pass a `.sql.gz` backup, e.g. one fetched with `vldeploy backup pull`",
-                p.display()
-            )));
-        }
+    if let Some(p) = args.from_local.as_ref().filter(|p| !p.is_file()) {
+        return Err(CommandError::Usage(format!(
+            "`{}` is not a file\n  help: pass a `.sql.gz` backup, e.g. one fetched with `vldeploy backup pull`",
+            p.display()
+        )));
     }
     let c = ctx.connect().await?;
     let file = match &args.from_local {
@@ -253,6 +251,7 @@ async fn send(c: &Connected, setup: &Setup, local: &Path) -> Result<String, Comm
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn stamps_are_backup_stamps() {
