@@ -303,7 +303,7 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         &p,
         &file,
         "db_backup_20200101_000000.sql.gz",
-        "{ head -c 300 \"$good\"; printf X; tail -c +302 \"$good\"; } > \"$name\"",
+        "cp \"$good\" \"$name\" && b=$(od -An -tu1 -j300 -N1 \"$good\") && printf \"\\\\$(printf %o $((255 - b)))\" | dd of=\"$name\" bs=1 seek=300 conv=notrunc 2>/dev/null && ! cmp -s \"$good\" \"$name\"",
         false,
     );
     doctored(
