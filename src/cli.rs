@@ -115,6 +115,17 @@ pub enum Command {
     /// Run by the renewal job on the host (cron): checks the certificate and renews it when due.
     #[command(hide = true)]
     RenewOnHost(RenewOnHostArgs),
+    /// Database backups on the host: make one now, list them, prove one restores, download one.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+    /// Replace the live database with a backup: verified first; on any failure the previous data serves again.
+    ///
+    /// Verifies the backup (checksum, gzip, completion marker), takes a safety backup, stops the backend
+    /// (nginx shows a maintenance page), loads into a fresh database in one transaction, swaps it in,
+    /// and starts the backend health-gated.
+    Restore(RestoreArgs),
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -156,6 +167,47 @@ pub struct LogsArgs {
     /// `shiprocket_auth_error`).
     #[arg(long)]
     pub errors: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Run the backup script on the host now (waits for a running backup to finish).
+    Now,
+    /// The backups on the host: size, age, checksum state (every file is read to check it).
+    List,
+    /// Prove a backup restores: load it into a scratch database and compare every table's row count.
+    Verify {
+        /// A backup file name (see `backup list`), or `latest`.
+        #[arg(id = "backup", value_name = "FILE", default_value = "latest")]
+        backup: String,
+    },
+    /// Download a backup (and check it against its checksum).
+    Pull {
+        /// A backup file name (see `backup list`), or `latest`.
+        #[arg(id = "backup", value_name = "FILE")]
+        backup: String,
+        /// Where to write it; default the file name in the current directory.
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A backup file name on the host (see `backup list`), or `latest`.
+    #[arg(
+        id = "backup",
+        value_name = "FILE",
+        default_value = "latest",
+        conflicts_with = "from_local"
+    )]
+    pub backup: String,
+    /// Restore a backup file from this machine: it is sent to the host's backup directory first.
+    #[arg(long, value_name = "PATH")]
+    pub from_local: Option<PathBuf>,
+    /// Do not ask for confirmation (for automation).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +304,35 @@ mod tests {
             cli.command,
             Command::Logs(LogsArgs { follow: true, .. })
         ));
+    }
+
+    #[test]
+    fn backup_files_do_not_clash_with_the_stack_file() {
+        let cli = Cli::try_parse_from([
+            "vldeploy",
+            "restore",
+            "db_backup_20250101_020000.sql.gz",
+            "--yes",
+            "--file",
+            "x.yaml",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.file, PathBuf::from("x.yaml"));
+        let Command::Restore(args) = cli.command else {
+            panic!("restore")
+        };
+        assert_eq!(args.backup, "db_backup_20250101_020000.sql.gz");
+        let cli = Cli::try_parse_from(["vldeploy", "backup", "verify"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Backup {
+                action: BackupAction::Verify { ref backup }
+            } if backup == "latest"
+        ));
+        assert!(
+            Cli::try_parse_from(["vldeploy", "restore", "x", "--from-local", "y"]).is_err(),
+            "a host file and a local file are exclusive"
+        );
     }
 }
 

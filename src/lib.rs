@@ -1,6 +1,7 @@
 //! vldeploy: makes a Linux host run a declarative `stack.yaml` over SSH.
 
 pub mod apply;
+pub mod backup;
 pub mod builder;
 pub mod cli;
 mod command;

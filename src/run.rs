@@ -66,6 +66,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Audit(args) => command::audit(&ctx, args).await,
                     Command::Firewall { action } => command::firewall(&ctx, action).await,
                     Command::Certs { action } => command::certs(&ctx, action).await,
+                    Command::Backup { action } => command::backup(&ctx, action).await,
+                    Command::Restore(args) => command::restore(&ctx, args).await,
                     Command::Schema | Command::Sandbox { .. } | Command::RenewOnHost(_) => Ok(0),
                 }
             }

@@ -73,7 +73,7 @@ export POSTGRES_PASSWORD=$(sed -n 's/^POSTGRES_PASSWORD=//p' $sb/secrets.env) AD
 export DOCKER_HOST=ssh://root@127.0.0.1 HOME=$work/home COMPOSE_PROJECT_NAME=bench
 cp "$repo/bench/deploy/compose.yml" docker-compose.yml
 start=$(date +%s.%N)
-docker-compose up -d >/dev/null 2>"$work/compose-cold.err"
+docker-compose up -d >/dev/null 2>"$work/compose-cold.err" || { cat "$work/compose-cold.err" >&2; exit 1; }
 cmd=$(echo "$(date +%s.%N) - $start" | bc)
 until curl -fsS -o /dev/null "http://127.0.0.1:$http/api/health"; do sleep 0.2; done
 healthy=$(echo "$(date +%s.%N) - $start" | bc)

@@ -2,6 +2,7 @@
 
 mod audit;
 mod certs;
+mod backup;
 mod context;
 mod doctor;
 mod down;
@@ -12,12 +13,14 @@ mod oncall;
 mod plan;
 mod progress;
 mod releases;
+mod restore;
 mod sandbox;
 mod status;
 mod up;
 
 pub(crate) use audit::audit;
 pub(crate) use certs::{certs, renew_on_host};
+pub(crate) use backup::backup;
 pub(crate) use context::{CommandError, Context};
 pub(crate) use doctor::doctor;
 pub(crate) use down::down;
@@ -27,6 +30,7 @@ pub(crate) use logs::logs;
 pub(crate) use oncall::{cache_flush, exec, restart};
 pub(crate) use plan::plan;
 pub(crate) use releases::{releases, rollback};
+pub(crate) use restore::restore;
 pub(crate) use sandbox::sandbox;
 pub(crate) use status::status;
 pub(crate) use up::up;

@@ -31,6 +31,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "tls/renew.cron",
         include_str!("../../templates/tls/renew.cron.j2"),
     ),
+    (
+        "backup/backup.sh",
+        include_str!("../../templates/backup/backup.sh.j2"),
+    ),
+    (
+        "backup/cron",
+        include_str!("../../templates/backup/cron.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

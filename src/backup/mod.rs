@@ -1,0 +1,29 @@
+//! Database backups: the script and cron entry on the host, listing, integrity checks, scratch verification, restore.
+//!
+//! The backup itself runs on the host, from cron, as a bash script rendered from `templates/backup/` (see
+//! [`Setup`]). Everything else drives that host over the one SSH connection: [`list`] reads the backup
+//! directory, [`check`] proves a file whole (checksum, gzip stream, completion marker, rows per table),
+//! [`verify`] loads it into a scratch database and compares row counts, and [`restore`] swaps a freshly
+//! loaded database in for the live one, putting the previous one back on any failure.
+
+mod check;
+mod error;
+mod listing;
+mod load;
+mod name;
+mod postgres;
+mod restore;
+mod setup;
+mod verify;
+
+pub use check::{Checksum, Integrity, check};
+pub use error::BackupError;
+pub use listing::{Entry, latest, list};
+pub use load::{LoadStats, load};
+pub use name::BackupName;
+pub use postgres::Postgres;
+pub use restore::{
+    Backend, Phase, Progress, RestoreReport, maintenance_flag, restore, restore_backend,
+};
+pub use setup::{KEEP_TAGGED, LOG, MIN_BYTES, RunOutcome, Setup, run_backup};
+pub use verify::{TableRows, Verification, verify};

@@ -1,0 +1,335 @@
+//! How a stack's backups are set up on its host: the rendered script, its cron entry, and running it.
+
+use serde::{Deserialize, Serialize};
+
+use super::BackupError;
+use crate::plan::{DesiredFile, container_name, content_hash, stack_dir};
+use crate::render::{self, RenderError};
+use crate::stack::{Backup, Retention, Stack};
+use crate::transport::{Remote, shell_quote};
+
+/// The log every run appends one JSON line to (the operations playbook's path).
+pub const LOG: &str = "/var/log/vl_backup.log";
+
+/// The smallest compressed dump accepted as a backup. A failed `pg_dump | gzip` leaves 20 bytes; a dump of the
+/// shop's schema alone is over 2 KB.
+pub const MIN_BYTES: u64 = 512;
+
+/// Backups with a tag (`pre-restore`, `uploaded`) kept per tag.
+pub const KEEP_TAGGED: u32 = 5;
+
+/// Everything the backup of one stack needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setup {
+    pub stack: String,
+    pub environment: String,
+    /// The backup directory on the host.
+    pub dir: String,
+    pub schedule: String,
+    pub retention: Retention,
+    pub copy_to: Option<String>,
+    pub encrypt: Option<String>,
+    /// The postgres container (`vl_postgres`).
+    pub container: String,
+    /// `POSTGRES_DB` of the postgres service.
+    pub database: String,
+    /// `POSTGRES_USER` of the postgres service.
+    pub user: String,
+    /// Where the project's own templates may override the embedded ones.
+    #[serde(skip)]
+    pub overrides: Option<std::path::PathBuf>,
+}
+
+/// What one run of the script reported (its JSON line).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct RunOutcome {
+    pub time: String,
+    pub result: String,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub seconds: f64,
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub copy: Option<String>,
+    #[serde(default)]
+    pub pruned: Vec<String>,
+}
+
+impl Setup {
+    /// The backup settings of `stack` (its `backup:` section, or the defaults: backups are on for every stack).
+    pub fn from_stack(stack: &Stack) -> Self {
+        let b = stack.backup.clone().unwrap_or_else(|| Backup {
+            schedule: "0 2 * * *".into(),
+            dir: format!("/var/backups/{}", stack.name),
+            retention: Retention::default(),
+            copy_to: None,
+            encrypt: None,
+        });
+        let env = |key: &str| {
+            stack
+                .services
+                .get("postgres")
+                .and_then(|s| s.env.get(key))
+                .map(|v| v.expose().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let user = env("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
+        let database = env("POSTGRES_DB").unwrap_or_else(|| user.clone());
+        Self {
+            stack: stack.name.clone(),
+            environment: stack.environment.clone(),
+            dir: b.dir,
+            schedule: b.schedule,
+            retention: b.retention,
+            copy_to: b.copy_to,
+            encrypt: b.encrypt,
+            container: container_name("postgres"),
+            database,
+            user,
+            overrides: Some(stack.project_dir.join("templates")),
+        }
+    }
+
+    /// The script on the host.
+    pub fn script_path(&self) -> String {
+        format!("{}/backup/backup.sh", stack_dir(&self.stack))
+    }
+
+    /// The cron entry on the host.
+    pub fn cron_path(&self) -> String {
+        format!("/etc/cron.d/vldeploy-{}-backup", self.stack)
+    }
+
+    /// The path of a backup file on the host.
+    pub fn file_path(&self, file: &str) -> String {
+        format!("{}/{file}", self.dir.trim_end_matches('/'))
+    }
+
+    /// The backup script.
+    pub fn render_script(&self) -> Result<String, RenderError> {
+        let q = |s: &str| shell_quote(s).into_owned();
+        let ctx = serde_json::json!({
+            "stack": self.stack,
+            "environment": self.environment,
+            "retention": self.retention,
+            "min_bytes": MIN_BYTES,
+            "keep_tagged": KEEP_TAGGED,
+            "q": {
+                "stack": q(&self.stack),
+                "dir": q(&self.dir),
+                "container": q(&self.container),
+                "database": q(&self.database),
+                "user": q(&self.user),
+                "log": q(LOG),
+                "copy_to": q(self.copy_to.as_deref().unwrap_or("")),
+                "encrypt": q(self.encrypt.as_deref().unwrap_or("")),
+            },
+        });
+        render::render_in(self.overrides.as_deref(), "backup/backup.sh", &ctx)
+    }
+
+    /// The `/etc/cron.d` entry that runs the script on the schedule.
+    pub fn render_cron(&self) -> Result<String, RenderError> {
+        let ctx = serde_json::json!({
+            "stack": self.stack,
+            "environment": self.environment,
+            "schedule": self.schedule,
+            "script": shell_quote(&self.script_path()),
+            "log": LOG,
+        });
+        render::render_in(self.overrides.as_deref(), "backup/cron", &ctx)
+    }
+
+    /// The script and the cron entry as files `up` manages.
+    pub fn files(&self) -> Result<Vec<DesiredFile>, RenderError> {
+        let file = |path: String, content: String, mode: u32| DesiredFile {
+            path,
+            hash: content_hash(content.as_bytes()),
+            mode,
+            content: content.into_bytes(),
+            reloads: None,
+            owner: None,
+        };
+        Ok(vec![
+            file(self.script_path(), self.render_script()?, 0o700),
+            file(self.cron_path(), self.render_cron()?, 0o644),
+        ])
+    }
+
+    /// The command line that runs the script now, as cron does but with a tag and a lock wait.
+    pub fn run_command(&self, tag: Option<&str>, wait_s: u64) -> String {
+        let mut cmd = shell_quote(&self.script_path()).into_owned();
+        if let Some(t) = tag {
+            cmd = format!("{cmd} --tag {}", shell_quote(t));
+        }
+        if wait_s > 0 {
+            cmd = format!("{cmd} --wait {wait_s}");
+        }
+        cmd
+    }
+}
+
+/// Makes sure the host has the current script (uploading it when it differs), runs it and returns its report.
+/// A run that made no backup is an error carrying the script's own reason.
+pub async fn run_backup(
+    remote: &Remote,
+    setup: &Setup,
+    tag: Option<&str>,
+    wait_s: u64,
+) -> Result<RunOutcome, BackupError> {
+    let script = setup.render_script()?;
+    let path = setup.script_path();
+    let current = remote.read_file(&path).await?;
+    if current.as_deref() != Some(script.as_bytes()) {
+        remote.upload(&path, script.as_bytes(), 0o700).await?;
+    }
+    let out = remote.exec(&setup.run_command(tag, wait_s)).await?;
+    let text = out.stdout_str();
+    let outcome = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<RunOutcome>(l).ok());
+    let step = || {
+        format!(
+            "the backup script `{}`{}",
+            path,
+            tag.map(|t| format!(" (--tag {t})")).unwrap_or_default()
+        )
+    };
+    match outcome {
+        Some(o) if o.result == "ok" && o.file.is_some() => Ok(o),
+        Some(o) => Err(BackupError::Step {
+            host: remote.name().to_string(),
+            step: step(),
+            detail: format!(
+                "{} (exit {}){}\n  no new backup was made; the log is {LOG}",
+                o.error.as_deref().unwrap_or("no reason given"),
+                out.status,
+                o.step.map(|s| format!(", at `{s}`")).unwrap_or_default()
+            ),
+        }),
+        None => Err(BackupError::Step {
+            host: remote.name().to_string(),
+            step: step(),
+            detail: format!(
+                "it exited with {} without a report: {}",
+                out.status,
+                out.stderr_tail(5)
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::render::snapshot::assert_snapshot;
+
+    pub(crate) fn setup() -> Setup {
+        Setup {
+            stack: "vaibava".into(),
+            environment: "production".into(),
+            dir: "/var/backups/vaibava".into(),
+            schedule: "0 2 * * *".into(),
+            retention: Retention::default(),
+            copy_to: Some("backup@vault.example:/srv/vaibava".into()),
+            encrypt: None,
+            container: "vl_postgres".into(),
+            database: "vaibava_db".into(),
+            user: "postgres".into(),
+            overrides: None,
+        }
+    }
+
+    #[test]
+    fn script_snapshot() {
+        assert_snapshot("backup.sh", &setup().render_script().unwrap());
+    }
+
+    #[test]
+    fn cron_snapshot() {
+        assert_snapshot("backup.cron", &setup().render_cron().unwrap());
+    }
+
+    #[test]
+    fn the_script_is_bash_with_pipefail_and_a_lock_and_checks_before_renaming() {
+        let s = setup().render_script().unwrap();
+        assert!(s.starts_with("#!/bin/bash\n"));
+        assert!(s.contains("set -Eeuo pipefail"));
+        assert!(s.contains("flock -n 9"));
+        let dump = s.find("pg_dump --username").unwrap();
+        let marker = s.find("grep -qF -- \"$MARKER\"").unwrap();
+        let size = s.find("-ge \"$MIN_BYTES\"").unwrap();
+        let rename = s.find("mv -f -- \"$tmp\" \"$DIR/$name\"").unwrap();
+        let prune = s.find("# Retention").unwrap();
+        assert!(dump < marker && marker < rename && size < rename && rename < prune);
+    }
+
+    #[test]
+    fn the_script_parses_as_bash() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("backup.sh");
+        std::fs::write(&path, setup().render_script().unwrap()).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn odd_values_are_quoted_for_the_shell() {
+        let mut s = setup();
+        s.dir = "/srv/it's here".into();
+        s.encrypt = Some("age1abc $(reboot)".into());
+        let text = s.render_script().unwrap();
+        assert!(text.contains(r"DIR='/srv/it'\''s here'"), "{text}");
+        assert!(text.contains("ENCRYPT_TO='age1abc $(reboot)'"), "{text}");
+    }
+
+    #[test]
+    fn the_cron_line_runs_the_script_as_root_on_the_schedule() {
+        let mut s = setup();
+        s.schedule = "*/15 * * * 1-5".into();
+        let cron = s.render_cron().unwrap();
+        let line = cron.lines().find(|l| !l.starts_with('#')).unwrap();
+        assert_eq!(
+            line,
+            "*/15 * * * 1-5 root /var/lib/vldeploy/vaibava/backup/backup.sh >/dev/null 2>&1"
+        );
+        assert_eq!(s.cron_path(), "/etc/cron.d/vldeploy-vaibava-backup");
+    }
+
+    #[test]
+    fn run_command_adds_tag_and_wait() {
+        assert_eq!(
+            setup().run_command(Some("pre-restore"), 600),
+            "/var/lib/vldeploy/vaibava/backup/backup.sh --tag pre-restore --wait 600"
+        );
+        assert_eq!(
+            setup().run_command(None, 0),
+            "/var/lib/vldeploy/vaibava/backup/backup.sh"
+        );
+    }
+
+    #[test]
+    fn a_report_line_parses() {
+        let o: RunOutcome = serde_json::from_str(r#"{"time":"2025-01-01T02:00:00Z","stack":"s","result":"failed","tag":"","seconds":0.120,"step":"pg_dump","error":"x"}"#).unwrap();
+        assert_eq!(o.result, "failed");
+        assert_eq!(o.step.as_deref(), Some("pg_dump"));
+    }
+}

@@ -1,0 +1,340 @@
+//! `vldeploy backup now|list|verify|pull`: the host's database backups, and the proof that one restores.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::AsyncWriteExt;
+
+use super::context::Connected;
+use super::{CommandError, Context};
+use crate::backup::{BackupError, BackupName, Entry, Setup, latest, list, run_backup, verify};
+use crate::cli::{BackupAction, Output};
+
+/// A backup failure as a command failure (its text says what happened and what to do).
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
+pub(crate) fn failed(e: BackupError) -> CommandError {
+    CommandError::Io(e.to_string())
+}
+
+pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, CommandError> {
+    let setup = Setup::from_stack(&ctx.stack);
+    let c = ctx.connect().await?;
+    match action {
+        BackupAction::Now => now(ctx, &c, &setup).await,
+        BackupAction::List => list_backups(ctx, &c, &setup).await,
+        BackupAction::Verify { backup } => verify_backup(ctx, &c, &setup, backup).await,
+        BackupAction::Pull { backup, to } => pull(ctx, &c, &setup, backup, to.as_deref()).await,
+    }
+}
+
+/// Resolves `latest` (or checks a given name) against the host's listing.
+pub(crate) async fn resolve(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    file: &str,
+) -> Result<String, CommandError> {
+    if file != "latest" {
+        return BackupName::parse(file).map(|n| n.file).ok_or_else(|| {
+            CommandError::Usage(format!(
+                "`{file}` is not a backup file name (db_backup_YYYYMMDD_HHMMSS.sql.gz)\n  help: `vldeploy backup list` shows the backups on {}",
+                ctx.target_name()
+            ))
+        });
+    }
+    let entries = list(&c.remote, setup).await.map_err(failed)?;
+    latest(&entries)
+        .map(|e| e.name.file.clone())
+        .ok_or_else(|| {
+            CommandError::Usage(format!(
+                "there are no backups in `{}` on {}\n  help: `vldeploy backup now` makes one",
+                setup.dir,
+                ctx.target_name()
+            ))
+        })
+}
+
+async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
+    ctx.locked(c, "backup now", || async {
+        eprintln!("backing up `{}` on {} …", setup.database, ctx.target_name());
+        match run_backup(&c.remote, setup, None, 600).await {
+            Ok(o) => {
+                let file = o.file.clone().unwrap_or_default();
+                match ctx.output {
+                    Output::Json => println!("{}", serde_json::to_string(&o).unwrap_or_default()),
+                    Output::Human => {
+                        println!(
+                            "{file}: {} in {:.1}s, sha256 {}",
+                            size(o.bytes.unwrap_or(0)),
+                            o.seconds,
+                            o.sha256.as_deref().map_or("-", |s| &s[..s.len().min(16)])
+                        );
+                        if !o.pruned.is_empty() {
+                            println!("pruned: {}", o.pruned.join(", "));
+                        }
+                        if o.copy.as_deref() == Some("failed") {
+                            println!(
+                                "copy to {} failed: {}",
+                                setup.copy_to.as_deref().unwrap_or("-"),
+                                o.error.as_deref().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+                let code = i32::from(o.copy.as_deref() == Some("failed"));
+                (vec![format!("backup `{file}`")], Ok(code))
+            }
+            Err(e) => (Vec::new(), Err(failed(e))),
+        }
+    })
+    .await
+}
+
+fn size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    if b >= 1_048_576.0 {
+        format!("{:.1} MB", b / 1_048_576.0)
+    } else if b >= 1024.0 {
+        format!("{:.1} KB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn age(modified: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = now.saturating_sub(modified);
+    let rounded = if secs >= 86_400 {
+        secs - secs % 3600
+    } else if secs >= 3600 {
+        secs - secs % 60
+    } else {
+        secs
+    };
+    humantime::format_duration(Duration::from_secs(rounded)).to_string()
+}
+
+async fn list_backups(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
+    let entries: Vec<Entry> = list(&c.remote, setup).await.map_err(failed)?;
+    match ctx.output {
+        Output::Json => {
+            let rows: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| {
+                    let mut v = serde_json::to_value(e).unwrap_or_default();
+                    v["path"] = setup.file_path(&e.name.file).into();
+                    v
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"stack": ctx.stack.name, "host": ctx.target_name(), "dir": setup.dir, "backups": rows})
+            );
+        }
+        Output::Human => {
+            if entries.is_empty() {
+                println!(
+                    "no backups in `{}` on {} (`vldeploy backup now` makes one)",
+                    setup.dir,
+                    ctx.target_name()
+                );
+                return Ok(0);
+            }
+            println!("{} on {}: {}", ctx.stack.name, ctx.target_name(), setup.dir);
+            println!("{:<52} {:>10} {:>14}  CHECKSUM", "FILE", "SIZE", "AGE");
+            for e in &entries {
+                println!(
+                    "{:<52} {:>10} {:>14}  {}",
+                    e.name.file,
+                    size(e.bytes),
+                    age(e.modified),
+                    e.checksum.as_str()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Progress of a load on a terminal: MB and rate, redrawn in place; nothing otherwise.
+pub(crate) fn load_progress(total: u64) -> impl Fn(u64, f64) + Send + Sync {
+    let tty = std::io::stderr().is_terminal();
+    move |bytes: u64, secs: f64| {
+        if !tty {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let (mb, total_mb) = (bytes as f64 / 1_048_576.0, total as f64 / 1_048_576.0);
+        let pct = if total > 0 {
+            mb / total_mb * 100.0
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r  loaded {mb:.1} of {total_mb:.1} MB ({pct:.0}%), {:.1} MB/s   ",
+            mb / secs.max(0.001)
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
+
+async fn verify_backup(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    file: &str,
+) -> Result<i32, CommandError> {
+    let file = resolve(ctx, c, setup, file).await?;
+    ctx.locked(c, "backup verify", || async {
+        eprintln!("verifying `{file}` by restoring it into a scratch database …");
+        let total = c
+            .remote
+            .exec(&format!(
+                "stat -c %s -- {}",
+                crate::transport::shell_quote(&setup.file_path(&file))
+            ))
+            .await
+            .ok()
+            .and_then(|o| o.stdout_str().trim().parse().ok())
+            .unwrap_or(0);
+        let progress = load_progress(total);
+        let v = match verify(&c.remote, setup, &file, &progress).await {
+            Ok(v) => v,
+            Err(e) => return (vec![format!("verify `{file}`")], Err(failed(e))),
+        };
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+        match ctx.output {
+            Output::Json => println!("{}", serde_json::to_string(&v).unwrap_or_default()),
+            Output::Human => {
+                println!("{file}: {}", if v.ok { "verified" } else { "NOT verified" });
+                if !v.tables.is_empty() {
+                    println!(
+                        "{:<40} {:>10} {:>10} {:>10}",
+                        "TABLE", "BACKUP", "RESTORED", "LIVE"
+                    );
+                    let n = |x: Option<u64>| x.map_or_else(|| "-".to_string(), |v| v.to_string());
+                    for t in &v.tables {
+                        println!(
+                            "{:<40} {:>10} {:>10} {:>10}",
+                            t.table,
+                            n(t.backup),
+                            n(t.restored),
+                            n(t.live)
+                        );
+                    }
+                    if v.ok && !v.matches_live {
+                        println!("(the live database changed since this backup was taken)");
+                    }
+                }
+                for p in &v.problems {
+                    println!("problem: {p}");
+                }
+            }
+        }
+        let result = if v.ok {
+            Ok(0)
+        } else {
+            Err(CommandError::Usage(format!(
+                "backup `{file}` on {} did not verify: {}",
+                ctx.target_name(),
+                v.problems.join("; ")
+            )))
+        };
+        (
+            vec![format!(
+                "verify `{file}`: {}",
+                if v.ok { "ok" } else { "failed" }
+            )],
+            result,
+        )
+    })
+    .await
+}
+
+async fn pull(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    file: &str,
+    to: Option<&std::path::Path>,
+) -> Result<i32, CommandError> {
+    let file = resolve(ctx, c, setup, file).await?;
+    let dest = to.map_or_else(
+        || std::path::PathBuf::from(&file),
+        std::path::Path::to_path_buf,
+    );
+    let sidecar = c
+        .remote
+        .read_file(&format!("{}.sha256", setup.file_path(&file)))
+        .await?
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        });
+    let tmp = dest.with_extension("part");
+    let io = |e: std::io::Error| CommandError::Io(format!("writing `{}`: {e}", tmp.display()));
+    let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+    let stream = c
+        .remote
+        .exec_stream(
+            &format!(
+                "cat -- {}",
+                crate::transport::shell_quote(&setup.file_path(&file))
+            ),
+            None,
+        )
+        .await?;
+    let (mut rx, end) = stream.split();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = rx.recv().await {
+        sha2::Digest::update(&mut hasher, &chunk);
+        bytes += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    end.success().await?;
+    out.flush().await.map_err(io)?;
+    drop(out);
+    let got = hex::encode(sha2::Digest::finalize(hasher));
+    if let Some(want) = sidecar.as_ref().filter(|w| **w != got) {
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(CommandError::Io(format!(
+                "`{file}` from {} does not match its checksum (sha256 {got}, expected {want}); nothing was written",
+                ctx.target_name()
+            )));
+        }
+    }
+    std::fs::rename(&tmp, &dest).map_err(io)?;
+    std::fs::write(
+        format!("{}.sha256", dest.display()),
+        format!("{got}  {file}\n"),
+    )
+    .map_err(|e| {
+        CommandError::Io(format!(
+            "writing the checksum next to `{}`: {e}",
+            dest.display()
+        ))
+    })?;
+    let checked = if sidecar.is_some() {
+        "checksum ok"
+    } else {
+        "no checksum on the host"
+    };
+    match ctx.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"file": file, "path": dest.display().to_string(), "bytes": bytes, "sha256": got, "checksum": sidecar.is_some()})
+        ),
+        Output::Human => println!("{} ({}, {checked})", dest.display(), size(bytes)),
+    }
+    Ok(0)
+}

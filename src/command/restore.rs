@@ -1,0 +1,264 @@
+//! `vldeploy restore`: confirm, (send a local backup,) restore under the lock, report phases and rates.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::backup::{failed, resolve};
+use super::context::Connected;
+use super::{CommandError, Context};
+use crate::backup::{BackupName, Phase, Progress, RestoreReport, Setup};
+use crate::cli::{Output, RestoreArgs};
+use crate::transport::shell_quote;
+
+pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, CommandError> {
+    let setup = Setup::from_stack(&ctx.stack);
+    if let Some(p) = args.from_local.as_ref().filter(|p| !p.is_file()) {
+        return Err(CommandError::Usage(format!(
+            "`{}` is not a file\n  help: pass a `.sql.gz` backup, e.g. one fetched with `vldeploy backup pull`",
+            p.display()
+        )));
+    }
+    let c = ctx.connect().await?;
+    let file = match &args.from_local {
+        Some(_) => None,
+        None => Some(resolve(ctx, &c, &setup, &args.backup).await?),
+    };
+    if !args.yes {
+        let what = file.clone().unwrap_or_else(|| {
+            args.from_local
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        });
+        confirm(ctx, &setup, &what)?;
+    }
+    ctx.locked(&c, "restore", || async {
+        let file = match (&file, &args.from_local) {
+            (Some(f), _) => f.clone(),
+            (None, Some(local)) => match send(&c, &setup, local).await {
+                Ok(f) => f,
+                Err(e) => return (Vec::new(), Err(e)),
+            },
+            (None, None) => return (Vec::new(), Err(CommandError::Usage("no backup given".into()))),
+        };
+        let mut changes = vec![format!("restore `{}` from `{file}`", setup.database)];
+        let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+        let printer = Printer {
+            tty: std::io::stderr().is_terminal(),
+        };
+        eprintln!(
+            "restoring `{}` on {} from `{file}` …",
+            setup.database,
+            ctx.target_name()
+        );
+        match crate::backup::restore(&c.remote, &setup, &backend, &file, &printer).await {
+            Ok(report) => {
+                changes.push(format!("safety backup `{}`", report.safety_backup));
+                changes.push(format!(
+                    "previous database kept as `{}`",
+                    report.previous_database
+                ));
+                print_report(ctx, &report);
+                (changes, Ok(0))
+            }
+            Err(e) => {
+                if ctx.output == Output::Json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": file, "database": setup.database, "result": "failed", "error": e.to_string()})
+                    );
+                }
+                (changes, Err(failed(e)))
+            }
+        }
+    })
+    .await
+}
+
+fn print_report(ctx: &Context, r: &RestoreReport) {
+    match ctx.output {
+        Output::Json => {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["result"] = "ok".into();
+            if let Some(phases) = v["phases"].as_array_mut() {
+                for p in phases {
+                    if let (Some(b), Some(s)) = (p["bytes"].as_u64(), p["seconds"].as_f64()) {
+                        #[allow(clippy::cast_precision_loss)]
+                        let mb = b as f64 / 1_048_576.0;
+                        p["mb"] = mb.into();
+                        p["mb_per_s"] = (mb / s.max(0.001)).into();
+                    }
+                }
+            }
+            println!("{v}");
+        }
+        Output::Human => {
+            println!(
+                "restored `{}` from `{}` in {:.1}s",
+                r.database, r.file, r.seconds
+            );
+            println!("  safety backup: {}", r.safety_backup);
+            println!(
+                "  previous database kept as `{}` until the next restore",
+                r.previous_database
+            );
+            for p in &r.phases {
+                println!("  {:<14} {}", p.name, phase_text(p));
+            }
+        }
+    }
+}
+
+fn phase_text(p: &Phase) -> String {
+    match p.bytes {
+        Some(b) => {
+            #[allow(clippy::cast_precision_loss)]
+            let mb = b as f64 / 1_048_576.0;
+            format!(
+                "{:>7.1}s  {mb:.1} MB, {:.1} MB/s",
+                p.seconds,
+                mb / p.seconds.max(0.001)
+            )
+        }
+        None => format!("{:>7.1}s", p.seconds),
+    }
+}
+
+/// Phases as lines on stderr; the load's MB and rate redrawn in place on a terminal.
+struct Printer {
+    tty: bool,
+}
+
+impl Progress for Printer {
+    fn phase_started(&self, name: &str) {
+        eprintln!("  {name} …");
+    }
+
+    fn phase_finished(&self, phase: &Phase) {
+        if self.tty && phase.name == "load" {
+            eprintln!();
+        }
+        eprintln!("  {}: done {}", phase.name, phase_text(phase).trim_start());
+    }
+
+    fn loaded(&self, bytes: u64, total: u64, seconds: f64) {
+        if self.tty {
+            super::backup::load_progress(total)(bytes, seconds);
+        }
+    }
+}
+
+/// Asks the operator to type the stack name; without a terminal, refuses and names `--yes`.
+fn confirm(ctx: &Context, setup: &Setup, what: &str) -> Result<(), CommandError> {
+    let stack = &ctx.stack.name;
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Usage(format!(
+            "refusing to restore `{}` of `{stack}` ({}) without confirmation\n  help: run it on a terminal to confirm, or pass `--yes` in automation",
+            setup.database, ctx.stack.environment
+        )));
+    }
+    eprint!(
+        "This replaces database `{}` on {} with `{what}` (a safety backup is taken first). Type `{stack}` to confirm: ",
+        setup.database,
+        ctx.target_name()
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CommandError::Io(e.to_string()))?;
+    if line.trim() == stack {
+        Ok(())
+    } else {
+        Err(CommandError::Usage(
+            "not confirmed; nothing was changed".into(),
+        ))
+    }
+}
+
+/// `YYYYMMDD_HHMMSS` in UTC, now.
+fn stamp() -> String {
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    t.chars()
+        .filter(char::is_ascii_digit)
+        .enumerate()
+        .flat_map(|(i, ch)| if i == 8 { vec!['_', ch] } else { vec![ch] })
+        .collect()
+}
+
+/// Sends a local backup to the host's backup directory as `db_backup_<now>_uploaded.sql.gz`, with its sha256
+/// computed here, so the host's check proves it arrived whole.
+async fn send(c: &Connected, setup: &Setup, local: &Path) -> Result<String, CommandError> {
+    let name = BackupName::new(&stamp(), Some("uploaded"))
+        .map(|n| n.file)
+        .ok_or_else(|| CommandError::Io("cannot name the uploaded backup".into()))?;
+    let io = |e: std::io::Error| CommandError::Io(format!("reading `{}`: {e}", local.display()));
+    let mut f = tokio::fs::File::open(local).await.map_err(io)?;
+    let path = setup.file_path(&name);
+    let tmp = setup.file_path(&format!(".{name}.tmp"));
+    let cmd = format!(
+        "umask 077 && mkdir -p {dir} && cat > {tmp}",
+        dir = shell_quote(&setup.dir),
+        tmp = shell_quote(&tmp)
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let stream = c.remote.exec_stream(&cmd, Some(rx)).await?;
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut total = 0u64;
+    let started = std::time::Instant::now();
+    eprintln!("sending `{}` to {} …", local.display(), c.remote.name());
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = f.read(&mut buf).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        sha2::Digest::update(&mut hasher, &buf);
+        total += n as u64;
+        if tx.send(Bytes::from(buf)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    stream.success().await?;
+    let sum = hex::encode(sha2::Digest::finalize(hasher));
+    c.remote
+        .upload(
+            &format!("{path}.sha256"),
+            format!("{sum}  {name}\n").as_bytes(),
+            0o600,
+        )
+        .await?;
+    c.remote
+        .run(&format!(
+            "mv -f -- {} {}",
+            shell_quote(&tmp),
+            shell_quote(&path)
+        ))
+        .await?;
+    #[allow(clippy::cast_precision_loss)]
+    let mb = total as f64 / 1_048_576.0;
+    eprintln!(
+        "  sent {mb:.1} MB in {:.1}s as `{name}`",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(name)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn stamps_are_backup_stamps() {
+        let s = super::stamp();
+        assert!(
+            crate::backup::BackupName::new(&s, Some("uploaded")).is_some(),
+            "{s}"
+        );
+    }
+}

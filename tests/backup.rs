@@ -1,0 +1,421 @@
+//! Backups and restores against a real sandbox host: cron's own shell, a failing `pg_dump`, a round trip, refusals.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use support::project::{Project, Run};
+
+const DB: &str = "vaibava_db";
+
+/// Every public table with its row count and an md5 of all its rows, one `table|count:md5` line each.
+const STATE_SQL: &str = "SELECT c.relname || '|' || (xpath('/row/c/text()', query_to_xml(format(\
+    'SELECT count(*) || '':'' || md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY t::text), '''')) AS c FROM %I.%I t', \
+    n.nspname, c.relname), false, true, '')))[1]::text \
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 1;";
+
+trait HostExt {
+    fn sh(&self, cmd: &str) -> String;
+    fn psql(&self, sql: &str) -> String;
+    fn state(&self) -> String;
+    fn dump(&self) -> String;
+    fn backups(&self) -> Vec<serde_json::Value>;
+    fn cron_run(&self) -> Run;
+}
+
+impl HostExt for Project {
+    /// Runs a command on the host; it must succeed.
+    #[track_caller]
+    fn sh(&self, cmd: &str) -> String {
+        let run = self.ssh(cmd);
+        assert_eq!(
+            run.code, 0,
+            "`{cmd}` on the host failed:\n{}{}",
+            run.stdout, run.stderr
+        );
+        run.stdout
+    }
+
+    /// Runs SQL in the live database (sent base64-encoded, so no quoting gets in the way).
+    #[track_caller]
+    fn psql(&self, sql: &str) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sql);
+        self.sh(&format!(
+            "echo {b64} | base64 -d | docker exec -i vl_postgres psql -X -q -At -v ON_ERROR_STOP=1 -U postgres -d {DB}"
+        ))
+    }
+
+    /// Row counts and checksums of every table.
+    #[track_caller]
+    fn state(&self) -> String {
+        let s = self.psql(STATE_SQL);
+        assert!(s.contains("orders|"), "the shop's tables exist: {s}");
+        s
+    }
+
+    /// A plain dump of the live database (its random `\restrict` key removed).
+    #[track_caller]
+    fn dump(&self) -> String {
+        self.sh(&format!(
+            "docker exec vl_postgres pg_dump -U postgres {DB} | grep -v '^\\\\\\(un\\)\\?restrict '"
+        ))
+    }
+
+    #[track_caller]
+    fn backups(&self) -> Vec<serde_json::Value> {
+        let run = self.vldeploy(&["backup", "list", "-o", "json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("backup list -o json is JSON ({e}): {}", run.stdout));
+        v["backups"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Runs the installed cron entry's command exactly as cron does: `/bin/sh -c` with cron's environment.
+    fn cron_run(&self) -> Run {
+        let entry = self.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", self.name));
+        let line = entry
+            .lines()
+            .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .unwrap_or_else(|| panic!("a cron line: {entry}"));
+        let fields: Vec<&str> = line.splitn(7, ' ').collect();
+        assert_eq!(fields.len(), 7, "{line}");
+        assert_eq!(fields[5], "root", "{line}");
+        let command = fields[6];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(command);
+        self.ssh(&format!(
+            "cmd=$(echo {b64} | base64 -d); cd / && env -i HOME=/root LOGNAME=root USER=root SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c \"$cmd\""
+        ))
+    }
+}
+
+fn names(backups: &[serde_json::Value]) -> Vec<String> {
+    backups
+        .iter()
+        .map(|b| b["file"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn last_log_line(p: &Project) -> serde_json::Value {
+    let text = p.sh("tail -n 1 /var/log/vl_backup.log");
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("a JSON log line ({e}): {text}"))
+}
+
+#[test]
+fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
+    let p = Project::new("backup_cron");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let dir = format!("/var/backups/{}", p.name);
+
+    // `up` installed the script and its cron entry: 02:00 every day, as root.
+    let entry = p.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", p.name));
+    assert!(
+        entry.contains(&format!(
+            "0 2 * * * root /var/lib/vldeploy/{}/backup/backup.sh",
+            p.name
+        )),
+        "{entry}"
+    );
+    assert!(!p.sh("pgrep -x cron || pgrep -x crond").trim().is_empty());
+    let again = p.vldeploy(&["up"]).ok();
+    assert!(
+        !again.stdout.contains("backup.sh") && !again.stdout.contains("cron.d"),
+        "a second `up` leaves the backup files alone: {}",
+        again.stdout
+    );
+
+    // pg_dump fails part-way (it printed some SQL first): the run fails and no backup appears.
+    p.sh("docker exec vl_postgres sh -c 'rm -f /usr/local/bin/pg_dump && printf \"#!/bin/sh\\n/usr/lib/postgresql/15/bin/pg_dump \\\"\\$@\\\" | head -c 3000\\nexit 1\\n\" > /usr/local/bin/pg_dump && chmod 755 /usr/local/bin/pg_dump'");
+    let failed = p.cron_run();
+    assert_eq!(failed.code, 1, "a failed dump exits 1: {}", failed.all());
+    let log = last_log_line(&p);
+    assert_eq!(log["result"], "failed", "{log}");
+    assert_eq!(log["step"], "pg_dump", "{log}");
+    assert!(
+        p.backups().is_empty(),
+        "no backup is listed after a failed dump"
+    );
+    let files = p.sh(&format!("ls -A {dir}"));
+    assert_eq!(
+        files.trim(),
+        ".backup.lock",
+        "only the lock file is left: {files}"
+    );
+    let now = p.vldeploy(&["backup", "now"]);
+    assert_eq!(now.code, 1, "{}", now.all());
+    assert!(now.stderr.contains("pg_dump"), "{}", now.stderr);
+    assert!(p.backups().is_empty());
+
+    // With pg_dump back, the cron command makes a backup whose checksum, gzip stream and marker hold.
+    p.sh(
+        "docker exec vl_postgres ln -sf /usr/lib/postgresql/15/bin/pg_dump /usr/local/bin/pg_dump",
+    );
+    let ok = p.cron_run();
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    let log = last_log_line(&p);
+    assert_eq!(log["result"], "ok", "{log}");
+    let file = log["file"].as_str().unwrap().to_string();
+    let backups = p.backups();
+    assert_eq!(names(&backups), vec![file.clone()]);
+    assert_eq!(backups[0]["checksum"], "ok");
+    assert!(backups[0]["bytes"].as_u64().unwrap() > 512);
+    p.sh(&format!(
+        "cd {dir} && sha256sum -c {file}.sha256 && gzip -t {file} && gzip -dc {file} | grep -q 'PostgreSQL database dump complete'"
+    ));
+    let secret = p.secret("POSTGRES_PASSWORD");
+    let log_text = p.sh("cat /var/log/vl_backup.log");
+    assert!(!log_text.contains(&secret), "the log holds no password");
+
+    // A second run while one is in progress does not overlap: it exits 75 and makes nothing.
+    // The first run is held inside pg_dump by a lock on a table.
+    p.sh("nohup docker exec vl_postgres psql -U postgres -d vaibava_db -c 'BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(25); COMMIT;' >/dev/null 2>&1 &");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p
+        .psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'orders' AND l.mode = 'AccessExclusiveLock' AND l.granted")
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the table lock was never taken");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let script = format!("/var/lib/vldeploy/{}/backup/backup.sh", p.name);
+    p.sh(&format!(
+        "cd /; nohup env -i PATH=/usr/bin:/bin /bin/sh -c '{script} > /tmp/first-run.json 2>&1' </dev/null >/dev/null 2>&1 &"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while p.ssh(&format!("flock -n {dir}/.backup.lock true")).code == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took its lock"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let second = p.cron_run();
+    assert_eq!(
+        second.code,
+        75,
+        "the second run is refused: {}",
+        second.all()
+    );
+    let log = last_log_line(&p);
+    assert_eq!(log["result"], "busy", "{log}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = p.sh("cat /tmp/first-run.json 2>/dev/null || true");
+        if let Some(line) = out.lines().last().filter(|l| l.starts_with('{')) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["result"], "ok", "the first run completes: {v}");
+            let listed = names(&p.backups());
+            assert!(
+                listed.contains(&v["file"].as_str().unwrap().to_string()),
+                "{listed:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first run did not finish: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Makes backup file `name` from `good` in the backup directory with the shell snippet `make` (which sees both
+/// as `$good` and `$name`); its sidecar is computed over the result when `fresh_sidecar`, else it is the original's.
+fn doctored(p: &Project, good: &str, name: &str, make: &str, fresh_sidecar: bool) {
+    let dir = format!("/var/backups/{}", p.name);
+    let sidecar = if fresh_sidecar {
+        "sha256sum \"$name\" > \"$name.sha256\""
+    } else {
+        "sed \"s/$good/$name/\" \"$good.sha256\" > \"$name.sha256\""
+    };
+    p.sh(&format!(
+        "cd {dir} && good={good} && name={name} && {{ {make}; }} && {sidecar}"
+    ));
+}
+
+fn backend_started_at(p: &Project) -> String {
+    p.sh("docker inspect -f '{{.State.StartedAt}} {{.State.Running}}' vl_backend")
+}
+
+#[test]
+fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
+    let p = Project::new("backup_restore");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let insert = |from: u32, to: u32| {
+        p.psql(&format!(
+            "INSERT INTO orders (id, status, payment_mode, amount_paise, customer) \
+             SELECT 'ord-' || i, 'paid', 'cod', i * 100, jsonb_build_object('name', 'c' || i) FROM generate_series({from}, {to}) i; \
+             INSERT INTO order_items (order_id, handle, title, price, quantity) \
+             SELECT 'ord-' || i, 'tea', 'Tea', 100, 1 + i % 3 FROM generate_series({from}, {to}) i;"
+        ));
+    };
+
+    // Orders, a backup, more orders.
+    insert(1, 40);
+    let first = p.vldeploy(&["backup", "now", "-o", "json"]).ok();
+    let made: serde_json::Value = serde_json::from_str(&first.stdout).unwrap();
+    let file = made["file"].as_str().unwrap().to_string();
+    let state_then = p.state();
+    assert!(state_then.contains("orders|40:"), "{state_then}");
+    insert(41, 75);
+    p.psql("UPDATE orders SET status = 'shipped' WHERE id = 'ord-1';");
+    assert_ne!(p.state(), state_then);
+
+    // verify: a scratch restore with every table's rows compared; the live database is only read.
+    let before_verify = p.dump();
+    let v = p.vldeploy(&["backup", "verify", &file, "-o", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["matches_live"], false, "live has more orders now: {v}");
+    let orders = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.orders")
+        .unwrap_or_else(|| panic!("orders verified: {v}"));
+    assert_eq!(orders["backup"], 40);
+    assert_eq!(orders["restored"], 40);
+    assert_eq!(orders["live"], 75);
+    assert_eq!(p.dump(), before_verify);
+    assert_eq!(
+        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_verify_%'")
+            .trim(),
+        "0",
+        "the scratch database is gone"
+    );
+
+    // The maintenance page: nginx answers /api/ with 503 while the flag is set.
+    let flag = format!("/var/lib/vldeploy/{}/www/.maintenance", p.name);
+    p.sh(&format!("touch {flag}"));
+    let (code, body) = p.http_get("/api/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("maintenance"), "{body}");
+    p.sh(&format!("rm -f {flag}"));
+    assert_eq!(p.http_get("/api/health").0, 200);
+
+    // A corrupted backup (one byte changed, the original checksum) and a truncated one (a checksum made over
+    // the truncated file, so the gzip check must catch it): both refused before the backend stops.
+    doctored(
+        &p,
+        &file,
+        "db_backup_20200101_000000.sql.gz",
+        "cp \"$good\" \"$name\" && b=$(od -An -tu1 -j300 -N1 \"$good\") && printf \"\\\\$(printf %o $((255 - b)))\" | dd of=\"$name\" bs=1 seek=300 conv=notrunc 2>/dev/null && ! cmp -s \"$good\" \"$name\"",
+        false,
+    );
+    doctored(
+        &p,
+        &file,
+        "db_backup_20200102_000000.sql.gz",
+        "head -c -40 \"$good\" > \"$name\"",
+        true,
+    );
+    let live_before = p.dump();
+    let started_before = backend_started_at(&p);
+    for (bad, why) in [
+        ("db_backup_20200101_000000.sql.gz", "sha256 does not match"),
+        ("db_backup_20200102_000000.sql.gz", "gzip stream is damaged"),
+    ] {
+        let run = p.vldeploy(&["restore", bad, "--yes"]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains(why), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+        assert_eq!(
+            backend_started_at(&p),
+            started_before,
+            "the backend never stopped"
+        );
+        assert_eq!(p.dump(), live_before, "the live database is unchanged");
+    }
+
+    // A backup whose SQL fails near its end (the marker is intact): the load's transaction rolls back, the
+    // original database serves again, and the backend is healthy.
+    doctored(
+        &p,
+        &file,
+        "db_backup_20200103_000000.sql.gz",
+        "gzip -dc \"$good\" | sed 's/^-- PostgreSQL database dump complete/SELECT * FROM no_such_table;\\n&/' | gzip > \"$name\"",
+        true,
+    );
+    let late = p.vldeploy(&["restore", "db_backup_20200103_000000.sql.gz", "--yes"]);
+    assert_eq!(late.code, 1, "{}", late.all());
+    assert!(late.stderr.contains("no_such_table"), "{}", late.stderr);
+    assert!(
+        late.stderr.contains("was not changed") && late.stderr.contains("healthy"),
+        "{}",
+        late.stderr
+    );
+    assert_eq!(p.dump(), live_before, "the original database serves");
+    assert_eq!(p.http_get("/api/health").0, 200, "the backend is healthy");
+    assert_eq!(
+        p.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%_restore_%'")
+            .trim(),
+        "0",
+        "the half-loaded database is gone"
+    );
+    assert_eq!(
+        p.ssh(&format!("test -e {flag}")).code,
+        1,
+        "the maintenance page is lifted"
+    );
+
+    // The round trip: restoring the first backup brings back exactly the first state.
+    let run = p.vldeploy(&["restore", &file, "--yes", "-o", "json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["result"], "ok", "{report}");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "verify",
+            "safety backup",
+            "stop backend",
+            "load",
+            "swap",
+            "start backend"
+        ]
+    );
+    assert_eq!(
+        p.state(),
+        state_then,
+        "every table's rows and checksum are back"
+    );
+    let (code, health) = p.http_get("/api/health");
+    assert_eq!(code, 200, "{health}");
+    assert!(
+        health.contains("\"up\""),
+        "the backend reaches the restored database: {health}"
+    );
+    let safety = report["safety_backup"].as_str().unwrap();
+    assert!(safety.ends_with("_pre-restore.sql.gz"), "{safety}");
+    assert!(names(&p.backups()).contains(&safety.to_string()));
+    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
+    assert!(
+        audit.stdout.contains("\"command\":\"restore\""),
+        "{}",
+        audit.stdout
+    );
+
+    // The safety backup undoes the restore: pulled to this machine and sent back with --from-local.
+    let local = p.path().join("safety.sql.gz");
+    p.vldeploy(&["backup", "pull", safety, "--to", local.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::metadata(&local).unwrap().len() > 512);
+    let run = p.vldeploy(&["restore", "--from-local", local.to_str().unwrap(), "--yes"]);
+    let run = run.ok();
+    assert!(run.stdout.contains("restored"), "{}", run.stdout);
+    let state_now = p.state();
+    assert!(
+        state_now.contains("orders|75:"),
+        "the later orders are back: {state_now}"
+    );
+    assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
+}
