@@ -95,7 +95,12 @@ impl Context {
     pub(crate) async fn desired(&self, local: &Engine) -> Result<Desired, CommandError> {
         let say = |line: &str| eprintln!("{line}");
         let images = build_all(&self.stack, local, self.rebuild, &say).await?;
-        Ok(desired_from_stack(&self.stack, &images)?)
+        let mut desired = desired_from_stack(&self.stack, &images)?;
+        // The backup script and its cron entry are files like the nginx config: written when they change.
+        desired
+            .files
+            .extend(crate::backup::Setup::from_stack(&self.stack).files()?);
+        Ok(desired)
     }
 
     /// Where the shop answers once it is up.

@@ -1,8 +1,8 @@
 //! The commands: each loads what it needs, acts, and prints what the user asked for on stdout.
 
 mod audit;
-mod certs;
 mod backup;
+mod certs;
 mod context;
 mod doctor;
 mod down;
@@ -19,8 +19,8 @@ mod status;
 mod up;
 
 pub(crate) use audit::audit;
-pub(crate) use certs::{certs, renew_on_host};
 pub(crate) use backup::backup;
+pub(crate) use certs::{certs, renew_on_host};
 pub(crate) use context::{CommandError, Context};
 pub(crate) use doctor::doctor;
 pub(crate) use down::down;

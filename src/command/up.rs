@@ -19,11 +19,7 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
         return Err(CommandError::Usage(refused));
     }
     let local = Engine::local()?;
-    let mut desired = ctx.desired(&local).await?;
-    // The backup script and its cron entry are files like the nginx config: written when they change.
-    desired
-        .files
-        .extend(crate::backup::Setup::from_stack(&ctx.stack).files()?);
+    let desired = ctx.desired(&local).await?;
     let connected = ctx.connect().await?;
     let target = ctx.target_name();
     let url = ctx.url();
