@@ -134,7 +134,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {}
+pub struct UpArgs {
+    /// Before changing anything, take a backup of the database and prove it by a scratch restore; a backup
+    /// that fails or does not verify stops `up` with nothing changed.
+    #[arg(long)]
+    pub backup_before: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {

@@ -11,7 +11,7 @@ use crate::apply::{Host, apply};
 use crate::cli::{Output, UpArgs};
 use crate::engine::Engine;
 
-pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandError> {
+pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
     let started = Instant::now();
     // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.
     super::firewall::validate(ctx)?;
@@ -53,6 +53,13 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
             }
             if let Some(s) = &firewall_change {
                 println!("firewall: {s}");
+            }
+        }
+        if args.backup_before && !plan.is_empty() {
+            match backup_before(ctx, &connected).await {
+                Ok(Some(line)) => changes.insert(0, line),
+                Ok(None) => {}
+                Err(e) => return (changes, Err(e)),
             }
         }
         if !plan.is_empty() {
@@ -128,4 +135,33 @@ pub(crate) async fn up(ctx: &Context, _args: &UpArgs) -> Result<i32, CommandErro
         (changes, Ok(0))
     })
     .await
+}
+
+/// `--backup-before`: a backup tagged `pre-up`, verified by a scratch restore, before anything changes.
+/// Returns what to record, or `None` when there is no database yet.
+async fn backup_before(ctx: &Context, c: &super::context::Connected) -> Result<Option<String>, CommandError> {
+    let postgres = crate::plan::container_name("postgres");
+    if !c.engine.container_state(&postgres).await?.is_some_and(|s| s.running) {
+        eprintln!("backup before the release: `{postgres}` is not running yet, so there is nothing to back up");
+        return Ok(None);
+    }
+    let setup = crate::backup::Setup::from_stack(&ctx.stack);
+    eprintln!("backup before the release: dumping the database …");
+    let outcome = crate::backup::run_backup(&c.remote, &setup, Some("pre-up"), 600)
+        .await
+        .map_err(|e| CommandError::Io(format!("{e}\nnothing was changed: `up --backup-before` stops when the backup fails")))?;
+    let file = outcome.file.unwrap_or_default();
+    eprintln!("backup before the release: verifying `{file}` by a scratch restore …");
+    let verification = crate::backup::verify(&c.remote, &setup, &file, &|_, _| {})
+        .await
+        .map_err(|e| CommandError::Io(format!("{e}\nnothing was changed")))?;
+    if !verification.ok {
+        return Err(CommandError::Io(format!(
+            "the backup `{file}` taken before the release does not restore cleanly ({}); nothing was changed",
+            verification.problems.join("; ")
+        )));
+    }
+    let line = format!("verified backup `{file}` before the release ({} tables)", verification.tables.len());
+    eprintln!("{line}");
+    Ok(Some(line))
 }
