@@ -29,4 +29,4 @@ for path in /api/health "/api/search?q=silk"; do
 done
 sshp=$(sed -n 's/^SANDBOX_SSH_PORT=//p' .vldeploy/sandbox/sandbox.env)
 ssh -p "$sshp" -i .vldeploy/sandbox/id_ed25519 -o UserKnownHostsFile=.vldeploy/sandbox/known_hosts -o BatchMode=yes root@127.0.0.1 \
-  'grep -E "VmRSS|VmHWM" /proc/$(docker inspect -f "{{.State.Pid}}" vl_backend)/status'
+  'ps -C vl-backend -o rss=,args= | sed "s/^/backend RSS (kB): /"'
