@@ -208,15 +208,34 @@ fn release_up_backup_before_takes_a_verified_backup_first() {
     p.sandbox_up(&[]);
     // On a fresh host there is no database yet; `up` says so and goes on.
     let first = p.vldeploy(&["up", "--backup-before"]).ok();
-    assert!(first.stderr.contains("nothing to back up"), "{}", first.stderr);
-    assert_eq!(p.vldeploy(&["backup", "list", "-o", "json"]).ok().stdout.matches("pre-up").count(), 0);
+    assert!(
+        first.stderr.contains("nothing to back up"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(
+        p.vldeploy(&["backup", "list", "-o", "json"])
+            .ok()
+            .stdout
+            .matches("pre-up")
+            .count(),
+        0
+    );
 
     p.write_stack(&with_release_env(&p, 1));
     let run = p.vldeploy(&["up", "--backup-before"]).ok();
     assert!(run.stderr.contains("verified backup `"), "{}", run.stderr);
     let list = p.vldeploy(&["backup", "list", "-o", "json"]).ok();
-    assert!(list.stdout.contains("pre-up"), "the backup made before the release is listed: {}", list.stdout);
-    assert_eq!(live_env(&p, "RELEASE_N"), "1", "the release went ahead after the verified backup");
+    assert!(
+        list.stdout.contains("pre-up"),
+        "the backup made before the release is listed: {}",
+        list.stdout
+    );
+    assert_eq!(
+        live_env(&p, "RELEASE_N"),
+        "1",
+        "the release went ahead after the verified backup"
+    );
     let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
     assert!(audit.stdout.contains("verified backup"), "{}", audit.stdout);
 }

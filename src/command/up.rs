@@ -139,17 +139,31 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
 
 /// `--backup-before`: a backup tagged `pre-up`, verified by a scratch restore, before anything changes.
 /// Returns what to record, or `None` when there is no database yet.
-async fn backup_before(ctx: &Context, c: &super::context::Connected) -> Result<Option<String>, CommandError> {
+async fn backup_before(
+    ctx: &Context,
+    c: &super::context::Connected,
+) -> Result<Option<String>, CommandError> {
     let postgres = crate::plan::container_name("postgres");
-    if !c.engine.container_state(&postgres).await?.is_some_and(|s| s.running) {
-        eprintln!("backup before the release: `{postgres}` is not running yet, so there is nothing to back up");
+    if !c
+        .engine
+        .container_state(&postgres)
+        .await?
+        .is_some_and(|s| s.running)
+    {
+        eprintln!(
+            "backup before the release: `{postgres}` is not running yet, so there is nothing to back up"
+        );
         return Ok(None);
     }
     let setup = crate::backup::Setup::from_stack(&ctx.stack);
     eprintln!("backup before the release: dumping the database …");
     let outcome = crate::backup::run_backup(&c.remote, &setup, Some("pre-up"), 600)
         .await
-        .map_err(|e| CommandError::Io(format!("{e}\nnothing was changed: `up --backup-before` stops when the backup fails")))?;
+        .map_err(|e| {
+            CommandError::Io(format!(
+                "{e}\nnothing was changed: `up --backup-before` stops when the backup fails"
+            ))
+        })?;
     let file = outcome.file.unwrap_or_default();
     eprintln!("backup before the release: verifying `{file}` by a scratch restore …");
     let verification = crate::backup::verify(&c.remote, &setup, &file, &|_, _| {})
@@ -161,7 +175,10 @@ async fn backup_before(ctx: &Context, c: &super::context::Connected) -> Result<O
             verification.problems.join("; ")
         )));
     }
-    let line = format!("verified backup `{file}` before the release ({} tables)", verification.tables.len());
+    let line = format!(
+        "verified backup `{file}` before the release ({} tables)",
+        verification.tables.len()
+    );
     eprintln!("{line}");
     Ok(Some(line))
 }
