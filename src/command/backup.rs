@@ -13,7 +13,7 @@ use crate::cli::{BackupAction, Output};
 /// A backup failure as a command failure (its text says what happened and what to do).
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
 pub(crate) fn failed(e: BackupError) -> CommandError {
-    CommandError::Io(e.to_string())
+    CommandError::Backup(e)
 }
 
 pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, CommandError> {

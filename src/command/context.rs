@@ -35,6 +35,10 @@ pub(crate) enum CommandError {
     State(#[from] crate::state::StateError),
     #[error(transparent)]
     Rollout(#[from] crate::rollout::RolloutError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -194,4 +198,32 @@ pub(crate) fn git_commit(dir: &std::path::Path) -> Option<String> {
     let head = run(&["rev-parse", "--short=12", "HEAD"])?;
     let dirty = run(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// Asks the operator to type the stack's name before something that destroys data. Without a terminal it
+/// refuses with `refusal` (which names `--yes`); a wrong answer changes nothing.
+pub(crate) fn confirm_by_stack_name(
+    ctx: &Context,
+    refusal: String,
+    prompt: &str,
+) -> Result<(), CommandError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stack = &ctx.stack.name;
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Usage(refusal));
+    }
+    eprint!("{prompt} Type `{stack}` to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CommandError::Io(e.to_string()))?;
+    if line.trim() == stack {
+        Ok(())
+    } else {
+        Err(CommandError::Usage(
+            "not confirmed; nothing was changed".into(),
+        ))
+    }
 }

@@ -1,6 +1,5 @@
 //! `vldeploy down`: remove the stack's containers and networks; volumes only when asked, and confirmed.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use super::{CommandError, Context};
@@ -79,27 +78,15 @@ async fn remove_all(
 /// Asks the operator to type the stack name; without a terminal, refuses and names `--yes`.
 fn confirm_volume_deletion(ctx: &Context) -> Result<(), CommandError> {
     let stack = &ctx.stack.name;
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::Usage(format!(
+    super::context::confirm_by_stack_name(
+        ctx,
+        format!(
             "refusing to delete the volumes of `{stack}` ({}) without confirmation: this deletes the database.\n  help: run it on a terminal to confirm, or pass `--yes` in automation",
             ctx.stack.environment
-        )));
-    }
-    eprint!(
-        "This deletes the volumes of `{stack}` on {}, including the database. Type `{stack}` to confirm: ",
-        ctx.target_name()
-    );
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CommandError::Io(e.to_string()))?;
-    if line.trim() == stack {
-        Ok(())
-    } else {
-        Err(CommandError::Usage(
-            "not confirmed; nothing was changed".into(),
-        ))
-    }
+        ),
+        &format!(
+            "This deletes the volumes of `{stack}` on {}, including the database.",
+            ctx.target_name()
+        ),
+    )
 }

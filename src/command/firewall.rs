@@ -42,7 +42,7 @@ pub(crate) async fn firewall(ctx: &Context, action: &FirewallAction) -> Result<i
 /// A firewall error as a command error (the message is kept whole).
 #[allow(clippy::needless_pass_by_value)] // the shape `map_err` takes
 pub(crate) fn fail(e: FirewallError) -> CommandError {
-    CommandError::Io(e.to_string())
+    CommandError::Firewall(e)
 }
 
 /// Refuses a firewall policy that contradicts itself, before anything is built, sent or changed.

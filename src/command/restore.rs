@@ -1,6 +1,6 @@
 //! `vldeploy restore`: confirm, (send a local backup,) restore under the lock, report phases and rates.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -153,31 +153,18 @@ impl Progress for Printer {
 
 /// Asks the operator to type the stack name; without a terminal, refuses and names `--yes`.
 fn confirm(ctx: &Context, setup: &Setup, what: &str) -> Result<(), CommandError> {
-    let stack = &ctx.stack.name;
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::Usage(format!(
-            "refusing to restore `{}` of `{stack}` ({}) without confirmation\n  help: run it on a terminal to confirm, or pass `--yes` in automation",
-            setup.database, ctx.stack.environment
-        )));
-    }
-    eprint!(
-        "This replaces database `{}` on {} with `{what}` (a safety backup is taken first). Type `{stack}` to confirm: ",
-        setup.database,
-        ctx.target_name()
-    );
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CommandError::Io(e.to_string()))?;
-    if line.trim() == stack {
-        Ok(())
-    } else {
-        Err(CommandError::Usage(
-            "not confirmed; nothing was changed".into(),
-        ))
-    }
+    super::context::confirm_by_stack_name(
+        ctx,
+        format!(
+            "refusing to restore `{}` of `{}` ({}) without confirmation\n  help: run it on a terminal to confirm, or pass `--yes` in automation",
+            setup.database, ctx.stack.name, ctx.stack.environment
+        ),
+        &format!(
+            "This replaces database `{}` on {} with `{what}` (a safety backup is taken first).",
+            setup.database,
+            ctx.target_name()
+        ),
+    )
 }
 
 /// `YYYYMMDD_HHMMSS` in UTC, now.
