@@ -33,7 +33,7 @@ pub async fn build_image(
     let context = build_context(&req.context, &req.dockerfile)?;
     let inputs = inputs_hash(&context, req);
     if !req.fresh {
-        if let Some(id) = built_from(engine, &inputs).await {
+        if let Some(id) = built_from(engine, &inputs, &req.repository).await {
             return tag(engine, req, id).await;
         }
     }
@@ -101,14 +101,36 @@ fn inputs_hash(context: &[u8], req: &BuildRequest) -> String {
 }
 
 /// An image the engine already built from exactly these inputs, if any (so an unchanged build costs one query).
-async fn built_from(engine: &Engine, inputs: &str) -> Option<String> {
+///
+/// Two stacks building the same inputs at the same moment can each get an image of their own (same label, other
+/// IDs), so the choice must be stable: this repository's own newest image first, then the newest of any.
+async fn built_from(engine: &Engine, inputs: &str, repository: &str) -> Option<String> {
     let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
     filters.insert("label", vec![format!("{INPUTS_LABEL}={inputs}")]);
     let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
         .filters(&filters)
         .build();
     let images = engine.docker.list_images(Some(opts)).await.ok()?;
-    images.into_iter().next().map(|i| i.id)
+    pick_built(
+        images
+            .into_iter()
+            .map(|i| (i.id, i.created, i.repo_tags))
+            .collect(),
+        repository,
+    )
+}
+
+/// Chooses among images carrying the same build inputs: `(id, created, tags)`.
+fn pick_built(mut images: Vec<(String, i64, Vec<String>)>, repository: &str) -> Option<String> {
+    let prefix = format!("{repository}:");
+    let ours = |tags: &[String]| tags.iter().any(|t| t.starts_with(&prefix));
+    images.sort_by(|a, b| {
+        ours(&b.2)
+            .cmp(&ours(&a.2))
+            .then(b.1.cmp(&a.1))
+            .then(a.0.cmp(&b.0))
+    });
+    images.into_iter().next().map(|i| i.0)
 }
 
 /// Tags an image `<repository>:<first 12 hex digits of its ID>`. Returns `(id, reference)`.
@@ -181,4 +203,47 @@ pub async fn transfer_images(
     }
     export.await.map_err(|e| fail(e.to_string()))?;
     Ok(sent.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_built;
+
+    fn img(id: &str, created: i64, tags: &[&str]) -> (String, i64, Vec<String>) {
+        (
+            id.into(),
+            created,
+            tags.iter().map(|t| t.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn the_repositorys_own_build_wins_over_a_newer_one_of_another_stack() {
+        let images = vec![
+            img("sha256:b", 20, &["vl/other-backend:b"]),
+            img("sha256:a", 10, &["vl/shop-backend:a"]),
+        ];
+        assert_eq!(
+            pick_built(images, "vl/shop-backend").as_deref(),
+            Some("sha256:a")
+        );
+    }
+
+    #[test]
+    fn without_an_own_build_the_newest_is_taken_whatever_the_listing_order() {
+        let mut images = vec![
+            img("sha256:a", 10, &["vl/x-backend:a"]),
+            img("sha256:b", 20, &["vl/y-backend:b"]),
+        ];
+        assert_eq!(
+            pick_built(images.clone(), "vl/shop-backend").as_deref(),
+            Some("sha256:b")
+        );
+        images.reverse();
+        assert_eq!(
+            pick_built(images, "vl/shop-backend").as_deref(),
+            Some("sha256:b")
+        );
+        assert_eq!(pick_built(vec![], "vl/shop-backend"), None);
+    }
 }
