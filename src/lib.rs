@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod backup;
 pub mod builder;
+pub mod checklist;
 pub mod cli;
 mod command;
 pub mod engine;

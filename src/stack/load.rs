@@ -200,6 +200,7 @@ pub fn load_with(
             .map(|(k, read)| (k, read.service))
             .collect(),
         secrets: vars.secret_values(),
+        named_secrets: vars.named_secrets(),
         tls,
         firewall,
         backup,

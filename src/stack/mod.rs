@@ -28,3 +28,5 @@ pub use schema::schema;
 pub use section::{
     Acme, AllowRule, Backup, Checklist, Eab, Firewall, Proto, ProvidedCert, Retention, Tls,
 };
+pub(crate) use keys::CHECKLIST_ITEMS;
+pub(crate) use suggest::did_you_mean;

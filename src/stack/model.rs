@@ -26,6 +26,9 @@ pub struct Stack {
     pub services: BTreeMap<String, Service>,
     /// Every secret value loaded, longest first, for scrubbing output.
     pub secrets: Vec<Secret>,
+    /// Every secret variable by name (declared in `secrets:` or defined in the secrets file), sorted by name.
+    #[serde(skip)]
+    pub named_secrets: Vec<(String, Secret)>,
     pub tls: Tls,
     pub firewall: Option<Firewall>,
     pub backup: Option<Backup>,

@@ -89,6 +89,24 @@ impl<'a> Variables<'a> {
         values.into_iter().map(Secret::new).collect()
     }
 
+    /// Every secret by name, with its value (empty when it is declared but defined nowhere), sorted by name:
+    /// what the go-live checklist judges. Values stay wrapped in `Secret`.
+    pub(crate) fn named_secrets(&self) -> Vec<(String, Secret)> {
+        let names: BTreeSet<&str> = self
+            .secret_names
+            .iter()
+            .chain(self.secrets_file.keys())
+            .map(String::as_str)
+            .collect();
+        names
+            .into_iter()
+            .map(|n| {
+                let value = self.get(n).map(|v| v.text).unwrap_or_default();
+                (n.to_owned(), Secret::new(value))
+            })
+            .collect()
+    }
+
     /// Where an undefined variable could be defined, for help lines.
     pub(crate) fn where_to_define(&self, name: &str) -> String {
         let mut places = vec!["the process environment".to_owned()];

@@ -1,0 +1,508 @@
+//! The probes behind each item: what they look at (the live release from outside, or a staged one on the host).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::report::Finding;
+use super::{ATTESTED_ITEMS, AUTH_PROBE_REQUESTS, Inputs, freshness};
+use crate::plan::container_name;
+use crate::stack::{Stack, Tls};
+
+/// What the release-level items (`health`, `safe_mode`, `auth_rate_limit`) look at.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// The release nginx serves, through the public endpoint from where vldeploy runs.
+    Live,
+    /// A release started and healthy but not yet serving: probed from the nginx container on the host.
+    Staged {
+        container: String,
+        alias: String,
+        port: u16,
+    },
+}
+
+impl Subject {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Live => "the live release".into(),
+            Self::Staged { container, .. } => format!("the staged release `{container}`"),
+        }
+    }
+
+    fn container(&self) -> String {
+        match self {
+            Self::Live => container_name("backend"),
+            Self::Staged { container, .. } => container.clone(),
+        }
+    }
+}
+
+/// Judges one item.
+pub(super) async fn judge(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
+    match item {
+        "ssl" => ssl(inputs.stack, now).await,
+        "secrets" => secrets(inputs.stack),
+        "safe_mode" => safe_mode(inputs).await,
+        "backup" => backup(inputs, now).await,
+        "firewall" => firewall(inputs.stack).await,
+        "auth_rate_limit" => auth_rate_limit(inputs, now).await,
+        "health" => health(inputs).await,
+        other if ATTESTED_ITEMS.contains(&other) => attested(inputs, other, now).await,
+        other => Finding::fail(
+            other,
+            "no such checklist item",
+            "remove it from `checklist.items`",
+        ),
+    }
+}
+
+/// Where the public HTTPS (443) or HTTP (80) listener is reached from here.
+fn public_address(stack: &Stack, port: u16) -> Option<String> {
+    match crate::firewall::Reach::for_stack(stack) {
+        r @ crate::firewall::Reach::Published { .. } => r.address(port),
+        crate::firewall::Reach::Direct { .. } => Some(format!("{}:{port}", stack.domain)),
+    }
+}
+
+/// Extra roots to trust: the CA bundle of `tls: acme` (a private or test CA).
+fn extra_roots(stack: &Stack) -> Option<PathBuf> {
+    match &stack.tls {
+        Tls::Acme(acme) => acme.ca_bundle.clone(),
+        _ => None,
+    }
+}
+
+async fn ssl(stack: &Stack, now: u64) -> Finding {
+    const ITEM: &str = "ssl";
+    if stack.tls == Tls::Off {
+        return Finding::fail(
+            ITEM,
+            "`tls: off`: the domain has no HTTPS",
+            "add `tls: {acme: {directory: letsencrypt, email: ...}}` to the environment and run `vldeploy up`",
+        );
+    }
+    let Some(addr) = public_address(stack, 443) else {
+        return Finding::fail(
+            ITEM,
+            "port 443 cannot be reached from here",
+            "publish 443 (`vldeploy sandbox up --publish 443`)",
+        );
+    };
+    match super::ssl::check(&addr, &stack.domain, extra_roots(stack), now).await {
+        Ok(s) => Finding::pass(
+            ITEM,
+            format!(
+                "certificate {} for {} issued by {}, chain trusted, {} days left",
+                s.cert.serial,
+                s.cert.sans.join(", "),
+                s.cert.issuer,
+                s.days_left
+            ),
+        ),
+        Err(why) => Finding::fail(
+            ITEM,
+            format!("{} at {addr}: {why}", stack.domain),
+            "`vldeploy certs status` shows the certificate; `vldeploy certs renew --force` issues a new one (the domain must point at the host)",
+        ),
+    }
+}
+
+fn secrets(stack: &Stack) -> Finding {
+    const ITEM: &str = "secrets";
+    let weak = super::secrets::weak_secrets(&stack.named_secrets);
+    if stack.named_secrets.is_empty() {
+        return Finding::fail(
+            ITEM,
+            "the stack declares no secrets",
+            "list the secret variables under `secrets:` in stack.yaml",
+        );
+    }
+    if weak.is_empty() {
+        let names: Vec<&str> = stack.named_secrets.iter().map(|(n, _)| n.as_str()).collect();
+        return Finding::pass(
+            ITEM,
+            format!(
+                "{} secrets, none a default, short or predictable: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
+    let lines: Vec<String> = weak
+        .iter()
+        .map(|(n, w)| format!("`{n}` is {}", w.describe()))
+        .collect();
+    Finding::fail(
+        ITEM,
+        lines.join("; "),
+        "put generated values (`openssl rand -base64 24`) in the secrets file and run `vldeploy up`; a database password must also be changed inside postgres (`ALTER USER ... PASSWORD`)",
+    )
+}
+
+async fn safe_mode(inputs: &Inputs<'_>) -> Finding {
+    const ITEM: &str = "safe_mode";
+    let name = inputs.subject.container();
+    let fix = "set `OPERATOR_SAFE_MODE: \"true\"` in the backend's env in stack.yaml and run `vldeploy up`";
+    let env = match inputs.engine.docker.inspect_container(&name, None).await {
+        Ok(c) => c.config.and_then(|c| c.env).unwrap_or_default(),
+        Err(e) => {
+            return Finding::fail(
+                ITEM,
+                format!("`{name}` cannot be read on the host: {e}"),
+                "`vldeploy up` starts the backend",
+            );
+        }
+    };
+    let value = env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("OPERATOR_SAFE_MODE="))
+        .map(str::to_owned);
+    match value {
+        Some(v) if v.eq_ignore_ascii_case("true") => {
+            Finding::pass(ITEM, format!("OPERATOR_SAFE_MODE=true in `{name}`"))
+        }
+        Some(v) => Finding::fail(
+            ITEM,
+            format!("OPERATOR_SAFE_MODE is `{v}` in `{name}`"),
+            fix,
+        ),
+        None => Finding::fail(ITEM, format!("OPERATOR_SAFE_MODE is not set in `{name}`"), fix),
+    }
+}
+
+async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
+    const ITEM: &str = "backup";
+    let fix = "`vldeploy backup now`, then `vldeploy backup verify` (a scratch restore that records the evidence)";
+    let stack = &inputs.stack.name;
+    let record = match super::read_backup_verified(inputs.remote, stack).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Finding::fail(ITEM, "no backup was ever verified by a scratch restore", fix);
+        }
+        Err(e) => return Finding::fail(ITEM, format!("the evidence cannot be read: {e}"), fix),
+    };
+    let setup = crate::backup::Setup::from_stack(inputs.stack);
+    let present = match crate::backup::list(inputs.remote, &setup).await {
+        Ok(entries) => entries.into_iter().find(|e| e.name.file == record.file),
+        Err(e) => {
+            return Finding::fail(ITEM, format!("the backups cannot be listed: {e}"), fix);
+        }
+    };
+    let Some(entry) = present else {
+        return Finding::fail(
+            ITEM,
+            format!("the verified backup `{}` is no longer on the host", record.file),
+            fix,
+        );
+    };
+    if entry.checksum != crate::backup::Checksum::Ok {
+        return Finding::fail(
+            ITEM,
+            format!(
+                "the verified backup `{}` no longer matches its checksum ({})",
+                record.file,
+                entry.checksum.as_str()
+            ),
+            fix,
+        );
+    }
+    let age = now.saturating_sub(record.taken);
+    let window = freshness(inputs.stack, ITEM);
+    let evidence = format!(
+        "`{}` taken {} ago, restored into a scratch database {} ago: {} tables, {} rows",
+        record.file,
+        ago(age),
+        ago(now.saturating_sub(record.verified)),
+        record.tables,
+        record.rows
+    );
+    if Duration::from_secs(age) > window {
+        return Finding::stale(
+            ITEM,
+            format!("{evidence} (older than {})", ago(window.as_secs())),
+            fix,
+        );
+    }
+    Finding::pass(ITEM, evidence)
+}
+
+async fn firewall(stack: &Stack) -> Finding {
+    const ITEM: &str = "firewall";
+    let fix = "`vldeploy up` applies the firewall; `vldeploy firewall probe` shows every port";
+    match crate::firewall::probe(stack).await {
+        Ok(report) => {
+            let probed = |open: bool| -> Vec<String> {
+                report
+                    .ports
+                    .iter()
+                    .filter(|p| p.ok.is_some() && (p.expect == crate::firewall::Expect::Open) == open)
+                    .map(|p| p.port.to_string())
+                    .collect()
+            };
+            if report.passed() {
+                Finding::pass(
+                    ITEM,
+                    format!(
+                        "from outside: {} answer, {} closed",
+                        probed(true).join(", "),
+                        probed(false).join(", ")
+                    ),
+                )
+            } else if report.ports.iter().all(|p| p.ok.is_none()) {
+                Finding::fail(ITEM, "no port could be probed from here", fix)
+            } else {
+                Finding::fail(
+                    ITEM,
+                    format!("from outside: {}", report.failures().join(", ")),
+                    fix,
+                )
+            }
+        }
+        Err(e) => Finding::fail(ITEM, e.to_string(), fix),
+    }
+}
+
+/// An HTTP answer: status and `Retry-After`.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+}
+
+/// Requests for the release-level items, to the subject.
+async fn request(
+    inputs: &Inputs<'_>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    https: bool,
+) -> Result<Answer, String> {
+    match &inputs.subject {
+        Subject::Live => live_request(inputs.stack, method, path, body, https).await,
+        Subject::Staged { alias, port, .. } => {
+            let url = format!("http://{alias}:{port}{path}");
+            let mut cmd = vec![
+                "curl", "-s", "-o", "/dev/null", "-D", "-", "--max-time", "10", "-X", method,
+            ];
+            if let Some(b) = body {
+                cmd.extend(["-H", "content-type: application/json", "--data", b]);
+            }
+            cmd.push(&url);
+            let nginx = container_name("nginx");
+            let (status, out) = inputs
+                .engine
+                .exec(&nginx, &cmd)
+                .await
+                .map_err(|e| format!("from `{nginx}`: {e}"))?;
+            if status != 0 {
+                return Err(format!("`{url}` from `{nginx}` failed (curl exit {status})"));
+            }
+            parse_head(&out).ok_or_else(|| format!("`{url}` gave no HTTP answer"))
+        }
+    }
+}
+
+fn parse_head(head: &str) -> Option<Answer> {
+    let status = head
+        .lines()
+        .find(|l| l.starts_with("HTTP/"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let retry_after = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("retry-after").then(|| v.trim().to_owned())
+    });
+    Some(Answer {
+        status,
+        retry_after,
+    })
+}
+
+async fn live_request(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    https: bool,
+) -> Result<Answer, String> {
+    let port = if https { 443 } else { 80 };
+    let addr = public_address(stack, port)
+        .ok_or_else(|| format!("port {port} cannot be reached from here"))?;
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    let url = if https {
+        let socket = tokio::net::lookup_host(&addr)
+            .await
+            .map_err(|e| format!("`{addr}` does not resolve: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`{addr}` has no address"))?;
+        builder = builder.resolve(&stack.domain, socket);
+        if let Some(bundle) = extra_roots(stack) {
+            let pem = std::fs::read(&bundle)
+                .map_err(|e| format!("the CA bundle `{}`: {e}", bundle.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("the CA bundle `{}`: {e}", bundle.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        format!("https://{}:{}{path}", stack.domain, socket.port())
+    } else {
+        format!("http://{addr}{path}")
+    };
+    let client = builder.build().map_err(|e| e.to_string())?;
+    let mut req = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?,
+        &url,
+    );
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_owned());
+    }
+    let resp = req.send().await.map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        format!("{url}: {text}")
+    })?;
+    Ok(Answer {
+        status: resp.status().as_u16(),
+        retry_after: resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    })
+}
+
+async fn health(inputs: &Inputs<'_>) -> Finding {
+    const ITEM: &str = "health";
+    let fix = "`vldeploy doctor` names the cause and the action";
+    let https = matches!(inputs.subject, Subject::Live);
+    if https && inputs.stack.tls == Tls::Off {
+        return Finding::fail(
+            ITEM,
+            "`tls: off`: /api/health is not served over HTTPS",
+            "add `tls: acme` (or `provided`) to the environment and run `vldeploy up`",
+        );
+    }
+    match request(inputs, "GET", "/api/health", None, https).await {
+        Ok(a) if a.status == 200 => Finding::pass(
+            ITEM,
+            match &inputs.subject {
+                Subject::Live => "GET /api/health over HTTPS answered 200".to_owned(),
+                Subject::Staged { container, .. } => format!(
+                    "GET /api/health on `{container}` answered 200 (HTTPS is the `ssl` item)"
+                ),
+            },
+        ),
+        Ok(a) => Finding::fail(ITEM, format!("GET /api/health answered {}", a.status), fix),
+        Err(e) => Finding::fail(ITEM, format!("GET /api/health: {e}"), fix),
+    }
+}
+
+async fn auth_rate_limit(inputs: &Inputs<'_>, now: u64) -> Finding {
+    const ITEM: &str = "auth_rate_limit";
+    let fix = "the backend must limit /api/auth: remove any `AUTH_RATE_LIMIT_*` override that lifts the limits (defaults: 30 requests per IP and 5 per phone or email in 10 minutes)";
+    // An address that is never delivered to (`.invalid`), new on every run so earlier runs do not count.
+    let body = format!(r#"{{"email":"checklist-probe-{now}@example.invalid"}}"#);
+    let https = matches!(inputs.subject, Subject::Live) && inputs.stack.tls != Tls::Off;
+    let mut statuses = Vec::new();
+    for n in 1..=AUTH_PROBE_REQUESTS {
+        match request(inputs, "POST", "/api/auth/otp/request", Some(&body), https).await {
+            Ok(a) if a.status == 429 => {
+                return Finding::pass(
+                    ITEM,
+                    format!(
+                        "POST /api/auth/otp/request answered 429 at request {n} of {AUTH_PROBE_REQUESTS}{}",
+                        a.retry_after
+                            .map(|r| format!(" (Retry-After: {r})"))
+                            .unwrap_or_default()
+                    ),
+                );
+            }
+            Ok(a) => statuses.push(a.status),
+            Err(e) => {
+                return Finding::fail(ITEM, format!("POST /api/auth/otp/request: {e}"), fix);
+            }
+        }
+    }
+    statuses.dedup();
+    let seen: Vec<String> = statuses.iter().map(ToString::to_string).collect();
+    Finding::fail(
+        ITEM,
+        format!(
+            "{AUTH_PROBE_REQUESTS} requests to POST /api/auth/otp/request, none answered 429 (answers: {})",
+            seen.join(", ")
+        ),
+        fix,
+    )
+}
+
+async fn attested(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
+    let fix = format!("check it by hand, then `vldeploy checklist attest {item} --note \"…\"`");
+    let all = match super::read_attestations(inputs.remote, &inputs.stack.name).await {
+        Ok(a) => a,
+        Err(e) => return Finding::fail(item, format!("attestations cannot be read: {e}"), fix),
+    };
+    let Some(a) = all.get(item) else {
+        return Finding::fail(item, "not attested yet", fix);
+    };
+    let age = now.saturating_sub(a.time);
+    let evidence = format!(
+        "attested by {} {} ago: \"{}\"",
+        a.actor,
+        ago(age),
+        a.note
+    );
+    let window = freshness(inputs.stack, item);
+    if Duration::from_secs(age) > window {
+        return Finding::stale(
+            item,
+            format!("{evidence} (older than {})", ago(window.as_secs())),
+            fix,
+        );
+    }
+    Finding::pass(item, evidence)
+}
+
+/// `3d 4h`, `12m`, `40s`.
+fn ago(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_gives_status_and_retry_after() {
+        let a = parse_head("HTTP/1.1 429 Too Many Requests\r\nretry-after: 37\r\ncontent-length: 0\r\n\r\n")
+            .unwrap_or_else(|| panic!("parsed"));
+        assert_eq!(a.status, 429);
+        assert_eq!(a.retry_after.as_deref(), Some("37"));
+        assert!(parse_head("curl: (7) failed").is_none());
+    }
+
+    #[test]
+    fn ages_read_short() {
+        assert_eq!(ago(40), "40s");
+        assert_eq!(ago(12 * 60 + 5), "12m");
+        assert_eq!(ago(3 * 86_400 + 4 * 3600), "3d 4h");
+    }
+}
