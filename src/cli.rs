@@ -126,6 +126,22 @@ pub enum Command {
     /// (nginx shows a maintenance page), loads into a fresh database in one transaction, swaps it in,
     /// and starts the backend health-gated.
     Restore(RestoreArgs),
+    /// The go-live checklist: every item with pass / fail / stale, its evidence and how to fix it.
+    ///
+    /// Probes run now: `ssl` (a real TLS handshake: trusted chain, the domain's name, 14+ days left),
+    /// `secrets` (none a default, short or predictable — values never shown), `safe_mode` (read from the
+    /// running backend), `firewall` (the outside probe), `auth_rate_limit` (429 within 10 requests),
+    /// `health` (200 over HTTPS). Evidence with a freshness window: `backup` (verified by a scratch
+    /// restore), and the attestations `payment_test` and `otp_delivery`. Exits 1 when an item does not pass.
+    ///
+    ///     vldeploy check --env production
+    ///     vldeploy check -o json | jq '.findings[] | select(.status != "pass")'
+    Check,
+    /// Record what no probe can see: `vldeploy checklist attest payment_test --note "₹1 paid and refunded"`.
+    Checklist {
+        #[command(subcommand)]
+        action: ChecklistAction,
+    },
     /// A disposable local host (a container with sshd and its own Docker engine) for trying vldeploy.
     Sandbox {
         #[command(subcommand)]
@@ -139,6 +155,28 @@ pub struct UpArgs {
     /// that fails or does not verify stops `up` with nothing changed.
     #[arg(long)]
     pub backup_before: bool,
+    /// In a gated environment, go live although ITEM does not pass (needs `--reason`; both are audited).
+    /// Repeat for several items: `--waive payment_test --reason "gateway sandbox down" --waive ...`.
+    #[arg(long, value_name = "ITEM")]
+    pub waive: Vec<String>,
+    /// Why an item is waived; one per `--waive`, in the same order.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChecklistAction {
+    /// Record that an item was checked by hand: who (your identity), when, and what you saw.
+    ///
+    /// The items are `payment_test` (one real transaction, refunded) and `otp_delivery` (an OTP or
+    /// notification received). An attestation holds for its freshness window (30 days by default).
+    Attest {
+        /// `payment_test` or `otp_delivery`.
+        item: String,
+        /// What was checked and seen, in a sentence (it goes into the audit log).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,8 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Certs { action } => command::certs(&ctx, action).await,
                     Command::Backup { action } => command::backup(&ctx, action).await,
                     Command::Restore(args) => command::restore(&ctx, args).await,
+                    Command::Check => command::check(&ctx).await,
+                    Command::Checklist { action } => command::checklist(&ctx, action).await,
                     Command::Schema | Command::Sandbox { .. } | Command::RenewOnHost(_) => Ok(0),
                 }
             }

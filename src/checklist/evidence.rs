@@ -45,3 +45,33 @@ pub async fn read_backup_verified(
         .await?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }
+
+/// Records `v` as the checklist's backup evidence when it proved the backup restores.
+pub async fn record_verification(
+    remote: &Remote,
+    stack: &str,
+    setup: &crate::backup::Setup,
+    v: &crate::backup::Verification,
+) -> Result<(), TransportError> {
+    if !v.ok {
+        return Ok(());
+    }
+    let taken = remote
+        .exec(&format!(
+            "stat -c %Y -- {}",
+            crate::transport::shell_quote(&setup.file_path(&v.file))
+        ))
+        .await?
+        .stdout_str()
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let record = BackupVerified {
+        file: v.file.clone(),
+        taken,
+        verified: crate::state::now(),
+        tables: v.tables.len(),
+        rows: v.tables.iter().filter_map(|t| t.restored).sum(),
+    };
+    record_backup_verified(remote, stack, &record).await
+}

@@ -10,7 +10,7 @@ pub mod ssl;
 use std::time::Duration;
 
 pub use attestation::{ATTESTED_ITEMS, Attestation, attest, read_attestations};
-pub use evidence::{BackupVerified, read_backup_verified, record_backup_verified};
+pub use evidence::{BackupVerified, read_backup_verified, record_backup_verified, record_verification};
 pub use probe::Subject;
 pub use report::{Finding, Report, Status};
 

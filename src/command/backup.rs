@@ -205,6 +205,11 @@ async fn verify_backup(
             Ok(v) => v,
             Err(e) => return (vec![format!("verify `{file}`")], Err(failed(e))),
         };
+        if let Err(e) =
+            crate::checklist::record_verification(&c.remote, &ctx.stack.name, setup, &v).await
+        {
+            eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
+        }
         if std::io::stderr().is_terminal() {
             eprintln!();
         }

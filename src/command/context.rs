@@ -147,9 +147,35 @@ impl Context {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = (Vec<String>, Result<i32, CommandError>)>,
     {
+        self.locked_audited(c, command, || async {
+            let (changes, result) = body().await;
+            (
+                Audited {
+                    changes,
+                    ..Audited::default()
+                },
+                result,
+            )
+        })
+        .await
+    }
+
+    /// `locked`, where `body` also names waived checklist items and a note for the audit entry.
+    /// An entry is written when something changed, something was waived or noted, or the command failed.
+    pub(crate) async fn locked_audited<F, Fut>(
+        &self,
+        c: &Connected,
+        command: &str,
+        body: F,
+    ) -> Result<i32, CommandError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = (Audited, Result<i32, CommandError>)>,
+    {
         let lock = crate::state::acquire(c.remote.clone(), &self.stack.name, command).await?;
-        let (changes, result) = body().await;
-        if changes.is_empty() && result.is_ok() {
+        let (audited, result) = body().await;
+        let quiet = audited.changes.is_empty() && audited.waived.is_empty() && audited.note.is_none();
+        if quiet && result.is_ok() {
             if let Err(e) = lock.release().await {
                 tracing::warn!("could not release the lock: {e}");
             }
@@ -160,15 +186,15 @@ impl Context {
             actor: crate::state::actor(),
             command: command.to_string(),
             environment: self.stack.environment.clone(),
-            changes,
+            changes: audited.changes,
             result: if result.is_ok() {
                 "ok".into()
             } else {
                 "failed".into()
             },
             error: result.as_ref().err().map(ToString::to_string),
-            waived: Vec::new(),
-            note: None,
+            waived: audited.waived,
+            note: audited.note,
         };
         if let Err(e) =
             crate::state::audit_append(&c.remote, &self.stack.name, &entry, &self.stack.secrets)
@@ -181,6 +207,15 @@ impl Context {
         }
         result
     }
+}
+
+/// What a locked command leaves in the audit log besides its result.
+#[derive(Debug, Default)]
+pub(crate) struct Audited {
+    pub changes: Vec<String>,
+    /// Checklist items waived, as `item: reason`.
+    pub waived: Vec<String>,
+    pub note: Option<String>,
 }
 
 /// The commit the project is at, with `-dirty` when it has uncommitted changes; `None` outside git.

@@ -3,6 +3,8 @@
 mod audit;
 mod backup;
 mod certs;
+mod check;
+mod checklist;
 mod context;
 mod doctor;
 mod down;
@@ -21,6 +23,8 @@ mod up;
 pub(crate) use audit::audit;
 pub(crate) use backup::backup;
 pub(crate) use certs::{certs, renew_on_host};
+pub(crate) use check::check;
+pub(crate) use checklist::checklist;
 pub(crate) use context::{CommandError, Context};
 pub(crate) use doctor::doctor;
 pub(crate) use down::down;

@@ -175,6 +175,12 @@ async fn backup_before(
             verification.problems.join("; ")
         )));
     }
+    if let Err(e) =
+        crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
+            .await
+    {
+        eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
+    }
     let line = format!(
         "verified backup `{file}` before the release ({} tables)",
         verification.tables.len()
