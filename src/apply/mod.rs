@@ -42,6 +42,8 @@ pub struct Host<'a> {
     /// Recorded with each release: who released it and the commit it was built from, when known.
     pub actor: String,
     pub git: Option<String>,
+    /// Leave a new backend release staged (healthy, not serving) for the go-live checklist to decide on.
+    pub stage_release: bool,
 }
 
 /// How many releases the host keeps for rollback.
@@ -54,21 +56,22 @@ pub trait Progress: Send + Sync {
     fn bytes_sent(&self, total: u64);
 }
 
-/// Applies every step in order. Stops at the first failure.
+/// Applies every step in order. Stops at the first failure. Returns the release left staged, if any.
 pub async fn apply(
     host: &Host<'_>,
     plan: &Plan,
     desired: &Desired,
     progress: Arc<dyn Progress>,
-) -> Result<(), ApplyError> {
+) -> Result<Option<crate::rollout::Staged>, ApplyError> {
     let total = plan.steps.len();
+    let mut staged = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let index = i + 1;
         let summary = step.summary();
         progress.step_started(index, total, &summary);
         let started = Instant::now();
         let span = tracing::info_span!("step", index, summary = %summary);
-        apply_step(host, step, desired, progress.clone())
+        let left = apply_step(host, step, desired, progress.clone())
             .instrument(span)
             .await
             .map_err(|source| ApplyError {
@@ -78,9 +81,10 @@ pub async fn apply(
                 host: host.remote.name().to_string(),
                 source,
             })?;
+        staged = staged.or(left);
         progress.step_finished(index, total, &summary, started.elapsed());
     }
-    Ok(())
+    Ok(staged)
 }
 
 async fn apply_step(
@@ -88,7 +92,7 @@ async fn apply_step(
     step: &Step,
     desired: &Desired,
     progress: Arc<dyn Progress>,
-) -> Result<(), StepError> {
+) -> Result<Option<crate::rollout::Staged>, StepError> {
     let stack = desired.stack.as_str();
     match step {
         Step::CreateNetwork { name } => host.engine.create_network(stack, name).await?,
@@ -160,7 +164,20 @@ async fn apply_step(
                 engine: host.engine,
                 stack,
             };
-            crate::rollout::release(&target, spec, upstream).await?;
+            let outcome =
+                crate::rollout::stage_or_release(&target, spec, upstream, host.stage_release)
+                    .await?;
+            if let crate::rollout::Outcome::Staged(staged) = outcome {
+                if host.stage_release {
+                    // The go-live checklist decides; the release is recorded once it serves. At a first
+                    // launch nginx was pointed at the candidate already (behind the maintenance page).
+                    if !staged.previous {
+                        mark_loaded(host, desired, "nginx").await?;
+                    }
+                    return Ok(Some(staged));
+                }
+                crate::rollout::go_live(&target, &staged, upstream).await?;
+            }
             mark_loaded(host, desired, "nginx").await?;
             crate::rollout::record_release(
                 host.remote,
@@ -177,7 +194,7 @@ async fn apply_step(
         }
         Step::RemoveContainer { name, .. } => host.engine.remove(name).await?,
     }
-    Ok(())
+    Ok(None)
 }
 
 fn spec_for<'a>(desired: &'a Desired, service: &str) -> Result<&'a ContainerSpec, StepError> {
@@ -312,13 +329,22 @@ async fn reload(
 
 /// Records that the running `service` has loaded the current configuration files.
 async fn mark_loaded(host: &Host<'_>, desired: &Desired, service: &str) -> Result<(), StepError> {
+    Ok(mark_loaded_on(host.remote, desired, service).await?)
+}
+
+/// Records that `service` (nginx) has loaded the desired versions of its files, so no reload is planned.
+pub async fn mark_loaded_on(
+    remote: &Remote,
+    desired: &Desired,
+    service: &str,
+) -> Result<(), TransportError> {
     if desired
         .files
         .iter()
         .any(|f| f.reloads.as_deref() == Some(service))
     {
         let marker = loaded_marker(&desired.stack, service);
-        host.remote
+        remote
             .upload(&marker, loaded_hash(desired, service).as_bytes(), 0o644)
             .await?;
     }

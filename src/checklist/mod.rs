@@ -10,7 +10,9 @@ pub mod ssl;
 use std::time::Duration;
 
 pub use attestation::{ATTESTED_ITEMS, Attestation, attest, read_attestations};
-pub use evidence::{BackupVerified, read_backup_verified, record_backup_verified, record_verification};
+pub use evidence::{
+    BackupVerified, read_backup_verified, record_backup_verified, record_verification,
+};
 pub use probe::Subject;
 pub use report::{Finding, Report, Status};
 
@@ -93,7 +95,13 @@ pub fn check_waivers(stack: &Stack, waivers: &[(String, String)]) -> Result<(), 
         if !names.contains(item) {
             let help = crate::stack::did_you_mean(item, names.iter().map(String::as_str))
                 .map_or_else(
-                    || format!("the items of `{}` are {}", stack.environment, names.join(", ")),
+                    || {
+                        format!(
+                            "the items of `{}` are {}",
+                            stack.environment,
+                            names.join(", ")
+                        )
+                    },
                     |s| format!("did you mean `{s}`?"),
                 );
             return Err(format!(

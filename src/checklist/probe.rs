@@ -118,7 +118,11 @@ fn secrets(stack: &Stack) -> Finding {
         );
     }
     if weak.is_empty() {
-        let names: Vec<&str> = stack.named_secrets.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = stack
+            .named_secrets
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         return Finding::pass(
             ITEM,
             format!(
@@ -166,7 +170,11 @@ async fn safe_mode(inputs: &Inputs<'_>) -> Finding {
             format!("OPERATOR_SAFE_MODE is `{v}` in `{name}`"),
             fix,
         ),
-        None => Finding::fail(ITEM, format!("OPERATOR_SAFE_MODE is not set in `{name}`"), fix),
+        None => Finding::fail(
+            ITEM,
+            format!("OPERATOR_SAFE_MODE is not set in `{name}`"),
+            fix,
+        ),
     }
 }
 
@@ -177,7 +185,11 @@ async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
     let record = match super::read_backup_verified(inputs.remote, stack).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return Finding::fail(ITEM, "no backup was ever verified by a scratch restore", fix);
+            return Finding::fail(
+                ITEM,
+                "no backup was ever verified by a scratch restore",
+                fix,
+            );
         }
         Err(e) => return Finding::fail(ITEM, format!("the evidence cannot be read: {e}"), fix),
     };
@@ -191,7 +203,10 @@ async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
     let Some(entry) = present else {
         return Finding::fail(
             ITEM,
-            format!("the verified backup `{}` is no longer on the host", record.file),
+            format!(
+                "the verified backup `{}` is no longer on the host",
+                record.file
+            ),
             fix,
         );
     };
@@ -235,7 +250,9 @@ async fn firewall(stack: &Stack) -> Finding {
                 report
                     .ports
                     .iter()
-                    .filter(|p| p.ok.is_some() && (p.expect == crate::firewall::Expect::Open) == open)
+                    .filter(|p| {
+                        p.ok.is_some() && (p.expect == crate::firewall::Expect::Open) == open
+                    })
                     .map(|p| p.port.to_string())
                     .collect()
             };
@@ -281,7 +298,16 @@ async fn request(
         Subject::Staged { alias, port, .. } => {
             let url = format!("http://{alias}:{port}{path}");
             let mut cmd = vec![
-                "curl", "-s", "-o", "/dev/null", "-D", "-", "--max-time", "10", "-X", method,
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "--max-time",
+                "10",
+                "-X",
+                method,
             ];
             if let Some(b) = body {
                 cmd.extend(["-H", "content-type: application/json", "--data", b]);
@@ -294,7 +320,9 @@ async fn request(
                 .await
                 .map_err(|e| format!("from `{nginx}`: {e}"))?;
             if status != 0 {
-                return Err(format!("`{url}` from `{nginx}` failed (curl exit {status})"));
+                return Err(format!(
+                    "`{url}` from `{nginx}` failed (curl exit {status})"
+                ));
             }
             parse_head(&out).ok_or_else(|| format!("`{url}` gave no HTTP answer"))
         }
@@ -311,7 +339,8 @@ fn parse_head(head: &str) -> Option<Answer> {
         .ok()?;
     let retry_after = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("retry-after").then(|| v.trim().to_owned())
+        k.eq_ignore_ascii_case("retry-after")
+            .then(|| v.trim().to_owned())
     });
     Some(Answer {
         status,
@@ -455,12 +484,7 @@ async fn attested(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
         return Finding::fail(item, "not attested yet", fix);
     };
     let age = now.saturating_sub(a.time);
-    let evidence = format!(
-        "attested by {} {} ago: \"{}\"",
-        a.actor,
-        ago(age),
-        a.note
-    );
+    let evidence = format!("attested by {} {} ago: \"{}\"", a.actor, ago(age), a.note);
     let window = freshness(inputs.stack, item);
     if Duration::from_secs(age) > window {
         return Finding::stale(
@@ -492,8 +516,10 @@ mod tests {
 
     #[test]
     fn a_head_gives_status_and_retry_after() {
-        let a = parse_head("HTTP/1.1 429 Too Many Requests\r\nretry-after: 37\r\ncontent-length: 0\r\n\r\n")
-            .unwrap_or_else(|| panic!("parsed"));
+        let a = parse_head(
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 37\r\ncontent-length: 0\r\n\r\n",
+        )
+        .unwrap_or_else(|| panic!("parsed"));
         assert_eq!(a.status, 429);
         assert_eq!(a.retry_after.as_deref(), Some("37"));
         assert!(parse_head("curl: (7) failed").is_none());

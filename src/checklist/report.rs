@@ -202,10 +202,19 @@ mod tests {
             ),
         ]);
         let text = r.render_human();
-        assert!(text.contains("ssl        pass    certificate ABC"), "{text}");
-        assert!(text.contains("safe_mode  FAIL    OPERATOR_SAFE_MODE"), "{text}");
+        assert!(
+            text.contains("ssl        pass    certificate ABC"),
+            "{text}"
+        );
+        assert!(
+            text.contains("safe_mode  FAIL    OPERATOR_SAFE_MODE"),
+            "{text}"
+        );
         assert!(text.contains("fix: set it to true"), "{text}");
-        assert!(text.contains("1 of 2 items do not pass: safe_mode"), "{text}");
+        assert!(
+            text.contains("1 of 2 items do not pass: safe_mode"),
+            "{text}"
+        );
         assert_eq!(r.to_json()["passed"], false);
         assert_eq!(r.to_json()["findings"][1]["status"], "fail");
     }

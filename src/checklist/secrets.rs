@@ -157,7 +157,10 @@ mod tests {
     #[test]
     fn only_names_come_back() {
         let named = vec![
-            ("ADMIN_TOKEN".to_string(), Secret::new("b3f1c9a0d2e84f6a9c1d7e2b")),
+            (
+                "ADMIN_TOKEN".to_string(),
+                Secret::new("b3f1c9a0d2e84f6a9c1d7e2b"),
+            ),
             ("POSTGRES_PASSWORD".to_string(), Secret::new("postgres")),
         ];
         let weak = weak_secrets(&named);

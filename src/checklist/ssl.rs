@@ -69,7 +69,10 @@ fn handshake(
             return Err(if verdict == openssl::x509::X509VerifyResult::OK {
                 format!("the TLS handshake failed: {}{served}", mid.error())
             } else {
-                format!("the certificate is not trusted: {}{served}", verdict.error_string())
+                format!(
+                    "the certificate is not trusted: {}{served}",
+                    verdict.error_string()
+                )
             });
         }
         Err(e) => return Err(format!("the TLS handshake failed: {e}")),
@@ -218,7 +221,10 @@ mod tests {
         let leaf = cert("shop.test", &k, 10, Some((&ca.cert, &ca.key)), false);
         let addr = serve(vec![leaf, ca.cert.clone()], k);
         let err = run(&addr, "shop.test", Some(ca.bundle.path())).unwrap_err();
-        assert!(err.contains("expires in 9 days") || err.contains("expires in 10 days"), "{err}");
+        assert!(
+            err.contains("expires in 9 days") || err.contains("expires in 10 days"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -228,7 +234,10 @@ mod tests {
         let leaf = cert("other.test", &k, 90, Some((&ca.cert, &ca.key)), false);
         let addr = serve(vec![leaf, ca.cert.clone()], k);
         let err = run(&addr, "shop.test", Some(ca.bundle.path())).unwrap_err();
-        assert!(err.contains("not trusted") && err.contains("hostname"), "{err}");
+        assert!(
+            err.contains("not trusted") && err.contains("hostname"),
+            "{err}"
+        );
     }
 
     #[test]

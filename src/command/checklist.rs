@@ -5,7 +5,10 @@ use super::{CommandError, Context};
 use crate::checklist::{ATTESTED_ITEMS, Attestation};
 use crate::cli::{ChecklistAction, Output};
 
-pub(crate) async fn checklist(ctx: &Context, action: &ChecklistAction) -> Result<i32, CommandError> {
+pub(crate) async fn checklist(
+    ctx: &Context,
+    action: &ChecklistAction,
+) -> Result<i32, CommandError> {
     match action {
         ChecklistAction::Attest { item, note } => attest(ctx, item, note).await,
     }
@@ -43,10 +46,11 @@ async fn attest(ctx: &Context, item: &str, note: &str) -> Result<i32, CommandErr
     };
     let command = format!("checklist attest {item}");
     ctx.locked_audited(&c, &command, || async {
-        let result = crate::checklist::attest(&c.remote, &ctx.stack.name, item, attestation.clone())
-            .await
-            .map(|()| 0)
-            .map_err(CommandError::from);
+        let result =
+            crate::checklist::attest(&c.remote, &ctx.stack.name, item, attestation.clone())
+                .await
+                .map(|()| 0)
+                .map_err(CommandError::from);
         if result.is_ok() {
             match ctx.output {
                 Output::Human => println!(

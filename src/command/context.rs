@@ -41,6 +41,9 @@ pub(crate) enum CommandError {
     Firewall(#[from] crate::firewall::FirewallError),
     #[error("{0}")]
     Usage(String),
+    /// The go-live checklist held a release back (the report was printed).
+    #[error("{0}")]
+    Gate(String),
     #[error("{0}")]
     Io(String),
 }
@@ -174,7 +177,8 @@ impl Context {
     {
         let lock = crate::state::acquire(c.remote.clone(), &self.stack.name, command).await?;
         let (audited, result) = body().await;
-        let quiet = audited.changes.is_empty() && audited.waived.is_empty() && audited.note.is_none();
+        let quiet =
+            audited.changes.is_empty() && audited.waived.is_empty() && audited.note.is_none();
         if quiet && result.is_ok() {
             if let Err(e) = lock.release().await {
                 tracing::warn!("could not release the lock: {e}");

@@ -9,6 +9,7 @@ mod context;
 mod doctor;
 mod down;
 mod firewall;
+mod gate;
 mod lock;
 mod logs;
 mod oncall;

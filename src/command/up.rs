@@ -1,43 +1,109 @@
-//! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated), certificates, firewall, print the URL.
+//! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated), certificates, firewall, the
+//! go-live gate in gated environments, print the URL.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::certs::{cert_error, certificate_step, describe, reload_provided};
-use super::context::plan_for;
+use super::context::{Audited, Connected, plan_for};
 use super::progress::Lines;
 use super::{CommandError, Context};
 use crate::apply::{Host, apply};
+use crate::checklist::Report;
 use crate::cli::{Output, UpArgs};
 use crate::engine::Engine;
+use crate::plan::Desired;
 
 pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
-    let started = Instant::now();
     // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.
     super::firewall::validate(ctx)?;
     if let Some(refused) = crate::tls::plain_http_refused(&ctx.stack) {
         return Err(CommandError::Usage(refused));
     }
+    let waivers = super::gate::waivers(ctx, &args.waive, &args.reason)?;
     let local = Engine::local()?;
     let desired = ctx.desired(&local).await?;
     let connected = ctx.connect().await?;
-    let target = ctx.target_name();
-    let url = ctx.url();
-    ctx.locked(&connected, "up", || async {
+    ctx.locked_audited(&connected, "up", || async {
+        let run = Run {
+            ctx,
+            args,
+            c: &connected,
+            local: &local,
+            desired: &desired,
+            waivers: &waivers,
+            started: Instant::now(),
+        };
+        let (changes, report, result) = run.converge().await;
+        if let Some(r) = &report {
+            if ctx.output == Output::Human {
+                print!(
+                    "{}",
+                    crate::secret::scrub(&r.render_human(), &ctx.stack.secrets)
+                );
+            }
+        }
+        let waived = report.as_ref().map(Report::waived).unwrap_or_default();
+        let result = match result {
+            Ok(json) => {
+                run.summary(&changes, report.as_ref(), json);
+                Ok(0)
+            }
+            Err(e) => {
+                if let (Some(r), Output::Json) = (&report, ctx.output) {
+                    println!(
+                        "{}",
+                        serde_json::json!({"applied": false, "checklist": r.to_json()})
+                    );
+                }
+                Err(e)
+            }
+        };
+        (
+            Audited {
+                changes,
+                waived,
+                note: None,
+            },
+            result,
+        )
+    })
+    .await
+}
+
+/// One `up`, under the deploy lock.
+struct Run<'a> {
+    ctx: &'a Context,
+    args: &'a UpArgs,
+    c: &'a Connected,
+    local: &'a Engine,
+    desired: &'a Desired,
+    waivers: &'a [(String, String)],
+    started: Instant,
+}
+
+/// What `up` did so far (for the audit log), the checklist's report when the gate ran, and how it ended.
+type Converged = (Vec<String>, Option<Report>, Result<Json, CommandError>);
+
+impl Run<'_> {
+    #[allow(clippy::too_many_lines)]
+    async fn converge(&self) -> Converged {
+        let (ctx, connected) = (self.ctx, self.c);
+        let target = ctx.target_name();
         // nginx needs a certificate before it starts: a placeholder until the CA issues one.
         let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {
             Ok(p) => p,
-            Err(e) => return (Vec::new(), Err(cert_error(ctx, &target, &e))),
+            Err(e) => return (Vec::new(), None, Err(cert_error(ctx, &target, &e))),
         };
         let installed = prepared.is_some();
         let mut changes: Vec<String> = prepared.into_iter().collect();
-        let plan = match plan_for(&connected, &desired).await {
+        let plan = match plan_for(connected, self.desired).await {
             Ok((_, plan)) => plan,
-            Err(e) => return (changes, Err(e)),
+            Err(e) => return (changes, None, Err(e)),
         };
-        let firewall = match super::firewall::prepare_to_change(ctx, &connected).await {
+        let firewall = match super::firewall::prepare_to_change(ctx, connected).await {
             Ok(f) => f,
-            Err(e) => return (changes, Err(e)),
+            Err(e) => return (changes, None, Err(e)),
         };
         changes.extend(
             plan.steps
@@ -55,59 +121,100 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
                 println!("firewall: {s}");
             }
         }
-        if args.backup_before && !plan.is_empty() {
-            match backup_before(ctx, &connected).await {
+        if self.args.backup_before && !plan.is_empty() {
+            match backup_before(ctx, connected).await {
                 Ok(Some(line)) => changes.insert(0, line),
                 Ok(None) => {}
-                Err(e) => return (changes, Err(e)),
+                Err(e) => return (changes, None, Err(e)),
             }
         }
+        let mut staged = None;
         if !plan.is_empty() {
+            if ctx.stack.gated {
+                match super::gate::close_first_launch(ctx, connected).await {
+                    Ok(true) => changes.push(
+                        "maintenance page up until the go-live checklist passes (first launch)"
+                            .into(),
+                    ),
+                    Ok(false) => {}
+                    Err(e) => return (changes, None, Err(e)),
+                }
+            }
             let host = Host {
                 remote: &connected.remote,
                 engine: &connected.engine,
-                local: &local,
+                local: self.local,
                 actor: crate::state::actor(),
                 git: super::context::git_commit(&ctx.stack.project_dir),
+                stage_release: ctx.stack.gated,
             };
-            if let Err(e) = apply(&host, &plan, &desired, Arc::new(Lines::new())).await {
-                return (changes, Err(e.into()));
+            match apply(&host, &plan, self.desired, Arc::new(Lines::new())).await {
+                Ok(s) => staged = s,
+                Err(e) => return (changes, None, Err(e.into())),
             }
         }
-        if let Err(e) = reload_provided(ctx, &connected, installed).await {
-            return (changes, Err(e));
+        if let Err(e) = reload_provided(ctx, connected, installed).await {
+            return (changes, None, Err(e));
         }
-        let certificate = match certificate_step(ctx, &connected, false).await {
+        let certificate = match certificate_step(ctx, connected, false).await {
             Ok(c) => c,
-            Err(e) => return (changes, Err(e)),
+            Err(e) => return (changes, None, Err(e)),
         };
         if let Some(c) = &certificate {
             changes.extend(c.changes.clone());
         }
         let applied = match super::firewall::converge(
             ctx,
-            &connected,
+            connected,
             &firewall,
             crate::firewall::revert_after(),
         )
         .await
         {
             Ok(a) => a,
-            Err(e) => return (changes, Err(e)),
+            Err(e) => return (changes, None, Err(e)),
         };
+        if ctx.output == Output::Human {
+            if let Some(c) = &certificate {
+                println!("{}", describe(&ctx.stack.domain, c));
+            }
+            if applied.is_some() {
+                println!(
+                    "{}",
+                    super::firewall::applied_line(&firewall, applied.as_ref())
+                );
+            }
+        }
+        // The gate comes last: certificates and firewall are items of the checklist.
+        let mut report = None;
+        if let Some(staged) = &staged {
+            match super::gate::decide(ctx, connected, self.desired, staged, self.waivers).await {
+                Ok(d) => {
+                    changes.extend(d.changes);
+                    report = Some(d.report);
+                }
+                Err((more, r, e)) => {
+                    changes.extend(more);
+                    return (changes, Some(r), Err(e));
+                }
+            }
+        }
+        let json = Json {
+            plan: plan.render_json(&target),
+            certificate: serde_json::to_value(certificate.as_ref().map(|c| &c.report))
+                .unwrap_or_default(),
+            firewall: super::firewall::applied_json(&firewall, applied.as_ref()),
+        };
+        (changes, report, Ok(json))
+    }
 
-        let secs = started.elapsed().as_secs_f64();
+    /// The last lines: the URL and what changed, or the JSON summary.
+    fn summary(&self, changes: &[String], report: Option<&Report>, json: Json) {
+        let ctx = self.ctx;
+        let url = ctx.url();
+        let secs = self.started.elapsed().as_secs_f64();
         match ctx.output {
             Output::Human => {
-                if let Some(c) = &certificate {
-                    println!("{}", describe(&ctx.stack.domain, c));
-                }
-                if applied.is_some() {
-                    println!(
-                        "{}",
-                        super::firewall::applied_line(&firewall, applied.as_ref())
-                    );
-                }
                 if changes.is_empty() {
                     println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
                 } else {
@@ -121,20 +228,25 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
                 }
             }
             Output::Json => {
-                let mut v = plan.render_json(&target);
+                let mut v = json.plan;
                 v["changes"] = changes.len().into();
-                v["url"] = url.clone().into();
+                v["url"] = url.into();
                 v["applied"] = (!changes.is_empty()).into();
                 v["seconds"] = secs.into();
-                v["certificate"] = serde_json::to_value(certificate.as_ref().map(|c| &c.report))
-                    .unwrap_or_default();
-                v["firewall"] = super::firewall::applied_json(&firewall, applied.as_ref());
+                v["certificate"] = json.certificate;
+                v["firewall"] = json.firewall;
+                v["checklist"] = report.map(Report::to_json).unwrap_or_default();
                 println!("{v}");
             }
         }
-        (changes, Ok(0))
-    })
-    .await
+    }
+}
+
+/// The parts of `up`'s JSON summary.
+struct Json {
+    plan: serde_json::Value,
+    certificate: serde_json::Value,
+    firewall: serde_json::Value,
 }
 
 /// `--backup-before`: a backup tagged `pre-up`, verified by a scratch restore, before anything changes.
@@ -174,6 +286,12 @@ async fn backup_before(
             "the backup `{file}` taken before the release does not restore cleanly ({}); nothing was changed",
             verification.problems.join("; ")
         )));
+    }
+    if let Err(e) =
+        crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
+            .await
+    {
+        eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
     }
     if let Err(e) =
         crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)

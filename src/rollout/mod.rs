@@ -55,6 +55,41 @@ pub async fn release(
     spec: &ContainerSpec,
     upstream: &DesiredFile,
 ) -> Result<(), RolloutError> {
+    match stage_or_release(t, spec, upstream, false).await? {
+        Outcome::Live => Ok(()),
+        Outcome::Staged(staged) => go_live(t, &staged, upstream).await,
+    }
+}
+
+/// Where a release ended: serving, or staged (healthy, not serving) until the go-live checklist passes.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Live,
+    Staged(Staged),
+}
+
+/// A release started and healthy that nginx does not send the shop's traffic to yet.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The candidate container, `vl_<service>_candidate`.
+    pub candidate: String,
+    /// The service's name, which the candidate takes when it goes live.
+    pub live: String,
+    /// Its network alias (what nginx's upstream names).
+    pub alias: String,
+    /// Whether a previous release is serving (else this is the first launch: nginx shows the maintenance page).
+    pub previous: bool,
+}
+
+/// Steps 1 (and, with `stage` false, 2–4) of a release. With `stage`, the candidate is left healthy beside the
+/// live release, which keeps serving; at a first launch the upstream names the candidate so nginx can start
+/// (the caller keeps the maintenance page up).
+pub async fn stage_or_release(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    upstream: &DesiredFile,
+    stage: bool,
+) -> Result<Outcome, RolloutError> {
     let live = spec.name.clone();
     let live_state = t.engine.container_state(&live).await?;
     if let Some(state) = &live_state {
@@ -70,11 +105,11 @@ pub async fn release(
                 }
             })?;
             switch_upstream(t, upstream).await?;
-            return Ok(());
+            return Ok(Outcome::Live);
         }
     }
 
-    let candidate_name = if live_state.is_some() {
+    let candidate_name = if live_state.is_some() || stage {
         format!("{live}_candidate")
     } else {
         live.clone()
@@ -96,32 +131,66 @@ pub async fn release(
             source,
         });
     }
+    let staged = Staged {
+        candidate: candidate_name.clone(),
+        live: live.clone(),
+        alias: spec.release_alias.clone().unwrap_or_default(),
+        previous: live_state.is_some(),
+    };
+    if stage {
+        if live_state.is_none() {
+            // First launch: nginx needs an upstream it can resolve; the maintenance page keeps the shop closed.
+            switch_upstream(t, upstream).await?;
+        }
+        return Ok(Outcome::Staged(staged));
+    }
+    if live_state.is_none() {
+        switch_upstream(t, upstream).await?;
+        return Ok(Outcome::Live);
+    }
+    Ok(Outcome::Staged(staged))
+}
 
+/// Puts a staged release live: nginx switched to it (reload), the previous release drained and stopped,
+/// and the candidate renamed to the service's name.
+pub async fn go_live(
+    t: &Target<'_>,
+    staged: &Staged,
+    upstream: &DesiredFile,
+) -> Result<(), RolloutError> {
     if let Err(e) = switch_upstream(t, upstream).await {
-        if live_state.is_some() {
-            let _ = t.engine.remove(&candidate_name).await;
+        if staged.previous {
+            let _ = t.engine.remove(&staged.candidate).await;
         }
         return Err(e);
     }
-
-    if live_state.is_some() {
+    if staged.previous {
         tokio::time::sleep(DRAIN).await;
-        t.engine.stop(&live, Duration::from_secs(30)).await?;
-        t.engine.remove(&live).await?;
-        t.engine
-            .docker
-            .rename_container(
-                &candidate_name,
-                bollard::query_parameters::RenameContainerOptionsBuilder::new()
-                    .name(&live)
-                    .build(),
-            )
-            .await
-            .map_err(|source| EngineError::Docker {
-                host: t.engine.host.clone(),
-                action: format!("renaming `{candidate_name}` to `{live}`"),
-                source,
-            })?;
+        t.engine.stop(&staged.live, Duration::from_secs(30)).await?;
+    }
+    t.engine.remove(&staged.live).await?;
+    t.engine
+        .docker
+        .rename_container(
+            &staged.candidate,
+            bollard::query_parameters::RenameContainerOptionsBuilder::new()
+                .name(&staged.live)
+                .build(),
+        )
+        .await
+        .map_err(|source| EngineError::Docker {
+            host: t.engine.host.clone(),
+            action: format!("renaming `{}` to `{}`", staged.candidate, staged.live),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Removes a staged release that may not go live, when a previous release serves. At a first launch the
+/// candidate stays (nginx's upstream names it) behind the maintenance page, and the next `up` replaces it.
+pub async fn discard(t: &Target<'_>, staged: &Staged) -> Result<(), RolloutError> {
+    if staged.previous {
+        t.engine.remove(&staged.candidate).await?;
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod variables;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use error::StackError;
+pub(crate) use keys::CHECKLIST_ITEMS;
 pub use load::{environment_names, load, load_with};
 pub use model::{
     BuildSpec, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Service, SshAuth,
@@ -28,5 +29,4 @@ pub use schema::schema;
 pub use section::{
     Acme, AllowRule, Backup, Checklist, Eab, Firewall, Proto, ProvidedCert, Retention, Tls,
 };
-pub(crate) use keys::CHECKLIST_ITEMS;
 pub(crate) use suggest::did_you_mean;

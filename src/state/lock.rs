@@ -77,11 +77,14 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
     };
     let json = serde_json::to_string(&info).unwrap_or_default();
     let q = shell_quote(&dir);
-    for attempt in 0..2 {
+    // A holder that has just made the directory writes its record a moment later: look again then.
+    let mut starting = 0;
+    let mut attempt = 0;
+    while attempt < 2 {
         // `mkdir` is atomic: exactly one of two racing commands creates the directory.
         let cmd = format!(
             "mkdir -p {parent} && if mkdir {q} 2>/dev/null; then cat > {q}/info.json && echo taken; else echo held; \
-             cat {q}/info.json 2>/dev/null; echo; echo \"now=$(date +%s) mtime=$(stat -c %Y {q}/info.json 2>/dev/null || echo 0)\"; fi",
+             cat {q}/info.json 2>/dev/null; echo; echo \"now=$(date +%s) mtime=$(stat -c %Y {q}/info.json 2>/dev/null || stat -c %Y {q} 2>/dev/null || echo 0)\"; fi",
             parent = shell_quote(&stack_dir(stack)),
         );
         let out = remote.exec_stdin(&cmd, json.clone().into_bytes()).await?;
@@ -108,9 +111,21 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
         let (now, mtime) = (num("now="), num("mtime="));
         let idle = now.saturating_sub(mtime);
         let Some(held) = held else {
-            // A lock directory without a readable holder: an interrupted acquire; stale once idle.
-            if idle >= STALE_AFTER_S || mtime == 0 {
+            // A lock directory without a readable holder: one being taken right now, or an interrupted
+            // acquire (stale once idle).
+            if mtime == 0 {
+                // Gone already: its holder finished. Try again.
+                attempt += 1;
+                continue;
+            }
+            if idle >= STALE_AFTER_S {
                 remote.run(&format!("rm -rf {q}")).await?;
+                attempt += 1;
+                continue;
+            }
+            if starting < 5 {
+                starting += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 continue;
             }
             return Err(StateError::Corrupt {
@@ -132,6 +147,7 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
                 }
             );
             remote.run(&format!("rm -rf {q}")).await?;
+            attempt += 1;
             continue;
         }
         return Err(StateError::Locked {
