@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use super::Plan;
 use super::desired::{ContainerSpec, Desired};
 use super::facts::{Facts, ObservedContainer};
+use super::layout::container_name;
 use super::step::{ImageRef, Step, short_id};
 
 /// Decides the steps that take a host from `facts` to `desired`, in the order they must be applied.
@@ -121,8 +122,16 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
     }
 
     let wanted: BTreeSet<&str> = desired.containers.iter().map(|c| c.name.as_str()).collect();
+    // A release replaces the service's candidate itself (a gated first launch keeps one on purpose).
+    let released: BTreeSet<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Release { service, .. } => Some(format!("{}_candidate", container_name(service))),
+            _ => None,
+        })
+        .collect();
     for c in &facts.containers {
-        if !wanted.contains(c.name.as_str()) {
+        if !wanted.contains(c.name.as_str()) && !released.contains(&c.name) {
             let reason = match &c.service {
                 Some(s) if desired.containers.iter().any(|d| &d.service == s) => {
                     format!("a leftover of service `{s}` (an interrupted run)")

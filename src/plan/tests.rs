@@ -324,9 +324,28 @@ fn interrupted_run_leftovers_are_removed_last() {
     assert_eq!(
         summaries(&p),
         vec![
+            // The release replaces its own candidate (a gated first launch keeps one on purpose).
             "~ release `vl_backend` (blue/green) (not on the host)",
-            "- remove container `vl_backend_candidate` (a leftover of service `backend` (an interrupted run))",
             "- remove container `vl_redis` (service `redis` is no longer in the stack)",
+        ]
+    );
+}
+
+#[test]
+fn a_leftover_candidate_without_a_release_is_removed() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers.push(ObservedContainer {
+        id: "x".into(),
+        name: "vl_backend_candidate".into(),
+        service: Some("backend".into()),
+        state: "exited".into(),
+        ..ObservedContainer::default()
+    });
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        vec![
+            "- remove container `vl_backend_candidate` (a leftover of service `backend` (an interrupted run))"
         ]
     );
 }

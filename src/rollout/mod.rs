@@ -91,6 +91,8 @@ pub async fn stage_or_release(
     stage: bool,
 ) -> Result<Outcome, RolloutError> {
     let live = spec.name.clone();
+    // A candidate left by an interrupted run, or by a gated first launch the checklist held back.
+    t.engine.remove(&format!("{live}_candidate")).await?;
     let live_state = t.engine.container_state(&live).await?;
     if let Some(state) = &live_state {
         if state.config_hash.as_deref() == Some(spec.config_hash().as_str()) {
