@@ -88,6 +88,22 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Take the API offline on purpose: nginx answers `/api/` with 503 and a maintenance message.
+    ///
+    /// For an incident where a clear "back soon" beats errors and half-finished orders: the database is
+    /// being repaired, the payment gateway is down, a manual migration runs. Nothing is stopped: `on` puts
+    /// a flag file nginx checks on every request, so `/api/` answers 503 with a JSON maintenance message
+    /// and `Retry-After` at once while the static site keeps serving; `off` removes it. Both take the deploy
+    /// lock and are audited (`vldeploy audit`). A running restore holds the lock and lifts its own
+    /// maintenance page when it ends.
+    #[command(after_help = "Examples (3 a.m., the gateway is down):
+  vldeploy maintenance on -e production --message \"payment gateway down, INC-1234\"
+  vldeploy maintenance status -e production
+  vldeploy maintenance off -e production")]
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
     /// The backend releases the host keeps for rollback, newest last, the live one marked.
     Releases,
     /// Put a previous backend release live again, the zero-downtime way (candidate, health, switch, drain).
@@ -398,4 +414,18 @@ pub struct ExecArgs {
 pub enum CacheAction {
     /// Empty the search cache and reload the index (what the playbook did with a restart).
     Flush,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceAction {
+    /// Answer `/api/` with 503 and the maintenance message (already on: says so, changes nothing).
+    On {
+        /// Why, for the audit log (`vldeploy audit`); customers see nginx's fixed maintenance message.
+        #[arg(long, value_name = "TEXT")]
+        message: Option<String>,
+    },
+    /// Pass `/api/` to the backend again (already off: says so, changes nothing).
+    Off,
+    /// Whether maintenance is on, and since when.
+    Status,
 }

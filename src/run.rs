@@ -61,6 +61,7 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Cache {
                         action: crate::cli::CacheAction::Flush,
                     } => command::cache_flush(&ctx).await,
+                    Command::Maintenance { action } => command::maintenance(&ctx, action).await,
                     Command::Rollback(args) => command::rollback(&ctx, args).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
