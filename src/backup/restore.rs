@@ -171,6 +171,16 @@ pub async fn restore(
     let backend_name = container_name("backend");
     let flag = maintenance_flag(&setup.stack);
     t.start("stop backend");
+    // An operator's own `maintenance on` stays on after the restore; only a page the restore put up is lifted.
+    let was_on = remote
+        .exec(&format!("test -e {}", shell_quote(&flag)))
+        .await
+        .is_ok_and(|o| o.success());
+    let lift = if was_on {
+        "true".to_string()
+    } else {
+        format!("rm -f {}", shell_quote(&flag))
+    };
     remote.run(&format!("touch {}", shell_quote(&flag))).await?;
     let mut swapped = false;
     let result = async {
@@ -223,7 +233,7 @@ pub async fn restore(
 
     match result {
         Ok(()) => {
-            let _ = remote.run(&format!("rm -f {}", shell_quote(&flag))).await;
+            let _ = remote.run(&lift).await;
             // The previous database stays until the next restore; older ones go now.
             let prefix = db_name(&setup.database, "_before_");
             if let Ok(old) = pg.databases_like(&prefix).await {
@@ -277,7 +287,7 @@ pub async fn restore(
             };
             match healthy {
                 Ok(()) => {
-                    let _ = remote.run(&format!("rm -f {}", shell_quote(&flag))).await;
+                    let _ = remote.run(&lift).await;
                     outcome.push("the backend is healthy and serving it again".into());
                 }
                 Err(e) => outcome.push(format!(
