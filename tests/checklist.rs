@@ -299,6 +299,15 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     let (code, body) = p.http_get("/api/health");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("maintenance"), "{body}");
+    // Lifting the maintenance page by hand would serve the held release: refused.
+    let lift = p.vldeploy(&["maintenance", "off"]);
+    assert_eq!(lift.code, 1, "{}", lift.all());
+    assert!(
+        lift.stderr.contains("go-live checklist has not passed"),
+        "{}",
+        lift.stderr
+    );
+    assert_eq!(p.http_get("/api/health").0, 503);
 
     // An attestation, then `up` puts the release live.
     let attest = p

@@ -68,6 +68,14 @@ pub(crate) async fn close_first_launch(ctx: &Context, c: &Connected) -> Result<b
     Ok(true)
 }
 
+/// Whether the maintenance page is up because a gated first launch waits for the checklist.
+pub(crate) async fn first_launch_held(c: &Connected, stack: &str) -> Result<bool, CommandError> {
+    Ok(c.remote
+        .exec(&format!("test -e {}", shell_quote(&marker(stack))))
+        .await?
+        .success())
+}
+
 /// What the gate decided.
 pub(crate) struct Decision {
     pub report: Report,

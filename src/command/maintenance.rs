@@ -268,6 +268,13 @@ async fn off(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
                     Ok(false)
                 }
                 Probe::On { .. } => {
+                    if super::gate::first_launch_held(c, &ctx.stack.name).await? {
+                        return Err(CommandError::Gate(format!(
+                            "the maintenance page stays: `{}` is a gated first launch whose release the go-live checklist has not passed, and lifting it would serve that release\n  help: `vldeploy check` and `vldeploy up -e {env}` once the items pass, or `vldeploy up -e {env} --waive ITEM --reason \"…\"` (audited)",
+                            ctx.stack.name,
+                            env = ctx.stack.environment
+                        )));
+                    }
                     c.remote.run(&format!("rm -f {}", shell_quote(&flag))).await?;
                     match api_answer(ctx, c).await {
                         Ok(code) if code == "200" => {}
