@@ -149,9 +149,9 @@ pub enum Command {
     /// running backend), `firewall` (the outside probe), `auth_rate_limit` (429 within 10 requests),
     /// `health` (200 over HTTPS). Evidence with a freshness window: `backup` (verified by a scratch
     /// restore), and the attestations `payment_test` and `otp_delivery`. Exits 1 when an item does not pass.
-    ///
-    ///     vldeploy check --env production
-    ///     vldeploy check -o json | jq '.findings[] | select(.status != "pass")'
+    #[command(after_help = "Examples:
+  vldeploy check -e production
+  vldeploy check -e production -o json | jq '.findings[] | select(.status != \"pass\")'")]
     Check,
     /// Record what no probe can see: `vldeploy checklist attest payment_test --note "₹1 paid and refunded"`.
     Checklist {
