@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::plan::Desired;
 
 pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
+    let started = Instant::now();
     // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.
     super::firewall::validate(ctx)?;
     if let Some(refused) = crate::tls::plain_http_refused(&ctx.stack) {
@@ -32,7 +33,7 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
             local: &local,
             desired: &desired,
             waivers: &waivers,
-            started: Instant::now(),
+            started,
         };
         let (changes, report, result) = run.converge().await;
         if let Some(r) = &report {
