@@ -7,6 +7,8 @@
 #   VLD_PROJECT_DIR  a directory whose sandbox vldeploy deployed STACK to (its nginx site is copied)
 # Afterwards: `compose_ssh CMD` runs CMD on the compose host; DOCKER_HOST, HOME, PATH, COMPOSE_PROJECT_NAME and
 # the compose file's variables are exported; PROJECT_DIR/docker-compose.yml is bench/deploy/compose.yml.
+# Among them is the compose host's POSTGRES_PASSWORD: vldeploy takes secrets from the environment before its
+# secrets file, so run vldeploy afterwards only with `env -u POSTGRES_PASSWORD -u ADMIN_TOKEN -u DOCKER_HOST ...`.
 #
 # OpenSSH reads ~/.ssh/config from the passwd home, not $HOME: one config file names the host's port, key and
 # known_hosts, and a wrapper `ssh` first on PATH passes it with -F (docker-compose 1.29 runs

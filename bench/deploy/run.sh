@@ -19,7 +19,7 @@ cargo build --release -p vl-backend --target-dir target/backend-release >&2
 install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend
 bin=$repo/target/release/vldeploy
 work=$(mktemp -d /tmp/vld-bench-XXXX)
-cleanup() { (cd "$work/vld" && "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && "$bin" sandbox down >/dev/null 2>&1) || true; rm -rf "$work"; }
+cleanup() { (cd "$work/vld" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 make_project() { # dir name
