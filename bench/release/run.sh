@@ -116,7 +116,7 @@ release_vldeploy() { # n: a dummy env value in the backend's env makes every `up
   vld up > "$work/vld-up-$1.out" 2>"$work/vld-up-$1.err" || { cat "$work/vld-up-$1.out" "$work/vld-up-$1.err" >&2; return 1; }
   grep -q 'release `vl_backend` (blue/green)' "$work/vld-up-$1.out" || { echo "up $1 was not a release" >&2; cat "$work/vld-up-$1.out" >&2; return 1; }
 }
-release_compose() { # n: compose recreates the backend when its env changes (and nginx, which depends on it)
+release_compose() { # n: compose recreates the backend when its env changes (in the run, only `vl_backend`: nginx stays)
   RELEASE_N=$1 docker-compose up -d > "$work/compose-up-$1.out" 2>&1 || { cat "$work/compose-up-$1.out" >&2; return 1; }
 }
 
