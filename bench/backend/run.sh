@@ -3,12 +3,21 @@
 # Starts a throwaway PostgreSQL 15 cluster and a release build of vl-backend, imports the shop catalog,
 # runs wrk for a few seconds per endpoint, and prints the backend's peak RSS. Never part of the tests.
 #
-# Usage (from the repository root):  bench/backend/run.sh [DURATION_S] [CONNECTIONS] [THREADS]
+# Then GET /api/search?q=silk at a fixed RATE (default 1,000 requests/s) for RATE_S seconds with oha: p50/p90/p99.
+#
+# Usage (from the repository root):  bench/backend/run.sh [DURATION_S] [CONNECTIONS] [THREADS] [RATE] [RATE_S]
+#   DURATION_S 0 skips the wrk runs; RATE 0 skips the fixed-rate run.
+# Needs: wrk, curl, jq, PostgreSQL 15 (apt-get install wrk curl jq postgresql-15), oha (cargo install oha).
 set -euo pipefail
 duration=${1:-5}
 connections=${2:-32}
 threads=${3:-2}
+rate=${4:-1000}
+rate_secs=${5:-10}
+for tool in wrk curl jq; do command -v "$tool" >/dev/null || { echo "needs $tool: apt-get install $tool" >&2; exit 1; }; done
+[ "$rate" = 0 ] || command -v oha >/dev/null || { echo "needs oha for the fixed-rate run: cargo install oha" >&2; exit 1; }
 root=$(git rev-parse --show-toplevel)
+. "$root/bench/backend/fixed-rate.sh"
 target=${CARGO_TARGET_DIR:-$root/target}
 pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/vl-bench.XXXXXX)
@@ -42,9 +51,16 @@ curl -fsS -H 'authorization: Bearer bench-token' --data-binary @"$root/backend/t
   "http://127.0.0.1:$port/api/admin/catalog/import"; echo
 
 echo "== rss after start: $(grep VmRSS /proc/$backend_pid/status | awk '{print $2, $3}')"
-for path in /api/health "/api/search?q=silk"; do
+echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$duration" = 0 ] || for path in /api/health "/api/search?q=silk"; do
   echo "== wrk -t$threads -c$connections -d${duration}s --latency http://127.0.0.1:$port$path"
   wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port$path"
 done
+if [ "$rate" != 0 ]; then
+  echo "== oha -q $rate -z ${rate_secs}s --latency-correction (fixed rate)"
+  echo "| endpoint | rate | requests | non-2xx | errors | p50 | p90 | p99 | max | load average before → after |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  fixed_rate "http://127.0.0.1:$port/api/search?q=silk" "$rate" "$rate_secs" 'search, direct'
+fi
 echo "== peak rss: $(grep VmHWM /proc/$backend_pid/status | awk '{print $2, $3}')"
 echo "== log lines written: $(wc -l < "$work/backend.log")"

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # vldeploy against docker-compose 1.29 (DOCKER_HOST=ssh://) on two fresh sandbox hosts of the same kind:
-# cold up with the images built locally, its phases, and a no-op up. Usage: bench/deploy/run.sh [RUNS]
+# cold up with the images built locally, its phases, and a no-op up. Usage: bench/deploy/run.sh [RUNS] [COMPOSE_RUNS]
+# Needs: hyperfine, jq, bc, docker-compose 1.29 and python3-paramiko (apt-get install hyperfine jq bc docker-compose
+# python3-paramiko). Creates sandbox hosts vldeploy-sandbox-bench and vldeploy-sandbox-bench-compose, removes them.
 set -euo pipefail
 runs=${1:-10}
+cruns=${2:-$runs}
+for tool in hyperfine jq bc docker-compose curl; do
+  command -v "$tool" >/dev/null || { echo "needs $tool: apt-get install $tool" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import paramiko' 2>/dev/null || { echo "needs python3-paramiko: apt-get install python3-paramiko" >&2; exit 1; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "load average at start: $(loadavg)"
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-cargo build --release -p vldeploy >&2
+cargo build --release -p vldeploy --target-dir "$repo/target" >&2
 cargo build --release -p vl-backend --target-dir target/backend-release >&2
 install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend
 bin=$repo/target/release/vldeploy
 work=$(mktemp -d /tmp/vld-bench-XXXX)
-cleanup() { (cd "$work/vld" && "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && "$bin" sandbox down >/dev/null 2>&1) || true; rm -rf "$work"; }
+cleanup() { (cd "$work/vld" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 make_project() { # dir name
@@ -41,43 +50,23 @@ printf 'vldeploy no-op up: mean %.3fs, min %.3fs, max %.3fs (%s runs)\n' \
 echo "## docker-compose" >&2
 make_project "$work/compose" bench-compose
 cd "$work/compose"
-sb=.vldeploy/sandbox
-port=$(sed -n 's/^SANDBOX_SSH_PORT=//p' $sb/sandbox.env)
-http=$(sed -n 's/^SANDBOX_HTTP_PORT=//p' $sb/sandbox.env)
-mkdir -p "$work/home/.ssh"
-cat > "$work/home/.ssh/config" <<CFG
-Host 127.0.0.1
-  User root
-  Port $port
-  IdentityFile $work/compose/$sb/id_ed25519
-  UserKnownHostsFile $work/compose/$sb/known_hosts
-  StrictHostKeyChecking yes
-CFG
-# OpenSSH reads the config of the passwd home, not $HOME: docker-compose's `ssh` goes through this wrapper.
-mkdir -p "$work/bin"
-printf '#!/bin/sh\nexec /usr/bin/ssh -F %s "$@"\n' "$work/home/.ssh/config" > "$work/bin/ssh"
-chmod +x "$work/bin/ssh"
-export PATH="$work/bin:$PATH"
-ssh_() { ssh 127.0.0.1 "$@"; }
-# Compose has no way to send local images: load them onto the host first (not timed), as a registry would.
-imgs=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^vl/bench-(postgres|backend|nginx):' | grep -v building)
-docker save $imgs | ssh_ docker load >/dev/null
-ssh_ 'mkdir -p /var/lib/vldeploy/bench/nginx/conf.d /var/lib/vldeploy/bench/www /var/lib/vldeploy/bench/acme'
-# The same nginx site vldeploy rendered for its own host.
-vport=$(sed -n 's/^SANDBOX_SSH_PORT=//p' "$work/vld/$sb/sandbox.env")
-ssh -p "$vport" -i "$work/vld/$sb/id_ed25519" -o UserKnownHostsFile="$work/vld/$sb/known_hosts" -o BatchMode=yes \
-  root@127.0.0.1 cat /var/lib/vldeploy/bench/nginx/conf.d/site.conf > "$work/site.conf"
-ssh_ "cat > /var/lib/vldeploy/bench/nginx/conf.d/site.conf" < "$work/site.conf"
-export PG_IMAGE=$(echo "$imgs" | grep postgres) BACKEND_IMAGE=$(echo "$imgs" | grep backend) NGINX_IMAGE=$(echo "$imgs" | grep nginx)
-export POSTGRES_PASSWORD=$(sed -n 's/^POSTGRES_PASSWORD=//p' $sb/secrets.env) ADMIN_TOKEN=$(sed -n 's/^ADMIN_TOKEN=//p' $sb/secrets.env)
-export DOCKER_HOST=ssh://root@127.0.0.1 HOME=$work/home COMPOSE_PROJECT_NAME=bench
-cp "$repo/bench/deploy/compose.yml" docker-compose.yml
+http=$(sed -n 's/^SANDBOX_HTTP_PORT=//p' .vldeploy/sandbox/sandbox.env)
+. "$repo/bench/deploy/compose-host.sh"
+compose_host_prepare "$work" "$work/compose" bench "$work/vld"
 start=$(date +%s.%N)
 docker-compose up -d >/dev/null 2>"$work/compose-cold.err" || { cat "$work/compose-cold.err" >&2; exit 1; }
 cmd=$(echo "$(date +%s.%N) - $start" | bc)
-until curl -fsS -o /dev/null "http://127.0.0.1:$http/api/health"; do sleep 0.2; done
+for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://127.0.0.1:$http/api/health" 2>/dev/null && break; sleep 0.2; done
+curl -fsS -o /dev/null "http://127.0.0.1:$http/api/health" || { echo "compose stack not healthy through nginx" >&2; exit 1; }
 healthy=$(echo "$(date +%s.%N) - $start" | bc)
 printf 'docker-compose cold up -d: %.1fs (healthy through nginx after %.1fs; images loaded beforehand)\n' "$cmd" "$healthy"
-hyperfine --warmup 1 --runs "$runs" --export-json "$work/compose-noop.json" "docker-compose up -d" >&2
-printf 'docker-compose no-op up -d: mean %.3fs, min %.3fs, max %.3fs (%s runs)\n' \
-  "$(jq '.results[0].mean' "$work/compose-noop.json")" "$(jq '.results[0].min' "$work/compose-noop.json")" "$(jq '.results[0].max' "$work/compose-noop.json")" "$runs"
+# The no-op, with docker-compose's default transport (one `ssh ... docker system dial-stdio` per API connection),
+# then with paramiko (COMPOSE_PARAMIKO_SSH=1: one SSH connection, a channel per API connection).
+for mode in ssh paramiko; do
+  p=0; [ "$mode" = paramiko ] && p=1
+  COMPOSE_PARAMIKO_SSH=$p hyperfine --warmup 1 --runs "$cruns" --export-json "$work/compose-noop-$mode.json" "docker-compose up -d" >&2
+  j=$work/compose-noop-$mode.json
+  printf 'docker-compose no-op up -d (%s): mean %.3fs, min %.3fs, max %.3fs (%s runs)\n' "$mode" \
+    "$(jq '.results[0].mean' "$j")" "$(jq '.results[0].min' "$j")" "$(jq '.results[0].max' "$j")" "$cruns"
+done
+echo "load average at end: $(loadavg)"
