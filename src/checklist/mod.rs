@@ -63,7 +63,7 @@ pub fn freshness(stack: &Stack, item: &str) -> Duration {
         })
 }
 
-/// Runs every item of the environment (all at once where they are independent) and returns the report.
+/// Runs every item of the environment, one after another, and returns the report.
 pub async fn run(inputs: &Inputs<'_>) -> Report {
     let now = crate::state::now();
     let names = items(inputs.stack);
