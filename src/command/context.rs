@@ -74,6 +74,11 @@ impl Context {
                 CommandError::Stack(e)
             }
         })?;
+        for (name, file) in &stack.overridden {
+            eprintln!(
+                "warning: `{name}` is set in this shell's environment and differs from `{file}`; the environment's value is used (unset it to use the file's)"
+            );
+        }
         Ok(Self {
             stack,
             output: global.output,

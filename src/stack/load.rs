@@ -201,6 +201,7 @@ pub fn load_with(
             .collect(),
         secrets: vars.secret_values(),
         named_secrets: vars.named_secrets(),
+        overridden: vars.overridden(),
         tls,
         firewall,
         backup,

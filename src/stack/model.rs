@@ -29,6 +29,10 @@ pub struct Stack {
     /// Every secret variable by name (declared in `secrets:` or defined in the secrets file), sorted by name.
     #[serde(skip)]
     pub named_secrets: Vec<(String, Secret)>,
+    /// Variables of the secrets or env file that the process environment overrides with another value:
+    /// `(name, file)`, for a warning (a shell exporting another host's password must not go unnoticed).
+    #[serde(skip)]
+    pub overridden: Vec<(String, String)>,
     pub tls: Tls,
     pub firewall: Option<Firewall>,
     pub backup: Option<Backup>,

@@ -107,6 +107,24 @@ impl<'a> Variables<'a> {
             .collect()
     }
 
+    /// Variables defined in the secrets file or env file that the process environment overrides with another
+    /// value: `(name, file)`. Values are compared, never returned.
+    pub(crate) fn overridden(&self) -> Vec<(String, String)> {
+        let files = [
+            (&self.secrets_file, &self.secrets_file_name),
+            (&self.env_file, &self.env_file_name),
+        ];
+        let mut out = Vec::new();
+        for (vars, file) in files {
+            for (name, value) in vars {
+                if (self.process)(name).is_some_and(|v| &v != value) {
+                    out.push((name.clone(), file.clone().unwrap_or_default()));
+                }
+            }
+        }
+        out
+    }
+
     /// Where an undefined variable could be defined, for help lines.
     pub(crate) fn where_to_define(&self, name: &str) -> String {
         let mut places = vec!["the process environment".to_owned()];
@@ -130,6 +148,28 @@ impl<'a> Variables<'a> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_value_the_environment_overrides_is_named_once_with_its_file() {
+        let process = |k: &str| match k {
+            "A" => Some("other".to_owned()),
+            "B" => Some("same".to_owned()),
+            _ => None,
+        };
+        let vars = Variables::with_files(
+            &process,
+            Some((
+                "s.env".into(),
+                BTreeMap::from([("A".into(), "s".into()), ("B".into(), "same".into())]),
+            )),
+            Some(("e.env".into(), BTreeMap::from([("C".into(), "c".into())]))),
+            BTreeSet::new(),
+        );
+        assert_eq!(
+            vars.overridden(),
+            vec![("A".to_owned(), "s.env".to_owned())]
+        );
+    }
 
     #[test]
     fn process_wins_then_secrets_then_env_file() {
