@@ -69,15 +69,19 @@ impl<'a> Variables<'a> {
         })
     }
 
-    /// Every secret value this environment can see, longest first, for scrubbing output.
-    pub(crate) fn secret_values(&self) -> Vec<Secret> {
-        let names: BTreeSet<&str> = self
-            .secret_names
+    /// The names of every secret variable: declared in `secrets:` or defined in the secrets file, sorted.
+    fn secret_variable_names(&self) -> BTreeSet<&str> {
+        self.secret_names
             .iter()
             .chain(self.secrets_file.keys())
             .map(String::as_str)
-            .collect();
-        let mut values: Vec<String> = names
+            .collect()
+    }
+
+    /// Every secret value this environment can see, longest first, for scrubbing output.
+    pub(crate) fn secret_values(&self) -> Vec<Secret> {
+        let mut values: Vec<String> = self
+            .secret_variable_names()
             .into_iter()
             .filter_map(|n| self.get(n))
             .map(|v| v.text)
@@ -92,13 +96,7 @@ impl<'a> Variables<'a> {
     /// Every secret by name, with its value (empty when it is declared but defined nowhere), sorted by name:
     /// what the go-live checklist judges. Values stay wrapped in `Secret`.
     pub(crate) fn named_secrets(&self) -> Vec<(String, Secret)> {
-        let names: BTreeSet<&str> = self
-            .secret_names
-            .iter()
-            .chain(self.secrets_file.keys())
-            .map(String::as_str)
-            .collect();
-        names
+        self.secret_variable_names()
             .into_iter()
             .map(|n| {
                 let value = self.get(n).map(|v| v.text).unwrap_or_default();
