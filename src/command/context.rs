@@ -115,6 +115,15 @@ impl Context {
         Ok(desired)
     }
 
+    /// The port the backend listens on, on the private network (what nginx's upstream names).
+    pub(crate) fn backend_port(&self) -> u16 {
+        self.stack
+            .services
+            .get("backend")
+            .and_then(|s| s.port)
+            .unwrap_or(8080)
+    }
+
     /// Where the shop answers once it is up.
     pub(crate) fn url(&self) -> String {
         if self.stack.environment == "sandbox" {

@@ -92,12 +92,7 @@ pub(crate) async fn decide(
     staged: &Staged,
     waivers: &[(String, String)],
 ) -> Result<Decision, (Vec<String>, Report, CommandError)> {
-    let port = ctx
-        .stack
-        .services
-        .get("backend")
-        .and_then(|s| s.port)
-        .unwrap_or(8080);
+    let port = ctx.backend_port();
     if ctx.output == Output::Human {
         eprintln!(
             "go-live checklist: checking the staged release `{}` …",

@@ -137,12 +137,7 @@ async fn rollback_locked(
         )));
     }
     let spec = rollout::stored_spec(&c.remote, stack, &target.id).await?;
-    let port = ctx
-        .stack
-        .services
-        .get("backend")
-        .and_then(|s| s.port)
-        .unwrap_or(8080);
+    let port = ctx.backend_port();
     let upstream = upstream_file(stack, &target.id, port)?;
     eprintln!("rolling back to `{}` ({}) …", target.id, target.image_ref);
     let t = Target {
