@@ -74,6 +74,18 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the JSON Schema of stack.yaml, for editors.
     Schema,
+    /// Print a shell completion script: `vldeploy completions bash > /etc/bash_completion.d/vldeploy`.
+    #[command(after_help = "Examples:
+  vldeploy completions bash > ~/.local/share/bash-completion/completions/vldeploy
+  vldeploy completions zsh > \"${fpath[1]}/_vldeploy\"
+  vldeploy completions fish > ~/.config/fish/completions/vldeploy.fish")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `vldeploy man > vldeploy.1 && man ./vldeploy.1`.
+    Man,
     /// The playbook's incident checks: containers, disk, API health, key error counts, search cache — with actions.
     Doctor,
     /// Restart a service's container (graceful stop, start) and wait for its health check.

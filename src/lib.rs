@@ -11,6 +11,7 @@ pub mod facts;
 pub mod firewall;
 pub mod host;
 pub mod log;
+mod manual;
 pub mod plan;
 pub mod render;
 pub mod rollout;

@@ -42,6 +42,8 @@ async fn dispatch(cli: Cli) -> i32 {
                 );
                 Ok(0)
             }
+            Command::Completions { shell } => Ok(crate::manual::completions(*shell)),
+            Command::Man => Ok(crate::manual::man_page()),
             Command::Sandbox { action } => command::sandbox(&cli.global, action).await,
             Command::RenewOnHost(args) => Ok(command::renew_on_host(args).await),
             other => {
@@ -71,7 +73,11 @@ async fn dispatch(cli: Cli) -> i32 {
                     Command::Restore(args) => command::restore(&ctx, args).await,
                     Command::Check => command::check(&ctx).await,
                     Command::Checklist { action } => command::checklist(&ctx, action).await,
-                    Command::Schema | Command::Sandbox { .. } | Command::RenewOnHost(_) => Ok(0),
+                    Command::Schema
+                    | Command::Completions { .. }
+                    | Command::Man
+                    | Command::Sandbox { .. }
+                    | Command::RenewOnHost(_) => Ok(0),
                 }
             }
         }
