@@ -20,6 +20,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod stack;
 pub mod state;
+pub mod timestamp;
 pub mod tls;
 pub mod transport;
 

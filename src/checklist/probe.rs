@@ -226,15 +226,18 @@ async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
     let evidence = format!(
         "`{}` taken {} ago, restored into a scratch database {} ago: {} tables, {} rows",
         record.file,
-        ago(age),
-        ago(now.saturating_sub(record.verified)),
+        crate::timestamp::span(age),
+        crate::timestamp::span(now.saturating_sub(record.verified)),
         record.tables,
         record.rows
     );
     if Duration::from_secs(age) > window {
         return Finding::stale(
             ITEM,
-            format!("{evidence} (older than {})", ago(window.as_secs())),
+            format!(
+                "{evidence} (older than {})",
+                crate::timestamp::span(window.as_secs())
+            ),
             fix,
         );
     }
@@ -257,14 +260,7 @@ async fn firewall(stack: &Stack) -> Finding {
                     .collect()
             };
             if report.passed() {
-                Finding::pass(
-                    ITEM,
-                    format!(
-                        "from outside: {} answer, {} closed",
-                        probed(true).join(", "),
-                        probed(false).join(", ")
-                    ),
-                )
+                Finding::pass(ITEM, firewall_evidence(&probed(true), &probed(false)))
             } else if report.ports.iter().all(|p| p.ok.is_none()) {
                 Finding::fail(ITEM, "no port could be probed from here", fix)
             } else {
@@ -277,6 +273,18 @@ async fn firewall(stack: &Stack) -> Finding {
         }
         Err(e) => Finding::fail(ITEM, e.to_string(), fix),
     }
+}
+
+/// `from outside: 22, 80, 443 answer; 5432 closed`, leaving out a list that is empty.
+fn firewall_evidence(open: &[String], closed: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !open.is_empty() {
+        parts.push(format!("{} answer", open.join(", ")));
+    }
+    if !closed.is_empty() {
+        parts.push(format!("{} closed", closed.join(", ")));
+    }
+    format!("from outside: {}", parts.join("; "))
 }
 
 /// An HTTP answer: status and `Retry-After`.
@@ -484,30 +492,24 @@ async fn attested(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
         return Finding::fail(item, "not attested yet", fix);
     };
     let age = now.saturating_sub(a.time);
-    let evidence = format!("attested by {} {} ago: \"{}\"", a.actor, ago(age), a.note);
+    let evidence = format!(
+        "attested by {} {} ago: \"{}\"",
+        a.actor,
+        crate::timestamp::span(age),
+        a.note
+    );
     let window = freshness(inputs.stack, item);
     if Duration::from_secs(age) > window {
         return Finding::stale(
             item,
-            format!("{evidence} (older than {})", ago(window.as_secs())),
+            format!(
+                "{evidence} (older than {})",
+                crate::timestamp::span(window.as_secs())
+            ),
             fix,
         );
     }
     Finding::pass(item, evidence)
-}
-
-/// `3d 4h`, `12m`, `40s`.
-fn ago(secs: u64) -> String {
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{secs}s")
-    }
 }
 
 #[cfg(test)]
@@ -526,9 +528,15 @@ mod tests {
     }
 
     #[test]
-    fn ages_read_short() {
-        assert_eq!(ago(40), "40s");
-        assert_eq!(ago(12 * 60 + 5), "12m");
-        assert_eq!(ago(3 * 86_400 + 4 * 3600), "3d 4h");
+    fn firewall_evidence_names_only_what_was_probed() {
+        let list = |s: &[&str]| s.iter().map(|p| (*p).to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            firewall_evidence(&list(&["22", "80", "443"]), &[]),
+            "from outside: 22, 80, 443 answer"
+        );
+        assert_eq!(
+            firewall_evidence(&list(&["22", "80"]), &list(&["5432", "8080"])),
+            "from outside: 22, 80 answer; 5432, 8080 closed"
+        );
     }
 }

@@ -236,7 +236,7 @@ async fn status(ctx: &Context) -> Result<i32, CommandError> {
                 if p.policy.icmp { "answered" } else { "dropped" }
             );
             if let Some(last) = &o.last_outcome {
-                println!("  last apply: {last}");
+                println!("  last apply: {}", outcome_text(last, crate::state::now()));
             }
             if let Some(dir) = &o.armed {
                 println!("  a revert is armed: {dir}");
@@ -248,4 +248,44 @@ async fn status(ctx: &Context) -> Result<i32, CommandError> {
         }
     }
     Ok(0)
+}
+
+/// The host's record of the last apply (`confirmed 1796159922`, `reverted 0 1796159922`) for people:
+/// `confirmed 2026-12-01 21:18 UTC (12 min ago)`, `reverted by the host 2026-12-01 21:18 UTC (…)`.
+fn outcome_text(raw: &str, now: u64) -> String {
+    let Some((head, at)) = raw
+        .trim()
+        .rsplit_once(' ')
+        .and_then(|(h, t)| Some((h, t.parse::<u64>().ok()?)))
+    else {
+        return raw.to_string();
+    };
+    let what = match head.strip_prefix("reverted") {
+        Some(status) => match status.trim() {
+            "" | "0" => "reverted by the host".to_string(),
+            code => format!("reverted by the host (nft exited {code})"),
+        },
+        None => head.to_string(),
+    };
+    format!("{what} {}", crate::timestamp::when(at, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outcome_text;
+
+    #[test]
+    fn the_last_apply_reads_as_a_date() {
+        let now = 1_796_159_922;
+        assert_eq!(
+            outcome_text("confirmed 1796159202", now),
+            "confirmed 2026-12-01 21:06 UTC (12 min ago)"
+        );
+        assert_eq!(
+            outcome_text("reverted 0 1796159202", now),
+            "reverted by the host 2026-12-01 21:06 UTC (12 min ago)"
+        );
+        assert_eq!(outcome_text("reverted", now), "reverted");
+        assert_eq!(outcome_text("confirmed soon", now), "confirmed soon");
+    }
 }
