@@ -288,6 +288,10 @@ pub enum SandboxAction {
         /// Extra container ports to publish on 127.0.0.1 (e.g. 5432, for firewall probes).
         #[arg(long = "publish", value_name = "PORT")]
         publish: Vec<u16>,
+        /// A host like a freshly rented server: Debian booted by systemd, sshd with a root login by key,
+        /// and no Docker engine, nftables, cron or sudo. A sandbox of the other kind is recreated.
+        #[arg(long)]
+        bare: bool,
     },
     /// Destroy the sandbox host and everything on it.
     Down,

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use vldeploy::sandbox::{self, BuildContext, Sandbox, SandboxOptions};
+use vldeploy::sandbox::{self, BuildContext, Flavor, Sandbox, SandboxOptions};
 
 /// The tests share a 2-core machine: run them one after another.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -180,6 +180,7 @@ fn options(name: &str, dir: &Path, extra_ports: Vec<u16>) -> SandboxOptions {
         name: name.to_owned(),
         dir: dir.to_path_buf(),
         extra_ports,
+        flavor: Flavor::Full,
     }
 }
 
@@ -589,6 +590,79 @@ async fn a_stopped_sandbox_comes_back_with_up() {
     let third = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
     assert_ne!(third.container_id, first.container_id);
     assert!(ssh(&third, "test -e /srv/marker").status.code() == Some(1));
+
+    sandbox::down(name, &dir).await.unwrap();
+    assert!(!exists("container", name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_sandbox_is_a_fresh_server_booted_by_systemd() {
+    let _serial = serial().await;
+    let name = "vldeploy-sandbox-test-bare";
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().join("sandbox");
+    sandbox::down(name, &dir).await.unwrap();
+    let started = Instant::now();
+    let bare = sandbox::up(&SandboxOptions {
+        flavor: Flavor::Bare,
+        ..options(name, &dir, vec![])
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "timing: bare sandbox up in {:.1} s (image built if missing)",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(bare.flavor, Flavor::Bare);
+
+    // systemd is the first process and reaches its target; sshd is one of its units.
+    assert_eq!(ssh_ok(&bare, "cat /proc/1/comm"), "systemd");
+    let state = ssh_ok(
+        &bare,
+        "timeout 60 systemctl is-system-running --wait 2>/dev/null; true",
+    );
+    assert!(
+        state == "running" || state == "degraded",
+        "systemd's state: `{state}`; failed units: {}",
+        ssh_ok(&bare, "systemctl --failed --no-legend --plain; true")
+    );
+    assert_eq!(ssh_ok(&bare, "systemctl is-active ssh.service"), "active");
+    assert_eq!(ssh_ok(&bare, "id -un"), "root");
+
+    // Nothing a deploy needs is there yet, and nothing listens but sshd.
+    for tool in ["docker", "dockerd", "nft", "cron", "crontab", "sudo"] {
+        let out = ssh(&bare, &format!("command -v {tool}"));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "`{tool}` is absent from a bare host: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let installed = ssh_ok(
+        &bare,
+        "dpkg-query -W -f='${Package} ${Status}\\n' docker.io nftables cron sudo nginx-light postgresql-15 2>/dev/null \
+         | grep ' install ok installed' || true",
+    );
+    assert_eq!(installed, "", "packages a fresh server lacks");
+    let listening = ssh_ok(
+        &bare,
+        "cat /proc/net/tcp /proc/net/tcp6 | awk '$4 == \"0A\" {print $2}'",
+    );
+    let ports: Vec<&str> = listening
+        .lines()
+        .map(|l| l.rsplit(':').next().unwrap_or(""))
+        .collect();
+    assert!(
+        ports.iter().all(|p| *p == "0016"),
+        "only sshd (port 22 = 0x16) listens: {ports:?}"
+    );
+
+    // Asking for a full host in its place recreates it with an engine.
+    let full = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
+    assert_ne!(full.container_id, bare.container_id);
+    assert_eq!(full.flavor, Flavor::Full);
+    ssh_ok(&full, "docker info >/dev/null");
 
     sandbox::down(name, &dir).await.unwrap();
     assert!(!exists("container", name));

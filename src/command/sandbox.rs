@@ -21,16 +21,29 @@ pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i
     let name = sandbox::default_name(&stack_name);
     let dir = project.join(".vldeploy/sandbox");
     match action {
-        SandboxAction::Up { publish } => {
+        SandboxAction::Up { publish, bare } => {
+            let flavor = if *bare {
+                sandbox::Flavor::Bare
+            } else {
+                sandbox::Flavor::Full
+            };
             let sb = sandbox::up(&SandboxOptions {
                 name: name.clone(),
                 dir: dir.clone(),
                 extra_ports: publish.clone(),
+                flavor,
             })
             .await?;
             print_one(global.output, &sb, "up");
             if global.output == Output::Human {
-                println!("next: `vldeploy up --env sandbox` deploys the shop to it.");
+                match flavor {
+                    sandbox::Flavor::Full => {
+                        println!("next: `vldeploy up --env sandbox` deploys the shop to it.");
+                    }
+                    sandbox::Flavor::Bare => println!(
+                        "a bare host: no Docker engine, nftables, cron or sudo yet, as a new server comes."
+                    ),
+                }
             }
         }
         SandboxAction::Down => {
@@ -60,7 +73,11 @@ pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i
 fn print_one(output: Output, sb: &sandbox::Sandbox, state: &str) {
     match output {
         Output::Human => {
-            println!("sandbox `{}` is {state}:", sb.name);
+            println!(
+                "sandbox `{}` ({} host) is {state}:",
+                sb.name,
+                sb.flavor.label()
+            );
             println!(
                 "  ssh    root@127.0.0.1:{} (key and known_hosts in {})",
                 sb.ssh_port,
@@ -77,6 +94,7 @@ fn print_one(output: Output, sb: &sandbox::Sandbox, state: &str) {
             serde_json::json!({
                 "name": sb.name, "state": state, "ssh_port": sb.ssh_port, "http_port": sb.http_port,
                 "https_port": sb.https_port, "extra_ports": sb.extra_ports, "dir": sb.dir,
+                "flavor": sb.flavor.label(),
             })
         ),
     }

@@ -13,6 +13,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::error::{SandboxError, is_not_found, tail_block};
+use super::host_image::Flavor;
 use super::keys::Keys;
 
 /// The label every sandbox container and volume carries, with the sandbox name as its value.
@@ -20,6 +21,17 @@ pub const SANDBOX_LABEL: &str = "vldeploy.sandbox";
 
 /// The label with the fingerprint of the keys the container was made with.
 pub(crate) const KEYS_LABEL: &str = "vldeploy.sandbox.keys";
+
+/// The label with the sandbox's flavor (`full` or `bare`).
+pub(crate) const FLAVOR_LABEL: &str = "vldeploy.sandbox.flavor";
+
+/// The flavor a sandbox container was made as (containers from before the label are full hosts).
+pub(crate) fn flavor(c: &ContainerInspectResponse) -> Flavor {
+    match label(c, FLAVOR_LABEL) {
+        Some("bare") => Flavor::Bare,
+        _ => Flavor::Full,
+    }
+}
 
 /// The name of the volume that holds the inner engine's `/var/lib/docker`.
 pub(crate) fn volume_name(name: &str) -> String {
@@ -35,6 +47,7 @@ pub(crate) fn create_body(
     image: &str,
     keys_fingerprint: &str,
     ports: &[u16],
+    flavor: Flavor,
 ) -> ContainerCreateBody {
     let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = ports
         .iter()
@@ -51,7 +64,18 @@ pub(crate) fn create_body(
     let labels = HashMap::from([
         (SANDBOX_LABEL.to_owned(), name.to_owned()),
         (KEYS_LABEL.to_owned(), keys_fingerprint.to_owned()),
+        (FLAVOR_LABEL.to_owned(), flavor.label().to_owned()),
     ]);
+    // systemd, the bare host's first process, wants its runtime directories on tmpfs.
+    let tmpfs = (flavor == Flavor::Bare).then(|| {
+        HashMap::from([
+            (
+                "/run".to_owned(),
+                "rw,nosuid,nodev,exec,mode=755".to_owned(),
+            ),
+            ("/run/lock".to_owned(), "rw,nosuid,nodev,noexec".to_owned()),
+        ])
+    });
     let hostname: String = name.chars().take(63).collect();
     ContainerCreateBody {
         image: Some(image.to_owned()),
@@ -72,6 +96,7 @@ pub(crate) fn create_body(
                 "/sys/fs/cgroup:/sys/fs/cgroup:rw".to_owned(),
                 format!("{}:/var/lib/docker", volume_name(name)),
             ]),
+            tmpfs,
             ..Default::default()
         }),
         ..Default::default()
@@ -85,6 +110,7 @@ pub(crate) async fn create(
     image: &str,
     keys: &Keys,
     ports: &[u16],
+    flavor: Flavor,
 ) -> Result<String, SandboxError> {
     let volume = volume_name(name);
     let labels = HashMap::from([(SANDBOX_LABEL.to_owned(), name.to_owned())]);
@@ -100,7 +126,7 @@ pub(crate) async fn create(
     let created = docker
         .create_container(
             Some(options),
-            create_body(name, image, &keys.fingerprint(), ports),
+            create_body(name, image, &keys.fingerprint(), ports, flavor),
         )
         .await
         .map_err(SandboxError::docker(format!(
@@ -369,6 +395,7 @@ mod tests {
             "img:1",
             "abc",
             &[22, 80, 443, 5432],
+            Flavor::Full,
         );
         let host = body.host_config.unwrap();
         assert_eq!(host.cap_add, Some(vec!["ALL".to_owned()]));
@@ -381,6 +408,20 @@ mod tests {
         assert_eq!(bindings.len(), 4);
         let b = bindings["5432/tcp"].as_ref().unwrap();
         assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(body.labels.unwrap()[SANDBOX_LABEL], "vldeploy-sandbox-shop");
+        assert_eq!(host.tmpfs, None);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[SANDBOX_LABEL], "vldeploy-sandbox-shop");
+        assert_eq!(labels[FLAVOR_LABEL], "full");
+    }
+
+    #[test]
+    fn a_bare_host_boots_systemd_on_tmpfs_runtime_dirs() {
+        let body = create_body("vldeploy-sandbox-shop", "img:1", "abc", &[22], Flavor::Bare);
+        let tmpfs = body.host_config.unwrap().tmpfs.unwrap();
+        assert!(
+            tmpfs.contains_key("/run") && tmpfs.contains_key("/run/lock"),
+            "{tmpfs:?}"
+        );
+        assert_eq!(body.labels.unwrap()[FLAVOR_LABEL], "bare");
     }
 }

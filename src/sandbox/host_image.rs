@@ -1,4 +1,5 @@
-//! The sandbox host image: sshd, cron, nftables and an inner Docker engine, built from the base image.
+//! The sandbox host images, built from the base image: the full host (sshd, cron, nftables and an inner Docker
+//! engine) and the bare one (systemd and sshd only, like a freshly rented server).
 
 use std::time::Instant;
 
@@ -10,28 +11,65 @@ use super::image_build::{BuildContext, BuildLock, build_image, image_exists, sho
 /// The repository of the sandbox host image; the tag is a hash of its recipe and base.
 pub const HOST_IMAGE_REPO: &str = "vldeploy/sandbox-host";
 
+/// The repository of the bare sandbox host image.
+pub const BARE_IMAGE_REPO: &str = "vldeploy/sandbox-bare";
+
 const DOCKERFILE: &str = include_str!("host/Dockerfile");
+const BARE_DOCKERFILE: &str = include_str!("host/bare.Dockerfile");
 const INIT: &str = include_str!("host/sandbox-init");
 const DOCKERD: &str = include_str!("host/sandbox-dockerd");
 const SSHD_CONF: &str = include_str!("host/sshd.conf");
 
-fn context() -> BuildContext {
-    BuildContext::new()
-        .file("Dockerfile", DOCKERFILE, 0o644)
-        .file("sandbox-init", INIT, 0o755)
-        .file("sandbox-dockerd", DOCKERD, 0o755)
-        .file("sshd.conf", SSHD_CONF, 0o644)
+/// Which kind of host a sandbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// Ready for `vldeploy up`: sshd, cron, nftables and a Docker engine, root login.
+    #[default]
+    Full,
+    /// A fresh server: systemd and sshd with a root login, nothing else installed.
+    Bare,
+}
+
+impl Flavor {
+    /// The value of the sandbox container's flavor label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Bare => "bare",
+        }
+    }
+}
+
+fn context(flavor: Flavor) -> BuildContext {
+    match flavor {
+        Flavor::Full => BuildContext::new()
+            .file("Dockerfile", DOCKERFILE, 0o644)
+            .file("sandbox-init", INIT, 0o755)
+            .file("sandbox-dockerd", DOCKERD, 0o755)
+            .file("sshd.conf", SSHD_CONF, 0o644),
+        Flavor::Bare => BuildContext::new()
+            .file("Dockerfile", BARE_DOCKERFILE, 0o644)
+            .file("sshd.conf", SSHD_CONF, 0o644),
+    }
 }
 
 /// The image reference for a host built from `base`: changes when the recipe or the base changes.
-pub fn host_image_name(base: &str) -> String {
-    let hash = short_hash(&[&context().digest(), base]);
-    format!("{HOST_IMAGE_REPO}:{hash}")
+pub fn host_image_name(base: &str, flavor: Flavor) -> String {
+    let hash = short_hash(&[&context(flavor).digest(), base]);
+    let repo = match flavor {
+        Flavor::Full => HOST_IMAGE_REPO,
+        Flavor::Bare => BARE_IMAGE_REPO,
+    };
+    format!("{repo}:{hash}")
 }
 
 /// Builds the sandbox host image from `base` unless the engine already has it; returns its reference.
-pub async fn ensure_host_image(docker: &Docker, base: &str) -> Result<String, SandboxError> {
-    let image = host_image_name(base);
+pub async fn ensure_host_image(
+    docker: &Docker,
+    base: &str,
+    flavor: Flavor,
+) -> Result<String, SandboxError> {
+    let image = host_image_name(base, flavor);
     if image_exists(docker, &image).await? {
         return Ok(image);
     }
@@ -41,7 +79,7 @@ pub async fn ensure_host_image(docker: &Docker, base: &str) -> Result<String, Sa
     }
     eprintln!("building sandbox host image {image} from {base} (a minute or two)…");
     let started = Instant::now();
-    build_image(docker, &context(), &image, &[("BASE", base)]).await?;
+    build_image(docker, &context(flavor), &image, &[("BASE", base)]).await?;
     eprintln!(
         "built sandbox host image {image} in {} s",
         started.elapsed().as_secs()
@@ -56,10 +94,12 @@ mod tests {
 
     #[test]
     fn name_depends_on_the_base() {
-        let a = host_image_name("debian:bookworm-slim");
-        let b = host_image_name("vldeploy/bookworm:0123456789ab");
+        let a = host_image_name("debian:bookworm-slim", Flavor::Full);
+        let b = host_image_name("vldeploy/bookworm:0123456789ab", Flavor::Full);
         assert!(a.starts_with("vldeploy/sandbox-host:"));
         assert_ne!(a, b);
-        assert_eq!(a, host_image_name("debian:bookworm-slim"));
+        assert_eq!(a, host_image_name("debian:bookworm-slim", Flavor::Full));
+        let bare = host_image_name("debian:bookworm-slim", Flavor::Bare);
+        assert!(bare.starts_with("vldeploy/sandbox-bare:"), "{bare}");
     }
 }

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 pub use base_image::{LOCAL_BASE_REPO, MIRROR_ENV, UPSTREAM_BASE, ensure_base_image};
 pub use container::SANDBOX_LABEL;
 pub use error::SandboxError;
-pub use host_image::{HOST_IMAGE_REPO, ensure_host_image, host_image_name};
+pub use host_image::{
+    BARE_IMAGE_REPO, Flavor, HOST_IMAGE_REPO, ensure_host_image, host_image_name,
+};
 pub use image_build::{BuildContext, build_image, connect, image_exists};
 
 use container::{BASE_PORTS, KEYS_LABEL};
@@ -35,6 +37,8 @@ pub struct SandboxOptions {
     pub dir: PathBuf,
     /// Inner ports to publish on 127.0.0.1 besides 22, 80 and 443 (e.g. 5432, 8080).
     pub extra_ports: Vec<u16>,
+    /// A full host, or a bare one like a freshly rented server.
+    pub flavor: Flavor,
 }
 
 /// A running sandbox host.
@@ -49,6 +53,7 @@ pub struct Sandbox {
     pub https_port: u16,
     /// Inner port → 127.0.0.1 port, for the extra ports.
     pub extra_ports: BTreeMap<u16, u16>,
+    pub flavor: Flavor,
 }
 
 impl Sandbox {
@@ -126,7 +131,14 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
             let same_keys = container::label(c, KEYS_LABEL) == Some(keys.fingerprint().as_str());
             let published = container::published_ports(c);
             let has_ports = ports.iter().all(|p| published.contains(p));
-            if !same_keys {
+            let same_flavor = container::flavor(c) == opts.flavor;
+            if !same_flavor {
+                eprintln!(
+                    "sandbox {name}: it is a {} host and a {} one was asked for; recreating it",
+                    container::flavor(c).label(),
+                    opts.flavor.label()
+                );
+            } else if !same_keys {
                 eprintln!(
                     "sandbox {name}: its keys changed in {}; recreating it",
                     opts.dir.display()
@@ -134,7 +146,7 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
             } else if !has_ports {
                 eprintln!("sandbox {name}: it lacks some of the requested ports; recreating it");
             }
-            same_keys && has_ports
+            same_flavor && same_keys && has_ports
         }
     };
     if existing.is_some() && !reusable {
@@ -153,8 +165,8 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
         id
     } else {
         let base = Box::pin(ensure_base_image(&docker)).await?;
-        let image = Box::pin(ensure_host_image(&docker, &base)).await?;
-        let id = container::create(&docker, name, &image, &keys, &ports).await?;
+        let image = Box::pin(ensure_host_image(&docker, &base, opts.flavor)).await?;
+        let id = container::create(&docker, name, &image, &keys, &ports, opts.flavor).await?;
         docker
             .start_container(&id, None)
             .await
@@ -230,6 +242,7 @@ async fn describe(
     let ssh_port = all.remove(&22).ok_or_else(|| missing(22))?;
     let http_port = all.remove(&80).ok_or_else(|| missing(80))?;
     let tls_port = all.remove(&443).ok_or_else(|| missing(443))?;
+    let flavor = container::flavor(&c);
     Ok(Sandbox {
         name: name.to_owned(),
         container_id: c.id.unwrap_or_default(),
@@ -238,6 +251,7 @@ async fn describe(
         http_port,
         https_port: tls_port,
         extra_ports: all,
+        flavor,
     })
 }
 
