@@ -12,7 +12,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use support::sshd::{Sshd, keygen, keygen_fingerprint};
 use tokio::sync::mpsc;
-use vldeploy::transport::{Auth, HostKeys, Remote, Target, TransportError};
+use vldeploy::transport::{ALIVE_TIMEOUT, Auth, HostKeys, Remote, Target, TransportError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -182,6 +182,59 @@ async fn a_dropped_connection_fails_commands_instead_of_hanging() {
         matches!(later, TransportError::Disconnected { .. }),
         "{later:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_stops_answering_fails_commands_within_the_alive_timeout() {
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    assert!(remote.run("true").await.is_ok());
+    let running = {
+        let remote = Arc::clone(&remote);
+        tokio::spawn(async move { remote.exec("sleep 120").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No FIN, no RST, nothing: the host is gone as far as this side can tell.
+    let _silence = sshd.stop_answering();
+    let started = Instant::now();
+    let err = tokio::time::timeout(ALIVE_TIMEOUT + Duration::from_secs(15), running)
+        .await
+        .expect(
+            "the command fails within the alive timeout, not when the kernel gives up (minutes)",
+        )
+        .expect("task")
+        .expect_err("the connection is gone");
+    let took = started.elapsed();
+    eprintln!("timing: lost after {:.1} s of silence", took.as_secs_f64());
+    assert!(
+        matches!(err, TransportError::Disconnected { .. }),
+        "{err:?}"
+    );
+    // The silence it names is measured from the last byte that moved, a moment before the filter went in.
+    let text = err.to_string();
+    let (head, rest) = text
+        .split_once(" nothing came back for ")
+        .unwrap_or_else(|| panic!("{text}"));
+    let (seconds, tail) = rest.split_once('s').unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        head,
+        format!(
+            "connection to `root@127.0.0.1:{}` lost: the host stopped answering:",
+            sshd.port
+        )
+    );
+    let seconds: u64 = seconds.parse().unwrap_or_else(|_| panic!("{text}"));
+    assert!(
+        (ALIVE_TIMEOUT.as_secs() - 2..=took.as_secs() + 2).contains(&seconds),
+        "{text}"
+    );
+    assert_eq!(
+        tail,
+        " (it may be down, or the network to it cut)\nhelp: the host may have rebooted or sshd restarted; \
+         run the command again"
+    );
+    let reason = remote.link().lost().expect("the link records why");
+    assert!(reason.starts_with("the host stopped answering"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

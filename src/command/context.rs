@@ -96,7 +96,7 @@ impl Context {
     pub(crate) async fn connect(&self) -> Result<Connected, CommandError> {
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let docker = remote.docker().await?;
-        let engine = Engine::new(docker, remote.name());
+        let engine = Engine::new(docker, remote.name()).through(remote.link());
         Ok(Connected {
             remote: std::sync::Arc::new(remote),
             engine,

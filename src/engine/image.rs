@@ -164,9 +164,16 @@ pub async fn transfer_images(
     progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<u64, EngineError> {
     let refs: Vec<&str> = references.iter().map(String::as_str).collect();
-    let fail = |detail: String| EngineError::Transfer {
-        host: to.host.clone(),
-        detail,
+    let fail = |detail: String| match to.lost() {
+        Some(reason) => EngineError::Lost {
+            host: to.host.clone(),
+            action: "sending images".to_owned(),
+            reason,
+        },
+        None => EngineError::Transfer {
+            host: to.host.clone(),
+            detail,
+        },
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     let sent = Arc::new(AtomicU64::new(0));

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 
+use crate::transport::Link;
+
 pub use container::{CONFIG_HASH_LABEL, ContainerState, SERVICE_LABEL, STACK_LABEL, observed_from};
 pub use context::build_context;
 pub use image::{BuildRequest, build_image, transfer_images};
@@ -38,6 +40,14 @@ pub enum EngineError {
     Context { path: String, detail: String },
     #[error("sending images to `{host}` failed: {detail}")]
     Transfer { host: String, detail: String },
+    #[error(
+        "the connection to `{host}` was lost while {action}: {reason}\nhelp: the previous state keeps serving; run the command again once the host answers"
+    )]
+    Lost {
+        host: String,
+        action: String,
+        reason: String,
+    },
     #[error("`{command}` in `{name}` on `{host}` exited with {status}:\n{output}")]
     Exec {
         host: String,
@@ -53,6 +63,8 @@ pub enum EngineError {
 pub struct Engine {
     pub docker: Docker,
     pub host: String,
+    /// The SSH connection the engine is reached through, which knows why it ended.
+    link: Option<Link>,
 }
 
 impl Engine {
@@ -60,7 +72,20 @@ impl Engine {
         Self {
             docker,
             host: host.into(),
+            link: None,
         }
+    }
+
+    /// An engine reached through `link`: once the connection is lost, its errors say so and why.
+    #[must_use]
+    pub fn through(mut self, link: Link) -> Self {
+        self.link = Some(link);
+        self
+    }
+
+    /// Why the connection to this engine was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.link.as_ref().and_then(Link::lost)
     }
 
     /// The engine where vldeploy runs (`/var/run/docker.sock`, or `DOCKER_HOST`).
@@ -79,10 +104,17 @@ impl Engine {
         action: impl Into<String>,
     ) -> impl FnOnce(bollard::errors::Error) -> EngineError + '_ {
         let action = action.into();
-        move |source| EngineError::Docker {
-            host: self.host.clone(),
-            action,
-            source,
+        move |source| match self.lost() {
+            Some(reason) => EngineError::Lost {
+                host: self.host.clone(),
+                action,
+                reason,
+            },
+            None => EngineError::Docker {
+                host: self.host.clone(),
+                action,
+                source,
+            },
         }
     }
 

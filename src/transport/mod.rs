@@ -18,6 +18,7 @@
 mod error;
 mod exec;
 mod host_key;
+mod link;
 mod local;
 mod output;
 mod pump;
@@ -33,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use error::{STDERR_TAIL_LINES, TransportError};
 pub use host_key::fingerprint;
+pub use link::{ALIVE_TIMEOUT, Link};
 pub use output::{ExecStream, Output, StreamEnd, StreamStatus};
 pub use quote::shell_quote;
 
@@ -88,6 +90,8 @@ enum Backend {
 /// Dropping it closes the connection, stops its thread and removes the tunnel socket directory.
 pub struct Remote {
     name: String,
+    /// Why the connection ended, once it has.
+    link: Link,
     backend: Backend,
     tunnel_dir: Option<PathBuf>,
     docker: tokio::sync::OnceCell<bollard::Docker>,
@@ -125,9 +129,11 @@ impl Remote {
                 reason: e.to_string(),
             })?;
         let tunnel_dir = dir.path().to_path_buf();
-        let handle = pump::Handle::spawn(session, &name, dir)?;
+        let link = Link::default();
+        let handle = pump::Handle::spawn(session, &name, dir, link.clone())?;
         Ok(Remote {
             name,
+            link,
             backend: Backend::Ssh(handle),
             tunnel_dir: Some(tunnel_dir),
             docker: tokio::sync::OnceCell::new(),
@@ -138,6 +144,7 @@ impl Remote {
     pub fn local() -> Remote {
         Remote {
             name: local::NAME.to_owned(),
+            link: Link::default(),
             backend: Backend::Local,
             tunnel_dir: None,
             docker: tokio::sync::OnceCell::new(),
@@ -147,6 +154,11 @@ impl Remote {
     /// `user@host:port`, or `local`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The connection's record of how it ended, for the engine's errors.
+    pub fn link(&self) -> Link {
+        self.link.clone()
     }
 
     /// Runs `cmd` with `sh` semantics on the host; any exit status is `Ok`.

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::error::TransportError;
 use super::exec::{ExecChannel, ExecJob};
+use super::link::{self, Link};
 use super::tunnel::TunnelConn;
 
 const BACKOFF_MIN: Duration = Duration::from_micros(200);
@@ -144,6 +145,7 @@ impl Handle {
         session: Session,
         host: &str,
         dir: TempDir,
+        link: Link,
     ) -> Result<Handle, TransportError> {
         let (tx, rx) = mpsc::channel();
         session.set_blocking(false);
@@ -163,6 +165,8 @@ impl Handle {
             max_sessions: MAX_SESSIONS,
             lost: None,
             last_send: Instant::now(),
+            last_moved: Instant::now(),
+            link,
         };
         let thread = std::thread::Builder::new()
             .name("vldeploy-ssh".to_owned())
@@ -214,6 +218,9 @@ struct Pump {
     max_sessions: usize,
     lost: Option<String>,
     last_send: Instant,
+    /// When a round last moved anything: how long the host had been silent when the session failed.
+    last_moved: Instant,
+    link: Link,
 }
 
 impl Pump {
@@ -236,8 +243,15 @@ impl Pump {
             }
             if self.lost.is_none() {
                 match self.round(&mut buf) {
-                    Ok(moved) => progress |= moved,
+                    Ok(moved) => {
+                        if moved {
+                            self.last_moved = Instant::now();
+                        }
+                        progress |= moved;
+                    }
                     Err(reason) => {
+                        let reason =
+                            link::reason(&reason, self.last_moved.elapsed(), link::ALIVE_TIMEOUT);
                         self.lose(&reason);
                         progress = true;
                     }
@@ -454,6 +468,7 @@ impl Pump {
     /// The session is gone: fail everything in flight and everything that comes later.
     fn lose(&mut self, reason: &str) {
         tracing::warn!(host = %self.host, %reason, "ssh connection lost");
+        self.link.set_lost(reason);
         self.fail_all(reason);
         self.execs.clear();
         self.tunnels.clear();

@@ -57,6 +57,9 @@ pub(crate) fn open(
     }
 
     let tcp = connect_tcp(target, &name, timeout)?;
+    if let Err(e) = super::link::watch(&tcp, super::link::ALIVE_TIMEOUT) {
+        tracing::debug!(host = %name, error = %e, "tcp keepalive and user timeout not set");
+    }
     let mut session = Session::new().map_err(|e| TransportError::Local {
         step: "creating an ssh session".to_owned(),
         reason: e.message().to_owned(),

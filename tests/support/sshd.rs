@@ -215,6 +215,24 @@ impl Sshd {
         assert!(status.success(), "no connection process to kill");
     }
 
+    /// Drops every packet sent to this server's port from now on, as a host that went off the network
+    /// does (it answers nothing, not even TCP); the rule goes when the guard is dropped.
+    pub fn stop_answering(&self) -> Silence {
+        let rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport"];
+        let port = self.port.to_string();
+        let status = Command::new("iptables")
+            .arg("-I")
+            .args(rule)
+            .args([port.as_str(), "-j", "DROP"])
+            .status()
+            .expect("iptables runs (installed by .ci/setup)");
+        assert!(
+            status.success(),
+            "iptables could not add the rule (needs root)"
+        );
+        Silence { port }
+    }
+
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         let mut text = String::new();
@@ -229,5 +247,20 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A packet filter dropping everything sent to one local port, removed on drop.
+pub struct Silence {
+    port: String,
+}
+
+impl Drop for Silence {
+    fn drop(&mut self) {
+        let _ = Command::new("iptables")
+            .args([
+                "-D", "INPUT", "-i", "lo", "-p", "tcp", "--dport", &self.port, "-j", "DROP",
+            ])
+            .status();
     }
 }

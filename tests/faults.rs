@@ -1,0 +1,122 @@
+//! The connection to the host lost in the middle of `up`: vldeploy fails at once naming the step and the host,
+//! nothing is left waiting, and the next `up` converges.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::project::Project;
+
+/// Runs a command inside the sandbox host's container (not over ssh: the faults cut ssh).
+fn on_host(p: &Project, cmd: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            &format!("vldeploy-sandbox-{}", p.name),
+            "sh",
+            "-c",
+            cmd,
+        ])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_converges() {
+    let p = Project::new("conn-lost");
+    p.sandbox_up(&[]);
+    let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
+    // Each `up` is cut while it sends the images (the longest step of a first deploy): the first by killing
+    // the host's sshd process of the connection, the second by destroying the TCP connection on the host.
+    for (fault, inject) in [
+        ("sshd killed", "pkill -KILL -f '^sshd: root' ; true"),
+        (
+            "connection cut",
+            "ss -K state established '( sport = :22 )' >/dev/null 2>&1; true",
+        ),
+    ] {
+        let mut child = p
+            .command(&["up"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !seen.contains("] send images") {
+            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            assert!(Instant::now() < deadline, "`up` never sent images:\n{seen}");
+        }
+        // Well into the transfer.
+        std::thread::sleep(Duration::from_secs(2));
+        on_host(&p, inject);
+        let cut = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if cut.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{fault}: `up` was still running 30 s later:\n{seen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let took = cut.elapsed();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        eprintln!(
+            "{fault}: `up` exited with {status} {:.1} s later\n{seen}",
+            took.as_secs_f64()
+        );
+        assert_eq!(status.code(), Some(1), "{fault}:\n{seen}");
+        let error = &seen[seen
+            .find("error: ")
+            .unwrap_or_else(|| panic!("{fault}: no error:\n{seen}"))..];
+        assert!(
+            error.starts_with("error: step ") && error.contains("send images"),
+            "{fault}: the error names the step:\n{error}"
+        );
+        assert!(
+            error.contains(&format!(
+                "the connection to `{host}` was lost while sending images: the host closed the connection"
+            )),
+            "{fault}: the error says the connection was lost, and how:\n{error}"
+        );
+        assert!(
+            !error.contains("hyper"),
+            "{fault}: no HTTP client internals:\n{error}"
+        );
+    }
+
+    // The host kept what was complete; the next `up` sends the rest and converges, the one after is a no-op.
+    let again = p.vldeploy(&["up"]).ok();
+    assert!(again.stdout.contains("is up at"), "{}", again.stdout);
+    let (status, body) = p.http_get("/api/health");
+    assert_eq!(status, 200, "{body}");
+    let third = p.vldeploy(&["up"]).ok();
+    assert!(third.stdout.contains("no changes"), "{}", third.stdout);
+}
