@@ -142,7 +142,12 @@ impl Setup {
             "stack": self.stack,
             "environment": self.environment,
             "schedule": self.schedule,
-            "script": shell_quote(&self.script_path()),
+            "script": render::escape::cron_cmd(&self.script_path()).map_err(|e| {
+                RenderError::Template {
+                    name: "backup/cron".into(),
+                    detail: format!("cron_cmd: {e}"),
+                }
+            })?,
             "log": LOG,
         });
         render::render_in(self.overrides.as_deref(), "backup/cron", &ctx)
