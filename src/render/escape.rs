@@ -13,7 +13,14 @@ use std::fmt::Write as _;
 pub struct Unsafe(pub String);
 
 fn shown(s: &str) -> String {
-    let mut out: String = s.chars().take(60).flat_map(char::escape_debug).collect();
+    let mut out = String::new();
+    for c in s.chars().take(60) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
     if s.chars().count() > 60 {
         out.push('…');
     }
@@ -193,28 +200,28 @@ pub fn line(s: &str) -> String {
 /// `nft_str`, `nft_addr`, `systemd_arg`, `line`. HTML needs none: templates named `*.html` are auto-escaped.
 pub(crate) fn register(env: &mut minijinja::Environment<'_>) {
     use minijinja::{Error, ErrorKind};
-    fn fail(name: &str, e: Unsafe) -> Error {
+    fn fail(name: &str, e: &Unsafe) -> Error {
         Error::new(ErrorKind::InvalidOperation, format!("{name}: {e}"))
     }
     env.add_filter("nginx_str", |s: String| {
-        nginx_str(&s).map_err(|e| fail("nginx_str", e))
+        nginx_str(&s).map_err(|e| fail("nginx_str", &e))
     });
     env.add_filter("sh", |s: String| sh(&s));
     env.add_filter("cron_cmd", |s: String| {
-        cron_cmd(&s).map_err(|e| fail("cron_cmd", e))
+        cron_cmd(&s).map_err(|e| fail("cron_cmd", &e))
     });
     env.add_filter("cron_schedule", |s: String| {
-        cron_schedule(&s).map_err(|e| fail("cron_schedule", e))
+        cron_schedule(&s).map_err(|e| fail("cron_schedule", &e))
     });
     env.add_filter("json", |s: String| json(&s));
     env.add_filter("nft_str", |s: String| {
-        nft_str(&s).map_err(|e| fail("nft_str", e))
+        nft_str(&s).map_err(|e| fail("nft_str", &e))
     });
     env.add_filter("nft_addr", |s: String| {
-        nft_addr(&s).map_err(|e| fail("nft_addr", e))
+        nft_addr(&s).map_err(|e| fail("nft_addr", &e))
     });
     env.add_filter("systemd_arg", |s: String| {
-        systemd_arg(&s).map_err(|e| fail("systemd_arg", e))
+        systemd_arg(&s).map_err(|e| fail("systemd_arg", &e))
     });
     env.add_filter("line", |s: String| line(&s));
 }
