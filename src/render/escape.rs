@@ -318,7 +318,7 @@ mod tests {
         }
         assert_eq!(
             nft_str("a\"; drop").unwrap_err().to_string(),
-            "`a\\\"; drop` holds '\"', which an nftables string cannot carry"
+            "`a\"; drop` holds '\"', which an nftables string cannot carry"
         );
         assert_eq!(nft_addr("203.0.113.7").unwrap(), "203.0.113.7");
         assert_eq!(nft_addr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
