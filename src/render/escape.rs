@@ -34,12 +34,26 @@ fn plain_word(s: &str, extra: &[u8]) -> bool {
         })
 }
 
+/// The longest value [`nginx_str`] writes: nginx reads a configuration through a 4 KiB buffer, and no token (a
+/// comment is one) may be longer.
+const NGINX_MAX: usize = 2048;
+
+/// How much of a value [`line`] keeps: comments stay shorter than nginx's longest token.
+const LINE_MAX: usize = 200;
+
 /// One nginx configuration token. A plain word (`shop.example`, `/etc/nginx/certs/x.pem`, `host:8080`) is left
 /// bare; anything else is a double-quoted string in which `\` and `"` are escaped and newline, tab and carriage
 /// return are written `\n`, `\t`, `\r` (nginx reads those escapes back). `;`, `{`, `}` and `#` inside the quotes
 /// are plain characters to nginx. Refused: `$` (nginx expands variables inside quotes too, and has no escape for
 /// it) and other control characters.
 pub fn nginx_str(s: &str) -> Result<String, Unsafe> {
+    if s.len() > NGINX_MAX {
+        return Err(Unsafe(format!(
+            "`{}` is {} bytes long; an nginx string takes at most {NGINX_MAX}",
+            shown(s),
+            s.len()
+        )));
+    }
     if s.contains('$') {
         return Err(Unsafe(format!(
             "`{}` holds `$`, which nginx reads as a variable",
@@ -75,9 +89,16 @@ pub fn nginx_str(s: &str) -> Result<String, Unsafe> {
     Ok(out)
 }
 
-/// One POSIX shell word: the project's one shell quoter ([`crate::transport::shell_quote`]).
-pub fn sh(s: &str) -> String {
-    crate::transport::shell_quote(s).into_owned()
+/// One POSIX shell word: the project's one shell quoter ([`crate::transport::shell_quote`]). A NUL byte is
+/// refused: no shell word can hold one, and bash will not run a script file that contains one.
+pub fn sh(s: &str) -> Result<String, Unsafe> {
+    if s.contains('\0') {
+        return Err(Unsafe(format!(
+            "`{}` holds a NUL byte, which a shell word cannot carry",
+            shown(s)
+        )));
+    }
+    Ok(crate::transport::shell_quote(s).into_owned())
 }
 
 /// One shell word in the command part of a crontab line: shell-quoted, and `%` (which cron turns into a newline)
@@ -90,7 +111,7 @@ pub fn cron_cmd(s: &str) -> Result<String, Unsafe> {
             c
         )));
     }
-    Ok(sh(s).replace('%', "\\%"))
+    Ok(sh(s)?.replace('%', "\\%"))
 }
 
 /// The five time fields of a crontab line, as stack.yaml's `backup.schedule` grammar allows them: five fields of
@@ -183,8 +204,15 @@ pub fn systemd_arg(s: &str) -> Result<String, Unsafe> {
 }
 
 /// Text on one line of any line-based file (a `#` comment, a unit's `Description=`): control characters, the
-/// newline first, are shown as escapes (`\n`, `\u{0}`), so the text can never start a line of its own.
+/// newline first, are shown as escapes (`\n`, `\u{0}`), so the text can never start a line of its own; past
+/// 200 characters it is cut short with `…`.
 pub fn line(s: &str) -> String {
+    if s.chars().count() > LINE_MAX {
+        let cut: String = s.chars().take(LINE_MAX).collect();
+        let mut shortened = line(&cut);
+        shortened.push('…');
+        return shortened;
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {
@@ -206,7 +234,7 @@ pub(crate) fn register(env: &mut minijinja::Environment<'_>) {
     env.add_filter("nginx_str", |s: String| {
         nginx_str(&s).map_err(|e| fail("nginx_str", &e))
     });
-    env.add_filter("sh", |s: String| sh(&s));
+    env.add_filter("sh", |s: String| sh(&s).map_err(|e| fail("sh", &e)));
     env.add_filter("cron_cmd", |s: String| {
         cron_cmd(&s).map_err(|e| fail("cron_cmd", &e))
     });
@@ -256,6 +284,14 @@ mod tests {
             nginx_str("$host").unwrap_err().to_string(),
             "`$host` holds `$`, which nginx reads as a variable"
         );
+        assert!(nginx_str(&"a".repeat(2048)).is_ok());
+        assert_eq!(
+            nginx_str(&"a".repeat(2049)).unwrap_err().to_string(),
+            format!(
+                "`{}…` is 2049 bytes long; an nginx string takes at most 2048",
+                "a".repeat(60)
+            )
+        );
         assert_eq!(
             nginx_str("a\0b").unwrap_err().to_string(),
             "`a\\0b` holds the control character '\\0', which an nginx string cannot carry"
@@ -265,10 +301,14 @@ mod tests {
     #[test]
     fn shell_words_and_cron_commands() {
         assert_eq!(
-            sh("/var/lib/vldeploy/shop/backup/backup.sh"),
+            sh("/var/lib/vldeploy/shop/backup/backup.sh").unwrap(),
             "/var/lib/vldeploy/shop/backup/backup.sh"
         );
-        assert_eq!(sh("it's $(x)"), r"'it'\''s $(x)'");
+        assert_eq!(sh("it's $(x)").unwrap(), r"'it'\''s $(x)'");
+        assert_eq!(
+            sh("a\0b").unwrap_err().to_string(),
+            "`a\\0b` holds a NUL byte, which a shell word cannot carry"
+        );
         assert_eq!(cron_cmd("/usr/bin/x").unwrap(), "/usr/bin/x");
         assert_eq!(cron_cmd("50%").unwrap(), "50\\%");
         assert_eq!(cron_cmd("a b%c").unwrap(), "'a b\\%c'");
@@ -356,5 +396,6 @@ mod tests {
         assert_eq!(line("shop"), "shop");
         assert_eq!(line("a\nb\tc\r\0"), "a\\nb\\tc\\r\\u{0}");
         assert_eq!(line("ünï {;}"), "ünï {;}");
+        assert_eq!(line(&"a\n".repeat(150)), format!("{}…", "a\\n".repeat(100)));
     }
 }
