@@ -1426,3 +1426,25 @@ fn an_environment_name_with_a_newline_is_refused() {
   = help: use 1 to 63 letters, digits, `-` and `_`, e.g. `production`"#,
     );
 }
+
+#[test]
+fn a_domain_is_read_in_lowercase_and_a_health_path_keeps_its_rfc_3986_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = VALID
+        .replacen("domain: shop.example", "domain: Shop.Example", 1)
+        .replacen(
+            "http: /api/health",
+            "http: \"/api/health;v=1?x='y'&z=$(id)\"",
+            1,
+        );
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.domain, "shop.example");
+    let probe = &s.services["backend"].healthcheck.as_ref().unwrap().probe;
+    assert_eq!(
+        *probe,
+        stack::Probe::Http("/api/health;v=1?x='y'&z=$(id)".into())
+    );
+}
