@@ -825,3 +825,70 @@ fn the_http_health_check_passes_its_path_to_curl_as_one_argument() {
         );
     }
 }
+
+#[test]
+fn the_backup_copy_over_ssh_quotes_the_remote_path_for_the_remote_shell() {
+    let bash = need("bash");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // The "remote" shell: runs the command ssh would send, here, as the login shell would.
+    std::fs::write(
+        bin.join("ssh"),
+        "#!/bin/sh\nfor last; do :; done\nexec sh -c \"$last\"\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(bin.join("ssh"))
+        .status()
+        .unwrap();
+    let source = dir.path().join("db_backup_20250101_020000.sql.gz");
+    std::fs::write(&source, b"dump").unwrap();
+    let script = setup().render_script().unwrap();
+    let start = script.find("remote_word() {").unwrap();
+    let copy = script[start..].find("copy_one() {").unwrap() + start;
+    let end = script[copy..].find("\n}\n").unwrap() + copy + 3;
+    let functions = &script[start..end];
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut checked = 0;
+    for value in hostile() {
+        if value.is_empty() || value.contains(['/', '\0']) || value.len() > 200 {
+            continue;
+        }
+        let target = dir.path().join("remote").join(&value);
+        let program = format!(
+            "COPY_TO={}\n{functions}copy_one {}\n",
+            vldeploy::transport::shell_quote(&format!("vault.example:{}", target.display())),
+            vldeploy::transport::shell_quote(&source.display().to_string()),
+        );
+        let file = dir.path().join("program.sh");
+        std::fs::write(&file, &program).unwrap();
+        let out = Command::new(&bash)
+            .arg(&file)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{value:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copied = target.join("db_backup_20250101_020000.sql.gz");
+        assert_eq!(std::fs::read(&copied).unwrap(), b"dump", "{value:?}");
+        assert_eq!(
+            std::fs::read_dir(&target).unwrap().count(),
+            1,
+            "{value:?}: a temporary was left"
+        );
+        assert!(
+            std::fs::read_dir(&work).unwrap().next().is_none(),
+            "{value:?} ran a command"
+        );
+        std::fs::remove_dir_all(&target).unwrap();
+        checked += 1;
+    }
+    assert!(checked > 15, "{checked}");
+}
