@@ -27,6 +27,14 @@ fn shown(s: &str) -> String {
     out
 }
 
+fn shown_char(c: char) -> String {
+    if c.is_control() {
+        c.escape_debug().to_string()
+    } else {
+        c.to_string()
+    }
+}
+
 fn plain_word(s: &str, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| {
@@ -65,9 +73,9 @@ pub fn nginx_str(s: &str) -> Result<String, Unsafe> {
         .find(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
     {
         return Err(Unsafe(format!(
-            "`{}` holds the control character {:?}, which an nginx string cannot carry",
+            "`{}` holds the control character `{}`, which an nginx string cannot carry",
             shown(s),
-            c
+            shown_char(c)
         )));
     }
     if plain_word(s, b"/:") {
@@ -106,9 +114,9 @@ pub fn sh(s: &str) -> Result<String, Unsafe> {
 pub fn cron_cmd(s: &str) -> Result<String, Unsafe> {
     if let Some(c) = s.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
         return Err(Unsafe(format!(
-            "`{}` holds {:?}, which would end or cut a cron line",
+            "`{}` holds `{}`, which would end or cut a cron line",
             shown(s),
-            c
+            shown_char(c)
         )));
     }
     Ok(sh(s)?.replace('%', "\\%"))
@@ -147,9 +155,9 @@ pub fn nft_str(s: &str) -> Result<String, Unsafe> {
         .find(|c| matches!(c, '"' | '\\') || c.is_control())
     {
         return Err(Unsafe(format!(
-            "`{}` holds {:?}, which an nftables string cannot carry",
+            "`{}` holds `{}`, which an nftables string cannot carry",
             shown(s),
-            c
+            shown_char(c)
         )));
     }
     if s.len() > 128 {
@@ -188,9 +196,9 @@ pub fn nft_addr(s: &str) -> Result<String, Unsafe> {
 pub fn systemd_arg(s: &str) -> Result<String, Unsafe> {
     if let Some(c) = s.chars().find(|c| c.is_control()) {
         return Err(Unsafe(format!(
-            "`{}` holds the control character {:?}, which a unit file line cannot carry",
+            "`{}` holds the control character `{}`, which a unit file line cannot carry",
             shown(s),
-            c
+            shown_char(c)
         )));
     }
     let body = s.replace('%', "%%").replace('$', "$$");
@@ -294,7 +302,7 @@ mod tests {
         );
         assert_eq!(
             nginx_str("a\0b").unwrap_err().to_string(),
-            "`a\\0b` holds the control character '\\0', which an nginx string cannot carry"
+            "`a\\0b` holds the control character `\\0`, which an nginx string cannot carry"
         );
     }
 
@@ -314,7 +322,7 @@ mod tests {
         assert_eq!(cron_cmd("a b%c").unwrap(), "'a b\\%c'");
         assert_eq!(
             cron_cmd("a\nb").unwrap_err().to_string(),
-            "`a\\nb` holds '\\n', which would end or cut a cron line"
+            "`a\\nb` holds `\\n`, which would end or cut a cron line"
         );
         assert!(cron_cmd("a\rb").is_err());
         assert!(cron_cmd("a\0b").is_err());
@@ -358,7 +366,7 @@ mod tests {
         }
         assert_eq!(
             nft_str("a\"; drop").unwrap_err().to_string(),
-            "`a\"; drop` holds '\"', which an nftables string cannot carry"
+            "`a\"; drop` holds `\"`, which an nftables string cannot carry"
         );
         assert_eq!(nft_addr("203.0.113.7").unwrap(), "203.0.113.7");
         assert_eq!(nft_addr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
