@@ -1226,3 +1226,225 @@ fn any_damaged_stack_gives_a_diagnostic_and_never_panics() {
     }
     assert!(errors > damaged.len() / 2, "{errors} of {}", damaged.len());
 }
+
+// Grammar of the values that reach templates and remote commands: each is checked where it is written.
+
+#[test]
+fn a_domain_carrying_nginx_directives_is_refused() {
+    check(
+        "    domain: shop.example\n",
+        "    domain: \"shop.test;\\n\\tadd_header X-Injected yes\"\n",
+        r#"error: invalid domain `shop.test;\n\tadd_header X-Injected yes`: `;` is not allowed in a domain (letters, digits, `-` and `.` are) at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: "shop.test;\n\tadd_header X-Injected yes"
+  |             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write the host name nginx serves, e.g. `shop.example`: labels of letters, digits and `-` separated by dots (no scheme, port or path)"#,
+    );
+}
+
+#[test]
+fn a_domain_with_an_underscore_is_refused() {
+    check(
+        "    domain: shop.example\n",
+        "    domain: shop_test.example\n",
+        r"error: invalid domain `shop_test.example`: `_` is not allowed in a domain (letters, digits, `-` and `.` are) at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: shop_test.example
+  |             ^^^^^^^^^^^^^^^^^
+  = help: write the host name nginx serves, e.g. `shop.example`: labels of letters, digits and `-` separated by dots (no scheme, port or path)",
+    );
+}
+
+#[test]
+fn a_domain_label_longer_than_63_is_refused() {
+    check(
+        "    domain: shop.example\n",
+        &format!("    domain: {}.example\n", "a".repeat(64)),
+        r"error: invalid domain `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example`: the label `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` is 64 characters long; a label has at most 63 at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example
+  |             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write the host name nginx serves, e.g. `shop.example`: labels of letters, digits and `-` separated by dots (no scheme, port or path)",
+    );
+}
+
+#[test]
+fn a_domain_longer_than_253_is_refused() {
+    check(
+        "    domain: shop.example\n",
+        &format!("    domain: {}example\n", "abcdefghi.".repeat(25)),
+        r"error: invalid domain `abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.…`: it is 257 characters long; a domain has at most 253 at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.abcdefghi.example
+  |             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write the host name nginx serves, e.g. `shop.example`: labels of letters, digits and `-` separated by dots (no scheme, port or path)",
+    );
+}
+
+#[test]
+fn an_international_domain_is_written_in_punycode() {
+    check(
+        "    domain: shop.example\n",
+        "    domain: bücher.example\n",
+        r"error: invalid domain `bücher.example`: it is not ASCII at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: bücher.example
+  |             ^^^^^^^^^^^^^^
+  = help: write the international name in its punycode form: `xn--bcher-kva.example`",
+    );
+}
+
+#[test]
+fn a_wildcard_domain_is_refused_with_the_reason() {
+    check(
+        "    domain: shop.example\n",
+        "    domain: \"*.shop.example\"\n",
+        r#"error: invalid domain `*.shop.example`: wildcard domains cannot be served at `environments.prod.domain`
+ --> $DIR/stack.yaml:7:13
+  |
+7 |     domain: "*.shop.example"
+  |             ^^^^^^^^^^^^^^^^
+  = help: name the host itself, e.g. `shop.example`: certificates are issued through the HTTP-01 challenge, which cannot issue a wildcard certificate"#,
+    );
+}
+
+#[test]
+fn a_health_path_with_a_space_is_refused() {
+    check(
+        "http: /api/health",
+        "http: \"/api/health now\"",
+        r#"error: invalid health path `/api/health now`: a space is not allowed in a URL path at `services.backend.healthcheck.http`
+  --> $DIR/stack.yaml:24:13
+   |
+24 |       http: "/api/health now"
+   |             ^^^^^^^^^^^^^^^^^
+   = help: write the path as it goes in a URL: letters, digits and `-._~!$&'()*+,;=:@/?`, anything else percent-encoded (a space is `%20`)"#,
+    );
+}
+
+#[test]
+fn a_health_path_with_a_double_quote_is_refused() {
+    check(
+        "http: /api/health",
+        "http: '/api/\"health\"'",
+        r#"error: invalid health path `/api/"health"`: `"` is not allowed in a URL path at `services.backend.healthcheck.http`
+  --> $DIR/stack.yaml:24:13
+   |
+24 |       http: '/api/"health"'
+   |             ^^^^^^^^^^^^^^^
+   = help: write the path as it goes in a URL: letters, digits and `-._~!$&'()*+,;=:@/?`, anything else percent-encoded (a space is `%20`)"#,
+    );
+}
+
+#[test]
+fn a_health_path_with_a_newline_is_refused() {
+    check(
+        "http: /api/health",
+        "http: \"/api/health\\nreboot\"",
+        r#"error: invalid health path `/api/health\nreboot`: `\n` is not allowed in a URL path at `services.backend.healthcheck.http`
+  --> $DIR/stack.yaml:24:13
+   |
+24 |       http: "/api/health\nreboot"
+   |             ^^^^^^^^^^^^^^^^^^^^^
+   = help: write the path as it goes in a URL: letters, digits and `-._~!$&'()*+,;=:@/?`, anything else percent-encoded (a space is `%20`)"#,
+    );
+}
+
+#[test]
+fn an_email_with_a_space_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    tls:\n      acme:\n        directory: letsencrypt\n        email: ops @shop.example\n",
+        r"error: invalid email `ops @shop.example`: a space is not allowed in an address at `environments.prod.tls.acme.email`
+  --> $DIR/stack.yaml:12:16
+   |
+12 |         email: ops @shop.example
+   |                ^^^^^^^^^^^^^^^^^
+   = help: write one address, e.g. `ops@shop.example`",
+    );
+}
+
+#[test]
+fn an_email_with_a_newline_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    tls:\n      acme:\n        directory: letsencrypt\n        email: \"ops@shop.example\\nbcc@evil.example\"\n",
+        r#"error: invalid email `ops@shop.example\nbcc@evil.example`: `\n` is not allowed in an address at `environments.prod.tls.acme.email`
+  --> $DIR/stack.yaml:12:16
+   |
+12 |         email: "ops@shop.example\nbcc@evil.example"
+   |                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   = help: write one address, e.g. `ops@shop.example`"#,
+    );
+}
+
+#[test]
+fn a_backup_copy_to_that_is_not_a_path_or_host_path_is_refused() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  copy_to: \"-oProxyCommand=id:/srv\"\n",
+        r#"error: invalid backup copy_to `-oProxyCommand=id:/srv`: the host: `=` is not allowed in a domain (letters, digits, `-` and `.` are) at `backup.copy_to`
+ --> $DIR/stack.yaml:3:12
+  |
+3 |   copy_to: "-oProxyCommand=id:/srv"
+  |            ^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write an absolute path on the host (`/mnt/offsite/shop`) or `user@host:/path` (copied over ssh)"#,
+    );
+}
+
+#[test]
+fn a_backup_dir_with_a_newline_is_refused() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  dir: \"/var/backups/shop\\n* * * * * root id\"\n",
+        r#"error: backup dir `/var/backups/shop\n* * * * * root id` holds the control character `\n` at `backup.dir`
+ --> $DIR/stack.yaml:3:8
+  |
+3 |   dir: "/var/backups/shop\n* * * * * root id"
+  |        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write an absolute path on the host, e.g. `/var/backups/shop`"#,
+    );
+}
+
+#[test]
+fn an_environment_name_with_a_newline_is_refused() {
+    check_with(
+        &VALID.replacen("  prod:\n", "  \"prod\\nx\":\n", 1),
+        "prod\nx",
+        &[SECRETS],
+        &[],
+        r#"error: invalid environment name `prod\nx` at `environments`
+ --> $DIR/stack.yaml:3:3
+  |
+3 |   "prod\nx":
+  |   ^^^^^^^^
+  = help: use 1 to 63 letters, digits, `-` and `_`, e.g. `production`"#,
+    );
+}
+
+#[test]
+fn a_domain_is_read_in_lowercase_and_a_health_path_keeps_its_rfc_3986_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = VALID
+        .replacen("domain: shop.example", "domain: Shop.Example", 1)
+        .replacen(
+            "http: /api/health",
+            "http: \"/api/health;v=1?x='y'&z=$(id)\"",
+            1,
+        );
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.domain, "shop.example");
+    let probe = &s.services["backend"].healthcheck.as_ref().unwrap().probe;
+    assert_eq!(
+        *probe,
+        stack::Probe::Http("/api/health;v=1?x='y'&z=$(id)".into())
+    );
+}

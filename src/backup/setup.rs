@@ -115,7 +115,12 @@ impl Setup {
 
     /// The backup script.
     pub fn render_script(&self) -> Result<String, RenderError> {
-        let q = |s: &str| shell_quote(s).into_owned();
+        let q = |s: &str| {
+            render::escape::sh(s).map_err(|e| RenderError::Template {
+                name: "backup/backup.sh".into(),
+                detail: format!("sh: {e}"),
+            })
+        };
         let ctx = serde_json::json!({
             "stack": self.stack,
             "environment": self.environment,
@@ -123,14 +128,14 @@ impl Setup {
             "min_bytes": MIN_BYTES,
             "keep_tagged": KEEP_TAGGED,
             "q": {
-                "stack": q(&self.stack),
-                "dir": q(&self.dir),
-                "container": q(&self.container),
-                "database": q(&self.database),
-                "user": q(&self.user),
-                "log": q(LOG),
-                "copy_to": q(self.copy_to.as_deref().unwrap_or("")),
-                "encrypt": q(self.encrypt.as_deref().unwrap_or("")),
+                "stack": q(&self.stack)?,
+                "dir": q(&self.dir)?,
+                "container": q(&self.container)?,
+                "database": q(&self.database)?,
+                "user": q(&self.user)?,
+                "log": q(LOG)?,
+                "copy_to": q(self.copy_to.as_deref().unwrap_or(""))?,
+                "encrypt": q(self.encrypt.as_deref().unwrap_or(""))?,
             },
         });
         render::render_in(self.overrides.as_deref(), "backup/backup.sh", &ctx)
@@ -142,7 +147,12 @@ impl Setup {
             "stack": self.stack,
             "environment": self.environment,
             "schedule": self.schedule,
-            "script": shell_quote(&self.script_path()),
+            "script": render::escape::cron_cmd(&self.script_path()).map_err(|e| {
+                RenderError::Template {
+                    name: "backup/cron".into(),
+                    detail: format!("cron_cmd: {e}"),
+                }
+            })?,
             "log": LOG,
         });
         render::render_in(self.overrides.as_deref(), "backup/cron", &ctx)

@@ -37,8 +37,9 @@ pub(crate) async fn audit(ctx: &Context, args: &AuditArgs) -> Result<i32, Comman
                         )
                     }
                 );
+                // A change may quote an operator's words: one line each, whatever they hold.
                 for change in &e.changes {
-                    println!("      {change}");
+                    println!("      {}", crate::render::escape::line(change));
                 }
             }
         }

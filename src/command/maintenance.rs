@@ -109,10 +109,35 @@ async fn api_answer(ctx: &Context, c: &Connected) -> Result<String, String> {
     }
 }
 
+/// The longest `--message` kept in the audit log.
+const MESSAGE_MAX: usize = 500;
+
+/// `--message` as the audit log keeps it: trimmed, one line of at most 500 characters.
+fn message_text(message: Option<&str>) -> Result<Option<&str>, CommandError> {
+    let Some(m) = message.map(str::trim).filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    if m.chars().any(char::is_control) {
+        return Err(CommandError::Usage(
+            "the maintenance `--message` holds a line break or another control character\n  help: write the reason on one line, e.g. `--message \"payment gateway down, INC-1234\"`".to_owned(),
+        ));
+    }
+    if m.chars().count() > MESSAGE_MAX {
+        return Err(CommandError::Usage(format!(
+            "the maintenance `--message` is {} characters long\n  help: keep it under {MESSAGE_MAX} characters and link the incident for the details",
+            m.chars().count()
+        )));
+    }
+    Ok(Some(m))
+}
+
 pub(crate) async fn maintenance(
     ctx: &Context,
     action: &MaintenanceAction,
 ) -> Result<i32, CommandError> {
+    if let MaintenanceAction::On { message } = action {
+        message_text(message.as_deref())?;
+    }
     let c = ctx.connect().await?;
     match action {
         MaintenanceAction::Status => status(ctx, &c).await,
@@ -246,9 +271,9 @@ async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, 
         let changes = if matches!(result, Ok(false)) {
             Vec::new()
         } else {
-            let reason = message
-                .map(str::trim)
-                .filter(|m| !m.is_empty())
+            let reason = message_text(message)
+                .ok()
+                .flatten()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
             vec![format!("maintenance page on (`{flag}`){reason}")]
@@ -315,6 +340,25 @@ fn say(ctx: &Context, on: bool, changed: bool, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_is_one_line_of_at_most_500_characters() {
+        assert_eq!(message_text(None).unwrap(), None);
+        assert_eq!(message_text(Some("  ")).unwrap(), None);
+        assert_eq!(
+            message_text(Some(" payment gateway down; INC-1234 `$(x)` ")).unwrap(),
+            Some("payment gateway down; INC-1234 `$(x)`")
+        );
+        assert_eq!(
+            message_text(Some("down\n1700000000  root  up  ok"))
+                .unwrap_err()
+                .to_string(),
+            "the maintenance `--message` holds a line break or another control character\n  help: write the reason on one line, e.g. `--message \"payment gateway down, INC-1234\"`"
+        );
+        assert!(message_text(Some("a\u{1b}[2Jb")).is_err());
+        assert!(message_text(Some(&"x".repeat(500))).is_ok());
+        assert!(message_text(Some(&"x".repeat(501))).is_err());
+    }
 
     #[test]
     fn the_probe_reads_on_off_and_missing() {

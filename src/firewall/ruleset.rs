@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::TABLE;
 use super::policy::{Policy, proto_name};
+use crate::render::escape::nft_addr;
 use crate::render::{RenderError, render_in};
 use crate::stack::Proto;
 
@@ -71,22 +72,26 @@ impl Ruleset {
             .iter()
             .filter(|a| !a.from.is_empty())
             .map(|a| {
-                let (v6, v4): (Vec<&String>, Vec<&String>) =
-                    a.from.iter().partition(|s| s.contains(':'));
-                let join = |v: Vec<&String>| {
-                    v.into_iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                Ranged {
+                // nft takes addresses bare: each one is checked to be an address or range, nothing else.
+                let from = a
+                    .from
+                    .iter()
+                    .map(|s| nft_addr(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| RenderError::Template {
+                        name: "nftables/ruleset.nft".into(),
+                        detail: format!("nft_addr: {e}"),
+                    })?;
+                let (v6, v4): (Vec<String>, Vec<String>) =
+                    from.into_iter().partition(|s| s.contains(':'));
+                Ok(Ranged {
                     proto: proto_name(a.proto),
                     port: a.port,
-                    v4: join(v4),
-                    v6: join(v6),
-                }
+                    v4: v4.join(", "),
+                    v6: v6.join(", "),
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, RenderError>>()?;
         let mut context = Context {
             stack: &policy.stack,
             table: TABLE,

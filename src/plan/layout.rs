@@ -216,7 +216,9 @@ pub fn health_test(probe: &Probe, port: u16) -> Vec<String> {
             .chain(argv.iter().cloned())
             .collect(),
         Probe::Http(path) => {
-            let url = format!("http://127.0.0.1:{port}{path}");
+            // One shell word whatever the path holds: Docker runs a CMD-SHELL test with `/bin/sh -c`.
+            let url = crate::transport::shell_quote(&format!("http://127.0.0.1:{port}{path}"))
+                .into_owned();
             vec![
                 "CMD-SHELL".into(),
                 format!(

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+pub mod escape;
+
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -87,6 +89,8 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    // `*.html` templates are HTML-escaped by minijinja's default (by name); every other target has its filter.
+    escape::register(&mut env);
     for (name, source) in TEMPLATES {
         // The templates are part of the binary and covered by tests; a broken one fails `render` with its name.
         let _ = env.add_template(name, source);

@@ -263,6 +263,258 @@ pub(crate) fn cron(s: &str) -> Result<String, Problem> {
     Ok(fields.join(" "))
 }
 
+/// A value as it may be shown inside a message: control characters as escapes (`\n`), at most 80 characters.
+fn shown(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().take(80) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// A character as a message names it: `` `;` ``, or its escape for one that does not print (`` `\n` ``).
+fn named(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() => format!("`{}`", c.escape_debug()),
+        '`' => "a backtick".to_owned(),
+        c => format!("`{c}`"),
+    }
+}
+
+const DOMAIN_HELP: &str = "write the host name nginx serves, e.g. `shop.example`: labels of letters, digits and `-` separated by dots (no scheme, port or path)";
+
+/// Why `s` is not an RFC 1123 host name (labels of 1 to 63 `[a-z0-9-]`, not starting or ending with `-`, at
+/// most 253 characters in all), if it is not one; `s` is lowercase ASCII.
+fn hostname_problem(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("it is empty".to_owned());
+    }
+    if s.len() > 253 {
+        return Some(format!(
+            "it is {} characters long; a domain has at most 253",
+            s.len()
+        ));
+    }
+    for label in s.split('.') {
+        if label.is_empty() {
+            return Some("it has an empty label (a leading, trailing or doubled `.`)".to_owned());
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            return Some(format!(
+                "{} is not allowed in a domain (letters, digits, `-` and `.` are)",
+                named(c)
+            ));
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "the label `{}` is {} characters long; a label has at most 63",
+                shown(label),
+                label.len()
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("the label `{label}` starts or ends with `-`"));
+        }
+    }
+    None
+}
+
+/// The domain nginx serves and certificates are issued for: an RFC 1123 host name, case-insensitive (returned in
+/// lowercase); `localhost` is one. An international name is written in its punycode (`xn--`) form. A wildcard is
+/// refused: certificates are issued through HTTP-01, which cannot issue one.
+pub(crate) fn domain(s: &str) -> Result<String, Problem> {
+    let bad = |why: String, help: &str| {
+        Problem::new(format!("invalid domain `{}`: {why}", shown(s)), help)
+    };
+    if s.contains("://") || s.contains(['/', ':']) {
+        return Err(bad(
+            "it is a URL or has a port or path".to_owned(),
+            "write a bare host name, e.g. `shop.example` (no scheme, port or path)",
+        ));
+    }
+    if s.starts_with("*.") {
+        return Err(bad(
+            "wildcard domains cannot be served".to_owned(),
+            "name the host itself, e.g. `shop.example`: certificates are issued through the HTTP-01 challenge, which cannot issue a wildcard certificate",
+        ));
+    }
+    if !s.is_ascii() && !s.chars().any(char::is_control) {
+        let help = match idna::domain_to_ascii(s) {
+            Ok(ascii) if hostname_problem(&ascii).is_none() => {
+                format!("write the international name in its punycode form: `{ascii}`")
+            }
+            _ => "write an international name in its punycode form (`xn--…`)".to_owned(),
+        };
+        return Err(bad("it is not ASCII".to_owned(), &help));
+    }
+    let lower = s.to_ascii_lowercase();
+    match hostname_problem(&lower) {
+        Some(why) => Err(bad(why, DOMAIN_HELP)),
+        None => Ok(lower),
+    }
+}
+
+/// The path an HTTP health check requests: absolute, with the characters RFC 3986 allows in a path and a
+/// query (unreserved, sub-delims, `:`, `@`, `/`, `?`, and `%` with two hex digits); anything else must be
+/// percent-encoded. (Sub-delims such as `;`, `'` and `$` are legal: whoever puts the path into a command quotes it.)
+pub(crate) fn health_path(s: &str) -> Result<String, Problem> {
+    const HELP: &str = "write the path as it goes in a URL: letters, digits and `-._~!$&'()*+,;=:@/?`, anything else percent-encoded (a space is `%20`)";
+    if !s.starts_with('/') {
+        return Err(Problem::new(
+            format!("invalid health path `{}`", shown(s)),
+            "write a path starting with `/`, e.g. `/api/health`",
+        ));
+    }
+    let bytes = s.as_bytes();
+    for (i, c) in s.char_indices() {
+        let ok = c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?".contains(c);
+        if ok {
+            continue;
+        }
+        if c == '%' {
+            let hex = bytes.get(i + 1..i + 3);
+            if hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                continue;
+            }
+            return Err(Problem::new(
+                format!(
+                    "invalid health path `{}`: `%` must start a percent-encoded byte such as `%20`",
+                    shown(s)
+                ),
+                HELP,
+            ));
+        }
+        let why = if c == '#' {
+            "`#` starts a fragment, which is never sent to the server".to_owned()
+        } else {
+            format!("{} is not allowed in a URL path", named(c))
+        };
+        return Err(Problem::new(
+            format!("invalid health path `{}`: {why}", shown(s)),
+            HELP,
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The contact address given to the ACME CA: `local@domain`, the local part of RFC 5321's atoms and dots, the
+/// domain an RFC 1123 host name.
+pub(crate) fn email(s: &str) -> Result<String, Problem> {
+    const HELP: &str = "write one address, e.g. `ops@shop.example`";
+    let bad = |why: String| Problem::new(format!("invalid email `{}`: {why}", shown(s)), HELP);
+    if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad(format!("{} is not allowed in an address", named(c))));
+    }
+    let Some((local, host)) = s.rsplit_once('@') else {
+        return Err(bad("it has no `@`".to_owned()));
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err(bad(
+            "the part before `@` must be 1 to 64 characters".to_owned()
+        ));
+    }
+    if let Some(c) = local
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-.".contains(*c)))
+    {
+        return Err(bad(format!("{} is not allowed in an address", named(c))));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(bad(
+            "the part before `@` has a leading, trailing or doubled `.`".to_owned(),
+        ));
+    }
+    if !host.is_ascii() {
+        return Err(bad(
+            "the domain is not ASCII; write it in punycode (`xn--…`)".to_owned(),
+        ));
+    }
+    if let Some(why) = hostname_problem(&host.to_ascii_lowercase()) {
+        return Err(bad(format!("the domain: {why}")));
+    }
+    Ok(s.to_owned())
+}
+
+/// An absolute path on a host, without control characters.
+pub(crate) fn host_path(s: &str, what: &str, example: &str) -> Result<String, Problem> {
+    if !s.starts_with('/') {
+        return Err(Problem::new(
+            format!("{what} `{}` is not an absolute path", shown(s)),
+            format!("write an absolute path on the host, e.g. `{example}`"),
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(Problem::new(
+            format!(
+                "{what} `{}` holds the control character {}",
+                shown(s),
+                named(c)
+            ),
+            format!("write an absolute path on the host, e.g. `{example}`"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Where a copy of each backup goes: an absolute path on the host, or `[user@]host:/path` reached over ssh.
+pub(crate) fn copy_to(s: &str) -> Result<String, Problem> {
+    const HELP: &str = "write an absolute path on the host (`/mnt/offsite/shop`) or `user@host:/path` (copied over ssh)";
+    if s.starts_with('/') {
+        return host_path(s, "backup copy_to", "/mnt/offsite/shop");
+    }
+    let bad = |why: String| {
+        Problem::new(
+            format!("invalid backup copy_to `{}`: {why}", shown(s)),
+            HELP,
+        )
+    };
+    let Some((login, path)) = s.split_once(':') else {
+        return Err(bad(
+            "it is neither an absolute path nor `host:/path`".to_owned()
+        ));
+    };
+    let (user, host) = match login.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, login),
+    };
+    if let Some(u) = user {
+        let ok = u
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && u.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.')
+            });
+        if !ok {
+            return Err(bad(format!(
+                "the user `{}` is not a login name ([a-z_][a-z0-9_.-]*)",
+                shown(u)
+            )));
+        }
+    }
+    if let Some(why) = hostname_problem(&host.to_ascii_lowercase()) {
+        return Err(bad(format!("the host: {why}")));
+    }
+    host_path(path, "the path of backup copy_to", "/srv/backups/shop").map_err(|p| {
+        Problem::new(
+            format!("invalid backup copy_to `{}`: {}", shown(s), p.message),
+            HELP,
+        )
+    })?;
+    Ok(s.to_owned())
+}
+
 /// An address or a network: `203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`.
 pub(crate) fn cidr(s: &str) -> Result<String, Problem> {
     let bad = || {
@@ -297,6 +549,22 @@ pub(crate) fn stack_name(s: &str) -> Result<String, Problem> {
         Err(Problem::new(
             format!("invalid stack name `{s}`"),
             "use 1 to 40 lowercase letters, digits and `-`, e.g. `shop`",
+        ))
+    }
+}
+
+/// An environment name: letters, digits, `-` and `_`, 1 to 63 characters (it names files, cron comments and
+/// the `-e` flag).
+pub(crate) fn environment_name(s: &str) -> Result<String, Problem> {
+    let ok = (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("invalid environment name `{}`", shown(s)),
+            "use 1 to 63 letters, digits, `-` and `_`, e.g. `production`",
         ))
     }
 }
@@ -403,6 +671,146 @@ mod tests {
         assert_eq!(port_mapping("[::1]:80:80").unwrap().host, 80);
         for bad in ["80", "0:80", "80:70000", "x:80:80", "a:b", "1:2:3:4"] {
             assert!(port_mapping(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domains() {
+        for (good, stored) in [
+            ("shop.example", "shop.example"),
+            ("Shop.Example", "shop.example"),
+            ("localhost", "localhost"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("a-1.b2.example", "a-1.b2.example"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert_eq!(domain(good).unwrap(), stored, "{good}");
+        }
+        let long_label = format!("{}.example", "a".repeat(63));
+        assert!(domain(&long_label).is_ok());
+        for bad in [
+            "",
+            "shop.test;\n\tadd_header X yes",
+            "shop.test;\nadd_header",
+            "shop_test.example",
+            "-shop.example",
+            "shop-.example",
+            "shop..example",
+            "shop.example.",
+            ".shop.example",
+            "*.shop.example",
+            "bücher.example",
+            "https://shop.example",
+            "shop.example:443",
+            "shop.example/x",
+            "shop example",
+            "shop.example\0",
+            "{shop}.example",
+            "$(id).example",
+        ] {
+            assert!(domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(domain(&format!("{}.example", "a".repeat(64))).is_err());
+        assert!(domain(&format!("{}example", "abcdefghi.".repeat(25))).is_err());
+        assert_eq!(
+            domain("bücher.example").unwrap_err().help,
+            "write the international name in its punycode form: `xn--bcher-kva.example`"
+        );
+    }
+
+    #[test]
+    fn health_paths() {
+        for good in [
+            "/api/health",
+            "/api/health?deep=1&x=%20",
+            "/a;b=c",
+            "/it's/$(x)/(y)*+,!~@:",
+        ] {
+            assert_eq!(health_path(good).unwrap(), good);
+        }
+        for bad in [
+            "api/health",
+            "/a b",
+            "/a\"b",
+            "/a\\b",
+            "/a\nb",
+            "/a\tb",
+            "/a#frag",
+            "/a`id`",
+            "/a%2",
+            "/a%zz",
+            "/a{b}",
+            "/a<b>",
+            "/a|b",
+            "/ü",
+        ] {
+            assert!(health_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for good in [
+            "ops@shop.example",
+            "a.b+tag@x-y.example",
+            "o'neil@shop.example",
+        ] {
+            assert_eq!(email(good).unwrap(), good);
+        }
+        for bad in [
+            "ops",
+            "ops @shop.example",
+            "ops@shop.example\nbcc@x.example",
+            "@shop.example",
+            "ops@",
+            "ops@shop_x.example",
+            ".ops@shop.example",
+            "o..ps@shop.example",
+            "o<p>s@shop.example",
+            "ops@bücher.example",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backup_copy_targets() {
+        for good in [
+            "/mnt/offsite/shop",
+            "backup@vault.example:/srv/shop",
+            "vault.example:/srv/shop it's",
+            "_b.k-1@10.0.0.7:/srv",
+        ] {
+            assert_eq!(copy_to(good).unwrap(), good);
+        }
+        for bad in [
+            "relative/dir",
+            "-oProxyCommand=id:/srv",
+            "vault.example:srv",
+            "Root@vault.example:/srv",
+            "a b@vault.example:/srv",
+            "vault.example:/srv\nx",
+            "/srv\nx",
+            "vault_x:/srv",
+        ] {
+            assert!(copy_to(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn environment_names() {
+        for good in ["production", "eu-west_2", "Staging"] {
+            assert!(environment_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "prod env",
+            "prod\nx",
+            "prod;",
+            "prod/x",
+            &"a".repeat(64),
+        ] {
+            assert!(environment_name(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -76,6 +76,13 @@ pub fn load_with(
     let Some(env_entry) = envs.iter().find(|e| e.key == environment) else {
         return Err(unknown_environment(&r0, envs_node, envs, environment));
     };
+    if let Err(p) = format::environment_name(&env_entry.key) {
+        return Err(r0.error(
+            env_entry.key_span,
+            format!("{} at {}", p.message, place(&env_entry.parent)),
+            p.help,
+        ));
+    }
     let env = r0.map(&env_entry.value, keys::ENVIRONMENT)?;
 
     let mut secret_names = BTreeSet::new();
@@ -126,16 +133,7 @@ pub fn load_with(
             "domain",
             "add the domain nginx serves, e.g. `domain: shop.example`",
         )?,
-        |s| {
-            if s.is_empty() || s.contains("://") || s.contains(['/', ' ', ':']) {
-                Err(Problem::new(
-                    format!("invalid domain `{s}`"),
-                    "write a bare host name, e.g. `shop.example` (no scheme, port or path)",
-                ))
-            } else {
-                Ok(s.to_owned())
-            }
-        },
+        format::domain,
     )?;
     let gated = env
         .get("gated")

@@ -160,7 +160,10 @@ fn acme(r: &Reader<'_>, node: &Node) -> Result<Acme, StackError> {
         )?,
         format::acme_directory,
     )?;
-    let email = m.get("email").map(|n| r.string(n)).transpose()?;
+    let email = m
+        .get("email")
+        .map(|n| r.parse(n, format::email))
+        .transpose()?;
     let eab = match (m.get("eab_kid"), m.get("eab_hmac")) {
         (None, None) => None,
         (Some(kid), Some(hmac)) => Some(Eab {
@@ -250,14 +253,7 @@ pub(crate) fn backup(r: &Reader<'_>, node: &Node, stack_name: &str) -> Result<Ba
     };
     let dir = match m.get("dir") {
         Some(n) => r.parse(n, |s| {
-            if s.starts_with('/') {
-                Ok(s.to_owned())
-            } else {
-                Err(super::reader::Problem::new(
-                    format!("backup dir `{s}` is not an absolute path"),
-                    "write an absolute path on the host, e.g. `/var/backups/shop`",
-                ))
-            }
+            format::host_path(s, "backup dir", "/var/backups/shop")
         })?,
         None => format!("/var/backups/{stack_name}"),
     };
@@ -274,7 +270,10 @@ pub(crate) fn backup(r: &Reader<'_>, node: &Node, stack_name: &str) -> Result<Ba
             }
         }
     }
-    let copy_to = m.get("copy_to").map(|n| r.string(n)).transpose()?;
+    let copy_to = m
+        .get("copy_to")
+        .map(|n| r.parse(n, format::copy_to))
+        .transpose()?;
     let encrypt = match m.get("encrypt") {
         None => None,
         Some(n) if n.describe() == "a boolean" => {

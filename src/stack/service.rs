@@ -8,7 +8,7 @@ use super::error::StackError;
 use super::format;
 use super::keys;
 use super::model::{BuildSpec, HealthCheck, ImageSource, Probe, Service};
-use super::reader::{Map, Problem, Reader, place};
+use super::reader::{Map, Reader, place};
 use super::suggest;
 
 /// A service and the nodes of its `depends_on` entries, to point at when they form a cycle.
@@ -224,16 +224,7 @@ fn healthcheck(r: &Reader<'_>, node: &Node) -> Result<HealthCheck, StackError> {
             }
             Probe::Command(argv)
         }
-        (None, Some(h)) => Probe::Http(r.parse(&h.value, |s| {
-            if s.starts_with('/') {
-                Ok(s.to_owned())
-            } else {
-                Err(Problem::new(
-                    format!("invalid health path `{s}`"),
-                    "write a path starting with `/`, e.g. `/api/health`",
-                ))
-            }
-        })?),
+        (None, Some(h)) => Probe::Http(r.parse(&h.value, format::health_path)?),
     };
     let duration = |key: &str, default: u64| -> Result<Duration, StackError> {
         m.get(key)

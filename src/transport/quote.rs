@@ -151,6 +151,69 @@ mod tests {
         );
     }
 
+    /// File names that break out of a naive command line.
+    const HOSTILE_NAMES: &[&str] = &[
+        "a b",
+        "it's",
+        "$(touch INJECTED)",
+        "`touch INJECTED`",
+        "x; touch INJECTED",
+        "x && touch INJECTED #",
+        "x\ntouch INJECTED",
+        "\"q\"",
+        "-rf",
+        "*",
+        "%s%%",
+        "\\",
+        "{a,b}",
+        "ünï\t",
+    ];
+
+    #[test]
+    fn upload_and_read_snippets_hold_hostile_paths_in_a_real_shell() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in HOSTILE_NAMES {
+            let path = dir.path().join("sub").join(name);
+            let path = path.to_str().expect("utf-8");
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(upload_command(path, 0o640).expect("valid"))
+                .current_dir(dir.path())
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("sh runs");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(name.as_bytes())
+                .expect("write");
+            assert!(child.wait().expect("wait").success(), "{name:?}");
+            assert_eq!(std::fs::read_to_string(path).expect("written"), *name);
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(read_command(path).expect("valid"))
+                .current_dir(dir.path())
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), *name);
+        }
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("sub"))
+            .expect("listed")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = HOSTILE_NAMES.iter().map(|s| (*s).to_owned()).collect();
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "only the named files exist: no temporary left, nothing injected"
+        );
+        assert!(!dir.path().join("INJECTED").exists());
+    }
+
     #[test]
     fn read_snippet_is_exact() {
         assert_eq!(

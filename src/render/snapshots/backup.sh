@@ -181,6 +181,11 @@ else
 fi
 
 copy=none
+# One word for the remote shell: `'` … `'`, each `'` inside written `'\''`.
+remote_word() {
+    local q="'\\''"
+    printf "'%s'" "${1//\'/$q}"
+}
 copy_one() {
     local f=$1 b host path
     b=${f##*/}
@@ -192,7 +197,7 @@ copy_one() {
             host=${COPY_TO%%:*}
             path=${COPY_TO#*:}
             ssh -o BatchMode=yes -o ConnectTimeout=20 -- "$host" \
-                "mkdir -p '$path' && cat > '$path/.$b.tmp' && mv -f '$path/.$b.tmp' '$path/$b'" <"$f"
+                "mkdir -p -- $(remote_word "$path") && cat > $(remote_word "$path/.$b.tmp") && mv -f -- $(remote_word "$path/.$b.tmp") $(remote_word "$path/$b")" <"$f"
             ;;
         *) return 1 ;;
     esac
