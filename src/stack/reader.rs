@@ -9,6 +9,7 @@ use super::interpolate::{self, Piece};
 use super::model::EnvValue;
 use super::suggest;
 use super::variables::Variables;
+use super::yaml_path::YamlPath;
 use crate::secret::Secret;
 
 /// A string value after interpolation, and the first secret variable it used, if any.
@@ -63,7 +64,7 @@ impl<'n> Map<'n> {
 }
 
 /// `` `path` `` or "the top level".
-pub(crate) fn place(path: &str) -> String {
+pub(crate) fn place(path: &YamlPath) -> String {
     if path.is_empty() {
         "the top level".to_owned()
     } else {
@@ -72,7 +73,7 @@ pub(crate) fn place(path: &str) -> String {
 }
 
 /// `` in `path` `` or "at the top level".
-pub(crate) fn place_in(path: &str) -> String {
+pub(crate) fn place_in(path: &YamlPath) -> String {
     if path.is_empty() {
         "at the top level".to_owned()
     } else {
