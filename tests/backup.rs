@@ -427,8 +427,8 @@ fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
     p.vldeploy(&["up"]).ok();
     let dir = format!("/var/backups/{}", p.name);
 
-    // The backup directory is a small filesystem of its own with one good backup on it, then filled up to
-    // the last 8 KiB: the next dump cannot be written.
+    // The backup directory is a small filesystem of its own with one good backup on it, then filled up:
+    // the next dump (a few KB compressed) cannot be written.
     p.sh(&format!(
         "mkdir -p {dir} && mount -t tmpfs -o size=1m,mode=700 tmpfs {dir}"
     ));
@@ -436,7 +436,7 @@ fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
     let before = p.backups();
     assert_eq!(before.len(), 1, "{}", first.all());
     p.sh(&format!(
-        "dd if=/dev/zero of={dir}/filler bs=4k 2>/dev/null; truncate -s -8k {dir}/filler; sync"
+        "dd if=/dev/zero of={dir}/filler bs=4k 2>/dev/null; sync; df -P -B1 {dir}"
     ));
     let listing = || p.sh(&format!("ls -A {dir} | sort"));
     let files_before = listing();
