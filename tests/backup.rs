@@ -458,7 +458,10 @@ fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
             error.starts_with("gzip exited with 1: gzip: stdout: No space left on device"),
             "{how}: gzip's own message is kept: {log}"
         );
-        assert!(!error.contains("141"), "{how}: not pg_dump's broken pipe: {log}");
+        assert!(
+            !error.contains("141"),
+            "{how}: not pg_dump's broken pipe: {log}"
+        );
         if how.contains("vldeploy") {
             assert!(
                 run.stderr.contains(&format!(
@@ -473,7 +476,11 @@ fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
                 run.stderr
             );
         } else {
-            assert!(run.stdout.contains("\"step\":\"disk-full\""), "{}", run.all());
+            assert!(
+                run.stdout.contains("\"step\":\"disk-full\""),
+                "{}",
+                run.all()
+            );
         }
         assert_eq!(listing(), files_before, "{how}: no partial file is left");
         assert_eq!(p.backups(), before, "{how}: `backup list` is unchanged");

@@ -1334,9 +1334,14 @@ fn forty_thousand_keys_in_one_mapping_load_and_a_duplicate_among_them_is_named()
     let yaml = VALID
         .replace(
             "    secrets_file: prod.env\n",
-            &format!("    secrets_file: prod.env\n    overrides:\n      backend:\n        env:\n{over}"),
+            &format!(
+                "    secrets_file: prod.env\n    overrides:\n      backend:\n        env:\n{over}"
+            ),
         )
-        .replace("    port: 8080\n", &format!("    port: 8080\n    env:\n{base}"));
+        .replace(
+            "    port: 8080\n",
+            &format!("    port: 8080\n    env:\n{base}"),
+        );
     assert!(yaml.len() < 1 << 20, "{}", yaml.len());
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "stack.yaml", &yaml);

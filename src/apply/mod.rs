@@ -83,13 +83,13 @@ pub async fn apply(
         }
         .instrument(span)
         .await
-            .map_err(|source| ApplyError {
-                index,
-                total,
-                summary: summary.clone(),
-                host: host.remote.name().to_string(),
-                source,
-            })?;
+        .map_err(|source| ApplyError {
+            index,
+            total,
+            summary: summary.clone(),
+            host: host.remote.name().to_string(),
+            source,
+        })?;
         staged = staged.or(left);
         progress.step_finished(index, total, &summary, started.elapsed());
     }

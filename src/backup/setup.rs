@@ -358,7 +358,13 @@ mod tests {
     #[test]
     fn a_full_disk_says_so_with_the_free_bytes_and_gzips_own_message() {
         let o: RunOutcome = serde_json::from_str(r#"{"time":"2025-01-01T02:00:00Z","stack":"s","result":"failed","tag":"","seconds":0.120,"step":"disk-full","failed":"gzip","free_bytes":8192,"error":"gzip exited with 1: gzip: stdout: No space left on device"}"#).unwrap();
-        let e = failed_run("root@h:22", "the backup script `/b.sh`".into(), &setup(), o, 1);
+        let e = failed_run(
+            "root@h:22",
+            "the backup script `/b.sh`".into(),
+            &setup(),
+            o,
+            1,
+        );
         assert_eq!(
             e.to_string(),
             "on `root@h:22`, the backup script `/b.sh` failed: the filesystem of the backup directory `/var/backups/vaibava` on `root@h:22` is full (8192 bytes free): gzip exited with 1: gzip: stdout: No space left on device (exit 1), at `gzip`

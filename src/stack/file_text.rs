@@ -17,7 +17,10 @@ pub(crate) enum FileTextError {
     /// A directory, FIFO, socket or device: reading one could block or never end.
     NotAFile,
     /// At least `size` bytes, more than `limit`.
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 /// Reads `path` as UTF-8 text: its size is checked before a byte is read, and no more than `limit + 1` bytes

@@ -83,7 +83,10 @@ mod tests {
         let root = YamlPath::default();
         assert!(root.is_empty());
         assert_eq!(root.to_string(), "");
-        let ports = root.key("services".into()).key("nginx".into()).key("ports".into());
+        let ports = root
+            .key("services".into())
+            .key("nginx".into())
+            .key("ports".into());
         assert_eq!(ports.index(0).to_string(), "services.nginx.ports[0]");
         assert_eq!(root.index(2).key("a".into()).to_string(), "[2].a");
         assert!(!ports.is_empty());

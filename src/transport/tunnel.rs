@@ -307,7 +307,10 @@ mod tests {
             request_line(b"GET /v1.41/containers/json?all=true HTTP/1.1\r\nHost: docker\r\n\r\n"),
             Some(("GET".into(), "/v1.41/containers/json?all=true".into()))
         );
-        assert_eq!(request_line(b"POST /v1.41/images/load HTTP/1.1\r\n"), Some(("POST".into(), "/v1.41/images/load".into())));
+        assert_eq!(
+            request_line(b"POST /v1.41/images/load HTTP/1.1\r\n"),
+            Some(("POST".into(), "/v1.41/images/load".into()))
+        );
         assert_eq!(request_line(b"\x1f\x8b tar bytes\r\n"), None);
         assert_eq!(request_line(b"GET /no-end-of-line HTTP/1.1"), None);
         assert_eq!(request_line(b"get / HTTP/1.1\r\n"), None);

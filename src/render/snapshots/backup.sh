@@ -63,6 +63,11 @@ fail() {
     finish failed 1 ",\"step\":$(json_string "$1"),\"error\":$(json_string "$2")"
 }
 
+# The last three non-empty lines of file $1, joined by `; `.
+lines() {
+    tail -n 20 -- "$1" 2>/dev/null | awk 'NF { l[n++] = $0 } END { for (i = (n > 3 ? n - 3 : 0); i < n; i++) printf "%s%s", l[i], (i < n - 1 ? "; " : "") }'
+}
+
 # The bytes free on the backup directory's filesystem.
 free_bytes() {
     local n
@@ -133,7 +138,7 @@ else
 fi
 # gzip first: when gzip cannot write, pg_dump dies of the broken pipe (141) and only gzip's message says why.
 if [ "${status[1]}" -ne 0 ]; then
-    fail_write gzip "gzip exited with ${status[1]}: $(tail -n 3 "$gzip_err")" "$tmp"
+    fail_write gzip "gzip exited with ${status[1]}: $(lines "$gzip_err")" "$tmp"
 fi
 if [ "${status[0]}" -ne 0 ]; then
     fail pg_dump "pg_dump in \`$CONTAINER\` exited with ${status[0]}: $(tail -n 5 "$err")"
@@ -151,7 +156,7 @@ if [ -n "$ENCRYPT_TO" ]; then
     command -v age >/dev/null || fail encrypt "backups are to be encrypted but \`age\` is not installed on this host (apt-get install age)"
     temps+=("$tmp.age")
     age --encrypt --recipient "$ENCRYPT_TO" --output "$tmp.age" -- "$tmp" 2>"$err" \
-        || fail_write encrypt "age failed: $(tail -n 3 "$err")" "$tmp.age"
+        || fail_write encrypt "age failed: $(lines "$err")" "$tmp.age"
     rm -f -- "$tmp"
     tmp="$tmp.age"
     name="$name.age"
@@ -163,7 +168,7 @@ sum=$(sha256sum -- "$tmp")
 sum=${sum%% *}
 temps+=("$DIR/.$name.sha256.tmp")
 printf '%s  %s\n' "$sum" "$name" 2>"$err" >"$DIR/.$name.sha256.tmp" \
-    || fail_write checksum "the checksum file cannot be written: $(tail -n 3 "$err")" "$DIR/.$name.sha256.tmp"
+    || fail_write checksum "the checksum file cannot be written: $(lines "$err")" "$DIR/.$name.sha256.tmp"
 sync -- "$tmp" "$DIR/.$name.sha256.tmp" 2>/dev/null || true
 mv -f -- "$DIR/.$name.sha256.tmp" "$DIR/$name.sha256"
 mv -f -- "$tmp" "$DIR/$name"
