@@ -475,12 +475,6 @@ fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
                 "{}",
                 run.stderr
             );
-        } else {
-            assert!(
-                run.stdout.contains("\"step\":\"disk-full\""),
-                "{}",
-                run.all()
-            );
         }
         assert_eq!(listing(), files_before, "{how}: no partial file is left");
         assert_eq!(p.backups(), before, "{how}: `backup list` is unchanged");
