@@ -356,8 +356,7 @@ fn secrets_never_appear_in_any_output() {
         "a Docker API call",
         &[
             "DEBUG",
-            "docker api: GET /v1.",
-            "/containers/json",
+            "docker api: GET /containers/json?",
             "status=200",
             "elapsed_ms=",
         ],
