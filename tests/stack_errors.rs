@@ -1372,3 +1372,31 @@ fn forty_thousand_keys_in_one_mapping_load_and_a_duplicate_among_them_is_named()
         "{text}"
     );
 }
+
+#[test]
+fn variables_that_expand_past_sixteen_mebibytes_are_refused() {
+    let big = format!("A={}\n", "a".repeat(1_000_000));
+    let refs = "${A}".repeat(17);
+    check_with(
+        &VALID
+            .replace(
+                "    secrets_file: prod.env\n",
+                "    secrets_file: prod.env\n    env_file: big.env\n",
+            )
+            .replace(
+                "      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n",
+                &format!("      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD}}\n      X: {refs}\n"),
+            ),
+        "prod",
+        &[SECRETS, ("big.env", &big)],
+        &[],
+        &format!(
+            "error: variables put more than 16 MiB into this stack's values (reached at `services.postgres.env.X`)
+  --> $DIR/stack.yaml:19:10
+   |
+19 |       X: {refs}
+   |          ^^^^
+   = help: a stack's values are short: check the value of this variable, or reference it fewer times"
+        ),
+    );
+}

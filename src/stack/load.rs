@@ -1,6 +1,7 @@
 //! Loads a stack file for one environment: read, parse, pick the environment, load its env and secrets files,
 //! apply its overrides, and read every value into the model.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub fn environment_names(path: &Path) -> Result<Vec<String>, StackError> {
         vars: &vars,
         project_dir: Path::new("."),
         home: None,
+        expanded: Cell::new(0),
     };
     let top = r.map(&root, keys::TOP)?;
     let envs = r.any_map(r.require(top, "environments", ENVIRONMENTS_HELP)?)?;
@@ -63,6 +65,7 @@ pub fn load_with(
         vars: &process,
         project_dir: &project_dir,
         home: home.clone(),
+        expanded: Cell::new(0),
     };
     let top = r0.map(&root, keys::TOP)?;
     let envs_node = r0.require(top, "environments", ENVIRONMENTS_HELP)?;
@@ -109,6 +112,7 @@ pub fn load_with(
         vars: &vars,
         project_dir: &project_dir,
         home,
+        expanded: Cell::new(0),
     };
 
     let name = r.parse(
