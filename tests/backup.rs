@@ -419,3 +419,65 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     );
     assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
 }
+
+#[test]
+fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
+    let p = Project::new("backup_full");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let dir = format!("/var/backups/{}", p.name);
+
+    // The backup directory is a small filesystem of its own with one good backup on it, then filled up:
+    // the next dump (a few KB compressed) cannot be written.
+    p.sh(&format!(
+        "mkdir -p {dir} && mount -t tmpfs -o size=1m,mode=700 tmpfs {dir}"
+    ));
+    let first = p.vldeploy(&["backup", "now"]).ok();
+    let before = p.backups();
+    assert_eq!(before.len(), 1, "{}", first.all());
+    p.sh(&format!(
+        "dd if=/dev/zero of={dir}/filler bs=4k 2>/dev/null; sync; df -P -B1 {dir}"
+    ));
+    let listing = || p.sh(&format!("ls -A {dir} | sort"));
+    let files_before = listing();
+
+    for (how, run) in [
+        ("`vldeploy backup now`", p.vldeploy(&["backup", "now"])),
+        ("the cron entry", p.cron_run()),
+    ] {
+        assert_eq!(run.code, 1, "{how} exits 1: {}", run.all());
+        let free = p.sh(&format!("df -P -B1 {dir} | awk 'NR == 2 {{ print $4 }}'"));
+        let free = free.trim();
+        let log = last_log_line(&p);
+        assert_eq!(log["result"], "failed", "{how}: {log}");
+        assert_eq!(log["step"], "disk-full", "{how}: {log}");
+        assert_eq!(log["failed"], "gzip", "{how}: {log}");
+        assert_eq!(log["free_bytes"].to_string(), free, "{how}: {log}");
+        let error = log["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("gzip exited with 1: gzip: stdout: No space left on device"),
+            "{how}: gzip's own message is kept: {log}"
+        );
+        assert!(
+            !error.contains("141"),
+            "{how}: not pg_dump's broken pipe: {log}"
+        );
+        if how.contains("vldeploy") {
+            assert!(
+                run.stderr.contains(&format!(
+                    "the filesystem of the backup directory `{dir}` on `root@127.0.0.1:"
+                )) && run.stderr.contains(&format!("is full ({free} bytes free): gzip exited with 1: gzip: stdout: No space left on device")),
+                "{}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("help: free space on that filesystem, keep fewer backups (`backup.retention`), or set another `backup.dir`"),
+                "{}",
+                run.stderr
+            );
+        }
+        assert_eq!(listing(), files_before, "{how}: no partial file is left");
+        assert_eq!(p.backups(), before, "{how}: `backup list` is unchanged");
+    }
+    p.sh(&format!("umount {dir}"));
+}

@@ -1448,3 +1448,177 @@ fn a_domain_is_read_in_lowercase_and_a_health_path_keeps_its_rfc_3986_characters
         stack::Probe::Http("/api/health;v=1?x='y'&z=$(id)".into())
     );
 }
+
+// ---- Size limits and linear checks: a stack file is bounded, and every check costs one pass over it. ----
+
+/// `VALID` with a comment padded so the file is `size` bytes.
+fn valid_of_size(size: usize) -> String {
+    let pad = size - VALID.len() - 2;
+    format!("{VALID}#{}\n", "x".repeat(pad))
+}
+
+#[test]
+fn a_stack_file_over_one_mebibyte_is_refused_before_it_is_read() {
+    let yaml = valid_of_size((1 << 20) + 1);
+    let (err, text) = error_with(&yaml, "prod", &[SECRETS], &[]);
+    assert!(matches!(err, StackError::Unreadable { .. }), "{err:?}");
+    assert_text(
+        &text,
+        "error: `$DIR/stack.yaml` is too large for a stack file: 1048577 bytes, the limit is 1048576 (1 MiB)
+  = help: a stack file is a few kilobytes: check that `--file` names the stack file, not a dump, a log or a binary",
+    );
+}
+
+#[test]
+fn a_stack_file_of_exactly_the_limit_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &valid_of_size(1 << 20));
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.services.len(), 3);
+}
+
+#[test]
+fn a_stack_path_that_is_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("stack.yaml")).unwrap();
+    let lookup = |_: &str| None;
+    let err = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap_err();
+    let text = err
+        .to_string()
+        .replace(&dir.path().display().to_string(), "$DIR");
+    assert_text(
+        &text,
+        "error: cannot read `$DIR/stack.yaml`: it is not a regular file
+  = help: name the stack file itself with `--file` (a directory, FIFO or device is not read)",
+    );
+}
+
+#[test]
+fn env_and_secrets_files_over_the_limit_are_refused_without_their_content() {
+    let big = format!("POSTGRES_PASSWORD=hunter2\n{}\n", "#".repeat(1 << 20));
+    check_with(
+        VALID,
+        "prod",
+        &[(SECRETS.0, &big)],
+        &[],
+        "error: secrets file `prod.env` is too large: 1048603 bytes, the limit is 1048576 (1 MiB)
+ --> $DIR/stack.yaml:8:19
+  |
+8 |     secrets_file: prod.env
+  |                   ^^^^^^^^
+  = help: a secrets file holds a few `KEY=VALUE` lines: check that `secrets_file` names the right file",
+    );
+    check_with(
+        &VALID.replace(
+            "    secrets_file: prod.env\n",
+            "    secrets_file: prod.env\n    env_file: big.env\n",
+        ),
+        "prod",
+        &[SECRETS, ("big.env", &big)],
+        &[],
+        "error: env file `big.env` is too large: 1048603 bytes, the limit is 1048576 (1 MiB)
+ --> $DIR/stack.yaml:9:15
+  |
+9 |     env_file: big.env
+  |               ^^^^^^^
+  = help: an env file holds a few `KEY=VALUE` lines: check that `env_file` names the right file",
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused() {
+    let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+    check(
+        "    domain: shop.example\n",
+        &format!("    domain: shop.example\n    x: {deep}\n"),
+        &format!(
+            "error: lists and maps nest deeper than 64 levels
+ --> $DIR/stack.yaml:8:69
+  |
+8 |     x: {deep}
+  |     {}^
+  = help: a stack file nests a few levels: write the values out flat",
+            " ".repeat(64)
+        ),
+    );
+}
+
+#[test]
+fn forty_thousand_keys_in_one_mapping_load_and_a_duplicate_among_them_is_named() {
+    let n = 40_000;
+    let base: String = (0..n).map(|i| format!("      K{i:05}: b{i}\n")).collect();
+    let over: String = (0..n)
+        .step_by(16)
+        .map(|i| format!("          K{i:05}: o{i}\n"))
+        .collect();
+    let yaml = VALID
+        .replace(
+            "    secrets_file: prod.env\n",
+            &format!(
+                "    secrets_file: prod.env\n    overrides:\n      backend:\n        env:\n{over}"
+            ),
+        )
+        .replace(
+            "    port: 8080\n",
+            &format!("    port: 8080\n    env:\n{base}"),
+        );
+    assert!(yaml.len() < 1 << 20, "{}", yaml.len());
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    let backend = &s.services["backend"].env;
+    assert_eq!(backend.len(), n);
+    assert_eq!(backend["K00000"], EnvValue::Plain("o0".into()));
+    assert_eq!(backend["K00001"], EnvValue::Plain("b1".into()));
+    assert_eq!(backend["K39984"], EnvValue::Plain("o39984".into()));
+    assert_eq!(backend["K39999"], EnvValue::Plain("b39999".into()));
+
+    let line = |l: &str| yaml.lines().position(|x| x == l).unwrap() + 1;
+    let (first, last) = (line("      K00007: b7"), line("      K39999: b39999"));
+    let duplicated = yaml.replace("      K39999: b39999\n", "      K00007: again\n");
+    let (_, text) = error_with(&duplicated, "prod", &[SECRETS], &[]);
+    assert!(
+        text.starts_with(&format!(
+            "error: duplicate key `K00007` in `services.backend.env`\n     --> $DIR/stack.yaml:{last}:7\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!(
+            "= help: `K00007` is already set on line {first}: keep one of them"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn variables_that_expand_past_sixteen_mebibytes_are_refused() {
+    let big = format!("A={}\n", "a".repeat(1_000_000));
+    let refs = "${A}".repeat(17);
+    check_with(
+        &VALID
+            .replace(
+                "    secrets_file: prod.env\n",
+                "    secrets_file: prod.env\n    env_file: big.env\n",
+            )
+            .replace(
+                "      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n",
+                &format!("      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD}}\n      X: {refs}\n"),
+            ),
+        "prod",
+        &[SECRETS, ("big.env", &big)],
+        &[],
+        &format!(
+            "error: variables put more than 16 MiB into this stack's values (reached at `services.postgres.env.X`)
+  --> $DIR/stack.yaml:19:10
+   |
+19 |       X: {refs}
+   |          ^^^^
+   = help: a stack's values are short: check the value of this variable, or reference it fewer times"
+        ),
+    );
+}

@@ -333,6 +333,39 @@ fn secrets_never_appear_in_any_output() {
         p.vldeploy_env(&["logs", "postgres", "-n", "200"], &env)
             .ok(),
     );
+    // At debug, the log shows each remote command with its host, exit status and duration, each Docker API
+    // call with its status and duration, and each applied step.
+    let up = &outputs[2].stderr;
+    let has = |what: &str, parts: &[&str]| {
+        assert!(
+            up.lines().any(|l| parts.iter().all(|p| l.contains(p))),
+            "the debug log of `up` shows {what}:\n{up}"
+        );
+    };
+    has(
+        "a remote command",
+        &[
+            "DEBUG",
+            "remote command: ",
+            "host=root@127.0.0.1:",
+            "status=0",
+            "elapsed_ms=",
+        ],
+    );
+    has(
+        "a Docker API call",
+        &[
+            "DEBUG",
+            "docker api: GET /containers/json?",
+            "status=200",
+            "elapsed_ms=",
+        ],
+    );
+    has("a step", &["DEBUG", "step{index=1 ", "step started: "]);
+    has(
+        "a step's duration",
+        &["DEBUG", "step finished: ", "elapsed_ms="],
+    );
     for run in &outputs {
         for s in &secrets {
             assert!(s.len() >= 16, "sandbox secrets are long random strings");

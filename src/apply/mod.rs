@@ -70,17 +70,26 @@ pub async fn apply(
         let summary = step.summary();
         progress.step_started(index, total, &summary);
         let started = Instant::now();
-        let span = tracing::info_span!("step", index, summary = %summary);
-        let left = apply_step(host, step, desired, progress.clone())
-            .instrument(span)
-            .await
-            .map_err(|source| ApplyError {
-                index,
-                total,
-                summary: summary.clone(),
-                host: host.remote.name().to_string(),
-                source,
-            })?;
+        let span = tracing::info_span!("step", index, total);
+        let left = async {
+            tracing::debug!("step started: {summary}");
+            let left = apply_step(host, step, desired, progress.clone()).await;
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &left {
+                Ok(_) => tracing::debug!(elapsed_ms, "step finished: {summary}"),
+                Err(e) => tracing::debug!(elapsed_ms, error = %e, "step failed: {summary}"),
+            }
+            left
+        }
+        .instrument(span)
+        .await
+        .map_err(|source| ApplyError {
+            index,
+            total,
+            summary: summary.clone(),
+            host: host.remote.name().to_string(),
+            source,
+        })?;
         staged = staged.or(left);
         progress.step_finished(index, total, &summary, started.elapsed());
     }

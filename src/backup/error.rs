@@ -29,6 +29,19 @@ pub enum BackupError {
         step: String,
         detail: String,
     },
+    /// The backup directory's filesystem filled up while the backup was written; its partial file was removed.
+    #[error(
+        "on `{host}`, {step} failed: the filesystem of the backup directory `{dir}` on `{host}` is full ({free} bytes free): {detail}\n  no new backup was made and no partial file was left; the log is {log}\n  help: free space on that filesystem, keep fewer backups (`backup.retention`), or set another `backup.dir` on a larger one"
+    )]
+    DiskFull {
+        host: String,
+        step: String,
+        dir: String,
+        free: u64,
+        /// What the failing tool said (gzip's own message).
+        detail: String,
+        log: String,
+    },
     /// A restore failed part-way; `outcome` says what serves now.
     #[error("restore on `{host}` failed at `{step}`: {detail}\n  {outcome}")]
     Restore {

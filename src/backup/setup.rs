@@ -61,6 +61,12 @@ pub struct RunOutcome {
     pub copy: Option<String>,
     #[serde(default)]
     pub pruned: Vec<String>,
+    /// With `step: disk-full`, the step that could not write (`gzip`, `encrypt`, `checksum`).
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// With `step: disk-full`, the bytes left free on the backup directory's filesystem.
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
 }
 
 impl Setup {
@@ -216,16 +222,13 @@ pub async fn run_backup(
     };
     match outcome {
         Some(o) if o.result == "ok" && o.file.is_some() => Ok(o),
-        Some(o) => Err(BackupError::Step {
-            host: remote.name().to_string(),
-            step: step(),
-            detail: format!(
-                "{} (exit {}){}\n  no new backup was made; the log is {LOG}",
-                o.error.as_deref().unwrap_or("no reason given"),
-                out.status,
-                o.step.map(|s| format!(", at `{s}`")).unwrap_or_default()
-            ),
-        }),
+        Some(o) => Err(failed_run(
+            &remote.name().to_string(),
+            step(),
+            setup,
+            o,
+            out.status,
+        )),
         None => Err(BackupError::Step {
             host: remote.name().to_string(),
             step: step(),
@@ -235,6 +238,32 @@ pub async fn run_backup(
                 out.stderr_tail(5)
             ),
         }),
+    }
+}
+
+/// The error of a run whose report says it made no backup.
+fn failed_run(host: &str, step: String, setup: &Setup, o: RunOutcome, status: i32) -> BackupError {
+    let reason = o.error.as_deref().unwrap_or("no reason given");
+    if o.step.as_deref() == Some("disk-full") {
+        return BackupError::DiskFull {
+            host: host.to_owned(),
+            step,
+            dir: setup.dir.clone(),
+            free: o.free_bytes.unwrap_or(0),
+            detail: format!(
+                "{reason} (exit {status}){}",
+                o.failed.map(|s| format!(", at `{s}`")).unwrap_or_default()
+            ),
+            log: LOG.to_owned(),
+        };
+    }
+    BackupError::Step {
+        host: host.to_owned(),
+        step,
+        detail: format!(
+            "{reason} (exit {status}){}\n  no new backup was made; the log is {LOG}",
+            o.step.map(|s| format!(", at `{s}`")).unwrap_or_default()
+        ),
     }
 }
 
@@ -333,6 +362,29 @@ mod tests {
         assert_eq!(
             setup().run_command(None, 0),
             "/var/lib/vldeploy/vaibava/backup/backup.sh"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_says_so_with_the_free_bytes_and_gzips_own_message() {
+        let o: RunOutcome = serde_json::from_str(r#"{"time":"2025-01-01T02:00:00Z","stack":"s","result":"failed","tag":"","seconds":0.120,"step":"disk-full","failed":"gzip","free_bytes":8192,"error":"gzip exited with 1: gzip: stdout: No space left on device"}"#).unwrap();
+        let e = failed_run(
+            "root@h:22",
+            "the backup script `/b.sh`".into(),
+            &setup(),
+            o,
+            1,
+        );
+        assert_eq!(
+            e.to_string(),
+            "on `root@h:22`, the backup script `/b.sh` failed: the filesystem of the backup directory `/var/backups/vaibava` on `root@h:22` is full (8192 bytes free): gzip exited with 1: gzip: stdout: No space left on device (exit 1), at `gzip`
+  no new backup was made and no partial file was left; the log is /var/log/vl_backup.log
+  help: free space on that filesystem, keep fewer backups (`backup.retention`), or set another `backup.dir` on a larger one"
+        );
+        let o: RunOutcome = serde_json::from_str(r#"{"time":"t","result":"failed","step":"pg_dump","error":"pg_dump in `vl_postgres` exited with 1: boom"}"#).unwrap();
+        assert_eq!(
+            failed_run("h", "s".into(), &setup(), o, 1).to_string(),
+            "on `h`, s failed: pg_dump in `vl_postgres` exited with 1: boom (exit 1), at `pg_dump`\n  no new backup was made; the log is /var/log/vl_backup.log"
         );
     }
 

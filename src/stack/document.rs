@@ -1,9 +1,12 @@
 //! The YAML document as a tree of nodes that remember where they were written (line, column, YAML path).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
+
+use super::yaml_path::YamlPath;
 
 /// A place in the source: 1-based line, 0-based column in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,7 +55,7 @@ pub(crate) struct Entry {
     pub(crate) key: String,
     pub(crate) key_span: Span,
     /// The YAML path of the mapping that holds this entry.
-    pub(crate) parent: String,
+    pub(crate) parent: YamlPath,
     pub(crate) value: Node,
 }
 
@@ -61,7 +64,7 @@ pub(crate) struct Entry {
 pub(crate) struct Node {
     pub(crate) kind: Kind,
     pub(crate) mark: Mark,
-    pub(crate) path: String,
+    pub(crate) path: YamlPath,
     /// The key this node is the value of, if any.
     pub(crate) key: Option<Span>,
 }
@@ -235,7 +238,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
             line: 1,
             col: 0,
         },
-        path: String::new(),
+        path: YamlPath::default(),
         key: None,
     }))
 }
@@ -276,7 +279,9 @@ enum Frame {
     Map {
         node: Node,
         anchor: usize,
-        pending_key: Option<(String, Span)>,
+        pending_key: Option<(Rc<str>, Span)>,
+        /// The line of each key so far, to find a duplicate in one look-up.
+        lines: HashMap<Rc<str>, usize>,
     },
 }
 
@@ -289,37 +294,55 @@ struct Builder {
     started: bool,
     /// Nodes copied through aliases so far, to refuse alias bombs.
     copied: usize,
+    /// Bytes of keys and scalars copied through aliases so far.
+    copied_bytes: usize,
 }
 
-/// How many nodes an alias may copy in one document.
+/// How many nodes aliases may copy in one document.
 const MAX_COPIED: usize = 100_000;
 
-fn size(node: &Node) -> usize {
+/// How many bytes of keys and scalars aliases may copy in one document: a long string repeated by many
+/// aliases costs its length each time.
+const MAX_COPIED_BYTES: usize = 4 << 20;
+
+/// How deep lists and mappings may nest. A stack file nests about six levels; the limit keeps every path and
+/// every walk over the tree short.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// `(nodes, bytes)` a copy of `node` costs.
+fn size(node: &Node) -> (usize, usize) {
     match &node.kind {
-        Kind::Scalar { .. } => 1,
-        Kind::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|e| 1 + size(&e.value)).sum::<usize>(),
+        Kind::Scalar { value, .. } => (1, value.len()),
+        Kind::Seq(items) => items.iter().map(size).fold((1, 0), add),
+        Kind::Map(entries) => entries
+            .iter()
+            .map(|e| add((1, e.key.len()), size(&e.value)))
+            .fold((1, 0), add),
     }
+}
+
+fn add(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
 }
 
 impl Builder {
     /// The path and key a new child node gets, from the innermost open collection.
-    fn child_place(&self, mark: Mark) -> (String, Option<Span>) {
+    fn child_place(&self, mark: Mark) -> (YamlPath, Option<Span>) {
         match self.stack.last() {
             Some(Frame::Seq { node, .. }) => {
                 let n = match &node.kind {
                     Kind::Seq(items) => items.len(),
                     _ => 0,
                 };
-                (format!("{}[{n}]", node.path), None)
+                (node.path.index(n), None)
             }
             Some(Frame::Map {
                 node,
                 pending_key: Some((key, span)),
                 ..
-            }) => (join(&node.path, key), Some(*span)),
+            }) => (node.path.key(Rc::clone(key)), Some(*span)),
             Some(Frame::Map { node, .. }) => (node.path.clone(), Some(Span { mark, len: 1 })),
-            None => (String::new(), None),
+            None => (YamlPath::default(), None),
         }
     }
 
@@ -347,15 +370,20 @@ impl Builder {
     fn push_key(&mut self, key: &str, span: Span) {
         let mut duplicate = None;
         if let Some(Frame::Map {
-            node, pending_key, ..
+            node,
+            pending_key,
+            lines,
+            ..
         }) = self.stack.last_mut()
         {
-            if let Kind::Map(entries) = &node.kind
-                && let Some(first) = entries.iter().find(|e| e.key == key)
-            {
-                duplicate = Some((first.key_span.mark.line, node.path.clone()));
+            let key: Rc<str> = key.into();
+            match lines.get(&key) {
+                Some(first_line) => duplicate = Some((*first_line, node.path.clone())),
+                None => {
+                    lines.insert(Rc::clone(&key), span.mark.line);
+                }
             }
-            *pending_key = Some((key.to_owned(), span));
+            *pending_key = Some((key, span));
         }
         if let Some((first_line, path)) = duplicate {
             let place = if path.is_empty() {
@@ -373,7 +401,7 @@ impl Builder {
 
     /// A copy of an anchored node, placed where the alias is.
     fn alias(&mut self, id: usize, mark: Mark) {
-        let Some(cost) = self.anchors.get(&id).map(size) else {
+        let Some((nodes, bytes)) = self.anchors.get(&id).map(size) else {
             return;
         };
         if self.expecting_key() {
@@ -384,8 +412,9 @@ impl Builder {
             );
             return;
         }
-        self.copied = self.copied.saturating_add(cost);
-        if self.copied > MAX_COPIED {
+        self.copied = self.copied.saturating_add(nodes);
+        self.copied_bytes = self.copied_bytes.saturating_add(bytes);
+        if self.copied > MAX_COPIED || self.copied_bytes > MAX_COPIED_BYTES {
             self.fail(
                 "aliases expand to too many values".to_owned(),
                 Span { mark, len: 1 },
@@ -425,7 +454,7 @@ impl Builder {
                         parent.mark = key_span.mark;
                     }
                     entries.push(Entry {
-                        key,
+                        key: key.to_string(),
                         key_span,
                         parent: parent.path.clone(),
                         value: node,
@@ -438,14 +467,6 @@ impl Builder {
                 }
             }
         }
-    }
-}
-
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
     }
 }
 
@@ -496,6 +517,14 @@ impl MarkedEventReceiver for Builder {
                     );
                     return;
                 }
+                if self.stack.len() >= MAX_DEPTH {
+                    self.fail(
+                        format!("lists and maps nest deeper than {MAX_DEPTH} levels"),
+                        Span { mark, len: 1 },
+                        "a stack file nests a few levels: write the values out flat",
+                    );
+                    return;
+                }
                 let (path, key) = self.child_place(mark);
                 let is_seq = matches!(ev, Event::SequenceStart(..));
                 let node = Node {
@@ -515,6 +544,7 @@ impl MarkedEventReceiver for Builder {
                         node,
                         anchor,
                         pending_key: None,
+                        lines: HashMap::new(),
                     }
                 });
             }

@@ -1,7 +1,8 @@
 //! Loads a stack file for one environment: read, parse, pick the environment, load its env and secrets files,
 //! apply its overrides, and read every value into the model.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use super::diagnostic::{Diagnostic, Location};
 use super::document::{self, Entry, Kind, Node, Source};
 use super::env_file;
 use super::error::StackError;
+use super::file_text::{self, FileTextError};
 use super::format;
 use super::interpolate::is_var_name;
 use super::keys;
@@ -35,6 +37,7 @@ pub fn environment_names(path: &Path) -> Result<Vec<String>, StackError> {
         vars: &vars,
         project_dir: Path::new("."),
         home: None,
+        expanded: Cell::new(0),
     };
     let top = r.map(&root, keys::TOP)?;
     let envs = r.any_map(r.require(top, "environments", ENVIRONMENTS_HELP)?)?;
@@ -62,6 +65,7 @@ pub fn load_with(
         vars: &process,
         project_dir: &project_dir,
         home: home.clone(),
+        expanded: Cell::new(0),
     };
     let top = r0.map(&root, keys::TOP)?;
     let envs_node = r0.require(top, "environments", ENVIRONMENTS_HELP)?;
@@ -115,6 +119,7 @@ pub fn load_with(
         vars: &vars,
         project_dir: &project_dir,
         home,
+        expanded: Cell::new(0),
     };
 
     let name = r.parse(
@@ -208,18 +213,31 @@ pub fn load_with(
 }
 
 fn parse_file(path: &Path) -> Result<(Source, Node), StackError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let help = if e.kind() == io::ErrorKind::NotFound {
-            "check the path: a project keeps its stack in `stack.yaml` at its root"
-        } else {
-            "check that the file is readable text (UTF-8)"
-        };
-        StackError::Unreadable {
-            path: path.to_path_buf(),
-            diagnostic: Box::new(
-                Diagnostic::new(format!("cannot read `{}`: {e}", path.display())).help(help),
-            ),
+    let unreadable = |message: String, help: &str| StackError::Unreadable {
+        path: path.to_path_buf(),
+        diagnostic: Box::new(Diagnostic::new(message).help(help)),
+    };
+    let text = file_text::read(path, file_text::STACK_LIMIT).map_err(|e| match e {
+        FileTextError::Io(e) => {
+            let help = if e.kind() == io::ErrorKind::NotFound {
+                "check the path: a project keeps its stack in `stack.yaml` at its root"
+            } else {
+                "check that the file is readable text (UTF-8)"
+            };
+            unreadable(format!("cannot read `{}`: {e}", path.display()), help)
         }
+        FileTextError::NotAFile => unreadable(
+            format!("cannot read `{}`: it is not a regular file", path.display()),
+            "name the stack file itself with `--file` (a directory, FIFO or device is not read)",
+        ),
+        FileTextError::TooLarge { size, limit } => unreadable(
+            format!(
+                "`{}` is too large for a stack file: {size} bytes, the limit is {limit} ({})",
+                path.display(),
+                file_text::human(limit)
+            ),
+            "a stack file is a few kilobytes: check that `--file` names the stack file, not a dump, a log or a binary",
+        ),
     })?;
     let source = Source::new(path.display().to_string(), &text);
     let root = document::parse(&text).map_err(|e| {
@@ -268,9 +286,9 @@ fn vars_file(
     } else {
         ("env file", "env_file")
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match file_text::read(&path, file_text::VARS_LIMIT) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(FileTextError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             let message = format!("{kind} `{written}` does not exist ({})", place(&node.path));
             if secret {
                 let help = format!(
@@ -288,11 +306,31 @@ fn vars_file(
             );
             return Err(r.error_at(node, message, help));
         }
-        Err(e) => {
+        Err(FileTextError::Io(e)) => {
             return Err(r.error_at(
                 node,
                 format!("cannot read {kind} `{written}`: {e}"),
                 format!("check that `{}` is a readable text file", path.display()),
+            ));
+        }
+        Err(FileTextError::NotAFile) => {
+            return Err(r.error_at(
+                node,
+                format!("cannot read {kind} `{written}`: it is not a regular file"),
+                format!("name a `KEY=VALUE` file in `{key}`"),
+            ));
+        }
+        Err(FileTextError::TooLarge { size, limit }) => {
+            return Err(r.error_at(
+                node,
+                format!(
+                    "{kind} `{written}` is too large: {size} bytes, the limit is {limit} ({})",
+                    file_text::human(limit)
+                ),
+                format!(
+                    "{} {kind} holds a few `KEY=VALUE` lines: check that `{key}` names the right file",
+                    if secret { "a" } else { "an" }
+                ),
             ));
         }
     };
@@ -380,32 +418,60 @@ fn merge(base: &Node, over: Option<&Node>) -> Node {
     let (Some(base_entries), Some(over_entries)) = (base.as_map(), over.as_map()) else {
         return over.clone();
     };
-    let mut entries: Vec<Entry> = base_entries.to_vec();
-    for o in over_entries {
-        if o.key == "env"
-            && let Some(b) = entries.iter_mut().find(|e| e.key == "env")
-            && let (Some(be), Some(oe)) = (b.value.as_map(), o.value.as_map())
-        {
-            let mut env = be.to_vec();
-            for item in oe {
-                match env.iter_mut().find(|e| e.key == item.key) {
-                    Some(slot) => *slot = item.clone(),
-                    None => env.push(item.clone()),
-                }
-            }
-            b.value.kind = Kind::Map(env);
-            continue;
-        }
-        if o.key == "build" || o.key == "image" {
-            entries.retain(|e| e.key != "build" && e.key != "image");
-        }
-        match entries.iter_mut().find(|e| e.key == o.key) {
-            Some(slot) => *slot = o.clone(),
-            None => entries.push(o.clone()),
-        }
-    }
+    // `build` and `image` name the same thing: the override's last one replaces the base's either.
+    let is_source = |e: &Entry| e.key == "build" || e.key == "image";
+    let last_source = over_entries.iter().rposition(is_source);
+    let kept: Vec<Entry> = base_entries
+        .iter()
+        .filter(|e| last_source.is_none() || !is_source(e))
+        .cloned()
+        .collect();
+    let base_env = kept.iter().find(|e| e.key == "env");
+    let on_top: Vec<Entry> = over_entries
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| !is_source(o) || Some(*i) == last_source)
+        .map(|(_, o)| match (o.key.as_str(), base_env) {
+            ("env", Some(b)) => match (b.value.as_map(), o.value.as_map()) {
+                (Some(be), Some(oe)) => Entry {
+                    value: Node {
+                        kind: Kind::Map(overlay(be, oe)),
+                        mark: b.value.mark,
+                        path: b.value.path.clone(),
+                        key: b.value.key,
+                    },
+                    key: b.key.clone(),
+                    key_span: b.key_span,
+                    parent: b.parent.clone(),
+                },
+                _ => o.clone(),
+            },
+            _ => o.clone(),
+        })
+        .collect();
     Node {
-        kind: Kind::Map(entries),
+        kind: Kind::Map(overlay(&kept, &on_top)),
         ..base.clone()
     }
+}
+
+/// The entries of `base` with those of `over` on top, in one pass over each: a key of both keeps its place and
+/// takes `over`'s entry; a new key goes at the end.
+fn overlay(base: &[Entry], over: &[Entry]) -> Vec<Entry> {
+    let mut merged = base.to_vec();
+    let mut index: HashMap<&str, usize> = base
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.key.as_str(), i))
+        .collect();
+    for item in over {
+        match index.get(item.key.as_str()) {
+            Some(&i) => merged[i] = item.clone(),
+            None => {
+                index.insert(item.key.as_str(), merged.len());
+                merged.push(item.clone());
+            }
+        }
+    }
+    merged
 }

@@ -4,6 +4,7 @@ mod diagnostic;
 mod document;
 mod env_file;
 mod error;
+mod file_text;
 mod format;
 mod interpolate;
 mod keys;
@@ -16,6 +17,7 @@ mod service;
 mod suggest;
 mod validate;
 mod variables;
+mod yaml_path;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use error::StackError;

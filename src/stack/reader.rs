@@ -1,5 +1,6 @@
 //! Reads typed values out of located nodes, interpolating `${VAR}` and turning every problem into a diagnostic.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Location};
@@ -9,6 +10,7 @@ use super::interpolate::{self, Piece};
 use super::model::EnvValue;
 use super::suggest;
 use super::variables::Variables;
+use super::yaml_path::YamlPath;
 use crate::secret::Secret;
 
 /// A string value after interpolation, and the first secret variable it used, if any.
@@ -43,7 +45,13 @@ pub(crate) struct Reader<'a> {
     pub(crate) project_dir: &'a Path,
     /// For `~` in paths.
     pub(crate) home: Option<String>,
+    /// Bytes that `${VAR}` references have put into values so far, bounded by [`MAX_EXPANDED`].
+    pub(crate) expanded: Cell<usize>,
 }
+
+/// How many bytes variables may put into the values of one stack file: a few references to a large value
+/// must not make a small file cost gigabytes.
+pub(crate) const MAX_EXPANDED: usize = 16 << 20;
 
 /// A mapping whose keys were checked.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +71,7 @@ impl<'n> Map<'n> {
 }
 
 /// `` `path` `` or "the top level".
-pub(crate) fn place(path: &str) -> String {
+pub(crate) fn place(path: &YamlPath) -> String {
     if path.is_empty() {
         "the top level".to_owned()
     } else {
@@ -72,7 +80,7 @@ pub(crate) fn place(path: &str) -> String {
 }
 
 /// `` in `path` `` or "at the top level".
-pub(crate) fn place_in(path: &str) -> String {
+pub(crate) fn place_in(path: &YamlPath) -> String {
     if path.is_empty() {
         "at the top level".to_owned()
     } else {
@@ -232,12 +240,16 @@ impl Reader<'_> {
                 Piece::Text(t) => text.value.push_str(&t),
                 Piece::Var { name, default, raw } => match (self.vars.get(&name), default) {
                     (Some(v), _) => {
+                        self.expand(node, &raw, v.text.len())?;
                         text.value.push_str(&v.text);
                         if v.secret && text.secret.is_none() {
                             text.secret = Some((name, raw));
                         }
                     }
-                    (None, Some(d)) => text.value.push_str(&d),
+                    (None, Some(d)) => {
+                        self.expand(node, &raw, d.len())?;
+                        text.value.push_str(&d);
+                    }
                     (None, None) => {
                         let span = self
                             .source
@@ -258,6 +270,28 @@ impl Reader<'_> {
             }
         }
         Ok(text)
+    }
+
+    /// Counts `bytes` put into a value by the reference `raw`; an error past [`MAX_EXPANDED`].
+    fn expand(&self, node: &Node, raw: &str, bytes: usize) -> Result<(), StackError> {
+        let total = self.expanded.get().saturating_add(bytes);
+        self.expanded.set(total);
+        if total <= MAX_EXPANDED {
+            return Ok(());
+        }
+        let span = self
+            .source
+            .find_on_line(node.mark, raw)
+            .unwrap_or_else(|| node.span(self.source));
+        Err(self.error(
+            span,
+            format!(
+                "variables put more than {} MiB into this stack's values (reached at {})",
+                MAX_EXPANDED >> 20,
+                place(&node.path)
+            ),
+            "a stack's values are short: check the value of this variable, or reference it fewer times",
+        ))
     }
 
     /// A string that must not contain secrets.

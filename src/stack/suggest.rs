@@ -5,10 +5,15 @@ pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let len = word.chars().count();
+    let limit = (len / 3).max(2);
+    // A candidate whose length differs by more than the limit is farther than the limit: skip it before the
+    // distance, which costs the product of both lengths (a UTF-8 character takes at most 4 bytes).
     candidates
         .into_iter()
-        .filter(|c| *c != word)
+        .filter(|c| {
+            *c != word && c.len() <= 4 * (len + limit) && c.chars().count().abs_diff(len) <= limit
+        })
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

@@ -196,7 +196,8 @@ pub(crate) fn tail_lines(bytes: &[u8], n: usize) -> String {
     text[from..].to_owned()
 }
 
-fn shorten(command: &str) -> String {
+/// A command on one line, cut to a readable length: for messages and the debug log.
+pub(crate) fn shorten(command: &str) -> String {
     let one_line = command.replace('\n', "; ");
     if one_line.chars().count() <= COMMAND_DISPLAY_CHARS {
         return one_line;

@@ -168,6 +168,39 @@ impl Remote {
 
     /// Runs `cmd` with `stdin` as its standard input; any exit status is `Ok`.
     pub async fn exec_stdin(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+        let started = std::time::Instant::now();
+        let stdin_bytes = stdin.len();
+        let result = self.exec_stdin_unlogged(cmd, stdin).await;
+        // The command line only (the log writer scrubs secret values from it); never stdin or output.
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &result {
+            Ok(out) => tracing::debug!(
+                host = %self.name,
+                status = out.status,
+                elapsed_ms,
+                stdin_bytes,
+                stdout_bytes = out.stdout.len(),
+                stderr_bytes = out.stderr.len(),
+                "remote command: {}",
+                error::shorten(cmd)
+            ),
+            Err(e) => tracing::debug!(
+                host = %self.name,
+                elapsed_ms,
+                stdin_bytes,
+                error = %e,
+                "remote command failed to run: {}",
+                error::shorten(cmd)
+            ),
+        }
+        result
+    }
+
+    async fn exec_stdin_unlogged(
+        &self,
+        cmd: &str,
+        stdin: Vec<u8>,
+    ) -> Result<Output, TransportError> {
         match &self.backend {
             Backend::Local => local::exec(cmd, stdin).await,
             Backend::Ssh(handle) => {
@@ -211,6 +244,12 @@ impl Remote {
         cmd: &str,
         stdin: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<ExecStream, TransportError> {
+        tracing::debug!(
+            host = %self.name,
+            streamed = true,
+            "remote command: {}",
+            error::shorten(cmd)
+        );
         match &self.backend {
             Backend::Local => local::exec_stream(cmd, stdin),
             Backend::Ssh(handle) => {

@@ -396,7 +396,8 @@ impl Pump {
             Opening::Exec(job) => self.execs.push(ExecChannel::new(&self.host, channel, job)),
             Opening::Tunnel { local, .. } => {
                 if local.set_nonblocking(true).is_ok() {
-                    self.tunnels.push(TunnelConn::new(local, channel));
+                    self.tunnels
+                        .push(TunnelConn::new(&self.host, local, channel));
                 } else {
                     self.closing.push(channel);
                 }

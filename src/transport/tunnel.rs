@@ -3,6 +3,7 @@
 use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 use ssh2::{Channel, Session};
 
@@ -34,6 +35,7 @@ impl Pending {
 /// write half.
 #[allow(clippy::struct_excessive_bools)] // one flag per half-close step reads better than a state enum here
 pub(crate) struct TunnelConn {
+    api: ApiLog,
     local: UnixStream,
     channel: Channel,
     up: Pending,
@@ -49,8 +51,12 @@ pub(crate) struct TunnelConn {
 }
 
 impl TunnelConn {
-    pub(crate) fn new(local: UnixStream, channel: Channel) -> Self {
+    pub(crate) fn new(host: &str, local: UnixStream, channel: Channel) -> Self {
         Self {
+            api: ApiLog {
+                host: host.to_owned(),
+                waiting: None,
+            },
             local,
             channel,
             up: Pending::new(),
@@ -104,6 +110,7 @@ impl TunnelConn {
                         progress = true;
                     }
                     Ok(n) => {
+                        self.api.request(&self.up.data[..n]);
                         self.up.at = 0;
                         self.up_len = n;
                         budget = budget.saturating_sub(n);
@@ -175,6 +182,7 @@ impl TunnelConn {
                         }
                     }
                     Ok(n) => {
+                        self.api.response(&self.down.data[..n]);
                         self.down.at = 0;
                         self.down_len = n;
                         budget = budget.saturating_sub(n);
@@ -231,5 +239,83 @@ impl TunnelConn {
         let _ = self.local.shutdown(Shutdown::Both);
         self.finished = true;
         Ok(true)
+    }
+}
+
+/// The Docker API calls seen on one tunnel connection, logged at debug: method, path, status and the time to
+/// the response's status line. HTTP/1.1 without pipelining sends a request only after the previous response,
+/// so a request line begins the first chunk sent while no request waits; anything else (bodies, streams
+/// of an upgraded connection) is not a request line and is passed over.
+struct ApiLog {
+    host: String,
+    /// `(method, path, sent at)` of the request waiting for its response.
+    waiting: Option<(String, String, Instant)>,
+}
+
+impl ApiLog {
+    fn request(&mut self, chunk: &[u8]) {
+        if self.waiting.is_none()
+            && let Some((method, path)) = request_line(chunk)
+        {
+            self.waiting = Some((method, path, Instant::now()));
+        }
+    }
+
+    fn response(&mut self, chunk: &[u8]) {
+        let Some(status) = status_line(chunk) else {
+            return;
+        };
+        if let Some((method, path, sent)) = self.waiting.take() {
+            let elapsed_ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+            tracing::debug!(host = %self.host, status, elapsed_ms, "docker api: {method} {path}");
+        }
+    }
+}
+
+/// `GET /v1.41/containers/json?all=true HTTP/1.1` → `("GET", "/v1.41/containers/json?all=true")`.
+fn request_line(chunk: &[u8]) -> Option<(String, String)> {
+    let line = first_line(chunk)?;
+    let mut parts = line.split(' ');
+    let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    (is_method && path.starts_with('/') && version.starts_with("HTTP/1.") && parts.next().is_none())
+        .then(|| {
+            let path: String = path.chars().take(200).collect();
+            (method.to_owned(), path)
+        })
+}
+
+/// `HTTP/1.1 200 OK` → 200.
+fn status_line(chunk: &[u8]) -> Option<u16> {
+    let line = first_line(chunk)?;
+    let rest = line.strip_prefix("HTTP/1.")?;
+    rest.get(2..5)?.parse().ok()
+}
+
+fn first_line(chunk: &[u8]) -> Option<&str> {
+    let end = chunk.windows(2).take(4096).position(|w| w == b"\r\n")?;
+    std::str::from_utf8(&chunk[..end]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_and_status_lines_are_read_and_anything_else_passed_over() {
+        assert_eq!(
+            request_line(b"GET /v1.41/containers/json?all=true HTTP/1.1\r\nHost: docker\r\n\r\n"),
+            Some(("GET".into(), "/v1.41/containers/json?all=true".into()))
+        );
+        assert_eq!(
+            request_line(b"POST /v1.41/images/load HTTP/1.1\r\n"),
+            Some(("POST".into(), "/v1.41/images/load".into()))
+        );
+        assert_eq!(request_line(b"\x1f\x8b tar bytes\r\n"), None);
+        assert_eq!(request_line(b"GET /no-end-of-line HTTP/1.1"), None);
+        assert_eq!(request_line(b"get / HTTP/1.1\r\n"), None);
+        assert_eq!(status_line(b"HTTP/1.1 404 Not Found\r\n"), Some(404));
+        assert_eq!(status_line(b"HTTP/1.0 200 OK\r\n"), Some(200));
+        assert_eq!(status_line(b"{\"message\":\"HTTP/1.1 200\"}\r\n"), None);
     }
 }

@@ -34,6 +34,7 @@ started_ns=$(date +%s%N)
 tag=""
 wait_s=0
 temps=()
+work=""
 
 json_string() {
     local s
@@ -62,11 +63,34 @@ fail() {
     finish failed 1 ",\"step\":$(json_string "$1"),\"error\":$(json_string "$2")"
 }
 
+# The last three non-empty lines of file $1, joined by `; `.
+lines() {
+    tail -n 20 -- "$1" 2>/dev/null | awk 'NF { l[n++] = $0 } END { for (i = (n > 3 ? n - 3 : 0); i < n; i++) printf "%s%s", l[i], (i < n - 1 ? "; " : "") }'
+}
+
+# The bytes free on the backup directory's filesystem.
+free_bytes() {
+    local n
+    n=$(df -P -B1 -- "$DIR" 2>/dev/null | awk 'NR == 2 { print $4 }') || true
+    [[ $n =~ ^[0-9]+$ ]] && printf '%s' "$n" || printf '0'
+}
+
+# Fails step $1 with message $2; when $2 says the disk is full, the report says so with the free bytes, after
+# the partial file $3 is removed (so the bytes it held count as free).
+fail_write() {
+    if [[ $2 == *"No space left on device"* || $2 == *"no space left on device"* ]]; then
+        rm -f -- "$3"
+        finish failed 1 ",\"step\":\"disk-full\",\"failed\":$(json_string "$1"),\"free_bytes\":$(free_bytes),\"error\":$(json_string "$2")"
+    fi
+    fail "$1" "$2"
+}
+
 cleanup() {
     local t
     for t in "${temps[@]}"; do
         rm -f -- "$t"
     done
+    [ -z "$work" ] || rm -rf -- "$work"
 }
 trap cleanup EXIT
 trap 'fail interrupted "the run was interrupted by a signal"' INT TERM HUP
@@ -100,19 +124,25 @@ while [ -e "$DIR/$name" ]; do
     name="db_backup_$(date +%Y%m%d_%H%M%S)${tag:+_$tag}.sql.gz"
 done
 tmp="$DIR/.$name.tmp"
-err="$DIR/.$name.err.tmp"
-tail_file="$DIR/.$name.tail.tmp"
-temps+=("$tmp" "$err" "$tail_file")
+temps+=("$tmp")
+# Error output goes outside the backup directory, so that it can still be written when that disk is full.
+work=$(mktemp -d "${TMPDIR:-/tmp}/vl_backup.XXXXXX")
+err="$work/err"
+gzip_err="$work/gzip.err"
+tail_file="$work/tail"
 
-if docker exec "$CONTAINER" pg_dump --username="$DB_USER" --no-password "$DATABASE" 2>"$err" | gzip -6 >"$tmp"; then
+if docker exec "$CONTAINER" pg_dump --username="$DB_USER" --no-password "$DATABASE" 2>"$err" | gzip -6 >"$tmp" 2>"$gzip_err"; then
     status=(0 0)
 else
     status=("${PIPESTATUS[@]}")
 fi
+# gzip first: when gzip cannot write, pg_dump dies of the broken pipe (141) and only gzip's message says why.
+if [ "${status[1]}" -ne 0 ]; then
+    fail_write gzip "gzip exited with ${status[1]}: $(lines "$gzip_err")" "$tmp"
+fi
 if [ "${status[0]}" -ne 0 ]; then
     fail pg_dump "pg_dump in \`$CONTAINER\` exited with ${status[0]}: $(tail -n 5 "$err")"
 fi
-[ "${status[1]}" -eq 0 ] || fail gzip "gzip exited with ${status[1]}"
 
 if ! gzip -dc -- "$tmp" 2>"$err" | tail -c 1024 >"$tail_file"; then
     fail check-gzip "the compressed dump does not read back: $(tail -n 3 "$err")"
@@ -126,7 +156,7 @@ if [ -n "$ENCRYPT_TO" ]; then
     command -v age >/dev/null || fail encrypt "backups are to be encrypted but \`age\` is not installed on this host (apt-get install age)"
     temps+=("$tmp.age")
     age --encrypt --recipient "$ENCRYPT_TO" --output "$tmp.age" -- "$tmp" 2>"$err" \
-        || fail encrypt "age failed: $(tail -n 3 "$err")"
+        || fail_write encrypt "age failed: $(lines "$err")" "$tmp.age"
     rm -f -- "$tmp"
     tmp="$tmp.age"
     name="$name.age"
@@ -137,7 +167,8 @@ fi
 sum=$(sha256sum -- "$tmp")
 sum=${sum%% *}
 temps+=("$DIR/.$name.sha256.tmp")
-printf '%s  %s\n' "$sum" "$name" >"$DIR/.$name.sha256.tmp"
+printf '%s  %s\n' "$sum" "$name" 2>"$err" >"$DIR/.$name.sha256.tmp" \
+    || fail_write checksum "the checksum file cannot be written: $(lines "$err")" "$DIR/.$name.sha256.tmp"
 sync -- "$tmp" "$DIR/.$name.sha256.tmp" 2>/dev/null || true
 mv -f -- "$DIR/.$name.sha256.tmp" "$DIR/$name.sha256"
 mv -f -- "$tmp" "$DIR/$name"
