@@ -425,9 +425,9 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
 }
 
-/// Starts `vldeploy restore FILE --yes`, waits for the line that says `phase` began, waits `after`, and kills the
-/// process with SIGKILL. Returns what it printed on stderr until then.
-fn kill_restore_at(p: &Project, file: &str, phase: &str, after: Duration) -> String {
+/// Starts `vldeploy restore FILE --yes`, waits for the line that says `phase` began and then until `ready`
+/// holds, and kills the process with SIGKILL. Returns what it printed on stderr until then.
+fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> bool) -> String {
     let mut child = p
         .command(&["restore", file, "--yes"])
         .stdout(Stdio::null())
@@ -462,7 +462,18 @@ fn kill_restore_at(p: &Project, file: &str, phase: &str, after: Duration) -> Str
             }
         }
     }
-    std::thread::sleep(after);
+    let waiting = Instant::now();
+    while !ready() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "`{phase}` never got under way:\n{seen}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before the kill:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed, not finished: {seen}");
@@ -497,16 +508,23 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
         .to_string()
     };
 
-    // (phase killed in, how it ends, delay after the phase's line, whether the operator had maintenance on)
+    // The load is under way once a session works in the database being loaded.
+    let loading = || {
+        p.psql("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\\_restore\\_%'")
+            .trim()
+            != "0"
+    };
+    let at_once = || true;
+    // (phase killed in, how it ends, whether the operator had maintenance on)
     let cases = [
-        ("safety backup", "--resume", 0, false),
-        ("stop backend", "--abort", 0, true),
-        ("load", "--resume", 1500, false),
-        ("load", "--abort", 1500, false),
-        ("swap", "--resume", 0, false),
-        ("start backend", "--abort", 0, false),
+        ("safety backup", "--resume", false),
+        ("stop backend", "--abort", true),
+        ("load", "--resume", false),
+        ("load", "--abort", false),
+        ("swap", "--resume", false),
+        ("start backend", "--abort", false),
     ];
-    for (i, (phase, end, delay_ms, operator)) in cases.into_iter().enumerate() {
+    for (i, (phase, end, operator)) in cases.into_iter().enumerate() {
         // Known data, a backup of it, then different data: "restored" and "old" are told apart.
         let base = 1000 * (u32::try_from(i).unwrap() + 1);
         insert_orders(&p, base, base + 20);
@@ -525,7 +543,8 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
                 .ok();
         }
 
-        let seen = kill_restore_at(&p, &file, phase, Duration::from_millis(delay_ms));
+        let ready: &dyn Fn() -> bool = if phase == "load" { &loading } else { &at_once };
+        let seen = kill_restore_at(&p, &file, phase, ready);
 
         // The data is the old set or the restored set, never less.
         let now = p.state();
