@@ -444,7 +444,7 @@ fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> boo
         }
     });
     let want = format!("  {phase} …");
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     let mut seen = String::new();
     loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -465,7 +465,7 @@ fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> boo
     let waiting = Instant::now();
     while !ready() {
         assert!(
-            waiting.elapsed() < Duration::from_secs(60),
+            waiting.elapsed() < Duration::from_mins(1),
             "`{phase}` never got under way:\n{seen}"
         );
         assert!(

@@ -218,11 +218,21 @@ impl<'a> Flow<'a> {
 
     async fn start_healthy(&self) -> Result<(), String> {
         let name = container_name("backend");
-        self.backend
+        // An interrupted restore may have left it running (killed before, or just after, it stopped or started).
+        let running = self
+            .backend
             .engine
-            .start(&name)
+            .container_state(&name)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .is_some_and(|s| s.running);
+        if !running {
+            self.backend
+                .engine
+                .start(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         self.backend
             .engine
             .wait_healthy(&name, &self.backend.check, self.backend.health_timeout)
@@ -241,7 +251,7 @@ impl<'a> Flow<'a> {
     ) -> Result<RestoreReport, BackupError> {
         let host = self.host();
         let stack = self.setup.stack.clone();
-        if from <= SAFETY {
+        if from == SAFETY {
             // A backup of what is live now.
             self.enter(j, SAFETY).await?;
             let safety = match run_backup(self.remote, self.setup, Some("pre-restore"), 600).await {
@@ -256,7 +266,7 @@ impl<'a> Flow<'a> {
                     });
                 }
             };
-            j.safety_backup = safety.file.clone();
+            j.safety_backup.clone_from(&safety.file);
             self.timer.done(safety.bytes);
         }
         let safety_file = j.safety_backup.clone().unwrap_or_default();
@@ -368,7 +378,7 @@ impl<'a> Flow<'a> {
                         .await;
                     match self.swap_back(&aside).await {
                         Ok(()) => {
-                            outcome.push(format!("the previous database is back as `{database}`"))
+                            outcome.push(format!("the previous database is back as `{database}`"));
                         }
                         Err(e) => {
                             whole = false;

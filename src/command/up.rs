@@ -57,7 +57,7 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
         let result = match result {
             Ok(json) => {
                 let maintenance = super::maintenance::on_since(ctx, &connected).await;
-                run.summary(&changes, report.as_ref(), json, maintenance);
+                run.summary(&changes, report.as_ref(), json, maintenance.as_deref());
                 Ok(0)
             }
             Err(e) => {
@@ -226,14 +226,14 @@ impl Run<'_> {
         changes: &[String],
         report: Option<&Report>,
         json: Json,
-        maintenance: Option<String>,
+        maintenance: Option<&str>,
     ) {
         let ctx = self.ctx;
         let url = ctx.url();
         let secs = self.started.elapsed().as_secs_f64();
         match ctx.output {
             Output::Human => {
-                if let Some(since) = &maintenance {
+                if let Some(since) = maintenance {
                     let what = if changes.is_empty() {
                         "no changes".to_string()
                     } else {
