@@ -153,6 +153,17 @@ pub enum Command {
     /// Verifies the backup (checksum, gzip, completion marker), takes a safety backup, stops the backend
     /// (nginx shows a maintenance page), loads into a fresh database in one transaction, swaps it in,
     /// and starts the backend health-gated.
+    ///
+    /// Each phase is recorded on the host (`/var/lib/vldeploy/<stack>/restore.json`) before it begins. When a
+    /// restore is interrupted (the process killed, the connection lost), every command that connects says so,
+    /// `up` refuses to go on, and one of these two ends it: `--resume` finishes it, `--abort` puts the
+    /// previous data back. Both take the lock and are audited.
+    #[command(after_help = "Examples:
+  vldeploy restore -e production                 # the newest backup, after typing the stack's name
+  vldeploy restore db_backup_20250101_020000.sql.gz --yes
+  vldeploy restore --from-local ./safety.sql.gz --yes
+  vldeploy restore --resume -e production        # finish an interrupted restore
+  vldeploy restore --abort -e production         # or roll it back")]
     Restore(RestoreArgs),
     /// The go-live checklist: every item with pass / fail / stale, its evidence and how to fix it.
     ///
@@ -276,6 +287,15 @@ pub struct RestoreArgs {
     /// Restore a backup file from this machine: it is sent to the host's backup directory first.
     #[arg(long, value_name = "PATH")]
     pub from_local: Option<PathBuf>,
+    /// Finish a restore that was interrupted (killed, connection lost), from the host's restore journal: the
+    /// restored data is put live and the backend started on it.
+    #[arg(long, conflicts_with_all = ["backup", "from_local", "abort"])]
+    pub resume: bool,
+    /// Roll an interrupted restore back, from the host's restore journal: the data from before it is live
+    /// again, half-loaded databases are dropped, the backend runs and the maintenance page is lifted (unless
+    /// it was on before the restore).
+    #[arg(long, conflicts_with_all = ["backup", "from_local"])]
+    pub abort: bool,
     /// Do not ask for confirmation (for automation).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -408,6 +428,31 @@ mod tests {
             Cli::try_parse_from(["vldeploy", "restore", "x", "--from-local", "y"]).is_err(),
             "a host file and a local file are exclusive"
         );
+        let cli = Cli::try_parse_from(["vldeploy", "restore", "--resume"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Restore(RestoreArgs {
+                resume: true,
+                abort: false,
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from(["vldeploy", "restore", "--abort", "--yes"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Restore(RestoreArgs {
+                resume: false,
+                abort: true,
+                ..
+            })
+        ));
+        for args in [
+            &["vldeploy", "restore", "--resume", "--abort"][..],
+            &["vldeploy", "restore", "latest", "--resume"],
+            &["vldeploy", "restore", "--abort", "--from-local", "y"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} is refused");
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -236,6 +238,16 @@ fn doctored(p: &Project, good: &str, name: &str, make: &str, fresh_sidecar: bool
     ));
 }
 
+/// Orders `ord-<from>` … `ord-<to>`, each with one item.
+fn insert_orders(p: &Project, from: u32, to: u32) {
+    p.psql(&format!(
+        "INSERT INTO orders (id, status, payment_mode, amount_paise, customer) \
+         SELECT 'ord-' || i, 'paid', 'cod', i * 100, jsonb_build_object('name', 'c' || i) FROM generate_series({from}, {to}) i; \
+         INSERT INTO order_items (order_id, handle, title, price, quantity) \
+         SELECT 'ord-' || i, 'tea', 'Tea', 100, 1 + i % 3 FROM generate_series({from}, {to}) i;"
+    ));
+}
+
 fn backend_started_at(p: &Project) -> String {
     p.sh("docker inspect -f '{{.State.StartedAt}} {{.State.Running}}' vl_backend")
 }
@@ -245,14 +257,7 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     let p = Project::new("backup_restore");
     p.sandbox_up(&[]);
     p.vldeploy(&["up"]).ok();
-    let insert = |from: u32, to: u32| {
-        p.psql(&format!(
-            "INSERT INTO orders (id, status, payment_mode, amount_paise, customer) \
-             SELECT 'ord-' || i, 'paid', 'cod', i * 100, jsonb_build_object('name', 'c' || i) FROM generate_series({from}, {to}) i; \
-             INSERT INTO order_items (order_id, handle, title, price, quantity) \
-             SELECT 'ord-' || i, 'tea', 'Tea', 100, 1 + i % 3 FROM generate_series({from}, {to}) i;"
-        ));
-    };
+    let insert = |from: u32, to: u32| insert_orders(&p, from, to);
 
     // Orders, a backup, more orders.
     insert(1, 40);
@@ -418,6 +423,267 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         "the later orders are back: {state_now}"
     );
     assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
+}
+
+/// Starts `vldeploy restore FILE --yes`, waits for the line that says `phase` began and then until `ready`
+/// holds, and kills the process with SIGKILL. Returns what it printed on stderr until then.
+fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> bool) -> String {
+    let mut child = p
+        .command(&["restore", file, "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let want = format!("  {phase} …");
+    let deadline = Instant::now() + Duration::from_mins(5);
+    let mut seen = String::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line == want {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the restore never reached `{phase}` ({e}):\n{seen}");
+            }
+        }
+    }
+    let waiting = Instant::now();
+    while !ready() {
+        assert!(
+            waiting.elapsed() < Duration::from_mins(1),
+            "`{phase}` never got under way:\n{seen}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before the kill:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished: {seen}");
+    p.record(
+        &["restore", file, "--yes", "(killed)"],
+        &Run {
+            code: -9,
+            stdout: String::new(),
+            stderr: seen.clone(),
+        },
+    );
+    seen
+}
+
+#[test]
+fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving() {
+    let p = Project::new("restore_killed");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let flag = format!("/var/lib/vldeploy/{}/www/.maintenance", p.name);
+    let journal = format!("/var/lib/vldeploy/{}/restore.json", p.name);
+    // Enough rows that the load takes seconds, so a kill lands in the middle of it.
+    p.psql(
+        "CREATE TABLE ballast (id int PRIMARY KEY, pad text); \
+         INSERT INTO ballast SELECT i, repeat(md5(i::text), 6) FROM generate_series(1, 250000) i;",
+    );
+    let leftovers = |p: &Project| {
+        p.psql(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_restore\\_%' OR datname LIKE '%\\_failed\\_%'",
+        )
+        .trim()
+        .to_string()
+    };
+
+    // The load is under way once a session works in the database being loaded.
+    let loading = || {
+        p.psql("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '%\\_restore\\_%'")
+            .trim()
+            != "0"
+    };
+    let at_once = || true;
+    // (phase killed in, how it ends, whether the operator had maintenance on)
+    let cases = [
+        ("safety backup", "--resume", false),
+        ("stop backend", "--abort", true),
+        ("load", "--resume", false),
+        ("load", "--abort", false),
+        ("swap", "--resume", false),
+        ("start backend", "--abort", false),
+    ];
+    for (i, (phase, end, operator)) in cases.into_iter().enumerate() {
+        // Known data, a backup of it, then different data: "restored" and "old" are told apart.
+        let base = 1000 * (u32::try_from(i).unwrap() + 1);
+        insert_orders(&p, base, base + 20);
+        let made = p.vldeploy(&["backup", "now", "-o", "json"]).ok();
+        let made: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+        let file = made["file"].as_str().unwrap().to_string();
+        let restored = p.state();
+        insert_orders(&p, base + 21, base + 30);
+        p.psql(&format!(
+            "UPDATE orders SET status = 'shipped' WHERE id = 'ord-{base}';"
+        ));
+        let old = p.state();
+        assert_ne!(old, restored);
+        if operator {
+            p.vldeploy(&["maintenance", "on", "--message", "INC-7"])
+                .ok();
+        }
+
+        let ready: &dyn Fn() -> bool = if phase == "load" { &loading } else { &at_once };
+        let seen = kill_restore_at(&p, &file, phase, ready);
+
+        // The data is the old set or the restored set, never less.
+        let now = p.state();
+        match phase {
+            "safety backup" | "stop backend" | "load" => assert_eq!(now, old, "{phase}: {seen}"),
+            "swap" => assert!(now == old || now == restored, "{phase}: {now}"),
+            _ => assert_eq!(now, restored, "{phase}: {seen}"),
+        }
+        assert_eq!(
+            p.sh(&format!("stat -c %a {journal}")).trim(),
+            "600",
+            "the journal is the host's, 0600"
+        );
+        if phase == "load" {
+            assert_ne!(
+                leftovers(&p),
+                "0",
+                "the kill landed in the load: a part-loaded database is there"
+            );
+        }
+
+        // The next command says so: which phase, and the two ways out.
+        let status = p.vldeploy(&["status"]).ok();
+        assert!(
+            status
+                .stderr
+                .contains(&format!("was interrupted in phase `{phase}`"))
+                && status.stderr.contains("vldeploy restore --resume")
+                && status.stderr.contains("vldeploy restore --abort"),
+            "{}",
+            status.stderr
+        );
+        match i {
+            1 => {
+                let doctor = p.vldeploy(&["doctor"]);
+                assert_eq!(doctor.code, 1, "{}", doctor.all());
+                assert!(doctor.stdout.contains("FAIL restore"), "{}", doctor.stdout);
+                assert!(
+                    !doctor.stdout.contains("vldeploy logs backend"),
+                    "the restore is the cause, not the backend's logs: {}",
+                    doctor.stdout
+                );
+            }
+            2 => {
+                let up = p.vldeploy(&["up"]);
+                assert_eq!(up.code, 1, "{}", up.all());
+                assert!(!up.stdout.contains("the stack is up"), "{}", up.stdout);
+                assert!(
+                    up.stderr.contains("interrupted in phase `load`")
+                        && up.stderr.contains("restore --resume"),
+                    "{}",
+                    up.stderr
+                );
+            }
+            5 => {
+                let m = p.vldeploy(&["maintenance", "status"]).ok();
+                assert!(m.stdout.contains("maintenance is ON"), "{}", m.stdout);
+                assert!(m.stdout.contains("was interrupted"), "{}", m.stdout);
+                assert!(
+                    !m.stdout.contains("is running `restore`"),
+                    "the killed process runs nothing: {}",
+                    m.stdout
+                );
+            }
+            _ => {}
+        }
+        // A new restore waits for this one to end.
+        let again = p.vldeploy(&["restore", &file, "--yes"]);
+        assert_eq!(again.code, 1, "{}", again.all());
+        assert!(again.stderr.contains("was interrupted"), "{}", again.stderr);
+
+        let ended = p.vldeploy(&["restore", end, "--yes"]).ok();
+        let expect = if end == "--resume" { &restored } else { &old };
+        assert_eq!(&p.state(), expect, "{phase} {end}: {}", ended.all());
+        if operator {
+            assert_eq!(
+                p.ssh(&format!("test -e {flag}")).code,
+                0,
+                "the operator's maintenance page stays on"
+            );
+            assert_eq!(p.http_get("/api/health").0, 503);
+            p.vldeploy(&["maintenance", "off"]).ok();
+        }
+        let (code, body) = p.http_get("/api/health");
+        assert_eq!(code, 200, "{phase} {end}: {body}\n{}", ended.all());
+        assert_eq!(
+            p.ssh(&format!("test -e {flag}")).code,
+            1,
+            "{phase} {end}: no maintenance page"
+        );
+        assert_eq!(
+            p.ssh(&format!("test -e {journal}")).code,
+            1,
+            "{phase} {end}: the journal is gone"
+        );
+        assert_eq!(leftovers(&p), "0", "{phase} {end}: no leftover database");
+        let quiet = p.vldeploy(&["status"]).ok();
+        assert!(!quiet.stderr.contains("interrupted"), "{}", quiet.stderr);
+    }
+    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
+    assert!(
+        audit.stdout.contains("\"command\":\"restore --resume\""),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        audit.stdout.contains("\"command\":\"restore --abort\""),
+        "{}",
+        audit.stdout
+    );
+    let nothing = p.vldeploy(&["restore", "--abort"]).ok();
+    assert!(
+        nothing.stdout.contains("no interrupted restore"),
+        "{}",
+        nothing.stdout
+    );
+
+    // A maintenance page an operator put on is a finding of `up` and `doctor`, never "the stack is up".
+    p.vldeploy(&["maintenance", "on"]).ok();
+    let up = p.vldeploy(&["up"]).ok();
+    assert!(!up.stdout.contains("the stack is up"), "{}", up.stdout);
+    assert!(
+        up.stdout.contains("the maintenance page is ON"),
+        "{}",
+        up.stdout
+    );
+    let doctor = p.vldeploy(&["doctor"]).ok();
+    assert!(
+        doctor.stdout.contains("WARN maintenance"),
+        "{}",
+        doctor.stdout
+    );
+    p.vldeploy(&["maintenance", "off"]).ok();
+    let up = p.vldeploy(&["up"]).ok();
+    assert!(
+        up.stdout.contains("no changes; the stack is up"),
+        "{}",
+        up.stdout
+    );
 }
 
 #[test]

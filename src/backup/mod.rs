@@ -8,6 +8,7 @@
 
 mod check;
 mod error;
+mod journal;
 mod listing;
 mod load;
 mod name;
@@ -18,12 +19,14 @@ mod verify;
 
 pub use check::{Checksum, Integrity, check};
 pub use error::BackupError;
+pub use journal::{Journal, PHASES, interrupted, journal_path};
 pub use listing::{Entry, latest, list};
 pub use load::{LoadStats, load};
 pub use name::BackupName;
 pub use postgres::Postgres;
 pub use restore::{
-    Backend, Phase, Progress, RestoreReport, maintenance_flag, restore, restore_backend,
+    AbortReport, Backend, Phase, Progress, RestoreReport, abort, maintenance_flag, restore,
+    restore_backend, resume,
 };
 pub use setup::{KEEP_TAGGED, LOG, MIN_BYTES, RunOutcome, Setup, run_backup};
 pub use verify::{TableRows, Verification, verify};

@@ -3,11 +3,14 @@
 //! verify the file → safety backup → maintenance page on, backend stopped → load into a fresh database in one
 //! transaction → swap it in by renaming → backend started, health-gated → previous database dropped. Any failure
 //! after the backend stopped swaps back (when the swap happened), starts the backend and waits for its health.
+//! Before each phase begins, the host's restore journal records it, so that a restore killed part-way is
+//! finished by [`resume`] or rolled back by [`abort`], each from what the databases show.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::journal::{self, Journal, PHASES};
 use super::postgres::db_name;
 use super::{BackupError, Postgres, Setup, check, load, run_backup};
 use crate::engine::Engine;
@@ -104,8 +107,332 @@ impl Timer<'_> {
     }
 }
 
+/// One restore's parts: the host, the backup setup, the backend, the database server, progress and the clock.
+struct Flow<'a> {
+    remote: &'a Remote,
+    setup: &'a Setup,
+    backend: &'a Backend<'a>,
+    pg: Postgres<'a>,
+    progress: &'a dyn Progress,
+    timer: Timer<'a>,
+    started: Instant,
+}
+
+/// A restore's phase, as recorded in the journal (the index into [`PHASES`]).
+const SAFETY: usize = 0;
+const STOP: usize = 1;
+const LOAD: usize = 2;
+const SWAP: usize = 3;
+const START: usize = 4;
+
+impl<'a> Flow<'a> {
+    fn new(
+        remote: &'a Remote,
+        setup: &'a Setup,
+        backend: &'a Backend<'a>,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Flow {
+            remote,
+            setup,
+            backend,
+            pg: Postgres {
+                remote,
+                container: setup.container.clone(),
+                user: setup.user.clone(),
+            },
+            progress,
+            timer: Timer {
+                phases: Vec::new(),
+                progress,
+                current: None,
+            },
+            started: Instant::now(),
+        }
+    }
+
+    fn host(&self) -> String {
+        self.remote.name().to_string()
+    }
+
+    fn flag(&self) -> String {
+        maintenance_flag(&self.setup.stack)
+    }
+
+    /// Records `phase` in the journal, then starts its clock (and prints it): a kill after the line is seen
+    /// always finds the phase recorded.
+    async fn enter(&mut self, j: &mut Journal, phase: usize) -> Result<(), BackupError> {
+        j.phase = PHASES[phase].to_string();
+        j.updated = crate::state::now();
+        journal::write(self.remote, &self.setup.stack, j).await?;
+        self.timer.start(PHASES[phase]);
+        Ok(())
+    }
+
+    /// Proves the backup whole; its size in bytes.
+    async fn verify(&self, file: &str) -> Result<u64, BackupError> {
+        let integrity = check(self.remote, self.setup, file).await?;
+        let problems = integrity.problems();
+        if !problems.is_empty() {
+            return Err(BackupError::Refused {
+                host: self.host(),
+                file: file.to_string(),
+                reason: problems.join("; "),
+                help: "choose another backup (`vldeploy backup list`), or bring a good copy with `--from-local PATH`".into(),
+            });
+        }
+        Ok(integrity.bytes)
+    }
+
+    async fn flag_on(&self) -> bool {
+        self.remote
+            .exec(&format!("test -e {}", shell_quote(&self.flag())))
+            .await
+            .is_ok_and(|o| o.success())
+    }
+
+    /// Lifts the maintenance page unless it was on before the restore (an operator's stays on).
+    async fn lift(&self, j: &Journal) {
+        if !j.maintenance_was_on {
+            let _ = self
+                .remote
+                .run(&format!("rm -f {}", shell_quote(&self.flag())))
+                .await;
+        }
+    }
+
+    /// The live database's leftovers of restores: loads (`_restore_`) and rolled-back data (`_failed_`).
+    async fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for suffix in ["_restore_", "_failed_"] {
+            if let Ok(dbs) = self
+                .pg
+                .databases_like(&db_name(&self.setup.database, suffix))
+                .await
+            {
+                out.extend(dbs);
+            }
+        }
+        out
+    }
+
+    async fn start_healthy(&self) -> Result<(), String> {
+        let name = container_name("backend");
+        // An interrupted restore may have left it running (killed before, or just after, it stopped or started).
+        let running = self
+            .backend
+            .engine
+            .container_state(&name)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|s| s.running);
+        if !running {
+            self.backend
+                .engine
+                .start(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.backend
+            .engine
+            .wait_healthy(&name, &self.backend.check, self.backend.health_timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs the restore of `j` from phase `from` to its end. A failure before the backend stopped changes nothing;
+    /// a later one puts the previous data back (swapping back when the swap happened) and the backend on it.
+    #[allow(clippy::too_many_lines)] // one flow, read top to bottom, with its rollback beside it
+    async fn proceed(
+        mut self,
+        j: &mut Journal,
+        from: usize,
+        total: u64,
+    ) -> Result<RestoreReport, BackupError> {
+        let host = self.host();
+        let stack = self.setup.stack.clone();
+        if from == SAFETY {
+            // A backup of what is live now.
+            self.enter(j, SAFETY).await?;
+            let safety = match run_backup(self.remote, self.setup, Some("pre-restore"), 600).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = journal::remove(self.remote, &stack).await;
+                    return Err(BackupError::Restore {
+                        host,
+                        step: "safety backup".into(),
+                        detail: e.to_string(),
+                        outcome: "nothing was changed: the live database and the backend are as they were".into(),
+                    });
+                }
+            };
+            j.safety_backup.clone_from(&safety.file);
+            self.timer.done(safety.bytes);
+        }
+        let safety_file = j.safety_backup.clone().unwrap_or_default();
+        let backend_name = container_name("backend");
+        let flag = self.flag();
+        let database = self.setup.database.clone();
+        let (next, aside) = (j.next.clone(), j.aside.clone());
+        let mut swapped = from >= START;
+        let result: Result<(), (&str, String)> = async {
+            if from <= STOP {
+                // The backend stops; nginx answers /api/ with the maintenance page meanwhile.
+                self.enter(j, STOP)
+                    .await
+                    .map_err(|e| ("stop backend", e.to_string()))?;
+                self.remote
+                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .await
+                    .map_err(|e| ("stop backend", e.to_string()))?;
+                self.backend
+                    .engine
+                    .stop(&backend_name, Duration::from_secs(30))
+                    .await
+                    .map_err(|e| ("stop backend", e.to_string()))?;
+                self.timer.done(None);
+            } else {
+                // Resumed: the page stays up until the backend is healthy again.
+                self.remote
+                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .await
+                    .map_err(|e| ("stop backend", e.to_string()))?;
+            }
+            if from <= SWAP {
+                // Load into a fresh database (a part-loaded one from an interrupted run is dropped first).
+                self.enter(j, LOAD)
+                    .await
+                    .map_err(|e| ("load", e.to_string()))?;
+                self.pg
+                    .drop(&next)
+                    .await
+                    .map_err(|e| ("load", e.to_string()))?;
+                self.pg
+                    .create(&next)
+                    .await
+                    .map_err(|e| ("load", e.to_string()))?;
+                let progress = self.progress;
+                let on_bytes = |b: u64, s: f64| progress.loaded(b, total, s);
+                let stats =
+                    match load(&self.pg, &self.setup.file_path(&j.file), &next, &on_bytes).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = self.pg.drop(&next).await;
+                            return Err(("load", e.to_string()));
+                        }
+                    };
+                self.timer.done(Some(stats.bytes.max(total)));
+                // Then swap it in.
+                self.enter(j, SWAP)
+                    .await
+                    .map_err(|e| ("swap", e.to_string()))?;
+                if let Err(e) = self.pg.swap(&database, &next, &aside).await {
+                    let _ = self.pg.drop(&next).await;
+                    return Err(("swap", e.to_string()));
+                }
+                swapped = true;
+                self.timer.done(None);
+            }
+            // The backend on the restored data, health-gated.
+            self.enter(j, START)
+                .await
+                .map_err(|e| ("start backend", e.to_string()))?;
+            self.start_healthy()
+                .await
+                .map_err(|e| ("start backend", e))?;
+            self.timer.done(None);
+            Ok(())
+        }
+        .await;
+
+        match result {
+            Ok(()) => {
+                self.lift(j).await;
+                // The previous database stays until the next restore; older ones and leftovers go now.
+                let prefix = db_name(&database, "_before_");
+                let mut old = self.pg.databases_like(&prefix).await.unwrap_or_default();
+                old.retain(|d| *d != aside);
+                old.extend(self.leftovers().await);
+                for db in &old {
+                    let _ = self.pg.drop(db).await;
+                }
+                journal::remove(self.remote, &stack).await?;
+                Ok(RestoreReport {
+                    file: j.file.clone(),
+                    database,
+                    safety_backup: safety_file,
+                    previous_database: aside,
+                    phases: self.timer.phases,
+                    seconds: self.started.elapsed().as_secs_f64(),
+                })
+            }
+            Err((step, detail)) => {
+                // Put the previous data back and the backend on it.
+                let mut outcome = Vec::new();
+                let mut whole = true;
+                if swapped {
+                    let _ = self
+                        .backend
+                        .engine
+                        .stop(&backend_name, Duration::from_secs(30))
+                        .await;
+                    match self.swap_back(&aside).await {
+                        Ok(()) => {
+                            outcome.push(format!("the previous database is back as `{database}`"));
+                        }
+                        Err(e) => {
+                            whole = false;
+                            outcome.push(format!(
+                                "ATTENTION: swapping back failed ({e}); the previous data is in database `{aside}`"
+                            ));
+                        }
+                    }
+                } else {
+                    outcome.push(format!("the live database `{database}` was not changed"));
+                }
+                match self.start_healthy().await {
+                    Ok(()) => {
+                        self.lift(j).await;
+                        outcome.push("the backend is healthy and serving it again".into());
+                    }
+                    Err(e) => {
+                        whole = false;
+                        outcome.push(format!(
+                            "ATTENTION: the backend did not become healthy again ({e}); nginx still shows the maintenance page (remove `{flag}` to lift it)"
+                        ));
+                    }
+                }
+                if whole {
+                    let _ = journal::remove(self.remote, &stack).await;
+                } else {
+                    outcome.push(
+                        "`vldeploy restore --abort` finishes putting the previous data back once the cause is fixed"
+                            .into(),
+                    );
+                }
+                outcome.push(format!("the safety backup is `{safety_file}`"));
+                Err(BackupError::Restore {
+                    host,
+                    step: step.to_string(),
+                    detail,
+                    outcome: outcome.join("; "),
+                })
+            }
+        }
+    }
+
+    /// Renames the live (restored) database to `<db>_failed_<now>` and `aside` back to live, then drops the
+    /// restored one.
+    async fn swap_back(&self, aside: &str) -> Result<(), BackupError> {
+        let database = &self.setup.database;
+        let failed = db_name(database, &format!("_failed_{}", crate::state::now()));
+        self.pg.swap(database, aside, &failed).await?;
+        let _ = self.pg.drop(&failed).await;
+        Ok(())
+    }
+}
+
 /// Restores `file` (in the backup directory) over the live database of `setup`.
-#[allow(clippy::too_many_lines)] // one flow, read top to bottom, with its rollback beside it
 pub async fn restore(
     remote: &Remote,
     setup: &Setup,
@@ -113,194 +440,156 @@ pub async fn restore(
     file: &str,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, BackupError> {
-    let started = Instant::now();
-    let host = remote.name().to_string();
-    let mut t = Timer {
-        phases: Vec::new(),
-        progress,
-        current: None,
-    };
-    let pg = Postgres {
-        remote,
-        container: setup.container.clone(),
-        user: setup.user.clone(),
-    };
-    let refuse = |reason: String, help: &str| BackupError::Refused {
-        host: host.clone(),
-        file: file.to_string(),
-        reason,
-        help: help.to_string(),
-    };
+    let mut flow = Flow::new(remote, setup, backend, progress);
+    if let Some(j) = journal::read(remote, &setup.stack).await? {
+        return Err(BackupError::Refused {
+            host: flow.host(),
+            file: file.to_string(),
+            reason: j.describe(&setup.environment),
+            help: "finish or roll back that restore first (the commands above)".into(),
+        });
+    }
 
     // 1. Prove the backup whole before touching anything.
-    t.start("verify");
-    let integrity = check(remote, setup, file).await?;
-    let problems = integrity.problems();
-    if !problems.is_empty() {
-        return Err(refuse(
-            problems.join("; "),
-            "choose another backup (`vldeploy backup list`), or bring a good copy with `--from-local PATH`",
-        ));
+    flow.timer.start("verify");
+    let total = flow.verify(file).await?;
+    if !flow.pg.exists(&setup.database).await? {
+        return Err(BackupError::Refused {
+            host: flow.host(),
+            file: file.to_string(),
+            reason: format!("the live database `{}` does not exist", setup.database),
+            help: "run `vldeploy up` first: the restore replaces an existing database".into(),
+        });
     }
-    if !pg.exists(&setup.database).await? {
-        return Err(refuse(
-            format!("the live database `{}` does not exist", setup.database),
-            "run `vldeploy up` first: the restore replaces an existing database",
-        ));
-    }
-    t.done(Some(integrity.bytes));
+    flow.timer.done(Some(total));
 
-    // 2. A backup of what is live now.
-    t.start("safety backup");
-    let safety = run_backup(remote, setup, Some("pre-restore"), 600)
-        .await
-        .map_err(|e| BackupError::Restore {
-            host: host.clone(),
-            step: "safety backup".into(),
-            detail: e.to_string(),
-            outcome: "nothing was changed: the live database and the backend are as they were"
-                .into(),
-        })?;
-    let safety_file = safety.file.clone().unwrap_or_default();
-    t.done(safety.bytes);
-
-    // 3. The backend stops; nginx answers /api/ with the maintenance page meanwhile.
+    // 2. From here on the journal records each phase before it begins.
     let stamp = crate::state::now();
     let next = db_name(&setup.database, &format!("_restore_{stamp}"));
     let aside = db_name(&setup.database, &format!("_before_{stamp}"));
-    let backend_name = container_name("backend");
-    let flag = maintenance_flag(&setup.stack);
-    t.start("stop backend");
     // An operator's own `maintenance on` stays on after the restore; only a page the restore put up is lifted.
-    let was_on = remote
-        .exec(&format!("test -e {}", shell_quote(&flag)))
-        .await
-        .is_ok_and(|o| o.success());
-    let lift = if was_on {
-        "true".to_string()
-    } else {
-        format!("rm -f {}", shell_quote(&flag))
+    let was_on = flow.flag_on().await;
+    let mut j = Journal::new(file, &setup.database, &next, &aside, was_on);
+    flow.proceed(&mut j, SAFETY, total).await
+}
+
+/// Finishes the interrupted restore recorded in the host's journal, from what the databases show: when the
+/// restored data is already live (the swap happened) the backend is started on it; otherwise the load is
+/// done again from the start (a part-loaded database is dropped first). `Ok(None)`: nothing to resume.
+pub async fn resume(
+    remote: &Remote,
+    setup: &Setup,
+    backend: &Backend<'_>,
+    progress: &dyn Progress,
+) -> Result<Option<RestoreReport>, BackupError> {
+    let Some(mut j) = journal::read(remote, &setup.stack).await? else {
+        return Ok(None);
     };
-    remote.run(&format!("touch {}", shell_quote(&flag))).await?;
-    let mut swapped = false;
-    let result = async {
-        backend
-            .engine
-            .stop(&backend_name, Duration::from_secs(30))
-            .await
-            .map_err(|e| ("stop backend", e.to_string()))?;
-        t.done(None);
-
-        // 4. Load into a fresh database, then swap it in.
-        t.start("load");
-        pg.create(&next)
-            .await
-            .map_err(|e| ("load", e.to_string()))?;
-        let total = integrity.bytes;
-        let on_bytes = |b: u64, s: f64| progress.loaded(b, total, s);
-        let stats = match load(&pg, &setup.file_path(file), &next, &on_bytes).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = pg.drop(&next).await;
-                return Err(("load", e.to_string()));
-            }
-        };
-        t.done(Some(stats.bytes.max(total)));
-        t.start("swap");
-        if let Err(e) = pg.swap(&setup.database, &next, &aside).await {
-            let _ = pg.drop(&next).await;
-            return Err(("swap", e.to_string()));
-        }
-        swapped = true;
-        t.done(None);
-
-        // 5. The backend on the restored data, health-gated.
-        t.start("start backend");
-        backend
-            .engine
-            .start(&backend_name)
-            .await
-            .map_err(|e| ("start backend", e.to_string()))?;
-        backend
-            .engine
-            .wait_healthy(&backend_name, &backend.check, backend.health_timeout)
-            .await
-            .map_err(|e| ("start backend", e.to_string()))?;
-        t.done(None);
-        Ok(())
-    }
-    .await;
-
-    match result {
-        Ok(()) => {
-            let _ = remote.run(&lift).await;
-            // The previous database stays until the next restore; older ones go now.
-            let prefix = db_name(&setup.database, "_before_");
-            if let Ok(old) = pg.databases_like(&prefix).await {
-                for db in old.iter().filter(|d| **d != aside) {
-                    let _ = pg.drop(db).await;
-                }
-            }
-            Ok(RestoreReport {
-                file: file.to_string(),
-                database: setup.database.clone(),
-                safety_backup: safety_file,
-                previous_database: aside,
-                phases: t.phases,
-                seconds: started.elapsed().as_secs_f64(),
-            })
-        }
-        Err((step, detail)) => {
-            // 6. Put the previous data back and the backend on it.
-            let mut outcome = Vec::new();
-            if swapped {
-                let _ = backend
-                    .engine
-                    .stop(&backend_name, Duration::from_secs(30))
-                    .await;
-                let failed = db_name(&setup.database, &format!("_failed_{stamp}"));
-                match pg.swap(&setup.database, &aside, &failed).await {
-                    Ok(()) => {
-                        let _ = pg.drop(&failed).await;
-                        outcome.push(format!(
-                            "the previous database is back as `{}`",
-                            setup.database
-                        ));
-                    }
-                    Err(e) => outcome.push(format!(
-                        "ATTENTION: swapping back failed ({e}); the previous data is in database `{aside}`"
-                    )),
-                }
-            } else {
-                outcome.push(format!(
-                    "the live database `{}` was not changed",
-                    setup.database
-                ));
-            }
-            let healthy = match backend.engine.start(&backend_name).await {
-                Ok(()) => backend
-                    .engine
-                    .wait_healthy(&backend_name, &backend.check, backend.health_timeout)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match healthy {
-                Ok(()) => {
-                    let _ = remote.run(&lift).await;
-                    outcome.push("the backend is healthy and serving it again".into());
-                }
-                Err(e) => outcome.push(format!(
-                    "ATTENTION: the backend did not become healthy again ({e}); nginx still shows the maintenance page (remove `{flag}` to lift it)"
-                )),
-            }
-            outcome.push(format!("the safety backup is `{safety_file}`"));
-            Err(BackupError::Restore {
+    j.adopt();
+    let mut flow = Flow::new(remote, setup, backend, progress);
+    let swapped = flow.pg.exists(&j.aside).await?;
+    let from = if swapped {
+        START
+    } else if j.safety_backup.is_none() {
+        SAFETY
+    } else {
+        j.phase_index().clamp(STOP, LOAD)
+    };
+    let mut total = 0;
+    if from <= LOAD {
+        flow.timer.start("verify");
+        total = flow.verify(&j.file).await.map_err(|e| match e {
+            BackupError::Refused { host, file, reason, .. } => BackupError::Refused {
                 host,
-                step: step.to_string(),
-                detail,
-                outcome: outcome.join("; "),
-            })
-        }
+                file,
+                reason,
+                help: "the interrupted restore cannot load it again: `vldeploy restore --abort` puts the previous data back".into(),
+            },
+            other => other,
+        })?;
+        flow.timer.done(Some(total));
     }
+    progress.phase_started(&format!("resuming from `{}`", PHASES[from]));
+    flow.proceed(&mut j, from, total).await.map(Some)
+}
+
+/// What `--abort` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AbortReport {
+    pub database: String,
+    /// The phase the interrupted restore was in.
+    pub phase: String,
+    /// The restored data was live and was swapped back out.
+    pub swapped_back: bool,
+    /// Databases dropped: part-loaded or rolled-back data.
+    pub dropped: Vec<String>,
+    /// The maintenance page stays on: it was the operator's before the restore.
+    pub maintenance_kept: bool,
+    pub safety_backup: Option<String>,
+    pub seconds: f64,
+}
+
+/// Rolls the interrupted restore recorded in the host's journal back: the previous data is put back as the live
+/// database (swapping back when the swap happened), leftovers are dropped, the backend is started and
+/// health-checked, and the maintenance page is lifted unless it was the operator's. `Ok(None)`: nothing to abort.
+pub async fn abort(
+    remote: &Remote,
+    setup: &Setup,
+    backend: &Backend<'_>,
+    progress: &dyn Progress,
+) -> Result<Option<AbortReport>, BackupError> {
+    let Some(mut j) = journal::read(remote, &setup.stack).await? else {
+        return Ok(None);
+    };
+    j.adopt();
+    journal::write(remote, &setup.stack, &j).await?;
+    let flow = Flow::new(remote, setup, backend, progress);
+    let host = flow.host();
+    let database = setup.database.clone();
+    let fail = |step: &str, detail: String| {
+        BackupError::Restore {
+        host: host.clone(),
+        step: format!("abort: {step}"),
+        detail,
+        outcome: "the journal is kept: `vldeploy restore --abort` tries again, `vldeploy restore --resume` finishes the restore instead".into(),
+    }
+    };
+    let swapped = flow.pg.exists(&j.aside).await?;
+    if swapped {
+        progress.phase_started("swap back");
+        let _ = remote
+            .run(&format!("touch {}", shell_quote(&flow.flag())))
+            .await;
+        backend
+            .engine
+            .stop(&container_name("backend"), Duration::from_secs(30))
+            .await
+            .map_err(|e| fail("stopping the backend", e.to_string()))?;
+        flow.swap_back(&j.aside)
+            .await
+            .map_err(|e| fail("swapping the previous data back", e.to_string()))?;
+    }
+    progress.phase_started("drop leftovers");
+    let dropped = flow.leftovers().await;
+    for db in &dropped {
+        flow.pg
+            .drop(db)
+            .await
+            .map_err(|e| fail("dropping leftovers", e.to_string()))?;
+    }
+    progress.phase_started("start backend");
+    flow.start_healthy()
+        .await
+        .map_err(|e| fail("starting the backend", e))?;
+    flow.lift(&j).await;
+    journal::remove(remote, &setup.stack).await?;
+    Ok(Some(AbortReport {
+        database,
+        phase: j.phase.clone(),
+        swapped_back: swapped,
+        dropped,
+        maintenance_kept: j.maintenance_was_on,
+        safety_backup: j.safety_backup.clone(),
+        seconds: flow.started.elapsed().as_secs_f64(),
+    }))
 }

@@ -92,8 +92,33 @@ impl Context {
         format!("{}@{}:{}", t.user, t.host, t.port)
     }
 
-    /// Opens the one SSH connection of this command and the Docker API through it.
+    /// Opens the one SSH connection of this command and the Docker API through it, and warns on stderr when
+    /// the host records an interrupted restore.
     pub(crate) async fn connect(&self) -> Result<Connected, CommandError> {
+        let c = self.connect_quiet().await?;
+        if let Some(j) = self.interrupted_restore(&c).await {
+            eprintln!("warning: {}", j.describe(&self.stack.environment));
+        }
+        Ok(c)
+    }
+
+    /// The host's interrupted restore, if any (a journal whose restore no longer runs). A host that cannot be
+    /// asked counts as none: the command's own steps report that host's trouble.
+    pub(crate) async fn interrupted_restore(
+        &self,
+        c: &Connected,
+    ) -> Option<crate::backup::Journal> {
+        match crate::backup::interrupted(&c.remote, &self.stack.name).await {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                None
+            }
+        }
+    }
+
+    /// [`Context::connect`] without the interrupted-restore warning (for commands that report it themselves).
+    pub(crate) async fn connect_quiet(&self) -> Result<Connected, CommandError> {
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let docker = remote.docker().await?;
         let engine = Engine::new(docker, remote.name()).through(remote.link());

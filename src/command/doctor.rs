@@ -39,7 +39,7 @@ impl Finding {
 }
 
 pub(crate) async fn doctor(ctx: &Context) -> Result<i32, CommandError> {
-    let c = ctx.connect().await?;
+    let c = ctx.connect_quiet().await?;
     let findings = examine(ctx, &c).await?;
     let failed = findings.iter().any(|f| f.status == "fail");
     match ctx.output {
@@ -78,12 +78,38 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
     let env = &ctx.stack.environment;
     let observed = c.engine.stack_containers(&ctx.stack.name).await?;
 
+    // A restore killed part-way, and a maintenance page: the API's 503 has a cause that is not the backend.
+    let interrupted = ctx.interrupted_restore(c).await;
+    if let Some(j) = &interrupted {
+        let (finding, action) = j
+            .describe(env)
+            .split_once("\n  help: ")
+            .map(|(f, a)| (f.to_string(), a.to_string()))
+            .unwrap_or_default();
+        out.push(Finding::new("restore", "fail", finding, Some(action)));
+    }
+    let maintenance = super::maintenance::on_since(ctx, c).await;
+    if let (Some(since), None) = (&maintenance, &interrupted) {
+        out.push(Finding::new(
+            "maintenance",
+            "warn",
+            format!("the maintenance page is on since {since}: nginx answers /api/ with 503 on purpose"),
+            Some(format!("who and why: `vldeploy audit -e {env}`; lift it with `vldeploy maintenance off -e {env}`")),
+        ));
+    }
+
     // Containers: API down, DB connection failures, a blank homepage — each starts with its container.
     for service in SERVICES {
         let name = container_name(service);
         let check = format!("{service} container");
         match observed.iter().find(|o| o.name == name) {
             None => out.push(Finding::new(&check, "fail", format!("`{name}` does not exist"), Some(format!("`vldeploy up -e {env}` creates it")))),
+            Some(o) if !o.is_running() && service == "backend" && interrupted.is_some() => out.push(Finding::new(
+                &check,
+                "fail",
+                format!("`{name}` is {}: the interrupted restore stopped it", o.state),
+                Some(format!("`vldeploy restore --resume -e {env}` or `vldeploy restore --abort -e {env}` starts it on the right data")),
+            )),
             Some(o) if !o.is_running() => {
                 let tail = c.engine.log_tail(&name, 8).await.unwrap_or_default();
                 let why = if service == "postgres" {
@@ -168,6 +194,28 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
                 "ok",
                 "GET /api/health through nginx: 200".into(),
                 None,
+            ));
+        } else if status_code == "503" && maintenance.is_some() {
+            let (status, action) = if interrupted.is_some() {
+                (
+                    "fail",
+                    format!(
+                        "end the interrupted restore above: `vldeploy restore --resume -e {env}` or `--abort`"
+                    ),
+                )
+            } else {
+                (
+                    "warn",
+                    format!(
+                        "the maintenance page above; `vldeploy maintenance off -e {env}` serves the API again"
+                    ),
+                )
+            };
+            out.push(Finding::new(
+                "api health",
+                status,
+                "GET /api/health through nginx answered 503: the maintenance page".into(),
+                Some(action),
             ));
         } else {
             out.push(Finding::new(

@@ -61,6 +61,17 @@ async fn probe(ctx: &Context, c: &Connected) -> Result<Probe, CommandError> {
     })
 }
 
+/// When the maintenance page is on: since when and how long ago, as text. `None` when it is off, the stack is
+/// not deployed, or the host cannot say.
+pub(crate) async fn on_since(ctx: &Context, c: &Connected) -> Option<String> {
+    match probe(ctx, c).await {
+        Ok(Probe::On { since, age_s }) => {
+            Some(format!("{} ({} ago)", since_text(since), ago(age_s)))
+        }
+        _ => None,
+    }
+}
+
 fn ago(seconds: u64) -> String {
     let rounded = if seconds >= 3600 {
         seconds - seconds % 60
@@ -138,7 +149,11 @@ pub(crate) async fn maintenance(
     if let MaintenanceAction::On { message } = action {
         message_text(message.as_deref())?;
     }
-    let c = ctx.connect().await?;
+    let c = if matches!(action, MaintenanceAction::Status) {
+        ctx.connect_quiet().await?
+    } else {
+        ctx.connect().await?
+    };
     match action {
         MaintenanceAction::Status => status(ctx, &c).await,
         MaintenanceAction::On { message } => on(ctx, &c, message.as_deref()).await,
@@ -158,9 +173,14 @@ pub(crate) async fn maintenance(
 async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
     let state = probe(ctx, c).await?;
     let flag = crate::backup::maintenance_flag(&ctx.stack.name);
-    let holder = crate::state::lock_inspect(&c.remote, &ctx.stack.name)
-        .await?
-        .map(|(info, _)| info);
+    let held = crate::state::lock_inspect(&c.remote, &ctx.stack.name).await?;
+    let interrupted = ctx.interrupted_restore(c).await;
+    // Only a holder whose process still runs is "running" something; a dead one's lock is left over.
+    let (holder, left) = match held {
+        Some((info, idle)) if crate::state::lock_alive(&info, idle) => (Some(info), None),
+        Some((info, _)) => (None, Some(info)),
+        None => (None, None),
+    };
     let host = ctx.target_name();
     match ctx.output {
         Output::Json => {
@@ -179,6 +199,11 @@ async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
                     "age_s": age_s,
                     "flag": flag,
                     "locked_by": holder.as_ref().map(|h| serde_json::json!({"holder": h.holder, "command": h.command})),
+                    "stale_lock": left.as_ref().map(|h| serde_json::json!({"holder": h.holder, "command": h.command})),
+                    "interrupted_restore": interrupted.as_ref().map(|j| serde_json::json!({
+                        "phase": j.phase, "file": j.file, "database": j.database, "started": j.started,
+                        "actor": j.actor, "pid": j.pid, "maintenance_was_on": j.maintenance_was_on,
+                    })),
                 })
             );
         }
@@ -208,9 +233,20 @@ async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
                     );
                 }
             }
-            if let Some(h) = &holder {
+            if let Some(j) = &interrupted {
+                println!(
+                    "  {}",
+                    j.describe(&ctx.stack.environment).replace('\n', "\n  ")
+                );
+            } else if let Some(h) = &holder {
                 println!(
                     "  {} is running `{}` on this stack now.",
+                    h.holder, h.command
+                );
+            }
+            if let Some(h) = &left {
+                println!(
+                    "  a lock is left by {} (`{}`), whose process is gone; the next command takes it over.",
                     h.holder, h.command
                 );
             }

@@ -21,7 +21,17 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             p.display()
         )));
     }
-    let c = ctx.connect().await?;
+    let c = ctx.connect_quiet().await?;
+    if args.resume || args.abort {
+        return finish(ctx, &c, &setup, args.resume).await;
+    }
+    if let Some(j) = ctx.interrupted_restore(&c).await {
+        return Err(CommandError::Usage(format!(
+            "{}
+  nothing was changed: a new restore waits until that one is finished or rolled back",
+            j.describe(&ctx.stack.environment)
+        )));
+    }
     let file = match &args.from_local {
         Some(_) => None,
         None => Some(resolve(ctx, &c, &setup, &args.backup).await?),
@@ -72,6 +82,112 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
                     );
                 }
                 (changes, Err(failed(e)))
+            }
+        }
+    })
+    .await
+}
+
+/// `--resume` (`resume`) or `--abort`: ends the interrupted restore the host's journal records, under the lock.
+async fn finish(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    resume: bool,
+) -> Result<i32, CommandError> {
+    let command = if resume {
+        "restore --resume"
+    } else {
+        "restore --abort"
+    };
+    ctx.locked(c, command, || async {
+        let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+        let printer = Printer {
+            tty: std::io::stderr().is_terminal(),
+        };
+        let journal = match crate::backup::Journal::read_from(&c.remote, &setup.stack).await {
+            Ok(j) => j,
+            Err(e) => return (Vec::new(), Err(failed(e))),
+        };
+        let Some(journal) = journal else {
+            let text = format!(
+                "no interrupted restore on {}: nothing to {}; nothing was changed",
+                ctx.target_name(),
+                if resume { "resume" } else { "abort" }
+            );
+            match ctx.output {
+                Output::Human => println!("{text}"),
+                Output::Json => println!("{}", serde_json::json!({"result": "nothing", "message": text})),
+            }
+            return (Vec::new(), Ok(0));
+        };
+        eprintln!(
+            "{} the restore of `{}` from `{}` interrupted in phase `{}` on {} …",
+            if resume { "resuming" } else { "rolling back" },
+            journal.database,
+            journal.file,
+            journal.phase,
+            ctx.target_name()
+        );
+        if resume {
+            let mut changes = vec![format!(
+                "resume the restore of `{}` from `{}` (interrupted in `{}`)",
+                journal.database, journal.file, journal.phase
+            )];
+            match crate::backup::resume(&c.remote, setup, &backend, &printer).await {
+                Ok(Some(report)) => {
+                    changes.push(format!("previous database kept as `{}`", report.previous_database));
+                    print_report(ctx, &report);
+                    (changes, Ok(0))
+                }
+                Ok(None) => (Vec::new(), Ok(0)),
+                Err(e) => (changes, Err(failed(e))),
+            }
+        } else {
+            let mut changes = vec![format!(
+                "abort the restore of `{}` from `{}` (interrupted in `{}`)",
+                journal.database, journal.file, journal.phase
+            )];
+            match crate::backup::abort(&c.remote, setup, &backend, &printer).await {
+                Ok(Some(r)) => {
+                    if r.swapped_back {
+                        changes.push(format!("the previous data is live again as `{}`", r.database));
+                    }
+                    changes.extend(r.dropped.iter().map(|d| format!("dropped `{d}`")));
+                    match ctx.output {
+                        Output::Json => {
+                            let mut v = serde_json::to_value(&r).unwrap_or_default();
+                            v["result"] = "aborted".into();
+                            println!("{v}");
+                        }
+                        Output::Human => {
+                            println!(
+                                "rolled back the restore of `{}` in {:.1}s: `{}` holds the data from before it{}",
+                                r.database,
+                                r.seconds,
+                                r.database,
+                                if r.swapped_back { " (swapped back)" } else { "" }
+                            );
+                            for d in &r.dropped {
+                                println!("  dropped `{d}`");
+                            }
+                            if let Some(s) = &r.safety_backup {
+                                println!("  safety backup: {s}");
+                            }
+                            println!(
+                                "  {}",
+                                if r.maintenance_kept {
+                                    "the maintenance page stays on: it was on before the restore (`vldeploy maintenance off` lifts it)"
+                                } else {
+                                    "the backend is healthy and the maintenance page is lifted"
+                                }
+                            );
+                        }
+                    }
+                    (changes, Ok(0))
+                }
+                Ok(None) => (Vec::new(), Ok(0)),
+                Err(e) => (changes, Err(failed(e))),
             }
         }
     })

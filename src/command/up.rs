@@ -24,7 +24,16 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
     let waivers = super::gate::waivers(ctx, &args.waive, &args.reason)?;
     let local = Engine::local()?;
     let desired = ctx.desired(&local).await?;
-    let connected = ctx.connect().await?;
+    let connected = ctx.connect_quiet().await?;
+    // An interrupted restore left the API on the maintenance page and the databases mid-way: which data should
+    // serve is the operator's call, so `up` stops here and names the two ways out.
+    if let Some(j) = ctx.interrupted_restore(&connected).await {
+        return Err(CommandError::Usage(format!(
+            "{}
+  `up` changed nothing: it goes on once that restore is finished or rolled back",
+            j.describe(&ctx.stack.environment)
+        )));
+    }
     ctx.locked_audited(&connected, "up", || async {
         let run = Run {
             ctx,
@@ -47,7 +56,8 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
         let waived = report.as_ref().map(Report::waived).unwrap_or_default();
         let result = match result {
             Ok(json) => {
-                run.summary(&changes, report.as_ref(), json);
+                let maintenance = super::maintenance::on_since(ctx, &connected).await;
+                run.summary(&changes, report.as_ref(), json, maintenance.as_deref());
                 Ok(0)
             }
             Err(e) => {
@@ -210,13 +220,38 @@ impl Run<'_> {
     }
 
     /// The last lines: the URL and what changed, or the JSON summary.
-    fn summary(&self, changes: &[String], report: Option<&Report>, json: Json) {
+    /// `maintenance`: when the maintenance page is on, since when (a finding: the API answers 503).
+    fn summary(
+        &self,
+        changes: &[String],
+        report: Option<&Report>,
+        json: Json,
+        maintenance: Option<&str>,
+    ) {
         let ctx = self.ctx;
         let url = ctx.url();
         let secs = self.started.elapsed().as_secs_f64();
         match ctx.output {
             Output::Human => {
-                if changes.is_empty() {
+                if let Some(since) = maintenance {
+                    let what = if changes.is_empty() {
+                        "no changes".to_string()
+                    } else {
+                        format!(
+                            "{} change{} applied in {secs:.1}s",
+                            changes.len(),
+                            if changes.len() == 1 { "" } else { "s" }
+                        )
+                    };
+                    println!(
+                        "{} ({}): {what}; the maintenance page is ON since {since}: nginx answers {url}api/ with 503 while the static site serves",
+                        ctx.stack.name, ctx.stack.environment
+                    );
+                    println!(
+                        "  lift it with `vldeploy maintenance off -e {env}` (who turned it on: `vldeploy audit -e {env}`)",
+                        env = ctx.stack.environment
+                    );
+                } else if changes.is_empty() {
                     println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
                 } else {
                     println!(
@@ -233,6 +268,7 @@ impl Run<'_> {
                 v["changes"] = changes.len().into();
                 v["url"] = url.into();
                 v["applied"] = (!changes.is_empty()).into();
+                v["maintenance"] = maintenance.is_some().into();
                 v["seconds"] = secs.into();
                 v["certificate"] = json.certificate;
                 v["firewall"] = json.firewall;

@@ -135,7 +135,7 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
             });
         };
         let dead_here = held.machine == info.machine && !process_alive(held.pid);
-        if attempt == 0 && (dead_here || idle >= STALE_AFTER_S) {
+        if attempt == 0 && !alive(&held, idle) {
             eprintln!(
                 "warning: taking over a stale lock of `{stack}` held by {} (`{}`, {})",
                 held.holder,
@@ -189,6 +189,12 @@ fn spawn_heartbeat(remote: Arc<Remote>, dir: String) -> tokio::task::JoinHandle<
                 .await;
         }
     })
+}
+
+/// Whether the holder of a lock idle for `idle_s` seconds still runs: its lock is fresh and, when it runs on
+/// this machine, its process exists.
+pub fn alive(info: &LockInfo, idle_s: u64) -> bool {
+    idle_s < STALE_AFTER_S && (info.machine != crate::state::machine() || process_alive(info.pid))
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -5,7 +5,8 @@ mod lock;
 
 pub use audit::{AuditEntry, append as audit_append, read as audit_read};
 pub use lock::{
-    Lock, LockInfo, StateError, acquire, inspect as lock_inspect, release_any as lock_release_any,
+    Lock, LockInfo, StateError, acquire, alive as lock_alive, inspect as lock_inspect,
+    release_any as lock_release_any,
 };
 
 /// Who is acting: `VLDEPLOY_ACTOR`, else `user@machine` where vldeploy runs.
