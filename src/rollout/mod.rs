@@ -172,11 +172,21 @@ async fn adopt_switched_candidate(
     let Some(hash) = state.config_hash.as_deref().filter(|_| state.running) else {
         return Ok(false);
     };
-    let current = t.remote.read_file(&upstream.path).await?.unwrap_or_default();
-    if !names_alias(&String::from_utf8_lossy(&current), &format!("{}-{hash}", spec.service)) {
+    let current = t
+        .remote
+        .read_file(&upstream.path)
+        .await?
+        .unwrap_or_default();
+    if !names_alias(
+        &String::from_utf8_lossy(&current),
+        &format!("{}-{hash}", spec.service),
+    ) {
         return Ok(false);
     }
-    tracing::info!(candidate, "nginx routes to the candidate an interrupted run left: finishing that release");
+    tracing::info!(
+        candidate,
+        "nginx routes to the candidate an interrupted run left: finishing that release"
+    );
     reload_nginx(t, &upstream.path).await?;
     let live = spec.name.as_str();
     let previous = t.engine.container_state(live).await?;
