@@ -239,3 +239,84 @@ fn release_up_backup_before_takes_a_verified_backup_first() {
     let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
     assert!(audit.stdout.contains("verified backup"), "{}", audit.stdout);
 }
+
+/// The process IDs of nginx's workers on the sandbox host: a reload replaces them.
+fn nginx_workers(p: &Project) -> std::collections::BTreeSet<String> {
+    let run = p.ssh(
+        r#"docker exec vl_nginx sh -c 'for d in /proc/[0-9]*; do case "$(tr "\0" " " < $d/cmdline 2>/dev/null)" in "nginx: worker"*) echo ${d#/proc/};; esac; done'"#,
+    );
+    run.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_failed_request() {
+    let p = Project::new("release_killed_switch");
+    p.sandbox_up(&[]);
+    p.vldeploy(&["up"]).ok();
+    let upstream = format!("/var/lib/vldeploy/{}/nginx/conf.d/00-upstream.conf", p.name);
+    let read_upstream = || p.ssh(&format!("cat {upstream}")).ok().stdout;
+    let before = read_upstream();
+    assert!(before.contains("server backend-"), "{before}");
+
+    // One request every 0.2 s through nginx, one connection each, across the kill and the next `up`.
+    let port: u16 = p.sandbox_var("SANDBOX_HTTP_PORT").parse().unwrap();
+    let probe = load::start(port, "/api/health", 1, 5, Duration::from_secs(600));
+    p.write_stack(&with_release_env(&p, 1));
+    let mut child = p
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill -9 as soon as nginx has loaded the upstream naming the new release (its workers were replaced), while
+    // the old release drains.
+    let workers = nginx_workers(&p);
+    assert!(!workers.is_empty(), "nginx runs workers");
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        if read_upstream() != before && !nginx_workers(&p).is_subset(&workers) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "`up` ended before the switch was seen"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream never switched"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = p.containers();
+    let serving = left
+        .get("vl_backend_candidate")
+        .unwrap_or_else(|| panic!("killed inside the switch window: {left:?}"))
+        .clone();
+
+    let again = p.vldeploy(&["up"]).ok();
+    std::thread::sleep(Duration::from_secs(1));
+    let stats = probe.stop();
+    eprintln!("probe across the kill and the next up: {stats:?}");
+    assert!(stats.ok > 10, "the probe ran: {stats:?}");
+    assert_eq!(
+        (stats.non_2xx, stats.errors),
+        (0, 0),
+        "no request failed: {:?}\n{}",
+        stats.failures,
+        again.all()
+    );
+    assert_eq!(live_env(&p, "RELEASE_N"), "1", "the new release serves");
+    let now = p.containers();
+    assert_eq!(
+        now.get("vl_backend"),
+        Some(&serving),
+        "the candidate nginx routed to was kept and took the name: {}",
+        again.all()
+    );
+    let names: Vec<String> = now.into_keys().collect();
+    assert_eq!(names, vec!["vl_backend", "vl_nginx", "vl_postgres"]);
+    let third = p.vldeploy(&["up"]).ok();
+    assert!(third.stdout.contains("no changes"), "{}", third.stdout);
+}

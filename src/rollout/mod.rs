@@ -91,8 +91,12 @@ pub async fn stage_or_release(
     stage: bool,
 ) -> Result<Outcome, RolloutError> {
     let live = spec.name.clone();
-    // A candidate left by an interrupted run, or by a gated first launch the checklist held back.
-    t.engine.remove(&format!("{live}_candidate")).await?;
+    let candidate = format!("{live}_candidate");
+    // A candidate left by an interrupted run, or by a gated first launch the checklist held back. When nginx's
+    // upstream names it already (a run killed after the switch), it serves: that release is finished first.
+    if !adopt_switched_candidate(t, spec, &candidate, upstream).await? {
+        t.engine.remove(&candidate).await?;
+    }
     let live_state = t.engine.container_state(&live).await?;
     if let Some(state) = &live_state {
         if state.config_hash.as_deref() == Some(spec.config_hash().as_str()) {
@@ -153,6 +157,58 @@ pub async fn stage_or_release(
     Ok(Outcome::Staged(staged))
 }
 
+/// Finishes a release that an interrupted run switched nginx to but did not complete: when the upstream file on
+/// the host names the candidate's alias and the candidate runs, nginx is made to load that file, the previous
+/// release is drained and stopped, and the candidate takes the service's name. Returns whether it did.
+async fn adopt_switched_candidate(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    candidate: &str,
+    upstream: &DesiredFile,
+) -> Result<bool, RolloutError> {
+    let Some(state) = t.engine.container_state(candidate).await? else {
+        return Ok(false);
+    };
+    let Some(hash) = state.config_hash.as_deref().filter(|_| state.running) else {
+        return Ok(false);
+    };
+    let current = t
+        .remote
+        .read_file(&upstream.path)
+        .await?
+        .unwrap_or_default();
+    if !names_alias(
+        &String::from_utf8_lossy(&current),
+        &format!("{}-{hash}", spec.service),
+    ) {
+        return Ok(false);
+    }
+    tracing::info!(
+        candidate,
+        "nginx routes to the candidate an interrupted run left: finishing that release"
+    );
+    reload_nginx(t, &upstream.path).await?;
+    let live = spec.name.as_str();
+    let previous = t.engine.container_state(live).await?;
+    if previous.as_ref().is_some_and(|p| p.running) {
+        tokio::time::sleep(DRAIN).await;
+        t.engine.stop(live, Duration::from_secs(30)).await?;
+    }
+    t.engine.remove(live).await?;
+    rename(t, candidate, live).await?;
+    Ok(true)
+}
+
+/// Whether an upstream file's text routes to `alias` (its `server <alias>:<port>` line).
+fn names_alias(upstream: &str, alias: &str) -> bool {
+    upstream.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("server ")
+            .and_then(|rest| rest.trim_start().strip_prefix(alias))
+            .is_some_and(|rest| rest.starts_with(':'))
+    })
+}
+
 /// Puts a staged release live: nginx switched to it (reload), the previous release drained and stopped,
 /// and the candidate renamed to the service's name.
 pub async fn go_live(
@@ -171,18 +227,22 @@ pub async fn go_live(
         t.engine.stop(&staged.live, Duration::from_secs(30)).await?;
     }
     t.engine.remove(&staged.live).await?;
+    rename(t, &staged.candidate, &staged.live).await
+}
+
+async fn rename(t: &Target<'_>, from: &str, to: &str) -> Result<(), RolloutError> {
     t.engine
         .docker
         .rename_container(
-            &staged.candidate,
+            from,
             bollard::query_parameters::RenameContainerOptionsBuilder::new()
-                .name(&staged.live)
+                .name(to)
                 .build(),
         )
         .await
         .map_err(|source| EngineError::Docker {
             host: t.engine.host.clone(),
-            action: format!("renaming `{}` to `{}`", staged.candidate, staged.live),
+            action: format!("renaming `{from}` to `{to}`"),
             source,
         })?;
     Ok(())
@@ -211,6 +271,12 @@ pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(
     t.remote
         .upload(&upstream.path, &upstream.content, upstream.mode)
         .await?;
+    reload_nginx(t, &upstream.path).await
+}
+
+/// When nginx runs: `nginx -t`, then reload. A rejected configuration puts the previous upstream back.
+async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), RolloutError> {
+    let path = shell_quote(upstream_path);
     let nginx = container_name("nginx");
     let running = t
         .engine
@@ -233,4 +299,18 @@ pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(
         .exec_checked(&nginx, &["nginx", "-s", "reload"])
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_alias;
+
+    #[test]
+    fn the_upstream_names_exactly_one_alias() {
+        let text = "# comment backend-abc\nupstream backend {\n    server backend-abc:8080 max_fails=0;\n}\n";
+        assert!(names_alias(text, "backend-abc"));
+        assert!(!names_alias(text, "backend-ab"));
+        assert!(!names_alias(text, "backend-abcd"));
+        assert!(!names_alias("", "backend-abc"));
+    }
 }
