@@ -366,6 +366,55 @@ fn secrets_never_appear_in_any_output() {
         "a step's duration",
         &["DEBUG", "step finished: ", "elapsed_ms="],
     );
+    no_plain_secret_hash_in_labels(&p);
+    // The key secrets are hashed with stays on the host, readable by its owner only.
+    let key = format!("/var/lib/vldeploy/{}/hash.key", p.name);
+    assert_eq!(
+        p.ssh(&format!("stat -c %a {key}")).ok_stdout().trim(),
+        "600"
+    );
+
+    // A changed secret still releases the backend, named but not shown; then nothing is left to do.
+    let before = p.containers();
+    let token = format!("{}-rotated", p.secret("ADMIN_TOKEN"));
+    let secrets_env = p.path().join(".vldeploy/sandbox/secrets.env");
+    let text = std::fs::read_to_string(&secrets_env).unwrap();
+    let rotated: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ADMIN_TOKEN=") {
+                format!("ADMIN_TOKEN={token}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&secrets_env, rotated).unwrap();
+    let plan = p.vldeploy_env(&["plan"], &env).ok();
+    assert!(
+        plan.stdout
+            .contains("release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)"),
+        "{}",
+        plan.stdout
+    );
+    outputs.push(plan);
+    outputs.push(p.vldeploy_env(&["up"], &env).ok());
+    let after = p.containers();
+    assert_ne!(
+        before["vl_backend"], after["vl_backend"],
+        "backend released"
+    );
+    assert_eq!(
+        before["vl_postgres"], after["vl_postgres"],
+        "postgres untouched"
+    );
+    assert_eq!(before["vl_nginx"], after["vl_nginx"], "nginx untouched");
+    no_plain_secret_hash_in_labels(&p);
+    let again = p.vldeploy_env(&["up"], &env).ok();
+    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    outputs.push(again);
+
+    let secrets = [secrets[0].clone(), secrets[1].clone(), token];
     for run in &outputs {
         for s in &secrets {
             assert!(s.len() >= 16, "sandbox secrets are long random strings");
@@ -373,6 +422,45 @@ fn secrets_never_appear_in_any_output() {
                 !run.all().contains(s.as_str()),
                 "a secret leaked into output:\n{}",
                 run.all().replace(s.as_str(), "<LEAK>")
+            );
+        }
+    }
+}
+
+/// No label of any container holds an unkeyed SHA-256 (any prefix of 8 hex digits or more) of a secret
+/// variable as the container has it, `KEY=value`, or of the value alone: such a hash could be checked offline.
+fn no_plain_secret_hash_in_labels(p: &Project) {
+    use sha2::{Digest, Sha256};
+    let names = ["vl_postgres", "vl_backend", "vl_nginx"];
+    let labels = p
+        .ssh(&format!(
+            "docker inspect -f '{{{{json .Config.Labels}}}}' {}",
+            names.join(" ")
+        ))
+        .ok_stdout();
+    assert!(labels.contains("vldeploy.env-hashes"), "{labels}");
+    let envs = p
+        .ssh(&format!(
+            "docker inspect -f '{{{{range .Config.Env}}}}{{{{println .}}}}{{{{end}}}}' {}",
+            names.join(" ")
+        ))
+        .ok_stdout();
+    let secrets = [p.secret("POSTGRES_PASSWORD"), p.secret("ADMIN_TOKEN")];
+    let secret_vars: Vec<&str> = envs
+        .lines()
+        .filter(|l| secrets.iter().any(|s| l.contains(s.as_str())))
+        .collect();
+    assert!(
+        secret_vars.len() >= 3,
+        "POSTGRES_PASSWORD, DATABASE_URL and ADMIN_TOKEN carry secrets"
+    );
+    for line in secret_vars {
+        let (key, value) = line.split_once('=').unwrap();
+        for text in [line, value] {
+            let hash = hex::encode(Sha256::digest(text.as_bytes()));
+            assert!(
+                !labels.contains(&hash[..8]),
+                "a label holds the plain SHA-256 of `{key}`'s secret value: {labels}"
             );
         }
     }

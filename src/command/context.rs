@@ -7,7 +7,7 @@ use crate::builder::{BuildError, build_all};
 use crate::cli::{Global, Output};
 use crate::engine::{Engine, EngineError};
 use crate::facts::FactsError;
-use crate::plan::{Desired, Facts, Plan, desired_from_stack};
+use crate::plan::{Desired, Facts, Images, Plan, desired_from_stack};
 use crate::render::RenderError;
 use crate::stack::{Stack, StackError};
 use crate::transport::{Remote, TransportError};
@@ -128,11 +128,30 @@ impl Context {
         })
     }
 
-    /// Builds the images and works out what the host should have.
-    pub(crate) async fn desired(&self, local: &Engine) -> Result<Desired, CommandError> {
+    /// Builds the images (before connecting: a stack that cannot be built changes nothing).
+    pub(crate) async fn build(&self, local: &Engine) -> Result<Images, CommandError> {
         let say = |line: &str| eprintln!("{line}");
-        let images = build_all(&self.stack, local, self.rebuild, &say).await?;
-        let mut desired = desired_from_stack(&self.stack, &images)?;
+        Ok(build_all(&self.stack, local, self.rebuild, &say).await?)
+    }
+
+    /// Works out what the host should have. Secrets are hashed with the host's key: made when missing if
+    /// `create_key` (a run that changes the host), else a throwaway one (a plan before the first `up`).
+    pub(crate) async fn desired(
+        &self,
+        c: &Connected,
+        images: &Images,
+        create_key: bool,
+    ) -> Result<Desired, CommandError> {
+        let stack = self.stack.name.as_str();
+        let key = if create_key {
+            crate::facts::hash_key(&c.remote, stack).await?
+        } else {
+            match crate::facts::read_hash_key(&c.remote, stack).await? {
+                Some(key) => key,
+                None => crate::facts::ephemeral_hash_key()?,
+            }
+        };
+        let mut desired = desired_from_stack(&self.stack, images, &key)?;
         // The backup script and its cron entry are files like the nginx config: written when they change.
         desired
             .files

@@ -10,8 +10,9 @@ pub(crate) const CHANGES_PENDING: i32 = 2;
 
 pub(crate) async fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, CommandError> {
     let local = Engine::local()?;
-    let desired = ctx.desired(&local).await?;
+    let images = ctx.build(&local).await?;
     let connected = ctx.connect().await?;
+    let desired = ctx.desired(&connected, &images, false).await?;
     let (_facts, plan) = plan_for(&connected, &desired).await?;
     let target = ctx.target_name();
     match ctx.output {

@@ -136,7 +136,8 @@ async fn rollback_locked(
             ctx.target_name()
         )));
     }
-    let spec = rollout::stored_spec(&c.remote, stack, &target.id).await?;
+    let mut spec = rollout::stored_spec(&c.remote, stack, &target.id).await?;
+    spec.hash_key = Some(crate::facts::hash_key(&c.remote, stack).await?);
     let port = ctx.backend_port();
     let upstream = upstream_file(stack, &target.id, port)?;
     eprintln!("rolling back to `{}` ({}) …", target.id, target.image_ref);

@@ -23,7 +23,7 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
     }
     let waivers = super::gate::waivers(ctx, &args.waive, &args.reason)?;
     let local = Engine::local()?;
-    let desired = ctx.desired(&local).await?;
+    let images = ctx.build(&local).await?;
     let connected = ctx.connect_quiet().await?;
     // An interrupted restore left the API on the maintenance page and the databases mid-way: which data should
     // serve is the operator's call, so `up` stops here and names the two ways out.
@@ -34,6 +34,7 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
             j.describe(&ctx.stack.environment)
         )));
     }
+    let desired = ctx.desired(&connected, &images, true).await?;
     ctx.locked_audited(&connected, "up", || async {
         let run = Run {
             ctx,

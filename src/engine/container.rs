@@ -22,6 +22,8 @@ pub const SERVICE_LABEL: &str = "vldeploy.service";
 pub const CONFIG_HASH_LABEL: &str = "vldeploy.config-hash";
 const ASPECT_LABEL_PREFIX: &str = "vldeploy.hash.";
 const ENV_HASHES_LABEL: &str = "vldeploy.env-hashes";
+/// The id of the host key that secret values were hashed with.
+const HASH_KEY_LABEL: &str = "vldeploy.hash-key";
 
 impl Engine {
     /// Containers (running or not) labelled with this stack.
@@ -70,18 +72,7 @@ impl Engine {
         stack: &str,
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
-        let mut labels: HashMap<String, String> = HashMap::new();
-        labels.insert(STACK_LABEL.into(), stack.into());
-        labels.insert(SERVICE_LABEL.into(), spec.service.clone());
-        labels.insert(CONFIG_HASH_LABEL.into(), spec.config_hash());
-        for (aspect, hash) in spec.aspect_hashes() {
-            labels.insert(format!("{ASPECT_LABEL_PREFIX}{aspect}"), hash);
-        }
-        labels.insert(
-            ENV_HASHES_LABEL.into(),
-            serde_json::to_string(&spec.env_hashes()).unwrap_or_default(),
-        );
-
+        let labels = labels(stack, spec);
         let env: Vec<String> = spec
             .env
             .iter()
@@ -455,6 +446,26 @@ pub struct ContainerState {
     pub config_hash: Option<String>,
 }
 
+/// The labels a container is created with: its stack, service and the hashes of its configuration (a secret's
+/// hashed with the host's key only).
+fn labels(stack: &str, spec: &ContainerSpec) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = HashMap::new();
+    labels.insert(STACK_LABEL.into(), stack.into());
+    labels.insert(SERVICE_LABEL.into(), spec.service.clone());
+    labels.insert(CONFIG_HASH_LABEL.into(), spec.config_hash());
+    for (aspect, hash) in spec.aspect_hashes() {
+        labels.insert(format!("{ASPECT_LABEL_PREFIX}{aspect}"), hash);
+    }
+    labels.insert(
+        ENV_HASHES_LABEL.into(),
+        serde_json::to_string(&spec.env_hashes()).unwrap_or_default(),
+    );
+    if let Some(key) = &spec.hash_key {
+        labels.insert(HASH_KEY_LABEL.into(), key.id());
+    }
+    labels
+}
+
 /// Builds an `ObservedContainer` from what Docker reports.
 pub fn observed_from(
     id: String,
@@ -482,6 +493,7 @@ pub fn observed_from(
         config_hash: labels.get(CONFIG_HASH_LABEL).cloned(),
         aspects,
         env_hashes,
+        hash_key: labels.get(HASH_KEY_LABEL).cloned(),
         image_id,
         state,
         health,
@@ -521,6 +533,63 @@ mod tests {
             Some("unhealthy")
         );
         assert_eq!(health_from_status("Exited (0) 2 hours ago"), None);
+    }
+
+    /// Every unkeyed hash a label could carry of `KEY=value`: SHA-256 hex prefixes of 8 to 64 digits.
+    fn plain_hashes(text: &str) -> Vec<String> {
+        use sha2::{Digest, Sha256};
+        let full = hex::encode(Sha256::digest(text.as_bytes()));
+        (8..=64).step_by(4).map(|n| full[..n].to_string()).collect()
+    }
+
+    #[test]
+    fn labels_carry_no_unkeyed_hash_of_a_secret() {
+        use crate::plan::{EnvEntry, HashKey};
+        use crate::secret::Secret;
+        let mut env = BTreeMap::new();
+        env.insert("RUST_LOG".to_string(), EnvEntry::Plain("info".into()));
+        env.insert(
+            "ADMIN_TOKEN".to_string(),
+            EnvEntry::Secret(Secret::new("hunter2")),
+        );
+        let spec = ContainerSpec {
+            service: "backend".into(),
+            name: "vl_backend".into(),
+            image_id: "sha256:x".into(),
+            image_ref: "vl/s-backend:x".into(),
+            env,
+            networks: BTreeMap::new(),
+            mounts: vec![],
+            publish: vec![],
+            health: None,
+            depends_on: vec![],
+            release_alias: Some("backend-abc".into()),
+            hash_key: Some(HashKey::from_bytes([9; 32])),
+        };
+        let labels = labels("shop", &spec);
+        let text = format!("{labels:?}");
+        // The plain variable's hash is there (so the test looks where hashes are)...
+        assert!(text.contains(&plain_hashes("RUST_LOG=info")[2]), "{text}");
+        // ...and nothing derived from the secret without the key.
+        for needle in plain_hashes("ADMIN_TOKEN=hunter2")
+            .into_iter()
+            .chain(plain_hashes("hunter2"))
+        {
+            assert!(!text.contains(&needle), "`{needle}` in {text}");
+        }
+        assert!(!text.contains("hunter2"), "{text}");
+        // The hashes over every variable are keyed too: the same spec without its secret's key differs.
+        let mut other = spec.clone();
+        other.hash_key = Some(HashKey::from_bytes([8; 32]));
+        assert_ne!(
+            labels["vldeploy.hash.env"],
+            self::labels("shop", &other)["vldeploy.hash.env"]
+        );
+        assert_ne!(
+            labels[CONFIG_HASH_LABEL],
+            self::labels("shop", &other)[CONFIG_HASH_LABEL]
+        );
+        assert_eq!(labels[HASH_KEY_LABEL], HashKey::from_bytes([9; 32]).id());
     }
 
     #[test]

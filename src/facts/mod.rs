@@ -1,6 +1,13 @@
 //! Reading the host: containers, networks, volumes, images, managed files and what nginx last loaded.
 
+mod hash_key;
+
 use futures_util::future::join_all;
+
+pub use hash_key::{
+    ephemeral as ephemeral_hash_key, key_path as hash_key_path, read as read_hash_key,
+    read_or_create as hash_key,
+};
 
 use crate::engine::{Engine, EngineError};
 use crate::plan::{Desired, Facts, loaded_marker};
@@ -12,6 +19,12 @@ pub enum FactsError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(
+        "the hash key `{path}` on `{host}` is unreadable (not 64 hex digits)\n  help: remove it; the next `vldeploy up` makes a new one (containers with secrets are then re-created once)"
+    )]
+    HashKey { host: String, path: String },
+    #[error("no random bytes for a new hash key: {0}")]
+    Random(String),
 }
 
 /// Gathers what the planner needs to compare `desired` with the host, in as few round trips as possible.

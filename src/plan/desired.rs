@@ -111,6 +111,9 @@ pub struct ContainerSpec {
     /// (`backend-<config hash>`), which the nginx upstream names. Not part of the configuration hash.
     #[serde(default)]
     pub release_alias: Option<String>,
+    /// The host's key for hashing secret values (`None`: secrets get a fixed placeholder, never a plain hash).
+    #[serde(skip)]
+    pub hash_key: Option<HashKey>,
 }
 
 impl ContainerSpec {
@@ -118,12 +121,7 @@ impl ContainerSpec {
     pub fn aspect_hashes(&self) -> BTreeMap<&'static str, String> {
         let mut out = BTreeMap::new();
         out.insert("image", self.image_id.clone());
-        let env: BTreeMap<&str, String> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), short_hash(&format!("{k}={}", v.expose()))))
-            .collect();
-        out.insert("env", hash_json(&env));
+        out.insert("env", hash_json(&self.env_hashes()));
         out.insert("networks", hash_json(&self.networks));
         out.insert("mounts", hash_json(&self.mounts));
         out.insert("ports", hash_json(&self.publish));
@@ -131,18 +129,96 @@ impl ContainerSpec {
         out
     }
 
-    /// Per-variable hashes, so a plan can say which variable changed without showing any value.
+    /// Per-variable hashes, so a plan can say which variable changed without showing any value. A secret's is
+    /// keyed with the host's key (HMAC-SHA256), so a label cannot be checked offline against a guessed value.
     pub fn env_hashes(&self) -> BTreeMap<String, String> {
         self.env
             .iter()
-            .map(|(k, v)| (k.clone(), short_hash(&format!("{k}={}", v.expose()))))
+            .map(|(k, v)| {
+                let text = format!("{k}={}", v.expose());
+                let hash = match (v, &self.hash_key) {
+                    (EnvEntry::Plain(_), _) => short_hash(&text),
+                    (EnvEntry::Secret(_), Some(key)) => key.mac(&text),
+                    (EnvEntry::Secret(_), None) => UNKEYED.into(),
+                };
+                (k.clone(), hash)
+            })
             .collect()
+    }
+
+    /// Whether any variable of its environment is secret.
+    pub fn has_secrets(&self) -> bool {
+        self.env.values().any(|v| matches!(v, EnvEntry::Secret(_)))
     }
 
     /// The hash over every aspect: the container's identity.
     pub fn config_hash(&self) -> String {
         short_hash(&serde_json::to_string(&self.aspect_hashes()).unwrap_or_default())
     }
+}
+
+/// What a secret's hash reads without a host key: the same for every value, so it tells nothing.
+const UNKEYED: &str = "unkeyed";
+
+/// The host's key for hashing secret values into labels: 32 random bytes kept on the host (mode 0600).
+/// Never printed: `Debug` shows only its id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashKey([u8; 32]);
+
+impl HashKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key as stored: 64 hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Reads a stored key (64 hex digits, surrounding whitespace ignored).
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        let bytes = hex::decode(text.trim()).ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+
+    /// The first 16 hex digits of HMAC-SHA256(key, `text`).
+    pub fn mac(&self, text: &str) -> String {
+        hex::encode(&hmac_sha256(&self.0, text.as_bytes())[..8])
+    }
+
+    /// A name for the key that reveals nothing of it, recorded in labels so a change of key is told apart
+    /// from a change of value.
+    pub fn id(&self) -> String {
+        self.mac("vldeploy hash key id")
+    }
+}
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HashKey({})", self.id())
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key` (at most one block, 64 bytes).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner_pad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer_pad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::new()
+        .chain_update(&inner_pad)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&outer_pad)
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// The first 16 hex digits of a SHA-256: enough to tell versions apart, too short to be worth reversing.
@@ -160,4 +236,31 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 fn hash_json<T: Serialize>(value: &T) -> String {
     short_hash(&serde_json::to_string(value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_hash_key_round_trips_and_never_prints_itself() {
+        let key = HashKey::from_bytes([0xab; 32]);
+        assert_eq!(
+            HashKey::parse_hex(&format!("{}\n", key.to_hex())),
+            Some(key.clone())
+        );
+        assert_eq!(HashKey::parse_hex("abcd"), None);
+        assert_eq!(HashKey::parse_hex("not hex"), None);
+        assert!(!format!("{key:?}").contains(&key.to_hex()[..16]), "{key:?}");
+        assert_ne!(key.mac("A=1"), HashKey::from_bytes([0xac; 32]).mac("A=1"));
+    }
 }

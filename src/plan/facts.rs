@@ -30,6 +30,8 @@ pub struct ObservedContainer {
     pub aspects: BTreeMap<String, String>,
     /// Per-variable hashes of its environment.
     pub env_hashes: BTreeMap<String, String>,
+    /// The id of the host key its secrets were hashed with (`None`: made before secrets were keyed).
+    pub hash_key: Option<String>,
     pub image_id: String,
     /// Docker's state: `running`, `exited`, `created`, `restarting`, …
     pub state: String,

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::desired::{
-    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, Health, Mount, MountSource,
-    Publish, content_hash,
+    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, HashKey, Health, Mount,
+    MountSource, Publish, content_hash,
 };
 use crate::render::{self, NginxSite, NginxUpstream, RenderError};
 use crate::stack::{EnvValue, ImageSource, Probe, Stack, Tls};
@@ -38,8 +38,12 @@ pub fn public_network(stack: &str) -> String {
 /// A built or pulled image per service: `(id, reference)`.
 pub type Images = BTreeMap<String, (String, String)>;
 
-/// What `stack` asks of its host, given the images built for it.
-pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, RenderError> {
+/// What `stack` asks of its host, given the images built for it and the host's key for hashing secrets.
+pub fn desired_from_stack(
+    stack: &Stack,
+    images: &Images,
+    hash_key: &HashKey,
+) -> Result<Desired, RenderError> {
     let dir = stack_dir(&stack.name);
     let private = private_network(&stack.name);
     let public = public_network(&stack.name);
@@ -166,6 +170,7 @@ pub fn desired_from_stack(stack: &Stack, images: &Images) -> Result<Desired, Ren
             health,
             depends_on: service.depends_on.clone(),
             release_alias: None,
+            hash_key: Some(hash_key.clone()),
         });
     }
     // The backend is released blue/green: each configuration answers to its own alias, which the upstream names.

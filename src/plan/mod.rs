@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use desired::{
-    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, Health, Mount, MountSource,
-    Publish, content_hash, short_hash,
+    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, HashKey, Health, Mount,
+    MountSource, Publish, content_hash, short_hash,
 };
 pub use facts::{Facts, ObservedContainer};
 pub use layout::{

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::Plan;
-use super::desired::{ContainerSpec, Desired};
+use super::desired::{ContainerSpec, Desired, EnvEntry, HashKey};
 use super::facts::{Facts, ObservedContainer};
 use super::layout::container_name;
 use super::step::{ImageRef, Step, short_id};
@@ -224,11 +224,17 @@ fn what_changed(spec: &ContainerSpec, c: &ObservedContainer) -> String {
             )),
             "env" => {
                 let now = spec.env_hashes();
+                // Secrets hashed under another key (or, by an older vldeploy, under none) cannot be compared.
+                let rekeyed = spec.has_secrets()
+                    && c.hash_key.as_deref() != spec.hash_key.as_ref().map(HashKey::id).as_deref();
+                let secret = |k: &str| matches!(spec.env.get(k), Some(EnvEntry::Secret(_)));
                 let mut vars: Vec<String> = Vec::new();
                 for (k, h) in &now {
                     match c.env_hashes.get(k) {
                         None => vars.push(format!("+{k}")),
-                        Some(old) if old != h => vars.push(format!("~{k}")),
+                        Some(old) if old != h && !(rekeyed && secret(k)) => {
+                            vars.push(format!("~{k}"));
+                        }
                         Some(_) => {}
                     }
                 }
@@ -237,7 +243,12 @@ fn what_changed(spec: &ContainerSpec, c: &ObservedContainer) -> String {
                         vars.push(format!("-{k}"));
                     }
                 }
-                parts.push(format!("env {}", vars.join(" ")));
+                if !vars.is_empty() {
+                    parts.push(format!("env {}", vars.join(" ")));
+                }
+                if rekeyed {
+                    parts.push("secrets hashed with the host's key".into());
+                }
             }
             other => parts.push(format!("{other} changed")),
         }

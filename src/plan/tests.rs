@@ -26,7 +26,12 @@ fn spec(service: &str, image: &str, deps: &[&str]) -> ContainerSpec {
         health: None,
         depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
         release_alias: None,
+        hash_key: Some(test_key()),
     }
+}
+
+fn test_key() -> HashKey {
+    HashKey::from_bytes([7; 32])
 }
 
 /// The backend, released blue/green, with the upstream its release writes.
@@ -101,6 +106,7 @@ fn observed(spec: &ContainerSpec) -> ObservedContainer {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         env_hashes: spec.env_hashes(),
+        hash_key: spec.hash_key.as_ref().map(HashKey::id),
         image_id: spec.image_id.clone(),
         state: "running".into(),
         health: Some("healthy".into()),
@@ -505,5 +511,56 @@ fn a_stopped_backend_is_released_not_just_started() {
     assert_eq!(
         summaries(&p),
         vec!["~ release `vl_backend` (blue/green) (it is exited)"]
+    );
+}
+
+#[test]
+fn containers_whose_labels_hash_secrets_without_the_key_are_replaced_once_and_say_why() {
+    let d = desired();
+    let mut facts = converged(&d);
+    // Labels written before secrets were keyed: no key id, the secret's plain SHA-256.
+    for (c, spec) in facts.containers.iter_mut().zip(&d.containers) {
+        let mut old = spec.clone();
+        old.hash_key = None;
+        let legacy = short_hash("DB_PASSWORD=s3cret-value");
+        c.env_hashes = old.env_hashes();
+        c.env_hashes.insert("DB_PASSWORD".into(), legacy);
+        c.hash_key = None;
+        c.config_hash = Some("legacy".into());
+        c.aspects.insert("env".into(), "legacy".into());
+    }
+    let p = plan(&with_release(d.clone()), &facts);
+    let reasons: Vec<String> = p.steps.iter().map(Step::reason).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "secrets hashed with the host's key",
+            "secrets hashed with the host's key",
+            "secrets hashed with the host's key",
+        ],
+        "{:?}",
+        summaries(&p)
+    );
+    // Once replaced, nothing more.
+    let d = with_release(d);
+    assert!(plan(&d, &converged(&d)).is_empty());
+}
+
+#[test]
+fn another_host_key_gives_other_hashes_and_aliases_for_the_same_secrets() {
+    let d = with_release(desired());
+    let mut other = desired();
+    for c in &mut other.containers {
+        c.hash_key = Some(HashKey::from_bytes([8; 32]));
+    }
+    let other = with_release(other);
+    assert_ne!(
+        d.containers[1].release_alias, other.containers[1].release_alias,
+        "the alias is keyed"
+    );
+    assert_eq!(
+        d.containers[1].env_hashes()["RUST_LOG"],
+        other.containers[1].env_hashes()["RUST_LOG"],
+        "plain values hash as before"
     );
 }

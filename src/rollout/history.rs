@@ -100,6 +100,7 @@ impl From<StoredSpec> for ContainerSpec {
             health: s.health,
             depends_on: s.depends_on,
             release_alias: s.release_alias,
+            hash_key: None,
         }
     }
 }
@@ -213,6 +214,7 @@ mod tests {
             health: None,
             depends_on: vec!["postgres".into()],
             release_alias: Some("backend-abc".into()),
+            hash_key: None,
         };
         let json = serde_json::to_string(&StoredSpec::from(&spec)).unwrap();
         let back: ContainerSpec = serde_json::from_str::<StoredSpec>(&json).unwrap().into();
