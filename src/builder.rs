@@ -1,6 +1,6 @@
 //! Builds the stack's images where vldeploy runs, so the host needs no registry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 
 use crate::engine::{BuildRequest, Engine, EngineError, build_image};
@@ -29,14 +29,23 @@ pub enum BuildError {
     Base(String),
 }
 
+/// What `build_all` made: each service's image, and for a built one the hash of its inputs.
+#[derive(Debug, Clone, Default)]
+pub struct Builds {
+    pub images: Images,
+    /// Per built service, its image's `vldeploy.build-inputs`.
+    pub inputs: BTreeMap<String, String>,
+}
+
 /// Builds (or, for `image:`, names) the image of every service. `say` receives progress lines.
 pub async fn build_all(
     stack: &Stack,
     local: &Engine,
     fresh: bool,
     say: &(dyn Fn(&str) + Sync),
-) -> Result<Images, BuildError> {
+) -> Result<Builds, BuildError> {
     let mut images = Images::new();
+    let mut inputs = BTreeMap::new();
     let mut base: Option<String> = None;
     for name in crate::plan::SERVICES {
         let Some(service) = stack.services.get(name) else {
@@ -75,12 +84,13 @@ pub async fn build_all(
                     repository: format!("vl/{}-{name}", stack.name),
                     fresh,
                 };
-                let (id, reference) = build_image(local, &req).await?;
-                images.insert(name.to_string(), (id, reference));
+                let built = build_image(local, &req).await?;
+                images.insert(name.to_string(), (built.id, built.reference));
+                inputs.insert(name.to_string(), built.inputs);
             }
         }
     }
-    Ok(images)
+    Ok(Builds { images, inputs })
 }
 
 /// Runs a service's `prepare` command in the project directory; its output is shown only when it fails.

@@ -54,6 +54,28 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     );
     assert_eq!(p.vldeploy(&["plan", "--exit-code"]).code, 0);
 
+    // Another machine (a CI runner, a colleague's laptop) builds the same sources without this one's cache: the
+    // image gets another ID (the image records when it was built). The host keeps the image it has for those
+    // inputs, so nothing is sent and nothing is released.
+    let ids = p.containers();
+    let repo = format!("vl/{}-backend", p.name);
+    let local = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker rmi -f $(docker images -q {repo} | sort -u)"
+        ))
+        .output()
+        .unwrap();
+    assert!(local.status.success(), "{local:?}");
+    let rebuilt = p.vldeploy(&["up"]).ok();
+    assert!(rebuilt.stdout.contains("no changes"), "{}", rebuilt.stdout);
+    assert!(
+        !rebuilt.stderr.contains("send images") && !rebuilt.stderr.contains("[1/"),
+        "nothing sent, nothing applied: {}",
+        rebuilt.stderr
+    );
+    assert_eq!(p.containers(), ids, "no container replaced");
+
     let status = p.vldeploy(&["status", "--output", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     let healthy = v["containers"]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::apply::ApplyError;
-use crate::builder::{BuildError, build_all};
+use crate::builder::{BuildError, Builds, build_all};
 use crate::cli::{Global, Output};
 use crate::engine::{Engine, EngineError};
 use crate::facts::FactsError;
@@ -129,9 +129,40 @@ impl Context {
     }
 
     /// Builds the images (before connecting: a stack that cannot be built changes nothing).
-    pub(crate) async fn build(&self, local: &Engine) -> Result<Images, CommandError> {
+    pub(crate) async fn build(&self, local: &Engine) -> Result<Builds, CommandError> {
         let say = |line: &str| eprintln!("{line}");
         Ok(build_all(&self.stack, local, self.rebuild, &say).await?)
+    }
+
+    /// The image the host runs for each service: a build's own, or the host's image of the same build inputs
+    /// when it has one (builds are not byte-for-byte reproducible, so the same inputs can give two IDs; the
+    /// host keeps what it has instead of receiving and releasing a copy).
+    async fn images_on_host(&self, c: &Connected, builds: &Builds) -> Result<Images, CommandError> {
+        let mut images = builds.images.clone();
+        for (service, inputs) in &builds.inputs {
+            let Some((id, reference)) = images.get_mut(service) else {
+                continue;
+            };
+            let on_host = crate::engine::images_built_from(&c.engine, inputs).await?;
+            if on_host.is_empty() {
+                continue;
+            }
+            let running = c
+                .engine
+                .container_state(&crate::plan::container_name(service))
+                .await?
+                .and_then(|s| s.image);
+            let chosen = crate::engine::pick_on_host(id, &on_host, running.as_deref());
+            if chosen != *id {
+                tracing::debug!(%service, built = %id, host = %chosen, "the host has an image of the same build inputs");
+                let repository = reference
+                    .rsplit_once(':')
+                    .map_or(reference.as_str(), |(r, _)| r);
+                *reference = format!("{repository}:{}", crate::plan::short_id(&chosen));
+                *id = chosen;
+            }
+        }
+        Ok(images)
     }
 
     /// Works out what the host should have. Secrets are hashed with the host's key: made when missing if
@@ -139,10 +170,11 @@ impl Context {
     pub(crate) async fn desired(
         &self,
         c: &Connected,
-        images: &Images,
+        builds: &Builds,
         create_key: bool,
     ) -> Result<Desired, CommandError> {
         let stack = self.stack.name.as_str();
+        let images = self.images_on_host(c, builds).await?;
         let key = if create_key {
             crate::facts::hash_key(&c.remote, stack).await?
         } else {
@@ -151,7 +183,7 @@ impl Context {
                 None => crate::facts::ephemeral_hash_key()?,
             }
         };
-        let mut desired = desired_from_stack(&self.stack, images, &key)?;
+        let mut desired = desired_from_stack(&self.stack, &images, &key)?;
         // The backup script and its cron entry are files like the nginx config: written when they change.
         desired
             .files

@@ -221,6 +221,7 @@ impl Engine {
         {
             Ok(info) => Ok(Some(ContainerState {
                 running: info.state.and_then(|s| s.running).unwrap_or(false),
+                image: info.image,
                 config_hash: info
                     .config
                     .and_then(|c| c.labels)
@@ -444,6 +445,8 @@ impl Engine {
 pub struct ContainerState {
     pub running: bool,
     pub config_hash: Option<String>,
+    /// The ID of the image it runs.
+    pub image: Option<String>,
 }
 
 /// The labels a container is created with: its stack, service and the hashes of its configuration (a secret's

@@ -12,7 +12,9 @@ use crate::transport::Link;
 
 pub use container::{CONFIG_HASH_LABEL, ContainerState, SERVICE_LABEL, STACK_LABEL, observed_from};
 pub use context::build_context;
-pub use image::{BuildRequest, build_image, transfer_images};
+pub use image::{
+    BuildRequest, Built, build_image, images_built_from, pick_on_host, transfer_images,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
