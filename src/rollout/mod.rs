@@ -93,8 +93,11 @@ pub async fn stage_or_release(
     let live = spec.name.clone();
     let candidate = format!("{live}_candidate");
     // A candidate left by an interrupted run, or by a gated first launch the checklist held back. When nginx's
-    // upstream names it already (a run killed after the switch), it serves: that release is finished first.
-    if !adopt_switched_candidate(t, spec, &candidate, upstream).await? {
+    // upstream names it already (a run killed after the switch), it serves: that release is finished first. A
+    // gated first launch's candidate is named by the upstream too, but only behind the maintenance page: it has
+    // not passed the checklist, so it is replaced and judged again, never adopted.
+    let held_back = stage && t.engine.container_state(&live).await?.is_none();
+    if held_back || !adopt_switched_candidate(t, spec, &candidate, upstream).await? {
         t.engine.remove(&candidate).await?;
     }
     let live_state = t.engine.container_state(&live).await?;
