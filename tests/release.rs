@@ -320,3 +320,107 @@ fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_fa
     let third = p.vldeploy(&["up"]).ok();
     assert!(third.stdout.contains("no changes"), "{}", third.stdout);
 }
+
+/// `docker ARGS` on the machine where vldeploy builds; its trimmed stdout.
+fn local_docker(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_released_again() {
+    let p = Project::new("release_same_inputs");
+    p.sandbox_up(&[]);
+    // Inputs of this test's own (a build argument the Dockerfile does not use), so no other stack shares them.
+    let backend = support::project::repo().join("backend");
+    let stack = p.stack_yaml(|t| {
+        *t = t.replace(
+            &format!("    build: {}\n", backend.display()),
+            &format!(
+                "    build:\n      context: {}\n      args:\n        INPUTS_OF: {}\n",
+                backend.display(),
+                p.name
+            ),
+        );
+    });
+    assert!(
+        stack.contains("INPUTS_OF"),
+        "the test edits the backend's build"
+    );
+    p.write_stack(&stack);
+    p.vldeploy(&["up"]).ok();
+    let image_of_backend = || {
+        p.ssh("docker inspect -f '{{.Image}}' vl_backend")
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let first = image_of_backend();
+    let label = |image: &str| {
+        local_docker(
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"vldeploy.build-inputs\"}}",
+                image,
+            ],
+            None,
+        )
+    };
+    let inputs = label(&first);
+    assert_eq!(inputs.len(), 64, "{inputs}");
+
+    // Another build of the same sources, with another ID (as two builds at once give): newer, same inputs label.
+    let repository = format!("vl/{}-backend", p.name);
+    let first_tag = format!("{repository}:{}", &first["sha256:".len()..][..12]);
+    let twin_tag = format!("{repository}:twin");
+    local_docker(
+        &["build", "-q", "-t", &twin_tag, "-"],
+        Some(&format!("FROM {first_tag}\nLABEL vldeploy.test-twin=1\n")),
+    );
+    let twin = local_docker(&["image", "inspect", "-f", "{{.Id}}", &twin_tag], None);
+    assert_ne!(twin, first);
+    assert_eq!(label(&twin), inputs);
+
+    // Both where vldeploy builds: the first one stays the image, so nothing is sent or released.
+    let again = p.vldeploy(&["up"]).ok();
+    assert!(again.stdout.contains("no changes"), "{}", again.all());
+    assert_eq!(image_of_backend(), first);
+
+    // Only the twin where vldeploy builds (as on another machine), the first on the host: the host's is used.
+    local_docker(&["rmi", &first_tag], None);
+    let plan = p.vldeploy(&["plan"]).ok();
+    assert!(plan.stdout.contains("no changes"), "{}", plan.all());
+    // A real change releases the host's image of those inputs, sending none.
+    p.write_stack(&stack.replace("RUST_LOG: info", "RUST_LOG: warn"));
+    let run = p.vldeploy(&["up"]).ok();
+    assert!(
+        run.stdout
+            .contains("release `vl_backend` (blue/green)  (env ~RUST_LOG)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.all().contains("send image"), "{}", run.all());
+    assert_eq!(image_of_backend(), first);
+    let last = p.vldeploy(&["up"]).ok();
+    assert!(last.stdout.contains("no changes"), "{}", last.all());
+    local_docker(&["rmi", &twin_tag], None);
+}
