@@ -13,18 +13,7 @@ use std::fmt::Write as _;
 pub struct Unsafe(pub String);
 
 fn shown(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars().take(60) {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    if s.chars().count() > 60 {
-        out.push('…');
-    }
-    out
+    crate::stack::shown_within(s, 60)
 }
 
 fn shown_char(c: char) -> String {

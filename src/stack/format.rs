@@ -265,15 +265,21 @@ pub(crate) fn cron(s: &str) -> Result<String, Problem> {
 
 /// A value as it may be shown inside a message: control characters as escapes (`\n`), at most 80 characters.
 fn shown(s: &str) -> String {
+    shown_within(s, 80)
+}
+
+/// A value as a message shows it: control characters as escapes (`\n`), cut with `…` after `max` characters.
+/// Shared with the renderers' escapers, whose errors quote the value the same way.
+pub(crate) fn shown_within(s: &str, max: usize) -> String {
     let mut out = String::new();
-    for c in s.chars().take(80) {
+    for c in s.chars().take(max) {
         if c.is_control() {
             out.extend(c.escape_debug());
         } else {
             out.push(c);
         }
     }
-    if s.chars().count() > 80 {
+    if s.chars().count() > max {
         out.push('…');
     }
     out

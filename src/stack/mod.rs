@@ -21,6 +21,7 @@ mod yaml_path;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use error::StackError;
+pub(crate) use format::shown_within;
 pub(crate) use keys::CHECKLIST_ITEMS;
 pub use load::{environment_names, load, load_with};
 pub use model::{
