@@ -177,12 +177,7 @@ fn inputs_hash(context: &[u8], req: &BuildRequest, bases: &[String]) -> String {
 /// IDs), so the choice must be stable: this repository's own oldest image first, then the oldest of any. The
 /// oldest stays the oldest as builds add images; the newest would change with every build.
 async fn built_from(engine: &Engine, inputs: &str, repository: &str) -> Option<String> {
-    let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
-    filters.insert("label", vec![format!("{INPUTS_LABEL}={inputs}")]);
-    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let images = engine.docker.list_images(Some(opts)).await.ok()?;
+    let images = labelled(engine, inputs).await.ok()?;
     pick_built(
         images
             .into_iter()
@@ -190,6 +185,23 @@ async fn built_from(engine: &Engine, inputs: &str, repository: &str) -> Option<S
             .collect(),
         repository,
     )
+}
+
+/// The images on `engine` whose `vldeploy.build-inputs` label is `inputs`.
+async fn labelled(
+    engine: &Engine,
+    inputs: &str,
+) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
+    let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
+    filters.insert("label", vec![format!("{INPUTS_LABEL}={inputs}")]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    engine
+        .docker
+        .list_images(Some(opts))
+        .await
+        .map_err(engine.fail("listing images"))
 }
 
 /// Chooses among images carrying the same build inputs: `(id, created, tags)`.
@@ -225,16 +237,7 @@ pub async fn images_built_from(
     engine: &Engine,
     inputs: &str,
 ) -> Result<Vec<(String, i64)>, EngineError> {
-    let mut filters: HashMap<&str, Vec<String>> = HashMap::new();
-    filters.insert("label", vec![format!("{INPUTS_LABEL}={inputs}")]);
-    let opts = bollard::query_parameters::ListImagesOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let images = engine
-        .docker
-        .list_images(Some(opts))
-        .await
-        .map_err(engine.fail("listing images"))?;
+    let images = labelled(engine, inputs).await?;
     Ok(images.into_iter().map(|i| (i.id, i.created)).collect())
 }
 
