@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -428,21 +426,7 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
 /// Starts `vldeploy restore FILE --yes`, waits for the line that says `phase` began and then until `ready`
 /// holds, and kills the process with SIGKILL. Returns what it printed on stderr until then.
 fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> bool) -> String {
-    let mut child = p
-        .command(&["restore", file, "--yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = p.spawn_watching_stderr(&["restore", file, "--yes"]);
     let want = format!("  {phase} …");
     let deadline = Instant::now() + Duration::from_mins(5);
     let mut seen = String::new();

@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::project::Project;
@@ -43,22 +42,7 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
             "ss -K state established '( sport = :22 )' >/dev/null 2>&1; true",
         ),
     ] {
-        let mut child = p
-            .command(&["up"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
+        let (mut child, rx) = p.spawn_watching_stderr(&["up"]);
         let mut seen = String::new();
         let deadline = Instant::now() + Duration::from_secs(600);
         while !seen.contains("] send images") {

@@ -165,6 +165,34 @@ impl Project {
         cmd
     }
 
+    /// Starts `vldeploy ARGS` with stderr delivered line by line as it is printed (for tests that act, or
+    /// kill it, when a line appears); stdout is discarded.
+    pub fn spawn_watching_stderr(
+        &self,
+        args: &[&str],
+    ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead as _;
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vldeploy starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    }
+
     pub fn record(&self, args: &[&str], run: &Run) {
         if let Ok(mut t) = self.transcript.lock() {
             let _ = write!(
