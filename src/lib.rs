@@ -13,6 +13,7 @@ pub mod host;
 pub mod log;
 mod manual;
 pub mod plan;
+pub mod remote;
 pub mod render;
 pub mod rollout;
 mod run;

@@ -1,0 +1,123 @@
+//! Remote commands as values: what runs on a host, built by pure functions with every value escaped.
+//!
+//! A flow never writes shell text. It asks a builder in this module tree for a [`Command`] and hands it to the
+//! transport, which runs it (through `sudo -n` when it needs root and the connection is not root). Each builder
+//! is tested as exact text, the way kamal tests `lib/kamal/commands/`.
+
+#![allow(dead_code)] // until the flows run their commands through these builders
+
+use std::fmt;
+
+use crate::transport::shell_quote;
+
+/// One shell word: an option such as `-p` or `--rm` as it is, anything else through [`shell_quote`].
+fn word(w: &str) -> String {
+    let option = w.starts_with('-')
+        && w.len() > 1
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'=');
+    if option {
+        w.to_owned()
+    } else {
+        shell_quote(w).into_owned()
+    }
+}
+
+/// One command for a host's `sh`: its text, and whether it needs root.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Command {
+    script: String,
+    root: bool,
+}
+
+impl Command {
+    /// A program and its arguments, each quoted as one shell word.
+    pub(crate) fn argv<I, S>(words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let script = words
+            .into_iter()
+            .map(|w| word(w.as_ref()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self {
+            script,
+            root: false,
+        }
+    }
+
+    /// Shell text written by a builder of this module tree, with every interpolated value already quoted.
+    pub(crate) fn script(text: impl Into<String>) -> Self {
+        Self {
+            script: text.into(),
+            root: false,
+        }
+    }
+
+    /// Marks the command as one that only root may run.
+    #[must_use]
+    pub(crate) fn as_root(mut self) -> Self {
+        self.root = true;
+        self
+    }
+
+    /// Commands run one after the other, each only if the one before succeeded (`a && b`).
+    pub(crate) fn combine(commands: impl IntoIterator<Item = Command>) -> Self {
+        let mut root = false;
+        let parts: Vec<String> = commands
+            .into_iter()
+            .map(|c| {
+                root |= c.root;
+                c.script
+            })
+            .collect();
+        Self {
+            script: parts.join(" && "),
+            root,
+        }
+    }
+
+    /// The text the host's `sh` runs.
+    pub fn text(&self) -> &str {
+        &self.script
+    }
+
+    /// Whether only root may run it.
+    pub fn needs_root(&self) -> bool {
+        self.root
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.script)
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let root = if self.root { " (as root)" } else { "" };
+        write!(f, "Command({:?}{root})", self.script)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_quotes_each_word_and_combine_joins_with_and() {
+        let mkdir = Command::argv(["mkdir", "-p", "/var/lib/vldeploy/shop"]);
+        let write = Command::argv(["cp", "a b", "it's"]).as_root();
+        assert_eq!(mkdir.text(), "mkdir -p /var/lib/vldeploy/shop");
+        assert_eq!(write.text(), r"cp 'a b' 'it'\''s'");
+        let both = Command::combine([mkdir, write]);
+        assert_eq!(
+            both.text(),
+            r"mkdir -p /var/lib/vldeploy/shop && cp 'a b' 'it'\''s'"
+        );
+        assert!(both.needs_root());
+    }
+}
