@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod host;
 pub mod log;
 mod manual;
+pub mod output;
 pub mod plan;
 pub mod remote;
 pub mod render;

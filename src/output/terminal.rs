@@ -1,0 +1,215 @@
+//! The terminal view: a spinner per running step, a progress bar while bytes move, a mark when it ends.
+
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Render;
+use super::event::{Event, Step};
+use super::plain::{error_text, log_lines};
+
+/// Draws steps in place on a terminal; notes and warnings scroll above them.
+pub(crate) struct Terminal {
+    multi: MultiProgress,
+    /// The running steps, innermost last.
+    bars: Vec<ProgressBar>,
+    /// Animate spinners between events (off where nothing watches, as in tests).
+    tick: bool,
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .progress_chars("=> ")
+}
+
+fn label(step: &Step) -> String {
+    step.label()
+}
+
+impl Terminal {
+    pub(crate) fn new(target: ProgressDrawTarget, tick: bool) -> Self {
+        Self {
+            multi: MultiProgress::with_draw_target(target),
+            bars: Vec::new(),
+            tick,
+        }
+    }
+
+    fn println(&self, text: &str) {
+        let _ = self.multi.println(text);
+    }
+
+    /// Ends the innermost bar with `message` left in its place.
+    fn finish(&mut self, message: String) {
+        match self.bars.pop() {
+            Some(bar) => {
+                bar.set_style(style("{msg}"));
+                bar.finish_with_message(message);
+            }
+            None => self.println(&message),
+        }
+    }
+}
+
+impl Render for Terminal {
+    fn render(&mut self, event: &Event) {
+        match event {
+            Event::StepStarted(step) => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(style("{spinner:.cyan} {msg} {elapsed:.dim}"));
+                bar.set_message(label(step));
+                if self.tick {
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                } else {
+                    bar.tick();
+                }
+                self.bars.push(bar);
+            }
+            Event::Progress { bytes, total } => {
+                if let Some(bar) = self.bars.last() {
+                    match total {
+                        Some(t) if *t > 0 => {
+                            if bar.length() != Some(*t) {
+                                bar.set_style(style(
+                                    "{spinner:.cyan} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                                ));
+                                bar.set_length(*t);
+                            }
+                        }
+                        _ => {
+                            if bar.length().is_some() {
+                                bar.unset_length();
+                            }
+                            bar.set_style(style("{spinner:.cyan} {msg} {bytes} ({bytes_per_sec})"));
+                        }
+                    }
+                    bar.set_position(*bytes);
+                }
+            }
+            Event::StepDone { step, took, .. } => {
+                self.finish(format!("✓ {} ({:.1}s)", label(step), took.as_secs_f64()));
+            }
+            Event::StepFailed {
+                step, took, log, ..
+            } => {
+                self.finish(format!(
+                    "✗ {}: failed after {:.1}s",
+                    label(step),
+                    took.as_secs_f64()
+                ));
+                for l in log_lines(log.as_ref()) {
+                    self.println(&l);
+                }
+            }
+            Event::Note(text) => self.println(text),
+            Event::Warning(text) => self.println(&format!("warning: {text}")),
+            Event::Error(text) => self.println(&error_text(text)),
+            Event::Prompt(text) => self.multi.suspend(|| {
+                let mut err = std::io::stderr();
+                let _ = write!(err, "{text}");
+                let _ = err.flush();
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
+    use super::super::tests::fixed_sequence;
+    use super::*;
+
+    /// A terminal in memory: what was written, line by line.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<String>>);
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            100
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            let mut t = self.0.lock().unwrap();
+            t.push_str(s);
+            t.push('\n');
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push_str(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_terminal_draws_steps_marks_and_the_failing_log() {
+        let screen = Screen::default();
+        let mut t = Terminal::new(
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            false,
+        );
+        for (_, event) in fixed_sequence() {
+            t.render(&event);
+        }
+        let drawn = screen.0.lock().unwrap().clone();
+        for expected in [
+            "✓ [1/3] create network `vl_net` (0.2s)",
+            "✓ [2/3] send images (4.5s)",
+            "warning: `DB_PASSWORD` is set in this shell's environment",
+            "✗ [3/3] release `backend`: failed after 31.0s",
+            "  last log lines of `vl_backend_candidate`:",
+            "    panic: cannot reach the database",
+            "✓ load (4.0s)",
+            "nothing was changed",
+            "error: step 3/3 `release `backend`` failed",
+        ] {
+            assert!(
+                drawn.contains(expected),
+                "`{expected}` not drawn in:\n{drawn}"
+            );
+        }
+        assert!(t.bars.is_empty(), "every step's bar ended");
+    }
+
+    #[test]
+    fn output_terminal_shows_a_bar_while_bytes_move() {
+        let screen = Screen::default();
+        let mut t = Terminal::new(
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            false,
+        );
+        t.render(&Event::StepStarted(Step::phase("load")));
+        t.render(&Event::Progress {
+            bytes: 6 * 1_048_576,
+            total: Some(12 * 1_048_576),
+        });
+        let bar = t.bars.last().unwrap();
+        assert_eq!(bar.length(), Some(12 * 1_048_576));
+        assert_eq!(bar.position(), 6 * 1_048_576);
+        bar.tick();
+        let drawn = screen.0.lock().unwrap().clone();
+        assert!(drawn.contains("load"), "{drawn}");
+    }
+}
