@@ -22,8 +22,9 @@ pub fn register_secrets(values: &[Secret]) {
 }
 
 /// Starts logging. `VLDEPLOY_LOG` is a level (`debug`) for vldeploy's own events, or full `tracing` directives;
-/// other crates log at `warn` unless named. Whatever is enabled, secret values never reach the output.
-pub fn init() {
+/// other crates log at `warn` unless named. Whatever is enabled, secret values never reach the output. `ansi`
+/// colours the lines (stderr is a terminal: the run's output mode says so).
+pub fn init(ansi: bool) {
     let spec = std::env::var("VLDEPLOY_LOG").unwrap_or_default();
     let spec = spec.trim();
     let directives = if spec.is_empty() {
@@ -34,7 +35,6 @@ pub fn init() {
         format!("warn,vldeploy={spec}")
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(ScrubbedStderr)

@@ -4,6 +4,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::command::{self, CommandError, Context};
+use crate::output::{Mode, Output};
 
 /// Exit status of a failed command.
 pub(crate) const FAILURE: i32 = 1;
@@ -17,21 +18,24 @@ pub fn run() -> i32 {
             return if e.use_stderr() { FAILURE } else { 0 };
         }
     };
-    crate::log::init();
+    let mode = Mode::detect(cli.global.output == crate::cli::Output::Json);
+    let out = Output::new(mode);
+    out.install();
+    crate::log::init(mode == Mode::Terminal);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            out.error(format!("cannot start the async runtime: {e}"));
             return FAILURE;
         }
     };
-    runtime.block_on(dispatch(cli))
+    runtime.block_on(dispatch(cli, &out))
 }
 
-async fn dispatch(cli: Cli) -> i32 {
+async fn dispatch(cli: Cli, out: &Output) -> i32 {
     let mut secrets = Vec::new();
     let result = async {
         match &cli.command {
@@ -47,7 +51,7 @@ async fn dispatch(cli: Cli) -> i32 {
             Command::Sandbox { action } => command::sandbox(&cli.global, action).await,
             Command::RenewOnHost(args) => Ok(command::renew_on_host(args).await),
             other => {
-                let ctx = Context::load(&cli.global)?;
+                let ctx = Context::load(&cli.global, out)?;
                 secrets.clone_from(&ctx.stack.secrets);
                 crate::log::register_secrets(&ctx.stack.secrets);
                 match other {
@@ -86,18 +90,13 @@ async fn dispatch(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            report(&e, &secrets);
+            report(out, &e, &secrets);
             FAILURE
         }
     }
 }
 
-/// Prints an error for the operator: never a secret, always what failed.
-fn report(e: &CommandError, secrets: &[crate::secret::Secret]) {
-    let text = crate::secret::scrub(&e.to_string(), secrets);
-    if text.starts_with("error") {
-        eprintln!("{text}");
-    } else {
-        eprintln!("error: {text}");
-    }
+/// Reports an error to the operator: never a secret, always what failed.
+fn report(out: &Output, e: &CommandError, secrets: &[crate::secret::Secret]) {
+    out.error(crate::secret::scrub(&e.to_string(), secrets));
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::engine::{Engine, EngineError, transfer_images};
+use crate::output::{LogTail, Output};
 use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash, loaded_marker};
 use crate::transport::{Remote, TransportError, shell_quote};
 
@@ -49,31 +50,29 @@ pub struct Host<'a> {
 /// How many releases the host keeps for rollback.
 pub const RELEASES_KEPT: usize = 5;
 
-/// Receives progress as steps start and finish (a terminal printer, or nothing).
-pub trait Progress: Send + Sync {
-    fn step_started(&self, index: usize, total: usize, summary: &str);
-    fn step_finished(&self, index: usize, total: usize, summary: &str, took: Duration);
-    fn bytes_sent(&self, total: u64);
-}
+/// How many lines of a failing container's log a failed step shows.
+const LOG_LINES: usize = 20;
 
-/// Applies every step in order. Stops at the first failure. Returns the release left staged, if any.
+/// Applies every step in order, reporting each through `out`. Stops at the first failure, reported with the
+/// last lines of the log of the container it concerns. Returns the release left staged, if any.
 pub async fn apply(
     host: &Host<'_>,
     plan: &Plan,
     desired: &Desired,
-    progress: Arc<dyn Progress>,
+    out: &Output,
 ) -> Result<Option<crate::rollout::Staged>, ApplyError> {
     let total = plan.steps.len();
     let mut staged = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let index = i + 1;
         let summary = step.summary();
-        progress.step_started(index, total, &summary);
+        let shown = crate::output::Step::numbered(index, total, summary.clone());
+        out.step_started(&shown);
         let started = Instant::now();
         let span = tracing::info_span!("step", index, total);
         let left = async {
             tracing::debug!("step started: {summary}");
-            let left = apply_step(host, step, desired, progress.clone()).await;
+            let left = apply_step(host, step, desired, out).await;
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &left {
                 Ok(_) => tracing::debug!(elapsed_ms, "step finished: {summary}"),
@@ -82,25 +81,69 @@ pub async fn apply(
             left
         }
         .instrument(span)
-        .await
-        .map_err(|source| ApplyError {
-            index,
-            total,
-            summary: summary.clone(),
-            host: host.remote.name().to_string(),
-            source,
-        })?;
+        .await;
+        let left = match left {
+            Ok(left) => left,
+            Err(source) => {
+                let log = failing_log(host, step, &source).await;
+                out.step_failed(&shown, started.elapsed(), &source.to_string(), log);
+                return Err(ApplyError {
+                    index,
+                    total,
+                    summary,
+                    host: host.remote.name().to_string(),
+                    source,
+                });
+            }
+        };
         staged = staged.or(left);
-        progress.step_finished(index, total, &summary, started.elapsed());
+        out.step_done(&shown, started.elapsed(), None);
     }
     Ok(staged)
+}
+
+/// The container a failed step concerns and the last lines of its log: those a failed health check quoted
+/// (the container may be gone since), else read from the engine for a step that runs one container.
+async fn failing_log(host: &Host<'_>, step: &Step, error: &StepError) -> Option<LogTail> {
+    let unhealthy = match error {
+        StepError::Engine(e)
+        | StepError::Rollout(
+            crate::rollout::RolloutError::Engine(e)
+            | crate::rollout::RolloutError::CandidateUnhealthy { source: e, .. },
+        ) => Some(e),
+        _ => None,
+    };
+    if let Some(EngineError::Unhealthy { name, log_tail, .. }) = unhealthy {
+        return Some(LogTail {
+            container: name.clone(),
+            lines: log_tail
+                .lines()
+                .map(|l| l.strip_prefix("    ").unwrap_or(l).to_string())
+                .collect(),
+            in_error: true,
+        });
+    }
+    let name = match step {
+        Step::CreateContainer { name, .. }
+        | Step::StartContainer { name, .. }
+        | Step::RecreateContainer { name, .. }
+        | Step::Reload { name, .. } => name,
+        _ => return None,
+    };
+    let text = host.engine.log_tail(name, LOG_LINES).await.ok()?;
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    (!lines.is_empty()).then(|| LogTail {
+        container: name.clone(),
+        lines,
+        in_error: false,
+    })
 }
 
 async fn apply_step(
     host: &Host<'_>,
     step: &Step,
     desired: &Desired,
-    progress: Arc<dyn Progress>,
+    out: &Output,
 ) -> Result<Option<crate::rollout::Staged>, StepError> {
     let stack = desired.stack.as_str();
     match step {
@@ -108,12 +151,12 @@ async fn apply_step(
         Step::CreateVolume { name } => host.engine.create_volume(stack, name).await?,
         Step::TransferImages { images } => {
             let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
-            let p = progress.clone();
+            let out = out.clone();
             transfer_images(
                 host.local,
                 host.engine,
                 &refs,
-                Arc::new(move |n| p.bytes_sent(n)),
+                Arc::new(move |n| out.progress(n, None)),
             )
             .await?;
             for image in images {

@@ -14,16 +14,9 @@ use super::journal::{self, Journal, PHASES};
 use super::postgres::db_name;
 use super::{BackupError, Postgres, Setup, check, load, run_backup};
 use crate::engine::Engine;
+use crate::output::{LogTail, Output, Step};
 use crate::plan::{container_name, stack_dir};
 use crate::transport::{Remote, shell_quote};
-
-/// Receives the restore's progress.
-pub trait Progress: Send + Sync {
-    fn phase_started(&self, name: &str);
-    fn phase_finished(&self, phase: &Phase);
-    /// Compressed bytes of the backup loaded so far, of `total`, after `seconds`.
-    fn loaded(&self, bytes: u64, total: u64, seconds: f64);
-}
 
 /// One timed phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,27 +75,38 @@ pub fn maintenance_flag(stack: &str) -> String {
     format!("{}/www/.maintenance", stack_dir(stack))
 }
 
+/// How many lines of the backend's log a failed start shows.
+const LOG_LINES: usize = 20;
+
 struct Timer<'a> {
     phases: Vec<Phase>,
-    progress: &'a dyn Progress,
+    out: &'a Output,
     current: Option<(String, Instant)>,
 }
 
 impl Timer<'_> {
     fn start(&mut self, name: &str) {
-        self.progress.phase_started(name);
+        self.out.step_started(&Step::phase(name));
         self.current = Some((name.to_string(), Instant::now()));
     }
 
     fn done(&mut self, bytes: Option<u64>) {
         if let Some((name, t)) = self.current.take() {
-            let p = Phase {
+            let took = t.elapsed();
+            self.out.step_done(&Step::phase(name.as_str()), took, bytes);
+            self.phases.push(Phase {
                 name,
-                seconds: t.elapsed().as_secs_f64(),
+                seconds: took.as_secs_f64(),
                 bytes,
-            };
-            self.progress.phase_finished(&p);
-            self.phases.push(p);
+            });
+        }
+    }
+
+    /// Ends the running phase as failed, with the log of the container it concerns when there is one.
+    fn failed(&mut self, error: &str, log: Option<LogTail>) {
+        if let Some((name, t)) = self.current.take() {
+            self.out
+                .step_failed(&Step::phase(name), t.elapsed(), error, log);
         }
     }
 }
@@ -113,7 +117,7 @@ struct Flow<'a> {
     setup: &'a Setup,
     backend: &'a Backend<'a>,
     pg: Postgres<'a>,
-    progress: &'a dyn Progress,
+    out: &'a Output,
     timer: Timer<'a>,
     started: Instant,
 }
@@ -130,7 +134,7 @@ impl<'a> Flow<'a> {
         remote: &'a Remote,
         setup: &'a Setup,
         backend: &'a Backend<'a>,
-        progress: &'a dyn Progress,
+        out: &'a Output,
     ) -> Self {
         Flow {
             remote,
@@ -141,10 +145,10 @@ impl<'a> Flow<'a> {
                 container: setup.container.clone(),
                 user: setup.user.clone(),
             },
-            progress,
+            out,
             timer: Timer {
                 phases: Vec::new(),
-                progress,
+                out,
                 current: None,
             },
             started: Instant::now(),
@@ -257,6 +261,7 @@ impl<'a> Flow<'a> {
             let safety = match run_backup(self.remote, self.setup, Some("pre-restore"), 600).await {
                 Ok(s) => s,
                 Err(e) => {
+                    self.timer.failed(&e.to_string(), None);
                     let _ = journal::remove(self.remote, &stack).await;
                     return Err(BackupError::Restore {
                         host,
@@ -311,8 +316,8 @@ impl<'a> Flow<'a> {
                     .create(&next)
                     .await
                     .map_err(|e| ("load", e.to_string()))?;
-                let progress = self.progress;
-                let on_bytes = |b: u64, s: f64| progress.loaded(b, total, s);
+                let out = self.out;
+                let on_bytes = |b: u64, _: f64| out.progress(b, Some(total));
                 let stats =
                     match load(&self.pg, &self.setup.file_path(&j.file), &next, &on_bytes).await {
                         Ok(s) => s,
@@ -367,6 +372,12 @@ impl<'a> Flow<'a> {
                 })
             }
             Err((step, detail)) => {
+                let log = if step == "start backend" {
+                    self.backend_log(&detail).await
+                } else {
+                    None
+                };
+                self.timer.failed(&detail, log);
                 // Put the previous data back and the backend on it.
                 let mut outcome = Vec::new();
                 let mut whole = true;
@@ -421,6 +432,24 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// The last lines of the backend's log, for a failed start (`detail` may quote them already).
+    async fn backend_log(&self, detail: &str) -> Option<LogTail> {
+        let container = container_name("backend");
+        let text = self
+            .backend
+            .engine
+            .log_tail(&container, LOG_LINES)
+            .await
+            .ok()?;
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let in_error = detail.contains(&format!("last log lines of `{container}`"));
+        (!lines.is_empty()).then_some(LogTail {
+            container,
+            lines,
+            in_error,
+        })
+    }
+
     /// Renames the live (restored) database to `<db>_failed_<now>` and `aside` back to live, then drops the
     /// restored one.
     async fn swap_back(&self, aside: &str) -> Result<(), BackupError> {
@@ -438,9 +467,9 @@ pub async fn restore(
     setup: &Setup,
     backend: &Backend<'_>,
     file: &str,
-    progress: &dyn Progress,
+    out: &Output,
 ) -> Result<RestoreReport, BackupError> {
-    let mut flow = Flow::new(remote, setup, backend, progress);
+    let mut flow = Flow::new(remote, setup, backend, out);
     if let Some(j) = journal::read(remote, &setup.stack).await? {
         return Err(BackupError::Refused {
             host: flow.host(),
@@ -452,7 +481,13 @@ pub async fn restore(
 
     // 1. Prove the backup whole before touching anything.
     flow.timer.start("verify");
-    let total = flow.verify(file).await?;
+    let total = match flow.verify(file).await {
+        Ok(total) => total,
+        Err(e) => {
+            flow.timer.failed(&e.to_string(), None);
+            return Err(e);
+        }
+    };
     if !flow.pg.exists(&setup.database).await? {
         return Err(BackupError::Refused {
             host: flow.host(),
@@ -480,13 +515,13 @@ pub async fn resume(
     remote: &Remote,
     setup: &Setup,
     backend: &Backend<'_>,
-    progress: &dyn Progress,
+    out: &Output,
 ) -> Result<Option<RestoreReport>, BackupError> {
     let Some(mut j) = journal::read(remote, &setup.stack).await? else {
         return Ok(None);
     };
     j.adopt();
-    let mut flow = Flow::new(remote, setup, backend, progress);
+    let mut flow = Flow::new(remote, setup, backend, out);
     let swapped = flow.pg.exists(&j.aside).await?;
     let from = if swapped {
         START
@@ -509,7 +544,7 @@ pub async fn resume(
         })?;
         flow.timer.done(Some(total));
     }
-    progress.phase_started(&format!("resuming from `{}`", PHASES[from]));
+    out.note(format!("  resuming from `{}` …", PHASES[from]));
     flow.proceed(&mut j, from, total).await.map(Some)
 }
 
@@ -536,14 +571,14 @@ pub async fn abort(
     remote: &Remote,
     setup: &Setup,
     backend: &Backend<'_>,
-    progress: &dyn Progress,
+    out: &Output,
 ) -> Result<Option<AbortReport>, BackupError> {
     let Some(mut j) = journal::read(remote, &setup.stack).await? else {
         return Ok(None);
     };
     j.adopt();
     journal::write(remote, &setup.stack, &j).await?;
-    let flow = Flow::new(remote, setup, backend, progress);
+    let flow = Flow::new(remote, setup, backend, out);
     let host = flow.host();
     let database = setup.database.clone();
     let fail = |step: &str, detail: String| {
@@ -555,8 +590,15 @@ pub async fn abort(
     }
     };
     let swapped = flow.pg.exists(&j.aside).await?;
+    // Each part as a phase of its own; a failure ends the command with the error, which names the part.
+    let phase = |name: &str| {
+        let step = Step::phase(name);
+        out.step_started(&step);
+        (step, Instant::now())
+    };
+    let done = |(step, t): (Step, Instant)| out.step_done(&step, t.elapsed(), None);
     if swapped {
-        progress.phase_started("swap back");
+        let part = phase("swap back");
         let _ = remote
             .run(&format!("touch {}", shell_quote(&flow.flag())))
             .await;
@@ -568,8 +610,9 @@ pub async fn abort(
         flow.swap_back(&j.aside)
             .await
             .map_err(|e| fail("swapping the previous data back", e.to_string()))?;
+        done(part);
     }
-    progress.phase_started("drop leftovers");
+    let part = phase("drop leftovers");
     let dropped = flow.leftovers().await;
     for db in &dropped {
         flow.pg
@@ -577,10 +620,12 @@ pub async fn abort(
             .await
             .map_err(|e| fail("dropping leftovers", e.to_string()))?;
     }
-    progress.phase_started("start backend");
+    done(part);
+    let part = phase("start backend");
     flow.start_healthy()
         .await
         .map_err(|e| fail("starting the backend", e))?;
+    done(part);
     flow.lift(&j).await;
     journal::remove(remote, &setup.stack).await?;
     Ok(Some(AbortReport {

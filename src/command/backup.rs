@@ -1,6 +1,5 @@
 //! `vldeploy backup now|list|verify|pull`: the host's database backups, and the proof that one restores.
 
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncWriteExt;
@@ -56,7 +55,11 @@ pub(crate) async fn resolve(
 
 async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
     ctx.locked(c, "backup now", || async {
-        eprintln!("backing up `{}` on {} …", setup.database, ctx.target_name());
+        ctx.out.note(format!(
+            "backing up `{}` on {} …",
+            setup.database,
+            ctx.target_name()
+        ));
         match run_backup(&c.remote, setup, None, 600).await {
             Ok(o) => {
                 let file = o.file.clone().unwrap_or_default();
@@ -159,28 +162,6 @@ async fn list_backups(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32
     Ok(0)
 }
 
-/// Progress of a load on a terminal: MB and rate, redrawn in place; nothing otherwise.
-pub(crate) fn load_progress(total: u64) -> impl Fn(u64, f64) + Send + Sync {
-    let tty = std::io::stderr().is_terminal();
-    move |bytes: u64, secs: f64| {
-        if !tty {
-            return;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let (mb, total_mb) = (bytes as f64 / 1_048_576.0, total as f64 / 1_048_576.0);
-        let pct = if total > 0 {
-            mb / total_mb * 100.0
-        } else {
-            0.0
-        };
-        eprint!(
-            "\r  loaded {mb:.1} of {total_mb:.1} MB ({pct:.0}%), {:.1} MB/s   ",
-            mb / secs.max(0.001)
-        );
-        let _ = std::io::stderr().flush();
-    }
-}
-
 async fn verify_backup(
     ctx: &Context,
     c: &Connected,
@@ -189,7 +170,9 @@ async fn verify_backup(
 ) -> Result<i32, CommandError> {
     let file = resolve(ctx, c, setup, file).await?;
     ctx.locked(c, "backup verify", || async {
-        eprintln!("verifying `{file}` by restoring it into a scratch database …");
+        ctx.out.note(format!(
+            "verifying `{file}` by restoring it into a scratch database …"
+        ));
         let total = c
             .remote
             .exec(&format!(
@@ -200,7 +183,8 @@ async fn verify_backup(
             .ok()
             .and_then(|o| o.stdout_str().trim().parse().ok())
             .unwrap_or(0);
-        let progress = load_progress(total);
+        let out = &ctx.out;
+        let progress = |bytes: u64, _: f64| out.progress(bytes, Some(total));
         let v = match verify(&c.remote, setup, &file, &progress).await {
             Ok(v) => v,
             Err(e) => return (vec![format!("verify `{file}`")], Err(failed(e))),
@@ -208,10 +192,9 @@ async fn verify_backup(
         if let Err(e) =
             crate::checklist::record_verification(&c.remote, &ctx.stack.name, setup, &v).await
         {
-            eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
-        }
-        if std::io::stderr().is_terminal() {
-            eprintln!();
+            ctx.out.warning(format!(
+                "the checklist's backup evidence was not recorded: {e}"
+            ));
         }
         match ctx.output {
             Output::Json => println!("{}", serde_json::to_string(&v).unwrap_or_default()),

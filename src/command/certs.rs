@@ -32,10 +32,10 @@ pub(crate) async fn certificate_step(
     if !matches!(ctx.stack.tls, Tls::Acme(_)) {
         return Ok(None);
     }
-    eprintln!(
+    ctx.out.note(format!(
         "certificate for {}: checking on the host…",
         ctx.stack.domain
-    );
+    ));
     tls::converge(&c.remote, &ctx.stack, force)
         .await
         .map(Some)
@@ -214,7 +214,7 @@ pub(crate) async fn renew_on_host(args: &RenewOnHostArgs) -> i32 {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        eprintln!("error: invalid stack name `{}`", args.stack);
+        crate::output::Output::global().error(format!("invalid stack name `{}`", args.stack));
         return crate::run::FAILURE;
     }
     let report = tls::renew_on_host(

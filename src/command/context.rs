@@ -52,6 +52,8 @@ pub(crate) enum CommandError {
 pub(crate) struct Context {
     pub(crate) stack: Stack,
     pub(crate) output: Output,
+    /// Where progress, notes and warnings go (stderr, as the run's renderer draws them).
+    pub(crate) out: crate::output::Output,
     /// Build images even when an image from the same inputs exists.
     pub(crate) rebuild: bool,
 }
@@ -63,7 +65,7 @@ pub(crate) struct Connected {
 }
 
 impl Context {
-    pub(crate) fn load(global: &Global) -> Result<Self, CommandError> {
+    pub(crate) fn load(global: &Global, out: &crate::output::Output) -> Result<Self, CommandError> {
         let stack = crate::stack::load(&global.file, &global.env).map_err(|e| {
             let dir = global.file.parent().unwrap_or(std::path::Path::new("."));
             if global.env == "sandbox" && !dir.join(".vldeploy/sandbox").exists() {
@@ -74,14 +76,16 @@ impl Context {
                 CommandError::Stack(e)
             }
         })?;
+        out.register_secrets(&stack.secrets);
         for (name, file) in &stack.overridden {
-            eprintln!(
-                "warning: `{name}` is set in this shell's environment and differs from `{file}`; the environment's value is used (unset it to use the file's)"
-            );
+            out.warning(format!(
+                "`{name}` is set in this shell's environment and differs from `{file}`; the environment's value is used (unset it to use the file's)"
+            ));
         }
         Ok(Self {
             stack,
             output: global.output,
+            out: out.clone(),
             rebuild: global.rebuild,
         })
     }
@@ -97,7 +101,7 @@ impl Context {
     pub(crate) async fn connect(&self) -> Result<Connected, CommandError> {
         let c = self.connect_quiet().await?;
         if let Some(j) = self.interrupted_restore(&c).await {
-            eprintln!("warning: {}", j.describe(&self.stack.environment));
+            self.out.warning(j.describe(&self.stack.environment));
         }
         Ok(c)
     }
@@ -111,7 +115,7 @@ impl Context {
         match crate::backup::interrupted(&c.remote, &self.stack.name).await {
             Ok(j) => j,
             Err(e) => {
-                eprintln!("warning: {e}");
+                self.out.warning(e.to_string());
                 None
             }
         }
@@ -130,7 +134,7 @@ impl Context {
 
     /// Builds the images (before connecting: a stack that cannot be built changes nothing).
     pub(crate) async fn build(&self, local: &Engine) -> Result<Builds, CommandError> {
-        let say = |line: &str| eprintln!("{line}");
+        let say = |line: &str| self.out.note(line);
         Ok(build_all(&self.stack, local, self.rebuild, &say).await?)
     }
 
@@ -336,13 +340,13 @@ pub(crate) fn confirm_by_stack_name(
     refusal: String,
     prompt: &str,
 ) -> Result<(), CommandError> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::{BufRead, IsTerminal};
     let stack = &ctx.stack.name;
     if !std::io::stdin().is_terminal() {
         return Err(CommandError::Usage(refusal));
     }
-    eprint!("{prompt} Type `{stack}` to confirm: ");
-    let _ = std::io::stderr().flush();
+    ctx.out
+        .prompt(format!("{prompt} Type `{stack}` to confirm: "));
     let mut line = String::new();
     std::io::stdin()
         .lock()

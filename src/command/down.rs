@@ -37,7 +37,7 @@ async fn remove_all(
     });
     let mut removed = Vec::new();
     for o in &ordered {
-        eprintln!("stopping `{}` …", o.name);
+        ctx.out.note(format!("stopping `{}` …", o.name));
         c.engine.stop(&o.name, Duration::from_secs(30)).await?;
         c.engine.remove(&o.name).await?;
         changes.push(format!("remove container `{}`", o.name));

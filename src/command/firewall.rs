@@ -58,10 +58,10 @@ pub(crate) async fn prepare(ctx: &Context, c: &Connected) -> Result<Prepared, Co
         .await
         .map_err(fail)?;
     if prepared.cuts_ssh {
-        eprintln!(
+        ctx.out.note(format!(
             "firewall: test switch `{}` set: the ruleset leaves SSH out",
             crate::firewall::TEST_CUT_SSH_ENV
-        );
+        ));
     }
     Ok(prepared)
 }
@@ -90,13 +90,13 @@ pub(crate) async fn converge(
         return Ok(None);
     }
     if let Some(summary) = prepared.change.summary(&prepared.ruleset) {
-        eprintln!("firewall: {summary}");
+        ctx.out.note(format!("firewall: {summary}"));
     }
     let confirm = Confirm {
         stack: &ctx.stack,
         ssh_port: prepared.policy.ssh_port,
     };
-    let say = |line: &str| eprintln!("{line}");
+    let say = |line: &str| ctx.out.note(line);
     let applied = crate::firewall::safe_apply(
         &c.remote,
         &confirm,

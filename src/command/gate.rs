@@ -94,10 +94,10 @@ pub(crate) async fn decide(
 ) -> Result<Decision, (Vec<String>, Report, CommandError)> {
     let port = ctx.backend_port();
     if ctx.output == Output::Human {
-        eprintln!(
+        ctx.out.note(format!(
             "go-live checklist: checking the staged release `{}` …",
             staged.candidate
-        );
+        ));
     }
     let report = crate::checklist::run(&Inputs {
         stack: &ctx.stack,

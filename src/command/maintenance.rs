@@ -286,12 +286,12 @@ async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, 
                     c.remote.upload(&flag, b"", 0o644).await?;
                     match api_answer(ctx, c).await {
                         Ok(code) if code == "503" => {}
-                        Ok(code) => eprintln!(
-                            "warning: the flag is set but nginx answered /api/health with {code}; check `vldeploy status`"
-                        ),
-                        Err(e) => eprintln!(
-                            "warning: the flag is set but nginx could not be asked ({e}); it takes effect once nginx runs"
-                        ),
+                        Ok(code) => ctx.out.warning(format!(
+                            "the flag is set but nginx answered /api/health with {code}; check `vldeploy status`"
+                        )),
+                        Err(e) => ctx.out.warning(format!(
+                            "the flag is set but nginx could not be asked ({e}); it takes effect once nginx runs"
+                        )),
                     }
                     say(
                         ctx,
@@ -339,11 +339,11 @@ async fn off(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
                     c.remote.run(&format!("rm -f {}", shell_quote(&flag))).await?;
                     match api_answer(ctx, c).await {
                         Ok(code) if code == "200" => {}
-                        Ok(code) => eprintln!(
-                            "warning: maintenance is off but /api/health through nginx answers {code}: the backend is not healthy; `vldeploy doctor -e {}`",
+                        Ok(code) => ctx.out.warning(format!(
+                            "maintenance is off but /api/health through nginx answers {code}: the backend is not healthy; `vldeploy doctor -e {}`",
                             ctx.stack.environment
-                        ),
-                        Err(e) => eprintln!("warning: nginx could not be asked ({e})"),
+                        )),
+                        Err(e) => ctx.out.warning(format!("nginx could not be asked ({e})")),
                     }
                     say(
                         ctx,

@@ -15,7 +15,6 @@ mod logs;
 mod maintenance;
 mod oncall;
 mod plan;
-mod progress;
 mod releases;
 mod restore;
 mod sandbox;

@@ -23,7 +23,7 @@ pub(crate) async fn restart(ctx: &Context, service: &str) -> Result<i32, Command
     let c = ctx.connect().await?;
     ctx.locked(&c, &format!("restart {service}"), || async {
         let result = async {
-            eprintln!("restarting `{name}` …");
+            ctx.out.note(format!("restarting `{name}` …"));
             let opts = bollard::query_parameters::RestartContainerOptionsBuilder::new()
                 .t(30)
                 .build();

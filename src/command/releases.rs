@@ -140,7 +140,10 @@ async fn rollback_locked(
     spec.hash_key = Some(crate::facts::hash_key(&c.remote, stack).await?);
     let port = ctx.backend_port();
     let upstream = upstream_file(stack, &target.id, port)?;
-    eprintln!("rolling back to `{}` ({}) …", target.id, target.image_ref);
+    ctx.out.note(format!(
+        "rolling back to `{}` ({}) …",
+        target.id, target.image_ref
+    ));
     let t = Target {
         remote: &c.remote,
         engine: &c.engine,

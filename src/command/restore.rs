@@ -1,6 +1,5 @@
 //! `vldeploy restore`: confirm, (send a local backup,) restore under the lock, report phases and rates.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -9,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::backup::{failed, resolve};
 use super::context::Connected;
 use super::{CommandError, Context};
-use crate::backup::{BackupName, Phase, Progress, RestoreReport, Setup};
+use crate::backup::{BackupName, Phase, RestoreReport, Setup};
 use crate::cli::{Output, RestoreArgs};
 use crate::transport::shell_quote;
 
@@ -48,7 +47,7 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
     ctx.locked(&c, "restore", || async {
         let file = match (&file, &args.from_local) {
             (Some(f), _) => f.clone(),
-            (None, Some(local)) => match send(&c, &setup, local).await {
+            (None, Some(local)) => match send(&ctx.out, &c, &setup, local).await {
                 Ok(f) => f,
                 Err(e) => return (Vec::new(), Err(e)),
             },
@@ -56,15 +55,12 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
         };
         let mut changes = vec![format!("restore `{}` from `{file}`", setup.database)];
         let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
-        let printer = Printer {
-            tty: std::io::stderr().is_terminal(),
-        };
-        eprintln!(
+        ctx.out.note(format!(
             "restoring `{}` on {} from `{file}` …",
             setup.database,
             ctx.target_name()
-        );
-        match crate::backup::restore(&c.remote, &setup, &backend, &file, &printer).await {
+        ));
+        match crate::backup::restore(&c.remote, &setup, &backend, &file, &ctx.out).await {
             Ok(report) => {
                 changes.push(format!("safety backup `{}`", report.safety_backup));
                 changes.push(format!(
@@ -102,9 +98,6 @@ async fn finish(
     };
     ctx.locked(c, command, || async {
         let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
-        let printer = Printer {
-            tty: std::io::stderr().is_terminal(),
-        };
         let journal = match crate::backup::Journal::read_from(&c.remote, &setup.stack).await {
             Ok(j) => j,
             Err(e) => return (Vec::new(), Err(failed(e))),
@@ -121,20 +114,20 @@ async fn finish(
             }
             return (Vec::new(), Ok(0));
         };
-        eprintln!(
+        ctx.out.note(format!(
             "{} the restore of `{}` from `{}` interrupted in phase `{}` on {} …",
             if resume { "resuming" } else { "rolling back" },
             journal.database,
             journal.file,
             journal.phase,
             ctx.target_name()
-        );
+        ));
         if resume {
             let mut changes = vec![format!(
                 "resume the restore of `{}` from `{}` (interrupted in `{}`)",
                 journal.database, journal.file, journal.phase
             )];
-            match crate::backup::resume(&c.remote, setup, &backend, &printer).await {
+            match crate::backup::resume(&c.remote, setup, &backend, &ctx.out).await {
                 Ok(Some(report)) => {
                     changes.push(format!("previous database kept as `{}`", report.previous_database));
                     print_report(ctx, &report);
@@ -148,7 +141,7 @@ async fn finish(
                 "abort the restore of `{}` from `{}` (interrupted in `{}`)",
                 journal.database, journal.file, journal.phase
             )];
-            match crate::backup::abort(&c.remote, setup, &backend, &printer).await {
+            match crate::backup::abort(&c.remote, setup, &backend, &ctx.out).await {
                 Ok(Some(r)) => {
                     if r.swapped_back {
                         changes.push(format!("the previous data is live again as `{}`", r.database));
@@ -243,30 +236,6 @@ fn phase_text(p: &Phase) -> String {
     }
 }
 
-/// Phases as lines on stderr; the load's MB and rate redrawn in place on a terminal.
-struct Printer {
-    tty: bool,
-}
-
-impl Progress for Printer {
-    fn phase_started(&self, name: &str) {
-        eprintln!("  {name} …");
-    }
-
-    fn phase_finished(&self, phase: &Phase) {
-        if self.tty && phase.name == "load" {
-            eprintln!();
-        }
-        eprintln!("  {}: done {}", phase.name, phase_text(phase).trim_start());
-    }
-
-    fn loaded(&self, bytes: u64, total: u64, seconds: f64) {
-        if self.tty {
-            super::backup::load_progress(total)(bytes, seconds);
-        }
-    }
-}
-
 /// Asks the operator to type the stack name; without a terminal, refuses and names `--yes`.
 fn confirm(ctx: &Context, setup: &Setup, what: &str) -> Result<(), CommandError> {
     super::context::confirm_by_stack_name(
@@ -295,7 +264,12 @@ fn stamp() -> String {
 
 /// Sends a local backup to the host's backup directory as `db_backup_<now>_uploaded.sql.gz`, with its sha256
 /// computed here, so the host's check proves it arrived whole.
-async fn send(c: &Connected, setup: &Setup, local: &Path) -> Result<String, CommandError> {
+async fn send(
+    out: &crate::output::Output,
+    c: &Connected,
+    setup: &Setup,
+    local: &Path,
+) -> Result<String, CommandError> {
     let name = BackupName::new(&stamp(), Some("uploaded"))
         .map(|n| n.file)
         .ok_or_else(|| CommandError::Io("cannot name the uploaded backup".into()))?;
@@ -313,7 +287,11 @@ async fn send(c: &Connected, setup: &Setup, local: &Path) -> Result<String, Comm
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     let mut total = 0u64;
     let started = std::time::Instant::now();
-    eprintln!("sending `{}` to {} …", local.display(), c.remote.name());
+    out.note(format!(
+        "sending `{}` to {} …",
+        local.display(),
+        c.remote.name()
+    ));
     loop {
         let mut buf = vec![0u8; 1 << 20];
         let n = f.read(&mut buf).await.map_err(io)?;
@@ -346,10 +324,10 @@ async fn send(c: &Connected, setup: &Setup, local: &Path) -> Result<String, Comm
         .await?;
     #[allow(clippy::cast_precision_loss)]
     let mb = total as f64 / 1_048_576.0;
-    eprintln!(
+    out.note(format!(
         "  sent {mb:.1} MB in {:.1}s as `{name}`",
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(name)
 }
 

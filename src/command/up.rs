@@ -1,12 +1,10 @@
 //! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated), certificates, firewall, the
 //! go-live gate in gated environments, print the URL.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::certs::{cert_error, certificate_step, describe, reload_provided};
 use super::context::{Audited, Connected, plan_for};
-use super::progress::Lines;
 use super::{CommandError, Context};
 use crate::apply::{Host, apply};
 use crate::checklist::Report;
@@ -160,7 +158,7 @@ impl Run<'_> {
                 git: super::context::git_commit(&ctx.stack.project_dir),
                 stage_release: ctx.stack.gated,
             };
-            match apply(&host, &plan, self.desired, Arc::new(Lines::new())).await {
+            match apply(&host, &plan, self.desired, &ctx.out).await {
                 Ok(s) => staged = s,
                 Err(e) => return (changes, None, Err(e.into())),
             }
@@ -300,13 +298,14 @@ async fn backup_before(
         .await?
         .is_some_and(|s| s.running)
     {
-        eprintln!(
+        ctx.out.note(format!(
             "backup before the release: `{postgres}` is not running yet, so there is nothing to back up"
-        );
+        ));
         return Ok(None);
     }
     let setup = crate::backup::Setup::from_stack(&ctx.stack);
-    eprintln!("backup before the release: dumping the database …");
+    ctx.out
+        .note("backup before the release: dumping the database …");
     let outcome = crate::backup::run_backup(&c.remote, &setup, Some("pre-up"), 600)
         .await
         .map_err(|e| {
@@ -315,7 +314,9 @@ async fn backup_before(
             ))
         })?;
     let file = outcome.file.unwrap_or_default();
-    eprintln!("backup before the release: verifying `{file}` by a scratch restore …");
+    ctx.out.note(format!(
+        "backup before the release: verifying `{file}` by a scratch restore …"
+    ));
     let verification = crate::backup::verify(&c.remote, &setup, &file, &|_, _| {})
         .await
         .map_err(|e| CommandError::Io(format!("{e}\nnothing was changed")))?;
@@ -329,18 +330,22 @@ async fn backup_before(
         crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
             .await
     {
-        eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
+        ctx.out.warning(format!(
+            "the checklist's backup evidence was not recorded: {e}"
+        ));
     }
     if let Err(e) =
         crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
             .await
     {
-        eprintln!("warning: the checklist's backup evidence was not recorded: {e}");
+        ctx.out.warning(format!(
+            "the checklist's backup evidence was not recorded: {e}"
+        ));
     }
     let line = format!(
         "verified backup `{file}` before the release ({} tables)",
         verification.tables.len()
     );
-    eprintln!("{line}");
+    ctx.out.note(line.clone());
     Ok(Some(line))
 }

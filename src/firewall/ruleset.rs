@@ -167,7 +167,7 @@ pub(crate) mod tests {
             .output()
             .is_ok_and(|o| o.status.success());
         if !usable {
-            eprintln!("nft cannot check rulesets here; skipped");
+            crate::output::Output::global().note("nft cannot check rulesets here; skipped");
             return;
         }
         for name in ["default.yaml", "ranges.yaml"] {

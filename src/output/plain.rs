@@ -104,6 +104,7 @@ impl Render for Plain {
             }
             Event::Progress { bytes, total } => self.progress(*bytes, *total),
             Event::StepDone { step, took, bytes } => {
+                self.transfer = None;
                 let secs = took.as_secs_f64();
                 let text = match step.position {
                     Some(_) => format!("{}: done in {secs:.1}s", head(step)),
@@ -114,6 +115,7 @@ impl Render for Plain {
             Event::StepFailed {
                 step, took, log, ..
             } => {
+                self.transfer = None;
                 self.line(&format!(
                     "{}: failed after {:.1}s",
                     head(step),

@@ -14,6 +14,8 @@ pub(crate) struct Terminal {
     multi: MultiProgress,
     /// The running steps, innermost last.
     bars: Vec<ProgressBar>,
+    /// A transfer reported outside any step; it stays drawn as it ended once something else happens.
+    loose: Option<ProgressBar>,
     /// Animate spinners between events (off where nothing watches, as in tests).
     tick: bool,
 }
@@ -33,6 +35,7 @@ impl Terminal {
         Self {
             multi: MultiProgress::with_draw_target(target),
             bars: Vec::new(),
+            loose: None,
             tick,
         }
     }
@@ -55,6 +58,11 @@ impl Terminal {
 
 impl Render for Terminal {
     fn render(&mut self, event: &Event) {
+        if !matches!(event, Event::Progress { .. }) {
+            if let Some(bar) = self.loose.take() {
+                bar.abandon();
+            }
+        }
         match event {
             Event::StepStarted(step) => {
                 let bar = self.multi.add(ProgressBar::new_spinner());
@@ -68,7 +76,12 @@ impl Render for Terminal {
                 self.bars.push(bar);
             }
             Event::Progress { bytes, total } => {
-                if let Some(bar) = self.bars.last() {
+                if self.bars.is_empty() && self.loose.is_none() {
+                    let bar = self.multi.add(ProgressBar::new_spinner());
+                    bar.set_message("");
+                    self.loose = Some(bar);
+                }
+                if let Some(bar) = self.bars.last().or(self.loose.as_ref()) {
                     match total {
                         Some(t) if *t > 0 => {
                             if bar.length() != Some(*t) {
@@ -105,7 +118,12 @@ impl Render for Terminal {
             }
             Event::Note(text) => self.println(text),
             Event::Warning(text) => self.println(&format!("warning: {text}")),
-            Event::Error(text) => self.println(&error_text(text)),
+            Event::Error(text) => {
+                for bar in self.bars.drain(..) {
+                    bar.abandon();
+                }
+                self.println(&error_text(text));
+            }
             Event::Prompt(text) => self.multi.suspend(|| {
                 let mut err = std::io::stderr();
                 let _ = write!(err, "{text}");

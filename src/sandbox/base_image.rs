@@ -140,7 +140,7 @@ pub(crate) fn mirror_from_one_line(text: &str) -> Option<String> {
 
 /// Tries `docker pull debian:bookworm-slim`, giving up after a few seconds.
 async fn try_pull(docker: &Docker) -> bool {
-    eprintln!("trying to pull {UPSTREAM_BASE}…");
+    crate::output::Output::global().note(format!("trying to pull {UPSTREAM_BASE}…"));
     let options = CreateImageOptionsBuilder::default()
         .from_image("debian")
         .tag("bookworm-slim")
@@ -167,7 +167,9 @@ async fn try_pull(docker: &Docker) -> bool {
 
 async fn build_with_debootstrap(docker: &Docker, recipe: &Recipe) -> Result<(), SandboxError> {
     let image = recipe.image();
-    eprintln!("building base image {image} with debootstrap (about a minute)…");
+    crate::output::Output::global().note(format!(
+        "building base image {image} with debootstrap (about a minute)…"
+    ));
     let started = Instant::now();
     let dir = temp_dir()?;
     let result = async {
@@ -179,10 +181,10 @@ async fn build_with_debootstrap(docker: &Docker, recipe: &Recipe) -> Result<(), 
     .await;
     remove_temp_dir(&dir).await;
     result?;
-    eprintln!(
+    crate::output::Output::global().note(format!(
         "built base image {image} in {} s",
         started.elapsed().as_secs()
-    );
+    ));
     Ok(())
 }
 
@@ -354,10 +356,10 @@ async fn remove_temp_dir(dir: &Path) {
         .filter_map(|l| l.split_whitespace().nth(1))
         .any(|m| m.starts_with(&format!("{prefix}/")));
     if still_mounted {
-        eprintln!(
-            "warning: left {} in place: something is still mounted under it",
+        crate::output::Output::global().warning(format!(
+            "left {} in place: something is still mounted under it",
             dir.display()
-        );
+        ));
         return;
     }
     let owned = dir.to_path_buf();

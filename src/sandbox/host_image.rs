@@ -77,13 +77,15 @@ pub async fn ensure_host_image(
     if image_exists(docker, &image).await? {
         return Ok(image);
     }
-    eprintln!("building sandbox host image {image} from {base} (a minute or two)…");
+    crate::output::Output::global().note(format!(
+        "building sandbox host image {image} from {base} (a minute or two)…"
+    ));
     let started = Instant::now();
     build_image(docker, &context(flavor), &image, &[("BASE", base)]).await?;
-    eprintln!(
+    crate::output::Output::global().note(format!(
         "built sandbox host image {image} in {} s",
         started.elapsed().as_secs()
-    );
+    ));
     Ok(image)
 }
 

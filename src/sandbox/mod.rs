@@ -133,18 +133,20 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
             let has_ports = ports.iter().all(|p| published.contains(p));
             let same_flavor = container::flavor(c) == opts.flavor;
             if !same_flavor {
-                eprintln!(
+                crate::output::Output::global().note(format!(
                     "sandbox {name}: it is a {} host and a {} one was asked for; recreating it",
                     container::flavor(c).label(),
                     opts.flavor.label()
-                );
+                ));
             } else if !same_keys {
-                eprintln!(
+                crate::output::Output::global().note(format!(
                     "sandbox {name}: its keys changed in {}; recreating it",
                     opts.dir.display()
-                );
+                ));
             } else if !has_ports {
-                eprintln!("sandbox {name}: it lacks some of the requested ports; recreating it");
+                crate::output::Output::global().note(format!(
+                    "sandbox {name}: it lacks some of the requested ports; recreating it"
+                ));
             }
             same_flavor && same_keys && has_ports
         }
@@ -156,7 +158,8 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
     let container_id = if let Some(c) = existing.filter(|_| reusable) {
         let id = c.id.clone().unwrap_or_else(|| name.to_owned());
         if !container::is_running(&c) {
-            eprintln!("sandbox {name}: starting the stopped container");
+            crate::output::Output::global()
+                .note(format!("sandbox {name}: starting the stopped container"));
             docker
                 .start_container(&id, None)
                 .await

@@ -136,8 +136,8 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
         };
         let dead_here = held.machine == info.machine && !process_alive(held.pid);
         if attempt == 0 && !alive(&held, idle) {
-            eprintln!(
-                "warning: taking over a stale lock of `{stack}` held by {} (`{}`, {})",
+            crate::output::Output::global().warning(format!(
+                "taking over a stale lock of `{stack}` held by {} (`{}`, {})",
                 held.holder,
                 held.command,
                 if dead_here {
@@ -145,7 +145,7 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
                 } else {
                     format!("idle for {idle}s")
                 }
-            );
+            ));
             remote.run(&format!("rm -rf {q}")).await?;
             attempt += 1;
             continue;
