@@ -1,4 +1,4 @@
-//! Logging to stderr through `tracing`, with every known secret value scrubbed from every line.
+//! Logging through `tracing` into the output stream (stderr), with every known secret value scrubbed.
 
 use std::io::Write;
 use std::sync::{OnceLock, RwLock};
@@ -43,7 +43,7 @@ pub fn init(ansi: bool) {
         .try_init();
 }
 
-/// Stderr, one event at a time, scrubbed.
+/// The process's output stream (stderr, drawn as the run's mode says), one event at a time, scrubbed.
 struct ScrubbedStderr;
 
 /// Collects one event, then writes it scrubbed when dropped.
@@ -75,7 +75,8 @@ impl Drop for EventBuffer {
             Ok(s) if !s.is_empty() => scrub(&text, &s),
             _ => text.into_owned(),
         };
-        let _ = std::io::stderr().lock().write_all(clean.as_bytes());
+        let line = clean.strip_suffix('\n').unwrap_or(&clean);
+        crate::output::Output::global().log(line);
     }
 }
 

@@ -73,6 +73,8 @@ pub enum Event {
     Warning(String),
     /// The command failed: the message it ends with.
     Error(String),
+    /// A line of vldeploy's log (`VLDEPLOY_LOG`), already formatted.
+    Log(String),
     /// A question the operator answers on standard input (no line end follows).
     Prompt(String),
 }
@@ -113,6 +115,7 @@ impl Event {
             Event::Note(t) => Event::Note(clean(&t)),
             Event::Warning(t) => Event::Warning(clean(&t)),
             Event::Error(t) => Event::Error(clean(&t)),
+            Event::Log(t) => Event::Log(clean(&t)),
             Event::Prompt(t) => Event::Prompt(clean(&t)),
         }
     }

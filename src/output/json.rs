@@ -154,6 +154,7 @@ impl Render for Json {
             Event::Note(text) => self.write(&Line::message("note", text)),
             Event::Warning(text) => self.write(&Line::message("warning", text)),
             Event::Error(text) => self.write(&Line::message("error", text)),
+            Event::Log(text) => self.write(&Line::message("log", text)),
             Event::Prompt(text) => self.write(&Line::message("prompt", text)),
         }
     }
@@ -194,5 +195,18 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert!(v["event"].is_string(), "{line}");
         }
+    }
+
+    #[test]
+    fn output_json_carries_log_lines_as_events() {
+        let events = [(
+            Duration::ZERO,
+            Event::Log("  WARN could not release the lock".into()),
+        )];
+        let text = render_all(|out, clock| Box::new(Json::new(out, clock)), &events);
+        assert_eq!(
+            text,
+            "{\"event\":\"log\",\"message\":\"  WARN could not release the lock\"}\n"
+        );
     }
 }

@@ -78,6 +78,7 @@ impl Output {
         let render: Box<dyn Render> = match mode {
             Mode::Terminal => Box::new(terminal::Terminal::new(
                 indicatif::ProgressDrawTarget::stderr(),
+                Box::new(std::io::stderr()),
                 true,
             )),
             Mode::Plain => Box::new(plain::Plain::new(Box::new(std::io::stderr()), clock)),
@@ -165,6 +166,11 @@ impl Output {
     /// The message a failed command ends with.
     pub fn error(&self, text: impl Into<String>) {
         self.emit(Event::Error(text.into()));
+    }
+
+    /// A line of vldeploy's log.
+    pub fn log(&self, text: impl Into<String>) {
+        self.emit(Event::Log(text.into()));
     }
 
     /// A question for the operator; the answer is read from standard input.

@@ -125,7 +125,7 @@ impl Render for Plain {
                     self.line(&l);
                 }
             }
-            Event::Note(text) => self.line(text),
+            Event::Note(text) | Event::Log(text) => self.line(text),
             Event::Warning(text) => self.line(&format!("warning: {text}")),
             Event::Error(text) => self.line(&error_text(text)),
             Event::Prompt(text) => {

@@ -9,12 +9,14 @@ use super::Render;
 use super::event::{Event, Step};
 use super::plain::{error_text, log_lines};
 
-/// Draws steps in place on a terminal; notes and warnings scroll above them.
+/// Draws running steps in place on a terminal; ended steps, notes and warnings scroll above them, in order.
 pub(crate) struct Terminal {
     multi: MultiProgress,
+    /// Where lines that stay are written (stderr), with the bars cleared meanwhile.
+    lines: Box<dyn Write + Send>,
     /// The running steps, innermost last.
     bars: Vec<ProgressBar>,
-    /// A transfer reported outside any step; it stays drawn as it ended once something else happens.
+    /// A transfer reported outside any step; cleared once something else happens.
     loose: Option<ProgressBar>,
     /// Animate spinners between events (off where nothing watches, as in tests).
     tick: bool,
@@ -31,28 +33,36 @@ fn label(step: &Step) -> String {
 }
 
 impl Terminal {
-    pub(crate) fn new(target: ProgressDrawTarget, tick: bool) -> Self {
+    pub(crate) fn new(
+        target: ProgressDrawTarget,
+        lines: Box<dyn Write + Send>,
+        tick: bool,
+    ) -> Self {
         Self {
             multi: MultiProgress::with_draw_target(target),
+            lines,
             bars: Vec::new(),
             loose: None,
             tick,
         }
     }
 
-    fn println(&self, text: &str) {
-        let _ = self.multi.println(text);
+    /// Writes a line that stays, above the running bars.
+    fn println(&mut self, text: &str) {
+        let lines = &mut self.lines;
+        self.multi.suspend(|| {
+            let _ = writeln!(lines, "{text}");
+            let _ = lines.flush();
+        });
     }
 
-    /// Ends the innermost bar with `message` left in its place.
-    fn finish(&mut self, message: String) {
-        match self.bars.pop() {
-            Some(bar) => {
-                bar.set_style(style("{msg}"));
-                bar.finish_with_message(message);
-            }
-            None => self.println(&message),
+    /// Removes the innermost bar and leaves `message` in the scrolled lines.
+    fn finish(&mut self, message: &str) {
+        if let Some(bar) = self.bars.pop() {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
         }
+        self.println(message);
     }
 }
 
@@ -60,7 +70,8 @@ impl Render for Terminal {
     fn render(&mut self, event: &Event) {
         if !matches!(event, Event::Progress { .. }) {
             if let Some(bar) = self.loose.take() {
-                bar.abandon();
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
             }
         }
         match event {
@@ -102,12 +113,12 @@ impl Render for Terminal {
                 }
             }
             Event::StepDone { step, took, .. } => {
-                self.finish(format!("✓ {} ({:.1}s)", label(step), took.as_secs_f64()));
+                self.finish(&format!("✓ {} ({:.1}s)", label(step), took.as_secs_f64()));
             }
             Event::StepFailed {
                 step, took, log, ..
             } => {
-                self.finish(format!(
+                self.finish(&format!(
                     "✗ {}: failed after {:.1}s",
                     label(step),
                     took.as_secs_f64()
@@ -116,19 +127,22 @@ impl Render for Terminal {
                     self.println(&l);
                 }
             }
-            Event::Note(text) => self.println(text),
+            Event::Note(text) | Event::Log(text) => self.println(text),
             Event::Warning(text) => self.println(&format!("warning: {text}")),
             Event::Error(text) => {
                 for bar in self.bars.drain(..) {
-                    bar.abandon();
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
                 }
                 self.println(&error_text(text));
             }
-            Event::Prompt(text) => self.multi.suspend(|| {
-                let mut err = std::io::stderr();
-                let _ = write!(err, "{text}");
-                let _ = err.flush();
-            }),
+            Event::Prompt(text) => {
+                let lines = &mut self.lines;
+                self.multi.suspend(|| {
+                    let _ = write!(lines, "{text}");
+                    let _ = lines.flush();
+                });
+            }
         }
     }
 }
@@ -140,7 +154,7 @@ mod tests {
 
     use indicatif::TermLike;
 
-    use super::super::tests::fixed_sequence;
+    use super::super::tests::{Buffer, fixed_sequence};
     use super::*;
 
     /// A terminal in memory: what was written, line by line.
@@ -182,33 +196,38 @@ mod tests {
     }
 
     #[test]
-    fn output_terminal_draws_steps_marks_and_the_failing_log() {
+    fn output_terminal_scrolls_ended_steps_notes_and_the_failing_log_in_order() {
         let screen = Screen::default();
+        let lines = Buffer::default();
         let mut t = Terminal::new(
             ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            Box::new(lines.clone()),
             false,
         );
         for (_, event) in fixed_sequence() {
             t.render(&event);
         }
-        let drawn = screen.0.lock().unwrap().clone();
-        for expected in [
-            "✓ [1/3] create network `vl_net` (0.2s)",
-            "✓ [2/3] send images (4.5s)",
-            "warning: `DB_PASSWORD` is set in this shell's environment",
-            "✗ [3/3] release `backend`: failed after 31.0s",
-            "  last log lines of `vl_backend_candidate`:",
-            "    panic: cannot reach the database",
-            "✓ load (4.0s)",
-            "nothing was changed",
-            "error: step 3/3 `release `backend`` failed",
-        ] {
-            assert!(
-                drawn.contains(expected),
-                "`{expected}` not drawn in:\n{drawn}"
-            );
-        }
+        assert_eq!(
+            lines.text(),
+            "\
+✓ [1/3] create network `vl_net` (0.2s)
+✓ [2/3] send images (4.5s)
+warning: `DB_PASSWORD` is set in this shell's environment
+✗ [3/3] release `backend`: failed after 31.0s
+  last log lines of `vl_backend_candidate`:
+    listening on 0.0.0.0:8080
+    panic: cannot reach the database
+✓ load (4.0s)
+nothing was changed
+error: step 3/3 `release `backend`` failed
+"
+        );
         assert!(t.bars.is_empty(), "every step's bar ended");
+        let drawn = screen.0.lock().unwrap().clone();
+        assert!(
+            drawn.contains("[2/3] send images"),
+            "the running step was drawn: {drawn}"
+        );
     }
 
     #[test]
@@ -216,6 +235,7 @@ mod tests {
         let screen = Screen::default();
         let mut t = Terminal::new(
             ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            Box::new(Buffer::default()),
             false,
         );
         t.render(&Event::StepStarted(Step::phase("load")));
@@ -229,5 +249,6 @@ mod tests {
         bar.tick();
         let drawn = screen.0.lock().unwrap().clone();
         assert!(drawn.contains("load"), "{drawn}");
+        assert!(drawn.contains("6.00 MiB/12.00 MiB"), "{drawn}");
     }
 }
