@@ -202,6 +202,13 @@ async fn apply_step(
             reload(host, desired, service, name).await?;
         }
         Step::RemoveContainer { name, .. } => host.engine.remove(name).await?,
+        // `up` carries these out with the certificate and firewall flows (`Plan::for_apply` leaves them out).
+        Step::Certificate { .. } | Step::Firewall { .. } => {
+            return Err(StepError::Other(format!(
+                "`{}` is carried out by `up`'s own flow, not by `apply`",
+                step.summary()
+            )));
+        }
     }
     Ok(None)
 }

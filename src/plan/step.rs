@@ -56,6 +56,21 @@ pub enum Step {
         name: String,
         reason: String,
     },
+    /// Issue the certificate from the CA (`tls: acme`: the renewal job on the host runs now) or install the
+    /// operator's files (`tls: provided`). Carried out by `up`'s certificate flow, after the containers.
+    Certificate {
+        domains: Vec<String>,
+        provided: bool,
+        reason: String,
+    },
+    /// Bring vldeploy's nftables table in line: applied safely (reverted unless a new connection confirms
+    /// it), or, when the loaded table is right, only installed for boot. Carried out by `up`'s firewall flow, last.
+    Firewall {
+        hash: String,
+        /// Whether the loaded table changes (`false`: only the boot file or unit).
+        apply: bool,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,6 +94,7 @@ impl Step {
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
             | Step::Reload { .. } => '~',
+            Step::Certificate { .. } | Step::Firewall { .. } => '~',
             Step::RemoveContainer { .. } => '-',
         }
     }
@@ -107,6 +123,21 @@ impl Step {
             Step::Reload { name, .. } => format!("reload `{name}`"),
             Step::Release { name, .. } => format!("release `{name}` (blue/green)"),
             Step::RemoveContainer { name, .. } => format!("remove container `{name}`"),
+            Step::Certificate {
+                domains,
+                provided: false,
+                ..
+            } => format!("issue certificate for {}", domains.join(", ")),
+            Step::Certificate { domains, .. } => {
+                format!(
+                    "install the provided certificate for {}",
+                    domains.join(", ")
+                )
+            }
+            Step::Firewall {
+                hash, apply: true, ..
+            } => format!("apply firewall ruleset {hash}"),
+            Step::Firewall { hash, .. } => format!("install firewall ruleset {hash} for boot"),
         }
     }
 
@@ -122,8 +153,16 @@ impl Step {
             | Step::StartContainer { reason, .. }
             | Step::Release { reason, .. }
             | Step::Reload { reason, .. }
-            | Step::RemoveContainer { reason, .. } => reason.clone(),
+            | Step::RemoveContainer { reason, .. }
+            | Step::Certificate { reason, .. }
+            | Step::Firewall { reason, .. } => reason.clone(),
         }
+    }
+
+    /// Whether `up` carries the step out with a flow of its own (certificates, the firewall's safe apply)
+    /// rather than through `apply`.
+    pub fn is_host_flow(&self) -> bool {
+        matches!(self, Step::Certificate { .. } | Step::Firewall { .. })
     }
 }
 
