@@ -1,6 +1,6 @@
 //! A drift check sees the drift that matters: with the stack up, someone deletes the firewall table, removes
 //! the certificate files, edits a cron entry or the backup script; `plan --exit-code` exits 2 and names the
-//! change, `up` repairs it, and `plan --exit-code` exits 0 again.
+//! change, `up` repairs it, and `plan --exit-code` exits 0 again. A lost release history is recorded again.
 
 #![allow(clippy::unwrap_used)]
 

@@ -129,9 +129,35 @@ pub async fn gather(
             detail,
         })?);
     }
+    if desired.containers.iter().any(|c| c.release_alias.is_some()) {
+        facts.releases = Some(last_releases(read.releases.as_deref()).map_err(|detail| {
+            FactsError::Unreadable {
+                host: name.clone(),
+                what: format!(
+                    "the release history `{}`",
+                    crate::rollout::history_path(stack)
+                ),
+                detail,
+            }
+        })?);
+    }
     facts.files = read.files;
     facts.loaded = read.loaded;
     Ok(Gathered { facts, firewall })
+}
+
+/// Per service, the id of its newest release in the history (`None`: no history file yet).
+fn last_releases(text: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let Some(text) = text else {
+        return Ok(BTreeMap::new());
+    };
+    let history: crate::rollout::History =
+        serde_json::from_str(text).map_err(|e| format!("it is not a release history: {e}"))?;
+    Ok(history
+        .releases
+        .into_iter()
+        .map(|r| (r.service, r.id))
+        .collect())
 }
 
 fn certificate(pem: &str) -> Result<ObservedCertificate, String> {
@@ -176,6 +202,13 @@ fn host_script(desired: &Desired) -> String {
              else printf 'unreadable %s\\n' {c}; fi; fi; "
         ));
     }
+    if desired.containers.iter().any(|c| c.release_alias.is_some()) {
+        let r = shell_quote(&crate::rollout::history_path(&desired.stack)).into_owned();
+        cmd.push_str(&format!(
+            "if [ -e {r} ]; then if r=$(cat {r}); then echo --releases; printf '%s\\n' \"$r\"; echo --end; \
+             else printf 'unreadable %s\\n' {r}; fi; fi; "
+        ));
+    }
     cmd.push_str("true");
     cmd
 }
@@ -188,6 +221,7 @@ struct HostRead {
     unreadable: Vec<String>,
     firewall: String,
     certificate: Option<String>,
+    releases: Option<String>,
 }
 
 fn parse_host(text: &str) -> HostRead {
@@ -200,15 +234,24 @@ fn parse_host(text: &str) -> HostRead {
                 section = Some("certificate");
                 read.certificate = Some(String::new());
             }
+            (None, "--releases") => {
+                section = Some("releases");
+                read.releases = Some(String::new());
+            }
             (Some(_), "--end") => section = None,
             (Some("firewall"), l) => {
                 read.firewall.push_str(l);
                 read.firewall.push('\n');
             }
-            (Some(_), l) => {
-                if let Some(c) = read.certificate.as_mut() {
-                    c.push_str(l);
-                    c.push('\n');
+            (Some(which), l) => {
+                let text = if which == "releases" {
+                    read.releases.as_mut()
+                } else {
+                    read.certificate.as_mut()
+                };
+                if let Some(t) = text {
+                    t.push_str(l);
+                    t.push('\n');
                 }
             }
             (None, l) => {
@@ -262,7 +305,25 @@ mod tests {
                 unreadable: vec![],
                 firewall: "nft=yes\ntable=yes\n".into(),
                 certificate: Some("-----BEGIN CERTIFICATE-----\nMII\n".into()),
+                releases: None,
             }
+        );
+    }
+
+    #[test]
+    fn the_newest_release_of_each_service_is_the_last_in_the_history() {
+        let read = parse_host(
+            "--firewall\n--end\n--releases\n{\"releases\": [\n{\"id\": \"backend-a\", \"service\": \"backend\", \"image_id\": \"i\", \"image_ref\": \"r\", \"created\": 1, \"actor\": \"ops\"},\n{\"id\": \"backend-b\", \"service\": \"backend\", \"image_id\": \"i\", \"image_ref\": \"r\", \"created\": 2, \"actor\": \"ops\"}\n]}\n--end\n",
+        );
+        assert_eq!(
+            last_releases(read.releases.as_deref()).unwrap(),
+            [("backend".to_string(), "backend-b".to_string())].into()
+        );
+        assert_eq!(last_releases(None).unwrap(), BTreeMap::new());
+        assert!(
+            last_releases(Some("{not json"))
+                .unwrap_err()
+                .starts_with("it is not a release history: ")
         );
     }
 

@@ -21,6 +21,9 @@ pub struct Facts {
     pub firewall: Option<RulesetFacts>,
     /// The certificate nginx serves from (`None`: none installed).
     pub certificate: Option<ObservedCertificate>,
+    /// Per service released blue/green, the id of the last release in the host's history (`None`: the
+    /// history was not read).
+    pub releases: Option<BTreeMap<String, String>>,
     /// The time the facts were read (seconds since the epoch), for certificate expiry.
     pub now: u64,
 }

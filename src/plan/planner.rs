@@ -122,6 +122,28 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         });
     }
 
+    // A release that serves but is not the newest in the history (an interrupted run, a history edited or lost).
+    if let Some(recorded) = &facts.releases {
+        for spec in &desired.containers {
+            let Some(id) = &spec.release_alias else {
+                continue;
+            };
+            if replaced.contains(spec.service.as_str()) {
+                continue;
+            }
+            let reason = match recorded.get(&spec.service) {
+                Some(last) if last == id => continue,
+                Some(last) => format!("it serves, but the history ends at `{last}`"),
+                None => "it serves, but the history has no release of it".to_string(),
+            };
+            steps.push(Step::RecordRelease {
+                service: spec.service.clone(),
+                id: id.clone(),
+                reason,
+            });
+        }
+    }
+
     let wanted: BTreeSet<&str> = desired.containers.iter().map(|c| c.name.as_str()).collect();
     // A release replaces the service's candidate itself (a gated first launch keeps one on purpose).
     let released: BTreeSet<String> = steps

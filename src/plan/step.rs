@@ -56,6 +56,12 @@ pub enum Step {
         name: String,
         reason: String,
     },
+    /// Record the release that serves as the newest in the host's history (what `rollback` and `releases` read).
+    RecordRelease {
+        service: String,
+        id: String,
+        reason: String,
+    },
     /// Issue the certificate from the CA (`tls: acme`: the renewal job on the host runs now) or install the
     /// operator's files (`tls: provided`). Carried out by `up`'s certificate flow, after the containers.
     Certificate {
@@ -94,7 +100,7 @@ impl Step {
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
             | Step::Reload { .. } => '~',
-            Step::Certificate { .. } | Step::Firewall { .. } => '~',
+            Step::RecordRelease { .. } | Step::Certificate { .. } | Step::Firewall { .. } => '~',
             Step::RemoveContainer { .. } => '-',
         }
     }
@@ -123,6 +129,7 @@ impl Step {
             Step::Reload { name, .. } => format!("reload `{name}`"),
             Step::Release { name, .. } => format!("release `{name}` (blue/green)"),
             Step::RemoveContainer { name, .. } => format!("remove container `{name}`"),
+            Step::RecordRelease { id, .. } => format!("record release `{id}` in the history"),
             Step::Certificate {
                 domains,
                 provided: false,
@@ -154,6 +161,7 @@ impl Step {
             | Step::Release { reason, .. }
             | Step::Reload { reason, .. }
             | Step::RemoveContainer { reason, .. }
+            | Step::RecordRelease { reason, .. }
             | Step::Certificate { reason, .. }
             | Step::Firewall { reason, .. } => reason.clone(),
         }

@@ -161,6 +161,12 @@ fn converged(d: &Desired) -> Facts {
             boot_disabled: false,
         }),
         certificate: d.certificate.as_ref().map(|_| issued()),
+        releases: Some(
+            d.containers
+                .iter()
+                .filter_map(|c| Some((c.service.clone(), c.release_alias.clone()?)))
+                .collect(),
+        ),
         now: NOW,
     }
 }
@@ -820,5 +826,37 @@ fn an_edited_cron_entry_or_backup_script_is_written_again() {
             "~ write `/etc/cron.d/vldeploy-shop-certs` (content changed)",
             "~ write `/var/lib/vldeploy/shop/backup/backup.sh` (missing on the host)",
         ]
+    );
+}
+
+#[test]
+fn a_serving_release_missing_from_the_history_is_recorded() {
+    let d = desired();
+    let alias = d.containers[1].release_alias.clone().unwrap();
+    let mut facts = converged(&d);
+    facts.releases = Some(BTreeMap::new());
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        [format!(
+            "~ record release `{alias}` in the history (it serves, but the history has no release of it)"
+        )]
+    );
+    facts.releases = Some([("backend".to_string(), "backend-0ld".to_string())].into());
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        [format!(
+            "~ record release `{alias}` in the history (it serves, but the history ends at `backend-0ld`)"
+        )]
+    );
+    assert_eq!(p.for_apply(), p, "`apply` records it");
+    // A release being made records itself.
+    facts
+        .containers
+        .retain(|c| c.service.as_deref() != Some("backend"));
+    assert!(
+        !summaries(&plan(&d, &facts))
+            .iter()
+            .any(|s| s.contains("record release")),
     );
 }
