@@ -5,7 +5,7 @@ use super::{CommandError, Context};
 use crate::cli::{Output, PlanArgs};
 use crate::engine::Engine;
 use crate::firewall::Prepared;
-use crate::plan::{Desired, Facts, Plan};
+use crate::plan::{Desired, Plan};
 
 /// Exit status of `plan --exit-code` when changes are pending.
 pub(crate) const CHANGES_PENDING: i32 = 2;
@@ -30,8 +30,6 @@ pub(crate) async fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, CommandE
 
 /// The plan of one host and what it was made from.
 pub(crate) struct HostPlan {
-    #[allow(dead_code)] // kept for callers that report the facts
-    pub(crate) facts: Facts,
     pub(crate) plan: Plan,
     /// The firewall's reading, ruleset and change: what `up`'s safe apply carries out.
     pub(crate) firewall: Prepared,
@@ -58,9 +56,5 @@ pub(crate) async fn host_plan(
         ..desired.clone()
     };
     let plan = crate::plan::plan(&wanted, &gathered.facts);
-    Ok(HostPlan {
-        facts: gathered.facts,
-        plan,
-        firewall,
-    })
+    Ok(HostPlan { plan, firewall })
 }
