@@ -108,10 +108,10 @@ impl Run<'_> {
             Err(e) => return (Vec::new(), None, Err(e)),
         };
         // A host that cannot take the firewall change is refused before anything changes.
-        if !firewall.change.is_unchanged() {
-            if let Err(e) = firewall.observed.usable(connected.remote.name()) {
-                return (Vec::new(), None, Err(super::firewall::fail(e)));
-            }
+        if !firewall.change.is_unchanged()
+            && let Err(e) = firewall.observed.usable(connected.remote.name())
+        {
+            return (Vec::new(), None, Err(super::firewall::fail(e)));
         }
         // nginx needs a certificate before it starts: a placeholder until the CA issues one.
         let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {

@@ -4,6 +4,7 @@
 mod hash_key;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use futures_util::future::join_all;
 
@@ -178,36 +179,41 @@ fn host_script(desired: &Desired) -> String {
     let mut cmd = String::new();
     for f in &desired.files {
         let p = shell_quote(&f.path);
-        cmd.push_str(&format!(
+        let _ = write!(
+            cmd,
             "if [ -e {p} ]; then if h=$(sha256sum < {p}); then printf 'file %s %s\\n' \"${{h%% *}}\" {p}; \
              else printf 'unreadable %s\\n' {p}; fi; else printf 'missing %s\\n' {p}; fi; "
-        ));
+        );
     }
     for s in &services {
         let m = shell_quote(&loaded_marker(&desired.stack, s)).into_owned();
-        cmd.push_str(&format!(
+        let _ = write!(
+            cmd,
             "if [ -e {m} ]; then if l=$(cat {m}); then printf 'loaded %s %s\\n' {s} \"$l\"; \
              else printf 'unreadable %s\\n' {m}; fi; fi; ",
             s = shell_quote(s)
-        ));
+        );
     }
-    cmd.push_str(&format!(
+    let _ = write!(
+        cmd,
         "echo --firewall; {}; echo --end; ",
         crate::firewall::observe_script()
-    ));
+    );
     if desired.certificate.is_some() {
         let c = shell_quote(&crate::tls::current_chain_path(&desired.stack)).into_owned();
-        cmd.push_str(&format!(
+        let _ = write!(
+            cmd,
             "if [ -e {c} ]; then if c=$(cat {c}); then echo --certificate; printf '%s\\n' \"$c\"; echo --end; \
              else printf 'unreadable %s\\n' {c}; fi; fi; "
-        ));
+        );
     }
     if desired.containers.iter().any(|c| c.release_alias.is_some()) {
         let r = shell_quote(&crate::rollout::history_path(&desired.stack)).into_owned();
-        cmd.push_str(&format!(
+        let _ = write!(
+            cmd,
             "if [ -e {r} ]; then if r=$(cat {r}); then echo --releases; printf '%s\\n' \"$r\"; echo --end; \
              else printf 'unreadable %s\\n' {r}; fi; fi; "
-        ));
+        );
     }
     cmd.push_str("true");
     cmd
@@ -263,11 +269,11 @@ fn parse_host(text: &str) -> HostRead {
                         }
                     }
                     "loaded" => {
-                        if let Some((service, hash)) = rest.split_once(' ') {
-                            if !hash.trim().is_empty() {
-                                read.loaded
-                                    .insert(service.to_string(), hash.trim().to_string());
-                            }
+                        if let Some((service, hash)) = rest.split_once(' ')
+                            && !hash.trim().is_empty()
+                        {
+                            read.loaded
+                                .insert(service.to_string(), hash.trim().to_string());
                         }
                     }
                     "unreadable" => read.unreadable.push(rest.to_string()),

@@ -39,6 +39,7 @@ impl Plan {
 
     /// The steps `apply` walks: all but those `up` carries out with flows of their own (see
     /// [`Step::is_host_flow`]).
+    #[must_use]
     pub fn for_apply(&self) -> Plan {
         Plan {
             stack: self.stack.clone(),

@@ -122,27 +122,7 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         });
     }
 
-    // A release that serves but is not the newest in the history (an interrupted run, a history edited or lost).
-    if let Some(recorded) = &facts.releases {
-        for spec in &desired.containers {
-            let Some(id) = &spec.release_alias else {
-                continue;
-            };
-            if replaced.contains(spec.service.as_str()) {
-                continue;
-            }
-            let reason = match recorded.get(&spec.service) {
-                Some(last) if last == id => continue,
-                Some(last) => format!("it serves, but the history ends at `{last}`"),
-                None => "it serves, but the history has no release of it".to_string(),
-            };
-            steps.push(Step::RecordRelease {
-                service: spec.service.clone(),
-                id: id.clone(),
-                reason,
-            });
-        }
-    }
+    steps.extend(release_records(desired, facts, &replaced));
 
     let wanted: BTreeSet<&str> = desired.containers.iter().map(|c| c.name.as_str()).collect();
     // A release replaces the service's candidate itself (a gated first launch keeps one on purpose).
@@ -169,14 +149,52 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         }
     }
 
-    if let Some(wanted) = &desired.certificate {
-        if let Some(reason) = certificate_reason(wanted, facts.certificate.as_ref(), facts.now) {
-            steps.push(Step::Certificate {
-                domains: wanted.domains.clone(),
-                provided: wanted.provided.is_some(),
+    steps.extend(host_steps(desired, facts));
+
+    Plan {
+        stack: desired.stack.clone(),
+        steps,
+    }
+}
+
+/// A release that serves but is not the newest in the host's history (an interrupted run, a history edited
+/// or lost) is recorded; a release being made records itself.
+fn release_records(desired: &Desired, facts: &Facts, replaced: &BTreeSet<String>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(recorded) = &facts.releases {
+        for spec in &desired.containers {
+            let Some(id) = &spec.release_alias else {
+                continue;
+            };
+            if replaced.contains(spec.service.as_str()) {
+                continue;
+            }
+            let reason = match recorded.get(&spec.service) {
+                Some(last) if last == id => continue,
+                Some(last) => format!("it serves, but the history ends at `{last}`"),
+                None => "it serves, but the history has no release of it".to_string(),
+            };
+            steps.push(Step::RecordRelease {
+                service: spec.service.clone(),
+                id: id.clone(),
                 reason,
             });
         }
+    }
+    steps
+}
+
+/// The certificate and the firewall ruleset, which `up` carries out with flows of its own.
+fn host_steps(desired: &Desired, facts: &Facts) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(wanted) = &desired.certificate
+        && let Some(reason) = certificate_reason(wanted, facts.certificate.as_ref(), facts.now)
+    {
+        steps.push(Step::Certificate {
+            domains: wanted.domains.clone(),
+            provided: wanted.provided.is_some(),
+            reason,
+        });
     }
     if let Some(hash) = &desired.firewall {
         let seen = facts.firewall.clone().unwrap_or_default();
@@ -188,11 +206,7 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
             });
         }
     }
-
-    Plan {
-        stack: desired.stack.clone(),
-        steps,
-    }
+    steps
 }
 
 /// Why the installed certificate does not do, if it does not.

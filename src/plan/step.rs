@@ -99,8 +99,10 @@ impl Step {
             | Step::Release { .. }
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
-            | Step::Reload { .. } => '~',
-            Step::RecordRelease { .. } | Step::Certificate { .. } | Step::Firewall { .. } => '~',
+            | Step::Reload { .. }
+            | Step::RecordRelease { .. }
+            | Step::Certificate { .. }
+            | Step::Firewall { .. } => '~',
             Step::RemoveContainer { .. } => '-',
         }
     }
