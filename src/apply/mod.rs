@@ -245,6 +245,25 @@ async fn apply_step(
             reload(host, desired, service, name).await?;
         }
         Step::RemoveContainer { name, .. } => host.engine.remove(name).await?,
+        Step::RecordRelease { service, .. } => {
+            let spec = spec_for(desired, service)?;
+            crate::rollout::record_release(
+                host.remote,
+                stack,
+                spec,
+                &host.actor,
+                host.git.clone(),
+                RELEASES_KEPT,
+            )
+            .await?;
+        }
+        // `up` carries these out with the certificate and firewall flows (`Plan::for_apply` leaves them out).
+        Step::Certificate { .. } | Step::Firewall { .. } => {
+            return Err(StepError::Other(format!(
+                "`{}` is carried out by `up`'s own flow, not by `apply`",
+                step.summary()
+            )));
+        }
     }
     Ok(None)
 }

@@ -7,7 +7,7 @@ use crate::builder::{BuildError, Builds, build_all};
 use crate::cli::{Global, Output};
 use crate::engine::{Engine, EngineError};
 use crate::facts::FactsError;
-use crate::plan::{Desired, Facts, Images, Plan, desired_from_stack};
+use crate::plan::{Desired, Images, desired_from_stack};
 use crate::render::RenderError;
 use crate::stack::{Stack, StackError};
 use crate::transport::{Remote, TransportError};
@@ -192,6 +192,16 @@ impl Context {
         desired
             .files
             .extend(crate::backup::Setup::from_stack(&self.stack).files()?);
+        // So is the certificate renewal job's cron entry; the certificate itself is planned too.
+        desired
+            .files
+            .extend(crate::tls::renewal_files(&self.stack)?);
+        desired.certificate = crate::tls::wanted(&self.stack).map_err(|e| {
+            CommandError::Io(format!(
+                "the certificate for `{}`: {e}\n  nothing was changed",
+                self.stack.domain
+            ))
+        })?;
         Ok(desired)
     }
 
@@ -219,16 +229,6 @@ impl Context {
         }
         format!("http://{}/", self.stack.domain)
     }
-}
-
-/// Facts and the plan, computed together.
-pub(crate) async fn plan_for(
-    c: &Connected,
-    desired: &Desired,
-) -> Result<(Facts, Plan), CommandError> {
-    let facts = crate::facts::gather(&c.remote, &c.engine, desired).await?;
-    let plan = crate::plan::plan(desired, &facts);
-    Ok((facts, plan))
 }
 
 impl Context {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::certs::{cert_error, certificate_step, describe, reload_provided};
-use super::context::{Audited, Connected, plan_for};
+use super::context::{Audited, Connected};
 use super::{CommandError, Context};
 use crate::apply::{Host, apply};
 use crate::checklist::Report;
@@ -100,6 +100,17 @@ impl Run<'_> {
     async fn converge(&self) -> Converged {
         let (ctx, connected) = (self.ctx, self.c);
         let target = ctx.target_name();
+        // One reading of the host plans everything: containers, files, cron entries, the certificate, the firewall.
+        let (plan, firewall) = match super::plan::host_plan(ctx, connected, self.desired).await {
+            Ok(p) => (p.plan, p.firewall),
+            Err(e) => return (Vec::new(), None, Err(e)),
+        };
+        // A host that cannot take the firewall change is refused before anything changes.
+        if !firewall.change.is_unchanged()
+            && let Err(e) = firewall.observed.usable(connected.remote.name())
+        {
+            return (Vec::new(), None, Err(super::firewall::fail(e)));
+        }
         // nginx needs a certificate before it starts: a placeholder until the CA issues one.
         let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {
             Ok(p) => p,
@@ -107,31 +118,20 @@ impl Run<'_> {
         };
         let installed = prepared.is_some();
         let mut changes: Vec<String> = prepared.into_iter().collect();
-        let plan = match plan_for(connected, self.desired).await {
-            Ok((_, plan)) => plan,
-            Err(e) => return (changes, None, Err(e)),
-        };
-        let firewall = match super::firewall::prepare_to_change(ctx, connected).await {
-            Ok(f) => f,
-            Err(e) => return (changes, None, Err(e)),
-        };
+        // The containers and files go through `apply`; the certificate and the firewall steps are carried out
+        // below by their own flows, which report what they changed.
+        let work = plan.for_apply();
         changes.extend(
-            plan.steps
+            work.steps
                 .iter()
                 .map(|s| format!("{} ({})", s.summary(), s.reason())),
         );
-        let firewall_change = firewall.change.summary(&firewall.ruleset);
-        changes.extend(firewall_change.clone());
+        changes.extend(firewall.change.summary(&firewall.ruleset));
 
-        if ctx.output == Output::Human {
-            if !plan.is_empty() {
-                print!("{}", plan.render_human(&target));
-            }
-            if let Some(s) = &firewall_change {
-                println!("firewall: {s}");
-            }
+        if ctx.output == Output::Human && !plan.is_empty() {
+            print!("{}", plan.render_human(&target));
         }
-        if self.args.backup_before && !plan.is_empty() {
+        if self.args.backup_before && !work.is_empty() {
             match backup_before(ctx, connected).await {
                 Ok(Some(line)) => changes.insert(0, line),
                 Ok(None) => {}
@@ -139,7 +139,7 @@ impl Run<'_> {
             }
         }
         let mut staged = None;
-        if !plan.is_empty() {
+        if !work.is_empty() {
             if ctx.stack.gated {
                 match super::gate::close_first_launch(ctx, connected).await {
                     Ok(true) => changes.push(
@@ -158,7 +158,7 @@ impl Run<'_> {
                 git: super::context::git_commit(&ctx.stack.project_dir),
                 stage_release: ctx.stack.gated,
             };
-            match apply(&host, &plan, self.desired, &ctx.out).await {
+            match apply(&host, &work, self.desired, &ctx.out).await {
                 Ok(s) => staged = s,
                 Err(e) => return (changes, None, Err(e.into())),
             }

@@ -38,45 +38,13 @@ impl Change {
     }
 }
 
-/// Compares what the host has with `ruleset`.
+/// Compares what the host has with `ruleset`, by the planner's own decision (so `plan` and `up` agree).
 pub fn decide(observed: &Observed, ruleset: &Ruleset) -> Change {
-    match (&observed.live_hash, observed.table) {
-        (_, false) => {
-            return Change::Apply {
-                reason: "no vldeploy firewall on the host".to_owned(),
-            };
-        }
-        (Some(live), true) if *live != ruleset.hash => {
-            return Change::Apply {
-                reason: format!("loaded {live}"),
-            };
-        }
-        (None, true) => {
-            return Change::Apply {
-                reason: "the loaded table was changed by hand".to_owned(),
-            };
-        }
-        _ if observed.edited => {
-            return Change::Apply {
-                reason: "the loaded table was changed by hand".to_owned(),
-            };
-        }
-        _ => {}
+    match crate::plan::ruleset_change(&ruleset.hash, &observed.facts()) {
+        None => Change::Unchanged,
+        Some((true, reason)) => Change::Apply { reason },
+        Some((false, reason)) => Change::Install { reason },
     }
-    if observed.file_hash.as_deref() != Some(ruleset.hash.as_str()) {
-        return Change::Install {
-            reason: match &observed.file_hash {
-                None => "no ruleset file for boot".to_owned(),
-                Some(h) => format!("the file for boot has {h}"),
-            },
-        };
-    }
-    if matches!(observed.boot, super::boot::Boot::Systemd { enabled: false }) {
-        return Change::Install {
-            reason: "the boot unit is not enabled".to_owned(),
-        };
-    }
-    Change::Unchanged
 }
 
 #[cfg(test)]
@@ -103,6 +71,7 @@ mod tests {
             boot,
             armed: None,
             last_outcome: None,
+            unreadable: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Observed {
     pub armed: Option<String>,
     /// How the latest apply ended (`confirmed`, `reverted 0`, …).
     pub last_outcome: Option<String>,
+    /// Why the host's tables could not be listed (`nft` failed, or vldeploy is not root), when they could not.
+    pub unreadable: Option<String>,
 }
 
 /// Prints the SHA-256 of the loaded table's listing (needs `$t` to hold it).
@@ -42,11 +44,13 @@ pub(crate) fn record_listing() -> String {
     )
 }
 
-/// The observation script; each line is `key=value`.
-fn script() -> String {
+/// The observation script; each line is `key=value`. Facts gathering runs it inside its one read of the host.
+pub fn script() -> String {
     format!(
         "command -v nft >/dev/null 2>&1 && echo nft=yes; \
          [ \"$(id -u)\" = 0 ] && echo root=yes; \
+         if command -v nft >/dev/null 2>&1 && ! e=$(nft list tables 2>&1 >/dev/null); then \
+           echo \"unreadable=$(printf '%s' \"$e\" | head -n 1)\"; fi; \
          echo \"ssh=${{SSH_CONNECTION:-}}\"; \
          if t=$(nft list table {TABLE} 2>/dev/null); then echo table=yes; \
            printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; \
@@ -85,6 +89,18 @@ impl Observed {
             boot: Boot::parse(get("boot").unwrap_or("none")),
             armed: get("armed").map(str::to_owned),
             last_outcome: get("outcome").map(str::to_owned),
+            unreadable: get("unreadable").map(str::to_owned),
+        }
+    }
+
+    /// What the planner compares with the stack's ruleset.
+    pub fn facts(&self) -> crate::plan::RulesetFacts {
+        crate::plan::RulesetFacts {
+            loaded: self.table,
+            live_hash: self.live_hash.clone(),
+            edited: self.edited,
+            file_hash: self.file_hash.clone(),
+            boot_disabled: matches!(self.boot, Boot::Systemd { enabled: false }),
         }
     }
 

@@ -22,7 +22,12 @@ pub struct Prepared {
 
 /// Reads the host's firewall and renders the stack's. Changes nothing.
 pub async fn prepare(remote: &Remote, stack: &Stack) -> Result<Prepared, FirewallError> {
-    let observed = observe(remote).await?;
+    prepared_from(observe(remote).await?, stack)
+}
+
+/// Renders the stack's ruleset for a host observed as `observed` (the policy keeps the port this
+/// connection came in on), and decides the change. Pure.
+pub fn prepared_from(observed: Observed, stack: &Stack) -> Result<Prepared, FirewallError> {
     let ssh_port = observed.ssh_port.unwrap_or(stack.target.port);
     let mut policy = Policy::from_stack(stack, ssh_port)?;
     let cuts_ssh = std::env::var(TEST_CUT_SSH_ENV).is_ok_and(|v| v == "1");

@@ -16,6 +16,19 @@ pub struct Desired {
     pub files: Vec<DesiredFile>,
     /// In dependency order: a container comes after the ones it depends on.
     pub containers: Vec<ContainerSpec>,
+    /// The hash of the nftables ruleset the stack asks for (`None`: no firewall is managed).
+    pub firewall: Option<String>,
+    /// The certificate nginx should serve (`None`: `tls: off`).
+    pub certificate: Option<DesiredCertificate>,
+}
+
+/// The certificate a stack asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredCertificate {
+    /// The names it must carry.
+    pub domains: Vec<String>,
+    /// With `tls: provided`, the fingerprint of the operator's certificate; `None` with `tls: acme`.
+    pub provided: Option<String>,
 }
 
 /// An image a container runs, identified by content.

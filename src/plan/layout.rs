@@ -186,6 +186,7 @@ pub fn desired_from_stack(
         images: desired_images,
         files,
         containers,
+        ..Desired::default()
     })
 }
 

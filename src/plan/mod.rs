@@ -13,16 +13,16 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use desired::{
-    ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, HashKey, Health, Mount,
-    MountSource, Publish, content_hash, short_hash,
+    ContainerSpec, Desired, DesiredCertificate, DesiredFile, DesiredImage, EnvEntry, HashKey,
+    Health, Mount, MountSource, Publish, content_hash, short_hash,
 };
-pub use facts::{Facts, ObservedContainer};
+pub use facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
 pub use layout::{
     Images, SERVICES, container_name, describe_probe, desired_from_stack, health_test,
     loaded_marker, private_network, public_network, release_alias, stack_dir, upstream_file,
     upstream_path,
 };
-pub use planner::{loaded_hash, plan};
+pub use planner::{loaded_hash, plan, ruleset_change};
 pub use step::{ImageRef, Step, short_id};
 
 /// The ordered changes that converge a host.
@@ -35,6 +35,21 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The steps `apply` walks: all but those `up` carries out with flows of their own (see
+    /// [`Step::is_host_flow`]).
+    #[must_use]
+    pub fn for_apply(&self) -> Plan {
+        Plan {
+            stack: self.stack.clone(),
+            steps: self
+                .steps
+                .iter()
+                .filter(|s| !s.is_host_flow())
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The plan as a readable diff, one line per step with its reason. Holds no secret: steps carry none.

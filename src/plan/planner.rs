@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use super::Plan;
-use super::desired::{ContainerSpec, Desired, EnvEntry, HashKey};
-use super::facts::{Facts, ObservedContainer};
+use super::desired::{ContainerSpec, Desired, DesiredCertificate, EnvEntry, HashKey};
+use super::facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
 use super::layout::container_name;
 use super::step::{ImageRef, Step, short_id};
 
@@ -14,6 +14,7 @@ use super::step::{ImageRef, Step, short_id};
 /// (each waits for health before the next), then reloads, and removals of leftovers last, so a
 /// failure part-way leaves the previous containers serving. A service with a release alias (the
 /// backend) is released blue/green: its candidate runs beside the live one until it is healthy.
+/// The certificate and the firewall come last, as `up` carries them out once the containers serve.
 pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
     let mut steps = Vec::new();
 
@@ -121,6 +122,8 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         });
     }
 
+    steps.extend(release_records(desired, facts, &replaced));
+
     let wanted: BTreeSet<&str> = desired.containers.iter().map(|c| c.name.as_str()).collect();
     // A release replaces the service's candidate itself (a gated first launch keeps one on purpose).
     let released: BTreeSet<String> = steps
@@ -146,10 +149,135 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         }
     }
 
+    steps.extend(host_steps(desired, facts));
+
     Plan {
         stack: desired.stack.clone(),
         steps,
     }
+}
+
+/// A release that serves but is not the newest in the host's history (an interrupted run, a history edited
+/// or lost) is recorded; a release being made records itself.
+fn release_records(desired: &Desired, facts: &Facts, replaced: &BTreeSet<String>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(recorded) = &facts.releases {
+        for spec in &desired.containers {
+            let Some(id) = &spec.release_alias else {
+                continue;
+            };
+            if replaced.contains(spec.service.as_str()) {
+                continue;
+            }
+            let reason = match recorded.get(&spec.service) {
+                Some(last) if last == id => continue,
+                Some(last) => format!("it serves, but the history ends at `{last}`"),
+                None => "it serves, but the history has no release of it".to_string(),
+            };
+            steps.push(Step::RecordRelease {
+                service: spec.service.clone(),
+                id: id.clone(),
+                reason,
+            });
+        }
+    }
+    steps
+}
+
+/// The certificate and the firewall ruleset, which `up` carries out with flows of its own.
+fn host_steps(desired: &Desired, facts: &Facts) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(wanted) = &desired.certificate
+        && let Some(reason) = certificate_reason(wanted, facts.certificate.as_ref(), facts.now)
+    {
+        steps.push(Step::Certificate {
+            domains: wanted.domains.clone(),
+            provided: wanted.provided.is_some(),
+            reason,
+        });
+    }
+    if let Some(hash) = &desired.firewall {
+        let seen = facts.firewall.clone().unwrap_or_default();
+        if let Some((apply, reason)) = ruleset_change(hash, &seen) {
+            steps.push(Step::Firewall {
+                hash: hash.clone(),
+                apply,
+                reason,
+            });
+        }
+    }
+    steps
+}
+
+/// Why the installed certificate does not do, if it does not.
+fn certificate_reason(
+    wanted: &DesiredCertificate,
+    seen: Option<&ObservedCertificate>,
+    now: u64,
+) -> Option<String> {
+    let Some(c) = seen else {
+        return Some("no certificate is installed".into());
+    };
+    let mut names = c.sans.clone();
+    let mut want = wanted.domains.clone();
+    names.sort();
+    want.sort();
+    if let Some(fingerprint) = &wanted.provided {
+        return (*fingerprint != c.fingerprint).then(|| {
+            format!(
+                "the host serves certificate {}, not the provided one",
+                c.serial
+            )
+        });
+    }
+    if c.placeholder {
+        return Some("only the placeholder is installed".into());
+    }
+    if names != want {
+        return Some(format!(
+            "the certificate names {} but the stack serves {}",
+            c.sans.join(", "),
+            wanted.domains.join(", ")
+        ));
+    }
+    if now >= c.not_after {
+        return Some(format!(
+            "it expired {}",
+            crate::timestamp::date(c.not_after)
+        ));
+    }
+    (now >= c.renew_at).then(|| {
+        format!(
+            "it expires {} and is due for renewal since {}",
+            crate::timestamp::date(c.not_after),
+            crate::timestamp::date(c.renew_at)
+        )
+    })
+}
+
+/// What bringing vldeploy's nftables table to the ruleset `wanted` takes: `(true, why)` to apply it (safely),
+/// `(false, why)` to install it for boot only, `None` when the host has it. The firewall's own flow decides
+/// with this same function, so `plan` and `up` agree.
+pub fn ruleset_change(wanted: &str, seen: &RulesetFacts) -> Option<(bool, String)> {
+    let apply = |why: &str| Some((true, why.to_owned()));
+    match &seen.live_hash {
+        _ if !seen.loaded => return apply("no vldeploy firewall on the host"),
+        Some(live) if live != wanted => return Some((true, format!("loaded {live}"))),
+        None => return apply("the loaded table was changed by hand"),
+        _ if seen.edited => return apply("the loaded table was changed by hand"),
+        Some(_) => {}
+    }
+    if seen.file_hash.as_deref() != Some(wanted) {
+        return Some((
+            false,
+            match &seen.file_hash {
+                None => "no ruleset file for boot".to_owned(),
+                Some(h) => format!("the file for boot has {h}"),
+            },
+        ));
+    }
+    seen.boot_disabled
+        .then(|| (false, "the boot unit is not enabled".to_owned()))
 }
 
 /// What a container needs, if anything.

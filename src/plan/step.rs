@@ -56,6 +56,27 @@ pub enum Step {
         name: String,
         reason: String,
     },
+    /// Record the release that serves as the newest in the host's history (what `rollback` and `releases` read).
+    RecordRelease {
+        service: String,
+        id: String,
+        reason: String,
+    },
+    /// Issue the certificate from the CA (`tls: acme`: the renewal job on the host runs now) or install the
+    /// operator's files (`tls: provided`). Carried out by `up`'s certificate flow, after the containers.
+    Certificate {
+        domains: Vec<String>,
+        provided: bool,
+        reason: String,
+    },
+    /// Bring vldeploy's nftables table in line: applied safely (reverted unless a new connection confirms
+    /// it), or, when the loaded table is right, only installed for boot. Carried out by `up`'s firewall flow, last.
+    Firewall {
+        hash: String,
+        /// Whether the loaded table changes (`false`: only the boot file or unit).
+        apply: bool,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,7 +99,10 @@ impl Step {
             | Step::Release { .. }
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
-            | Step::Reload { .. } => '~',
+            | Step::Reload { .. }
+            | Step::RecordRelease { .. }
+            | Step::Certificate { .. }
+            | Step::Firewall { .. } => '~',
             Step::RemoveContainer { .. } => '-',
         }
     }
@@ -107,6 +131,22 @@ impl Step {
             Step::Reload { name, .. } => format!("reload `{name}`"),
             Step::Release { name, .. } => format!("release `{name}` (blue/green)"),
             Step::RemoveContainer { name, .. } => format!("remove container `{name}`"),
+            Step::RecordRelease { id, .. } => format!("record release `{id}` in the history"),
+            Step::Certificate {
+                domains,
+                provided: false,
+                ..
+            } => format!("issue certificate for {}", domains.join(", ")),
+            Step::Certificate { domains, .. } => {
+                format!(
+                    "install the provided certificate for {}",
+                    domains.join(", ")
+                )
+            }
+            Step::Firewall {
+                hash, apply: true, ..
+            } => format!("apply firewall ruleset {hash}"),
+            Step::Firewall { hash, .. } => format!("install firewall ruleset {hash} for boot"),
         }
     }
 
@@ -122,8 +162,17 @@ impl Step {
             | Step::StartContainer { reason, .. }
             | Step::Release { reason, .. }
             | Step::Reload { reason, .. }
-            | Step::RemoveContainer { reason, .. } => reason.clone(),
+            | Step::RemoveContainer { reason, .. }
+            | Step::RecordRelease { reason, .. }
+            | Step::Certificate { reason, .. }
+            | Step::Firewall { reason, .. } => reason.clone(),
         }
+    }
+
+    /// Whether `up` carries the step out with a flow of its own (certificates, the firewall's safe apply)
+    /// rather than through `apply`.
+    pub fn is_host_flow(&self) -> bool {
+        matches!(self, Step::Certificate { .. } | Step::Firewall { .. })
     }
 }
 

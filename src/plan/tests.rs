@@ -91,7 +91,32 @@ fn desired() -> Desired {
             spec("backend", "backend1111111111111111", &["postgres"]),
             spec("nginx", "nginx1111111111111111", &["backend"]),
         ],
+        firewall: Some(RULESET.into()),
+        certificate: Some(DesiredCertificate {
+            domains: vec!["shop.test".into()],
+            provided: None,
+        }),
     })
+}
+
+/// The hash of the ruleset the stack asks for.
+const RULESET: &str = "sha256:aaaaaaaaaaaaaaaa";
+
+/// 2026-12-02 00:00 UTC: when the tests read the host.
+const NOW: u64 = 1_796_169_600;
+const DAY: u64 = 86_400;
+
+/// A certificate from the CA for `shop.test`, 90 days long, issued 10 days before `NOW`.
+fn issued() -> ObservedCertificate {
+    let not_after = NOW + 80 * DAY;
+    ObservedCertificate {
+        serial: "0A1B2C".into(),
+        fingerprint: "f1".into(),
+        sans: vec!["shop.test".into()],
+        not_after,
+        renew_at: not_after - 30 * DAY,
+        placeholder: false,
+    }
 }
 
 fn observed(spec: &ContainerSpec) -> ObservedContainer {
@@ -128,6 +153,21 @@ fn converged(d: &Desired) -> Facts {
         loaded: [("nginx".to_string(), loaded_hash(d, "nginx"))]
             .into_iter()
             .collect(),
+        firewall: d.firewall.as_ref().map(|h| RulesetFacts {
+            loaded: true,
+            live_hash: Some(h.clone()),
+            edited: false,
+            file_hash: Some(h.clone()),
+            boot_disabled: false,
+        }),
+        certificate: d.certificate.as_ref().map(|_| issued()),
+        releases: Some(
+            d.containers
+                .iter()
+                .filter_map(|c| Some((c.service.clone(), c.release_alias.clone()?)))
+                .collect(),
+        ),
+        now: NOW,
     }
 }
 
@@ -160,6 +200,8 @@ fn empty_host_gets_everything_in_dependency_order() {
             "+ create container `vl_postgres` (not on the host)",
             "~ release `vl_backend` (blue/green) (not on the host)",
             "+ create container `vl_nginx` (not on the host)",
+            "~ issue certificate for shop.test (no certificate is installed)",
+            "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (no vldeploy firewall on the host)",
         ]
     );
 }
@@ -562,5 +604,259 @@ fn another_host_key_gives_other_hashes_and_aliases_for_the_same_secrets() {
         d.containers[1].env_hashes()["RUST_LOG"],
         other.containers[1].env_hashes()["RUST_LOG"],
         "plain values hash as before"
+    );
+}
+
+#[test]
+fn the_firewall_is_planned_from_the_table_and_its_boot_file() {
+    let d = desired();
+    let b = "sha256:bbbbbbbbbbbbbbbb";
+    let seen = |loaded: bool, live: Option<&str>, file: Option<&str>| RulesetFacts {
+        loaded,
+        live_hash: live.map(str::to_owned),
+        edited: false,
+        file_hash: file.map(str::to_owned),
+        boot_disabled: false,
+    };
+    let edited = RulesetFacts {
+        edited: true,
+        ..seen(true, Some(RULESET), Some(RULESET))
+    };
+    let disabled = RulesetFacts {
+        boot_disabled: true,
+        ..seen(true, Some(RULESET), Some(RULESET))
+    };
+    let cases: [(Option<RulesetFacts>, &[&str]); 8] = [
+        (
+            None,
+            &[
+                "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (no vldeploy firewall on the host)",
+            ],
+        ),
+        (
+            Some(seen(false, None, Some(RULESET))),
+            &[
+                "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (no vldeploy firewall on the host)",
+            ],
+        ),
+        (
+            Some(seen(true, Some(b), Some(b))),
+            &["~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (loaded sha256:bbbbbbbbbbbbbbbb)"],
+        ),
+        (
+            Some(seen(true, None, Some(RULESET))),
+            &[
+                "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (the loaded table was changed by hand)",
+            ],
+        ),
+        (
+            Some(edited),
+            &[
+                "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (the loaded table was changed by hand)",
+            ],
+        ),
+        (
+            Some(seen(true, Some(RULESET), None)),
+            &[
+                "~ install firewall ruleset sha256:aaaaaaaaaaaaaaaa for boot (no ruleset file for boot)",
+            ],
+        ),
+        (
+            Some(disabled),
+            &[
+                "~ install firewall ruleset sha256:aaaaaaaaaaaaaaaa for boot (the boot unit is not enabled)",
+            ],
+        ),
+        (Some(seen(true, Some(RULESET), Some(RULESET))), &[]),
+    ];
+    for (firewall, want) in cases {
+        let facts = Facts {
+            firewall: firewall.clone(),
+            ..converged(&d)
+        };
+        assert_eq!(summaries(&plan(&d, &facts)), want, "{firewall:?}");
+    }
+}
+
+#[test]
+fn the_certificate_is_planned_when_missing_a_placeholder_misnamed_or_due() {
+    let d = desired();
+    let due = ObservedCertificate {
+        renew_at: NOW - DAY,
+        ..issued()
+    };
+    let cases: [(Option<ObservedCertificate>, &[&str]); 6] = [
+        (
+            None,
+            &["~ issue certificate for shop.test (no certificate is installed)"],
+        ),
+        (
+            Some(ObservedCertificate {
+                placeholder: true,
+                ..issued()
+            }),
+            &["~ issue certificate for shop.test (only the placeholder is installed)"],
+        ),
+        (
+            Some(ObservedCertificate {
+                sans: vec!["old.test".into()],
+                ..issued()
+            }),
+            &[
+                "~ issue certificate for shop.test (the certificate names old.test but the stack serves shop.test)",
+            ],
+        ),
+        (
+            Some(due),
+            &[
+                "~ issue certificate for shop.test (it expires 2027-02-20 00:00 UTC and is due for renewal since 2026-12-01 00:00 UTC)",
+            ],
+        ),
+        (
+            Some(ObservedCertificate {
+                not_after: NOW - 1,
+                renew_at: NOW - 10 * DAY,
+                ..issued()
+            }),
+            &["~ issue certificate for shop.test (it expired 2026-12-01 23:59 UTC)"],
+        ),
+        (Some(issued()), &[]),
+    ];
+    for (certificate, want) in cases {
+        let facts = Facts {
+            certificate: certificate.clone(),
+            ..converged(&d)
+        };
+        assert_eq!(summaries(&plan(&d, &facts)), want, "{certificate:?}");
+    }
+}
+
+#[test]
+fn a_provided_certificate_is_compared_by_fingerprint_and_tls_off_plans_none() {
+    let mut d = desired();
+    d.certificate = Some(DesiredCertificate {
+        domains: vec!["shop.test".into()],
+        provided: Some("f2".into()),
+    });
+    assert_eq!(
+        summaries(&plan(&d, &converged(&d))),
+        [
+            "~ install the provided certificate for shop.test (the host serves certificate 0A1B2C, not the provided one)"
+        ]
+    );
+    let facts = Facts {
+        certificate: None,
+        ..converged(&d)
+    };
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        ["~ install the provided certificate for shop.test (no certificate is installed)"]
+    );
+    d.certificate = Some(DesiredCertificate {
+        domains: vec!["shop.test".into()],
+        provided: Some("f1".into()),
+    });
+    assert!(plan(&d, &converged(&d)).is_empty());
+    d.certificate = None;
+    assert!(plan(&d, &facts).is_empty(), "tls: off wants no certificate");
+}
+
+#[test]
+fn the_certificate_and_the_firewall_come_after_the_containers_and_apply_leaves_them_out() {
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers.retain(|c| c.name != "vl_postgres");
+    facts.certificate = None;
+    facts.firewall = None;
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        [
+            "+ create container `vl_postgres` (not on the host)",
+            "~ issue certificate for shop.test (no certificate is installed)",
+            "~ apply firewall ruleset sha256:aaaaaaaaaaaaaaaa (no vldeploy firewall on the host)",
+        ]
+    );
+    assert_eq!(
+        summaries(&p.for_apply()),
+        ["+ create container `vl_postgres` (not on the host)"]
+    );
+    let json = p.render_json("t");
+    assert_eq!(json["changes"], 3);
+    assert_eq!(json["steps"][1]["action"], "certificate");
+    assert_eq!(json["steps"][1]["domains"][0], "shop.test");
+    assert_eq!(json["steps"][2]["action"], "firewall");
+    assert_eq!(json["steps"][2]["apply"], true);
+    assert_eq!(
+        json["steps"][2]["reason"],
+        "no vldeploy firewall on the host"
+    );
+}
+
+#[test]
+fn an_edited_cron_entry_or_backup_script_is_written_again() {
+    let mut d = desired();
+    let cron = |path: &str, body: &str| DesiredFile {
+        path: path.into(),
+        hash: content_hash(body.as_bytes()),
+        mode: 0o644,
+        content: body.as_bytes().to_vec(),
+        reloads: None,
+        owner: None,
+    };
+    d.files.push(cron(
+        "/etc/cron.d/vldeploy-shop-certs",
+        "* * * * * root renew\n",
+    ));
+    d.files.push(cron(
+        "/var/lib/vldeploy/shop/backup/backup.sh",
+        "#!/bin/bash\n",
+    ));
+    let mut facts = converged(&d);
+    facts.files.insert(
+        "/etc/cron.d/vldeploy-shop-certs".into(),
+        content_hash(b"edited"),
+    );
+    facts
+        .files
+        .remove("/var/lib/vldeploy/shop/backup/backup.sh");
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        [
+            "~ write `/etc/cron.d/vldeploy-shop-certs` (content changed)",
+            "~ write `/var/lib/vldeploy/shop/backup/backup.sh` (missing on the host)",
+        ]
+    );
+}
+
+#[test]
+fn a_serving_release_missing_from_the_history_is_recorded() {
+    let d = desired();
+    let alias = d.containers[1].release_alias.clone().unwrap();
+    let mut facts = converged(&d);
+    facts.releases = Some(BTreeMap::new());
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        [format!(
+            "~ record release `{alias}` in the history (it serves, but the history has no release of it)"
+        )]
+    );
+    facts.releases = Some([("backend".to_string(), "backend-0ld".to_string())].into());
+    let p = plan(&d, &facts);
+    assert_eq!(
+        summaries(&p),
+        [format!(
+            "~ record release `{alias}` in the history (it serves, but the history ends at `backend-0ld`)"
+        )]
+    );
+    assert_eq!(p.for_apply(), p, "`apply` records it");
+    // A release being made records itself.
+    facts
+        .containers
+        .retain(|c| c.service.as_deref() != Some("backend"));
+    assert!(
+        !summaries(&plan(&d, &facts))
+            .iter()
+            .any(|s| s.contains("record release")),
     );
 }

@@ -105,7 +105,8 @@ impl From<StoredSpec> for ContainerSpec {
     }
 }
 
-fn index_path(stack: &str) -> String {
+/// The host's release history (`releases.json`).
+pub fn index_path(stack: &str) -> String {
     format!("{}/releases.json", stack_dir(stack))
 }
 

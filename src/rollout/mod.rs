@@ -8,7 +8,9 @@ use crate::engine::{Engine, EngineError};
 use crate::plan::{ContainerSpec, DesiredFile, container_name};
 use crate::transport::{Remote, TransportError, shell_quote};
 
-pub use history::{History, Release, read_history, record_release, stored_spec};
+pub use history::{
+    History, Release, index_path as history_path, read_history, record_release, stored_spec,
+};
 
 /// How long the old release keeps running after nginx has switched, for requests already on their way to it.
 pub const DRAIN: Duration = Duration::from_secs(2);

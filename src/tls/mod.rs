@@ -20,7 +20,8 @@ pub use install::{install, read_current};
 pub use policy::{Decision, backoff, date, decide, parse_retry_after, renew_at};
 pub use probe::served_certificate;
 pub use setup::{
-    CertsStatus, Converged, converge, https_port, plain_http_refused, prepare, status,
+    CertsStatus, Converged, converge, current_chain_path, https_port, observed_certificate,
+    plain_http_refused, prepare, renewal_files, status, wanted,
 };
 pub use state::{
     HOST_BINARY, HostConfig, HostEab, NGINX_CERTS, RenewReport, Status, StoredAccount, certs_dir,

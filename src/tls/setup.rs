@@ -11,7 +11,9 @@ use super::state::{
     HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, certs_dir, config_path,
     cron_file, job_log_path, status_path, tls_dir, webroot,
 };
-use crate::plan::container_name;
+use crate::plan::{
+    DesiredCertificate, DesiredFile, ObservedCertificate, container_name, content_hash,
+};
 use crate::stack::{Stack, Tls};
 use crate::transport::{Remote, shell_quote};
 
@@ -157,15 +159,7 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
         remote.upload(&config_path(name), &text, 0o600).await?;
         changes.push("renewal job configuration".into());
     }
-    let cron = crate::render::render(
-        "tls/renew.cron",
-        &serde_json::json!({
-            "stack": name,
-            "environment": stack.environment,
-            "binary": HOST_BINARY,
-            "log": job_log_path(name),
-        }),
-    )?;
+    let cron = render_cron(stack)?;
     if remote.read_file(&cron_file(name)).await?.as_deref() != Some(cron.as_bytes()) {
         remote
             .upload(&cron_file(name), cron.as_bytes(), 0o644)
@@ -212,6 +206,78 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
         ));
     }
     Ok(Converged { report, changes })
+}
+
+/// The renewal job's cron entry.
+fn render_cron(stack: &Stack) -> Result<String, crate::render::RenderError> {
+    crate::render::render(
+        "tls/renew.cron",
+        &serde_json::json!({
+            "stack": stack.name,
+            "environment": stack.environment,
+            "binary": HOST_BINARY,
+            "log": job_log_path(&stack.name),
+        }),
+    )
+}
+
+/// With `tls: acme`, the renewal job's cron entry as a file `up` manages (written when missing or edited).
+pub fn renewal_files(stack: &Stack) -> Result<Vec<DesiredFile>, crate::render::RenderError> {
+    if !matches!(stack.tls, Tls::Acme(_)) {
+        return Ok(Vec::new());
+    }
+    let cron = render_cron(stack)?;
+    Ok(vec![DesiredFile {
+        path: cron_file(&stack.name),
+        hash: content_hash(cron.as_bytes()),
+        mode: 0o644,
+        content: cron.into_bytes(),
+        reloads: None,
+        owner: None,
+    }])
+}
+
+/// The certificate the stack asks for: its domain, and with `tls: provided` the fingerprint of the
+/// operator's files (read and checked here, where vldeploy runs). `None` with `tls: off`.
+pub fn wanted(stack: &Stack) -> Result<Option<DesiredCertificate>, TlsError> {
+    let domains = vec![stack.domain.clone()];
+    let provided = match &stack.tls {
+        Tls::Off => return Ok(None),
+        Tls::Acme(_) => None,
+        Tls::Provided(p) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).map_err(|source| TlsError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            };
+            let (chain, key) = (read(&p.cert)?, read(&p.key)?);
+            Some(verify(&chain, &key, &domains, crate::state::now())?.fingerprint)
+        }
+    };
+    Ok(Some(DesiredCertificate { domains, provided }))
+}
+
+/// Where the certificate nginx serves is read from on the host.
+pub fn current_chain_path(stack: &str) -> String {
+    format!("{}/current/fullchain.pem", certs_dir(stack))
+}
+
+/// The planner's view of an installed chain (PEM, leaf first).
+pub fn observed_certificate(pem: &[u8]) -> Result<ObservedCertificate, TlsError> {
+    let chain = parse_chain(pem)?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TlsError::Certificate("the chain holds no certificate".into()))?;
+    let c = super::cert::info(leaf)?;
+    Ok(ObservedCertificate {
+        renew_at: renew_at(&c),
+        serial: c.serial,
+        fingerprint: c.fingerprint,
+        sans: c.sans,
+        not_after: c.not_after,
+        placeholder: c.placeholder,
+    })
 }
 
 /// Sends this binary to the host when the host's copy differs. Returns whether it was sent.
