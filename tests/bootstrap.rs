@@ -32,6 +32,28 @@ struct Down<'a>(&'a Project);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let container = format!("vldeploy-sandbox-{}", self.0.name);
+            if let Ok(o) = Command::new("docker")
+                .args([
+                    "exec",
+                    &container,
+                    "journalctl",
+                    "-u",
+                    "ssh",
+                    "-n",
+                    "40",
+                    "--no-pager",
+                ])
+                .output()
+            {
+                eprintln!(
+                    "--- sshd's journal on the host\n{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
         if std::env::var_os("VLDEPLOY_KEEP_SANDBOX").is_none() {
             let _ = self.0.command(&["sandbox", "down"]).output();
         }
@@ -220,7 +242,7 @@ fn harden_ssh_leaves_deploy_keys_only_and_a_failed_confirmation_is_reverted_by_t
         "root",
         "echo 'root:hunter2-test' | chpasswd && \
          printf 'PasswordAuthentication yes\\nPermitRootLogin yes\\n' > /etc/ssh/sshd_config.d/50-rented.conf && \
-         systemctl reload ssh",
+         systemctl restart ssh",
     );
     assert!(
         password_login(&p, "root", "hunter2-test"),

@@ -1,4 +1,4 @@
-//! The sshd hardening, applied like the firewall: revert armed on the host, reload, confirmed over a new
+//! The sshd hardening, applied like the firewall: revert armed on the host, sshd restarted, confirmed over a new
 //! connection as the deploy user, disarmed; reverted by the host itself when that confirmation fails.
 
 use std::time::{Duration, Instant};
@@ -118,11 +118,14 @@ pub async fn harden(h: &Harden<'_>, say: &(dyn Fn(&str) + Sync)) -> Result<(), B
         let _ = h.run("disarm", hardening.disarm(), Vec::new()).await;
         return Err(e);
     }
-    if let Err(e) = h.run("reload sshd", Hardening::reload(), Vec::new()).await {
-        // The timer puts the previous drop-in back and reloads again.
+    if let Err(e) = h
+        .run("restart sshd", Hardening::restart(), Vec::new())
+        .await
+    {
+        // The timer puts the previous drop-in back and restarts sshd again.
         return Err(e);
     }
-    say("bootstrap: sshd reloaded; confirming over a new SSH connection");
+    say("bootstrap: sshd restarted with the new settings; confirming over a new SSH connection");
     // A login as the deploy user over a new connection is the confirmation; the revert is the bootstrap
     // user's (its directory is root's), so the connection that armed it disarms it.
     let confirmed = match h.deploy_login(confirm_timeout(h.revert_after)).await {

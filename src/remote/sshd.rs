@@ -1,4 +1,4 @@
-//! The commands of an sshd hardening: write and check the drop-in, arm the host's own revert, reload, disarm.
+//! The commands of an sshd hardening: write and check the drop-in, arm the host's own revert, restart sshd, disarm.
 //!
 //! Like the firewall's revert, each hardening gets a directory `harden-<time>-<pid>` under
 //! `/var/lib/vldeploy/sshd` holding the previous drop-in (if any), `timer.pid` and, once decided, `outcome`.
@@ -13,8 +13,11 @@ pub(crate) const DROPIN_PATH: &str = "/etc/ssh/sshd_config.d/00-vldeploy-hardeni
 /// Where each hardening keeps its revert.
 pub(crate) const STATE_DIR: &str = "/var/lib/vldeploy/sshd";
 
-/// Reloads sshd, whichever name its unit has (`ssh` on Debian and Ubuntu, `sshd` elsewhere).
-const RELOAD: &str = "{ systemctl reload ssh 2>/dev/null || systemctl reload sshd; }";
+/// Restarts sshd, whichever name its unit has (`ssh` on Debian and Ubuntu, `sshd` elsewhere). Not a reload:
+/// `systemctl reload` returns when the signal is sent, before sshd has read its settings again, so a new
+/// connection right after it may still meet the old ones; `restart` of the `Type=notify` unit returns once
+/// the new sshd is ready. Open sessions survive it (`KillMode=process`).
+const RELOAD: &str = "{ systemctl restart ssh 2>/dev/null || systemctl restart sshd; }";
 
 /// The drop-in's text; `deny` names users refused a login (empty but in tests).
 pub(crate) fn dropin(deny: &[&str]) -> String {
@@ -55,7 +58,7 @@ impl Hardening {
     }
 
     /// Starts the timer in its own session (so it outlives the SSH channel) and prints its pid. When it fires
-    /// unclaimed it puts the previous drop-in back (or removes ours) and reloads sshd.
+    /// unclaimed it puts the previous drop-in back (or removes ours) and restarts sshd.
     pub(crate) fn arm(&self, seconds: u64) -> Command {
         let d = &self.dir;
         let timer = format!(
@@ -87,8 +90,8 @@ impl Hardening {
         ))
     }
 
-    /// Reloads sshd: new connections get the new settings; open ones are kept.
-    pub(crate) fn reload() -> Command {
+    /// Restarts sshd: new connections get the new settings; open ones are kept.
+    pub(crate) fn restart() -> Command {
         Command::script(RELOAD)
     }
 
@@ -103,11 +106,6 @@ impl Hardening {
              rm -f {d}/timer.pid; echo confirmed; \
              else cat {d}/outcome 2>/dev/null || echo undecided; fi"
         ))
-    }
-
-    /// Undoes a hardening that was never reloaded (a failed check): claims the decision and stops the timer.
-    pub(crate) fn abandon(&self) -> Command {
-        self.disarm()
     }
 
     /// What the timer or the confirmation wrote.
@@ -131,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn the_timer_puts_the_previous_dropin_back_and_reloads() {
+    fn the_timer_puts_the_previous_dropin_back_and_restarts_sshd() {
         let h = Hardening {
             dir: "/var/lib/vldeploy/sshd/harden-0000000001-7".into(),
         };
@@ -141,7 +139,7 @@ mod tests {
             format!(
                 "setsid sh -c 'echo $$ > {d}/timer.pid; sleep 30; if mkdir {d}/decided 2>/dev/null; then \
                  if [ -f {d}/previous.conf ]; then cp -p {d}/previous.conf {DROPIN_PATH}; else rm -f {DROPIN_PATH}; fi; \
-                 {{ systemctl reload ssh 2>/dev/null || systemctl reload sshd; }}; echo \"reverted $? $(date +%s)\" > {d}/outcome; fi; \
+                 {{ systemctl restart ssh 2>/dev/null || systemctl restart sshd; }}; echo \"reverted $? $(date +%s)\" > {d}/outcome; fi; \
                  rm -f {d}/timer.pid' </dev/null >/dev/null 2>&1 & \
                  i=0; while [ ! -s {d}/timer.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat {d}/timer.pid"
             )
@@ -155,8 +153,8 @@ mod tests {
             )
         );
         assert_eq!(
-            Hardening::reload().text(),
-            "{ systemctl reload ssh 2>/dev/null || systemctl reload sshd; }"
+            Hardening::restart().text(),
+            "{ systemctl restart ssh 2>/dev/null || systemctl restart sshd; }"
         );
         let check = h.write_and_check().text().to_owned();
         assert!(
@@ -168,7 +166,7 @@ mod tests {
         assert!(check.contains("grep -qx 'permitrootlogin no'"), "{check}");
     }
 
-    /// The real scripts (the reload replaced, the drop-in path redirected) decide once: a confirmation before
+    /// The real scripts (the restart replaced, the drop-in path redirected) decide once: a confirmation before
     /// the timer fires wins; after the timer fired, the previous drop-in is back.
     #[test]
     fn the_scripts_decide_once_and_restore_the_previous_dropin() {
