@@ -14,15 +14,15 @@ use support::project::{Project, Run};
 /// A project whose sandbox environment logs in as `deploy`, first bootstrapped as `root`, on a bare host.
 fn bare_project(test: &str) -> Project {
     let p = Project::new(test);
-    let text = p.stack_yaml(|t| {
+    let yaml = p.stack_yaml(|t| {
         *t = t.replacen(
             "    host: ssh://root@127.0.0.1:${SANDBOX_SSH_PORT}\n",
             "    host: ssh://deploy@127.0.0.1:${SANDBOX_SSH_PORT}\n    bootstrap_user: root\n",
             1,
         );
     });
-    assert!(text.contains("bootstrap_user: root"), "{text}");
-    p.write_stack(&text);
+    assert!(yaml.contains("bootstrap_user: root"), "{yaml}");
+    p.write_stack(&yaml);
     p.vldeploy(&["sandbox", "up", "--bare"]).ok();
     p
 }

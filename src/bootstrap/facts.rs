@@ -118,7 +118,7 @@ impl HostFacts {
             if lines.is_empty() {
                 None
             } else {
-                Some(lines.iter().map(|l| format!("{l}\n")).collect())
+                Some(lines.iter().flat_map(|l| [*l, "\n"]).collect())
             }
         };
         let mut os = Os::default();
@@ -196,6 +196,7 @@ impl HostFacts {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

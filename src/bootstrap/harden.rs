@@ -118,13 +118,9 @@ pub async fn harden(h: &Harden<'_>, say: &(dyn Fn(&str) + Sync)) -> Result<(), B
         let _ = h.run("disarm", hardening.disarm(), Vec::new()).await;
         return Err(e);
     }
-    if let Err(e) = h
-        .run("restart sshd", Hardening::restart(), Vec::new())
-        .await
-    {
-        // The timer puts the previous drop-in back and restarts sshd again.
-        return Err(e);
-    }
+    // On failure the timer puts the previous drop-in back and restarts sshd again.
+    h.run("restart sshd", Hardening::restart(), Vec::new())
+        .await?;
     say("bootstrap: sshd restarted with the new settings; confirming over a new SSH connection");
     // A login as the deploy user over a new connection is the confirmation; the revert is the bootstrap
     // user's (its directory is root's), so the connection that armed it disarms it.
@@ -169,7 +165,7 @@ async fn wait_for_revert(
 ) -> BootstrapError {
     let due = h.revert_after + Duration::from_secs(2);
     tokio::time::sleep(due.saturating_sub(armed_at.elapsed())).await;
-    let deadline = Instant::now() + h.revert_after + Duration::from_secs(60);
+    let deadline = Instant::now() + h.revert_after + Duration::from_mins(1);
     let mut last = String::new();
     while Instant::now() < deadline {
         match super::connect_as(h.stack, h.bootstrap_user, Duration::from_secs(15)).await {

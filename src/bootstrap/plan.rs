@@ -117,6 +117,7 @@ impl Step {
 }
 
 /// The steps that bring the host from `facts` to `wanted`; empty when it is ready.
+#[allow(clippy::too_many_lines)] // one table of decisions, in the order they are applied
 pub fn plan(wanted: &Wanted, facts: &HostFacts) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut packages: Vec<String> = Vec::new();
@@ -323,6 +324,7 @@ pub fn render(steps: &[Step], target: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use crate::bootstrap::facts::{Owned, Service};

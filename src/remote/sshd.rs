@@ -28,7 +28,9 @@ pub(crate) fn dropin(deny: &[&str]) -> String {
          PermitRootLogin no\n",
     );
     if !deny.is_empty() {
-        text.push_str(&format!("DenyUsers {}\n", deny.join(" ")));
+        text.push_str("DenyUsers ");
+        text.push_str(&deny.join(" "));
+        text.push('\n');
     }
     text
 }
