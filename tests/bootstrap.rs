@@ -249,6 +249,49 @@ fn harden_ssh_leaves_deploy_keys_only_and_a_failed_confirmation_is_reverted_by_t
         "password login works before"
     );
 
+    // Refused, changing nothing, while `deploy` cannot log in with the key: here its authorized_keys is gone
+    // and the public key beside the environment's private key is another one (so bootstrap installs that).
+    let sandbox = p.path().join(".vldeploy/sandbox");
+    let public = sandbox.join("id_ed25519.pub");
+    let other = sandbox.join("other_ed25519");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "other", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let right = std::fs::read_to_string(&public).ok();
+    ssh_ok(&p, "root", "rm /home/deploy/.ssh/authorized_keys");
+    // (OpenSSH's client offers the `.pub` beside the key: until it is put back, only vldeploy, which derives
+    // the public key from the private one, logs in by key.)
+    std::fs::copy(sandbox.join("other_ed25519.pub"), &public).unwrap();
+    let refused = p.vldeploy(&["bootstrap", "--harden-ssh"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(
+            "sshd was not hardened: `deploy` cannot log in with the environment's key yet"
+        ),
+        "{}",
+        refused.all()
+    );
+    match right {
+        Some(text) => std::fs::write(&public, text).unwrap(),
+        None => std::fs::remove_file(&public).unwrap(),
+    }
+    assert_eq!(
+        ssh_as(
+            &p,
+            "root",
+            "test -e /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf"
+        )
+        .code,
+        1
+    );
+    assert!(
+        password_login(&p, "root", "hunter2-test"),
+        "nothing was hardened"
+    );
+
     // A hardening whose confirmation cannot succeed (the test switch also refuses `deploy`) is put back by
     // the host itself: root logs in again, by key and by password, and the command says so.
     let started = Instant::now();
