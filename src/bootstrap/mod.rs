@@ -227,4 +227,45 @@ mod tests {
             assert!(text.contains(message), "{args:?}: {text}");
         }
     }
+    /// The helper's confinement check passes the firewall's own rendered rulesets and refuses one that
+    /// reaches past the table `inet vldeploy`.
+    #[test]
+    fn the_helper_loads_vldeploys_table_and_no_other() {
+        use std::process::Command;
+        let start = HELPER.find("confined_ruleset() {").unwrap();
+        let end = start + HELPER[start..].find("\n}\n").unwrap() + 3;
+        let script = format!(
+            "die() {{ echo \"$*\" >&2; exit 2; }}; TABLE='inet vldeploy'\n{}\nconfined_ruleset \"$1\"",
+            &HELPER[start..end]
+        );
+        let check = |path: &Path| {
+            Command::new("sh")
+                .args(["-c", &script, "sh"])
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        };
+        let snapshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/render/snapshots");
+        for name in ["firewall_default.nft", "firewall_ranges.nft"] {
+            assert!(check(&snapshots.join(name)), "{name}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "other.nft",
+                "table inet vldeploy {\n}\ntable ip filter {\n}\n",
+            ),
+            ("flush.nft", "flush ruleset\n"),
+            (
+                "include.nft",
+                "table inet vldeploy {\n\tinclude \"/etc/shadow\"\n}\n",
+            ),
+            ("unclosed.nft", "table inet vldeploy {\n"),
+        ] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            assert!(!check(&path), "{name} is refused");
+        }
+    }
 }
