@@ -30,6 +30,15 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
         })?;
     let remote = Arc::new(remote);
     let target = remote.name().to_owned();
+    if user != "root" {
+        let out = remote.exec("sudo -n true").await?;
+        if !out.success() {
+            return Err(CommandError::Usage(format!(
+                "`{target}` cannot run commands as root through `sudo -n`: {}\n  help: bootstrap needs a user with sudo without a password (e.g. `ubuntu` on a cloud image), or `bootstrap_user: root`",
+                out.stderr_tail(1).trim()
+            )));
+        }
+    }
     let lock = crate::state::acquire(remote.clone(), &stack.name, "bootstrap").await?;
     let (changes, result) = run(ctx, &remote, &wanted, started).await;
     let quiet = changes.is_empty() && result.is_ok();
