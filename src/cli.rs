@@ -130,6 +130,17 @@ pub enum Command {
     },
     /// The host's audit log: who changed what, when, and how it ended.
     Audit(AuditArgs),
+    /// Make a fresh Debian or Ubuntu server ready: engine and tools, the deploy user, its sudo rule, directories.
+    ///
+    /// Connects as the environment's `bootstrap_user` (default `root`; a user with sudo works too), prints
+    /// its plan, then applies it: installs what is missing from the distribution's packages (an engine already
+    /// there is kept), creates the environment's user with the operator's public key in the docker group,
+    /// installs /usr/local/lib/vldeploy/vldeploy-root and the one sudoers rule that lets that user run it.
+    /// A second run prints "no changes".
+    #[command(after_help = "Examples:
+  vldeploy bootstrap -e production
+  vldeploy bootstrap -e production --harden-ssh")]
+    Bootstrap(BootstrapArgs),
     /// The host firewall: only SSH, 80 and 443 reachable (and what stack.yaml adds), even for Docker's ports.
     Firewall {
         #[command(subcommand)]
@@ -216,6 +227,14 @@ pub enum ChecklistAction {
         #[arg(long)]
         note: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Also turn off password and root logins for sshd; confirmed over a new connection as the deploy user,
+    /// and put back by the host itself if that fails.
+    #[arg(long)]
+    pub harden_ssh: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod backup;
+pub mod bootstrap;
 pub mod builder;
 pub mod checklist;
 pub mod cli;

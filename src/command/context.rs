@@ -39,6 +39,8 @@ pub(crate) enum CommandError {
     Backup(#[from] crate::backup::BackupError),
     #[error(transparent)]
     Firewall(#[from] crate::firewall::FirewallError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error("{0}")]
     Usage(String),
     /// The go-live checklist held a release back (the report was printed).

@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod bootstrap;
 mod certs;
 mod check;
 mod checklist;
@@ -23,6 +24,7 @@ mod up;
 
 pub(crate) use audit::audit;
 pub(crate) use backup::backup;
+pub(crate) use bootstrap::bootstrap;
 pub(crate) use certs::{certs, renew_on_host};
 pub(crate) use check::check;
 pub(crate) use checklist::checklist;

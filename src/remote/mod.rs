@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // until the flows run their commands through these builders
 
+pub mod bootstrap;
+pub mod sshd;
+
 use std::fmt;
 
 use crate::transport::shell_quote;

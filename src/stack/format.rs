@@ -559,6 +559,26 @@ pub(crate) fn stack_name(s: &str) -> Result<String, Problem> {
     }
 }
 
+/// A login user name as `useradd` takes it: a lowercase letter or `_`, then lowercase letters, digits, `_` or
+/// `-`, 1 to 32 characters.
+pub(crate) fn user_name(s: &str) -> Result<String, Problem> {
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let ok = s.len() <= 32
+        && first_ok
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("invalid user name `{s}`"),
+            "use a lowercase letter or `_`, then lowercase letters, digits, `_` or `-` (at most 32), e.g. `root` or `ubuntu`",
+        ))
+    }
+}
+
 /// An environment name: letters, digits, `-` and `_`, 1 to 63 characters (it names files, cron comments and
 /// the `-e` flag).
 pub(crate) fn environment_name(s: &str) -> Result<String, Problem> {
@@ -610,6 +630,16 @@ pub(crate) fn acme_directory(s: &str) -> Result<String, Problem> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_names() {
+        assert_eq!(user_name("ubuntu").unwrap(), "ubuntu");
+        assert_eq!(user_name("_ops-1").unwrap(), "_ops-1");
+        for bad in ["", "Root", "1st", "a b", "x;rm", &"a".repeat(33)] {
+            let e = user_name(bad).unwrap_err();
+            assert_eq!(e.message, format!("invalid user name `{bad}`"));
+        }
+    }
 
     #[test]
     fn ssh_urls() {

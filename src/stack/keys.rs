@@ -12,6 +12,7 @@ pub(crate) const TOP: &[&str] = &[
 ];
 pub(crate) const ENVIRONMENT: &[&str] = &[
     "host",
+    "bootstrap_user",
     "ssh_key",
     "ssh_agent",
     "known_hosts",

@@ -130,6 +130,11 @@ pub fn load_with(
         r.require(env, "host", "add `host: ssh://user@host:port`")?,
         format::ssh_url,
     )?;
+    let bootstrap_user = env
+        .get("bootstrap_user")
+        .map(|n| r.parse(n, format::user_name))
+        .transpose()?
+        .unwrap_or_else(|| "root".to_owned());
     let auth = auth(&r, env)?;
     let host_keys = host_keys(&r, env)?;
     let domain = r.parse(
@@ -194,6 +199,7 @@ pub fn load_with(
         environment: environment.to_owned(),
         project_dir: project_dir.clone(),
         target,
+        bootstrap_user,
         auth,
         host_keys,
         domain,

@@ -19,6 +19,9 @@ pub struct Stack {
     /// The directory that holds the stack file (absolute).
     pub project_dir: PathBuf,
     pub target: SshUrl,
+    /// The user `vldeploy bootstrap` first connects as (`root`, or a user with sudo); `target.user` is the
+    /// user it creates.
+    pub bootstrap_user: String,
     pub auth: SshAuth,
     pub host_keys: HostKeys,
     pub domain: String,

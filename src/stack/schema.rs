@@ -99,6 +99,8 @@ pub fn schema() -> Value {
     top.extend(sections());
     let mut env = props(json!({
         "host": {"type": "string", "pattern": "^ssh://", "description": "`ssh://user@host[:port]`"},
+        "bootstrap_user": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]{0,31}$", "default": "root",
+            "description": "the user of `vldeploy bootstrap`'s first connection: `root`, or a user with sudo (e.g. `ubuntu`)"},
         "ssh_key": {"type": "string", "description": "private key file; `~` and paths relative to the stack file work"},
         "ssh_agent": {"const": true, "description": "log in with the running ssh-agent"},
         "known_hosts": {"type": "string", "description": "an OpenSSH known_hosts file"},
