@@ -7,9 +7,9 @@ use super::{CommandError, Context};
 use crate::bootstrap::{self, Harden, Step};
 use crate::cli::{BootstrapArgs, Output};
 
-/// Every progress line of bootstrap goes through here (stderr).
+/// Every progress line of bootstrap goes through here: a note of the one output stream.
 fn progress(line: &str) {
-    eprintln!("{line}");
+    crate::output::Output::global().note(line);
 }
 
 pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32, CommandError> {

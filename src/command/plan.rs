@@ -46,10 +46,10 @@ pub(crate) async fn host_plan(
     let firewall = crate::firewall::prepared_from(gathered.firewall, &ctx.stack)
         .map_err(super::firewall::fail)?;
     if firewall.cuts_ssh {
-        eprintln!(
+        ctx.out.note(format!(
             "firewall: test switch `{}` set: the ruleset leaves SSH out",
             crate::firewall::TEST_CUT_SSH_ENV
-        );
+        ));
     }
     let wanted = Desired {
         firewall: Some(firewall.ruleset.hash.clone()),
