@@ -1,12 +1,10 @@
 //! Backups and restores against a real sandbox host: cron's own shell, a failing `pg_dump`, a round trip, refusals.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::project::{Project, Run};
 use base64::Engine as _;
-use support::project::{Project, Run};
 
 const DB: &str = "vaibava_db";
 

@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use support::project::{Project, Run};
+use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use crate::support::project::{Project, Run};
 
 const DOMAIN: &str = "shop.test";
 /// A valid base64url key that Pebble does not know for `kid-2`.

@@ -3,10 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::project::{Project, Run};
 use serde_json::Value;
-use support::project::{Project, Run};
 
 /// The stack with `checklist: {items}` (and `gated: true` when asked) in the sandbox environment.
 fn stack_with(p: &Project, items: &[&str], gated: bool, edit: impl FnOnce(&mut String)) -> String {

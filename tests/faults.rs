@@ -2,12 +2,10 @@
 //! nothing is left waiting, and the next `up` converges.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::project::Project;
+use crate::support::project::Project;
 
 /// Runs a command inside the sandbox host's container (not over ssh: the faults cut ssh).
 fn on_host(p: &Project, cmd: &str) -> String {

@@ -2,12 +2,10 @@
 //! publishes, through an engine restart and a reboot; a ruleset that cuts off SSH is reverted by the host itself;
 //! a stack that publishes the database is refused with nothing changed.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::project::{Project, Run};
 use serde_json::Value;
-use support::project::{Project, Run};
 
 /// `vldeploy firewall probe -o json`: its exit code and `port -> (seen, ok)`.
 fn probe(p: &Project) -> (i32, Value) {

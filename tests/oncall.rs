@@ -1,8 +1,6 @@
 //! The on-call commands against a sandbox host: doctor, restart, exec, cache flush, maintenance on/off, errors.
 
-mod support;
-
-use support::project::Project;
+use crate::support::project::Project;
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {

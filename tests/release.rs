@@ -1,11 +1,9 @@
 //! Zero-downtime backend releases under load: redeploys, a candidate that never becomes healthy, rollback.
 
-mod support;
-
 use std::time::Duration;
 
-use support::load;
-use support::project::Project;
+use crate::support::load;
+use crate::support::project::Project;
 
 /// A steady few hundred requests a second through nginx to the backend (which asks the database each time).
 fn steady_load(p: &Project) -> load::Load {
@@ -348,7 +346,7 @@ fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_relea
     let p = Project::new("release_same_inputs");
     p.sandbox_up(&[]);
     // Inputs of this test's own (a build argument the Dockerfile does not use), so no other stack shares them.
-    let backend = support::project::repo().join("backend");
+    let backend = crate::support::project::repo().join("backend");
     let stack = p.stack_yaml(|t| {
         *t = t.replace(
             &format!("    build: {}\n", backend.display()),

@@ -1,16 +1,14 @@
 //! The transport against a real OpenSSH server and the real Docker engine: commands, uploads, streams,
 //! the Docker tunnel, and every way connecting can be refused.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::sshd::{Sshd, keygen, keygen_fingerprint};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use support::sshd::{Sshd, keygen, keygen_fingerprint};
 use tokio::sync::mpsc;
 use vldeploy::transport::{ALIVE_TIMEOUT, Auth, HostKeys, Remote, Target, TransportError};
 

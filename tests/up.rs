@@ -1,10 +1,8 @@
 //! `vldeploy up` against a real sandbox host: from nothing, converged, changed, interrupted, refused.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::project::Project;
+use crate::support::project::Project;
 
 fn health_json(p: &Project) -> serde_json::Value {
     let (code, body) = p.http_get("/api/health");
@@ -125,9 +123,10 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     // The project's own nginx template replaces the embedded one: only nginx reloads.
     let tpl_dir = p.path().join("templates/nginx");
     std::fs::create_dir_all(&tpl_dir).unwrap();
-    let tpl =
-        std::fs::read_to_string(support::project::repo().join("templates/nginx/site.conf.j2"))
-            .unwrap();
+    let tpl = std::fs::read_to_string(
+        crate::support::project::repo().join("templates/nginx/site.conf.j2"),
+    )
+    .unwrap();
     let tpl = tpl.replace(
         "server_tokens off;",
         "server_tokens off;\n    add_header X-Shop-Test reloaded always;",
@@ -492,7 +491,7 @@ trait OkStdout {
     fn ok_stdout(self) -> String;
 }
 
-impl OkStdout for support::project::Run {
+impl OkStdout for crate::support::project::Run {
     #[track_caller]
     fn ok_stdout(self) -> String {
         self.ok().stdout
