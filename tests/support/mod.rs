@@ -6,3 +6,4 @@ pub mod load;
 pub mod pebble;
 pub mod project;
 pub mod sshd;
+pub mod test;

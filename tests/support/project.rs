@@ -137,6 +137,11 @@ impl Project {
         std::fs::write(self.path().join("stack.yaml"), text).expect("write stack.yaml");
     }
 
+    /// The test builder for a run in this project's directory: `p.test().args([..]).stdout(..).run()`.
+    pub fn test(&self) -> super::test::Test<'_> {
+        super::test::Test::in_project(self)
+    }
+
     /// Runs `vldeploy ARGS` in the project directory.
     pub fn vldeploy(&self, args: &[&str]) -> Run {
         self.vldeploy_env(args, &[])
