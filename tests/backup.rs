@@ -102,9 +102,7 @@ fn last_log_line(p: &Project) -> serde_json::Value {
 
 #[test]
 fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
-    let p = Project::new("backup_cron");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_cron");
     let dir = format!("/var/backups/{}", p.name);
 
     // `up` installed the script and its cron entry: 02:00 every day, as root.
@@ -250,9 +248,7 @@ fn backend_started_at(p: &Project) -> String {
 
 #[test]
 fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
-    let p = Project::new("backup_restore");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_restore");
     let insert = |from: u32, to: u32| insert_orders(&p, from, to);
 
     // Orders, a backup, more orders.
@@ -472,9 +468,7 @@ fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> boo
 
 #[test]
 fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving() {
-    let p = Project::new("restore_killed");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("restore_killed");
     let flag = format!("/var/lib/vldeploy/{}/www/.maintenance", p.name);
     let journal = format!("/var/lib/vldeploy/{}/restore.json", p.name);
     // Enough rows that the load takes seconds, so a kill lands in the middle of it.
@@ -670,9 +664,7 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
 
 #[test]
 fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
-    let p = Project::new("backup_full");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_full");
     let dir = format!("/var/backups/{}", p.name);
 
     // The backup directory is a small filesystem of its own with one good backup on it, then filled up:

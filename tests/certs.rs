@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use crate::support::project::{Project, Run};
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 
 const DOMAIN: &str = "shop.test";
 /// A valid base64url key that Pebble does not know for `kid-2`.
@@ -79,20 +80,9 @@ fn status_json(p: &Project) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-fn no_secret(run: &Run, secrets: &[&str]) {
-    for s in secrets {
-        assert!(
-            !run.all().contains(s),
-            "a secret was printed:\n{}",
-            run.all()
-        );
-    }
-}
-
 #[test]
 fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate() {
-    let p = Project::new("certs_issue");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("certs_issue");
     let pebble = Pebble::start(&p, DOMAIN, None);
     use_acme(&p, &pebble, KID, HMAC);
 
@@ -257,8 +247,7 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
 
 #[test]
 fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_a_ca_outage() {
-    let p = Project::new("certs_renewal");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("certs_renewal");
     // 180 s certificates: due at half their life (90 s); cron checks every minute.
     let pebble = Pebble::start(&p, DOMAIN, Some(180));
     use_acme(&p, &pebble, KID, HMAC);

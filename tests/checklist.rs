@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::support::project::{Project, Run};
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 use serde_json::Value;
 
 /// The stack with `checklist: {items}` (and `gated: true` when asked) in the sandbox environment.
@@ -45,20 +46,9 @@ fn assert_status(p: &Project, item: &str, status: &str) -> Value {
     finding
 }
 
-fn no_secret(p: &Project, run: &Run) {
-    for key in ["POSTGRES_PASSWORD", "ADMIN_TOKEN"] {
-        let value = p.secret(key);
-        assert!(
-            !run.all().contains(&value),
-            "the value of {key} was printed:\n{}",
-            run.all()
-        );
-    }
-}
-
 fn audit(p: &Project) -> Vec<Value> {
     let run = p.vldeploy(&["audit", "-o", "json"]).ok();
-    no_secret(p, &run);
+    no_secret(&run, &p.secret_values());
     run.stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -83,8 +73,7 @@ fn set_secret(p: &Project, key: &str, value: &str) {
 
 #[test]
 fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
-    let p = Project::new("checklist_secrets");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_secrets");
     p.write_stack(&stack_with(&p, &["secrets"], false, |_| {}));
     let good = p.secret("ADMIN_TOKEN");
     let f = assert_status(&p, "secrets", "pass");
@@ -121,8 +110,7 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
 
 #[test]
 fn checklist_safe_mode_is_read_from_the_running_backend() {
-    let p = Project::new("checklist_safe_mode");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_safe_mode");
     let off = |t: &mut String| {
         *t = t.replace(
             "OPERATOR_SAFE_MODE: \"true\"",
@@ -147,8 +135,7 @@ fn checklist_safe_mode_is_read_from_the_running_backend() {
 
 #[test]
 fn checklist_auth_rate_limit_needs_a_429_before_ten_requests() {
-    let p = Project::new("checklist_rate_limit");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_rate_limit");
     p.write_stack(&stack_with(&p, &["auth_rate_limit"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     let f = assert_status(&p, "auth_rate_limit", "pass");
@@ -184,8 +171,7 @@ fn checklist_auth_rate_limit_needs_a_429_before_ten_requests() {
 
 #[test]
 fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
-    let p = Project::new("checklist_backup");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_backup");
     p.write_stack(&stack_with(&p, &["backup"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     let f = assert_status(&p, "backup", "fail");
@@ -226,7 +212,7 @@ fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
     );
 
     let restore = p.vldeploy(&["restore", "latest", "--yes"]).ok();
-    no_secret(&p, &restore);
+    no_secret(&restore, &p.secret_values());
     let entries = audit(&p);
     assert!(
         entries
@@ -238,8 +224,7 @@ fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
 
 #[test]
 fn checklist_firewall_fails_when_a_published_port_is_open() {
-    let p = Project::new("checklist_firewall");
-    p.sandbox_up(&[5432, 8080]);
+    let p = Project::with_sandbox_publishing("checklist_firewall", &[5432, 8080]);
     p.write_stack(&stack_with(&p, &["firewall"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     assert_status(&p, "firewall", "pass");
@@ -267,8 +252,7 @@ fn checklist_firewall_fails_when_a_published_port_is_open() {
 
 #[test]
 fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
-    let p = Project::new("checklist_gate");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_gate");
     let items = ["safe_mode", "health", "auth_rate_limit", "payment_test"];
     p.write_stack(&stack_with(&p, &items, true, |_| {}));
 
@@ -293,7 +277,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         "{}",
         first.stderr
     );
-    no_secret(&p, &first);
+    no_secret(&first, &p.secret_values());
     let (code, body) = p.http_get("/api/health");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("maintenance"), "{body}");
@@ -390,7 +374,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         ])
         .ok();
     assert!(waived.stdout.contains("waived"), "{}", waived.stdout);
-    no_secret(&p, &waived);
+    no_secret(&waived, &p.secret_values());
     let env = p
         .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
         .ok()
@@ -420,8 +404,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
 
 #[test]
 fn checklist_two_concurrent_ups_one_applies_the_other_names_the_holder() {
-    let p = Project::new("checklist_lock");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_lock");
     let spawn = || {
         p.command(&["up"])
             .stdout(std::process::Stdio::piped())

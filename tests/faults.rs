@@ -28,8 +28,7 @@ fn on_host(p: &Project, cmd: &str) -> String {
 
 #[test]
 fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_converges() {
-    let p = Project::new("conn-lost");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("conn-lost");
     let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
     // Each `up` is cut while it sends the images (the longest step of a first deploy): the first by killing
     // the host's sshd process of the connection, the second by destroying the TCP connection on the host.

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::project::{Project, Run};
+use crate::support::ssh::ssh_ok;
 use serde_json::Value;
 
 /// `vldeploy firewall probe -o json`: its exit code and `port -> (seen, ok)`.
@@ -25,13 +26,6 @@ fn seen(report: &Value, port: u16) -> (String, Value) {
         p["seen"].as_str().unwrap_or("").to_string(),
         p["ok"].clone(),
     )
-}
-
-#[track_caller]
-fn ssh_ok(p: &Project, cmd: &str) -> String {
-    let run = p.ssh(cmd);
-    assert_eq!(run.code, 0, "`{cmd}` on the sandbox host: {}", run.all());
-    run.stdout
 }
 
 /// Waits (up to 3 minutes) until `cmd` succeeds on the sandbox host.
@@ -92,8 +86,7 @@ fn assert_probe_passes(p: &Project, when: &str) {
 
 #[test]
 fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes() {
-    let p = Project::new("firewall_up");
-    p.sandbox_up(&[5432, 8080]);
+    let p = Project::with_sandbox_publishing("firewall_up", &[5432, 8080]);
 
     // Without a firewall the probe can tell: the host answers on 5432 and 8080 (nothing listens, it refuses).
     let (code, report) = probe(&p);
@@ -223,8 +216,7 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 
 #[test]
 fn firewall_a_ruleset_that_cuts_off_ssh_is_reverted_by_the_host_itself() {
-    let p = Project::new("firewall_revert");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("firewall_revert");
 
     let first = p.vldeploy(&["firewall", "apply"]).ok();
     assert!(

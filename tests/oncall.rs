@@ -4,9 +4,7 @@ use crate::support::project::Project;
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {
-    let p = Project::new("oncall_doctor");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("oncall_doctor");
 
     let healthy = p.vldeploy(&["doctor"]);
     assert_eq!(
@@ -132,9 +130,7 @@ fn get_with_headers(p: &Project, path: &str) -> (u16, String, String) {
 
 #[test]
 fn oncall_maintenance_on_answers_503_and_off_serves_again() {
-    let p = Project::new("oncall_maintenance");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("oncall_maintenance");
     assert_eq!(p.http_get("/api/health").0, 200, "the fresh stack serves");
 
     let before = p.vldeploy(&["maintenance", "status", "-o", "json"]).ok();

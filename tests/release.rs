@@ -33,9 +33,7 @@ fn live_env(p: &Project, key: &str) -> String {
 
 #[test]
 fn release_five_redeploys_under_load_drop_no_request() {
-    let p = Project::new("release_redeploys");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_redeploys");
     let load = steady_load(&p);
     std::thread::sleep(Duration::from_secs(2));
     for n in 1..=5 {
@@ -76,9 +74,7 @@ fn release_five_redeploys_under_load_drop_no_request() {
 
 #[test]
 fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_serving() {
-    let p = Project::new("release_unhealthy");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_unhealthy");
     let live_before = p.containers()["vl_backend"].clone();
     let load = steady_load(&p);
     // The candidate cannot reach its database: /api/health answers 503 and the health check never passes.
@@ -146,8 +142,7 @@ fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_servin
 
 #[test]
 fn release_rollback_goes_back_without_dropping_a_request() {
-    let p = Project::new("release_rollback");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_rollback");
     p.write_stack(&with_release_env(&p, 1));
     p.vldeploy(&["up"]).ok();
     p.write_stack(&with_release_env(&p, 2));
@@ -202,8 +197,7 @@ fn release_rollback_goes_back_without_dropping_a_request() {
 
 #[test]
 fn release_up_backup_before_takes_a_verified_backup_first() {
-    let p = Project::new("release_backup_before");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_backup_before");
     // On a fresh host there is no database yet; `up` says so and goes on.
     let first = p.vldeploy(&["up", "--backup-before"]).ok();
     assert!(
@@ -248,9 +242,7 @@ fn nginx_workers(p: &Project) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_failed_request() {
-    let p = Project::new("release_killed_switch");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_killed_switch");
     let upstream = format!("/var/lib/vldeploy/{}/nginx/conf.d/00-upstream.conf", p.name);
     let read_upstream = || p.ssh(&format!("cat {upstream}")).ok().stdout;
     let before = read_upstream();
@@ -343,8 +335,7 @@ fn local_docker(args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_released_again() {
-    let p = Project::new("release_same_inputs");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_same_inputs");
     // Inputs of this test's own (a build argument the Dockerfile does not use), so no other stack shares them.
     let backend = crate::support::project::repo().join("backend");
     let stack = p.stack_yaml(|t| {

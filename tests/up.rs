@@ -12,8 +12,7 @@ fn health_json(p: &Project) -> serde_json::Value {
 
 #[test]
 fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
-    let p = Project::new("up_from_nothing");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("up_from_nothing");
 
     let first = p.vldeploy(&["up"]).ok();
     assert!(
@@ -87,9 +86,7 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
 
 #[test]
 fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_nginx() {
-    let p = Project::new("changes");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("changes");
     let before = p.containers();
 
     p.write_stack(&p.stack_yaml(|t| *t = t.replace("RUST_LOG: info", "RUST_LOG: debug")));
@@ -152,9 +149,7 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
 
 #[test]
 fn down_then_up_keeps_the_database() {
-    let p = Project::new("down_up");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("down_up");
     let psql = "docker exec vl_postgres psql -U postgres -d vaibava_db -tAc";
     p.ssh(&format!(
         "{psql} \"CREATE TABLE keepme(v text); INSERT INTO keepme VALUES ('still here')\""
@@ -178,8 +173,7 @@ fn down_then_up_keeps_the_database() {
 
 #[test]
 fn up_killed_part_way_converges_on_the_next_run() {
-    let p = Project::new("interrupted");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("interrupted");
     // Kill `up` as it starts step N, for several N, then run it again.
     for kill_at in ["[2/", "[5/", "[7/", "[8/"] {
         let mut child = p
@@ -239,8 +233,7 @@ fn up_killed_part_way_converges_on_the_next_run() {
 
 #[test]
 fn an_unknown_host_key_is_refused_and_nothing_changes() {
-    let p = Project::new("unknown_key");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("unknown_key");
     let known = p.path().join(".vldeploy/sandbox/known_hosts");
     let real = std::fs::read_to_string(&known).unwrap();
     std::fs::write(&known, "").unwrap();
@@ -293,8 +286,7 @@ fn an_unknown_host_key_is_refused_and_nothing_changes() {
 
 #[test]
 fn connection_problems_give_one_clear_error_each() {
-    let p = Project::new("conn_errors");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("conn_errors");
     let base = p.stack_yaml(|_| {});
 
     // Wrong key path.
@@ -338,8 +330,7 @@ fn connection_problems_give_one_clear_error_each() {
 
 #[test]
 fn secrets_never_appear_in_any_output() {
-    let p = Project::new("secrets");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("secrets");
     let secrets = [p.secret("POSTGRES_PASSWORD"), p.secret("ADMIN_TOKEN")];
     let mut outputs = Vec::new();
     let env = [("VLDEPLOY_LOG", "debug")];

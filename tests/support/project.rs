@@ -52,7 +52,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: &Output) -> Self {
+    pub fn from_output(out: &Output) -> Self {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -101,6 +101,25 @@ impl Project {
             sandbox_started: Mutex::new(false),
         };
         p.write_stack(&p.stack_yaml(|_| {}));
+        p
+    }
+
+    /// A project with its sandbox host up: what nearly every end-to-end test starts from.
+    pub fn with_sandbox(test: &str) -> Self {
+        Self::with_sandbox_publishing(test, &[])
+    }
+
+    /// A project whose sandbox host also publishes `ports` (for probes of what must stay closed).
+    pub fn with_sandbox_publishing(test: &str, ports: &[u16]) -> Self {
+        let p = Self::new(test);
+        p.sandbox_up(ports);
+        p
+    }
+
+    /// A project with its sandbox host up and the stack deployed there by a successful `up`.
+    pub fn deployed(test: &str) -> Self {
+        let p = Self::with_sandbox(test);
+        p.vldeploy(&["up"]).ok();
         p
     }
 
@@ -153,7 +172,7 @@ impl Project {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("vldeploy runs");
-        let run = Run::from(&out);
+        let run = Run::from_output(&out);
         self.record(args, &run);
         run
     }
@@ -250,31 +269,15 @@ impl Project {
 
     /// Runs a shell command on the sandbox host with the OpenSSH client, strictly checking its host key.
     pub fn ssh(&self, command: &str) -> Run {
-        let dir = self.path().join(".vldeploy/sandbox");
-        let out = Command::new("ssh")
-            .args(["-i", &dir.join("id_ed25519").display().to_string()])
-            .args([
-                "-o",
-                &format!("UserKnownHostsFile={}", dir.join("known_hosts").display()),
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .args([
-                "-p",
-                &self.sandbox_var("SANDBOX_SSH_PORT"),
-                "root@127.0.0.1",
-                command,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh runs");
-        Run::from(&out)
+        super::ssh::ssh(self, command)
+    }
+
+    /// The values of the sandbox's secrets (`POSTGRES_PASSWORD`, `ADMIN_TOKEN`): what must never be printed.
+    pub fn secret_values(&self) -> Vec<String> {
+        ["POSTGRES_PASSWORD", "ADMIN_TOKEN"]
+            .iter()
+            .map(|k| self.secret(k))
+            .collect()
     }
 
     /// `GET http://127.0.0.1:<sandbox http port><path>`: status and body.
