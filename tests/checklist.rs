@@ -46,19 +46,6 @@ fn assert_status(p: &Project, item: &str, status: &str) -> Value {
     finding
 }
 
-fn audit(p: &Project) -> Vec<Value> {
-    let run = p.vldeploy(&["audit", "-o", "json"]).ok();
-    no_secret(&run, &p.secret_values());
-    run.stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .flat_map(|v| match v {
-            Value::Array(a) => a,
-            other => vec![other],
-        })
-        .collect()
-}
-
 fn set_secret(p: &Project, key: &str, value: &str) {
     let path = p.path().join(".vldeploy/sandbox/secrets.env");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -213,7 +200,7 @@ fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
 
     let restore = p.vldeploy(&["restore", "latest", "--yes"]).ok();
     no_secret(&restore, &p.secret_values());
-    let entries = audit(&p);
+    let entries = p.audit();
     assert!(
         entries
             .iter()
@@ -382,7 +369,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     assert!(env.contains("OPERATOR_SAFE_MODE=false"), "{env}");
     assert_eq!(p.http_get("/api/health").0, 200);
 
-    let entries = audit(&p);
+    let entries = p.audit();
     let ups: Vec<&Value> = entries.iter().filter(|e| e["command"] == "up").collect();
     assert!(ups.iter().any(|e| e["result"] == "failed"), "{ups:?}");
     assert!(
@@ -441,7 +428,7 @@ fn checklist_two_concurrent_ups_one_applies_the_other_names_the_holder() {
     assert!(loser.contains("locked by"), "{loser}");
     assert!(loser.contains("`up`"), "{loser}");
     assert_eq!(p.http_get("/api/health").0, 200);
-    let entries = audit(&p);
+    let entries = p.audit();
     assert_eq!(
         entries.iter().filter(|e| e["command"] == "up").count(),
         1,

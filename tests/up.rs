@@ -3,6 +3,17 @@
 use std::time::{Duration, Instant};
 
 use crate::support::project::Project;
+use crate::support::ssh::no_secret;
+
+/// The stack's URL on the sandbox host, as `up` prints it.
+fn url(p: &Project) -> String {
+    format!("http://127.0.0.1:{}/", p.sandbox_var("SANDBOX_HTTP_PORT"))
+}
+
+/// What `up` prints on a host that already matches the stack.
+fn converged(p: &Project) -> String {
+    format!("{}: no changes; the stack is up at {}\n", p.name, url(p))
+}
 
 fn health_json(p: &Project) -> serde_json::Value {
     let (code, body) = p.http_get("/api/health");
@@ -14,17 +25,11 @@ fn health_json(p: &Project) -> serde_json::Value {
 fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     let p = Project::with_sandbox("up_from_nothing");
 
-    let first = p.vldeploy(&["up"]).ok();
-    assert!(
-        first.stdout.contains("create container `vl_postgres`"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stdout.contains("is up at http://127.0.0.1:"),
-        "{}",
-        first.stdout
-    );
+    p.test()
+        .arg("up")
+        .stdout_has("create container `vl_postgres`")
+        .stdout_has(format!("{} (sandbox) is up at {} — ", p.name, url(&p)))
+        .run();
 
     let health = health_json(&p);
     assert!(health["uptime_s"].as_f64().is_some(), "{health}");
@@ -42,14 +47,13 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     assert_eq!(code, 200);
     assert!(page.contains(&p.name), "{page}");
 
-    let second = p.vldeploy(&["up"]).ok();
-    assert!(second.stdout.contains("no changes"), "{}", second.stdout);
-    assert!(
-        !second.stderr.contains("[1/"),
-        "a converged host applies nothing: {}",
-        second.stderr
-    );
-    assert_eq!(p.vldeploy(&["plan", "--exit-code"]).code, 0);
+    // A converged host applies nothing.
+    p.test()
+        .arg("up")
+        .stdout_has(converged(&p))
+        .stderr_lacks("[1/")
+        .run();
+    p.test().args(["plan", "--exit-code"]).status(0).run();
 
     // Another machine (a CI runner, a colleague's laptop) builds the same sources without this one's cache: the
     // image gets another ID (the image records when it was built). The host keeps the image it has for those
@@ -64,13 +68,13 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
         .output()
         .unwrap();
     assert!(local.status.success(), "{local:?}");
-    let rebuilt = p.vldeploy(&["up"]).ok();
-    assert!(rebuilt.stdout.contains("no changes"), "{}", rebuilt.stdout);
-    assert!(
-        !rebuilt.stderr.contains("send images") && !rebuilt.stderr.contains("[1/"),
-        "nothing sent, nothing applied: {}",
-        rebuilt.stderr
-    );
+    // Nothing sent, nothing applied.
+    p.test()
+        .arg("up")
+        .stdout_has(converged(&p))
+        .stderr_lacks("send images")
+        .stderr_lacks("[1/")
+        .run();
     assert_eq!(p.containers(), ids, "no container replaced");
 
     let status = p.vldeploy(&["status", "--output", "json"]).ok();
@@ -90,20 +94,14 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     let before = p.containers();
 
     p.write_stack(&p.stack_yaml(|t| *t = t.replace("RUST_LOG: info", "RUST_LOG: debug")));
-    let plan = p.vldeploy(&["plan", "--exit-code"]);
-    assert_eq!(plan.code, 2, "pending changes exit 2: {}", plan.all());
-    assert!(
-        plan.stdout
-            .contains("release `vl_backend` (blue/green)  (env ~RUST_LOG)"),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        !plan.stdout.contains("vl_postgres")
-            && !plan.stdout.contains("recreate container `vl_nginx`"),
-        "{}",
-        plan.stdout
-    );
+    // Pending changes exit 2.
+    p.test()
+        .args(["plan", "--exit-code"])
+        .status(2)
+        .stdout_has("release `vl_backend` (blue/green)  (env ~RUST_LOG)")
+        .stdout_lacks("vl_postgres")
+        .stdout_lacks("recreate container `vl_nginx`")
+        .run();
     p.vldeploy(&["up"]).ok();
     let after = p.containers();
     assert_eq!(
@@ -129,13 +127,12 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
         "server_tokens off;\n    add_header X-Shop-Test reloaded always;",
     );
     std::fs::write(tpl_dir.join("site.conf.j2"), tpl).unwrap();
-    let plan = p.vldeploy(&["plan"]).ok();
-    assert!(
-        plan.stdout.contains("reload `vl_nginx`") && plan.stdout.contains("site.conf"),
-        "{}",
-        plan.stdout
-    );
-    assert!(!plan.stdout.contains("recreate"), "{}", plan.stdout);
+    p.test()
+        .arg("plan")
+        .stdout_has("reload `vl_nginx`")
+        .stdout_has("site.conf")
+        .stdout_lacks("recreate")
+        .run();
     p.vldeploy(&["up"]).ok();
     assert_eq!(
         p.containers(),
@@ -144,7 +141,7 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     );
     let headers = p.ssh("curl -sSI http://127.0.0.1/nginx-health").ok_stdout();
     assert!(headers.contains("X-Shop-Test: reloaded"), "{headers}");
-    assert!(p.vldeploy(&["up"]).ok().stdout.contains("no changes"));
+    p.test().arg("up").stdout_has(converged(&p)).run();
 }
 
 #[test]
@@ -156,14 +153,18 @@ fn down_then_up_keeps_the_database() {
     ))
     .ok();
 
-    let down = p.vldeploy(&["down"]).ok();
-    assert!(down.stdout.contains("volumes kept"), "{}", down.stdout);
+    p.test()
+        .arg("down")
+        .stdout_has("volumes kept (the database survives); `down --volumes` deletes them.\n")
+        .run();
     assert!(p.containers().is_empty(), "down removes the containers");
 
     // Deleting volumes without a terminal and without --yes is refused, and changes nothing.
-    let refused = p.vldeploy(&["down", "--volumes"]);
-    assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    p.test()
+        .args(["down", "--volumes"])
+        .status(1)
+        .stderr_has("pass `--yes` in automation")
+        .run();
 
     p.vldeploy(&["up"]).ok();
     let row = p.ssh(&format!("{psql} 'SELECT v FROM keepme'")).ok_stdout();
@@ -213,9 +214,10 @@ fn up_killed_part_way_converges_on_the_next_run() {
         let _ = child.wait();
         eprintln!("killed at {kill_at} (reached: {hit})\n{seen}");
         // Then kill was either mid-step or (when the plan was shorter) after completion: both must converge.
-        let again = p.vldeploy(&["up"]).ok();
+        let again = p.test().arg("up").run();
         assert!(
-            again.stdout.contains("is up at") || again.stdout.contains("no changes"),
+            again.stdout.contains(&format!("is up at {}", url(&p)))
+                || again.stdout.contains(&converged(&p)),
             "{}",
             again.stdout
         );
@@ -237,19 +239,15 @@ fn an_unknown_host_key_is_refused_and_nothing_changes() {
     let known = p.path().join(".vldeploy/sandbox/known_hosts");
     let real = std::fs::read_to_string(&known).unwrap();
     std::fs::write(&known, "").unwrap();
-    let run = p.vldeploy(&["up"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("SHA256:"),
-        "the fingerprint is shown: {}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("ssh-keyscan"),
-        "the command to trust it is shown: {}",
-        run.stderr
-    );
-    assert!(!run.all().contains("panicked"));
+    // The fingerprint is shown, and the command to trust it.
+    p.test()
+        .arg("up")
+        .status(1)
+        .stderr_has("SHA256:")
+        .stderr_has("ssh-keyscan")
+        .stdout_lacks("panicked")
+        .stderr_lacks("panicked")
+        .run();
     std::fs::write(&known, real).unwrap();
     assert!(p.containers().is_empty(), "nothing was created on the host");
 
@@ -273,8 +271,7 @@ fn an_unknown_host_key_is_refused_and_nothing_changes() {
     );
     let real = std::fs::read_to_string(&known).unwrap();
     std::fs::write(&known, format!("{fake}\n")).unwrap();
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
+    let run = p.test().arg("plan").status(1).run();
     assert!(
         run.stderr.to_lowercase().contains("changed"),
         "{}",
@@ -294,9 +291,11 @@ fn connection_problems_give_one_clear_error_each() {
         "ssh_key: .vldeploy/sandbox/id_ed25519",
         "ssh_key: .vldeploy/sandbox/no_such_key",
     ));
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("no_such_key"), "{}", run.stderr);
+    p.test()
+        .arg("plan")
+        .status(1)
+        .stderr_has("no_such_key")
+        .run();
 
     // Unreachable host: a closed port on loopback.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -305,27 +304,27 @@ fn connection_problems_give_one_clear_error_each() {
         .unwrap()
         .port();
     p.write_stack(&base.replace("${SANDBOX_SSH_PORT}", &closed.to_string()));
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains(&format!("127.0.0.1:{closed}")),
-        "{}",
-        run.stderr
-    );
+    p.test()
+        .arg("plan")
+        .status(1)
+        .stderr_has(format!("127.0.0.1:{closed}"))
+        .run();
 
     // No Docker engine on the host.
     p.write_stack(&base);
     p.ssh("pkill -x dockerd; for i in $(seq 50); do [ -S /var/run/docker.sock ] || break; sleep 0.2; done; rm -f /var/run/docker.sock").ok();
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
+    let run = p
+        .test()
+        .arg("plan")
+        .status(1)
+        .stdout_lacks("panicked")
+        .stderr_lacks("panicked")
+        .run();
     assert!(
         run.stderr.to_lowercase().contains("docker"),
         "{}",
         run.stderr
     );
-    for r in [&run] {
-        assert!(!r.all().contains("panicked"), "{}", r.all());
-    }
 }
 
 #[test]
@@ -402,13 +401,12 @@ fn secrets_never_appear_in_any_output() {
         })
         .collect();
     std::fs::write(&secrets_env, rotated).unwrap();
-    let plan = p.vldeploy_env(&["plan"], &env).ok();
-    assert!(
-        plan.stdout
-            .contains("release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)"),
-        "{}",
-        plan.stdout
-    );
+    let plan = p
+        .test()
+        .arg("plan")
+        .env(env[0].0, env[0].1)
+        .stdout_has("release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)")
+        .run();
     outputs.push(plan);
     outputs.push(p.vldeploy_env(&["up"], &env).ok());
     let after = p.containers();
@@ -422,20 +420,20 @@ fn secrets_never_appear_in_any_output() {
     );
     assert_eq!(before["vl_nginx"], after["vl_nginx"], "nginx untouched");
     no_plain_secret_hash_in_labels(&p);
-    let again = p.vldeploy_env(&["up"], &env).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    let again = p
+        .test()
+        .arg("up")
+        .env(env[0].0, env[0].1)
+        .stdout_has(converged(&p))
+        .run();
     outputs.push(again);
 
     let secrets = [secrets[0].clone(), secrets[1].clone(), token];
+    for s in &secrets {
+        assert!(s.len() >= 16, "sandbox secrets are long random strings");
+    }
     for run in &outputs {
-        for s in &secrets {
-            assert!(s.len() >= 16, "sandbox secrets are long random strings");
-            assert!(
-                !run.all().contains(s.as_str()),
-                "a secret leaked into output:\n{}",
-                run.all().replace(s.as_str(), "<LEAK>")
-            );
-        }
+        no_secret(run, &secrets);
     }
 }
 

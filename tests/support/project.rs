@@ -272,6 +272,25 @@ impl Project {
         super::ssh::ssh(self, command)
     }
 
+    /// The audit log's entries (`vldeploy audit -o json`), oldest first; the output shows no secret.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let run = self.test().args(["audit", "-o", "json"]).run();
+        super::ssh::no_secret(&run, &self.secret_values());
+        run.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|v| match v {
+                serde_json::Value::Array(a) => a,
+                other => vec![other],
+            })
+            .collect()
+    }
+
+    /// Whether the audit log holds an entry for `command` (`restore`, `restore --resume`).
+    pub fn audited(&self, command: &str) -> bool {
+        self.audit().iter().any(|e| e["command"] == command)
+    }
+
     /// The values of the sandbox's secrets (`POSTGRES_PASSWORD`, `ADMIN_TOKEN`): what must never be printed.
     pub fn secret_values(&self) -> Vec<String> {
         ["POSTGRES_PASSWORD", "ADMIN_TOKEN"]
