@@ -25,7 +25,7 @@ fn stack_with(p: &Project, items: &[&str], gated: bool, edit: impl FnOnce(&mut S
 
 /// `vldeploy check -o json`: exit code and the finding of `item`.
 fn check(p: &Project, item: &str) -> (i32, Value, String) {
-    let run = p.vldeploy(&["check", "-o", "json"]);
+    let run = p.test().args(["check", "-o", "json"]).any_status().run();
     let v: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("check -o json: {e}\n{}", run.all()));
     let finding = v["findings"]
@@ -70,16 +70,13 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
     );
 
     set_secret(&p, "ADMIN_TOKEN", "change_this_secret");
-    let run = p.vldeploy(&["check"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout
-            .contains("`ADMIN_TOKEN` is a well-known default value"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("fix: "), "{}", run.stdout);
-    assert!(!run.all().contains("change_this_secret"), "{}", run.all());
+    p.test()
+        .arg("check")
+        .status(1)
+        .stdout_has("`ADMIN_TOKEN` is a well-known default value")
+        .stdout_has("fix: ")
+        .hides("change_this_secret")
+        .run();
     set_secret(&p, "ADMIN_TOKEN", "short1");
     let f = assert_status(&p, "secrets", "fail");
     assert!(
@@ -244,8 +241,14 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     p.write_stack(&stack_with(&p, &items, true, |_| {}));
 
     // First launch: payment_test is not attested, so the shop stays behind the maintenance page.
-    let first = p.vldeploy(&["up"]);
-    assert_eq!(first.code, 1, "{}", first.all());
+    let first = p
+        .test()
+        .arg("up")
+        .status(1)
+        .stdout_has("safe_mode")
+        .stderr_has("holds the release back")
+        .stderr_has("maintenance page")
+        .run();
     assert!(
         first.stdout.lines().any(|l| l.starts_with("payment_test ")
             && l.contains(" FAIL ")
@@ -253,55 +256,35 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         "{}",
         first.stdout
     );
-    assert!(first.stdout.contains("safe_mode"), "{}", first.stdout);
-    assert!(
-        first.stderr.contains("holds the release back"),
-        "{}",
-        first.stderr
-    );
-    assert!(
-        first.stderr.contains("maintenance page"),
-        "{}",
-        first.stderr
-    );
     no_secret(&first, &p.secret_values());
     let (code, body) = p.http_get("/api/health");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("maintenance"), "{body}");
     // Lifting the maintenance page by hand would serve the held release: refused.
-    let lift = p.vldeploy(&["maintenance", "off"]);
-    assert_eq!(lift.code, 1, "{}", lift.all());
-    assert!(
-        lift.stderr.contains("go-live checklist has not passed"),
-        "{}",
-        lift.stderr
-    );
+    p.test()
+        .args(["maintenance", "off"])
+        .status(1)
+        .stderr_has("go-live checklist has not passed")
+        .run();
     assert_eq!(p.http_get("/api/health").0, 503);
 
     // An attestation, then `up` puts the release live.
-    let attest = p
-        .vldeploy(&[
+    p.test()
+        .args([
             "checklist",
             "attest",
             "payment_test",
             "--note",
             "paid 1 INR with a real card, refunded",
         ])
-        .ok();
-    assert!(
-        attest.stdout.contains("payment_test attested by"),
-        "{}",
-        attest.stdout
-    );
-    let wrong = p.vldeploy(&["checklist", "attest", "ssl", "--note", "looked fine"]);
-    assert_eq!(wrong.code, 1, "{}", wrong.all());
-    assert!(
-        wrong.stderr.contains("checked by a probe"),
-        "{}",
-        wrong.stderr
-    );
-    let live = p.vldeploy(&["up"]).ok();
-    assert!(live.stdout.contains("all 4 items pass"), "{}", live.stdout);
+        .stdout_has("payment_test attested by")
+        .run();
+    p.test()
+        .args(["checklist", "attest", "ssl", "--note", "looked fine"])
+        .status(1)
+        .stderr_has("checked by a probe")
+        .run();
+    p.test().arg("up").stdout_has("all 4 items pass").run();
     assert_eq!(p.http_get("/api/health").0, 200);
     let l1 = p.ssh("docker inspect -f '{{.Id}}' vl_backend").ok().stdout;
 
@@ -313,19 +296,12 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         );
     };
     p.write_stack(&stack_with(&p, &items, true, unsafe_release));
-    let held = p.vldeploy(&["up"]);
-    assert_eq!(held.code, 1, "{}", held.all());
-    assert!(
-        held.stdout
-            .contains("OPERATOR_SAFE_MODE is `false` in `vl_backend_candidate`"),
-        "{}",
-        held.stdout
-    );
-    assert!(
-        held.stderr.contains("the previous release keeps serving"),
-        "{}",
-        held.stderr
-    );
+    p.test()
+        .arg("up")
+        .status(1)
+        .stdout_has("OPERATOR_SAFE_MODE is `false` in `vl_backend_candidate`")
+        .stderr_has("the previous release keeps serving")
+        .run();
     assert_eq!(
         p.ssh("docker inspect -f '{{.Id}}' vl_backend").ok().stdout,
         l1
@@ -343,24 +319,26 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     assert!(env.contains("OPERATOR_SAFE_MODE=true"), "{env}");
 
     // A waiver needs a reason and a real item; with both, the release goes live and the waiver is audited.
-    let no_reason = p.vldeploy(&["up", "--waive", "safe_mode"]);
-    assert_eq!(no_reason.code, 1, "{}", no_reason.all());
-    let typo = p.vldeploy(&["up", "--waive", "safe_mod", "--reason", "x"]);
-    assert!(
-        typo.stderr.contains("did you mean `safe_mode`?"),
-        "{}",
-        typo.stderr
-    );
+    p.test()
+        .args(["up", "--waive", "safe_mode"])
+        .status(1)
+        .run();
+    p.test()
+        .args(["up", "--waive", "safe_mod", "--reason", "x"])
+        .any_status()
+        .stderr_has("did you mean `safe_mode`?")
+        .run();
     let waived = p
-        .vldeploy(&[
+        .test()
+        .args([
             "up",
             "--waive",
             "safe_mode",
             "--reason",
             "catalog import needs price edits today",
         ])
-        .ok();
-    assert!(waived.stdout.contains("waived"), "{}", waived.stdout);
+        .stdout_has("waived")
+        .run();
     no_secret(&waived, &p.secret_values());
     let env = p
         .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
