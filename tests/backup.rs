@@ -117,14 +117,7 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
     );
     assert!(!p.sh("pgrep -x cron || pgrep -x crond").trim().is_empty());
     // A second `up` leaves the backup files alone.
-    p.test()
-        .arg("up")
-        .stdout(format!(
-            "{}: no changes; the stack is up at http://127.0.0.1:{}/\n",
-            p.name,
-            p.sandbox_var("SANDBOX_HTTP_PORT")
-        ))
-        .run();
+    p.test().arg("up").stdout(p.converged()).run();
 
     // pg_dump fails part-way (it printed some SQL first): the run fails and no backup appears.
     p.sh("docker exec vl_postgres sh -c 'rm -f /usr/local/bin/pg_dump && printf \"#!/bin/sh\\n/usr/lib/postgresql/15/bin/pg_dump \\\"\\$@\\\" | head -c 3000\\nexit 1\\n\" > /usr/local/bin/pg_dump && chmod 755 /usr/local/bin/pg_dump'");
@@ -638,14 +631,7 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
         .run();
     p.test().arg("doctor").stdout_has("WARN maintenance").run();
     p.vldeploy(&["maintenance", "off"]).ok();
-    p.test()
-        .arg("up")
-        .stdout(format!(
-            "{}: no changes; the stack is up at http://127.0.0.1:{}/\n",
-            p.name,
-            p.sandbox_var("SANDBOX_HTTP_PORT")
-        ))
-        .run();
+    p.test().arg("up").stdout(p.converged()).run();
 }
 
 #[test]

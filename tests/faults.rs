@@ -94,10 +94,8 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
     }
 
     // The host kept what was complete; the next `up` sends the rest and converges, the one after is a no-op.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("is up at"), "{}", again.stdout);
+    p.test().arg("up").stdout_has(p.is_up()).run();
     let (status, body) = p.http_get("/api/health");
     assert_eq!(status, 200, "{body}");
-    let third = p.vldeploy(&["up"]).ok();
-    assert!(third.stdout.contains("no changes"), "{}", third.stdout);
+    p.test().arg("up").stdout_has(p.converged()).run();
 }

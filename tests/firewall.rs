@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::project::{Project, Run};
+use crate::support::project::Project;
 use crate::support::ssh::ssh_ok;
 use serde_json::Value;
 
@@ -102,13 +102,10 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
         "{report}"
     );
 
-    let up = p.vldeploy(&["up"]).ok();
-    assert!(
-        up.stdout
-            .contains("applied and confirmed over a new connection"),
-        "{}",
-        up.all()
-    );
+    p.test()
+        .arg("up")
+        .stdout_has("applied and confirmed over a new connection")
+        .run();
     assert_probe_passes(&p, "after up");
 
     // Containers that publish the database's port and the backend's port, as a careless `docker run` would.
@@ -145,27 +142,21 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
             1,
         );
     }));
-    let refused = p.vldeploy(&["up"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("the database must stay on the private network"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("remove `ports`"),
-        "{}",
-        refused.stderr
-    );
+    p.test()
+        .arg("up")
+        .status(1)
+        .stderr_has("the database must stay on the private network")
+        .stderr_has("remove `ports`")
+        .run();
     assert_eq!(host_state(&p), before, "a refused stack changed the host");
     p.write_stack(&good);
 
     // Unchanged rules are not applied again.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.all());
-    assert!(!again.stderr.contains("firewall:"), "{}", again.stderr);
+    p.test()
+        .arg("up")
+        .stdout_has(p.converged())
+        .stderr_lacks("firewall:")
+        .run();
 
     // Restarting the host's Docker engine (which rewrites its own iptables rules) reopens nothing.
     ssh_ok(&p, "sandbox-dockerd restart");
@@ -218,36 +209,23 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 fn firewall_a_ruleset_that_cuts_off_ssh_is_reverted_by_the_host_itself() {
     let p = Project::with_sandbox("firewall_revert");
 
-    let first = p.vldeploy(&["firewall", "apply"]).ok();
-    assert!(
-        first.stdout.contains("applied and confirmed"),
-        "{}",
-        first.all()
-    );
-    let again = p.vldeploy(&["firewall", "apply"]).ok();
-    assert!(
-        again.stdout.contains("firewall: no changes"),
-        "{}",
-        again.all()
-    );
+    p.test()
+        .args(["firewall", "apply"])
+        .stdout_has("applied and confirmed")
+        .run();
+    p.test()
+        .args(["firewall", "apply"])
+        .stdout_has("firewall: no changes (")
+        .run();
     let table = ssh_ok(&p, "nft list table inet vldeploy");
 
-    let cut: Run = p.vldeploy_env(
-        &["firewall", "apply", "--revert-after", "10"],
-        &[("VLDEPLOY_FIREWALL_TEST_CUT_SSH", "1")],
-    );
-    assert_eq!(cut.code, 1, "{}", cut.all());
-    assert!(
-        cut.stderr.contains("the new firewall ruleset cut off"),
-        "{}",
-        cut.stderr
-    );
-    assert!(
-        cut.stderr
-            .contains("the host restored its previous ruleset by itself after 10s"),
-        "{}",
-        cut.stderr
-    );
+    p.test()
+        .args(["firewall", "apply", "--revert-after", "10"])
+        .env("VLDEPLOY_FIREWALL_TEST_CUT_SSH", "1")
+        .status(1)
+        .stderr_has("the new firewall ruleset cut off")
+        .stderr_has("the host restored its previous ruleset by itself after 10s")
+        .run();
 
     // The host is reachable over new connections, with the ruleset it had before.
     assert_eq!(ssh_ok(&p, "nft list table inet vldeploy"), table);
@@ -261,6 +239,8 @@ fn firewall_a_ruleset_that_cuts_off_ssh_is_reverted_by_the_host_itself() {
         "{status}"
     );
     assert_eq!(status["revert_armed"], Value::Null, "{status}");
-    let audit = p.vldeploy(&["audit", "-n", "1"]).ok();
-    assert!(audit.stdout.contains("cut off"), "{}", audit.stdout);
+    p.test()
+        .args(["audit", "-n", "1"])
+        .stdout_has("cut off")
+        .run();
 }

@@ -5,16 +5,6 @@ use std::time::{Duration, Instant};
 use crate::support::project::Project;
 use crate::support::ssh::no_secret;
 
-/// The stack's URL on the sandbox host, as `up` prints it.
-fn url(p: &Project) -> String {
-    format!("http://127.0.0.1:{}/", p.sandbox_var("SANDBOX_HTTP_PORT"))
-}
-
-/// What `up` prints on a host that already matches the stack.
-fn converged(p: &Project) -> String {
-    format!("{}: no changes; the stack is up at {}\n", p.name, url(p))
-}
-
 fn health_json(p: &Project) -> serde_json::Value {
     let (code, body) = p.http_get("/api/health");
     assert_eq!(code, 200, "GET /api/health through nginx: {body}");
@@ -28,7 +18,7 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     p.test()
         .arg("up")
         .stdout_has("create container `vl_postgres`")
-        .stdout_has(format!("{} (sandbox) is up at {} — ", p.name, url(&p)))
+        .stdout_has(p.is_up())
         .run();
 
     let health = health_json(&p);
@@ -50,7 +40,7 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     // A converged host applies nothing.
     p.test()
         .arg("up")
-        .stdout_has(converged(&p))
+        .stdout_has(p.converged())
         .stderr_lacks("[1/")
         .run();
     p.test().args(["plan", "--exit-code"]).status(0).run();
@@ -71,7 +61,7 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     // Nothing sent, nothing applied.
     p.test()
         .arg("up")
-        .stdout_has(converged(&p))
+        .stdout_has(p.converged())
         .stderr_lacks("send images")
         .stderr_lacks("[1/")
         .run();
@@ -141,7 +131,7 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     );
     let headers = p.ssh("curl -sSI http://127.0.0.1/nginx-health").ok_stdout();
     assert!(headers.contains("X-Shop-Test: reloaded"), "{headers}");
-    p.test().arg("up").stdout_has(converged(&p)).run();
+    p.test().arg("up").stdout_has(p.converged()).run();
 }
 
 #[test]
@@ -216,8 +206,7 @@ fn up_killed_part_way_converges_on_the_next_run() {
         // Then kill was either mid-step or (when the plan was shorter) after completion: both must converge.
         let again = p.test().arg("up").run();
         assert!(
-            again.stdout.contains(&format!("is up at {}", url(&p)))
-                || again.stdout.contains(&converged(&p)),
+            again.stdout.contains(&p.is_up()) || again.stdout.contains(&p.converged()),
             "{}",
             again.stdout
         );
@@ -424,7 +413,7 @@ fn secrets_never_appear_in_any_output() {
         .test()
         .arg("up")
         .env(env[0].0, env[0].1)
-        .stdout_has(converged(&p))
+        .stdout_has(p.converged())
         .run();
     outputs.push(again);
 

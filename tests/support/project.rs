@@ -255,6 +255,41 @@ impl Project {
             .to_string()
     }
 
+    /// The stack's URL on the sandbox host, as vldeploy prints it: `http://127.0.0.1:<http port>/`.
+    pub fn url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/",
+            self.sandbox_var("SANDBOX_HTTP_PORT")
+        )
+    }
+
+    /// The sandbox host as vldeploy names it: `root@127.0.0.1:<ssh port>`.
+    pub fn target(&self) -> String {
+        format!("root@127.0.0.1:{}", self.sandbox_var("SANDBOX_SSH_PORT"))
+    }
+
+    /// The line `up` prints on a host that already matches the stack.
+    pub fn converged(&self) -> String {
+        format!(
+            "{}: no changes; the stack is up at {}\n",
+            self.name,
+            self.url()
+        )
+    }
+
+    /// The line `plan` prints when the host matches the stack.
+    pub fn no_changes(&self) -> String {
+        format!(
+            "{}: no changes; the host matches the stack.\n",
+            self.target()
+        )
+    }
+
+    /// The start of the line `up` prints after it applied changes.
+    pub fn is_up(&self) -> String {
+        format!("{} (sandbox) is up at {} — ", self.name, self.url())
+    }
+
     /// A secret from `.vldeploy/sandbox/secrets.env`.
     pub fn secret(&self, key: &str) -> String {
         let text = std::fs::read_to_string(self.path().join(".vldeploy/sandbox/secrets.env"))
