@@ -99,10 +99,7 @@ fn binary_says(dir: &Path, env: &str, vars: &BTreeMap<String, String>, text: &st
 
 #[track_caller]
 fn assert_text(actual: &str, expected: &str) {
-    assert!(
-        actual == expected,
-        "the message differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---"
-    );
+    crate::support::test::assert_text(actual, expected);
     assert!(!actual.contains("hunter2"), "a secret leaked: {actual}");
 }
 

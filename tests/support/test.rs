@@ -271,6 +271,16 @@ impl<'p> Test<'p> {
     }
 }
 
+/// `actual` is exactly `expected`; otherwise a line diff says where they part.
+#[track_caller]
+pub fn assert_text(actual: &str, expected: &str) {
+    assert!(
+        actual == expected,
+        "the text differs (- expected, + actual):\n{}",
+        diff(expected, actual)
+    );
+}
+
 /// A line diff of `expected` against `actual`: ` ` both, `-` only expected, `+` only actual.
 pub fn diff(expected: &str, actual: &str) -> String {
     let a: Vec<&str> = expected.split_inclusive('\n').collect();
