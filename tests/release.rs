@@ -282,7 +282,7 @@ fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_fa
     );
     let names: Vec<String> = now.into_keys().collect();
     assert_eq!(names, vec!["vl_backend", "vl_nginx", "vl_postgres"]);
-    p.test().arg("up").stdout_has(p.converged()).run();
+    p.test().arg("up").stdout(p.converged()).run();
 }
 
 /// `docker ARGS` on the machine where vldeploy builds; its trimmed stdout.
@@ -364,12 +364,12 @@ fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_relea
     assert_eq!(label(&twin), inputs);
 
     // Both where vldeploy builds: the first one stays the image, so nothing is sent or released.
-    p.test().arg("up").stdout_has(p.converged()).run();
+    p.test().arg("up").stdout(p.converged()).run();
     assert_eq!(image_of_backend(), first);
 
     // Only the twin where vldeploy builds (as on another machine), the first on the host: the host's is used.
     local_docker(&["rmi", &first_tag], None);
-    p.test().arg("plan").stdout_has(p.no_changes()).run();
+    p.test().arg("plan").stdout(p.no_changes()).run();
     // A real change releases the host's image of those inputs, sending none.
     p.write_stack(&stack.replace("RUST_LOG: info", "RUST_LOG: warn"));
     p.test()
@@ -379,6 +379,6 @@ fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_relea
         .stderr_lacks("send image")
         .run();
     assert_eq!(image_of_backend(), first);
-    p.test().arg("up").stdout_has(p.converged()).run();
+    p.test().arg("up").stdout(p.converged()).run();
     local_docker(&["rmi", &twin_tag], None);
 }
