@@ -92,9 +92,10 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     p.test()
         .args(["plan", "--exit-code"])
         .status(2)
-        .stdout_has("release `vl_backend` (blue/green)  (env ~RUST_LOG)")
-        .stdout_lacks("vl_postgres")
-        .stdout_lacks("recreate container `vl_nginx`")
+        .stdout(format!(
+            "{}: 1 change\n  ~ release `vl_backend` (blue/green)  (env ~RUST_LOG)\n",
+            p.target()
+        ))
         .run();
     p.vldeploy(&["up"]).ok();
     let after = p.containers();
@@ -149,7 +150,11 @@ fn down_then_up_keeps_the_database() {
 
     p.test()
         .arg("down")
-        .stdout_has("volumes kept (the database survives); `down --volumes` deletes them.\n")
+        .stdout(format!(
+            "{} (sandbox) is down: removed 3 container(s).\n\
+             volumes kept (the database survives); `down --volumes` deletes them.\n",
+            p.name
+        ))
         .run();
     assert!(p.containers().is_empty(), "down removes the containers");
 
@@ -157,7 +162,12 @@ fn down_then_up_keeps_the_database() {
     p.test()
         .args(["down", "--volumes"])
         .status(1)
-        .stderr_has("pass `--yes` in automation")
+        .stdout("")
+        .stderr(format!(
+            "error: refusing to delete the volumes of `{}` (sandbox) without confirmation: this deletes the \
+             database.\n  help: run it on a terminal to confirm, or pass `--yes` in automation\n",
+            p.name
+        ))
         .run();
 
     p.vldeploy(&["up"]).ok();
@@ -398,7 +408,10 @@ fn secrets_never_appear_in_any_output() {
         .test()
         .arg("plan")
         .env(env[0].0, env[0].1)
-        .stdout_has("release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)")
+        .stdout(format!(
+            "{}: 1 change\n  ~ release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)\n",
+            p.target()
+        ))
         .run();
     outputs.push(plan);
     outputs.push(p.vldeploy_env(&["up"], &env).ok());
