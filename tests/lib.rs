@@ -2,6 +2,10 @@
 //!
 //! One binary links the crate once, and `--test-threads` spreads every feature's tests over the same threads.
 //! `cargo test <name>` still selects one test; `cargo test --test suite <feature>::` runs one feature.
+//!
+//! A new feature: write `tests/<feature>.rs`, name it below with `mod <feature>;`, and reach the shared helpers
+//! as `crate::support::…` (the file itself declares no `mod support;`). Runs of the binary go through
+//! `support::test::Test` (`Project::test()` in a sandbox project).
 
 mod support;
 

@@ -89,11 +89,10 @@ impl Login {
     /// The last lines of the sandbox host's container log and of its inner engine's log.
     pub fn container_logs(&self) -> String {
         let docker = |args: &[&str]| {
-            Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| Run::from_output(&o).all())
-                .unwrap_or_else(|e| format!("docker does not run: {e}"))
+            Command::new("docker").args(args).output().map_or_else(
+                |e| format!("docker does not run: {e}"),
+                |o| Run::from_output(&o).all(),
+            )
         };
         format!(
             "--- docker logs {name}\n{}\n--- {name}:/var/log/dockerd.log\n{}",
