@@ -88,8 +88,14 @@ impl Project {
     /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
     pub fn new(test: &str) -> Self {
         backend_binary();
+        // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
+        // running the same test at once from taking each other's sandbox host.
         let name = format!("e2e-{}", test.replace('_', "-"));
-        let name = name[..name.len().min(40)].trim_end_matches('-').to_string();
+        let name = format!(
+            "{}-{:04x}",
+            name[..name.len().min(35)].trim_end_matches('-'),
+            std::process::id() & 0xffff
+        );
         let dir = tempfile::Builder::new()
             .prefix(&format!("vld-{test}-"))
             .tempdir()
