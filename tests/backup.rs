@@ -1,12 +1,11 @@
 //! Backups and restores against a real sandbox host: cron's own shell, a failing `pg_dump`, a round trip, refusals.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::project::{Project, Run};
+use crate::support::ssh::no_secret;
 use base64::Engine as _;
-use support::project::{Project, Run};
 
 const DB: &str = "vaibava_db";
 
@@ -104,9 +103,7 @@ fn last_log_line(p: &Project) -> serde_json::Value {
 
 #[test]
 fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
-    let p = Project::new("backup_cron");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_cron");
     let dir = format!("/var/backups/{}", p.name);
 
     // `up` installed the script and its cron entry: 02:00 every day, as root.
@@ -119,12 +116,8 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
         "{entry}"
     );
     assert!(!p.sh("pgrep -x cron || pgrep -x crond").trim().is_empty());
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(
-        !again.stdout.contains("backup.sh") && !again.stdout.contains("cron.d"),
-        "a second `up` leaves the backup files alone: {}",
-        again.stdout
-    );
+    // A second `up` leaves the backup files alone.
+    p.test().arg("up").stdout(p.converged()).run();
 
     // pg_dump fails part-way (it printed some SQL first): the run fails and no backup appears.
     p.sh("docker exec vl_postgres sh -c 'rm -f /usr/local/bin/pg_dump && printf \"#!/bin/sh\\n/usr/lib/postgresql/15/bin/pg_dump \\\"\\$@\\\" | head -c 3000\\nexit 1\\n\" > /usr/local/bin/pg_dump && chmod 755 /usr/local/bin/pg_dump'");
@@ -143,9 +136,11 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
         ".backup.lock",
         "only the lock file is left: {files}"
     );
-    let now = p.vldeploy(&["backup", "now"]);
-    assert_eq!(now.code, 1, "{}", now.all());
-    assert!(now.stderr.contains("pg_dump"), "{}", now.stderr);
+    p.test()
+        .args(["backup", "now"])
+        .status(1)
+        .stderr_has("pg_dump")
+        .run();
     assert!(p.backups().is_empty());
 
     // With pg_dump back, the cron command makes a backup whose checksum, gzip stream and marker hold.
@@ -252,9 +247,7 @@ fn backend_started_at(p: &Project) -> String {
 
 #[test]
 fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
-    let p = Project::new("backup_restore");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_restore");
     let insert = |from: u32, to: u32| insert_orders(&p, from, to);
 
     // Orders, a backup, more orders.
@@ -322,10 +315,12 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         ("db_backup_20200101_000000.sql.gz", "sha256 does not match"),
         ("db_backup_20200102_000000.sql.gz", "gzip stream is damaged"),
     ] {
-        let run = p.vldeploy(&["restore", bad, "--yes"]);
-        assert_eq!(run.code, 1, "{}", run.all());
-        assert!(run.stderr.contains(why), "{}", run.stderr);
-        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+        p.test()
+            .args(["restore", bad, "--yes"])
+            .status(1)
+            .stderr_has(why)
+            .stderr_has("nothing was changed")
+            .run();
         assert_eq!(
             backend_started_at(&p),
             started_before,
@@ -343,14 +338,13 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
         "gzip -dc \"$good\" | sed 's/^-- PostgreSQL database dump complete/SELECT * FROM no_such_table;\\n&/' | gzip > \"$name\"",
         true,
     );
-    let late = p.vldeploy(&["restore", "db_backup_20200103_000000.sql.gz", "--yes"]);
-    assert_eq!(late.code, 1, "{}", late.all());
-    assert!(late.stderr.contains("no_such_table"), "{}", late.stderr);
-    assert!(
-        late.stderr.contains("was not changed") && late.stderr.contains("healthy"),
-        "{}",
-        late.stderr
-    );
+    p.test()
+        .args(["restore", "db_backup_20200103_000000.sql.gz", "--yes"])
+        .status(1)
+        .stderr_has("no_such_table")
+        .stderr_has("was not changed")
+        .stderr_has("healthy")
+        .run();
     assert_eq!(p.dump(), live_before, "the original database serves");
     assert_eq!(p.http_get("/api/health").0, 200, "the backend is healthy");
     assert_eq!(
@@ -400,27 +394,24 @@ fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anythin
     let safety = report["safety_backup"].as_str().unwrap();
     assert!(safety.ends_with("_pre-restore.sql.gz"), "{safety}");
     assert!(names(&p.backups()).contains(&safety.to_string()));
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(
-        audit.stdout.contains("\"command\":\"restore\""),
-        "{}",
-        audit.stdout
-    );
+    assert!(p.audited("restore"), "{:?}", p.audit());
 
     // The safety backup undoes the restore: pulled to this machine and sent back with --from-local.
     let local = p.path().join("safety.sql.gz");
     p.vldeploy(&["backup", "pull", safety, "--to", local.to_str().unwrap()])
         .ok();
     assert!(std::fs::metadata(&local).unwrap().len() > 512);
-    let run = p.vldeploy(&["restore", "--from-local", local.to_str().unwrap(), "--yes"]);
-    let run = run.ok();
-    assert!(run.stdout.contains("restored"), "{}", run.stdout);
+    let run = p
+        .test()
+        .args(["restore", "--from-local", local.to_str().unwrap(), "--yes"])
+        .stdout_has("restored")
+        .run();
     let state_now = p.state();
     assert!(
         state_now.contains("orders|75:"),
         "the later orders are back: {state_now}"
     );
-    assert!(!run.all().contains(&p.secret("POSTGRES_PASSWORD")));
+    no_secret(&run, &p.secret_values());
 }
 
 /// Starts `vldeploy restore FILE --yes`, waits for the line that says `phase` began and then until `ready`
@@ -474,9 +465,7 @@ fn kill_restore_at(p: &Project, file: &str, phase: &str, ready: &dyn Fn() -> boo
 
 #[test]
 fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving() {
-    let p = Project::new("restore_killed");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("restore_killed");
     let flag = format!("/var/lib/vldeploy/{}/www/.maintenance", p.name);
     let journal = format!("/var/lib/vldeploy/{}/restore.json", p.name);
     // Enough rows that the load takes seconds, so a kill lands in the middle of it.
@@ -551,54 +540,48 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
         }
 
         // The next command says so: which phase, and the two ways out.
-        let status = p.vldeploy(&["status"]).ok();
-        assert!(
-            status
-                .stderr
-                .contains(&format!("was interrupted in phase `{phase}`"))
-                && status.stderr.contains("vldeploy restore --resume")
-                && status.stderr.contains("vldeploy restore --abort"),
-            "{}",
-            status.stderr
-        );
+        p.test()
+            .arg("status")
+            .stderr_has(format!("was interrupted in phase `{phase}`"))
+            .stderr_has("vldeploy restore --resume")
+            .stderr_has("vldeploy restore --abort")
+            .run();
         match i {
             1 => {
-                let doctor = p.vldeploy(&["doctor"]);
-                assert_eq!(doctor.code, 1, "{}", doctor.all());
-                assert!(doctor.stdout.contains("FAIL restore"), "{}", doctor.stdout);
-                assert!(
-                    !doctor.stdout.contains("vldeploy logs backend"),
-                    "the restore is the cause, not the backend's logs: {}",
-                    doctor.stdout
-                );
+                // The restore is the cause, not the backend's logs.
+                p.test()
+                    .arg("doctor")
+                    .status(1)
+                    .stdout_has("FAIL restore")
+                    .stdout_lacks("vldeploy logs backend")
+                    .run();
             }
             2 => {
-                let up = p.vldeploy(&["up"]);
-                assert_eq!(up.code, 1, "{}", up.all());
-                assert!(!up.stdout.contains("the stack is up"), "{}", up.stdout);
-                assert!(
-                    up.stderr.contains("interrupted in phase `load`")
-                        && up.stderr.contains("restore --resume"),
-                    "{}",
-                    up.stderr
-                );
+                p.test()
+                    .arg("up")
+                    .status(1)
+                    .stdout_lacks("the stack is up")
+                    .stderr_has("interrupted in phase `load`")
+                    .stderr_has("restore --resume")
+                    .run();
             }
             5 => {
-                let m = p.vldeploy(&["maintenance", "status"]).ok();
-                assert!(m.stdout.contains("maintenance is ON"), "{}", m.stdout);
-                assert!(m.stdout.contains("was interrupted"), "{}", m.stdout);
-                assert!(
-                    !m.stdout.contains("is running `restore`"),
-                    "the killed process runs nothing: {}",
-                    m.stdout
-                );
+                // The killed process runs nothing.
+                p.test()
+                    .args(["maintenance", "status"])
+                    .stdout_has("maintenance is ON")
+                    .stdout_has("was interrupted")
+                    .stdout_lacks("is running `restore`")
+                    .run();
             }
             _ => {}
         }
         // A new restore waits for this one to end.
-        let again = p.vldeploy(&["restore", &file, "--yes"]);
-        assert_eq!(again.code, 1, "{}", again.all());
-        assert!(again.stderr.contains("was interrupted"), "{}", again.stderr);
+        p.test()
+            .args(["restore", &file, "--yes"])
+            .status(1)
+            .stderr_has("was interrupted")
+            .run();
 
         let ended = p.vldeploy(&["restore", end, "--yes"]).ok();
         let expect = if end == "--resume" { &restored } else { &old };
@@ -625,56 +608,35 @@ fn a_restore_killed_in_any_phase_is_reported_and_resume_or_abort_ends_it_serving
             "{phase} {end}: the journal is gone"
         );
         assert_eq!(leftovers(&p), "0", "{phase} {end}: no leftover database");
-        let quiet = p.vldeploy(&["status"]).ok();
-        assert!(!quiet.stderr.contains("interrupted"), "{}", quiet.stderr);
+        p.test().arg("status").stderr_lacks("interrupted").run();
     }
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(
-        audit.stdout.contains("\"command\":\"restore --resume\""),
-        "{}",
-        audit.stdout
-    );
-    assert!(
-        audit.stdout.contains("\"command\":\"restore --abort\""),
-        "{}",
-        audit.stdout
-    );
-    let nothing = p.vldeploy(&["restore", "--abort"]).ok();
-    assert!(
-        nothing.stdout.contains("no interrupted restore"),
-        "{}",
-        nothing.stdout
-    );
+    let audit = p.audit();
+    for command in ["restore --resume", "restore --abort"] {
+        assert!(
+            audit.iter().any(|e| e["command"] == command),
+            "`{command}` is audited: {audit:?}"
+        );
+    }
+    p.test()
+        .args(["restore", "--abort"])
+        .stdout_has("no interrupted restore")
+        .run();
 
     // A maintenance page an operator put on is a finding of `up` and `doctor`, never "the stack is up".
     p.vldeploy(&["maintenance", "on"]).ok();
-    let up = p.vldeploy(&["up"]).ok();
-    assert!(!up.stdout.contains("the stack is up"), "{}", up.stdout);
-    assert!(
-        up.stdout.contains("the maintenance page is ON"),
-        "{}",
-        up.stdout
-    );
-    let doctor = p.vldeploy(&["doctor"]).ok();
-    assert!(
-        doctor.stdout.contains("WARN maintenance"),
-        "{}",
-        doctor.stdout
-    );
+    p.test()
+        .arg("up")
+        .stdout_lacks("the stack is up")
+        .stdout_has("the maintenance page is ON")
+        .run();
+    p.test().arg("doctor").stdout_has("WARN maintenance").run();
     p.vldeploy(&["maintenance", "off"]).ok();
-    let up = p.vldeploy(&["up"]).ok();
-    assert!(
-        up.stdout.contains("no changes; the stack is up"),
-        "{}",
-        up.stdout
-    );
+    p.test().arg("up").stdout(p.converged()).run();
 }
 
 #[test]
 fn a_backup_directory_whose_disk_fills_up_says_so_and_leaves_no_partial_file() {
-    let p = Project::new("backup_full");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("backup_full");
     let dir = format!("/var/backups/{}", p.name);
 
     // The backup directory is a small filesystem of its own with one good backup on it, then filled up:

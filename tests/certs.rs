@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use support::project::{Project, Run};
+use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 
 const DOMAIN: &str = "shop.test";
 /// A valid base64url key that Pebble does not know for `kid-2`.
@@ -81,20 +80,9 @@ fn status_json(p: &Project) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-fn no_secret(run: &Run, secrets: &[&str]) {
-    for s in secrets {
-        assert!(
-            !run.all().contains(s),
-            "a secret was printed:\n{}",
-            run.all()
-        );
-    }
-}
-
 #[test]
 fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate() {
-    let p = Project::new("certs_issue");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("certs_issue");
     let pebble = Pebble::start(&p, DOMAIN, None);
     use_acme(&p, &pebble, KID, HMAC);
 
@@ -168,14 +156,12 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
         "{status}"
     );
     assert_eq!(status["job_installed"], true, "{status}");
-    let human = p.vldeploy(&["certs", "status"]).ok();
-    assert!(human.stdout.contains("expires"), "{}", human.stdout);
-    assert!(human.stdout.contains(&cert.serial), "{}", human.stdout);
-    assert!(
-        human.stdout.contains("last renewal  20"),
-        "{}",
-        human.stdout
-    );
+    p.test()
+        .args(["certs", "status"])
+        .stdout_has("expires")
+        .stdout_has(cert.serial.as_str())
+        .stdout_has("last renewal  20")
+        .run();
 
     // The account key is private and stored with its URL.
     let account = p.ssh(&format!(
@@ -195,22 +181,18 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
     );
 
     // A second up changes nothing and keeps the certificate.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    p.test().arg("up").stdout_has(p.converged()).run();
     assert_eq!(served(&p).serial, cert.serial);
 
     // A wrong EAB HMAC (new credentials need a new account): a clear error, nothing changed.
     use_acme(&p, &pebble, "kid-2", WRONG_HMAC);
-    let wrong = p.vldeploy(&["certs", "renew", "--force"]);
-    assert_eq!(wrong.code, 1, "{}", wrong.all());
-    assert!(
-        wrong
-            .stderr
-            .contains("refused the external account binding"),
-        "{}",
-        wrong.stderr
-    );
-    no_secret(&wrong, &[WRONG_HMAC, HMAC]);
+    p.test()
+        .args(["certs", "renew", "--force"])
+        .status(1)
+        .stderr_has("refused the external account binding")
+        .hides(WRONG_HMAC)
+        .hides(HMAC)
+        .run();
     assert_eq!(
         served(&p).serial,
         cert.serial,
@@ -226,22 +208,12 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
         p.name
     ));
     assert_eq!(broken.code, 0, "{}", broken.stderr);
-    let failed = p.vldeploy(&["certs", "renew", "--force"]);
-    assert_eq!(failed.code, 1, "{}", failed.all());
-    assert!(
-        failed
-            .stderr
-            .contains(&format!("validation of `{DOMAIN}` failed")),
-        "{}",
-        failed.stderr
-    );
-    assert!(
-        failed
-            .stderr
-            .contains(&format!("http://{DOMAIN}/.well-known/acme-challenge/")),
-        "{}",
-        failed.stderr
-    );
+    p.test()
+        .args(["certs", "renew", "--force"])
+        .status(1)
+        .stderr_has(format!("validation of `{DOMAIN}` failed"))
+        .stderr_has(format!("http://{DOMAIN}/.well-known/acme-challenge/"))
+        .run();
     assert_eq!(
         served(&p).serial,
         cert.serial,
@@ -259,8 +231,7 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
 
 #[test]
 fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_a_ca_outage() {
-    let p = Project::new("certs_renewal");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("certs_renewal");
     // 180 s certificates: due at half their life (90 s); cron checks every minute.
     let pebble = Pebble::start(&p, DOMAIN, Some(180));
     use_acme(&p, &pebble, KID, HMAC);
@@ -324,17 +295,14 @@ fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_
         "{status}"
     );
     assert_eq!(status["status"]["last_result"], "ok", "{status}");
-    let human = p.vldeploy(&["certs", "status"]).ok();
+    p.test()
+        .args(["certs", "status"])
+        .stdout_has("last renewal  20")
+        .run();
+    let audit = p.audit();
     assert!(
-        human.stdout.contains("last renewal  20"),
-        "{}",
-        human.stdout
-    );
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(
-        audit.stdout.contains("cron@"),
-        "the job audits its renewals: {}",
-        audit.stdout
+        audit.iter().any(|e| e.to_string().contains("cron@")),
+        "the job audits its renewals: {audit:?}"
     );
 
     // The CA goes away: at the next due time the job fails, backs off, and nginx keeps serving.
@@ -360,7 +328,9 @@ fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_
         renewed.serial,
         "the old certificate keeps serving"
     );
-    let human = p.vldeploy(&["certs", "status"]).ok();
-    assert!(human.stdout.contains("next retry"), "{}", human.stdout);
-    assert!(human.stdout.contains("last error"), "{}", human.stdout);
+    p.test()
+        .args(["certs", "status"])
+        .stdout_has("next retry")
+        .stdout_has("last error")
+        .run();
 }

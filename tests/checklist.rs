@@ -3,10 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 use serde_json::Value;
-use support::project::{Project, Run};
 
 /// The stack with `checklist: {items}` (and `gated: true` when asked) in the sandbox environment.
 fn stack_with(p: &Project, items: &[&str], gated: bool, edit: impl FnOnce(&mut String)) -> String {
@@ -26,7 +25,7 @@ fn stack_with(p: &Project, items: &[&str], gated: bool, edit: impl FnOnce(&mut S
 
 /// `vldeploy check -o json`: exit code and the finding of `item`.
 fn check(p: &Project, item: &str) -> (i32, Value, String) {
-    let run = p.vldeploy(&["check", "-o", "json"]);
+    let run = p.test().args(["check", "-o", "json"]).any_status().run();
     let v: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("check -o json: {e}\n{}", run.all()));
     let finding = v["findings"]
@@ -47,30 +46,6 @@ fn assert_status(p: &Project, item: &str, status: &str) -> Value {
     finding
 }
 
-fn no_secret(p: &Project, run: &Run) {
-    for key in ["POSTGRES_PASSWORD", "ADMIN_TOKEN"] {
-        let value = p.secret(key);
-        assert!(
-            !run.all().contains(&value),
-            "the value of {key} was printed:\n{}",
-            run.all()
-        );
-    }
-}
-
-fn audit(p: &Project) -> Vec<Value> {
-    let run = p.vldeploy(&["audit", "-o", "json"]).ok();
-    no_secret(p, &run);
-    run.stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .flat_map(|v| match v {
-            Value::Array(a) => a,
-            other => vec![other],
-        })
-        .collect()
-}
-
 fn set_secret(p: &Project, key: &str, value: &str) {
     let path = p.path().join(".vldeploy/sandbox/secrets.env");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -85,8 +60,7 @@ fn set_secret(p: &Project, key: &str, value: &str) {
 
 #[test]
 fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
-    let p = Project::new("checklist_secrets");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_secrets");
     p.write_stack(&stack_with(&p, &["secrets"], false, |_| {}));
     let good = p.secret("ADMIN_TOKEN");
     let f = assert_status(&p, "secrets", "pass");
@@ -96,16 +70,13 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
     );
 
     set_secret(&p, "ADMIN_TOKEN", "change_this_secret");
-    let run = p.vldeploy(&["check"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout
-            .contains("`ADMIN_TOKEN` is a well-known default value"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("fix: "), "{}", run.stdout);
-    assert!(!run.all().contains("change_this_secret"), "{}", run.all());
+    p.test()
+        .arg("check")
+        .status(1)
+        .stdout_has("`ADMIN_TOKEN` is a well-known default value")
+        .stdout_has("fix: ")
+        .hides("change_this_secret")
+        .run();
     set_secret(&p, "ADMIN_TOKEN", "short1");
     let f = assert_status(&p, "secrets", "fail");
     assert!(
@@ -123,8 +94,7 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
 
 #[test]
 fn checklist_safe_mode_is_read_from_the_running_backend() {
-    let p = Project::new("checklist_safe_mode");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_safe_mode");
     let off = |t: &mut String| {
         *t = t.replace(
             "OPERATOR_SAFE_MODE: \"true\"",
@@ -149,8 +119,7 @@ fn checklist_safe_mode_is_read_from_the_running_backend() {
 
 #[test]
 fn checklist_auth_rate_limit_needs_a_429_before_ten_requests() {
-    let p = Project::new("checklist_rate_limit");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_rate_limit");
     p.write_stack(&stack_with(&p, &["auth_rate_limit"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     let f = assert_status(&p, "auth_rate_limit", "pass");
@@ -186,8 +155,7 @@ fn checklist_auth_rate_limit_needs_a_429_before_ten_requests() {
 
 #[test]
 fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
-    let p = Project::new("checklist_backup");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_backup");
     p.write_stack(&stack_with(&p, &["backup"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     let f = assert_status(&p, "backup", "fail");
@@ -228,8 +196,8 @@ fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
     );
 
     let restore = p.vldeploy(&["restore", "latest", "--yes"]).ok();
-    no_secret(&p, &restore);
-    let entries = audit(&p);
+    no_secret(&restore, &p.secret_values());
+    let entries = p.audit();
     assert!(
         entries
             .iter()
@@ -240,8 +208,7 @@ fn checklist_backup_needs_a_fresh_verified_backup_and_restore_is_audited() {
 
 #[test]
 fn checklist_firewall_fails_when_a_published_port_is_open() {
-    let p = Project::new("checklist_firewall");
-    p.sandbox_up(&[5432, 8080]);
+    let p = Project::with_sandbox_publishing("checklist_firewall", &[5432, 8080]);
     p.write_stack(&stack_with(&p, &["firewall"], false, |_| {}));
     p.vldeploy(&["up"]).ok();
     assert_status(&p, "firewall", "pass");
@@ -269,14 +236,19 @@ fn checklist_firewall_fails_when_a_published_port_is_open() {
 
 #[test]
 fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
-    let p = Project::new("checklist_gate");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_gate");
     let items = ["safe_mode", "health", "auth_rate_limit", "payment_test"];
     p.write_stack(&stack_with(&p, &items, true, |_| {}));
 
     // First launch: payment_test is not attested, so the shop stays behind the maintenance page.
-    let first = p.vldeploy(&["up"]);
-    assert_eq!(first.code, 1, "{}", first.all());
+    let first = p
+        .test()
+        .arg("up")
+        .status(1)
+        .stdout_has("safe_mode")
+        .stderr_has("holds the release back")
+        .stderr_has("maintenance page")
+        .run();
     assert!(
         first.stdout.lines().any(|l| l.starts_with("payment_test ")
             && l.contains(" FAIL ")
@@ -284,55 +256,35 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         "{}",
         first.stdout
     );
-    assert!(first.stdout.contains("safe_mode"), "{}", first.stdout);
-    assert!(
-        first.stderr.contains("holds the release back"),
-        "{}",
-        first.stderr
-    );
-    assert!(
-        first.stderr.contains("maintenance page"),
-        "{}",
-        first.stderr
-    );
-    no_secret(&p, &first);
+    no_secret(&first, &p.secret_values());
     let (code, body) = p.http_get("/api/health");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("maintenance"), "{body}");
     // Lifting the maintenance page by hand would serve the held release: refused.
-    let lift = p.vldeploy(&["maintenance", "off"]);
-    assert_eq!(lift.code, 1, "{}", lift.all());
-    assert!(
-        lift.stderr.contains("go-live checklist has not passed"),
-        "{}",
-        lift.stderr
-    );
+    p.test()
+        .args(["maintenance", "off"])
+        .status(1)
+        .stderr_has("go-live checklist has not passed")
+        .run();
     assert_eq!(p.http_get("/api/health").0, 503);
 
     // An attestation, then `up` puts the release live.
-    let attest = p
-        .vldeploy(&[
+    p.test()
+        .args([
             "checklist",
             "attest",
             "payment_test",
             "--note",
             "paid 1 INR with a real card, refunded",
         ])
-        .ok();
-    assert!(
-        attest.stdout.contains("payment_test attested by"),
-        "{}",
-        attest.stdout
-    );
-    let wrong = p.vldeploy(&["checklist", "attest", "ssl", "--note", "looked fine"]);
-    assert_eq!(wrong.code, 1, "{}", wrong.all());
-    assert!(
-        wrong.stderr.contains("checked by a probe"),
-        "{}",
-        wrong.stderr
-    );
-    let live = p.vldeploy(&["up"]).ok();
-    assert!(live.stdout.contains("all 4 items pass"), "{}", live.stdout);
+        .stdout_has("payment_test attested by")
+        .run();
+    p.test()
+        .args(["checklist", "attest", "ssl", "--note", "looked fine"])
+        .status(1)
+        .stderr_has("checked by a probe")
+        .run();
+    p.test().arg("up").stdout_has("all 4 items pass").run();
     assert_eq!(p.http_get("/api/health").0, 200);
     let l1 = p.ssh("docker inspect -f '{{.Id}}' vl_backend").ok().stdout;
 
@@ -344,19 +296,12 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
         );
     };
     p.write_stack(&stack_with(&p, &items, true, unsafe_release));
-    let held = p.vldeploy(&["up"]);
-    assert_eq!(held.code, 1, "{}", held.all());
-    assert!(
-        held.stdout
-            .contains("OPERATOR_SAFE_MODE is `false` in `vl_backend_candidate`"),
-        "{}",
-        held.stdout
-    );
-    assert!(
-        held.stderr.contains("the previous release keeps serving"),
-        "{}",
-        held.stderr
-    );
+    p.test()
+        .arg("up")
+        .status(1)
+        .stdout_has("OPERATOR_SAFE_MODE is `false` in `vl_backend_candidate`")
+        .stderr_has("the previous release keeps serving")
+        .run();
     assert_eq!(
         p.ssh("docker inspect -f '{{.Id}}' vl_backend").ok().stdout,
         l1
@@ -374,25 +319,27 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     assert!(env.contains("OPERATOR_SAFE_MODE=true"), "{env}");
 
     // A waiver needs a reason and a real item; with both, the release goes live and the waiver is audited.
-    let no_reason = p.vldeploy(&["up", "--waive", "safe_mode"]);
-    assert_eq!(no_reason.code, 1, "{}", no_reason.all());
-    let typo = p.vldeploy(&["up", "--waive", "safe_mod", "--reason", "x"]);
-    assert!(
-        typo.stderr.contains("did you mean `safe_mode`?"),
-        "{}",
-        typo.stderr
-    );
+    p.test()
+        .args(["up", "--waive", "safe_mode"])
+        .status(1)
+        .run();
+    p.test()
+        .args(["up", "--waive", "safe_mod", "--reason", "x"])
+        .any_status()
+        .stderr_has("did you mean `safe_mode`?")
+        .run();
     let waived = p
-        .vldeploy(&[
+        .test()
+        .args([
             "up",
             "--waive",
             "safe_mode",
             "--reason",
             "catalog import needs price edits today",
         ])
-        .ok();
-    assert!(waived.stdout.contains("waived"), "{}", waived.stdout);
-    no_secret(&p, &waived);
+        .stdout_has("waived")
+        .run();
+    no_secret(&waived, &p.secret_values());
     let env = p
         .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
         .ok()
@@ -400,7 +347,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
     assert!(env.contains("OPERATOR_SAFE_MODE=false"), "{env}");
     assert_eq!(p.http_get("/api/health").0, 200);
 
-    let entries = audit(&p);
+    let entries = p.audit();
     let ups: Vec<&Value> = entries.iter().filter(|e| e["command"] == "up").collect();
     assert!(ups.iter().any(|e| e["result"] == "failed"), "{ups:?}");
     assert!(
@@ -422,8 +369,7 @@ fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
 
 #[test]
 fn checklist_two_concurrent_ups_one_applies_the_other_names_the_holder() {
-    let p = Project::new("checklist_lock");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("checklist_lock");
     let spawn = || {
         p.command(&["up"])
             .stdout(std::process::Stdio::piped())
@@ -460,7 +406,7 @@ fn checklist_two_concurrent_ups_one_applies_the_other_names_the_holder() {
     assert!(loser.contains("locked by"), "{loser}");
     assert!(loser.contains("`up`"), "{loser}");
     assert_eq!(p.http_get("/api/health").0, 200);
-    let entries = audit(&p);
+    let entries = p.audit();
     assert_eq!(
         entries.iter().filter(|e| e["command"] == "up").count(),
         1,

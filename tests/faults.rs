@@ -2,12 +2,10 @@
 //! nothing is left waiting, and the next `up` converges.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::project::Project;
+use crate::support::project::Project;
 
 /// Runs a command inside the sandbox host's container (not over ssh: the faults cut ssh).
 fn on_host(p: &Project, cmd: &str) -> String {
@@ -30,8 +28,7 @@ fn on_host(p: &Project, cmd: &str) -> String {
 
 #[test]
 fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_converges() {
-    let p = Project::new("conn-lost");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("conn-lost");
     let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
     // Each `up` is cut while it sends the images (the longest step of a first deploy): the first by killing
     // the host's sshd process of the connection, the second by destroying the TCP connection on the host.
@@ -97,10 +94,8 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
     }
 
     // The host kept what was complete; the next `up` sends the rest and converges, the one after is a no-op.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("is up at"), "{}", again.stdout);
+    p.test().arg("up").stdout_has(p.is_up()).run();
     let (status, body) = p.http_get("/api/health");
     assert_eq!(status, 200, "{body}");
-    let third = p.vldeploy(&["up"]).ok();
-    assert!(third.stdout.contains("no changes"), "{}", third.stdout);
+    p.test().arg("up").stdout(p.converged()).run();
 }

@@ -2,12 +2,11 @@
 //! publishes, through an engine restart and a reboot; a ruleset that cuts off SSH is reverted by the host itself;
 //! a stack that publishes the database is refused with nothing changed.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::project::Project;
+use crate::support::ssh::ssh_ok;
 use serde_json::Value;
-use support::project::{Project, Run};
 
 /// `vldeploy firewall probe -o json`: its exit code and `port -> (seen, ok)`.
 fn probe(p: &Project) -> (i32, Value) {
@@ -27,13 +26,6 @@ fn seen(report: &Value, port: u16) -> (String, Value) {
         p["seen"].as_str().unwrap_or("").to_string(),
         p["ok"].clone(),
     )
-}
-
-#[track_caller]
-fn ssh_ok(p: &Project, cmd: &str) -> String {
-    let run = p.ssh(cmd);
-    assert_eq!(run.code, 0, "`{cmd}` on the sandbox host: {}", run.all());
-    run.stdout
 }
 
 /// Waits (up to 3 minutes) until `cmd` succeeds on the sandbox host.
@@ -94,8 +86,7 @@ fn assert_probe_passes(p: &Project, when: &str) {
 
 #[test]
 fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes() {
-    let p = Project::new("firewall_up");
-    p.sandbox_up(&[5432, 8080]);
+    let p = Project::with_sandbox_publishing("firewall_up", &[5432, 8080]);
 
     // Without a firewall the probe can tell: the host answers on 5432 and 8080 (nothing listens, it refuses).
     let (code, report) = probe(&p);
@@ -111,13 +102,10 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
         "{report}"
     );
 
-    let up = p.vldeploy(&["up"]).ok();
-    assert!(
-        up.stdout
-            .contains("applied and confirmed over a new connection"),
-        "{}",
-        up.all()
-    );
+    p.test()
+        .arg("up")
+        .stdout_has("applied and confirmed over a new connection")
+        .run();
     assert_probe_passes(&p, "after up");
 
     // Containers that publish the database's port and the backend's port, as a careless `docker run` would.
@@ -154,27 +142,21 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
             1,
         );
     }));
-    let refused = p.vldeploy(&["up"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("the database must stay on the private network"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("remove `ports`"),
-        "{}",
-        refused.stderr
-    );
+    p.test()
+        .arg("up")
+        .status(1)
+        .stderr_has("the database must stay on the private network")
+        .stderr_has("remove `ports`")
+        .run();
     assert_eq!(host_state(&p), before, "a refused stack changed the host");
     p.write_stack(&good);
 
     // Unchanged rules are not applied again.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.all());
-    assert!(!again.stderr.contains("firewall:"), "{}", again.stderr);
+    p.test()
+        .arg("up")
+        .stdout(p.converged())
+        .stderr_lacks("firewall:")
+        .run();
 
     // Restarting the host's Docker engine (which rewrites its own iptables rules) reopens nothing.
     ssh_ok(&p, "sandbox-dockerd restart");
@@ -225,39 +207,25 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 
 #[test]
 fn firewall_a_ruleset_that_cuts_off_ssh_is_reverted_by_the_host_itself() {
-    let p = Project::new("firewall_revert");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("firewall_revert");
 
-    let first = p.vldeploy(&["firewall", "apply"]).ok();
-    assert!(
-        first.stdout.contains("applied and confirmed"),
-        "{}",
-        first.all()
-    );
-    let again = p.vldeploy(&["firewall", "apply"]).ok();
-    assert!(
-        again.stdout.contains("firewall: no changes"),
-        "{}",
-        again.all()
-    );
+    p.test()
+        .args(["firewall", "apply"])
+        .stdout_has("applied and confirmed")
+        .run();
+    p.test()
+        .args(["firewall", "apply"])
+        .stdout_has("firewall: no changes (")
+        .run();
     let table = ssh_ok(&p, "nft list table inet vldeploy");
 
-    let cut: Run = p.vldeploy_env(
-        &["firewall", "apply", "--revert-after", "10"],
-        &[("VLDEPLOY_FIREWALL_TEST_CUT_SSH", "1")],
-    );
-    assert_eq!(cut.code, 1, "{}", cut.all());
-    assert!(
-        cut.stderr.contains("the new firewall ruleset cut off"),
-        "{}",
-        cut.stderr
-    );
-    assert!(
-        cut.stderr
-            .contains("the host restored its previous ruleset by itself after 10s"),
-        "{}",
-        cut.stderr
-    );
+    p.test()
+        .args(["firewall", "apply", "--revert-after", "10"])
+        .env("VLDEPLOY_FIREWALL_TEST_CUT_SSH", "1")
+        .status(1)
+        .stderr_has("the new firewall ruleset cut off")
+        .stderr_has("the host restored its previous ruleset by itself after 10s")
+        .run();
 
     // The host is reachable over new connections, with the ruleset it had before.
     assert_eq!(ssh_ok(&p, "nft list table inet vldeploy"), table);
@@ -271,6 +239,8 @@ fn firewall_a_ruleset_that_cuts_off_ssh_is_reverted_by_the_host_itself() {
         "{status}"
     );
     assert_eq!(status["revert_armed"], Value::Null, "{status}");
-    let audit = p.vldeploy(&["audit", "-n", "1"]).ok();
-    assert!(audit.stdout.contains("cut off"), "{}", audit.stdout);
+    p.test()
+        .args(["audit", "-n", "1"])
+        .stdout_has("cut off")
+        .run();
 }

@@ -1,42 +1,26 @@
 //! The on-call commands against a sandbox host: doctor, restart, exec, cache flush, maintenance on/off, errors.
 
-mod support;
-
-use support::project::Project;
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {
-    let p = Project::new("oncall_doctor");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("oncall_doctor");
 
-    let healthy = p.vldeploy(&["doctor"]);
-    assert_eq!(
-        healthy.code,
-        0,
-        "a fresh stack needs nothing: {}",
-        healthy.all()
-    );
+    // A fresh stack needs nothing.
+    p.test().arg("doctor").status(0).run();
 
     p.ssh("docker stop vl_postgres").ok();
-    let sick = p.vldeploy(&["doctor"]);
-    assert_eq!(sick.code, 1, "{}", sick.all());
-    assert!(
-        sick.stdout.contains("FAIL postgres container"),
-        "{}",
-        sick.stdout
-    );
-    assert!(
-        sick.stdout.contains("the database is down"),
-        "names the cause: {}",
-        sick.stdout
-    );
-    assert!(
-        sick.stdout.contains("vldeploy restart postgres"),
-        "names the action: {}",
-        sick.stdout
-    );
-    let json = p.vldeploy(&["doctor", "-o", "json"]);
+    // It names the check, the cause and the action.
+    let sick = p
+        .test()
+        .arg("doctor")
+        .status(1)
+        .stdout_has("FAIL postgres container")
+        .stdout_has("the database is down")
+        .stdout_has("vldeploy restart postgres")
+        .run();
+    let json = p.test().args(["doctor", "-o", "json"]).status(1).run();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["healthy"], false);
 
@@ -88,26 +72,27 @@ fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {
         ])
         .ok();
     assert_eq!(one.stdout.trim(), "42");
-    let failing = p.vldeploy(&["exec", "postgres", "--", "sh", "-c", "exit 3"]);
-    assert_eq!(failing.code, 3, "exec passes the command's exit status on");
+    // exec passes the command's exit status on.
+    p.test()
+        .args(["exec", "postgres", "--", "sh", "-c", "exit 3"])
+        .status(3)
+        .run();
 
-    let flushed = p.vldeploy(&["cache", "flush"]).ok();
-    assert!(
-        flushed.stdout.contains("search cache flushed"),
-        "{}",
-        flushed.stdout
-    );
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
+    let flushed = p
+        .test()
+        .args(["cache", "flush"])
+        .stdout("search cache flushed.\n")
+        .run();
+    // `Project::audit` also checks that the audit log shows no secret.
+    let audit = p.audit();
     for command in ["restart postgres", "exec postgres", "cache flush"] {
         assert!(
-            audit.stdout.contains(&format!("\"command\":\"{command}\"")),
-            "audited `{command}`: {}",
-            audit.stdout
+            audit.iter().any(|e| e["command"] == command),
+            "audited `{command}`: {audit:?}"
         );
     }
-    let token = p.secret("ADMIN_TOKEN");
-    for run in [&flushed, &audit, &sick] {
-        assert!(!run.all().contains(&token), "the admin token never shows");
+    for run in [&flushed, &sick] {
+        no_secret(run, &p.secret_values());
     }
 }
 
@@ -134,9 +119,7 @@ fn get_with_headers(p: &Project, path: &str) -> (u16, String, String) {
 
 #[test]
 fn oncall_maintenance_on_answers_503_and_off_serves_again() {
-    let p = Project::new("oncall_maintenance");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("oncall_maintenance");
     assert_eq!(p.http_get("/api/health").0, 200, "the fresh stack serves");
 
     let before = p.vldeploy(&["maintenance", "status", "-o", "json"]).ok();
@@ -144,10 +127,10 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
     assert_eq!(v["on"], false, "{}", before.stdout);
 
     let message = "payment gateway down, INC-1234";
-    let on = p
-        .vldeploy(&["maintenance", "on", "--message", message])
-        .ok();
-    assert!(on.stdout.contains("maintenance is on"), "{}", on.all());
+    p.test()
+        .args(["maintenance", "on", "--message", message])
+        .stdout_has("maintenance is on")
+        .run();
 
     let (code, headers, body) = get_with_headers(&p, "/api/health");
     assert_eq!(code, 503, "{headers}{body}");
@@ -170,15 +153,18 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
         "{}",
         status.stdout
     );
-    let human = p.vldeploy(&["maintenance", "status"]).ok();
-    assert!(
-        human.stdout.contains("maintenance is ON"),
-        "{}",
-        human.stdout
-    );
+    let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
+    p.test()
+        .args(["maintenance", "status"])
+        .stdout_has(format!("maintenance is ON on {host} since "))
+        .stdout_has(": nginx answers /api/ with 503 and Retry-After.\n")
+        .stdout_has("  lift it with `vldeploy maintenance off -e sandbox`\n")
+        .run();
 
-    let again = p.vldeploy(&["maintenance", "on"]).ok();
-    assert!(again.stdout.contains("already on"), "{}", again.all());
+    p.test()
+        .args(["maintenance", "on"])
+        .stdout_has("already on")
+        .run();
 
     // A restore holds the deploy lock (and keeps the page on): `off` refuses, naming it, and changes nothing.
     let lock = format!("/var/lib/vldeploy/{}/lock", p.name);
@@ -186,13 +172,13 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
         "mkdir {lock} && printf '%s' \"{{\\\"holder\\\":\\\"ops@elsewhere\\\",\\\"machine\\\":\\\"elsewhere\\\",\\\"pid\\\":1,\\\"command\\\":\\\"restore\\\",\\\"started\\\":$(date +%s),\\\"token\\\":\\\"t\\\"}}\" > {lock}/info.json"
     ))
     .ok();
-    let refused = p.vldeploy(&["maintenance", "off"]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("ops@elsewhere") && refused.stderr.contains("`restore`"),
-        "names the holder and its command: {}",
-        refused.stderr
-    );
+    // It names the holder and its command.
+    p.test()
+        .args(["maintenance", "off"])
+        .status(1)
+        .stderr_has("ops@elsewhere")
+        .stderr_has("`restore`")
+        .run();
     assert_eq!(
         get_with_headers(&p, "/api/health").0,
         503,
@@ -221,8 +207,10 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
         audit.stdout
     );
 
-    let off = p.vldeploy(&["maintenance", "off"]).ok();
-    assert!(off.stdout.contains("maintenance is off"), "{}", off.all());
+    p.test()
+        .args(["maintenance", "off"])
+        .stdout_has("maintenance is off")
+        .run();
     let mut last = (0, String::new());
     for _ in 0..30 {
         last = p.http_get("/api/health");
@@ -232,8 +220,10 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     assert_eq!(last.0, 200, "the API serves again: {}", last.1);
-    let again = p.vldeploy(&["maintenance", "off"]).ok();
-    assert!(again.stdout.contains("already off"), "{}", again.all());
+    p.test()
+        .args(["maintenance", "off"])
+        .stdout_has("already off")
+        .run();
     let v: serde_json::Value = serde_json::from_str(
         p.vldeploy(&["maintenance", "status", "-o", "json"])
             .ok()
@@ -242,10 +232,5 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
     )
     .unwrap();
     assert_eq!(v["on"], false);
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(
-        audit.stdout.contains("\"command\":\"maintenance off\""),
-        "`maintenance off` audited: {}",
-        audit.stdout
-    );
+    assert!(p.audited("maintenance off"), "{:?}", p.audit());
 }

@@ -1,11 +1,9 @@
 //! Zero-downtime backend releases under load: redeploys, a candidate that never becomes healthy, rollback.
 
-mod support;
-
 use std::time::Duration;
 
-use support::load;
-use support::project::Project;
+use crate::support::load;
+use crate::support::project::Project;
 
 /// A steady few hundred requests a second through nginx to the backend (which asks the database each time).
 fn steady_load(p: &Project) -> load::Load {
@@ -35,19 +33,16 @@ fn live_env(p: &Project, key: &str) -> String {
 
 #[test]
 fn release_five_redeploys_under_load_drop_no_request() {
-    let p = Project::new("release_redeploys");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_redeploys");
     let load = steady_load(&p);
     std::thread::sleep(Duration::from_secs(2));
     for n in 1..=5 {
         p.write_stack(&with_release_env(&p, n));
-        let run = p.vldeploy(&["up"]).ok();
-        assert!(
-            run.stdout.contains("release `vl_backend` (blue/green)"),
-            "{}",
-            run.stdout
-        );
+        p.test()
+            .arg("up")
+            .stdout_has("release `vl_backend` (blue/green)")
+            .stdout_has(p.is_up())
+            .run();
         assert_eq!(live_env(&p, "RELEASE_N"), n.to_string());
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -78,9 +73,7 @@ fn release_five_redeploys_under_load_drop_no_request() {
 
 #[test]
 fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_serving() {
-    let p = Project::new("release_unhealthy");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_unhealthy");
     let live_before = p.containers()["vl_backend"].clone();
     let load = steady_load(&p);
     // The candidate cannot reach its database: /api/health answers 503 and the health check never passes.
@@ -97,35 +90,18 @@ fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_servin
         "the test edits the backend's health check"
     );
     p.write_stack(&broken);
-    let run = p.vldeploy(&["up"]);
+    // It names the check and shows the candidate's own last log lines.
+    p.test()
+        .arg("up")
+        .status(1)
+        .stderr_has("did not become healthy")
+        .stderr_has("the live release keeps serving")
+        .stderr_has("check: CMD-SHELL")
+        .stderr_has("/api/health")
+        .stderr_has("last log lines of `vl_backend_candidate`")
+        .stderr_has("database_connection_failed")
+        .run();
     let stats = load.stop();
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("did not become healthy"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("the live release keeps serving"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("check: CMD-SHELL") && run.stderr.contains("/api/health"),
-        "names the check: {}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("last log lines of `vl_backend_candidate`"),
-        "shows the candidate's logs: {}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("database_connection_failed"),
-        "the candidate's own words: {}",
-        run.stderr
-    );
     assert_eq!(
         p.containers()["vl_backend"],
         live_before,
@@ -148,8 +124,7 @@ fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_servin
 
 #[test]
 fn release_rollback_goes_back_without_dropping_a_request() {
-    let p = Project::new("release_rollback");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_rollback");
     p.write_stack(&with_release_env(&p, 1));
     p.vldeploy(&["up"]).ok();
     p.write_stack(&with_release_env(&p, 2));
@@ -158,14 +133,12 @@ fn release_rollback_goes_back_without_dropping_a_request() {
 
     let load = steady_load(&p);
     std::thread::sleep(Duration::from_secs(1));
-    let run = p.vldeploy(&["rollback"]).ok();
+    p.test()
+        .arg("rollback")
+        .stdout_has("rolled back `vl_backend`")
+        .run();
     std::thread::sleep(Duration::from_secs(1));
     let stats = load.stop();
-    assert!(
-        run.stdout.contains("rolled back `vl_backend`"),
-        "{}",
-        run.stdout
-    );
     assert_eq!(
         live_env(&p, "RELEASE_N"),
         "1",
@@ -180,39 +153,27 @@ fn release_rollback_goes_back_without_dropping_a_request() {
     );
 
     // The stack's own configuration is what `up` puts back.
-    let plan = p.vldeploy(&["plan"]).ok();
-    assert!(
-        plan.stdout.contains("release `vl_backend`"),
-        "{}",
-        plan.stdout
-    );
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(
-        audit.stdout.contains("\"command\":\"rollback\""),
-        "{}",
-        audit.stdout
-    );
+    p.test()
+        .arg("plan")
+        .stdout_has("release `vl_backend`")
+        .run();
+    assert!(p.audited("rollback"), "{:?}", p.audit());
     // Rolling back to a release that is not kept is a clear error.
-    let missing = p.vldeploy(&["rollback", "backend-0000"]);
-    assert_eq!(missing.code, 1);
-    assert!(
-        missing.stderr.contains("no release `backend-0000`"),
-        "{}",
-        missing.stderr
-    );
+    p.test()
+        .args(["rollback", "backend-0000"])
+        .status(1)
+        .stderr_has("no release `backend-0000`")
+        .run();
 }
 
 #[test]
 fn release_up_backup_before_takes_a_verified_backup_first() {
-    let p = Project::new("release_backup_before");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_backup_before");
     // On a fresh host there is no database yet; `up` says so and goes on.
-    let first = p.vldeploy(&["up", "--backup-before"]).ok();
-    assert!(
-        first.stderr.contains("nothing to back up"),
-        "{}",
-        first.stderr
-    );
+    p.test()
+        .args(["up", "--backup-before"])
+        .stderr_has("nothing to back up")
+        .run();
     assert_eq!(
         p.vldeploy(&["backup", "list", "-o", "json"])
             .ok()
@@ -223,21 +184,27 @@ fn release_up_backup_before_takes_a_verified_backup_first() {
     );
 
     p.write_stack(&with_release_env(&p, 1));
-    let run = p.vldeploy(&["up", "--backup-before"]).ok();
-    assert!(run.stderr.contains("verified backup `"), "{}", run.stderr);
-    let list = p.vldeploy(&["backup", "list", "-o", "json"]).ok();
-    assert!(
-        list.stdout.contains("pre-up"),
-        "the backup made before the release is listed: {}",
-        list.stdout
-    );
+    p.test()
+        .args(["up", "--backup-before"])
+        .stderr_has("verified backup `")
+        .run();
+    // The backup made before the release is listed.
+    p.test()
+        .args(["backup", "list", "-o", "json"])
+        .stdout_has("pre-up")
+        .run();
     assert_eq!(
         live_env(&p, "RELEASE_N"),
         "1",
         "the release went ahead after the verified backup"
     );
-    let audit = p.vldeploy(&["audit", "-o", "json"]).ok();
-    assert!(audit.stdout.contains("verified backup"), "{}", audit.stdout);
+    let audit = p.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.to_string().contains("verified backup")),
+        "{audit:?}"
+    );
 }
 
 /// The process IDs of nginx's workers on the sandbox host: a reload replaces them.
@@ -250,9 +217,7 @@ fn nginx_workers(p: &Project) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_failed_request() {
-    let p = Project::new("release_killed_switch");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("release_killed_switch");
     let upstream = format!("/var/lib/vldeploy/{}/nginx/conf.d/00-upstream.conf", p.name);
     let read_upstream = || p.ssh(&format!("cat {upstream}")).ok().stdout;
     let before = read_upstream();
@@ -317,8 +282,7 @@ fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_fa
     );
     let names: Vec<String> = now.into_keys().collect();
     assert_eq!(names, vec!["vl_backend", "vl_nginx", "vl_postgres"]);
-    let third = p.vldeploy(&["up"]).ok();
-    assert!(third.stdout.contains("no changes"), "{}", third.stdout);
+    p.test().arg("up").stdout(p.converged()).run();
 }
 
 /// `docker ARGS` on the machine where vldeploy builds; its trimmed stdout.
@@ -345,10 +309,9 @@ fn local_docker(args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_released_again() {
-    let p = Project::new("release_same_inputs");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("release_same_inputs");
     // Inputs of this test's own (a build argument the Dockerfile does not use), so no other stack shares them.
-    let backend = support::project::repo().join("backend");
+    let backend = crate::support::project::repo().join("backend");
     let stack = p.stack_yaml(|t| {
         *t = t.replace(
             &format!("    build: {}\n", backend.display()),
@@ -401,26 +364,21 @@ fn release_two_builds_of_the_same_sources_are_one_image_nothing_is_sent_or_relea
     assert_eq!(label(&twin), inputs);
 
     // Both where vldeploy builds: the first one stays the image, so nothing is sent or released.
-    let again = p.vldeploy(&["up"]).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.all());
+    p.test().arg("up").stdout(p.converged()).run();
     assert_eq!(image_of_backend(), first);
 
     // Only the twin where vldeploy builds (as on another machine), the first on the host: the host's is used.
     local_docker(&["rmi", &first_tag], None);
-    let plan = p.vldeploy(&["plan"]).ok();
-    assert!(plan.stdout.contains("no changes"), "{}", plan.all());
+    p.test().arg("plan").stdout(p.no_changes()).run();
     // A real change releases the host's image of those inputs, sending none.
     p.write_stack(&stack.replace("RUST_LOG: info", "RUST_LOG: warn"));
-    let run = p.vldeploy(&["up"]).ok();
-    assert!(
-        run.stdout
-            .contains("release `vl_backend` (blue/green)  (env ~RUST_LOG)"),
-        "{}",
-        run.stdout
-    );
-    assert!(!run.all().contains("send image"), "{}", run.all());
+    p.test()
+        .arg("up")
+        .stdout_has("release `vl_backend` (blue/green)  (env ~RUST_LOG)")
+        .stdout_lacks("send image")
+        .stderr_lacks("send image")
+        .run();
     assert_eq!(image_of_backend(), first);
-    let last = p.vldeploy(&["up"]).ok();
-    assert!(last.stdout.contains("no changes"), "{}", last.all());
+    p.test().arg("up").stdout(p.converged()).run();
     local_docker(&["rmi", &twin_tag], None);
 }

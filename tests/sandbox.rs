@@ -7,11 +7,13 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use vldeploy::sandbox::{self, BuildContext, Flavor, Sandbox, SandboxOptions};
+use vldeploy::sandbox::{self, BuildContext, Flavor, SandboxOptions};
+
+use crate::support::ssh::{Host as _, ssh, ssh_ok};
 
 /// The tests share a 2-core machine: run them one after another.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -108,67 +110,6 @@ fn http_get(port: u16, path: &str, deadline: Duration) -> (String, String) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn ssh_command(sb: &Sandbox, known_hosts: &Path, remote: &str) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-i")
-        .arg(sb.key_path())
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=30",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-        ])
-        .arg(sb.ssh_port.to_string())
-        .arg("root@127.0.0.1")
-        .arg(remote);
-    cmd
-}
-
-fn ssh(sb: &Sandbox, remote: &str) -> Output {
-    ssh_command(sb, &sb.known_hosts_path(), remote)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ssh_ok(sb: &Sandbox, remote: &str) -> String {
-    let out = ssh(sb, remote);
-    if !out.status.success() {
-        print_container_log(&sb.name);
-    }
-    assert!(
-        out.status.success(),
-        "ssh {remote:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn print_container_log(name: &str) {
-    let out = docker(&["logs", "--tail", "50", name]);
-    eprintln!(
-        "--- docker logs {name} ---\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = docker(&["exec", name, "tail", "-n", "50", "/var/log/dockerd.log"]);
-    eprintln!(
-        "--- {name}:/var/log/dockerd.log ---\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn exists(kind: &str, name: &str) -> bool {
@@ -433,7 +374,7 @@ async fn up_gives_a_host_with_ssh_and_its_own_engine_and_down_removes_it() {
         .arg("-c")
         .arg(format!("docker save {nginx} | \"$0\" \"$@\""))
         .arg("ssh")
-        .args(ssh_command(&sb, &sb.known_hosts_path(), "docker load -q").get_args())
+        .args(sb.login().command("docker load -q").get_args())
         .output()
         .unwrap();
     assert!(
@@ -478,7 +419,7 @@ async fn up_gives_a_host_with_ssh_and_its_own_engine_and_down_removes_it() {
     assert_eq!(ssh_ok(&sb, "docker ps -a --format '{{.Names}}'"), "web");
 
     loop {
-        if ssh(&sb, "test -s /tmp/cron-ran").status.success() {
+        if ssh(&sb, "test -s /tmp/cron-ran").code == 0 {
             break;
         }
         assert!(
@@ -531,8 +472,10 @@ async fn two_sandboxes_run_side_by_side() {
     ssh_ok(&b, "docker info >/dev/null");
 
     // Each host has its own key: b's host key is not accepted where a's is pinned.
-    let crossed = ssh_command(&b, &a.known_hosts_path(), "true")
-        .stdin(Stdio::null())
+    let crossed = b
+        .login()
+        .with_known_hosts(&a.known_hosts_path())
+        .command("true")
         .output()
         .unwrap();
     assert!(
@@ -589,7 +532,7 @@ async fn a_stopped_sandbox_comes_back_with_up() {
     std::fs::remove_file(dir.join("id_ed25519")).unwrap();
     let third = sandbox::up(&options(name, &dir, vec![])).await.unwrap();
     assert_ne!(third.container_id, first.container_id);
-    assert!(ssh(&third, "test -e /srv/marker").status.code() == Some(1));
+    assert_eq!(ssh(&third, "test -e /srv/marker").code, 1);
 
     sandbox::down(name, &dir).await.unwrap();
     assert!(!exists("container", name));
@@ -633,10 +576,9 @@ async fn a_bare_sandbox_is_a_fresh_server_booted_by_systemd() {
     for tool in ["docker", "dockerd", "nft", "cron", "crontab", "sudo"] {
         let out = ssh(&bare, &format!("command -v {tool}"));
         assert_eq!(
-            out.status.code(),
-            Some(1),
+            out.code, 1,
             "`{tool}` is absent from a bare host: {}",
-            String::from_utf8_lossy(&out.stdout)
+            out.stdout
         );
     }
     let installed = ssh_ok(

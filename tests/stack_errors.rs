@@ -7,6 +7,8 @@ use std::path::Path;
 
 use vldeploy::stack::{self, StackError};
 
+use crate::support::test::Test;
+
 /// A small valid stack; each case below changes one thing.
 const VALID: &str = "\
 name: shop
@@ -71,15 +73,33 @@ fn error_with(
     let text = err
         .to_string()
         .replace(&dir.path().display().to_string(), "$DIR");
+    binary_says(dir.path(), env, &vars, &text);
     (err, text)
+}
+
+/// `vldeploy plan` on the stack in `dir`, with only `vars` in its environment, fails with exit status 1 and
+/// stderr that is exactly `text` (the directory written as `$DIR`) and nothing on stdout.
+#[track_caller]
+fn binary_says(dir: &Path, env: &str, vars: &BTreeMap<String, String>, text: &str) {
+    let mut test = Test::new()
+        .env_clear()
+        .current_dir(dir)
+        .arg("--file")
+        .arg(dir.join("stack.yaml"))
+        .args(["--env", env, "plan"])
+        .substitute(dir.display().to_string(), "$DIR")
+        .status(1)
+        .stdout("")
+        .stderr(format!("{text}\n"));
+    for (k, v) in vars {
+        test = test.env(k, v);
+    }
+    test.run();
 }
 
 #[track_caller]
 fn assert_text(actual: &str, expected: &str) {
-    assert!(
-        actual == expected,
-        "the message differs\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n---"
-    );
+    crate::support::test::assert_text(actual, expected);
     assert!(!actual.contains("hunter2"), "a secret leaked: {actual}");
 }
 
@@ -126,6 +146,7 @@ fn missing_file() {
     let text = err
         .to_string()
         .replace(&dir.path().display().to_string(), "$DIR");
+    binary_says(dir.path(), "prod", &BTreeMap::new(), &text);
     assert!(matches!(err, StackError::Unreadable { .. }));
     assert_text(
         &text,
@@ -1488,6 +1509,7 @@ fn a_stack_path_that_is_a_directory_is_refused() {
     let text = err
         .to_string()
         .replace(&dir.path().display().to_string(), "$DIR");
+    binary_says(dir.path(), "prod", &BTreeMap::new(), &text);
     assert_text(
         &text,
         "error: cannot read `$DIR/stack.yaml`: it is not a regular file

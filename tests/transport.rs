@@ -1,16 +1,15 @@
 //! The transport against a real OpenSSH server and the real Docker engine: commands, uploads, streams,
 //! the Docker tunnel, and every way connecting can be refused.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::sshd::{Sshd, keygen, keygen_fingerprint};
+use crate::support::test::assert_text;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use support::sshd::{Sshd, keygen, keygen_fingerprint};
 use tokio::sync::mpsc;
 use vldeploy::transport::{ALIVE_TIMEOUT, Auth, HostKeys, Remote, Target, TransportError};
 
@@ -85,19 +84,15 @@ async fn run_fails_naming_host_command_and_stderr() {
         matches!(err, TransportError::Command { status: 4, .. }),
         "{err:?}"
     );
-    assert!(
-        text.contains(&format!("`root@127.0.0.1:{}`", sshd.port)),
-        "{text}"
-    );
-    assert!(text.contains("exit status 4"), "{text}");
-    assert!(text.contains("seq 1 40"), "{text}");
-    assert!(
-        text.contains("| line40") && text.contains("| line21"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("| line20\n"),
-        "only the last 20 lines: {text}"
+    // The host, the command, and only the last 20 lines of its stderr.
+    let tail: String = (21..=40).map(|i| format!("\n  | line{i}")).collect();
+    assert_text(
+        &text,
+        &format!(
+            "command failed on `root@127.0.0.1:{}` with exit status 4: \
+             `for i in $(seq 1 40); do echo line$i >&2; done; exit 4`\n  stderr (last lines):{tail}",
+            sshd.port
+        ),
     );
     assert!(remote.run("true").await.is_ok());
 }
@@ -761,19 +756,18 @@ async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
         matches!(err, TransportError::UnknownHostKey { .. }),
         "{err:?}"
     );
-    assert!(text.contains(&sshd.host_fingerprint), "{text}");
-    assert!(text.contains("ssh-ed25519"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "ssh-keyscan -p {} 127.0.0.1 >> {}",
-            sshd.port,
-            empty.display()
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("host_key: {}", sshd.host_fingerprint)),
-        "{text}"
+    // The offered key, the command that trusts it, and the pin that would.
+    assert_text(
+        &text,
+        &format!(
+            "refusing to connect to `root@127.0.0.1:{port}`: its host key is not known. It offered ssh-ed25519 \
+             key {fp}, which `{known}` does not list for `[127.0.0.1]:{port}`.\n\
+             help: if this is your host, trust it with `ssh-keyscan -p {port} 127.0.0.1 >> {known}` (and compare \
+             `ssh-keygen -lf {known}` with the fingerprint above), or pin it in stack.yaml with `host_key: {fp}`",
+            port = sshd.port,
+            fp = sshd.host_fingerprint,
+            known = empty.display(),
+        ),
     );
 
     // A missing known_hosts file is the same refusal.
@@ -809,20 +803,20 @@ async fn a_changed_host_key_is_refused_loudly() {
         matches!(err, TransportError::HostKeyChanged { line: 2, .. }),
         "{err:?}"
     );
-    assert!(text.contains("HOST KEY CHANGED"), "{text}");
-    assert!(text.contains("man-in-the-middle"), "{text}");
-    assert!(
-        text.contains(&keygen_fingerprint(&other.with_extension("pub"))),
-        "expected key: {text}"
-    );
-    assert!(text.contains(&sshd.host_fingerprint), "offered key: {text}");
-    assert!(
-        text.contains(&format!(
-            "ssh-keygen -R '[127.0.0.1]:{}' -f {}",
-            sshd.port,
-            known.display()
-        )),
-        "{text}"
+    // The expected key, the offered key, and how to remove the old entry.
+    assert_text(
+        &text,
+        &format!(
+            "HOST KEY CHANGED for `root@127.0.0.1:{port}`: refusing to connect, this could be a \
+             man-in-the-middle attack. `{known}` line 2 expects ssh-ed25519 key {old}, but the host offered \
+             ssh-ed25519 key {fp}.\n\
+             help: only if you know the host was reinstalled or its keys were rotated, remove the old entry \
+             (line 2) with `ssh-keygen -R '[127.0.0.1]:{port}' -f {known}` and trust the new key",
+            port = sshd.port,
+            known = known.display(),
+            old = keygen_fingerprint(&other.with_extension("pub")),
+            fp = sshd.host_fingerprint,
+        ),
     );
 }
 
@@ -896,13 +890,22 @@ async fn key_problems_are_explained() {
     let err = connect_err(&sshd, &Auth::Key(stranger.clone()), &sshd.host_keys());
     let text = err.to_string();
     assert!(matches!(err, TransportError::KeyRefused { .. }), "{err:?}");
+    let (first, help) = text.split_once('\n').unwrap_or((&text, ""));
     assert!(
-        text.contains(&format!(
-            "`root@127.0.0.1:{}` refused ssh key `{}`",
+        first.starts_with(&format!(
+            "`root@127.0.0.1:{}` refused ssh key `{}` for user `root`: ",
             sshd.port,
             stranger.display()
         )),
         "{text}"
+    );
+    assert_text(
+        help,
+        &format!(
+            "help: add the public key (`{key}.pub`) to `~root/.ssh/authorized_keys` on the host, for example \
+             with `ssh-copy-id -i {key} root@<host>`",
+            key = stranger.display()
+        ),
     );
 
     let garbage = sshd.dir.path().join("garbage_key");
@@ -946,12 +949,14 @@ async fn a_closed_port_is_unreachable() {
         TIMEOUT,
     )
     .expect_err("nothing listens");
-    let text = err.to_string();
-    assert_eq!(
-        text.lines().next(),
-        Some(format!("cannot reach `root@127.0.0.1:{port}`: connection refused").as_str())
+    assert_text(
+        &err.to_string(),
+        &format!(
+            "cannot reach `root@127.0.0.1:{port}`: connection refused\n\
+             help: check that the host is up, that sshd listens on port {port} and that no firewall drops the \
+             connection"
+        ),
     );
-    assert!(text.contains("help:"), "{text}");
 }
 
 #[test]

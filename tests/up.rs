@@ -1,10 +1,9 @@
 //! `vldeploy up` against a real sandbox host: from nothing, converged, changed, interrupted, refused.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::project::Project;
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
 
 fn health_json(p: &Project) -> serde_json::Value {
     let (code, body) = p.http_get("/api/health");
@@ -14,20 +13,13 @@ fn health_json(p: &Project) -> serde_json::Value {
 
 #[test]
 fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
-    let p = Project::new("up_from_nothing");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("up_from_nothing");
 
-    let first = p.vldeploy(&["up"]).ok();
-    assert!(
-        first.stdout.contains("create container `vl_postgres`"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first.stdout.contains("is up at http://127.0.0.1:"),
-        "{}",
-        first.stdout
-    );
+    p.test()
+        .arg("up")
+        .stdout_has("create container `vl_postgres`")
+        .stdout_has(p.is_up())
+        .run();
 
     let health = health_json(&p);
     assert!(health["uptime_s"].as_f64().is_some(), "{health}");
@@ -45,14 +37,17 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
     assert_eq!(code, 200);
     assert!(page.contains(&p.name), "{page}");
 
-    let second = p.vldeploy(&["up"]).ok();
-    assert!(second.stdout.contains("no changes"), "{}", second.stdout);
-    assert!(
-        !second.stderr.contains("[1/"),
-        "a converged host applies nothing: {}",
-        second.stderr
-    );
-    assert_eq!(p.vldeploy(&["plan", "--exit-code"]).code, 0);
+    // A converged host applies nothing.
+    p.test()
+        .arg("up")
+        .stdout(p.converged())
+        .stderr_lacks("[1/")
+        .run();
+    p.test()
+        .args(["plan", "--exit-code"])
+        .status(0)
+        .stdout(p.no_changes())
+        .run();
 
     // Another machine (a CI runner, a colleague's laptop) builds the same sources without this one's cache: the
     // image gets another ID (the image records when it was built). The host keeps the image it has for those
@@ -67,13 +62,13 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
         .output()
         .unwrap();
     assert!(local.status.success(), "{local:?}");
-    let rebuilt = p.vldeploy(&["up"]).ok();
-    assert!(rebuilt.stdout.contains("no changes"), "{}", rebuilt.stdout);
-    assert!(
-        !rebuilt.stderr.contains("send images") && !rebuilt.stderr.contains("[1/"),
-        "nothing sent, nothing applied: {}",
-        rebuilt.stderr
-    );
+    // Nothing sent, nothing applied.
+    p.test()
+        .arg("up")
+        .stdout(p.converged())
+        .stderr_lacks("send images")
+        .stderr_lacks("[1/")
+        .run();
     assert_eq!(p.containers(), ids, "no container replaced");
 
     let status = p.vldeploy(&["status", "--output", "json"]).ok();
@@ -89,26 +84,19 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
 
 #[test]
 fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_nginx() {
-    let p = Project::new("changes");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("changes");
     let before = p.containers();
 
     p.write_stack(&p.stack_yaml(|t| *t = t.replace("RUST_LOG: info", "RUST_LOG: debug")));
-    let plan = p.vldeploy(&["plan", "--exit-code"]);
-    assert_eq!(plan.code, 2, "pending changes exit 2: {}", plan.all());
-    assert!(
-        plan.stdout
-            .contains("release `vl_backend` (blue/green)  (env ~RUST_LOG)"),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        !plan.stdout.contains("vl_postgres")
-            && !plan.stdout.contains("recreate container `vl_nginx`"),
-        "{}",
-        plan.stdout
-    );
+    // Pending changes exit 2.
+    p.test()
+        .args(["plan", "--exit-code"])
+        .status(2)
+        .stdout(format!(
+            "{}: 1 change\n  ~ release `vl_backend` (blue/green)  (env ~RUST_LOG)\n",
+            p.target()
+        ))
+        .run();
     p.vldeploy(&["up"]).ok();
     let after = p.containers();
     assert_eq!(
@@ -125,21 +113,21 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     // The project's own nginx template replaces the embedded one: only nginx reloads.
     let tpl_dir = p.path().join("templates/nginx");
     std::fs::create_dir_all(&tpl_dir).unwrap();
-    let tpl =
-        std::fs::read_to_string(support::project::repo().join("templates/nginx/site.conf.j2"))
-            .unwrap();
+    let tpl = std::fs::read_to_string(
+        crate::support::project::repo().join("templates/nginx/site.conf.j2"),
+    )
+    .unwrap();
     let tpl = tpl.replace(
         "server_tokens off;",
         "server_tokens off;\n    add_header X-Shop-Test reloaded always;",
     );
     std::fs::write(tpl_dir.join("site.conf.j2"), tpl).unwrap();
-    let plan = p.vldeploy(&["plan"]).ok();
-    assert!(
-        plan.stdout.contains("reload `vl_nginx`") && plan.stdout.contains("site.conf"),
-        "{}",
-        plan.stdout
-    );
-    assert!(!plan.stdout.contains("recreate"), "{}", plan.stdout);
+    p.test()
+        .arg("plan")
+        .stdout_has("reload `vl_nginx`")
+        .stdout_has("site.conf")
+        .stdout_lacks("recreate")
+        .run();
     p.vldeploy(&["up"]).ok();
     assert_eq!(
         p.containers(),
@@ -148,28 +136,39 @@ fn one_env_value_recreates_only_the_backend_and_a_template_change_reloads_only_n
     );
     let headers = p.ssh("curl -sSI http://127.0.0.1/nginx-health").ok_stdout();
     assert!(headers.contains("X-Shop-Test: reloaded"), "{headers}");
-    assert!(p.vldeploy(&["up"]).ok().stdout.contains("no changes"));
+    p.test().arg("up").stdout(p.converged()).run();
 }
 
 #[test]
 fn down_then_up_keeps_the_database() {
-    let p = Project::new("down_up");
-    p.sandbox_up(&[]);
-    p.vldeploy(&["up"]).ok();
+    let p = Project::deployed("down_up");
     let psql = "docker exec vl_postgres psql -U postgres -d vaibava_db -tAc";
     p.ssh(&format!(
         "{psql} \"CREATE TABLE keepme(v text); INSERT INTO keepme VALUES ('still here')\""
     ))
     .ok();
 
-    let down = p.vldeploy(&["down"]).ok();
-    assert!(down.stdout.contains("volumes kept"), "{}", down.stdout);
+    p.test()
+        .arg("down")
+        .stdout(format!(
+            "{} (sandbox) is down: removed 3 container(s).\n\
+             volumes kept (the database survives); `down --volumes` deletes them.\n",
+            p.name
+        ))
+        .run();
     assert!(p.containers().is_empty(), "down removes the containers");
 
     // Deleting volumes without a terminal and without --yes is refused, and changes nothing.
-    let refused = p.vldeploy(&["down", "--volumes"]);
-    assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    p.test()
+        .args(["down", "--volumes"])
+        .status(1)
+        .stdout("")
+        .stderr(format!(
+            "error: refusing to delete the volumes of `{}` (sandbox) without confirmation: this deletes the \
+             database.\n  help: run it on a terminal to confirm, or pass `--yes` in automation\n",
+            p.name
+        ))
+        .run();
 
     p.vldeploy(&["up"]).ok();
     let row = p.ssh(&format!("{psql} 'SELECT v FROM keepme'")).ok_stdout();
@@ -179,8 +178,7 @@ fn down_then_up_keeps_the_database() {
 
 #[test]
 fn up_killed_part_way_converges_on_the_next_run() {
-    let p = Project::new("interrupted");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("interrupted");
     // Kill `up` as it starts step N, for several N, then run it again.
     for kill_at in ["[2/", "[5/", "[7/", "[8/"] {
         let mut child = p
@@ -220,9 +218,9 @@ fn up_killed_part_way_converges_on_the_next_run() {
         let _ = child.wait();
         eprintln!("killed at {kill_at} (reached: {hit})\n{seen}");
         // Then kill was either mid-step or (when the plan was shorter) after completion: both must converge.
-        let again = p.vldeploy(&["up"]).ok();
+        let again = p.test().arg("up").run();
         assert!(
-            again.stdout.contains("is up at") || again.stdout.contains("no changes"),
+            again.stdout.contains(&p.is_up()) || again.stdout.contains(&p.converged()),
             "{}",
             again.stdout
         );
@@ -240,24 +238,19 @@ fn up_killed_part_way_converges_on_the_next_run() {
 
 #[test]
 fn an_unknown_host_key_is_refused_and_nothing_changes() {
-    let p = Project::new("unknown_key");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("unknown_key");
     let known = p.path().join(".vldeploy/sandbox/known_hosts");
     let real = std::fs::read_to_string(&known).unwrap();
     std::fs::write(&known, "").unwrap();
-    let run = p.vldeploy(&["up"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("SHA256:"),
-        "the fingerprint is shown: {}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("ssh-keyscan"),
-        "the command to trust it is shown: {}",
-        run.stderr
-    );
-    assert!(!run.all().contains("panicked"));
+    // The fingerprint is shown, and the command to trust it.
+    p.test()
+        .arg("up")
+        .status(1)
+        .stderr_has("SHA256:")
+        .stderr_has("ssh-keyscan")
+        .stdout_lacks("panicked")
+        .stderr_lacks("panicked")
+        .run();
     std::fs::write(&known, real).unwrap();
     assert!(p.containers().is_empty(), "nothing was created on the host");
 
@@ -281,8 +274,7 @@ fn an_unknown_host_key_is_refused_and_nothing_changes() {
     );
     let real = std::fs::read_to_string(&known).unwrap();
     std::fs::write(&known, format!("{fake}\n")).unwrap();
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
+    let run = p.test().arg("plan").status(1).run();
     assert!(
         run.stderr.to_lowercase().contains("changed"),
         "{}",
@@ -294,8 +286,7 @@ fn an_unknown_host_key_is_refused_and_nothing_changes() {
 
 #[test]
 fn connection_problems_give_one_clear_error_each() {
-    let p = Project::new("conn_errors");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("conn_errors");
     let base = p.stack_yaml(|_| {});
 
     // Wrong key path.
@@ -303,9 +294,11 @@ fn connection_problems_give_one_clear_error_each() {
         "ssh_key: .vldeploy/sandbox/id_ed25519",
         "ssh_key: .vldeploy/sandbox/no_such_key",
     ));
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("no_such_key"), "{}", run.stderr);
+    p.test()
+        .arg("plan")
+        .status(1)
+        .stderr_has("no_such_key")
+        .run();
 
     // Unreachable host: a closed port on loopback.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -314,33 +307,32 @@ fn connection_problems_give_one_clear_error_each() {
         .unwrap()
         .port();
     p.write_stack(&base.replace("${SANDBOX_SSH_PORT}", &closed.to_string()));
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains(&format!("127.0.0.1:{closed}")),
-        "{}",
-        run.stderr
-    );
+    p.test()
+        .arg("plan")
+        .status(1)
+        .stderr_has(format!("127.0.0.1:{closed}"))
+        .run();
 
     // No Docker engine on the host.
     p.write_stack(&base);
     p.ssh("pkill -x dockerd; for i in $(seq 50); do [ -S /var/run/docker.sock ] || break; sleep 0.2; done; rm -f /var/run/docker.sock").ok();
-    let run = p.vldeploy(&["plan"]);
-    assert_eq!(run.code, 1);
+    let run = p
+        .test()
+        .arg("plan")
+        .status(1)
+        .stdout_lacks("panicked")
+        .stderr_lacks("panicked")
+        .run();
     assert!(
         run.stderr.to_lowercase().contains("docker"),
         "{}",
         run.stderr
     );
-    for r in [&run] {
-        assert!(!r.all().contains("panicked"), "{}", r.all());
-    }
 }
 
 #[test]
 fn secrets_never_appear_in_any_output() {
-    let p = Project::new("secrets");
-    p.sandbox_up(&[]);
+    let p = Project::with_sandbox("secrets");
     let secrets = [p.secret("POSTGRES_PASSWORD"), p.secret("ADMIN_TOKEN")];
     let mut outputs = Vec::new();
     let env = [("VLDEPLOY_LOG", "debug")];
@@ -412,13 +404,15 @@ fn secrets_never_appear_in_any_output() {
         })
         .collect();
     std::fs::write(&secrets_env, rotated).unwrap();
-    let plan = p.vldeploy_env(&["plan"], &env).ok();
-    assert!(
-        plan.stdout
-            .contains("release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)"),
-        "{}",
-        plan.stdout
-    );
+    let plan = p
+        .test()
+        .arg("plan")
+        .env(env[0].0, env[0].1)
+        .stdout(format!(
+            "{}: 1 change\n  ~ release `vl_backend` (blue/green)  (env ~ADMIN_TOKEN)\n",
+            p.target()
+        ))
+        .run();
     outputs.push(plan);
     outputs.push(p.vldeploy_env(&["up"], &env).ok());
     let after = p.containers();
@@ -432,20 +426,20 @@ fn secrets_never_appear_in_any_output() {
     );
     assert_eq!(before["vl_nginx"], after["vl_nginx"], "nginx untouched");
     no_plain_secret_hash_in_labels(&p);
-    let again = p.vldeploy_env(&["up"], &env).ok();
-    assert!(again.stdout.contains("no changes"), "{}", again.stdout);
+    let again = p
+        .test()
+        .arg("up")
+        .env(env[0].0, env[0].1)
+        .stdout(p.converged())
+        .run();
     outputs.push(again);
 
     let secrets = [secrets[0].clone(), secrets[1].clone(), token];
+    for s in &secrets {
+        assert!(s.len() >= 16, "sandbox secrets are long random strings");
+    }
     for run in &outputs {
-        for s in &secrets {
-            assert!(s.len() >= 16, "sandbox secrets are long random strings");
-            assert!(
-                !run.all().contains(s.as_str()),
-                "a secret leaked into output:\n{}",
-                run.all().replace(s.as_str(), "<LEAK>")
-            );
-        }
+        no_secret(run, &secrets);
     }
 }
 
@@ -492,7 +486,7 @@ trait OkStdout {
     fn ok_stdout(self) -> String;
 }
 
-impl OkStdout for support::project::Run {
+impl OkStdout for crate::support::project::Run {
     #[track_caller]
     fn ok_stdout(self) -> String {
         self.ok().stdout

@@ -5,4 +5,6 @@
 pub mod load;
 pub mod pebble;
 pub mod project;
+pub mod ssh;
 pub mod sshd;
+pub mod test;

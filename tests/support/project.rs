@@ -52,7 +52,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: &Output) -> Self {
+    pub fn from_output(out: &Output) -> Self {
         Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -88,8 +88,14 @@ impl Project {
     /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
     pub fn new(test: &str) -> Self {
         backend_binary();
+        // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
+        // running the same test at once from taking each other's sandbox host.
         let name = format!("e2e-{}", test.replace('_', "-"));
-        let name = name[..name.len().min(40)].trim_end_matches('-').to_string();
+        let name = format!(
+            "{}-{:04x}",
+            name[..name.len().min(35)].trim_end_matches('-'),
+            std::process::id() & 0xffff
+        );
         let dir = tempfile::Builder::new()
             .prefix(&format!("vld-{test}-"))
             .tempdir()
@@ -101,6 +107,25 @@ impl Project {
             sandbox_started: Mutex::new(false),
         };
         p.write_stack(&p.stack_yaml(|_| {}));
+        p
+    }
+
+    /// A project with its sandbox host up: what nearly every end-to-end test starts from.
+    pub fn with_sandbox(test: &str) -> Self {
+        Self::with_sandbox_publishing(test, &[])
+    }
+
+    /// A project whose sandbox host also publishes `ports` (for probes of what must stay closed).
+    pub fn with_sandbox_publishing(test: &str, ports: &[u16]) -> Self {
+        let p = Self::new(test);
+        p.sandbox_up(ports);
+        p
+    }
+
+    /// A project with its sandbox host up and the stack deployed there by a successful `up`.
+    pub fn deployed(test: &str) -> Self {
+        let p = Self::with_sandbox(test);
+        p.vldeploy(&["up"]).ok();
         p
     }
 
@@ -137,6 +162,11 @@ impl Project {
         std::fs::write(self.path().join("stack.yaml"), text).expect("write stack.yaml");
     }
 
+    /// The test builder for a run in this project's directory: `p.test().args([..]).stdout(..).run()`.
+    pub fn test(&self) -> super::test::Test<'_> {
+        super::test::Test::in_project(self)
+    }
+
     /// Runs `vldeploy ARGS` in the project directory.
     pub fn vldeploy(&self, args: &[&str]) -> Run {
         self.vldeploy_env(args, &[])
@@ -148,7 +178,7 @@ impl Project {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("vldeploy runs");
-        let run = Run::from(&out);
+        let run = Run::from_output(&out);
         self.record(args, &run);
         run
     }
@@ -231,6 +261,41 @@ impl Project {
             .to_string()
     }
 
+    /// The stack's URL on the sandbox host, as vldeploy prints it: `http://127.0.0.1:<http port>/`.
+    pub fn url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/",
+            self.sandbox_var("SANDBOX_HTTP_PORT")
+        )
+    }
+
+    /// The sandbox host as vldeploy names it: `root@127.0.0.1:<ssh port>`.
+    pub fn target(&self) -> String {
+        format!("root@127.0.0.1:{}", self.sandbox_var("SANDBOX_SSH_PORT"))
+    }
+
+    /// The line `up` prints on a host that already matches the stack.
+    pub fn converged(&self) -> String {
+        format!(
+            "{}: no changes; the stack is up at {}\n",
+            self.name,
+            self.url()
+        )
+    }
+
+    /// The line `plan` prints when the host matches the stack.
+    pub fn no_changes(&self) -> String {
+        format!(
+            "{}: no changes; the host matches the stack.\n",
+            self.target()
+        )
+    }
+
+    /// The start of the line `up` prints after it applied changes.
+    pub fn is_up(&self) -> String {
+        format!("{} (sandbox) is up at {} — ", self.name, self.url())
+    }
+
     /// A secret from `.vldeploy/sandbox/secrets.env`.
     pub fn secret(&self, key: &str) -> String {
         let text = std::fs::read_to_string(self.path().join(".vldeploy/sandbox/secrets.env"))
@@ -245,31 +310,34 @@ impl Project {
 
     /// Runs a shell command on the sandbox host with the OpenSSH client, strictly checking its host key.
     pub fn ssh(&self, command: &str) -> Run {
-        let dir = self.path().join(".vldeploy/sandbox");
-        let out = Command::new("ssh")
-            .args(["-i", &dir.join("id_ed25519").display().to_string()])
-            .args([
-                "-o",
-                &format!("UserKnownHostsFile={}", dir.join("known_hosts").display()),
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .args([
-                "-p",
-                &self.sandbox_var("SANDBOX_SSH_PORT"),
-                "root@127.0.0.1",
-                command,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .expect("ssh runs");
-        Run::from(&out)
+        super::ssh::ssh(self, command)
+    }
+
+    /// The audit log's entries (`vldeploy audit -o json`), oldest first; the output shows no secret.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let run = self.test().args(["audit", "-o", "json"]).run();
+        super::ssh::no_secret(&run, &self.secret_values());
+        run.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|v| match v {
+                serde_json::Value::Array(a) => a,
+                other => vec![other],
+            })
+            .collect()
+    }
+
+    /// Whether the audit log holds an entry for `command` (`restore`, `restore --resume`).
+    pub fn audited(&self, command: &str) -> bool {
+        self.audit().iter().any(|e| e["command"] == command)
+    }
+
+    /// The values of the sandbox's secrets (`POSTGRES_PASSWORD`, `ADMIN_TOKEN`): what must never be printed.
+    pub fn secret_values(&self) -> Vec<String> {
+        ["POSTGRES_PASSWORD", "ADMIN_TOKEN"]
+            .iter()
+            .map(|k| self.secret(k))
+            .collect()
     }
 
     /// `GET http://127.0.0.1:<sandbox http port><path>`: status and body.
