@@ -3,13 +3,12 @@
 //! key logins of the deploy user only — or puts everything back by itself when its confirmation fails.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-mod support;
 
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{Project, Run};
+use crate::support::project::{Project, Run};
 
 /// A project whose sandbox environment logs in as `deploy`, first bootstrapped as `root`, on a bare host.
 fn bare_project(test: &str) -> Project {

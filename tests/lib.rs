@@ -10,14 +10,18 @@
 mod support;
 
 mod backup;
+mod bootstrap;
 mod certs;
 mod checklist;
 mod faults;
 mod firewall;
 mod hostile_input;
 mod oncall;
+mod output;
+mod plan_drift;
 mod release;
 mod sandbox;
+mod shape_output;
 mod stack_errors;
 mod transport;
 mod up;

@@ -1,9 +1,8 @@
 //! The event stream as CI reads it: `--output json` puts one JSON object per line on stderr, and the
 //! command's result document alone on stdout.
 
-mod support;
 
-use support::project::{Project, Run};
+use crate::support::project::{Project, Run};
 
 /// Every stderr line of `run`, parsed; the test fails naming a line that is not a JSON object with `event`.
 fn events(run: &Run) -> Vec<serde_json::Value> {

@@ -4,10 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
 
-use support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use support::project::{Project, Run};
+use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use crate::support::project::{Project, Run};
 
 const DOMAIN: &str = "shop.test";
 
