@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::engine::{Engine, EngineError, transfer_images};
-use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash, loaded_marker};
+use crate::layout::loaded_marker;
+use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash};
 use crate::transport::{Remote, TransportError, shell_quote};
 
 /// The failure of one step; what was applied before it stays applied, the containers it touched are restored.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BackupError;
-use crate::plan::stack_dir;
+use crate::layout;
 use crate::transport::Remote;
 
 /// The phases a restore records before it begins each, in order.
@@ -48,7 +48,7 @@ pub struct Journal {
 
 /// Where the journal of `stack` lives on the host.
 pub fn journal_path(stack: &str) -> String {
-    format!("{}/restore.json", stack_dir(stack))
+    layout::restore_journal(stack)
 }
 
 impl Journal {

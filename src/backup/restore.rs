@@ -14,7 +14,7 @@ use super::journal::{self, Journal, PHASES};
 use super::postgres::db_name;
 use super::{BackupError, Postgres, Setup, check, load, run_backup};
 use crate::engine::Engine;
-use crate::plan::{container_name, stack_dir};
+use crate::layout::{container_name, stack_dir};
 use crate::transport::{Remote, shell_quote};
 
 /// Receives the restore's progress.
@@ -59,7 +59,9 @@ pub struct Backend<'a> {
 /// The stack's backend as a restore starts and checks it: its health check, with time for its retries.
 pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> Backend<'a> {
     let service = stack.services.get("backend");
-    let port = service.and_then(|s| s.port).unwrap_or(8080);
+    let port = service
+        .and_then(|s| s.port)
+        .unwrap_or(crate::layout::BACKEND_PORT);
     let (check, timeout) = service.and_then(|s| s.healthcheck.as_ref()).map_or_else(
         || ("the container runs".to_string(), Duration::from_mins(2)),
         |h| {

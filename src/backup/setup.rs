@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::BackupError;
-use crate::plan::{DesiredFile, container_name, content_hash, stack_dir};
+use crate::layout::{self, container_name};
+use crate::plan::{DesiredFile, content_hash};
 use crate::render::{self, RenderError};
 use crate::stack::{Backup, Retention, Stack};
 use crate::transport::{Remote, shell_quote};
@@ -106,12 +107,12 @@ impl Setup {
 
     /// The script on the host.
     pub fn script_path(&self) -> String {
-        format!("{}/backup/backup.sh", stack_dir(&self.stack))
+        layout::backup_script(&self.stack)
     }
 
     /// The cron entry on the host.
     pub fn cron_path(&self) -> String {
-        format!("/etc/cron.d/vldeploy-{}-backup", self.stack)
+        layout::backup_cron(&self.stack)
     }
 
     /// The path of a backup file on the host.

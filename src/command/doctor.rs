@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::Output;
-use crate::plan::{SERVICES, container_name};
+use crate::layout::{SERVICES, container_name};
 
 /// The playbook's key error events, as the backend logs them.
 pub(crate) const KEY_ERRORS: [&str; 3] = [

@@ -4,14 +4,15 @@ use super::context::Connected;
 use super::{CommandError, Context};
 use crate::checklist::{Inputs, Report, Subject};
 use crate::cli::Output;
-use crate::plan::{Desired, stack_dir};
+use crate::layout;
+use crate::plan::Desired;
 use crate::rollout::{Staged, Target};
 use crate::transport::shell_quote;
 
 /// The marker that says the maintenance page is up because a first launch waits for the checklist (so an
 /// operator's own `maintenance on` is never lifted by a passing gate).
 fn marker(stack: &str) -> String {
-    format!("{}/checklist/gate-maintenance", stack_dir(stack))
+    layout::gate_maintenance(stack)
 }
 
 /// `--waive ITEM --reason TEXT` pairs, checked against the environment's items.
@@ -52,7 +53,7 @@ pub(crate) fn waivers(
 /// Before a gated environment's first release: the maintenance page goes up, so nothing is served before
 /// the checklist passes. Returns whether it did.
 pub(crate) async fn close_first_launch(ctx: &Context, c: &Connected) -> Result<bool, CommandError> {
-    let backend = crate::plan::container_name("backend");
+    let backend = crate::layout::container_name("backend");
     if c.engine.container_state(&backend).await?.is_some() {
         return Ok(false);
     }

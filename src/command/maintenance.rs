@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::{MaintenanceAction, Output};
-use crate::plan::{container_name, stack_dir};
+use crate::layout::{container_name, stack_dir};
 use crate::stack::Tls;
 use crate::state::StateError;
 use crate::transport::shell_quote;

@@ -1,12 +1,13 @@
 //! The host's key for hashing secret values into container labels: a 0600 file in the stack's directory.
 
 use super::FactsError;
-use crate::plan::{HashKey, stack_dir};
+use crate::layout;
+use crate::plan::HashKey;
 use crate::transport::{Remote, shell_quote};
 
 /// Where the key lives on the host.
 pub fn key_path(stack: &str) -> String {
-    format!("{}/hash.key", stack_dir(stack))
+    layout::hash_key(stack)
 }
 
 /// The stack's key on the host, or `None` when there is none yet.

@@ -10,7 +10,8 @@ pub use hash_key::{
 };
 
 use crate::engine::{Engine, EngineError};
-use crate::plan::{Desired, Facts, loaded_marker};
+use crate::layout::loaded_marker;
+use crate::plan::{Desired, Facts};
 use crate::transport::{Remote, TransportError, shell_quote};
 
 #[derive(Debug, thiserror::Error)]

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 /// The systemd unit vldeploy installs on hosts that run systemd.
-pub(crate) const UNIT: &str = "vldeploy-firewall.service";
+pub(crate) const UNIT: &str = crate::layout::FIREWALL_UNIT;
 
 /// Where the unit goes.
-pub(crate) const UNIT_PATH: &str = "/etc/systemd/system/vldeploy-firewall.service";
+pub(crate) const UNIT_PATH: &str = crate::layout::FIREWALL_UNIT_PATH;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -38,10 +38,10 @@ pub use safe_apply::{Applied, Confirm, MIN_REVERT_AFTER, revert_after, safe_appl
 pub const TABLE: &str = "inet vldeploy";
 
 /// The installed ruleset, loaded at boot.
-pub const RULESET_PATH: &str = "/etc/vldeploy/firewall.nft";
+pub const RULESET_PATH: &str = crate::layout::FIREWALL_RULESET;
 
 /// Where each apply keeps its candidate, the saved previous table and the revert timer.
-pub const STATE_DIR: &str = "/var/lib/vldeploy/firewall";
+pub const STATE_DIR: &str = crate::layout::FIREWALL_STATE_DIR;
 
 /// Set to `1` (tests only): the ruleset leaves out the SSH rule, so the safe apply must revert it.
 pub const TEST_CUT_SSH_ENV: &str = "VLDEPLOY_FIREWALL_TEST_CUT_SSH";

@@ -14,12 +14,11 @@ use serde::Serialize;
 
 pub use desired::{
     ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, HashKey, Health, Mount,
-    MountSource, Publish, content_hash, short_hash,
+    MountSource, Publish, content_hash,
 };
 pub use facts::{Facts, ObservedContainer};
 pub use layout::{
-    Images, SERVICES, container_name, describe_probe, desired_from_stack, health_test,
-    loaded_marker, private_network, public_network, release_alias, stack_dir, upstream_file,
+    Images, describe_probe, desired_from_stack, health_test, release_alias, upstream_file,
     upstream_path,
 };
 pub use planner::{loaded_hash, plan};

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::RolloutError;
-use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish, stack_dir};
+use crate::layout;
+use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish};
 use crate::secret::Secret;
 use crate::transport::{Remote, shell_quote};
 
@@ -106,11 +107,11 @@ impl From<StoredSpec> for ContainerSpec {
 }
 
 fn index_path(stack: &str) -> String {
-    format!("{}/releases.json", stack_dir(stack))
+    layout::releases_index(stack)
 }
 
 fn spec_path(stack: &str, id: &str) -> String {
-    format!("{}/releases/{id}.json", stack_dir(stack))
+    layout::release_file(stack, id)
 }
 
 fn fail(remote: &Remote, detail: impl Into<String>) -> RolloutError {

@@ -5,7 +5,8 @@ mod history;
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineError};
-use crate::plan::{ContainerSpec, DesiredFile, container_name};
+use crate::layout::container_name;
+use crate::plan::{ContainerSpec, DesiredFile};
 use crate::transport::{Remote, TransportError, shell_quote};
 
 pub use history::{History, Release, read_history, record_release, stored_spec};

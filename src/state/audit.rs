@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
+use crate::layout::stack_dir;
 use crate::transport::{Remote, TransportError, shell_quote};
 
 /// One audited command. Holds step summaries and error text only, never a value of the stack's env.
@@ -26,7 +26,7 @@ pub struct AuditEntry {
 }
 
 fn audit_path(stack: &str) -> String {
-    format!("{}/audit.log", stack_dir(stack))
+    crate::layout::audit_log(stack)
 }
 
 /// Appends an entry (the text is scrubbed of `secrets` first).

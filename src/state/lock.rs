@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
+use crate::layout::stack_dir;
 use crate::transport::{Remote, TransportError, shell_quote};
 
 /// A lock whose holder has not refreshed it for this long is stale.

@@ -11,7 +11,7 @@ use super::state::{
     HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, certs_dir, config_path,
     cron_file, job_log_path, status_path, tls_dir, webroot,
 };
-use crate::plan::container_name;
+use crate::layout::container_name;
 use crate::stack::{Stack, Tls};
 use crate::transport::{Remote, shell_quote};
 
