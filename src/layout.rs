@@ -15,6 +15,9 @@ pub const BACKEND_PORT: u16 = 8080;
 /// Where the vldeploy binary that runs the renewal job lives on the host.
 pub const HOST_BINARY: &str = "/usr/local/lib/vldeploy/vldeploy";
 
+/// The nftables table vldeploy owns; nothing else of the host's ruleset is touched.
+pub const FIREWALL_TABLE: &str = "inet vldeploy";
+
 /// Where each firewall apply keeps its candidate, the saved previous table and the revert timer.
 pub const FIREWALL_STATE_DIR: &str = "/var/lib/vldeploy/firewall";
 

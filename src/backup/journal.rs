@@ -190,10 +190,7 @@ pub(super) async fn read(remote: &Remote, stack: &str) -> Result<Option<Journal>
 /// Removes the journal of `stack` (the restore finished or was rolled back).
 pub(super) async fn remove(remote: &Remote, stack: &str) -> Result<(), BackupError> {
     remote
-        .run(&format!(
-            "rm -f {}",
-            crate::transport::shell_quote(&journal_path(stack))
-        ))
+        .run(&crate::remote::file::remove(&[journal_path(stack)]))
         .await
         .map(|_| ())
         .map_err(|e| journal_error(remote, stack, "removing", e.to_string()))

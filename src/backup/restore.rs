@@ -14,8 +14,8 @@ use super::journal::{self, Journal, PHASES};
 use super::postgres::db_name;
 use super::{BackupError, Postgres, Setup, check, load, run_backup};
 use crate::engine::Engine;
-use crate::layout::{container_name, stack_dir};
-use crate::transport::{Remote, shell_quote};
+use crate::layout::container_name;
+use crate::transport::Remote;
 
 /// Receives the restore's progress.
 pub trait Progress: Send + Sync {
@@ -81,7 +81,7 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
 
 /// The flag file that makes nginx answer `/api/` with the maintenance page (`/var/www/site/.maintenance`).
 pub fn maintenance_flag(stack: &str) -> String {
-    format!("{}/www/.maintenance", stack_dir(stack))
+    crate::layout::maintenance_flag(stack)
 }
 
 struct Timer<'a> {
@@ -188,7 +188,7 @@ impl<'a> Flow<'a> {
 
     async fn flag_on(&self) -> bool {
         self.remote
-            .exec(&format!("test -e {}", shell_quote(&self.flag())))
+            .exec(&crate::remote::maintenance::is_set(&self.setup.stack))
             .await
             .is_ok_and(|o| o.success())
     }
@@ -198,7 +198,7 @@ impl<'a> Flow<'a> {
         if !j.maintenance_was_on {
             let _ = self
                 .remote
-                .run(&format!("rm -f {}", shell_quote(&self.flag())))
+                .run(&crate::remote::maintenance::lift(&self.setup.stack))
                 .await;
         }
     }
@@ -284,7 +284,7 @@ impl<'a> Flow<'a> {
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
                 self.remote
-                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .run(&crate::remote::maintenance::set(&self.setup.stack))
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
                 self.backend
@@ -296,7 +296,7 @@ impl<'a> Flow<'a> {
             } else {
                 // Resumed: the page stays up until the backend is healthy again.
                 self.remote
-                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .run(&crate::remote::maintenance::set(&self.setup.stack))
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
             }
@@ -560,7 +560,7 @@ pub async fn abort(
     if swapped {
         progress.phase_started("swap back");
         let _ = remote
-            .run(&format!("touch {}", shell_quote(&flow.flag())))
+            .run(&crate::remote::maintenance::set(&flow.setup.stack))
             .await;
         backend
             .engine

@@ -57,10 +57,7 @@ pub async fn record_verification(
         return Ok(());
     }
     let taken = remote
-        .exec(&format!(
-            "stat -c %Y -- {}",
-            crate::transport::shell_quote(&setup.file_path(&v.file))
-        ))
+        .exec(&crate::remote::file::mtime(&setup.file_path(&v.file)))
         .await?
         .stdout_str()
         .trim()

@@ -3,7 +3,7 @@
 use super::FactsError;
 use crate::layout;
 use crate::plan::HashKey;
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// Where the key lives on the host.
 pub fn key_path(stack: &str) -> String {
@@ -39,11 +39,7 @@ pub async fn read_or_create(remote: &Remote, stack: &str) -> Result<HashKey, Fac
         .upload(&staged, fresh.to_hex().as_bytes(), 0o600)
         .await?;
     remote
-        .exec(&format!(
-            "ln {0} {1} 2>/dev/null; rm -f {0}",
-            shell_quote(&staged),
-            shell_quote(&path)
-        ))
+        .exec(&crate::remote::file::link_once(&staged, &path))
         .await?;
     read(remote, stack)
         .await?

@@ -12,7 +12,7 @@ pub use hash_key::{
 use crate::engine::{Engine, EngineError};
 use crate::layout::loaded_marker;
 use crate::plan::{Desired, Facts};
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::transport::{Remote, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FactsError {
@@ -79,20 +79,14 @@ async fn read_files(remote: &Remote, desired: &Desired) -> Result<FileFacts, Tra
         .collect();
     services.sort_unstable();
     services.dedup();
-    let paths: Vec<String> = desired
-        .files
+    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    let markers: Vec<(String, String)> = services
         .iter()
-        .map(|f| shell_quote(&f.path).into_owned())
+        .map(|s| ((*s).to_owned(), loaded_marker(&desired.stack, s)))
         .collect();
-    let mut cmd = format!("sha256sum -- {} 2>/dev/null; echo '--'", paths.join(" "));
-    for s in &services {
-        cmd.push_str(&format!(
-            "; printf '%s ' {}; cat {} 2>/dev/null; echo",
-            shell_quote(s),
-            shell_quote(&loaded_marker(&desired.stack, s))
-        ));
-    }
-    let out = remote.exec(&cmd).await?;
+    let out = remote
+        .exec(&crate::remote::facts::file_hashes(&paths, &markers))
+        .await?;
     Ok(parse_file_facts(&String::from_utf8_lossy(&out.stdout)))
 }
 

@@ -19,7 +19,6 @@ mod policy;
 mod prepared;
 mod probe;
 mod reach;
-mod revert;
 mod ruleset;
 mod safe_apply;
 
@@ -35,7 +34,7 @@ pub use ruleset::Ruleset;
 pub use safe_apply::{Applied, Confirm, MIN_REVERT_AFTER, revert_after, safe_apply};
 
 /// The nftables table vldeploy owns; nothing else of the host's ruleset is touched.
-pub const TABLE: &str = "inet vldeploy";
+pub const TABLE: &str = crate::layout::FIREWALL_TABLE;
 
 /// The installed ruleset, loaded at boot.
 pub const RULESET_PATH: &str = crate::layout::FIREWALL_RULESET;

@@ -198,14 +198,11 @@ pub fn health_test(probe: &Probe, port: u16) -> Vec<String> {
             .chain(argv.iter().cloned())
             .collect(),
         Probe::Http(path) => {
-            // One shell word whatever the path holds: Docker runs a CMD-SHELL test with `/bin/sh -c`.
-            let url = crate::transport::shell_quote(&format!("http://127.0.0.1:{port}{path}"))
-                .into_owned();
             vec![
                 "CMD-SHELL".into(),
-                format!(
-                    "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null {url}; else vl-backend healthcheck --url {url}; fi"
-                ),
+                crate::remote::health::http_check(port, path)
+                    .text()
+                    .to_owned(),
             ]
         }
     }

@@ -8,7 +8,7 @@ use super::RolloutError;
 use crate::layout;
 use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish};
 use crate::secret::Secret;
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// One release, as listed by `vldeploy releases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,11 +167,8 @@ pub async fn record_release(
     let index = serde_json::to_vec_pretty(&history).map_err(|e| fail(remote, e.to_string()))?;
     remote.upload(&index_path(stack), &index, 0o600).await?;
     if !pruned.is_empty() {
-        let paths: Vec<String> = pruned
-            .iter()
-            .map(|r| shell_quote(&spec_path(stack, &r.id)).into_owned())
-            .collect();
-        remote.exec(&format!("rm -f {}", paths.join(" "))).await?;
+        let paths: Vec<String> = pruned.iter().map(|r| spec_path(stack, &r.id)).collect();
+        remote.exec(&crate::remote::file::remove(&paths)).await?;
     }
     Ok(())
 }

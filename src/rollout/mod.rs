@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineError};
 use crate::layout::container_name;
 use crate::plan::{ContainerSpec, DesiredFile};
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::remote::file;
+use crate::transport::{Remote, TransportError};
 
 pub use history::{History, Release, read_history, record_release, stored_spec};
 
@@ -268,10 +269,7 @@ async fn wait_healthy(t: &Target<'_>, name: &str, spec: &ContainerSpec) -> Resul
 /// Writes the upstream (keeping the previous one), and when nginx runs: `nginx -t`, then reload.
 /// A rejected configuration puts the previous upstream back.
 pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(), RolloutError> {
-    let path = shell_quote(&upstream.path);
-    t.remote
-        .exec(&format!("cp -p {path} {path}.prev 2>/dev/null || true"))
-        .await?;
+    t.remote.exec(&file::keep_previous(&upstream.path)).await?;
     t.remote
         .upload(&upstream.path, &upstream.content, upstream.mode)
         .await?;
@@ -280,7 +278,6 @@ pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(
 
 /// When nginx runs: `nginx -t`, then reload. A rejected configuration puts the previous upstream back.
 async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), RolloutError> {
-    let path = shell_quote(upstream_path);
     let nginx = container_name("nginx");
     let running = t
         .engine
@@ -293,7 +290,7 @@ async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), Rollout
     let (status, output) = t.engine.exec(&nginx, &["nginx", "-t"]).await?;
     if status != 0 {
         t.remote
-            .exec(&format!("[ -f {path}.prev ] && mv -f {path}.prev {path}"))
+            .exec(&file::restore_previous(upstream_path))
             .await?;
         return Err(RolloutError::UpstreamRejected {
             output: output.trim_end().to_string(),

@@ -1,0 +1,31 @@
+//! Commands about the host itself: its Docker engine's disk, and pulling an image.
+
+use super::Command;
+
+/// Pulls `reference` into the host's engine.
+pub fn docker_pull(reference: &str) -> Command {
+    Command::argv(["docker", "pull"]).operands(&[reference])
+}
+
+/// Prints `df -P`'s line for Docker's data directory.
+pub fn docker_disk() -> Command {
+    Command::script("df -P /var/lib/docker 2>/dev/null | tail -n 1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_and_disk_are_exact() {
+        assert_eq!(
+            docker_pull("registry.example/shop:1.2").text(),
+            "docker pull registry.example/shop:1.2"
+        );
+        assert_eq!(docker_pull("-x").text(), "docker pull '-x'");
+        assert_eq!(
+            docker_disk().text(),
+            "df -P /var/lib/docker 2>/dev/null | tail -n 1"
+        );
+    }
+}
