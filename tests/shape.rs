@@ -98,10 +98,26 @@ fn looks_like_shell(literal: &str) -> bool {
     SHELL_MARKERS.iter().any(|m| literal.contains(m)) || has_pipe(literal)
 }
 
+/// Where the file's `#[cfg(test)] mod …` starts (a `#[cfg(test)]` on anything else is code like the rest).
+fn test_module_start(text: &str) -> usize {
+    for (offset, _) in text.match_indices("#[cfg(test)]") {
+        let after = &text[offset + "#[cfg(test)]".len()..];
+        let item = after
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("#["))
+            .unwrap_or("");
+        if item.starts_with("mod ") || item.starts_with("pub(crate) mod ") {
+            return offset;
+        }
+    }
+    text.len()
+}
+
 /// Every place in `text` (the source of `file`) that builds shell text outside the builders, as `file:line: what`.
 fn violations(file: &str, text: &str) -> Vec<String> {
     // Unit tests at the bottom of a file may spell out commands to compare against.
-    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let code = &text[..test_module_start(text)];
     let line_of = |offset: usize| code[..offset].matches('\n').count() + 1;
     let mut found = Vec::new();
     for call in BUILDER_CALLS {
@@ -171,4 +187,10 @@ fn the_shell_check_finds_what_it_looks_for() {
     );
     let fine = "fn g(l: &str) -> String {\n    format!(\"         | {l}\")\n}\n#[cfg(test)]\nmod tests { fn t() { format!(\"a && b\"); } }\n";
     assert!(violations("src/y.rs", fine).is_empty());
+    let helper =
+        "#[cfg(test)]\nfn h() {}\nfn f(p: &str) -> String {\n    format!(\"rm -f {p}\")\n}\n";
+    assert_eq!(
+        violations("src/z.rs", helper),
+        ["src/z.rs:4: shell text built outside the command builders: \"rm -f {p}\""]
+    );
 }

@@ -79,11 +79,6 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
     }
 }
 
-/// The flag file that makes nginx answer `/api/` with the maintenance page (`/var/www/site/.maintenance`).
-pub fn maintenance_flag(stack: &str) -> String {
-    crate::layout::maintenance_flag(stack)
-}
-
 struct Timer<'a> {
     phases: Vec<Phase>,
     progress: &'a dyn Progress,
@@ -158,7 +153,7 @@ impl<'a> Flow<'a> {
     }
 
     fn flag(&self) -> String {
-        maintenance_flag(&self.setup.stack)
+        crate::layout::maintenance_flag(&self.setup.stack)
     }
 
     /// Records `phase` in the journal, then starts its clock (and prints it): a kill after the line is seen

@@ -163,7 +163,7 @@ pub(crate) async fn maintenance(
 
 async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
     let state = probe(ctx, c).await?;
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     let held = crate::state::lock_inspect(&c.remote, &ctx.stack.name).await?;
     let interrupted = ctx.interrupted_restore(c).await;
     // Only a holder whose process still runs is "running" something; a dead one's lock is left over.
@@ -247,7 +247,7 @@ async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
 }
 
 async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, CommandError> {
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     ctx.locked(c, "maintenance on", || async {
         let result = async {
             match probe(ctx, c).await? {
@@ -311,7 +311,7 @@ async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, 
 }
 
 async fn off(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     ctx.locked(c, "maintenance off", || async {
         let result = async {
             match probe(ctx, c).await? {
