@@ -14,12 +14,13 @@ pub mod host;
 pub mod lock;
 pub mod maintenance;
 pub mod nft;
+mod quote;
 pub mod restore;
 pub mod tls;
 
 use std::fmt;
 
-use crate::transport::shell_quote;
+pub use quote::shell_quote;
 
 /// `s` as one shell word, whatever it holds.
 pub(in crate::remote) fn q(s: &str) -> String {
