@@ -67,6 +67,12 @@ pub fn short_hash(text: &str) -> String {
     hex::encode(&digest[..8])
 }
 
+/// An image id (`sha256:3f2a9c1b0d4e…`) shortened to its first 12 hex digits, as tags and messages show it.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
 /// The deploy lock's directory (made atomically by `mkdir`).
 pub fn lock_dir(stack: &str) -> String {
     format!("{}/lock", stack_dir(stack))
@@ -195,5 +201,7 @@ mod tests {
         assert_eq!(public_network("shop"), "shop_public");
         assert_eq!(volume_name("shop", "pgdata"), "shop_pgdata");
         assert_eq!(short_hash("x"), "2d711642b726b044");
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_id("abc"), "abc");
     }
 }

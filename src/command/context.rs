@@ -158,7 +158,7 @@ impl Context {
                 let repository = reference
                     .rsplit_once(':')
                     .map_or(reference.as_str(), |(r, _)| r);
-                *reference = format!("{repository}:{}", crate::plan::short_id(&chosen));
+                *reference = format!("{repository}:{}", crate::layout::short_id(&chosen));
                 *id = chosen;
             }
         }

@@ -22,7 +22,7 @@ pub use layout::{
     upstream_path,
 };
 pub use planner::{loaded_hash, plan};
-pub use step::{ImageRef, Step, short_id};
+pub use step::{ImageRef, Step};
 
 /// The ordered changes that converge a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use super::Plan;
 use super::desired::{ContainerSpec, Desired, EnvEntry, HashKey};
 use super::facts::{Facts, ObservedContainer};
-use super::step::{ImageRef, Step, short_id};
+use super::step::{ImageRef, Step};
 use crate::layout::container_name;
+use crate::layout::short_id;
 
 /// Decides the steps that take a host from `facts` to `desired`, in the order they must be applied.
 ///
