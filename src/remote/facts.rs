@@ -1,5 +1,7 @@
 //! The facts' commands: what the host's managed files hold, read in one round trip.
 
+use std::fmt::Write as _;
+
 use super::{Command, q, qs};
 
 /// Prints `sha256sum` lines for the files that exist, then `--`, then for each `(name, marker)` a line
@@ -7,11 +9,12 @@ use super::{Command, q, qs};
 pub fn file_hashes<S: AsRef<str>>(paths: &[S], markers: &[(String, String)]) -> Command {
     let mut cmd = format!("sha256sum -- {} 2>/dev/null; echo '--'", qs(paths));
     for (name, marker) in markers {
-        cmd.push_str(&format!(
+        let _ = write!(
+            cmd,
             "; printf '%s ' {}; cat {} 2>/dev/null; echo",
             q(name),
             q(marker)
-        ));
+        );
     }
     Command::script(cmd)
 }

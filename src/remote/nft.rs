@@ -117,14 +117,13 @@ pub fn observe() -> Command {
            printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; \
            echo \"listing=$({LISTING_SHA})\"; echo \"recorded=$(cat {STATE_DIR}/listing.sha256 2>/dev/null)\"; fi; \
          sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' {RULESET_PATH} 2>/dev/null | head -n 1; \
-         {boot}; \
+         {BOOT_OBSERVE}; \
          for d in {STATE_DIR}/apply-*; do \
            [ -s \"$d/timer.pid\" ] && kill -0 \"$(cat \"$d/timer.pid\")\" 2>/dev/null && echo \"armed=$d\"; \
          done; \
          last=$(ls -d {STATE_DIR}/apply-* 2>/dev/null | sort | tail -n 1); \
          [ -n \"$last\" ] && [ -s \"$last/outcome\" ] && echo \"outcome=$(head -n 1 \"$last/outcome\")\"; \
-         true",
-        boot = BOOT_OBSERVE,
+         true"
     ))
 }
 
