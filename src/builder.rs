@@ -47,7 +47,7 @@ pub async fn build_all(
     let mut images = Images::new();
     let mut inputs = BTreeMap::new();
     let mut base: Option<String> = None;
-    for name in crate::plan::SERVICES {
+    for name in crate::layout::SERVICES {
         let Some(service) = stack.services.get(name) else {
             continue;
         };

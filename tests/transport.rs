@@ -11,6 +11,7 @@ use crate::support::test::assert_text;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use vldeploy::remote::raw;
 use vldeploy::transport::{ALIVE_TIMEOUT, Auth, HostKeys, Remote, Target, TransportError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,18 +30,18 @@ async fn exec_reports_status_stdout_and_stderr() {
     assert_eq!(remote.name(), format!("root@127.0.0.1:{}", sshd.port));
 
     let out = remote
-        .exec("echo out; echo err >&2; exit 3")
+        .exec(&raw("echo out; echo err >&2; exit 3"))
         .await
         .expect("exec");
     assert_eq!(out.status, 3);
     assert_eq!(out.stdout_str(), "out\n");
     assert_eq!(out.stderr_tail(5), "err");
 
-    let out = remote.exec("id -u").await.expect("exec");
+    let out = remote.exec(&raw("id -u")).await.expect("exec");
     assert!(out.success());
     assert_eq!(out.stdout_str().trim(), "0");
 
-    let killed = remote.exec("kill -TERM $$").await.expect("exec");
+    let killed = remote.exec(&raw("kill -TERM $$")).await.expect("exec");
     assert_eq!(
         killed.status,
         128 + 15,
@@ -54,7 +55,7 @@ async fn stdin_reaches_the_command() {
     let remote = sshd.connect();
     let input: Vec<u8> = (0..300_000u32).flat_map(u32::to_le_bytes).collect();
     let out = remote
-        .exec_stdin("sha256sum", input.clone())
+        .exec_stdin(&raw("sha256sum"), input.clone())
         .await
         .expect("exec");
     let expected = hex::encode(Sha256::digest(&input));
@@ -65,7 +66,7 @@ async fn stdin_reaches_the_command() {
 
     // A command that ignores its stdin still finishes, whatever is left unread.
     let out = remote
-        .exec_stdin("exit 0", vec![7; 5_000_000])
+        .exec_stdin(&raw("exit 0"), vec![7; 5_000_000])
         .await
         .expect("exec");
     assert_eq!(out.status, 0);
@@ -76,7 +77,9 @@ async fn run_fails_naming_host_command_and_stderr() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
     let err = remote
-        .run("for i in $(seq 1 40); do echo line$i >&2; done; exit 4")
+        .run(&raw(
+            "for i in $(seq 1 40); do echo line$i >&2; done; exit 4",
+        ))
         .await
         .expect_err("non-zero exit is an error");
     let text = err.to_string();
@@ -94,7 +97,7 @@ async fn run_fails_naming_host_command_and_stderr() {
             sshd.port
         ),
     );
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +109,10 @@ async fn a_hundred_concurrent_commands_share_one_session() {
         let remote = Arc::clone(&remote);
         tasks.push(tokio::spawn(async move {
             let out = remote
-                .exec(&format!("echo out-{i}; echo err-{i} >&2; exit {}", i % 7))
+                .exec(&raw(format!(
+                    "echo out-{i}; echo err-{i} >&2; exit {}",
+                    i % 7
+                )))
                 .await
                 .expect("exec");
             (i, out)
@@ -134,7 +140,7 @@ async fn a_server_allowing_few_sessions_still_runs_every_command() {
     for i in 0..30 {
         let remote = Arc::clone(&remote);
         tasks.push(tokio::spawn(async move {
-            remote.run(&format!("sleep 0.05; echo {i}")).await
+            remote.run(&raw(format!("sleep 0.05; echo {i}"))).await
         }));
     }
     for (i, task) in tasks.into_iter().enumerate() {
@@ -149,10 +155,10 @@ async fn a_server_allowing_few_sessions_still_runs_every_command() {
 async fn a_dropped_connection_fails_commands_instead_of_hanging() {
     let sshd = Sshd::start();
     let remote = Arc::new(sshd.connect());
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
     let running = {
         let remote = Arc::clone(&remote);
-        tokio::spawn(async move { remote.exec("sleep 60").await })
+        tokio::spawn(async move { remote.exec(&raw("sleep 60")).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     sshd.kill_connections();
@@ -172,7 +178,7 @@ async fn a_dropped_connection_fails_commands_instead_of_hanging() {
         )),
         "{err}"
     );
-    let later = remote.exec("true").await.expect_err("still gone");
+    let later = remote.exec(&raw("true")).await.expect_err("still gone");
     assert!(
         matches!(later, TransportError::Disconnected { .. }),
         "{later:?}"
@@ -183,10 +189,10 @@ async fn a_dropped_connection_fails_commands_instead_of_hanging() {
 async fn a_host_that_stops_answering_fails_commands_within_the_alive_timeout() {
     let sshd = Sshd::start();
     let remote = Arc::new(sshd.connect());
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
     let running = {
         let remote = Arc::clone(&remote);
-        tokio::spawn(async move { remote.exec("sleep 120").await })
+        tokio::spawn(async move { remote.exec(&raw("sleep 120")).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No FIN, no RST, nothing: the host is gone as far as this side can tell.
@@ -239,9 +245,14 @@ async fn dropping_the_remote_does_not_wait_for_running_commands() {
     // Seven commands that run on (a slow shutdown would wait about 1 s for each); one slot stays free.
     let mut streams = Vec::new();
     for _ in 0..7 {
-        streams.push(remote.exec_stream("sleep 120", None).await.expect("stream"));
+        streams.push(
+            remote
+                .exec_stream(&raw("sleep 120"), None)
+                .await
+                .expect("stream"),
+        );
     }
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     drop(remote);
@@ -410,7 +421,7 @@ async fn a_large_stream_arrives_intact() {
     let (tx, rx) = mpsc::channel(8);
     let started = Instant::now();
     let stream = remote
-        .exec_stream("sha256sum", Some(rx))
+        .exec_stream(&raw("sha256sum"), Some(rx))
         .await
         .expect("exec_stream");
     let feeder = tokio::spawn(async move {
@@ -444,7 +455,7 @@ async fn streamed_stdout_arrives_in_order_and_a_dropped_stream_stops_the_command
     let remote = sshd.connect();
 
     let stream = remote
-        .exec_stream("seq 1 300000; echo done >&2", None)
+        .exec_stream(&raw("seq 1 300000; echo done >&2"), None)
         .await
         .expect("exec_stream");
     let (mut stdout, end) = stream.split();
@@ -470,7 +481,7 @@ async fn streamed_stdout_arrives_in_order_and_a_dropped_stream_stops_the_command
     );
 
     let failing = remote
-        .exec_stream("echo oops >&2; exit 9", None)
+        .exec_stream(&raw("echo oops >&2; exit 9"), None)
         .await
         .expect("exec_stream");
     let err = failing.success().await.expect_err("exit 9");
@@ -478,7 +489,7 @@ async fn streamed_stdout_arrives_in_order_and_a_dropped_stream_stops_the_command
 
     let marker = format!("vldeploy-yes-{}", std::process::id());
     let mut endless = remote
-        .exec_stream(&format!("yes {marker}"), None)
+        .exec_stream(&raw(format!("yes {marker}")), None)
         .await
         .expect("exec_stream");
     let first = endless.stdout.recv().await.expect("some output");
@@ -487,7 +498,7 @@ async fn streamed_stdout_arrives_in_order_and_a_dropped_stream_stops_the_command
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = remote
-            .exec(&format!("pgrep -f 'yes {marker}'"))
+            .exec(&raw(format!("pgrep -f 'yes {marker}'")))
             .await
             .expect("pgrep");
         if out.status == 1 {
@@ -556,7 +567,11 @@ async fn docker_answers_through_the_tunnel() {
     }
     // Exec and docker share the session.
     assert_eq!(
-        remote.run("echo still").await.expect("exec").stdout_str(),
+        remote
+            .run(&raw("echo still"))
+            .await
+            .expect("exec")
+            .stdout_str(),
         "still\n"
     );
 
@@ -663,7 +678,7 @@ async fn commands_and_docker_keep_moving_during_a_bulk_stream() {
     let expected = hex::encode(hasher.finalize());
     let (tx, rx) = mpsc::channel(4);
     let stream = remote
-        .exec_stream("sha256sum", Some(rx))
+        .exec_stream(&raw("sha256sum"), Some(rx))
         .await
         .expect("stream");
     let feeder = tokio::spawn(async move {
@@ -679,7 +694,7 @@ async fn commands_and_docker_keep_moving_during_a_bulk_stream() {
         others.push(tokio::spawn(async move {
             if i % 2 == 0 {
                 let out = remote
-                    .run(&format!("echo {i}"))
+                    .run(&raw(format!("echo {i}")))
                     .await
                     .expect("exec during the stream");
                 assert_eq!(out.stdout_str(), format!("{i}\n"));
@@ -726,7 +741,7 @@ async fn a_missing_docker_socket_is_reported() {
     );
     assert!(text.contains("apt-get install docker.io"), "{text}");
     // The session survives.
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
 
     let strict = Sshd::start_with("AllowStreamLocalForwarding no");
     let err = strict
@@ -844,7 +859,11 @@ async fn hashed_known_hosts_entries_are_trusted() {
     )
     .expect("a hashed entry is trusted");
     assert_eq!(
-        remote.run("echo hi").await.expect("exec").stdout_str(),
+        remote
+            .run(&raw("echo hi"))
+            .await
+            .expect("exec")
+            .stdout_str(),
         "hi\n"
     );
 }
@@ -855,7 +874,7 @@ async fn pinned_fingerprints_are_checked() {
     let pinned = HostKeys::Pinned(sshd.host_fingerprint.clone());
     let remote = Remote::connect(&sshd.target(), &sshd.auth(), &pinned, TIMEOUT)
         .expect("pinned key matches");
-    assert!(remote.run("true").await.is_ok());
+    assert!(remote.run(&raw("true")).await.is_ok());
 
     let other = sshd.dir.path().join("pin_other");
     keygen(&other, "other");
@@ -1006,7 +1025,7 @@ fn a_silent_or_foreign_server_is_reported() {
 async fn the_local_remote_offers_the_same_api() {
     let remote = Remote::local();
     let out = remote
-        .exec_stdin("cat; echo e >&2; exit 2", b"in".to_vec())
+        .exec_stdin(&raw("cat; echo e >&2; exit 2"), b"in".to_vec())
         .await
         .expect("exec");
     assert_eq!(
@@ -1014,7 +1033,7 @@ async fn the_local_remote_offers_the_same_api() {
         (2, &b"in"[..], &b"e\n"[..])
     );
     let err = remote
-        .run("echo bad >&2; false")
+        .run(&raw("echo bad >&2; false"))
         .await
         .expect_err("false fails");
     assert!(
@@ -1042,7 +1061,10 @@ async fn the_local_remote_offers_the_same_api() {
     );
 
     let (tx, rx) = mpsc::channel(4);
-    let stream = remote.exec_stream("wc -c", Some(rx)).await.expect("stream");
+    let stream = remote
+        .exec_stream(&raw("wc -c"), Some(rx))
+        .await
+        .expect("stream");
     for _ in 0..10 {
         tx.send(Bytes::from(vec![1u8; 100_000]))
             .await

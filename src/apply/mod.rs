@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::engine::{Engine, EngineError, transfer_images};
+use crate::layout::loaded_marker;
 use crate::output::{LogTail, Output};
-use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash, loaded_marker};
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash};
+use crate::transport::{Remote, TransportError};
 
 /// The failure of one step; what was applied before it stays applied, the containers it touched are restored.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +171,7 @@ async fn apply_step(
         }
         Step::PullImage { image } => {
             host.remote
-                .run(&format!("docker pull {}", shell_quote(&image.reference)))
+                .run(&crate::remote::host::docker_pull(&image.reference))
                 .await?;
         }
         Step::WriteFile { path, .. } => {
@@ -181,10 +182,7 @@ async fn apply_step(
                 .ok_or_else(|| StepError::Other(format!("no content for `{path}`")))?;
             // Keep the previous version, so a configuration that fails its test can be put back.
             host.remote
-                .exec(&format!(
-                    "cp -p {0} {0}.prev 2>/dev/null || true",
-                    shell_quote(path)
-                ))
+                .exec(&crate::remote::file::keep_previous(path))
                 .await?;
             host.remote.upload(path, &file.content, file.mode).await?;
         }
@@ -282,13 +280,13 @@ async fn prepare_mount_dirs(host: &Host<'_>, spec: &ContainerSpec) -> Result<(),
         .mounts
         .iter()
         .filter_map(|m| match &m.source {
-            crate::plan::MountSource::HostPath(p) => Some(shell_quote(p).into_owned()),
+            crate::plan::MountSource::HostPath(p) => Some(p.clone()),
             crate::plan::MountSource::Volume(_) => None,
         })
         .collect();
     if !dirs.is_empty() {
         host.remote
-            .run(&format!("mkdir -p {}", dirs.join(" ")))
+            .run(&crate::remote::file::make_dirs(&dirs))
             .await?;
     }
     Ok(())
@@ -380,9 +378,8 @@ async fn reload(
             .iter()
             .filter(|f| f.reloads.as_deref() == Some(service))
         {
-            let p = shell_quote(&f.path);
             host.remote
-                .exec(&format!("[ -f {p}.prev ] && mv -f {p}.prev {p}"))
+                .exec(&crate::remote::file::restore_previous(&f.path))
                 .await?;
             restored.push(f.path.clone());
         }

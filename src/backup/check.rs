@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{BackupError, Setup};
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// The state of a backup's sha256 sidecar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,38 +79,6 @@ impl Integrity {
     }
 }
 
-/// Reads the file once for the checksum and once through gzip and awk: the `COPY` blocks' row counts and the marker.
-const CHECK_SCRIPT: &str = r#"set -u
-f=$1
-[ -f "$f" ] || { echo "exists 0"; exit 0; }
-echo "exists 1"
-echo "bytes $(stat -c %s -- "$f")"
-if [ -f "$f.sha256" ]; then
-    want=$(cut -d' ' -f1 -- "$f.sha256")
-    got=$(sha256sum < "$f")
-    got=${got%% *}
-    if [ "$want" = "$got" ]; then echo "checksum ok"; else echo "checksum bad"; fi
-else
-    echo "checksum missing"
-fi
-gzip -dc -- "$f" 2>/dev/null | LC_ALL=C awk '
-    /^COPY .* FROM stdin;$/ { t = $2; n = 0; copying = 1; next }
-    copying && $0 == "\\." { print "table " t " " n; copying = 0; next }
-    copying { n++; next }
-    index($0, "-- PostgreSQL database dump complete") == 1 { marker = 1 }
-    END { print "marker " (marker ? 1 : 0) }'
-echo "gzip ${PIPESTATUS[0]}"
-"#;
-
-/// The command that checks `path` on the host.
-pub(crate) fn check_command(path: &str) -> String {
-    format!(
-        "bash -c {} check {}",
-        shell_quote(CHECK_SCRIPT),
-        shell_quote(path)
-    )
-}
-
 /// Parses the check's report.
 pub(crate) fn parse_check(file: &str, text: &str) -> Integrity {
     let mut i = Integrity {
@@ -146,7 +114,7 @@ pub(crate) fn parse_check(file: &str, text: &str) -> Integrity {
 /// Checks backup `file` of `setup`'s directory, reading it end to end on the host.
 pub async fn check(remote: &Remote, setup: &Setup, file: &str) -> Result<Integrity, BackupError> {
     let out = remote
-        .run(&check_command(&setup.file_path(file)))
+        .run(&crate::remote::backup::check(&setup.file_path(file)))
         .await
         .map_err(BackupError::from)?;
     Ok(parse_check(file, &out.stdout_str()))
@@ -208,7 +176,7 @@ mod tests {
         let run = |p: &std::path::Path| {
             let out = std::process::Command::new("sh")
                 .arg("-c")
-                .arg(check_command(p.to_str().unwrap()))
+                .arg(crate::remote::backup::check(p.to_str().unwrap()).text())
                 .output()
                 .unwrap();
             parse_check("f", &String::from_utf8_lossy(&out.stdout))

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BackupError;
-use crate::plan::stack_dir;
+use crate::layout;
 use crate::transport::Remote;
 
 /// The phases a restore records before it begins each, in order.
@@ -48,7 +48,7 @@ pub struct Journal {
 
 /// Where the journal of `stack` lives on the host.
 pub fn journal_path(stack: &str) -> String {
-    format!("{}/restore.json", stack_dir(stack))
+    layout::restore_journal(stack)
 }
 
 impl Journal {
@@ -190,10 +190,7 @@ pub(super) async fn read(remote: &Remote, stack: &str) -> Result<Option<Journal>
 /// Removes the journal of `stack` (the restore finished or was rolled back).
 pub(super) async fn remove(remote: &Remote, stack: &str) -> Result<(), BackupError> {
     remote
-        .run(&format!(
-            "rm -f {}",
-            crate::transport::shell_quote(&journal_path(stack))
-        ))
+        .run(&crate::remote::file::remove(&[journal_path(stack)]))
         .await
         .map(|_| ())
         .map_err(|e| journal_error(remote, stack, "removing", e.to_string()))

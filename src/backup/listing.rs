@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{BackupError, BackupName, Checksum, Setup};
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// One backup file on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,28 +14,6 @@ pub struct Entry {
     /// Modification time, seconds since the Unix epoch.
     pub modified: u64,
     pub checksum: Checksum,
-}
-
-/// Lists `name size mtime checksum` for every file that looks like a backup (temporaries start with a dot).
-const LIST_SCRIPT: &str = r#"cd "$1" 2>/dev/null || exit 0
-for f in db_backup_*.sql.gz db_backup_*.sql.gz.age; do
-    [ -f "$f" ] || continue
-    st=missing
-    if [ -f "$f.sha256" ]; then
-        want=$(cut -d' ' -f1 -- "$f.sha256")
-        got=$(sha256sum < "$f")
-        if [ "$want" = "${got%% *}" ]; then st=ok; else st=bad; fi
-    fi
-    printf '%s %s %s %s\n' "$f" "$(stat -c %s -- "$f")" "$(stat -c %Y -- "$f")" "$st"
-done
-"#;
-
-pub(crate) fn list_command(dir: &str) -> String {
-    format!(
-        "bash -c {} list {}",
-        shell_quote(LIST_SCRIPT),
-        shell_quote(dir)
-    )
 }
 
 /// Parses the listing, newest first; lines that are not backups are skipped.
@@ -62,7 +40,7 @@ pub(crate) fn parse_listing(text: &str) -> Vec<Entry> {
 
 /// The backups of `setup` on the host, newest first. Every checksum is verified (each file is read).
 pub async fn list(remote: &Remote, setup: &Setup) -> Result<Vec<Entry>, BackupError> {
-    let out = remote.run(&list_command(&setup.dir)).await?;
+    let out = remote.run(&crate::remote::backup::list(&setup.dir)).await?;
     Ok(parse_listing(&out.stdout_str()))
 }
 

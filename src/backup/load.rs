@@ -5,7 +5,6 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{BackupError, Postgres};
-use crate::transport::shell_quote;
 
 /// How a load went.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -15,18 +14,9 @@ pub struct LoadStats {
     pub seconds: f64,
 }
 
-/// `dd` reads the file and reports its progress on the command's stdout (fd 3); gzip and psql do the work.
 /// psql runs the whole dump in one transaction and stops at the first error, so a failed load leaves nothing.
-pub(crate) fn load_command(pg: &Postgres<'_>, path: &str, db: &str) -> String {
-    let script = format!(
-        "set -o pipefail; exec 3>&1; dd if=\"$1\" bs=1M status=progress 2>&3 | gzip -dc | {} --single-transaction >/dev/null",
-        pg.psql(db)
-    );
-    format!(
-        "bash -c {} load {}",
-        shell_quote(&script),
-        shell_quote(path)
-    )
+pub(crate) fn load_command(pg: &Postgres<'_>, path: &str, db: &str) -> crate::remote::Command {
+    crate::remote::backup::load(&pg.psql(db), path)
 }
 
 /// The byte counts in `dd`'s progress output (records end with `\r` or `\n`).
@@ -113,7 +103,9 @@ mod tests {
             &pg,
             "/var/backups/s/db_backup_20250101_020000.sql.gz",
             "shop_restore_1",
-        );
+        )
+        .text()
+        .to_owned();
         assert!(cmd.contains("set -o pipefail"), "{cmd}");
         assert!(cmd.contains("ON_ERROR_STOP=1"), "{cmd}");
         assert!(cmd.contains("--single-transaction"), "{cmd}");

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::BackupError;
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// Tries of the rename swap, which needs every other session of both databases gone.
 const SWAP_TRIES: u32 = 10;
@@ -58,13 +58,8 @@ pub(crate) fn parse_counts(text: &str) -> BTreeMap<String, u64> {
 
 impl Postgres<'_> {
     /// `docker exec -i <container> psql …` against `db`, statements on stdin, stopping at the first error.
-    pub fn psql(&self, db: &str) -> String {
-        format!(
-            "docker exec -i {} psql -X -q -At -F \"$(printf '\\t')\" -v ON_ERROR_STOP=1 -U {} -d {}",
-            shell_quote(&self.container),
-            shell_quote(&self.user),
-            shell_quote(db)
-        )
+    pub fn psql(&self, db: &str) -> crate::remote::Command {
+        crate::remote::backup::psql(&self.container, &self.user, db)
     }
 
     /// Runs `sql` in `db` and returns what it printed.

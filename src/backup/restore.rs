@@ -14,9 +14,9 @@ use super::journal::{self, Journal, PHASES};
 use super::postgres::db_name;
 use super::{BackupError, Postgres, Setup, check, load, run_backup};
 use crate::engine::Engine;
+use crate::layout::container_name;
 use crate::output::{LogTail, Output, Step};
-use crate::plan::{container_name, stack_dir};
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// One timed phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +52,9 @@ pub struct Backend<'a> {
 /// The stack's backend as a restore starts and checks it: its health check, with time for its retries.
 pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> Backend<'a> {
     let service = stack.services.get("backend");
-    let port = service.and_then(|s| s.port).unwrap_or(8080);
+    let port = service
+        .and_then(|s| s.port)
+        .unwrap_or(crate::layout::BACKEND_PORT);
     let (check, timeout) = service.and_then(|s| s.healthcheck.as_ref()).map_or_else(
         || ("the container runs".to_string(), Duration::from_mins(2)),
         |h| {
@@ -68,11 +70,6 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
         check,
         health_timeout: timeout,
     }
-}
-
-/// The flag file that makes nginx answer `/api/` with the maintenance page (`/var/www/site/.maintenance`).
-pub fn maintenance_flag(stack: &str) -> String {
-    format!("{}/www/.maintenance", stack_dir(stack))
 }
 
 /// How many lines of the backend's log a failed start shows.
@@ -160,7 +157,7 @@ impl<'a> Flow<'a> {
     }
 
     fn flag(&self) -> String {
-        maintenance_flag(&self.setup.stack)
+        crate::layout::maintenance_flag(&self.setup.stack)
     }
 
     /// Records `phase` in the journal, then starts its clock (and prints it): a kill after the line is seen
@@ -190,7 +187,7 @@ impl<'a> Flow<'a> {
 
     async fn flag_on(&self) -> bool {
         self.remote
-            .exec(&format!("test -e {}", shell_quote(&self.flag())))
+            .exec(&crate::remote::maintenance::is_set(&self.setup.stack))
             .await
             .is_ok_and(|o| o.success())
     }
@@ -200,7 +197,7 @@ impl<'a> Flow<'a> {
         if !j.maintenance_was_on {
             let _ = self
                 .remote
-                .run(&format!("rm -f {}", shell_quote(&self.flag())))
+                .run(&crate::remote::maintenance::lift(&self.setup.stack))
                 .await;
         }
     }
@@ -287,7 +284,7 @@ impl<'a> Flow<'a> {
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
                 self.remote
-                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .run(&crate::remote::maintenance::set(&self.setup.stack))
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
                 self.backend
@@ -299,7 +296,7 @@ impl<'a> Flow<'a> {
             } else {
                 // Resumed: the page stays up until the backend is healthy again.
                 self.remote
-                    .run(&format!("touch {}", shell_quote(&flag)))
+                    .run(&crate::remote::maintenance::set(&self.setup.stack))
                     .await
                     .map_err(|e| ("stop backend", e.to_string()))?;
             }
@@ -600,7 +597,7 @@ pub async fn abort(
     if swapped {
         let part = phase("swap back");
         let _ = remote
-            .run(&format!("touch {}", shell_quote(&flow.flag())))
+            .run(&crate::remote::maintenance::set(&flow.setup.stack))
             .await;
         backend
             .engine

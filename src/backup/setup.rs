@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::BackupError;
-use crate::plan::{DesiredFile, container_name, content_hash, stack_dir};
+use crate::layout::{self, container_name};
+use crate::plan::{DesiredFile, content_hash};
 use crate::render::{self, RenderError};
 use crate::stack::{Backup, Retention, Stack};
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// The log every run appends one JSON line to (the operations playbook's path).
 pub const LOG: &str = "/var/log/vl_backup.log";
@@ -106,12 +107,12 @@ impl Setup {
 
     /// The script on the host.
     pub fn script_path(&self) -> String {
-        format!("{}/backup/backup.sh", stack_dir(&self.stack))
+        layout::backup_script(&self.stack)
     }
 
     /// The cron entry on the host.
     pub fn cron_path(&self) -> String {
-        format!("/etc/cron.d/vldeploy-{}-backup", self.stack)
+        layout::backup_cron(&self.stack)
     }
 
     /// The path of a backup file on the host.
@@ -181,15 +182,8 @@ impl Setup {
     }
 
     /// The command line that runs the script now, as cron does but with a tag and a lock wait.
-    pub fn run_command(&self, tag: Option<&str>, wait_s: u64) -> String {
-        let mut cmd = shell_quote(&self.script_path()).into_owned();
-        if let Some(t) = tag {
-            cmd = format!("{cmd} --tag {}", shell_quote(t));
-        }
-        if wait_s > 0 {
-            cmd = format!("{cmd} --wait {wait_s}");
-        }
-        cmd
+    pub fn run_command(&self, tag: Option<&str>, wait_s: u64) -> crate::remote::Command {
+        crate::remote::backup::run(&self.script_path(), tag, wait_s)
     }
 }
 
@@ -356,11 +350,11 @@ mod tests {
     #[test]
     fn run_command_adds_tag_and_wait() {
         assert_eq!(
-            setup().run_command(Some("pre-restore"), 600),
+            setup().run_command(Some("pre-restore"), 600).text(),
             "/var/lib/vldeploy/vaibava/backup/backup.sh --tag pre-restore --wait 600"
         );
         assert_eq!(
-            setup().run_command(None, 0),
+            setup().run_command(None, 0).text(),
             "/var/lib/vldeploy/vaibava/backup/backup.sh"
         );
     }

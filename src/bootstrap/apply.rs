@@ -21,7 +21,7 @@ pub async fn read_facts(
         cmd::facts(&wanted.user, &stack_dir, DROPIN_PATH),
         bootstrap_user,
     );
-    let out = remote.exec(facts.text()).await?;
+    let out = remote.exec(&facts).await?;
     if !out.success() {
         return Err(BootstrapError::Step {
             host: remote.name().to_owned(),
@@ -92,7 +92,7 @@ pub async fn apply(
         }
         let started = Instant::now();
         let command = cmd::as_root(command, bootstrap_user);
-        let out = remote.exec_stdin(command.text(), stdin).await?;
+        let out = remote.exec_stdin(&command, stdin).await?;
         if !out.success() {
             return Err(BootstrapError::Step {
                 host: remote.name().to_owned(),

@@ -58,7 +58,7 @@ impl Harden<'_> {
         stdin: Vec<u8>,
     ) -> Result<String, BootstrapError> {
         let command = as_root(command, self.bootstrap_user);
-        let out = self.remote.exec_stdin(command.text(), stdin).await?;
+        let out = self.remote.exec_stdin(&command, stdin).await?;
         if out.success() {
             Ok(out.stdout_str().trim().to_owned())
         } else {
@@ -87,7 +87,7 @@ pub async fn harden(h: &Harden<'_>, say: &(dyn Fn(&str) + Sync)) -> Result<(), B
     match h.deploy_login(Duration::from_secs(15)).await {
         Ok(fresh) => {
             fresh
-                .run("true")
+                .run(&crate::remote::host::login_check())
                 .await
                 .map_err(|e| h.step("check the deploy login", first_line(&e.to_string())))?;
         }
@@ -125,7 +125,7 @@ pub async fn harden(h: &Harden<'_>, say: &(dyn Fn(&str) + Sync)) -> Result<(), B
     // A login as the deploy user over a new connection is the confirmation; the revert is the bootstrap
     // user's (its directory is root's), so the connection that armed it disarms it.
     let confirmed = match h.deploy_login(confirm_timeout(h.revert_after)).await {
-        Ok(fresh) => match fresh.run("true").await {
+        Ok(fresh) => match fresh.run(&crate::remote::host::login_check()).await {
             Ok(_) => h
                 .run("disarm", hardening.disarm(), Vec::new())
                 .await
@@ -172,7 +172,7 @@ async fn wait_for_revert(
             Ok(fresh) => {
                 let command = as_root(hardening.outcome(), h.bootstrap_user);
                 let outcome = fresh
-                    .run(command.text())
+                    .run(&command)
                     .await
                     .map(|o| o.stdout_str().trim().to_owned())
                     .unwrap_or_default();

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
+use crate::layout;
 use crate::transport::{Remote, TransportError};
 
 /// The items that are attested rather than probed.
@@ -19,7 +19,7 @@ pub struct Attestation {
 }
 
 fn path(stack: &str) -> String {
-    format!("{}/checklist/attestations.json", stack_dir(stack))
+    layout::attestations(stack)
 }
 
 /// The latest attestation of every item.

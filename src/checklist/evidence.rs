@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
+use crate::layout;
 use crate::transport::{Remote, TransportError};
 
 /// A backup that restored into a scratch database with every table's rows.
@@ -17,7 +17,7 @@ pub struct BackupVerified {
 }
 
 fn path(stack: &str) -> String {
-    format!("{}/checklist/backup-verified.json", stack_dir(stack))
+    layout::backup_evidence(stack)
 }
 
 /// Records a successful verification, unless a newer backup was verified already.
@@ -57,10 +57,7 @@ pub async fn record_verification(
         return Ok(());
     }
     let taken = remote
-        .exec(&format!(
-            "stat -c %Y -- {}",
-            crate::transport::shell_quote(&setup.file_path(&v.file))
-        ))
+        .exec(&crate::remote::file::mtime(&setup.file_path(&v.file)))
         .await?
         .stdout_str()
         .trim()

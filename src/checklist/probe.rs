@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::report::Finding;
 use super::{ATTESTED_ITEMS, AUTH_PROBE_REQUESTS, Inputs, freshness};
-use crate::plan::container_name;
+use crate::layout::container_name;
 use crate::stack::{Stack, Tls};
 
 /// What the release-level items (`health`, `safe_mode`, `auth_rate_limit`) look at.

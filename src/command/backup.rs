@@ -175,10 +175,7 @@ async fn verify_backup(
         ));
         let total = c
             .remote
-            .exec(&format!(
-                "stat -c %s -- {}",
-                crate::transport::shell_quote(&setup.file_path(&file))
-            ))
+            .exec(&crate::remote::backup::size(&setup.file_path(&file)))
             .await
             .ok()
             .and_then(|o| o.stdout_str().trim().parse().ok())
@@ -272,13 +269,7 @@ async fn pull(
     let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
     let stream = c
         .remote
-        .exec_stream(
-            &format!(
-                "cat -- {}",
-                crate::transport::shell_quote(&setup.file_path(&file))
-            ),
-            None,
-        )
+        .exec_stream(&crate::remote::backup::read(&setup.file_path(&file)), None)
         .await?;
     let (mut rx, end) = stream.split();
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();

@@ -31,7 +31,7 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
     let remote = Arc::new(remote);
     let target = remote.name().to_owned();
     if user != "root" {
-        let out = remote.exec("sudo -n true").await?;
+        let out = remote.exec(&crate::remote::host::sudo_check()).await?;
         if !out.success() {
             return Err(CommandError::Usage(format!(
                 "`{target}` cannot run commands as root through `sudo -n`: {}\n  help: bootstrap needs a user with sudo without a password (e.g. `ubuntu` on a cloud image), or `bootstrap_user: root`",

@@ -51,7 +51,7 @@ pub(crate) async fn reload_provided(
     if !installed || !matches!(ctx.stack.tls, Tls::Provided(_)) {
         return Ok(());
     }
-    let nginx = crate::plan::container_name("nginx");
+    let nginx = crate::layout::container_name("nginx");
     let (status, output) = c.engine.exec(&nginx, &["nginx", "-t"]).await?;
     if status != 0 {
         return Err(CommandError::Io(format!(

@@ -155,7 +155,7 @@ impl Context {
             }
             let running = c
                 .engine
-                .container_state(&crate::plan::container_name(service))
+                .container_state(&crate::layout::container_name(service))
                 .await?
                 .and_then(|s| s.image);
             let chosen = crate::engine::pick_on_host(id, &on_host, running.as_deref());
@@ -164,7 +164,7 @@ impl Context {
                 let repository = reference
                     .rsplit_once(':')
                     .map_or(reference.as_str(), |(r, _)| r);
-                *reference = format!("{repository}:{}", crate::plan::short_id(&chosen));
+                *reference = format!("{repository}:{}", crate::layout::short_id(&chosen));
                 *id = chosen;
             }
         }
@@ -213,7 +213,7 @@ impl Context {
             .services
             .get("backend")
             .and_then(|s| s.port)
-            .unwrap_or(8080)
+            .unwrap_or(crate::layout::BACKEND_PORT)
     }
 
     /// Where the shop answers once it is up.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::Output;
-use crate::plan::{SERVICES, container_name};
+use crate::layout::{SERVICES, container_name};
 
 /// The playbook's key error events, as the backend logs them.
 pub(crate) const KEY_ERRORS: [&str; 3] = [
@@ -135,10 +135,7 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
     }
 
     // Disk space: a full disk stops postgres (and backups).
-    let df = c
-        .remote
-        .exec("df -P /var/lib/docker 2>/dev/null | tail -n 1")
-        .await?;
+    let df = c.remote.exec(&crate::remote::host::docker_disk()).await?;
     let line = String::from_utf8_lossy(&df.stdout).into_owned();
     if let Some(pct) = line
         .split_whitespace()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{CommandError, Context};
 use crate::cli::{DownArgs, Output};
-use crate::plan::{private_network, public_network};
+use crate::layout::{private_network, public_network};
 
 pub(crate) async fn down(ctx: &Context, args: &DownArgs) -> Result<i32, CommandError> {
     if args.volumes && !args.yes {

@@ -4,16 +4,11 @@ use super::context::Connected;
 use super::{CommandError, Context};
 use crate::checklist::{Inputs, Report, Subject};
 use crate::cli::Output;
-use crate::plan::{Desired, stack_dir};
+use crate::plan::Desired;
 use crate::rollout::{Staged, Target};
-use crate::transport::shell_quote;
 
 /// The marker that says the maintenance page is up because a first launch waits for the checklist (so an
 /// operator's own `maintenance on` is never lifted by a passing gate).
-fn marker(stack: &str) -> String {
-    format!("{}/checklist/gate-maintenance", stack_dir(stack))
-}
-
 /// `--waive ITEM --reason TEXT` pairs, checked against the environment's items.
 pub(crate) fn waivers(
     ctx: &Context,
@@ -52,18 +47,13 @@ pub(crate) fn waivers(
 /// Before a gated environment's first release: the maintenance page goes up, so nothing is served before
 /// the checklist passes. Returns whether it did.
 pub(crate) async fn close_first_launch(ctx: &Context, c: &Connected) -> Result<bool, CommandError> {
-    let backend = crate::plan::container_name("backend");
+    let backend = crate::layout::container_name("backend");
     if c.engine.container_state(&backend).await?.is_some() {
         return Ok(false);
     }
     let stack = &ctx.stack.name;
-    let flag = crate::backup::maintenance_flag(stack);
     c.remote
-        .run(&format!(
-            "mkdir -p \"$(dirname {f})\" \"$(dirname {m})\" && if [ ! -e {f} ] || [ -e {m} ]; then touch {f} {m}; fi",
-            f = shell_quote(&flag),
-            m = shell_quote(&marker(stack)),
-        ))
+        .run(&crate::remote::gate::hold_first_launch(stack))
         .await?;
     Ok(true)
 }
@@ -71,7 +61,7 @@ pub(crate) async fn close_first_launch(ctx: &Context, c: &Connected) -> Result<b
 /// Whether the maintenance page is up because a gated first launch waits for the checklist.
 pub(crate) async fn first_launch_held(c: &Connected, stack: &str) -> Result<bool, CommandError> {
     Ok(c.remote
-        .exec(&format!("test -e {}", shell_quote(&marker(stack))))
+        .exec(&crate::remote::gate::is_held(stack))
         .await?
         .success())
 }
@@ -162,11 +152,7 @@ pub(crate) async fn decide(
         .await?;
         let stack = &ctx.stack.name;
         c.remote
-            .run(&format!(
-                "if [ -e {m} ]; then rm -f {f} {m}; fi",
-                f = shell_quote(&crate::backup::maintenance_flag(stack)),
-                m = shell_quote(&marker(stack)),
-            ))
+            .run(&crate::remote::gate::release_first_launch(stack))
             .await?;
         Ok::<_, CommandError>(())
     }

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use super::{CommandError, Context};
 use crate::cli::LogsArgs;
-use crate::plan::{SERVICES, container_name};
+use crate::layout::{SERVICES, container_name};
 
 pub(crate) async fn logs(ctx: &Context, args: &LogsArgs) -> Result<i32, CommandError> {
     if !SERVICES.contains(&args.service.as_str()) {

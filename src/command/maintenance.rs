@@ -5,10 +5,10 @@ use std::time::Duration;
 use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::{MaintenanceAction, Output};
-use crate::plan::{container_name, stack_dir};
+use crate::layout::{container_name, stack_dir};
+use crate::remote::maintenance as flag_cmd;
 use crate::stack::Tls;
 use crate::state::StateError;
-use crate::transport::shell_quote;
 
 /// What the host says about the flag: whether the stack is deployed at all, and the flag's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,15 +21,6 @@ enum Probe {
         since: u64,
         age_s: u64,
     },
-}
-
-/// The shell snippet whose output [`parse_probe`] reads.
-fn probe_command(stack: &str) -> String {
-    format!(
-        "d={dir}; f={flag}; if [ ! -d \"$d\" ]; then echo missing; elif [ -e \"$f\" ]; then echo \"on $(stat -c %Y \"$f\") $(date +%s)\"; else echo off; fi",
-        dir = shell_quote(&format!("{}/www", stack_dir(stack))),
-        flag = shell_quote(&crate::backup::maintenance_flag(stack)),
-    )
 }
 
 fn parse_probe(out: &str) -> Option<Probe> {
@@ -50,7 +41,7 @@ fn parse_probe(out: &str) -> Option<Probe> {
 }
 
 async fn probe(ctx: &Context, c: &Connected) -> Result<Probe, CommandError> {
-    let out = c.remote.run(&probe_command(&ctx.stack.name)).await?;
+    let out = c.remote.run(&flag_cmd::probe(&ctx.stack.name)).await?;
     let text = out.stdout_str();
     parse_probe(&text).ok_or_else(|| {
         CommandError::Io(format!(
@@ -172,7 +163,7 @@ pub(crate) async fn maintenance(
 
 async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
     let state = probe(ctx, c).await?;
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     let held = crate::state::lock_inspect(&c.remote, &ctx.stack.name).await?;
     let interrupted = ctx.interrupted_restore(c).await;
     // Only a holder whose process still runs is "running" something; a dead one's lock is left over.
@@ -256,7 +247,7 @@ async fn status(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
 }
 
 async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, CommandError> {
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     ctx.locked(c, "maintenance on", || async {
         let result = async {
             match probe(ctx, c).await? {
@@ -320,7 +311,7 @@ async fn on(ctx: &Context, c: &Connected, message: Option<&str>) -> Result<i32, 
 }
 
 async fn off(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
-    let flag = crate::backup::maintenance_flag(&ctx.stack.name);
+    let flag = crate::layout::maintenance_flag(&ctx.stack.name);
     ctx.locked(c, "maintenance off", || async {
         let result = async {
             match probe(ctx, c).await? {
@@ -336,7 +327,7 @@ async fn off(ctx: &Context, c: &Connected) -> Result<i32, CommandError> {
                             env = ctx.stack.environment
                         )));
                     }
-                    c.remote.run(&format!("rm -f {}", shell_quote(&flag))).await?;
+                    c.remote.run(&flag_cmd::lift(&ctx.stack.name)).await?;
                     match api_answer(ctx, c).await {
                         Ok(code) if code == "200" => {}
                         Ok(code) => ctx.out.warning(format!(
@@ -418,15 +409,5 @@ mod tests {
         assert_eq!(parse_probe(""), None);
         assert_eq!(parse_probe("on x y"), None);
         assert_eq!(parse_probe("stat: cannot stat"), None);
-    }
-
-    #[test]
-    fn the_probe_names_the_flag_restore_uses() {
-        let cmd = probe_command("shop");
-        assert!(
-            cmd.contains(&crate::backup::maintenance_flag("shop")),
-            "{cmd}"
-        );
-        assert!(cmd.contains("/var/lib/vldeploy/shop/www"), "{cmd}");
     }
 }

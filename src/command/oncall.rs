@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{CommandError, Context};
 use crate::cli::{ExecArgs, Output};
-use crate::plan::{SERVICES, container_name};
+use crate::layout::{SERVICES, container_name};
 
 fn check_service(service: &str) -> Result<String, CommandError> {
     if SERVICES.contains(&service) {

@@ -3,7 +3,8 @@
 use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::{Output, RollbackArgs};
-use crate::plan::{container_name, upstream_file};
+use crate::layout::container_name;
+use crate::plan::upstream_file;
 use crate::rollout::{self, Release, Target};
 
 /// The id of the release serving now: the alias of the live backend's configuration.

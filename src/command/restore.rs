@@ -10,7 +10,6 @@ use super::context::Connected;
 use super::{CommandError, Context};
 use crate::backup::{BackupName, Phase, RestoreReport, Setup};
 use crate::cli::{Output, RestoreArgs};
-use crate::transport::shell_quote;
 
 pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, CommandError> {
     let setup = Setup::from_stack(&ctx.stack);
@@ -277,11 +276,7 @@ async fn send(
     let mut f = tokio::fs::File::open(local).await.map_err(io)?;
     let path = setup.file_path(&name);
     let tmp = setup.file_path(&format!(".{name}.tmp"));
-    let cmd = format!(
-        "umask 077 && mkdir -p {dir} && cat > {tmp}",
-        dir = shell_quote(&setup.dir),
-        tmp = shell_quote(&tmp)
-    );
+    let cmd = crate::remote::restore::receive(&setup.dir, &tmp);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let stream = c.remote.exec_stream(&cmd, Some(rx)).await?;
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
@@ -316,11 +311,7 @@ async fn send(
         )
         .await?;
     c.remote
-        .run(&format!(
-            "mv -f -- {} {}",
-            shell_quote(&tmp),
-            shell_quote(&path)
-        ))
+        .run(&crate::remote::restore::place(&tmp, &path))
         .await?;
     #[allow(clippy::cast_precision_loss)]
     let mb = total as f64 / 1_048_576.0;

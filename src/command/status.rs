@@ -40,7 +40,7 @@ pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
         let image = tags
             .first()
             .cloned()
-            .unwrap_or_else(|| crate::plan::short_id(&o.image_id).to_string());
+            .unwrap_or_else(|| crate::layout::short_id(&o.image_id).to_string());
         rows.push(serde_json::json!({
             "service": o.service,
             "container": o.name,

@@ -291,7 +291,7 @@ async fn backup_before(
     ctx: &Context,
     c: &super::context::Connected,
 ) -> Result<Option<String>, CommandError> {
-    let postgres = crate::plan::container_name("postgres");
+    let postgres = crate::layout::container_name("postgres");
     if !c
         .engine
         .container_state(&postgres)

@@ -248,7 +248,7 @@ async fn tag(
     id: String,
     inputs: String,
 ) -> Result<Built, EngineError> {
-    let tag = crate::plan::short_id(&id).to_string();
+    let tag = crate::layout::short_id(&id).to_string();
     let opts = TagImageOptionsBuilder::new()
         .repo(&req.repository)
         .tag(&tag)

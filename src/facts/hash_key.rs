@@ -1,12 +1,13 @@
 //! The host's key for hashing secret values into container labels: a 0600 file in the stack's directory.
 
 use super::FactsError;
-use crate::plan::{HashKey, stack_dir};
-use crate::transport::{Remote, shell_quote};
+use crate::layout;
+use crate::plan::HashKey;
+use crate::transport::Remote;
 
 /// Where the key lives on the host.
 pub fn key_path(stack: &str) -> String {
-    format!("{}/hash.key", stack_dir(stack))
+    layout::hash_key(stack)
 }
 
 /// The stack's key on the host, or `None` when there is none yet.
@@ -38,11 +39,7 @@ pub async fn read_or_create(remote: &Remote, stack: &str) -> Result<HashKey, Fac
         .upload(&staged, fresh.to_hex().as_bytes(), 0o600)
         .await?;
     remote
-        .exec(&format!(
-            "ln {0} {1} 2>/dev/null; rm -f {0}",
-            shell_quote(&staged),
-            shell_quote(&path)
-        ))
+        .exec(&crate::remote::file::link_once(&staged, &path))
         .await?;
     read(remote, stack)
         .await?

@@ -4,7 +4,6 @@
 mod hash_key;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use futures_util::future::join_all;
 
@@ -15,8 +14,10 @@ pub use hash_key::{
 
 use crate::engine::{Engine, EngineError};
 use crate::firewall::Observed;
-use crate::plan::{Desired, Facts, ObservedCertificate, loaded_marker};
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::layout::loaded_marker;
+use crate::plan::{Desired, Facts, ObservedCertificate};
+use crate::remote::Command;
+use crate::transport::{Remote, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FactsError {
@@ -168,7 +169,7 @@ fn certificate(pem: &str) -> Result<ObservedCertificate, String> {
 /// The one command that reads the host: for each managed file `file HASH PATH`, `missing PATH` or
 /// `unreadable PATH`; each service's loaded marker as `loaded SERVICE HASH`; the firewall's observation
 /// between `--firewall` and `--end`; the installed certificate chain between `--certificate` and `--end`.
-fn host_script(desired: &Desired) -> String {
+fn host_script(desired: &Desired) -> Command {
     let mut services: Vec<&str> = desired
         .files
         .iter()
@@ -176,47 +177,26 @@ fn host_script(desired: &Desired) -> String {
         .collect();
     services.sort_unstable();
     services.dedup();
-    let mut cmd = String::new();
-    for f in &desired.files {
-        let p = shell_quote(&f.path);
-        let _ = write!(
-            cmd,
-            "if [ -e {p} ]; then if h=$(sha256sum < {p}); then printf 'file %s %s\\n' \"${{h%% *}}\" {p}; \
-             else printf 'unreadable %s\\n' {p}; fi; else printf 'missing %s\\n' {p}; fi; "
-        );
-    }
-    for s in &services {
-        let m = shell_quote(&loaded_marker(&desired.stack, s)).into_owned();
-        let _ = write!(
-            cmd,
-            "if [ -e {m} ]; then if l=$(cat {m}); then printf 'loaded %s %s\\n' {s} \"$l\"; \
-             else printf 'unreadable %s\\n' {m}; fi; fi; ",
-            s = shell_quote(s)
-        );
-    }
-    let _ = write!(
-        cmd,
-        "echo --firewall; {}; echo --end; ",
-        crate::firewall::observe_script()
-    );
-    if desired.certificate.is_some() {
-        let c = shell_quote(&crate::tls::current_chain_path(&desired.stack)).into_owned();
-        let _ = write!(
-            cmd,
-            "if [ -e {c} ]; then if c=$(cat {c}); then echo --certificate; printf '%s\\n' \"$c\"; echo --end; \
-             else printf 'unreadable %s\\n' {c}; fi; fi; "
-        );
-    }
-    if desired.containers.iter().any(|c| c.release_alias.is_some()) {
-        let r = shell_quote(&crate::rollout::history_path(&desired.stack)).into_owned();
-        let _ = write!(
-            cmd,
-            "if [ -e {r} ]; then if r=$(cat {r}); then echo --releases; printf '%s\\n' \"$r\"; echo --end; \
-             else printf 'unreadable %s\\n' {r}; fi; fi; "
-        );
-    }
-    cmd.push_str("true");
-    cmd
+    let markers: Vec<(String, String)> = services
+        .iter()
+        .map(|s| ((*s).to_owned(), loaded_marker(&desired.stack, s)))
+        .collect();
+    let files: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    let chain = desired
+        .certificate
+        .as_ref()
+        .map(|_| crate::tls::current_chain_path(&desired.stack));
+    let releases = desired
+        .containers
+        .iter()
+        .any(|c| c.release_alias.is_some())
+        .then(|| crate::rollout::history_path(&desired.stack));
+    crate::remote::facts::host_read(&crate::remote::facts::HostRead {
+        files: &files,
+        markers: &markers,
+        certificate_chain: chain.as_deref(),
+        releases: releases.as_deref(),
+    })
 }
 
 /// What the one command printed.
@@ -362,7 +342,7 @@ mod tests {
             }),
             ..Desired::default()
         };
-        let script = host_script(&desired);
+        let script = host_script(&desired).text().to_owned();
         assert!(
             script.starts_with(
                 "if [ -e '/var/lib/vldeploy/s/nginx/it'\\''s.conf' ]; then if h=$(sha256sum < '/var/lib/vldeploy/s/nginx/it'\\''s.conf'); then printf 'file %s %s\\n' \"${h%% *}\" '/var/lib/vldeploy/s/nginx/it'\\''s.conf'; "
@@ -410,7 +390,7 @@ mod tests {
             ..Desired::default()
         };
         let out = std::process::Command::new("sh")
-            .args(["-c", &host_script(&desired)])
+            .args(["-c", host_script(&desired).text()])
             .output()
             .unwrap();
         let read = parse_host(&String::from_utf8_lossy(&out.stdout));

@@ -2,11 +2,8 @@
 
 use serde::Serialize;
 
-/// The systemd unit vldeploy installs on hosts that run systemd.
-pub(crate) const UNIT: &str = "vldeploy-firewall.service";
-
 /// Where the unit goes.
-pub(crate) const UNIT_PATH: &str = "/etc/systemd/system/vldeploy-firewall.service";
+pub(crate) const UNIT_PATH: &str = crate::layout::FIREWALL_UNIT_PATH;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,13 +44,6 @@ impl Boot {
         }
     }
 }
-
-/// The shell snippet that prints `boot=…`.
-pub(crate) const OBSERVE: &str = "if [ -d /run/systemd/system ]; then \
-    echo \"boot=systemd:$(systemctl is-enabled vldeploy-firewall.service 2>/dev/null)\"; \
-  elif grep -qs /etc/vldeploy/firewall.nft /usr/local/sbin/sandbox-init /etc/rc.local; then \
-    echo boot=init-script; \
-  else echo boot=none; fi";
 
 #[cfg(test)]
 mod tests {

@@ -19,14 +19,13 @@ mod policy;
 mod prepared;
 mod probe;
 mod reach;
-mod revert;
 mod ruleset;
 mod safe_apply;
 
 pub use boot::Boot;
 pub use change::{Change, decide};
 pub use error::FirewallError;
-pub use observed::{Observed, observe, script as observe_script};
+pub use observed::{Observed, observe};
 pub use policy::{Allowed, Policy};
 pub use prepared::{Prepared, prepare, prepared_from};
 pub use probe::{Expect, PortProbe, ProbeReport, Seen, probe, probe_with};
@@ -35,13 +34,13 @@ pub use ruleset::Ruleset;
 pub use safe_apply::{Applied, Confirm, MIN_REVERT_AFTER, revert_after, safe_apply};
 
 /// The nftables table vldeploy owns; nothing else of the host's ruleset is touched.
-pub const TABLE: &str = "inet vldeploy";
+pub const TABLE: &str = crate::layout::FIREWALL_TABLE;
 
 /// The installed ruleset, loaded at boot.
-pub const RULESET_PATH: &str = "/etc/vldeploy/firewall.nft";
+pub const RULESET_PATH: &str = crate::layout::FIREWALL_RULESET;
 
 /// Where each apply keeps its candidate, the saved previous table and the revert timer.
-pub const STATE_DIR: &str = "/var/lib/vldeploy/firewall";
+pub const STATE_DIR: &str = crate::layout::FIREWALL_STATE_DIR;
 
 /// Set to `1` (tests only): the ruleset leaves out the SSH rule, so the safe apply must revert it.
 pub const TEST_CUT_SSH_ENV: &str = "VLDEPLOY_FIREWALL_TEST_CUT_SSH";

@@ -2,10 +2,9 @@
 
 use serde::Serialize;
 
-use super::boot::{self, Boot};
+use super::boot::Boot;
 use super::error::FirewallError;
 use super::ruleset::hash_in;
-use super::{RULESET_PATH, STATE_DIR, TABLE};
 use crate::transport::Remote;
 
 /// The host's firewall as vldeploy sees it.
@@ -34,38 +33,6 @@ pub struct Observed {
     pub unreadable: Option<String>,
 }
 
-/// Prints the SHA-256 of the loaded table's listing (needs `$t` to hold it).
-const LISTING_SHA: &str = "printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1";
-
-/// Records the loaded table's listing as the confirmed one.
-pub(crate) fn record_listing() -> String {
-    format!(
-        "t=$(nft list table {TABLE}) && mkdir -p {STATE_DIR} && {LISTING_SHA} > {STATE_DIR}/listing.sha256"
-    )
-}
-
-/// The observation script; each line is `key=value`. Facts gathering runs it inside its one read of the host.
-pub fn script() -> String {
-    format!(
-        "command -v nft >/dev/null 2>&1 && echo nft=yes; \
-         [ \"$(id -u)\" = 0 ] && echo root=yes; \
-         if command -v nft >/dev/null 2>&1 && ! e=$(nft list tables 2>&1 >/dev/null); then \
-           echo \"unreadable=$(printf '%s' \"$e\" | head -n 1)\"; fi; \
-         echo \"ssh=${{SSH_CONNECTION:-}}\"; \
-         if t=$(nft list table {TABLE} 2>/dev/null); then echo table=yes; \
-           printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; \
-           echo \"listing=$({LISTING_SHA})\"; echo \"recorded=$(cat {STATE_DIR}/listing.sha256 2>/dev/null)\"; fi; \
-         sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' {RULESET_PATH} 2>/dev/null | head -n 1; \
-         {boot}; \
-         for d in {STATE_DIR}/apply-*; do \
-           [ -s \"$d/timer.pid\" ] && kill -0 \"$(cat \"$d/timer.pid\")\" 2>/dev/null && echo \"armed=$d\"; \
-         done; \
-         last=$(ls -d {STATE_DIR}/apply-* 2>/dev/null | sort | tail -n 1); \
-         [ -n \"$last\" ] && [ -s \"$last/outcome\" ] && echo \"outcome=$(head -n 1 \"$last/outcome\")\"; \
-         true",
-        boot = boot::OBSERVE,
-    )
-}
 
 impl Observed {
     /// Parses the observation script's output.
@@ -137,7 +104,7 @@ impl Observed {
 
 /// Reads the host's firewall over `remote`.
 pub async fn observe(remote: &Remote) -> Result<Observed, FirewallError> {
-    let out = remote.run(&script()).await?;
+    let out = remote.run(&crate::remote::nft::observe()).await?;
     Ok(Observed::parse(&out.stdout_str()))
 }
 

@@ -9,9 +9,9 @@ use super::boot::{self, Boot};
 use super::change::Change;
 use super::error::FirewallError;
 use super::observed::{Observed, observe};
-use super::revert::Revert;
 use super::ruleset::{Ruleset, boot_unit};
 use super::{REVERT_AFTER_ENV, RULESET_PATH};
+use crate::remote::nft::Revert;
 use crate::stack::Stack;
 use crate::transport::{Remote, TransportError};
 
@@ -168,7 +168,7 @@ async fn swap(
     match confirmed {
         Ok(outcome) if outcome == "confirmed" => {
             remote
-                .run(&super::observed::record_listing())
+                .run(&crate::remote::nft::record_listing())
                 .await
                 .map_err(|e| step_error("record", e))?;
             say(&format!(
@@ -271,12 +271,7 @@ async fn install(remote: &Remote, ruleset: &Ruleset, boot: &Boot) -> Result<Boot
         remote
             .upload(boot::UNIT_PATH, unit.as_bytes(), 0o644)
             .await?;
-        remote
-            .run(&format!(
-                "systemctl daemon-reload && systemctl enable {} >/dev/null 2>&1",
-                boot::UNIT
-            ))
-            .await?;
+        remote.run(&crate::remote::nft::enable_boot_unit()).await?;
     }
     Ok(observe(remote).await?.boot)
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::layout::short_hash;
 use crate::secret::Secret;
 
 /// Everything one environment of a stack should have on its host.
@@ -221,13 +222,6 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     };
     mac.update(message);
     mac.finalize().into_bytes().into()
-}
-
-/// The first 16 hex digits of a SHA-256: enough to tell versions apart, too short to be worth reversing.
-pub fn short_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
-    hex::encode(&digest[..8])
 }
 
 /// The full SHA-256 of some bytes, in hex.

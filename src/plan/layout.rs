@@ -6,34 +6,11 @@ use super::desired::{
     ContainerSpec, Desired, DesiredFile, DesiredImage, EnvEntry, HashKey, Health, Mount,
     MountSource, Publish, content_hash,
 };
+use crate::layout::{
+    BACKEND_PORT, SERVICES, container_name, private_network, public_network, stack_dir, volume_name,
+};
 use crate::render::{self, NginxSite, NginxUpstream, RenderError};
 use crate::stack::{EnvValue, ImageSource, Probe, Stack, Tls};
-
-/// The order containers start in: each after what it depends on.
-pub const SERVICES: [&str; 3] = ["postgres", "backend", "nginx"];
-
-/// The host directory holding this stack's files, state and audit log.
-pub fn stack_dir(stack: &str) -> String {
-    format!("/var/lib/vldeploy/{stack}")
-}
-
-/// The file that records which nginx configuration the running nginx has loaded.
-pub fn loaded_marker(stack: &str, service: &str) -> String {
-    format!("{}/{service}/.loaded", stack_dir(stack))
-}
-
-/// The container name of a service, as the playbook knows it (`vl_backend`).
-pub fn container_name(service: &str) -> String {
-    format!("vl_{service}")
-}
-
-pub fn private_network(stack: &str) -> String {
-    format!("{stack}_private")
-}
-
-pub fn public_network(stack: &str) -> String {
-    format!("{stack}_public")
-}
 
 /// A built or pulled image per service: `(id, reference)`.
 pub type Images = BTreeMap<String, (String, String)>;
@@ -51,7 +28,7 @@ pub fn desired_from_stack(
         .services
         .get("backend")
         .and_then(|s| s.port)
-        .unwrap_or(8080);
+        .unwrap_or(BACKEND_PORT);
     let overrides = stack.project_dir.join("templates");
     let site = render::render_in(
         Some(&overrides),
@@ -104,7 +81,7 @@ pub fn desired_from_stack(
             let source = if v.source.starts_with('/') {
                 MountSource::HostPath(v.source.clone())
             } else {
-                let name = format!("{}_{}", stack.name, v.source);
+                let name = volume_name(&stack.name, &v.source);
                 if !volumes.contains(&name) {
                     volumes.push(name.clone());
                 }
@@ -222,14 +199,11 @@ pub fn health_test(probe: &Probe, port: u16) -> Vec<String> {
             .chain(argv.iter().cloned())
             .collect(),
         Probe::Http(path) => {
-            // One shell word whatever the path holds: Docker runs a CMD-SHELL test with `/bin/sh -c`.
-            let url = crate::transport::shell_quote(&format!("http://127.0.0.1:{port}{path}"))
-                .into_owned();
             vec![
                 "CMD-SHELL".into(),
-                format!(
-                    "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null {url}; else vl-backend healthcheck --url {url}; fi"
-                ),
+                crate::remote::health::http_check(port, path)
+                    .text()
+                    .to_owned(),
             ]
         }
     }

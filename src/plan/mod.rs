@@ -14,16 +14,15 @@ use serde::Serialize;
 
 pub use desired::{
     ContainerSpec, Desired, DesiredCertificate, DesiredFile, DesiredImage, EnvEntry, HashKey,
-    Health, Mount, MountSource, Publish, content_hash, short_hash,
+    Health, Mount, MountSource, Publish, content_hash,
 };
 pub use facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
 pub use layout::{
-    Images, SERVICES, container_name, describe_probe, desired_from_stack, health_test,
-    loaded_marker, private_network, public_network, release_alias, stack_dir, upstream_file,
+    Images, describe_probe, desired_from_stack, health_test, release_alias, upstream_file,
     upstream_path,
 };
 pub use planner::{loaded_hash, plan, ruleset_change};
-pub use step::{ImageRef, Step, short_id};
+pub use step::{ImageRef, Step};
 
 /// The ordered changes that converge a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

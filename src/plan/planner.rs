@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use super::Plan;
 use super::desired::{ContainerSpec, Desired, DesiredCertificate, EnvEntry, HashKey};
 use super::facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
-use super::layout::container_name;
-use super::step::{ImageRef, Step, short_id};
+use super::step::{ImageRef, Step};
+use crate::layout::{container_name, short_id};
 
 /// Decides the steps that take a host from `facts` to `desired`, in the order they must be applied.
 ///
@@ -330,7 +330,7 @@ pub fn loaded_hash(desired: &Desired, service: &str) -> String {
         .filter(|f| f.reloads.as_deref() == Some(service))
         .map(|f| f.hash.as_str())
         .collect();
-    super::desired::short_hash(&joined.join(","))
+    crate::layout::short_hash(&joined.join(","))
 }
 
 /// Names what differs between a container and its spec, without showing any value.

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::layout::short_id;
+
 /// A change to the host. The plan lists them in the order they are applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -187,10 +189,4 @@ impl Step {
             _ => None,
         }
     }
-}
-
-/// `sha256:3f2a9c1b0d4e…` shortened to its first 12 hex digits.
-pub fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
 }

@@ -564,7 +564,7 @@ fn containers_whose_labels_hash_secrets_without_the_key_are_replaced_once_and_sa
     for (c, spec) in facts.containers.iter_mut().zip(&d.containers) {
         let mut old = spec.clone();
         old.hash_key = None;
-        let legacy = short_hash("DB_PASSWORD=s3cret-value");
+        let legacy = crate::layout::short_hash("DB_PASSWORD=s3cret-value");
         c.env_hashes = old.env_hashes();
         c.env_hashes.insert("DB_PASSWORD".into(), legacy);
         c.hash_key = None;

@@ -86,7 +86,7 @@ pub fn nginx_str(s: &str) -> Result<String, Unsafe> {
     Ok(out)
 }
 
-/// One POSIX shell word: the project's one shell quoter ([`crate::transport::shell_quote`]). A NUL byte is
+/// One POSIX shell word: the project's one shell quoter ([`crate::remote::shell_quote`]). A NUL byte is
 /// refused: no shell word can hold one, and bash will not run a script file that contains one.
 pub fn sh(s: &str) -> Result<String, Unsafe> {
     if s.contains('\0') {
@@ -95,7 +95,7 @@ pub fn sh(s: &str) -> Result<String, Unsafe> {
             shown(s)
         )));
     }
-    Ok(crate::transport::shell_quote(s).into_owned())
+    Ok(crate::remote::shell_quote(s).into_owned())
 }
 
 /// One shell word in the command part of a crontab line: shell-quoted, and `%` (which cron turns into a newline)

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::RolloutError;
-use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish, stack_dir};
+use crate::layout;
+use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish};
 use crate::secret::Secret;
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// One release, as listed by `vldeploy releases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,11 +108,11 @@ impl From<StoredSpec> for ContainerSpec {
 
 /// The host's release history (`releases.json`).
 pub fn index_path(stack: &str) -> String {
-    format!("{}/releases.json", stack_dir(stack))
+    layout::releases_index(stack)
 }
 
 fn spec_path(stack: &str, id: &str) -> String {
-    format!("{}/releases/{id}.json", stack_dir(stack))
+    layout::release_file(stack, id)
 }
 
 fn fail(remote: &Remote, detail: impl Into<String>) -> RolloutError {
@@ -167,11 +168,8 @@ pub async fn record_release(
     let index = serde_json::to_vec_pretty(&history).map_err(|e| fail(remote, e.to_string()))?;
     remote.upload(&index_path(stack), &index, 0o600).await?;
     if !pruned.is_empty() {
-        let paths: Vec<String> = pruned
-            .iter()
-            .map(|r| shell_quote(&spec_path(stack, &r.id)).into_owned())
-            .collect();
-        remote.exec(&format!("rm -f {}", paths.join(" "))).await?;
+        let paths: Vec<String> = pruned.iter().map(|r| spec_path(stack, &r.id)).collect();
+        remote.exec(&crate::remote::file::remove(&paths)).await?;
     }
     Ok(())
 }

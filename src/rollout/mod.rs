@@ -5,8 +5,10 @@ mod history;
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineError};
-use crate::plan::{ContainerSpec, DesiredFile, container_name};
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::layout::container_name;
+use crate::plan::{ContainerSpec, DesiredFile};
+use crate::remote::file;
+use crate::transport::{Remote, TransportError};
 
 pub use history::{
     History, Release, index_path as history_path, read_history, record_release, stored_spec,
@@ -269,10 +271,7 @@ async fn wait_healthy(t: &Target<'_>, name: &str, spec: &ContainerSpec) -> Resul
 /// Writes the upstream (keeping the previous one), and when nginx runs: `nginx -t`, then reload.
 /// A rejected configuration puts the previous upstream back.
 pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(), RolloutError> {
-    let path = shell_quote(&upstream.path);
-    t.remote
-        .exec(&format!("cp -p {path} {path}.prev 2>/dev/null || true"))
-        .await?;
+    t.remote.exec(&file::keep_previous(&upstream.path)).await?;
     t.remote
         .upload(&upstream.path, &upstream.content, upstream.mode)
         .await?;
@@ -281,7 +280,6 @@ pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(
 
 /// When nginx runs: `nginx -t`, then reload. A rejected configuration puts the previous upstream back.
 async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), RolloutError> {
-    let path = shell_quote(upstream_path);
     let nginx = container_name("nginx");
     let running = t
         .engine
@@ -294,7 +292,7 @@ async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), Rollout
     let (status, output) = t.engine.exec(&nginx, &["nginx", "-t"]).await?;
     if status != 0 {
         t.remote
-            .exec(&format!("[ -f {path}.prev ] && mv -f {path}.prev {path}"))
+            .exec(&file::restore_previous(upstream_path))
             .await?;
         return Err(RolloutError::UpstreamRejected {
             output: output.trim_end().to_string(),

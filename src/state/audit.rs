@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::transport::{Remote, TransportError};
 
 /// One audited command. Holds step summaries and error text only, never a value of the stack's env.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,10 +24,6 @@ pub struct AuditEntry {
     pub note: Option<String>,
 }
 
-fn audit_path(stack: &str) -> String {
-    format!("{}/audit.log", stack_dir(stack))
-}
-
 /// Appends an entry (the text is scrubbed of `secrets` first).
 pub async fn append(
     remote: &Remote,
@@ -37,14 +32,11 @@ pub async fn append(
     secrets: &[crate::secret::Secret],
 ) -> Result<(), TransportError> {
     let line = crate::secret::scrub(&serde_json::to_string(entry).unwrap_or_default(), secrets);
-    let path = audit_path(stack);
-    let cmd = format!(
-        "mkdir -p {dir} && umask 077 && cat >> {p}",
-        dir = shell_quote(&stack_dir(stack)),
-        p = shell_quote(&path)
-    );
     remote
-        .exec_stdin(&cmd, format!("{line}\n").into_bytes())
+        .exec_stdin(
+            &crate::remote::audit::append(stack),
+            format!("{line}\n").into_bytes(),
+        )
         .await
         .map(|_| ())
 }
@@ -55,12 +47,7 @@ pub async fn read(
     stack: &str,
     n: usize,
 ) -> Result<Vec<AuditEntry>, TransportError> {
-    let out = remote
-        .exec(&format!(
-            "tail -n {n} {} 2>/dev/null",
-            shell_quote(&audit_path(stack))
-        ))
-        .await?;
+    let out = remote.exec(&crate::remote::audit::tail(stack, n)).await?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
-use crate::transport::{Remote, TransportError, shell_quote};
+use crate::remote::lock as cmd;
+use crate::transport::{Remote, TransportError};
 
 /// A lock whose holder has not refreshed it for this long is stale.
 pub(crate) const STALE_AFTER_S: u64 = 120;
@@ -49,19 +49,14 @@ pub struct LockInfo {
 /// A held lock; refreshed in the background, released by `release` (or left to go stale if the process dies).
 pub struct Lock {
     remote: Arc<Remote>,
-    dir: String,
+    stack: String,
     token: String,
     heartbeat: tokio::task::JoinHandle<()>,
-}
-
-fn lock_dir(stack: &str) -> String {
-    format!("{}/lock", stack_dir(stack))
 }
 
 /// Takes the lock of `stack` for `command`. A lock left by a dead process on this machine, or idle for
 /// `STALE_AFTER_S`, is taken over with a warning; a live one is an error naming its holder.
 pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<Lock, StateError> {
-    let dir = lock_dir(stack);
     let token = format!(
         "{:x}{:x}",
         std::process::id(),
@@ -76,24 +71,19 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
         token: token.clone(),
     };
     let json = serde_json::to_string(&info).unwrap_or_default();
-    let q = shell_quote(&dir);
     // A holder that has just made the directory writes its record a moment later: look again then.
     let mut starting = 0;
     let mut attempt = 0;
     while attempt < 2 {
-        // `mkdir` is atomic: exactly one of two racing commands creates the directory.
-        let cmd = format!(
-            "mkdir -p {parent} && if mkdir {q} 2>/dev/null; then cat > {q}/info.json && echo taken; else echo held; \
-             cat {q}/info.json 2>/dev/null; echo; echo \"now=$(date +%s) mtime=$(stat -c %Y {q}/info.json 2>/dev/null || stat -c %Y {q} 2>/dev/null || echo 0)\"; fi",
-            parent = shell_quote(&stack_dir(stack)),
-        );
-        let out = remote.exec_stdin(&cmd, json.clone().into_bytes()).await?;
+        let out = remote
+            .exec_stdin(&cmd::acquire(stack), json.clone().into_bytes())
+            .await?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text.starts_with("taken") {
-            let heartbeat = spawn_heartbeat(remote.clone(), dir.clone());
+            let heartbeat = spawn_heartbeat(remote.clone(), stack.to_owned());
             return Ok(Lock {
                 remote,
-                dir,
+                stack: stack.to_owned(),
                 token,
                 heartbeat,
             });
@@ -119,7 +109,7 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
                 continue;
             }
             if idle >= STALE_AFTER_S {
-                remote.run(&format!("rm -rf {q}")).await?;
+                remote.run(&cmd::remove(stack)).await?;
                 attempt += 1;
                 continue;
             }
@@ -146,7 +136,7 @@ pub async fn acquire(remote: Arc<Remote>, stack: &str, command: &str) -> Result<
                     format!("idle for {idle}s")
                 }
             ));
-            remote.run(&format!("rm -rf {q}")).await?;
+            remote.run(&cmd::remove(stack)).await?;
             attempt += 1;
             continue;
         }
@@ -169,24 +159,19 @@ impl Lock {
     /// Frees the lock, if it is still ours.
     pub async fn release(self) -> Result<(), StateError> {
         self.heartbeat.abort();
-        let q = shell_quote(&self.dir);
-        let token = shell_quote(&self.token);
         self.remote
-            .run(&format!(
-                "grep -q {token} {q}/info.json 2>/dev/null && rm -rf {q}; true"
-            ))
+            .run(&cmd::release(&self.stack, &self.token))
             .await?;
         Ok(())
     }
 }
 
-fn spawn_heartbeat(remote: Arc<Remote>, dir: String) -> tokio::task::JoinHandle<()> {
+fn spawn_heartbeat(remote: Arc<Remote>, stack: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let touch = cmd::touch(&stack);
         loop {
             tokio::time::sleep(HEARTBEAT).await;
-            let _ = remote
-                .exec(&format!("touch {}/info.json", shell_quote(&dir)))
-                .await;
+            let _ = remote.exec(&touch).await;
         }
     })
 }
@@ -203,11 +188,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// The current holder, if any, and how long since it last refreshed the lock.
 pub async fn inspect(remote: &Remote, stack: &str) -> Result<Option<(LockInfo, u64)>, StateError> {
-    let dir = lock_dir(stack);
-    let q = shell_quote(&dir);
-    let out = remote
-        .exec(&format!("cat {q}/info.json 2>/dev/null && echo && echo $(( $(date +%s) - $(stat -c %Y {q}/info.json) ))"))
-        .await?;
+    let out = remote.exec(&cmd::inspect(stack)).await?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
     let info = lines
@@ -223,8 +204,6 @@ pub async fn inspect(remote: &Remote, stack: &str) -> Result<Option<(LockInfo, u
 /// Removes the lock whoever holds it (`vldeploy lock release`). Returns the holder it removed.
 pub async fn release_any(remote: &Remote, stack: &str) -> Result<Option<LockInfo>, StateError> {
     let held = inspect(remote, stack).await?.map(|(i, _)| i);
-    remote
-        .run(&format!("rm -rf {}", shell_quote(&lock_dir(stack))))
-        .await?;
+    remote.run(&cmd::remove(stack)).await?;
     Ok(held)
 }

@@ -7,7 +7,8 @@ use super::TlsError;
 use super::cert::{CertInfo, info, parse_chain, verify};
 use super::state::certs_dir;
 use crate::engine::Engine;
-use crate::transport::{Remote, shell_quote};
+use crate::remote::tls as cmd;
+use crate::transport::Remote;
 
 /// The certificate `current` points at, if any.
 pub async fn read_current(remote: &Remote, stack: &str) -> Result<Option<CertInfo>, TlsError> {
@@ -41,14 +42,7 @@ pub async fn install(
     remote
         .upload(&format!("{dir}/{release}/privkey.pem"), key, 0o600)
         .await?;
-    let q = shell_quote(&dir);
-    let r = shell_quote(&release);
-    let out = remote
-        .run(&format!(
-            "cd {q} && old=$(readlink current 2>/dev/null || true) && ln -sfn {r} current.new && mv -T current.new current \
-             && if [ -n \"$old\" ]; then ln -sfn \"$old\" previous.new && mv -T previous.new previous; fi; echo \"$old\""
-        ))
-        .await?;
+    let out = remote.run(&cmd::switch_current(stack, &release)).await?;
     let old = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok((cert, (!old.is_empty()).then_some(old)))
 }
@@ -59,32 +53,13 @@ pub(super) async fn rollback(
     stack: &str,
     old: Option<&str>,
 ) -> Result<(), TlsError> {
-    let dir = certs_dir(stack);
-    let q = shell_quote(&dir);
-    let cmd = match old {
-        Some(old) => format!(
-            "cd {q} && failed=$(readlink current) && ln -sfn {o} current.new && mv -T current.new current && \
-             [ \"$failed\" != {o} ] && rm -rf \"$failed\"; true",
-            o = shell_quote(old)
-        ),
-        None => format!(
-            "cd {q} && failed=$(readlink current) && rm -f current && rm -rf \"$failed\"; true"
-        ),
-    };
-    remote.run(&cmd).await?;
+    remote.run(&cmd::rollback(stack, old)).await?;
     Ok(())
 }
 
 /// Removes releases that are neither `current` nor `previous`.
 pub(super) async fn prune(remote: &Remote, stack: &str) -> Result<(), TlsError> {
-    let dir = certs_dir(stack);
-    let q = shell_quote(&dir);
-    remote
-        .run(&format!(
-            "cd {q} && c=$(readlink current); p=$(readlink previous); for r in releases/*; do \
-             [ \"$r\" = \"$c\" ] || [ \"$r\" = \"$p\" ] || rm -rf \"$r\"; done; true"
-        ))
-        .await?;
+    remote.run(&cmd::prune(stack)).await?;
     Ok(())
 }
 

@@ -8,14 +8,13 @@ use super::cert::{CertInfo, parse_chain, placeholder, verify};
 use super::install::{install, read_current};
 use super::policy::renew_at;
 use super::state::{
-    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, certs_dir, config_path,
-    cron_file, job_log_path, status_path, tls_dir, webroot,
+    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, config_path, cron_file,
+    job_log_path, status_path,
 };
-use crate::plan::{
-    DesiredCertificate, DesiredFile, ObservedCertificate, container_name, content_hash,
-};
+use crate::layout::container_name;
+use crate::plan::{DesiredCertificate, DesiredFile, ObservedCertificate, content_hash};
 use crate::stack::{Stack, Tls};
-use crate::transport::{Remote, shell_quote};
+use crate::transport::Remote;
 
 /// Days a placeholder certificate is valid; it is replaced as soon as the CA answers.
 const PLACEHOLDER_DAYS: u32 = 30;
@@ -51,14 +50,7 @@ pub async fn prepare(remote: &Remote, stack: &Stack) -> Result<Option<String>, T
     }
     let name = &stack.name;
     let domains = vec![stack.domain.clone()];
-    remote
-        .run(&format!(
-            "mkdir -p -m 0700 {t} && chmod 0700 {t} && mkdir -p {c} {w}",
-            t = shell_quote(&tls_dir(name)),
-            c = shell_quote(&certs_dir(name)),
-            w = shell_quote(&webroot(name)),
-        ))
-        .await?;
+    remote.run(&crate::remote::tls::prepare_dirs(name)).await?;
     let current = read_current(remote, name).await?;
     match &stack.tls {
         Tls::Off => Ok(None),
@@ -166,12 +158,9 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
             .await?;
         changes.push(format!("renewal job {}", cron_file(name)));
     }
-    let cmd = format!(
-        "{HOST_BINARY} renew-on-host --stack {} --lock-held --trigger vldeploy{}",
-        shell_quote(name),
-        if force { " --force" } else { "" }
-    );
-    let out = remote.exec(&cmd).await?;
+    let out = remote
+        .exec(&crate::remote::tls::renew_on_host(name, force))
+        .await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: RenewReport = stdout
         .lines()
@@ -260,7 +249,7 @@ pub fn wanted(stack: &Stack) -> Result<Option<DesiredCertificate>, TlsError> {
 
 /// Where the certificate nginx serves is read from on the host.
 pub fn current_chain_path(stack: &str) -> String {
-    format!("{}/current/fullchain.pem", certs_dir(stack))
+    format!("{}/current/fullchain.pem", crate::layout::certs_dir(stack))
 }
 
 /// The planner's view of an installed chain (PEM, leaf first).
@@ -292,9 +281,7 @@ async fn ship_binary(remote: &Remote) -> Result<bool, TlsError> {
         source,
     })?;
     let local = hex::encode(Sha256::digest(&bytes));
-    let out = remote
-        .exec(&format!("sha256sum {HOST_BINARY} 2>/dev/null"))
-        .await?;
+    let out = remote.exec(&crate::remote::tls::binary_hash()).await?;
     let remote_hash = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

@@ -4,19 +4,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::stack_dir;
+use crate::layout;
 
 /// Where the vldeploy binary that runs the renewal job lives on the host.
-pub const HOST_BINARY: &str = "/usr/local/lib/vldeploy/vldeploy";
+pub const HOST_BINARY: &str = layout::HOST_BINARY;
 
 /// The private directory of the certificate state (`0700`): configuration, account, status, job log.
 pub fn tls_dir(stack: &str) -> String {
-    format!("{}/tls", stack_dir(stack))
+    layout::tls_dir(stack)
 }
 
 /// The directory nginx reads its certificate from: `current` and `previous` point into `releases/`.
 pub fn certs_dir(stack: &str) -> String {
-    format!("{}/certs", stack_dir(stack))
+    layout::certs_dir(stack)
 }
 
 /// Where nginx sees `certs_dir`.
@@ -24,12 +24,12 @@ pub const NGINX_CERTS: &str = "/etc/nginx/certs";
 
 /// The ACME HTTP-01 webroot, served by nginx under `/.well-known/acme-challenge/`.
 pub fn webroot(stack: &str) -> String {
-    format!("{}/acme", stack_dir(stack))
+    layout::acme_webroot(stack)
 }
 
 /// The cron file of the renewal job.
 pub(super) fn cron_file(stack: &str) -> String {
-    format!("/etc/cron.d/vldeploy-{stack}-certs")
+    layout::certs_cron(stack)
 }
 
 pub(super) fn config_path(stack: &str) -> String {
@@ -100,7 +100,7 @@ impl fmt::Debug for HostConfig {
 impl HostEab {
     /// A fingerprint of the credentials (not reversible), to notice when the operator changed them.
     pub fn fingerprint(&self) -> String {
-        crate::plan::short_hash(&format!("{}\n{}", self.kid, self.hmac))
+        layout::short_hash(&format!("{}\n{}", self.kid, self.hmac))
     }
 }
 

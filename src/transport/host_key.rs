@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind, Session};
 
 use super::error::TransportError;
-use super::quote::shell_quote;
+use crate::remote::shell_quote;
 
 /// A key that can never match: used to learn which `known_hosts` lines concern a host.
 const PROBE_KEY: &[u8] = b"\0vldeploy-probe-key\0";

@@ -32,12 +32,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+/// Kept here too for callers from before the command builders; new code asks `crate::remote`.
+pub use crate::remote::shell_quote;
 pub use error::{STDERR_TAIL_LINES, TransportError};
 pub use host_key::fingerprint;
 pub use link::{ALIVE_TIMEOUT, Link};
 pub use output::{ExecStream, Output, StreamEnd, StreamStatus};
-pub use quote::shell_quote;
 
+use crate::remote::Command;
 use exec::{ExecJob, Sink, Stdin};
 use output::STREAM_STDOUT_CHUNKS;
 
@@ -162,12 +164,21 @@ impl Remote {
     }
 
     /// Runs `cmd` with `sh` semantics on the host; any exit status is `Ok`.
-    pub async fn exec(&self, cmd: &str) -> Result<Output, TransportError> {
+    pub async fn exec(&self, cmd: &Command) -> Result<Output, TransportError> {
         self.exec_stdin(cmd, Vec::new()).await
     }
 
     /// Runs `cmd` with `stdin` as its standard input; any exit status is `Ok`.
-    pub async fn exec_stdin(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+    pub async fn exec_stdin(
+        &self,
+        cmd: &Command,
+        stdin: Vec<u8>,
+    ) -> Result<Output, TransportError> {
+        self.exec_text(cmd.text(), stdin).await
+    }
+
+    /// Runs shell text (a command's, or the transport's own snippets) and logs it.
+    async fn exec_text(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
         let started = std::time::Instant::now();
         let stdin_bytes = stdin.len();
         let result = self.exec_stdin_unlogged(cmd, stdin).await;
@@ -216,19 +227,19 @@ impl Remote {
     }
 
     /// Runs `cmd`; a non-zero exit status is a [`TransportError::Command`] with the tail of stderr.
-    pub async fn run(&self, cmd: &str) -> Result<Output, TransportError> {
+    pub async fn run(&self, cmd: &Command) -> Result<Output, TransportError> {
         self.run_stdin(cmd, Vec::new()).await
     }
 
     /// Runs `cmd` with `stdin`; a non-zero exit status is a [`TransportError::Command`].
-    pub async fn run_stdin(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+    pub async fn run_stdin(&self, cmd: &Command, stdin: Vec<u8>) -> Result<Output, TransportError> {
         let out = self.exec_stdin(cmd, stdin).await?;
         if out.success() {
             Ok(out)
         } else {
             Err(TransportError::command(
                 &self.name,
-                cmd,
+                cmd.text(),
                 out.status,
                 &out.stderr,
             ))
@@ -241,9 +252,10 @@ impl Remote {
     #[allow(clippy::unused_async)] // async like the rest of the API, so callers need not care how it starts
     pub async fn exec_stream(
         &self,
-        cmd: &str,
+        cmd: &Command,
         stdin: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<ExecStream, TransportError> {
+        let cmd = cmd.text();
         tracing::debug!(
             host = %self.name,
             streamed = true,
@@ -288,7 +300,7 @@ impl Remote {
         mode: u32,
     ) -> Result<(), TransportError> {
         let cmd = quote::upload_command(path, mode).map_err(|e| self.invalid_path(path, e.0))?;
-        let out = self.exec_stdin(&cmd, contents.to_vec()).await?;
+        let out = self.exec_text(&cmd, contents.to_vec()).await?;
         if out.success() {
             Ok(())
         } else {
@@ -304,7 +316,7 @@ impl Remote {
     /// The contents of `path`, or `None` when it does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
         let cmd = quote::read_command(path).map_err(|e| self.invalid_path(path, e.0))?;
-        let out = self.exec(&cmd).await?;
+        let out = self.exec_text(&cmd, Vec::new()).await?;
         match out.status {
             0 => Ok(Some(out.stdout)),
             quote::MISSING_STATUS if out.stdout.is_empty() && out.stderr.is_empty() => Ok(None),

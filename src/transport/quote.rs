@@ -1,28 +1,9 @@
-//! Shell quoting, and the small shell snippets behind `upload` and `read_file`.
+//! The small shell snippets behind `upload` and `read_file`.
 
-use std::borrow::Cow;
+use crate::remote::shell_quote;
 
 /// Exit status `read_file`'s snippet uses to say "no such file".
 pub(crate) const MISSING_STATUS: i32 = 3;
-
-/// Quotes `s` as one word for a POSIX shell. Plain words are left alone; anything else is wrapped in single
-/// quotes, with each `'` written as `'\''`.
-pub fn shell_quote(s: &str) -> Cow<'_, str> {
-    let plain = !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'/' | b'.' | b'_' | b'-' | b'+' | b'=' | b':' | b'@' | b',' | b'%'
-                )
-        })
-        && !s.starts_with('-');
-    if plain {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
-    }
-}
 
 /// Why a path cannot be written to.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,44 +62,6 @@ pub(crate) fn read_command(path: &str) -> Result<String, BadPath> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_words_stay_plain() {
-        assert_eq!(
-            shell_quote("/opt/vldeploy/nginx.conf"),
-            "/opt/vldeploy/nginx.conf"
-        );
-        assert_eq!(shell_quote("a=b,c:d@e%f+g"), "a=b,c:d@e%f+g");
-    }
-
-    #[test]
-    fn everything_else_is_single_quoted() {
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
-        assert_eq!(shell_quote("-rf"), "'-rf'");
-        assert_eq!(shell_quote("a\nb"), "'a\nb'");
-        assert_eq!(shell_quote("*"), "'*'");
-    }
-
-    #[test]
-    fn quoted_words_survive_a_real_shell() {
-        for word in [
-            "it's", "a b", "$HOME", "`id`", "\\", "''", "\"x\"", "-n", "ünï", "a\nb", "",
-        ] {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("printf %s {}", shell_quote(word)))
-                .output()
-                .expect("sh runs");
-            assert_eq!(
-                String::from_utf8(out.stdout).expect("utf-8"),
-                word,
-                "word {word:?}"
-            );
-        }
-    }
 
     #[test]
     fn upload_snippet_is_exact() {
