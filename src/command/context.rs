@@ -34,6 +34,8 @@ pub(crate) enum CommandError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
+    Store(#[from] crate::state::StoreError),
+    #[error(transparent)]
     Rollout(#[from] crate::rollout::RolloutError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),

@@ -31,6 +31,8 @@ pub enum RolloutError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Store(#[from] crate::state::StoreError),
     #[error("release history on `{host}`: {detail}")]
     History { host: String, detail: String },
 }
