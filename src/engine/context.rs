@@ -190,6 +190,24 @@ mod tests {
     }
 
     #[test]
+    fn files_given_and_files_read_from_a_directory_pack_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("Dockerfile"), b"FROM x\n").unwrap();
+        std::fs::write(d.path().join("etc/conf"), b"c").unwrap();
+        let given = BuildContext::new()
+            .file("etc/conf", "c", 0o644)
+            .file("Dockerfile", "FROM x\n", 0o644)
+            .to_tar()
+            .unwrap();
+        assert_eq!(
+            given,
+            BuildContext::from_dir(d.path()).unwrap().to_tar().unwrap()
+        );
+        assert_eq!(names(&given), vec!["Dockerfile", "etc/conf"]);
+    }
+
+    #[test]
     fn missing_directory_is_a_clear_error() {
         let err = build_context(Path::new("/nonexistent/ctx"), "Dockerfile").unwrap_err();
         assert!(
