@@ -63,7 +63,7 @@ pub async fn build_all(
                 let mut args: HashMap<String, String> = spec.args.clone().into_iter().collect();
                 if !args.contains_key("BASE") {
                     if base.is_none() {
-                        let found = crate::sandbox::ensure_base_image(&local.docker)
+                        let found = crate::sandbox::ensure_base_image(local)
                             .await
                             .map_err(|e| BuildError::Base(e.to_string()))?;
                         base = Some(found);

@@ -512,6 +512,18 @@ async fn streamed_stdout_arrives_in_order_and_a_dropped_stream_stops_the_command
     }
 }
 
+/// A Docker client on the remote's engine endpoint (the tunnel socket), its API version negotiated.
+async fn docker(remote: &Remote) -> Result<bollard::Docker, TransportError> {
+    let endpoint = remote.docker_endpoint().await?;
+    let path = endpoint.local_path().to_string_lossy().into_owned();
+    let docker = bollard::Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)
+        .map_err(|e| endpoint.unusable(&e.to_string()))?;
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| endpoint.silent(&e.to_string()))
+}
+
 fn local_api_version() -> String {
     let out = std::process::Command::new("docker")
         .args(["version", "--format", "{{.Server.APIVersion}}"])
@@ -532,7 +544,7 @@ fn local_api_version() -> String {
 async fn docker_answers_through_the_tunnel() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
-    let docker = remote.docker().await.expect("docker through the tunnel");
+    let docker = docker(&remote).await.expect("docker through the tunnel");
     let version = docker.version().await.expect("version");
     assert_eq!(
         version.api_version.as_deref(),
@@ -597,7 +609,7 @@ async fn large_docker_bodies_cross_the_tunnel_both_ways() {
 
     let sshd = Sshd::start();
     let remote = sshd.connect();
-    let docker = remote.docker().await.expect("docker");
+    let docker = docker(&remote).await.expect("docker");
 
     // An 8 MiB root filesystem goes up as a request body...
     let rootfs = sshd.dir.path().join("rootfs");
@@ -663,7 +675,7 @@ async fn large_docker_bodies_cross_the_tunnel_both_ways() {
 async fn commands_and_docker_keep_moving_during_a_bulk_stream() {
     let sshd = Sshd::start();
     let remote = Arc::new(sshd.connect());
-    let docker = remote.docker().await.expect("docker");
+    let docker = docker(&remote).await.expect("docker");
 
     // 64 MiB of stdin keeps the socket busy while other channels come and go.
     let chunk = Bytes::from(
@@ -727,7 +739,7 @@ async fn a_missing_docker_socket_is_reported() {
     let sshd = Sshd::start();
     let remote = sshd.connect();
     let err = remote
-        .docker_at("/var/run/vldeploy-no-such.sock")
+        .docker_endpoint_at("/var/run/vldeploy-no-such.sock")
         .await
         .expect_err("no engine");
     let text = err.to_string();
@@ -746,7 +758,7 @@ async fn a_missing_docker_socket_is_reported() {
     let strict = Sshd::start_with("AllowStreamLocalForwarding no");
     let err = strict
         .connect()
-        .docker()
+        .docker_endpoint()
         .await
         .expect_err("forwarding forbidden");
     assert!(matches!(err, TransportError::NoDocker { .. }), "{err:?}");
@@ -1079,14 +1091,14 @@ async fn the_local_remote_offers_the_same_api() {
     assert_eq!(String::from_utf8_lossy(&out).trim(), "1000000");
     assert_eq!(end.success().await.expect("wc").status, 0);
 
-    let docker = remote.docker().await.expect("local docker");
+    let docker = docker(&remote).await.expect("local docker");
     let version = docker.version().await.expect("version");
     assert_eq!(
         version.api_version.as_deref(),
         Some(local_api_version().as_str())
     );
     let err = remote
-        .docker_at("/nonexistent/docker.sock")
+        .docker_endpoint_at("/nonexistent/docker.sock")
         .await
         .expect_err("missing");
     assert!(

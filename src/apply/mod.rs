@@ -297,20 +297,7 @@ async fn prepare_mount_dirs(host: &Host<'_>, spec: &ContainerSpec) -> Result<(),
 async fn recreate(host: &Host<'_>, stack: &str, spec: &ContainerSpec) -> Result<(), StepError> {
     let old = format!("{}_previous", spec.name);
     host.engine.remove(&old).await?;
-    host.engine
-        .docker
-        .rename_container(
-            &spec.name,
-            bollard::query_parameters::RenameContainerOptionsBuilder::new()
-                .name(&old)
-                .build(),
-        )
-        .await
-        .map_err(|source| EngineError::Docker {
-            host: host.engine.host.clone(),
-            action: format!("renaming `{}`", spec.name),
-            source,
-        })?;
+    host.engine.rename(&spec.name, &old).await?;
     host.engine.stop(&old, Duration::from_secs(30)).await?;
     prepare_mount_dirs(host, spec).await?;
     let attempt = async {
@@ -328,20 +315,7 @@ async fn recreate(host: &Host<'_>, stack: &str, spec: &ContainerSpec) -> Result<
             tracing::warn!(container = %spec.name, "new container failed; restoring the previous one");
             let _ = host.engine.remove(&spec.name).await;
             let restore = async {
-                host.engine
-                    .docker
-                    .rename_container(
-                        &old,
-                        bollard::query_parameters::RenameContainerOptionsBuilder::new()
-                            .name(&spec.name)
-                            .build(),
-                    )
-                    .await
-                    .map_err(|source| EngineError::Docker {
-                        host: host.engine.host.clone(),
-                        action: format!("renaming `{old}` back"),
-                        source,
-                    })?;
+                host.engine.rename(&old, &spec.name).await?;
                 host.engine.start(&spec.name).await
             }
             .await;

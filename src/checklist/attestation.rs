@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::layout;
-use crate::transport::{Remote, TransportError};
+use crate::state::store::{self, Document, StoreError};
+use crate::transport::Remote;
 
 /// The items that are attested rather than probed.
 pub const ATTESTED_ITEMS: &[&str] = &["payment_test", "otp_delivery"];
@@ -18,20 +19,31 @@ pub struct Attestation {
     pub note: String,
 }
 
+/// The latest attestation of every item, as stored on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Attestations(BTreeMap<String, Attestation>);
+
+impl Document for Attestations {
+    const KIND: &'static str = "attestations";
+    const FIX: &'static str =
+        "attest the items again with `vldeploy checklist attest ITEM --note \"…\"`";
+}
+
 fn path(stack: &str) -> String {
     layout::attestations(stack)
 }
 
 /// The latest attestation of every item.
+/// A corrupt file is an error naming it, never an empty record.
 pub async fn read_attestations(
     remote: &Remote,
     stack: &str,
-) -> Result<BTreeMap<String, Attestation>, TransportError> {
-    Ok(remote
-        .read_file(&path(stack))
+) -> Result<BTreeMap<String, Attestation>, StoreError> {
+    Ok(store::read::<Attestations>(remote, &path(stack))
         .await?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default())
+        .unwrap_or_default()
+        .0)
 }
 
 /// Records `attestation` for `item`, replacing an earlier one (the audit log keeps every one).
@@ -40,9 +52,8 @@ pub async fn attest(
     stack: &str,
     item: &str,
     attestation: Attestation,
-) -> Result<(), TransportError> {
+) -> Result<(), StoreError> {
     let mut all = read_attestations(remote, stack).await?;
     all.insert(item.to_owned(), attestation);
-    let text = serde_json::to_vec_pretty(&all).unwrap_or_default();
-    remote.upload(&path(stack), &text, 0o600).await
+    store::write(remote, &path(stack), &Attestations(all)).await
 }

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::layout;
-use crate::transport::{Remote, TransportError};
+use crate::state::store::{self, Document, StoreError};
+use crate::transport::Remote;
 
 /// A backup that restored into a scratch database with every table's rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +17,11 @@ pub struct BackupVerified {
     pub rows: u64,
 }
 
+impl Document for BackupVerified {
+    const KIND: &'static str = "backup evidence";
+    const FIX: &'static str = "run `vldeploy backup verify` to record it again";
+}
+
 fn path(stack: &str) -> String {
     layout::backup_evidence(stack)
 }
@@ -25,25 +31,21 @@ pub async fn record_backup_verified(
     remote: &Remote,
     stack: &str,
     record: &BackupVerified,
-) -> Result<(), TransportError> {
+) -> Result<(), StoreError> {
     if let Some(existing) = read_backup_verified(remote, stack).await? {
         if existing.taken > record.taken {
             return Ok(());
         }
     }
-    let text = serde_json::to_vec_pretty(record).unwrap_or_default();
-    remote.upload(&path(stack), &text, 0o600).await
+    store::write(remote, &path(stack), record).await
 }
 
-/// The newest verified backup, if any was ever verified.
+/// The newest verified backup, if any was ever verified; a corrupt file is an error naming it.
 pub async fn read_backup_verified(
     remote: &Remote,
     stack: &str,
-) -> Result<Option<BackupVerified>, TransportError> {
-    Ok(remote
-        .read_file(&path(stack))
-        .await?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+) -> Result<Option<BackupVerified>, StoreError> {
+    store::read(remote, &path(stack)).await
 }
 
 /// Records `v` as the checklist's backup evidence when it proved the backup restores.
@@ -52,7 +54,7 @@ pub async fn record_verification(
     stack: &str,
     setup: &crate::backup::Setup,
     v: &crate::backup::Verification,
-) -> Result<(), TransportError> {
+) -> Result<(), StoreError> {
     if !v.ok {
         return Ok(());
     }

@@ -147,8 +147,15 @@ async fn safe_mode(inputs: &Inputs<'_>) -> Finding {
     const ITEM: &str = "safe_mode";
     let name = inputs.subject.container();
     let fix = "set `OPERATOR_SAFE_MODE: \"true\"` in the backend's env in stack.yaml and run `vldeploy up`";
-    let env = match inputs.engine.docker.inspect_container(&name, None).await {
-        Ok(c) => c.config.and_then(|c| c.env).unwrap_or_default(),
+    let env = match inputs.engine.inspect(&name).await {
+        Ok(Some(c)) => c.env,
+        Ok(None) => {
+            return Finding::fail(
+                ITEM,
+                format!("`{name}` cannot be read on the host: no such container"),
+                "`vldeploy up` starts the backend",
+            );
+        }
         Err(e) => {
             return Finding::fail(
                 ITEM,

@@ -34,6 +34,8 @@ pub(crate) enum CommandError {
     #[error(transparent)]
     State(#[from] crate::state::StateError),
     #[error(transparent)]
+    Store(#[from] crate::state::StoreError),
+    #[error(transparent)]
     Rollout(#[from] crate::rollout::RolloutError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
@@ -126,8 +128,7 @@ impl Context {
     /// [`Context::connect`] without the interrupted-restore warning (for commands that report it themselves).
     pub(crate) async fn connect_quiet(&self) -> Result<Connected, CommandError> {
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
-        let docker = remote.docker().await?;
-        let engine = Engine::new(docker, remote.name()).through(remote.link());
+        let engine = Engine::connect(&remote).await?;
         Ok(Connected {
             remote: std::sync::Arc::new(remote),
             engine,

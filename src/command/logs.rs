@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::{CommandError, Context};
@@ -19,21 +18,13 @@ pub(crate) async fn logs(ctx: &Context, args: &LogsArgs) -> Result<i32, CommandE
     }
     let c = ctx.connect().await?;
     let name = container_name(&args.service);
-    let opts = LogsOptionsBuilder::new()
-        .stdout(true)
-        .stderr(true)
-        .follow(args.follow)
-        .tail(&args.tail.to_string())
-        .build();
-    let mut stream = c.engine.docker.logs(&name, Some(opts));
+    let mut stream = std::pin::pin!(c.engine.log_stream(&name, args.tail, args.follow));
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(chunk) => {
-                let mut text = crate::secret::scrub(
-                    &String::from_utf8_lossy(&chunk.into_bytes()),
-                    &ctx.stack.secrets,
-                );
+                let mut text =
+                    crate::secret::scrub(&String::from_utf8_lossy(&chunk), &ctx.stack.secrets);
                 if args.errors {
                     text = text
                         .lines()
@@ -48,20 +39,13 @@ pub(crate) async fn logs(ctx: &Context, args: &LogsArgs) -> Result<i32, CommandE
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
             }
-            Err(e) if crate::engine::is_not_found(&e) => {
+            Err(crate::engine::EngineError::Missing { .. }) => {
                 return Err(CommandError::Usage(format!(
                     "`{name}` does not exist on {}; run `vldeploy up` first",
                     ctx.target_name()
                 )));
             }
-            Err(source) => {
-                return Err(crate::engine::EngineError::Docker {
-                    host: c.engine.host.clone(),
-                    action: format!("reading logs of `{name}`"),
-                    source,
-                }
-                .into());
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(0)

@@ -24,18 +24,7 @@ pub(crate) async fn restart(ctx: &Context, service: &str) -> Result<i32, Command
     ctx.locked(&c, &format!("restart {service}"), || async {
         let result = async {
             ctx.out.note(format!("restarting `{name}` …"));
-            let opts = bollard::query_parameters::RestartContainerOptionsBuilder::new()
-                .t(30)
-                .build();
-            c.engine
-                .docker
-                .restart_container(&name, Some(opts))
-                .await
-                .map_err(|source| crate::engine::EngineError::Docker {
-                    host: c.engine.host.clone(),
-                    action: format!("restarting `{name}`"),
-                    source,
-                })?;
+            c.engine.restart(&name, Duration::from_secs(30)).await?;
             c.engine
                 .wait_healthy(
                     &name,

@@ -10,33 +10,20 @@ pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
     let containers = c.engine.stack_containers(&ctx.stack.name).await?;
     let mut rows = Vec::new();
     for o in &containers {
-        let info = c
+        let started = c
             .engine
-            .docker
-            .inspect_container(
-                &o.name,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
+            .inspect(&o.name)
             .await
-            .ok();
-        let started = info
-            .as_ref()
-            .and_then(|i| i.state.as_ref())
-            .and_then(|s| s.started_at.clone())
+            .ok()
+            .flatten()
+            .map(|i| i.started_at)
             .unwrap_or_default();
         let uptime_s = humantime::parse_rfc3339_weak(started.split('.').next().unwrap_or(""))
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .filter(|_| o.is_running())
             .map(|d| d.as_secs());
-        let tags = c
-            .engine
-            .docker
-            .inspect_image(&o.image_id)
-            .await
-            .ok()
-            .and_then(|i| i.repo_tags)
-            .unwrap_or_default();
+        let tags = c.engine.image_tags(&o.image_id).await.unwrap_or_default();
         let image = tags
             .first()
             .cloned()

@@ -9,10 +9,10 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
-use futures_util::StreamExt;
 
 use super::{Engine, EngineError, is_not_found, label_filter};
 use crate::plan::{ContainerSpec, MountSource, ObservedContainer};
@@ -72,141 +72,43 @@ impl Engine {
         stack: &str,
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
-        let labels = labels(stack, spec);
-        let env: Vec<String> = spec
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.expose()))
-            .collect();
-        let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
-        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for p in &spec.publish {
-            let key = format!("{}/tcp", p.container_port);
-            exposed.insert(key.clone(), HashMap::new());
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port: Some(p.host_port.to_string()),
-                });
-        }
-        let mounts: Vec<DockerMount> = spec
-            .mounts
-            .iter()
-            .map(|m| {
-                let (typ, source) = match &m.source {
-                    MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
-                    MountSource::HostPath(p) => (MountType::BIND, p.clone()),
-                };
-                DockerMount {
-                    target: Some(m.target.clone()),
-                    source: Some(source),
-                    typ: Some(typ),
-                    read_only: Some(m.read_only),
-                    ..Default::default()
-                }
-            })
-            .collect();
-        // A release also answers to its own alias, which nginx's upstream names.
-        let networks_with_alias: BTreeMap<String, Vec<String>> = spec
-            .networks
-            .iter()
-            .map(|(net, aliases)| {
-                let mut all = aliases.clone();
-                all.extend(spec.release_alias.iter().cloned());
-                (net.clone(), all)
-            })
-            .collect();
-        let mut networks = networks_with_alias.iter();
+        let networks = network_aliases(spec);
+        let mut networks = networks.iter();
         let first = networks.next();
-        let networking_config = first.map(|(net, aliases)| NetworkingConfig {
-            endpoints_config: Some(
-                [(
-                    net.clone(),
-                    EndpointSettings {
-                        aliases: Some(aliases.clone()),
-                        ..Default::default()
-                    },
-                )]
-                .into_iter()
-                .collect(),
-            ),
-        });
-        let health = spec.health.as_ref().map(|h| HealthConfig {
-            test: Some(h.test.clone()),
-            interval: Some(ms_to_ns(h.interval_ms)),
-            timeout: Some(ms_to_ns(h.timeout_ms)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(ms_to_ns(h.interval_ms)),
-            start_interval: None,
-        });
-        let body = ContainerCreateBody {
-            image: Some(spec.image_id.clone()),
-            env: Some(env),
-            labels: Some(labels),
-            exposed_ports: if exposed.is_empty() {
-                None
-            } else {
-                Some(exposed.keys().cloned().collect())
-            },
-            healthcheck: health,
-            host_config: Some(HostConfig {
-                port_bindings: if bindings.is_empty() {
-                    None
-                } else {
-                    Some(bindings)
-                },
-                mounts: if mounts.is_empty() {
-                    None
-                } else {
-                    Some(mounts)
-                },
-                network_mode: first.map(|(n, _)| n.clone()),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
-                }),
-                init: Some(true),
-                log_config: Some(bollard::models::HostConfigLogConfig {
-                    typ: Some("json-file".into()),
-                    config: Some(
-                        [
-                            ("max-size".to_string(), "20m".to_string()),
-                            ("max-file".to_string(), "5".to_string()),
-                        ]
-                        .into_iter()
-                        .collect(),
-                    ),
-                }),
-                ..Default::default()
-            }),
-            networking_config,
-            ..Default::default()
-        };
         let opts = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
         let created = self
             .docker
-            .create_container(Some(opts), body)
+            .create_container(Some(opts), create_body(stack, spec, first))
             .await
             .map_err(self.fail(format!("creating container `{}`", spec.name)))?;
         for (net, aliases) in networks {
-            let req = NetworkConnectRequest {
-                container: created.id.clone(),
-                endpoint_config: Some(EndpointSettings {
-                    aliases: Some(aliases.clone()),
-                    ..Default::default()
-                }),
-            };
-            self.docker
-                .connect_network(net, req)
-                .await
-                .map_err(self.fail(format!("joining `{}` to network `{net}`", spec.name)))?;
+            self.join_network(&created.id, &spec.name, net, aliases)
+                .await?;
         }
         Ok(created.id)
+    }
+
+    /// Joins a created container to one more network under `aliases`.
+    async fn join_network(
+        &self,
+        id: &str,
+        name: &str,
+        net: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        let req = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(net, req)
+            .await
+            .map_err(self.fail(format!("joining `{name}` to network `{net}`")))
     }
 
     /// Whether a container exists, whether it runs, and the configuration hash it was created with.
@@ -264,6 +166,52 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
         }
+    }
+
+    /// Renames a container.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), EngineError> {
+        let opts = RenameContainerOptionsBuilder::new().name(to).build();
+        self.docker
+            .rename_container(from, opts)
+            .await
+            .map_err(self.fail(format!("renaming `{from}` to `{to}`")))
+    }
+
+    /// Restarts a container: a graceful stop (SIGKILL after `grace`), then a start.
+    pub async fn restart(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let opts = RestartContainerOptionsBuilder::new().t(secs).build();
+        self.docker
+            .restart_container(name, Some(opts))
+            .await
+            .map_err(self.fail(format!("restarting `{name}`")))
+    }
+
+    /// Removes a container (stopping it first if needed) with its anonymous volumes; a missing one is fine.
+    pub async fn remove_with_volumes(&self, name: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
+        }
+    }
+
+    /// Unpacks a tar archive into a container's filesystem at `path`.
+    pub async fn upload_archive(
+        &self,
+        container: &str,
+        path: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let opts = UploadToContainerOptionsBuilder::new().path(path).build();
+        self.docker
+            .upload_to_container(container, Some(opts), bollard::body_full(archive.into()))
+            .await
+            .map_err(self.fail(format!("copying files into `{container}`")))
     }
 
     /// Waits until the container reports healthy (or, without a health check, is running).
@@ -355,89 +303,6 @@ impl Engine {
             log_tail,
         }
     }
-
-    /// The last `n` lines of a container's stdout and stderr.
-    pub async fn log_tail(&self, name: &str, n: usize) -> Result<String, EngineError> {
-        let opts = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&n.to_string())
-            .build();
-        let mut stream = self.docker.logs(name, Some(opts));
-        let mut out = String::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(self.fail(format!("reading logs of `{name}`")))?;
-            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        Ok(out)
-    }
-
-    /// Runs a command inside a running container and returns its status and combined output.
-    pub async fn exec(&self, name: &str, cmd: &[&str]) -> Result<(i64, String), EngineError> {
-        self.exec_env(name, cmd, &[]).await
-    }
-
-    /// Like `exec`, with extra environment variables: a way to hand a command a secret without putting it
-    /// on its command line.
-    pub async fn exec_env(
-        &self,
-        name: &str,
-        cmd: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<(i64, String), EngineError> {
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let created = self
-            .docker
-            .create_exec(
-                name,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
-                    env: if env.is_empty() { None } else { Some(env) },
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(self.fail(format!("exec in `{name}`")))?;
-        let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut out, ..
-        } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(self.fail(format!("exec in `{name}`")))?
-        {
-            while let Some(chunk) = out.next().await {
-                let chunk = chunk.map_err(self.fail(format!("exec in `{name}`")))?;
-                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        }
-        let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(self.fail(format!("exec in `{name}`")))?;
-        Ok((inspect.exit_code.unwrap_or(-1), output))
-    }
-
-    /// Like `exec`, but a non-zero status is an error carrying the output.
-    pub async fn exec_checked(&self, name: &str, cmd: &[&str]) -> Result<String, EngineError> {
-        let (status, output) = self.exec(name, cmd).await?;
-        if status == 0 {
-            Ok(output)
-        } else {
-            Err(EngineError::Exec {
-                host: self.host.clone(),
-                name: name.into(),
-                command: cmd.join(" "),
-                status,
-                output,
-            })
-        }
-    }
 }
 
 /// A container's state as a release needs it.
@@ -467,6 +332,154 @@ fn labels(stack: &str, spec: &ContainerSpec) -> HashMap<String, String> {
         labels.insert(HASH_KEY_LABEL.into(), key.id());
     }
     labels
+}
+
+/// The container definition for `spec`, joined at creation to `first` of its networks.
+fn create_body(
+    stack: &str,
+    spec: &ContainerSpec,
+    first: Option<(&String, &Vec<String>)>,
+) -> ContainerCreateBody {
+    let (exposed, bindings) = port_maps(spec);
+    let networking_config = first.map(|(net, aliases)| NetworkingConfig {
+        endpoints_config: Some(
+            [(
+                net.clone(),
+                EndpointSettings {
+                    aliases: Some(aliases.clone()),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+        ),
+    });
+    ContainerCreateBody {
+        image: Some(spec.image_id.clone()),
+        env: Some(env_entries(spec)),
+        labels: Some(labels(stack, spec)),
+        exposed_ports: if exposed.is_empty() {
+            None
+        } else {
+            Some(exposed.keys().cloned().collect())
+        },
+        healthcheck: health_config(spec),
+        host_config: Some(host_config(spec, bindings, first.map(|(n, _)| n.clone()))),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+/// `KEY=value` for every variable, secrets included (the engine needs their values).
+fn env_entries(spec: &ContainerSpec) -> Vec<String> {
+    spec.env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.expose()))
+        .collect()
+}
+
+type PortBindings = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// The exposed ports and their bindings on the host.
+fn port_maps(spec: &ContainerSpec) -> (HashMap<String, HashMap<(), ()>>, PortBindings) {
+    let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
+    let mut bindings: PortBindings = HashMap::new();
+    for p in &spec.publish {
+        let key = format!("{}/tcp", p.container_port);
+        exposed.insert(key.clone(), HashMap::new());
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: Some(p.host_port.to_string()),
+            });
+    }
+    (exposed, bindings)
+}
+
+/// Volumes and bind mounts.
+fn mounts(spec: &ContainerSpec) -> Vec<DockerMount> {
+    spec.mounts
+        .iter()
+        .map(|m| {
+            let (typ, source) = match &m.source {
+                MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
+                MountSource::HostPath(p) => (MountType::BIND, p.clone()),
+            };
+            DockerMount {
+                target: Some(m.target.clone()),
+                source: Some(source),
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Each network with the container's aliases on it: a release also answers to its own alias, which nginx's
+/// upstream names.
+fn network_aliases(spec: &ContainerSpec) -> BTreeMap<String, Vec<String>> {
+    spec.networks
+        .iter()
+        .map(|(net, aliases)| {
+            let mut all = aliases.clone();
+            all.extend(spec.release_alias.iter().cloned());
+            (net.clone(), all)
+        })
+        .collect()
+}
+
+fn health_config(spec: &ContainerSpec) -> Option<HealthConfig> {
+    spec.health.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.clone()),
+        interval: Some(ms_to_ns(h.interval_ms)),
+        timeout: Some(ms_to_ns(h.timeout_ms)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(ms_to_ns(h.interval_ms)),
+        start_interval: None,
+    })
+}
+
+/// Ports, mounts, the first network, restart policy, an init process and a bounded json-file log.
+fn host_config(
+    spec: &ContainerSpec,
+    bindings: PortBindings,
+    network_mode: Option<String>,
+) -> HostConfig {
+    let mounts = mounts(spec);
+    HostConfig {
+        port_bindings: if bindings.is_empty() {
+            None
+        } else {
+            Some(bindings)
+        },
+        mounts: if mounts.is_empty() {
+            None
+        } else {
+            Some(mounts)
+        },
+        network_mode,
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
+        init: Some(true),
+        log_config: Some(bollard::models::HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(
+                [
+                    ("max-size".to_string(), "20m".to_string()),
+                    ("max-file".to_string(), "5".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        }),
+        ..Default::default()
+    }
 }
 
 /// Builds an `ObservedContainer` from what Docker reports.

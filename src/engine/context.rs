@@ -1,46 +1,94 @@
-//! A Docker build context: a directory packed as a tar, honouring its `.dockerignore`.
+//! A Docker build context: files (from a directory, honouring its `.dockerignore`, or given) packed as a tar.
 
 use std::path::{Path, PathBuf};
 
 use super::EngineError;
 
-/// Packs `dir` into a tar for `docker build`, leaving out what `.dockerignore` excludes.
-/// Entries are sorted and carry fixed timestamps and owners, so the same files give the same bytes.
-/// The Dockerfile and `.dockerignore` are always sent, whatever `.dockerignore` says, as `docker build` does.
-pub fn build_context(dir: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
-    let fail = |detail: String| EngineError::Context {
-        path: dir.display().to_string(),
-        detail,
-    };
-    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
-    let rules = parse_ignore(&ignore);
-    let mut files = Vec::new();
-    walk(dir, Path::new(""), &rules, &mut files).map_err(|e| fail(e.to_string()))?;
-    for always in [dockerfile, ".dockerignore"] {
-        let rel = PathBuf::from(always);
-        if dir.join(&rel).is_file() && !files.contains(&rel) {
-            files.push(rel);
+/// A build context: files by their path inside the context, with their modes. The one way vldeploy packs
+/// what `docker build` reads, for the stack's images and the sandbox's alike.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BuildContext {
+    files: Vec<(PathBuf, Vec<u8>, u32)>,
+}
+
+impl BuildContext {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file at `path` (relative, `/`-separated) with `mode`.
+    #[must_use]
+    pub fn file(mut self, path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        self.files
+            .push((PathBuf::from(path), contents.into(), mode));
+        self
+    }
+
+    /// The files under `dir` that a build with its `Dockerfile` sends (see [`BuildContext::from_dir_with`]).
+    pub fn from_dir(dir: &Path) -> Result<Self, EngineError> {
+        Self::from_dir_with(dir, "Dockerfile")
+    }
+
+    /// The files under `dir`, leaving out what `.dockerignore` excludes; the Dockerfile and `.dockerignore`
+    /// are always sent, whatever `.dockerignore` says, as `docker build` does. Modes are 0755 for an
+    /// executable file and 0644 for any other.
+    pub fn from_dir_with(dir: &Path, dockerfile: &str) -> Result<Self, EngineError> {
+        let fail = |detail: String| EngineError::Context {
+            path: dir.display().to_string(),
+            detail,
+        };
+        let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+        let rules = parse_ignore(&ignore);
+        let mut paths = Vec::new();
+        walk(dir, Path::new(""), &rules, &mut paths).map_err(|e| fail(e.to_string()))?;
+        for always in [dockerfile, ".dockerignore"] {
+            let rel = PathBuf::from(always);
+            if dir.join(&rel).is_file() && !paths.contains(&rel) {
+                paths.push(rel);
+            }
         }
+        let mut ctx = Self::new();
+        for rel in paths {
+            let full = dir.join(&rel);
+            let data =
+                std::fs::read(&full).map_err(|e| fail(format!("`{}`: {e}", rel.display())))?;
+            let meta = std::fs::metadata(&full).map_err(|e| fail(e.to_string()))?;
+            let mode = if is_executable(&meta) { 0o755 } else { 0o644 };
+            ctx.files.push((rel, data, mode));
+        }
+        Ok(ctx)
     }
-    files.sort();
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.mode(tar::HeaderMode::Deterministic);
-    for rel in files {
-        let full = dir.join(&rel);
-        let data = std::fs::read(&full).map_err(|e| fail(format!("`{}`: {e}", rel.display())))?;
-        let meta = std::fs::metadata(&full).map_err(|e| fail(e.to_string()))?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(if is_executable(&meta) { 0o755 } else { 0o644 });
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, &rel, data.as_slice())
-            .map_err(|e| fail(e.to_string()))?;
+
+    /// The context as an uncompressed tar. Entries are sorted and carry fixed timestamps and owners, so the
+    /// same files give the same bytes.
+    pub fn to_tar(&self) -> Result<Vec<u8>, EngineError> {
+        let fail = |detail: String| EngineError::Context {
+            path: "build context".to_owned(),
+            detail,
+        };
+        let mut files: Vec<_> = self.files.iter().collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.mode(tar::HeaderMode::Deterministic);
+        for (rel, data, mode) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(*mode);
+            header.set_mtime(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, rel, data.as_slice())
+                .map_err(|e| fail(format!("`{}`: {e}", rel.display())))?;
+        }
+        builder.into_inner().map_err(|e| fail(e.to_string()))
     }
-    builder.into_inner().map_err(|e| fail(e.to_string()))
+}
+
+/// Packs `dir` into a tar for `docker build`, leaving out what `.dockerignore` excludes (see [`BuildContext`]).
+pub fn build_context(dir: &Path, dockerfile: &str) -> Result<Vec<u8>, EngineError> {
+    BuildContext::from_dir_with(dir, dockerfile)?.to_tar()
 }
 
 #[cfg(unix)]
@@ -139,6 +187,24 @@ mod tests {
         std::fs::write(d.path().join("a"), b"1").unwrap();
         assert_eq!(one, build_context(d.path(), "Dockerfile").unwrap());
         assert_eq!(names(&one), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn files_given_and_files_read_from_a_directory_pack_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("Dockerfile"), b"FROM x\n").unwrap();
+        std::fs::write(d.path().join("etc/conf"), b"c").unwrap();
+        let given = BuildContext::new()
+            .file("etc/conf", "c", 0o644)
+            .file("Dockerfile", "FROM x\n", 0o644)
+            .to_tar()
+            .unwrap();
+        assert_eq!(
+            given,
+            BuildContext::from_dir(d.path()).unwrap().to_tar().unwrap()
+        );
+        assert_eq!(names(&given), vec!["Dockerfile", "etc/conf"]);
     }
 
     #[test]

@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
-};
+use bollard::query_parameters::{ImportImageOptionsBuilder, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
-use super::{Engine, EngineError, build_context};
+use super::{BuildInputs, Engine, EngineError, build_context};
 
 /// What to build and how to name it.
 #[derive(Debug, Clone)]
@@ -43,7 +41,13 @@ pub struct Built {
 pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, EngineError> {
     let context = build_context(&req.context, &req.dockerfile)?;
     let bases = base_ids(engine, req).await;
-    let inputs = inputs_hash(&context, req, &bases);
+    let inputs = BuildInputs {
+        context: &context,
+        dockerfile: &req.dockerfile,
+        args: &req.args,
+        bases: &bases,
+    }
+    .hash();
     if !req.fresh {
         if let Some(id) = built_from(engine, &inputs, &req.repository).await {
             return tag(engine, req, id, inputs).await;
@@ -53,40 +57,28 @@ pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, E
     let labels: HashMap<String, String> = [(INPUTS_LABEL.to_string(), inputs.clone())]
         .into_iter()
         .collect();
-    let opts = BuildImageOptionsBuilder::new()
-        .dockerfile(&req.dockerfile)
-        .t(&building)
-        .rm(true)
-        .forcerm(true)
-        .buildargs(&req.args)
-        .labels(&labels)
-        .build();
-    let mut stream =
-        engine
-            .docker
-            .build_image(opts, None, Some(bollard::body_full(context.into())));
-    let mut log: Vec<String> = Vec::new();
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| EngineError::Build {
+    let build_inputs = BuildInputs {
+        context: &context,
+        dockerfile: &req.dockerfile,
+        args: &req.args,
+        bases: &bases,
+    };
+    engine
+        .build(&build_inputs, &building, &labels)
+        .await
+        .map_err(|failure| EngineError::Build {
             service: req.service.clone(),
-            detail: e.to_string(),
+            detail: if failure.output.is_empty() {
+                failure.message.clone()
+            } else {
+                format!(
+                    "{}\n  last build output:\n    {}",
+                    failure.message,
+                    failure.tail(15).join("\n    ")
+                )
+            },
         })?;
-        if let Some(line) = info.stream {
-            let line = line.trim_end().to_string();
-            if !line.is_empty() {
-                tracing::debug!(service = %req.service, "{line}");
-                log.push(line);
-            }
-        }
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            let tail: Vec<String> = log.iter().rev().take(15).rev().cloned().collect();
-            return Err(EngineError::Build {
-                service: req.service.clone(),
-                detail: format!("{err}\n  last build output:\n    {}", tail.join("\n    ")),
-            });
-        }
-    }
-    let inspect = engine
+    let built = engine
         .docker
         .inspect_image(&building)
         .await
@@ -96,7 +88,7 @@ pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, E
         })?;
     let id = built_from(engine, &inputs, &req.repository)
         .await
-        .or(inspect.id)
+        .or(built.id)
         .unwrap_or_default();
     tag(engine, req, id, inputs).await
 }
@@ -153,23 +145,7 @@ fn from_references(dockerfile: &str, args: &HashMap<String, String>) -> Vec<Stri
 }
 
 /// The label that records what an image was built from: context, Dockerfile and build arguments.
-const INPUTS_LABEL: &str = "vldeploy.build-inputs";
-
-fn inputs_hash(context: &[u8], req: &BuildRequest, bases: &[String]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(context);
-    h.update(req.dockerfile.as_bytes());
-    let mut args: Vec<_> = req.args.iter().collect();
-    args.sort();
-    for (k, v) in args {
-        h.update(format!("\0{k}={v}").as_bytes());
-    }
-    for id in bases {
-        h.update(format!("\0FROM {id}").as_bytes());
-    }
-    hex::encode(h.finalize())
-}
+pub const INPUTS_LABEL: &str = "vldeploy.build-inputs";
 
 /// An image the engine already built from exactly these inputs, if any (so an unchanged build costs one query).
 ///

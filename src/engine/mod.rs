@@ -1,19 +1,29 @@
 //! Docker through bollard: networks, volumes, containers, image build and transfer, exec, logs.
 
+mod build;
 mod container;
+mod container_info;
 mod context;
+mod exec;
+mod host_container;
 mod image;
+mod image_import;
+mod log;
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 
-use crate::transport::Link;
+use crate::transport::{Link, Remote, TransportError};
 
+pub use build::{BuildFailure, BuildInputs};
 pub use container::{CONFIG_HASH_LABEL, ContainerState, SERVICE_LABEL, STACK_LABEL, observed_from};
-pub use context::build_context;
+pub use container_info::ContainerInfo;
+pub use context::{BuildContext, build_context};
+pub use host_container::HostContainer;
 pub use image::{
-    BuildRequest, Built, build_image, images_built_from, pick_on_host, transfer_images,
+    BuildRequest, Built, INPUTS_LABEL, build_image, images_built_from, pick_on_host,
+    transfer_images,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +60,8 @@ pub enum EngineError {
         action: String,
         reason: String,
     },
+    #[error("container `{name}` does not exist on `{host}`")]
+    Missing { host: String, name: String },
     #[error("`{command}` in `{name}` on `{host}` exited with {status}:\n{output}")]
     Exec {
         host: String,
@@ -60,21 +72,62 @@ pub enum EngineError {
     },
 }
 
+/// Seconds the client waits for the engine to start answering a request.
+const DOCKER_TIMEOUT_SECS: u64 = 120;
+
 /// One Docker engine (the host's, through the SSH tunnel, or the local one), named for error messages.
+/// The only way to the Docker API: every call is one of its methods.
 #[derive(Clone)]
 pub struct Engine {
-    pub docker: Docker,
+    docker: Docker,
     pub host: String,
     /// The SSH connection the engine is reached through, which knows why it ended.
     link: Option<Link>,
 }
 
 impl Engine {
-    pub fn new(docker: Docker, host: impl Into<String>) -> Self {
+    fn new(docker: Docker, host: impl Into<String>) -> Self {
         Self {
             docker,
             host: host.into(),
             link: None,
+        }
+    }
+
+    /// The engine of `remote`'s host (through its SSH tunnel), with the API version negotiated; its errors
+    /// say when the connection was lost and why.
+    pub async fn connect(remote: &Remote) -> Result<Self, TransportError> {
+        let endpoint = remote.docker_endpoint().await?;
+        let path = endpoint.local_path().to_string_lossy().into_owned();
+        let docker =
+            Docker::connect_with_unix(&path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| endpoint.unusable(&e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| endpoint.silent(&e.to_string()))?;
+        Ok(Self::new(docker, endpoint.host()).through(remote.link()))
+    }
+
+    /// [`Engine::local`] with the API version agreed on first, for an engine that may be older than this
+    /// client (the sandbox's).
+    pub async fn local_negotiated() -> Result<Self, EngineError> {
+        let engine = Self::local()?;
+        let docker = engine
+            .docker
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(engine.fail("agreeing on an API version with the local engine"))?;
+        Ok(Self::new(docker, engine.host))
+    }
+
+    /// The same engine with another time limit per request (long builds and imports).
+    #[must_use]
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+        Self {
+            docker: self.docker.clone().with_timeout(timeout),
+            ..self.clone()
         }
     }
 
@@ -168,9 +221,18 @@ impl Engine {
     }
 
     pub async fn create_volume(&self, stack: &str, name: &str) -> Result<(), EngineError> {
+        self.create_labelled_volume(name, stack_labels(stack)).await
+    }
+
+    /// Creates a volume carrying `labels`.
+    pub async fn create_labelled_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
         let req = bollard::models::VolumeCreateRequest {
             name: Some(name.to_string()),
-            labels: Some(stack_labels(stack)),
+            labels: Some(labels),
             ..Default::default()
         };
         self.docker
@@ -191,15 +253,33 @@ impl Engine {
 
     /// Removes a volume, ignoring one that is already gone.
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        match self
-            .docker
-            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
+        self.remove_volume_with(name, false).await
+    }
+
+    /// Removes a volume even when the engine still counts a user of it; one already gone is fine.
+    pub async fn force_remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.remove_volume_with(name, true).await
+    }
+
+    async fn remove_volume_with(&self, name: &str, force: bool) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::new()
+            .force(force)
+            .build();
+        match self.docker.remove_volume(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(self.fail(format!("removing volume `{name}`"))(e)),
         }
+    }
+
+    /// The tags of an image (`repo:tag`), empty for an untagged one.
+    pub async fn image_tags(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        let image = self
+            .docker
+            .inspect_image(id)
+            .await
+            .map_err(self.fail(format!("inspecting image `{id}`")))?;
+        Ok(image.repo_tags.unwrap_or_default())
     }
 
     /// Whether the engine has an image with this ID or reference.
@@ -224,7 +304,7 @@ pub(crate) fn stack_labels(stack: &str) -> HashMap<String, String> {
     labels
 }
 
-pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
         bollard::errors::Error::DockerResponseServerError {

@@ -8,6 +8,7 @@ use super::RolloutError;
 use crate::layout;
 use crate::plan::{ContainerSpec, EnvEntry, Health, Mount, Publish};
 use crate::secret::Secret;
+use crate::state::store::{self, Document};
 use crate::transport::Remote;
 
 /// One release, as listed by `vldeploy releases`.
@@ -28,6 +29,17 @@ pub struct Release {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub releases: Vec<Release>,
+}
+
+impl Document for History {
+    const KIND: &'static str = "release history";
+    const FIX: &'static str = "run `vldeploy up` (the history starts again from the next release)";
+}
+
+impl Document for StoredSpec {
+    const KIND: &'static str = "release spec";
+    const FIX: &'static str =
+        "roll back to another release with `vldeploy rollback ID`, or run `vldeploy up`";
 }
 
 /// A spec as stored on the host (mode 0600 under /var/lib/vldeploy): env values in the clear, secret ones named.
@@ -123,15 +135,9 @@ fn fail(remote: &Remote, detail: impl Into<String>) -> RolloutError {
 }
 
 pub async fn read_history(remote: &Remote, stack: &str) -> Result<History, RolloutError> {
-    match remote.read_file(&index_path(stack)).await? {
-        None => Ok(History::default()),
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            fail(
-                remote,
-                format!("`{}` is unreadable: {e}", index_path(stack)),
-            )
-        }),
-    }
+    Ok(store::read(remote, &index_path(stack))
+        .await?
+        .unwrap_or_default())
 }
 
 /// Records `spec` as the newest release and keeps the `keep` most recent (their specs too).
@@ -147,11 +153,7 @@ pub async fn record_release(
         .release_alias
         .clone()
         .unwrap_or_else(|| spec.config_hash());
-    let stored = serde_json::to_vec_pretty(&StoredSpec::from(spec))
-        .map_err(|e| fail(remote, e.to_string()))?;
-    remote
-        .upload(&spec_path(stack, &id), &stored, 0o600)
-        .await?;
+    store::write(remote, &spec_path(stack, &id), &StoredSpec::from(spec)).await?;
     let mut history = read_history(remote, stack).await?;
     history.releases.retain(|r| r.id != id);
     history.releases.push(Release {
@@ -165,8 +167,7 @@ pub async fn record_release(
     });
     let excess = history.releases.len().saturating_sub(keep.max(1));
     let pruned: Vec<Release> = history.releases.drain(..excess).collect();
-    let index = serde_json::to_vec_pretty(&history).map_err(|e| fail(remote, e.to_string()))?;
-    remote.upload(&index_path(stack), &index, 0o600).await?;
+    store::write(remote, &index_path(stack), &history).await?;
     if !pruned.is_empty() {
         let paths: Vec<String> = pruned.iter().map(|r| spec_path(stack, &r.id)).collect();
         remote.exec(&crate::remote::file::remove(&paths)).await?;
@@ -181,14 +182,12 @@ pub async fn stored_spec(
     id: &str,
 ) -> Result<ContainerSpec, RolloutError> {
     let path = spec_path(stack, id);
-    let bytes = remote.read_file(&path).await?.ok_or_else(|| {
+    let stored: StoredSpec = store::read(remote, &path).await?.ok_or_else(|| {
         fail(
             remote,
             format!("release `{id}` has no stored spec (`{path}`)"),
         )
     })?;
-    let stored: StoredSpec = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(remote, format!("`{path}` is unreadable: {e}")))?;
     Ok(stored.into())
 }
 

@@ -35,6 +35,8 @@ pub enum RolloutError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Store(#[from] crate::state::StoreError),
     #[error("release history on `{host}`: {detail}")]
     History { host: String, detail: String },
 }
@@ -238,20 +240,7 @@ pub async fn go_live(
 }
 
 async fn rename(t: &Target<'_>, from: &str, to: &str) -> Result<(), RolloutError> {
-    t.engine
-        .docker
-        .rename_container(
-            from,
-            bollard::query_parameters::RenameContainerOptionsBuilder::new()
-                .name(to)
-                .build(),
-        )
-        .await
-        .map_err(|source| EngineError::Docker {
-            host: t.engine.host.clone(),
-            action: format!("renaming `{from}` to `{to}`"),
-            source,
-        })?;
+    t.engine.rename(from, to).await?;
     Ok(())
 }
 

@@ -4,13 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::query_parameters::CreateImageOptionsBuilder;
-use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use super::error::{SandboxError, tail_block};
 use super::image_build::{BuildLock, image_exists, short_hash};
+use crate::engine::Engine;
 
 /// The image used where a registry is reachable.
 pub const UPSTREAM_BASE: &str = "debian:bookworm-slim";
@@ -28,7 +26,7 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Returns an image reference usable as the `BASE` build-arg: `debian:bookworm-slim` when the engine has it or can
 /// pull it quickly, otherwise `vldeploy/bookworm:<hash12>` built once with debootstrap and reused.
-pub async fn ensure_base_image(docker: &Docker) -> Result<String, SandboxError> {
+pub async fn ensure_base_image(docker: &Engine) -> Result<String, SandboxError> {
     if image_exists(docker, UPSTREAM_BASE).await? {
         return Ok(UPSTREAM_BASE.to_owned());
     }
@@ -139,21 +137,16 @@ pub(crate) fn mirror_from_one_line(text: &str) -> Option<String> {
 }
 
 /// Tries `docker pull debian:bookworm-slim`, giving up after a few seconds.
-async fn try_pull(docker: &Docker) -> bool {
+async fn try_pull(docker: &Engine) -> bool {
     crate::output::Output::global().note(format!("trying to pull {UPSTREAM_BASE}…"));
-    let options = CreateImageOptionsBuilder::default()
-        .from_image("debian")
-        .tag("bookworm-slim")
-        .build();
     let pull = async {
-        let mut stream = docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
+        match docker.pull("debian", "bookworm-slim").await {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::debug!("pull of {UPSTREAM_BASE} failed: {e}");
-                return false;
+                false
             }
         }
-        true
     };
     match tokio::time::timeout(PULL_TIMEOUT, pull).await {
         Ok(true) => image_exists(docker, UPSTREAM_BASE).await.unwrap_or(false),
@@ -165,7 +158,7 @@ async fn try_pull(docker: &Docker) -> bool {
     }
 }
 
-async fn build_with_debootstrap(docker: &Docker, recipe: &Recipe) -> Result<(), SandboxError> {
+async fn build_with_debootstrap(docker: &Engine, recipe: &Recipe) -> Result<(), SandboxError> {
     let image = recipe.image();
     crate::output::Output::global().note(format!(
         "building base image {image} with debootstrap (about a minute)…"
@@ -260,7 +253,7 @@ fn trim_rootfs(rootfs: &Path) {
 }
 
 /// `tar -C rootfs -c . | docker import - image`, streaming through the engine API.
-async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<(), SandboxError> {
+async fn import_rootfs(docker: &Engine, rootfs: &Path, image: &str) -> Result<(), SandboxError> {
     let (repo, tag) = image.split_once(':').unwrap_or((image, "latest"));
     let mut child = tokio::process::Command::new("tar")
         .arg("--numeric-owner")
@@ -291,22 +284,11 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<()
             Err(e) => Some((Err(e), out)),
         }
     });
-    let options = CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(repo)
-        .tag(tag)
-        .changes(vec![r#"CMD ["/bin/bash"]"#.to_owned()])
-        .build();
-    let importer = docker.clone().with_timeout(Duration::from_hours(1));
-    let mut stream =
-        importer.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
-    let mut failure = None;
-    while let Some(item) = stream.next().await {
-        if let Err(e) = item {
-            failure = Some(e);
-            break;
-        }
-    }
+    let failure = docker
+        .with_timeout(Duration::from_hours(1))
+        .import_rootfs(body, repo, tag, vec![r#"CMD ["/bin/bash"]"#.to_owned()])
+        .await
+        .err();
     let out = child
         .wait_with_output()
         .await
@@ -322,7 +304,7 @@ async fn import_rootfs(docker: &Docker, rootfs: &Path, image: &str) -> Result<()
         });
     }
     if let Some(e) = failure {
-        return Err(SandboxError::docker(format!("import of `{image}`"))(e));
+        return Err(e.into());
     }
     if !image_exists(docker, image).await? {
         return Err(SandboxError::Build {

@@ -3,18 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
-};
-use futures_util::StreamExt;
-
-use super::error::{SandboxError, is_not_found, tail_block};
+use super::error::{SandboxError, tail_block};
 use super::host_image::Flavor;
 use super::keys::Keys;
+use crate::engine::{ContainerInfo, Engine, HostContainer};
 
 /// The label every sandbox container and volume carries, with the sandbox name as its value.
 pub const SANDBOX_LABEL: &str = "vldeploy.sandbox";
@@ -26,7 +18,7 @@ pub(crate) const KEYS_LABEL: &str = "vldeploy.sandbox.keys";
 pub(crate) const FLAVOR_LABEL: &str = "vldeploy.sandbox.flavor";
 
 /// The flavor a sandbox container was made as (containers from before the label are full hosts).
-pub(crate) fn flavor(c: &ContainerInspectResponse) -> Flavor {
+pub(crate) fn flavor(c: &ContainerInfo) -> Flavor {
     match label(c, FLAVOR_LABEL) {
         Some("bare") => Flavor::Bare,
         _ => Flavor::Full,
@@ -41,26 +33,15 @@ pub(crate) fn volume_name(name: &str) -> String {
 /// The ports every sandbox publishes besides the extra ones.
 pub(crate) const BASE_PORTS: [u16; 3] = [22, 80, 443];
 
-/// The container definition: what `docker run` flags the sandbox host needs (see TESTING.md).
+/// The container definition: a host container (the flags a nested engine needs, see TESTING.md) with the
+/// sandbox's labels, its ports, and a volume for the inner engine's `/var/lib/docker`.
 pub(crate) fn create_body(
     name: &str,
     image: &str,
     keys_fingerprint: &str,
     ports: &[u16],
     flavor: Flavor,
-) -> ContainerCreateBody {
-    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = ports
-        .iter()
-        .map(|p| {
-            (
-                format!("{p}/tcp"),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )
-        })
-        .collect();
+) -> HostContainer {
     let labels = HashMap::from([
         (SANDBOX_LABEL.to_owned(), name.to_owned()),
         (KEYS_LABEL.to_owned(), keys_fingerprint.to_owned()),
@@ -76,36 +57,21 @@ pub(crate) fn create_body(
             ("/run/lock".to_owned(), "rw,nosuid,nodev,noexec".to_owned()),
         ])
     });
-    let hostname: String = name.chars().take(63).collect();
-    ContainerCreateBody {
-        image: Some(image.to_owned()),
-        hostname: Some(hostname),
-        labels: Some(labels),
-        exposed_ports: Some(ports.iter().map(|p| format!("{p}/tcp")).collect()),
-        stop_timeout: Some(40),
-        host_config: Some(HostConfig {
-            port_bindings: Some(port_bindings),
-            cap_add: Some(vec!["ALL".to_owned()]),
-            cap_drop: Some(vec!["SYS_RESOURCE".to_owned()]),
-            security_opt: Some(vec![
-                "seccomp=unconfined".to_owned(),
-                "apparmor=unconfined".to_owned(),
-            ]),
-            device_cgroup_rules: Some(vec!["a *:* rwm".to_owned()]),
-            binds: Some(vec![
-                "/sys/fs/cgroup:/sys/fs/cgroup:rw".to_owned(),
-                format!("{}:/var/lib/docker", volume_name(name)),
-            ]),
-            tmpfs,
-            ..Default::default()
-        }),
-        ..Default::default()
+    HostContainer {
+        name: name.to_owned(),
+        image: image.to_owned(),
+        hostname: name.chars().take(63).collect(),
+        labels,
+        ports: ports.to_vec(),
+        binds: vec![format!("{}:/var/lib/docker", volume_name(name))],
+        tmpfs,
+        stop_timeout_s: 40,
     }
 }
 
 /// Creates the container (not started) and copies the host key and root's `authorized_keys` into it.
 pub(crate) async fn create(
-    docker: &Docker,
+    docker: &Engine,
     name: &str,
     image: &str,
     keys: &Keys,
@@ -114,35 +80,18 @@ pub(crate) async fn create(
 ) -> Result<String, SandboxError> {
     let volume = volume_name(name);
     let labels = HashMap::from([(SANDBOX_LABEL.to_owned(), name.to_owned())]);
-    docker
-        .create_volume(bollard::models::VolumeCreateRequest {
-            name: Some(volume.clone()),
-            labels: Some(labels),
-            ..Default::default()
-        })
-        .await
-        .map_err(SandboxError::docker(format!("create of volume `{volume}`")))?;
-    let options = CreateContainerOptionsBuilder::default().name(name).build();
-    let created = docker
-        .create_container(
-            Some(options),
-            create_body(name, image, &keys.fingerprint(), ports, flavor),
-        )
-        .await
-        .map_err(SandboxError::docker(format!(
-            "create of container `{name}`"
-        )))?;
-    let archive = key_archive(keys)?;
-    let upload = UploadToContainerOptionsBuilder::default().path("/").build();
-    docker
-        .upload_to_container(
-            &created.id,
-            Some(upload),
-            bollard::body_full(archive.into()),
-        )
-        .await
-        .map_err(SandboxError::docker(format!("copy of keys into `{name}`")))?;
-    Ok(created.id)
+    docker.create_labelled_volume(&volume, labels).await?;
+    let id = docker
+        .create_host_container(&create_body(
+            name,
+            image,
+            &keys.fingerprint(),
+            ports,
+            flavor,
+        ))
+        .await?;
+    docker.upload_archive(&id, "/", key_archive(keys)?).await?;
+    Ok(id)
 }
 
 /// A tar archive with `/etc/ssh/ssh_host_ed25519_key{,.pub}` and `/root/.ssh/authorized_keys`, owned by root.
@@ -186,70 +135,37 @@ fn key_archive(keys: &Keys) -> Result<Vec<u8>, SandboxError> {
 
 /// Inspects the container named `name`; `None` when there is none.
 pub(crate) async fn inspect(
-    docker: &Docker,
+    docker: &Engine,
     name: &str,
-) -> Result<Option<ContainerInspectResponse>, SandboxError> {
-    match docker.inspect_container(name, None).await {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(SandboxError::docker(format!(
-            "inspect of container `{name}`"
-        ))(e)),
-    }
+) -> Result<Option<ContainerInfo>, SandboxError> {
+    Ok(docker.inspect(name).await?)
 }
 
-pub(crate) fn is_running(c: &ContainerInspectResponse) -> bool {
-    c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+pub(crate) fn is_running(c: &ContainerInfo) -> bool {
+    c.running
 }
 
-pub(crate) fn label<'a>(c: &'a ContainerInspectResponse, key: &str) -> Option<&'a str> {
-    c.config
-        .as_ref()
-        .and_then(|cfg| cfg.labels.as_ref())
-        .and_then(|l| l.get(key))
-        .map(String::as_str)
+pub(crate) fn label<'a>(c: &'a ContainerInfo, key: &str) -> Option<&'a str> {
+    c.label(key)
 }
 
 /// The inner ports the container publishes (whether or not it runs).
-pub(crate) fn published_ports(c: &ContainerInspectResponse) -> Vec<u16> {
-    let mut ports: Vec<u16> = c
-        .host_config
-        .as_ref()
-        .and_then(|h| h.port_bindings.as_ref())
-        .map(|m| {
-            m.keys()
-                .filter_map(|k| k.strip_suffix("/tcp").and_then(|p| p.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default();
-    ports.sort_unstable();
-    ports
-}
-
-/// The 127.0.0.1 port the running container's inner `port` is reachable on.
-pub(crate) fn host_port(c: &ContainerInspectResponse, port: u16) -> Option<u16> {
-    c.network_settings
-        .as_ref()?
-        .ports
-        .as_ref()?
-        .get(&format!("{port}/tcp"))?
-        .as_ref()?
-        .iter()
-        .filter(|b| b.host_ip.as_deref().is_none_or(|ip| ip == "127.0.0.1"))
-        .find_map(|b| b.host_port.as_deref()?.parse().ok())
+pub(crate) fn published_ports(c: &ContainerInfo) -> Vec<u16> {
+    c.published.clone()
 }
 
 /// Host ports for every inner port in `ports`.
 pub(crate) fn host_ports(
-    c: &ContainerInspectResponse,
+    c: &ContainerInfo,
     name: &str,
     ports: &[u16],
 ) -> Result<BTreeMap<u16, u16>, SandboxError> {
     ports
         .iter()
         .map(|&p| {
-            host_port(c, p)
-                .map(|h| (p, h))
+            c.loopback_ports
+                .get(&p)
+                .map(|&h| (p, h))
                 .ok_or_else(|| SandboxError::MissingPort {
                     name: name.to_owned(),
                     port: p,
@@ -260,53 +176,16 @@ pub(crate) fn host_ports(
 
 /// Runs `cmd` in the container; returns its exit code and its combined output.
 pub(crate) async fn exec(
-    docker: &Docker,
+    docker: &Engine,
     container: &str,
     cmd: &[&str],
 ) -> Result<(i64, String), SandboxError> {
-    let action = || format!("exec of `{}` in `{container}`", cmd.join(" "));
-    let created = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                cmd: Some(cmd.to_vec()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(SandboxError::docker(action()))?;
-    let mut text = String::new();
-    if let StartExecResults::Attached { mut output, .. } = docker
-        .start_exec(&created.id, None)
-        .await
-        .map_err(SandboxError::docker(action()))?
-    {
-        while let Some(chunk) = output.next().await {
-            let chunk = chunk.map_err(SandboxError::docker(action()))?;
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-    }
-    let inspected = docker
-        .inspect_exec(&created.id)
-        .await
-        .map_err(SandboxError::docker(action()))?;
-    Ok((inspected.exit_code.unwrap_or(-1), text))
+    Ok(docker.exec(container, cmd).await?)
 }
 
 /// The last `lines` lines of the container's log and of the inner `/var/log/dockerd.log`, for error messages.
-pub(crate) async fn diagnostics(docker: &Docker, container: &str, lines: usize) -> String {
-    let options = LogsOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .tail(&lines.to_string())
-        .build();
-    let mut log = String::new();
-    let mut stream = docker.logs(container, Some(options));
-    while let Some(Ok(chunk)) = stream.next().await {
-        log.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-    }
+pub(crate) async fn diagnostics(docker: &Engine, container: &str, lines: usize) -> String {
+    let log = docker.log_tail(container, lines).await.unwrap_or_default();
     let tail_cmd = format!("tail -n {lines} /var/log/dockerd.log");
     let dockerd = match tokio::time::timeout(
         Duration::from_secs(10),
@@ -334,51 +213,30 @@ fn or_none(block: String) -> String {
 }
 
 /// Stops (gracefully, briefly) and removes the container, then removes its volume; absent ones are fine.
-pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), SandboxError> {
+pub(crate) async fn remove(docker: &Engine, name: &str) -> Result<(), SandboxError> {
     if let Some(c) = inspect(docker, name).await? {
         if label(&c, SANDBOX_LABEL) != Some(name) {
             return Err(SandboxError::NotASandbox(name.to_owned()));
         }
-        if is_running(&c) {
-            let stop = StopContainerOptionsBuilder::default().t(20).build();
-            match docker.stop_container(name, Some(stop)).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => tracing::debug!("stop of `{name}` failed, removing it anyway: {e}"),
-            }
+        if is_running(&c)
+            && let Err(e) = docker.stop(name, Duration::from_secs(20)).await
+        {
+            tracing::debug!("stop of `{name}` failed, removing it anyway: {e}");
         }
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match docker.remove_container(name, Some(options)).await {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(SandboxError::docker(format!(
-                    "removal of container `{name}`"
-                ))(e));
-            }
-        }
+        docker.remove_with_volumes(name).await?;
     }
     let volume = volume_name(name);
     // The engine may need a moment to release the volume of a container it just removed.
     let mut attempts = 0;
     loop {
-        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match docker.remove_volume(&volume, Some(options)).await {
+        match docker.force_remove_volume(&volume).await {
             Ok(()) => return Ok(()),
-            Err(e) if is_not_found(&e) => return Ok(()),
             Err(e) if attempts < 10 => {
                 tracing::debug!("removal of volume `{volume}` failed, retrying: {e}");
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Err(e) => {
-                return Err(SandboxError::docker(format!(
-                    "removal of volume `{volume}`"
-                ))(e));
-            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -389,7 +247,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_gets_the_flags_a_nested_engine_needs() {
+    fn a_sandbox_is_a_host_container_with_its_labels_ports_and_engine_volume() {
         let body = create_body(
             "vldeploy-sandbox-shop",
             "img:1",
@@ -397,31 +255,26 @@ mod tests {
             &[22, 80, 443, 5432],
             Flavor::Full,
         );
-        let host = body.host_config.unwrap();
-        assert_eq!(host.cap_add, Some(vec!["ALL".to_owned()]));
-        assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_owned()]));
-        assert_eq!(host.privileged, None);
-        assert_eq!(host.device_cgroup_rules, Some(vec!["a *:* rwm".to_owned()]));
-        let binds = host.binds.unwrap();
-        assert!(binds.contains(&"vldeploy-sandbox-shop-docker:/var/lib/docker".to_owned()));
-        let bindings = host.port_bindings.unwrap();
-        assert_eq!(bindings.len(), 4);
-        let b = bindings["5432/tcp"].as_ref().unwrap();
-        assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(host.tmpfs, None);
-        let labels = body.labels.unwrap();
-        assert_eq!(labels[SANDBOX_LABEL], "vldeploy-sandbox-shop");
-        assert_eq!(labels[FLAVOR_LABEL], "full");
+        assert_eq!(body.ports, vec![22, 80, 443, 5432]);
+        assert_eq!(
+            body.binds,
+            vec!["vldeploy-sandbox-shop-docker:/var/lib/docker".to_owned()]
+        );
+        assert_eq!(body.tmpfs, None);
+        assert_eq!(body.stop_timeout_s, 40);
+        assert_eq!(body.labels[SANDBOX_LABEL], "vldeploy-sandbox-shop");
+        assert_eq!(body.labels[FLAVOR_LABEL], "full");
+        assert_eq!(body.labels[KEYS_LABEL], "abc");
     }
 
     #[test]
     fn a_bare_host_boots_systemd_on_tmpfs_runtime_dirs() {
         let body = create_body("vldeploy-sandbox-shop", "img:1", "abc", &[22], Flavor::Bare);
-        let tmpfs = body.host_config.unwrap().tmpfs.unwrap();
+        let tmpfs = body.tmpfs.unwrap();
         assert!(
             tmpfs.contains_key("/run") && tmpfs.contains_key("/run/lock"),
             "{tmpfs:?}"
         );
-        assert_eq!(body.labels.unwrap()[FLAVOR_LABEL], "bare");
+        assert_eq!(body.labels[FLAVOR_LABEL], "bare");
     }
 }

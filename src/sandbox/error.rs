@@ -5,15 +5,8 @@ use std::path::PathBuf;
 /// An error from the `sandbox` module. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot reach the local docker engine: {0}")]
-    Connect(#[source] bollard::errors::Error),
-
-    #[error("docker {action} failed: {source}")]
-    Docker {
-        action: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
 
     #[error("building image `{image}` failed: {message}{tail}")]
     Build {
@@ -70,11 +63,6 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
-    pub(crate) fn docker(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
-        let action = action.into();
-        move |source| Self::Docker { action, source }
-    }
-
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { path, source }
@@ -94,15 +82,4 @@ pub(crate) fn tail_block(text: &str, n: usize) -> String {
         out.push_str(line);
     }
     out
-}
-
-/// Whether a docker error is a plain "no such thing" (HTTP 404).
-pub(crate) fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(
-        err,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use bollard::Docker;
-
 use super::error::SandboxError;
-use super::image_build::{BuildContext, BuildLock, build_image, image_exists, short_hash};
+use super::image_build::{BuildContext, BuildLock, build_image, image_exists, image_name};
+use crate::engine::Engine;
 
 /// The repository of the sandbox host image; the tag is a hash of its recipe and base.
 pub const HOST_IMAGE_REPO: &str = "vldeploy/sandbox-host";
@@ -54,34 +53,33 @@ fn context(flavor: Flavor) -> BuildContext {
 }
 
 /// The image reference for a host built from `base`: changes when the recipe or the base changes.
-pub fn host_image_name(base: &str, flavor: Flavor) -> String {
-    let hash = short_hash(&[&context(flavor).digest(), base]);
+pub fn host_image_name(base: &str, flavor: Flavor) -> Result<String, SandboxError> {
     let repo = match flavor {
         Flavor::Full => HOST_IMAGE_REPO,
         Flavor::Bare => BARE_IMAGE_REPO,
     };
-    format!("{repo}:{hash}")
+    image_name(repo, &context(flavor), &[("BASE", base)])
 }
 
 /// Builds the sandbox host image from `base` unless the engine already has it; returns its reference.
 pub async fn ensure_host_image(
-    docker: &Docker,
+    engine: &Engine,
     base: &str,
     flavor: Flavor,
 ) -> Result<String, SandboxError> {
-    let image = host_image_name(base, flavor);
-    if image_exists(docker, &image).await? {
+    let image = host_image_name(base, flavor)?;
+    if image_exists(engine, &image).await? {
         return Ok(image);
     }
     let _lock = BuildLock::acquire().await?;
-    if image_exists(docker, &image).await? {
+    if image_exists(engine, &image).await? {
         return Ok(image);
     }
     crate::output::Output::global().note(format!(
         "building sandbox host image {image} from {base} (a minute or two)…"
     ));
     let started = Instant::now();
-    build_image(docker, &context(flavor), &image, &[("BASE", base)]).await?;
+    build_image(engine, &context(flavor), &image, &[("BASE", base)]).await?;
     crate::output::Output::global().note(format!(
         "built sandbox host image {image} in {} s",
         started.elapsed().as_secs()
@@ -96,12 +94,16 @@ mod tests {
 
     #[test]
     fn name_depends_on_the_base() {
-        let a = host_image_name("debian:bookworm-slim", Flavor::Full);
-        let b = host_image_name("vldeploy/bookworm:0123456789ab", Flavor::Full);
+        let a = host_image_name("debian:bookworm-slim", Flavor::Full).unwrap();
+        let b = host_image_name("vldeploy/bookworm:0123456789ab", Flavor::Full).unwrap();
         assert!(a.starts_with("vldeploy/sandbox-host:"));
+        assert_eq!(a.len(), "vldeploy/sandbox-host:".len() + 12);
         assert_ne!(a, b);
-        assert_eq!(a, host_image_name("debian:bookworm-slim", Flavor::Full));
-        let bare = host_image_name("debian:bookworm-slim", Flavor::Bare);
+        assert_eq!(
+            a,
+            host_image_name("debian:bookworm-slim", Flavor::Full).unwrap()
+        );
+        let bare = host_image_name("debian:bookworm-slim", Flavor::Bare).unwrap();
         assert!(bare.starts_with("vldeploy/sandbox-bare:"), "{bare}");
     }
 }

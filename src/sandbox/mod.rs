@@ -156,24 +156,22 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
     }
 
     let container_id = if let Some(c) = existing.filter(|_| reusable) {
-        let id = c.id.clone().unwrap_or_else(|| name.to_owned());
+        let id = if c.id.is_empty() {
+            name.to_owned()
+        } else {
+            c.id.clone()
+        };
         if !container::is_running(&c) {
             crate::output::Output::global()
                 .note(format!("sandbox {name}: starting the stopped container"));
-            docker
-                .start_container(&id, None)
-                .await
-                .map_err(SandboxError::docker(format!("start of container `{name}`")))?;
+            docker.start(&id).await?;
         }
         id
     } else {
         let base = Box::pin(ensure_base_image(&docker)).await?;
         let image = Box::pin(ensure_host_image(&docker, &base, opts.flavor)).await?;
         let id = container::create(&docker, name, &image, &keys, &ports, opts.flavor).await?;
-        docker
-            .start_container(&id, None)
-            .await
-            .map_err(SandboxError::docker(format!("start of container `{name}`")))?;
+        docker.start(&id).await?;
         id
     };
 
@@ -219,7 +217,7 @@ pub async fn status(name: &str, dir: &Path) -> Result<Option<Sandbox>, SandboxEr
 
 /// Reads the running container's id and published ports.
 async fn describe(
-    docker: &bollard::Docker,
+    docker: &crate::engine::Engine,
     name: &str,
     dir: &Path,
 ) -> Result<Sandbox, SandboxError> {
@@ -248,7 +246,7 @@ async fn describe(
     let flavor = container::flavor(&c);
     Ok(Sandbox {
         name: name.to_owned(),
-        container_id: c.id.unwrap_or_default(),
+        container_id: c.id,
         dir: dir.to_path_buf(),
         ssh_port,
         http_port,

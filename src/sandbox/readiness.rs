@@ -2,19 +2,19 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::container;
 use super::error::SandboxError;
 use super::{Flavor, Sandbox};
+use crate::engine::Engine;
 
 /// How long a sandbox may take to come up on a busy machine.
 const READY_TIMEOUT: Duration = Duration::from_mins(3);
 
 /// Polls until sshd sends its banner on the published port and (on a full host) `docker info` works inside.
-pub(crate) async fn wait(docker: &Docker, sandbox: &Sandbox) -> Result<(), SandboxError> {
+pub(crate) async fn wait(docker: &Engine, sandbox: &Sandbox) -> Result<(), SandboxError> {
     let started = Instant::now();
     let mut ssh_ok = false;
     let mut reason = String::from("not checked yet");

@@ -1,13 +1,15 @@
-//! The host's own record: the deploy lock and the audit log, under `/var/lib/vldeploy/<stack>/`.
+//! The host's own record under `/var/lib/vldeploy/<stack>/`: the document store, the deploy lock, the audit log.
 
 mod audit;
 mod lock;
+pub mod store;
 
 pub use audit::{AuditEntry, append as audit_append, read as audit_read};
 pub use lock::{
     Lock, LockInfo, StateError, acquire, alive as lock_alive, inspect as lock_inspect,
     release_any as lock_release_any,
 };
+pub use store::{Document, StoreError};
 
 /// Who is acting: `VLDEPLOY_ACTOR`, else `user@machine` where vldeploy runs.
 pub fn actor() -> String {

@@ -227,19 +227,44 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
     let hmac = req.eab.map(|(_, h)| decode_hmac(h)).transpose()?;
     let client = http_client(req.ca_bundle)?;
     preflight(&client, req.directory).await?;
-    let directory: Arc<Directory> =
-        retry(&format!("fetching the directory {}", req.directory), || {
-            let mut b = DirectoryBuilder::new(req.directory.to_string());
-            b.http_client(client.clone());
-            async move { b.build().await }
-        })
-        .await?;
-
-    let reuse = req.account.filter(|a| {
+    let directory = open_directory(&client, req.directory).await?;
+    let reuse = req.account.clone().filter(|a| {
         a.directory == req.directory
             && (req.eab_fingerprint.is_none() || a.eab == req.eab_fingerprint)
     });
-    let account_key = match &reuse {
+    let account_key = account_key(reuse.as_ref())?;
+    let account = open_account(
+        &req,
+        &directory,
+        &account_key,
+        hmac.as_deref(),
+        reuse.is_some(),
+    )
+    .await?;
+    let stored = stored_account(&req, &account, &account_key, reuse.as_ref())?;
+    let order = create_order(&account, req.domains).await?;
+    validate(&order, req.webroot).await?;
+    let (order, key_pem) = finalize(&order).await?;
+    let chain_pem = download(&order).await?;
+    Ok(Issued {
+        chain_pem,
+        key_pem,
+        account: stored,
+    })
+}
+
+async fn open_directory(client: &reqwest::Client, url: &str) -> Result<Arc<Directory>, TlsError> {
+    retry(&format!("fetching the directory {url}"), || {
+        let mut b = DirectoryBuilder::new(url.to_string());
+        b.http_client(client.clone());
+        async move { b.build().await }
+    })
+    .await
+}
+
+/// The stored account's key (it must be RSA: the ACME crate needs one), or a new RSA key.
+fn account_key(reuse: Option<&StoredAccount>) -> Result<PKey<openssl::pkey::Private>, TlsError> {
+    match reuse {
         Some(a) => {
             let key = PKey::private_key_from_pem(a.key_pem.as_bytes()).map_err(|e| {
                 TlsError::Config(format!("the stored account key is unreadable: {e}"))
@@ -250,28 +275,39 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
                         .into(),
                 ));
             }
-            key
+            Ok(key)
         }
         None => {
             let rsa = Rsa::generate(2048)
                 .map_err(|e| TlsError::Config(format!("cannot make an account key: {e}")))?;
             PKey::from_rsa(rsa)
-                .map_err(|e| TlsError::Config(format!("cannot make an account key: {e}")))?
+                .map_err(|e| TlsError::Config(format!("cannot make an account key: {e}")))
         }
-    };
-    let account_step = if reuse.is_some() {
+    }
+}
+
+/// Finds the account of `key`, or creates it (with the external account binding when there is one). A new
+/// account refused under a binding is an EAB error.
+async fn open_account(
+    req: &Request<'_>,
+    directory: &Arc<Directory>,
+    key: &PKey<openssl::pkey::Private>,
+    hmac: Option<&[u8]>,
+    reused: bool,
+) -> Result<Arc<Account>, TlsError> {
+    let step = if reused {
         "finding the ACME account"
     } else {
         "creating the ACME account"
     };
-    let account: Arc<Account> = retry(account_step, || {
+    retry(step, || {
         let mut b = AccountBuilder::new(directory.clone());
-        b.private_key(account_key.clone());
+        b.private_key(key.clone());
         b.terms_of_service_agreed(true);
         if let Some(email) = req.email {
             b.contact(vec![format!("mailto:{email}")]);
         }
-        let hmac_key = hmac.as_ref().and_then(|h| PKey::hmac(h).ok());
+        let hmac_key = hmac.and_then(|h| PKey::hmac(h).ok());
         if let (Some((kid, _)), Some(key)) = (req.eab, hmac_key) {
             b.external_account_binding(kid.to_string(), key);
         }
@@ -283,103 +319,59 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
             detail,
             retry_after,
             ..
-        } if req.eab.is_some() && reuse.is_none() => TlsError::Eab {
+        } if req.eab.is_some() && !reused => TlsError::Eab {
             detail,
             retry_after,
         },
         other => other,
-    })?;
-    let stored = StoredAccount {
+    })
+}
+
+/// The account as the host stores it.
+fn stored_account(
+    req: &Request<'_>,
+    account: &Account,
+    key: &PKey<openssl::pkey::Private>,
+    reuse: Option<&StoredAccount>,
+) -> Result<StoredAccount, TlsError> {
+    Ok(StoredAccount {
         directory: req.directory.to_string(),
         url: account.id.clone(),
         key_pem: String::from_utf8_lossy(
-            &account_key
-                .private_key_to_pem_pkcs8()
+            &key.private_key_to_pem_pkcs8()
                 .map_err(|e| TlsError::Config(format!("cannot store the account key: {e}")))?,
         )
         .into_owned(),
         eab: reuse
-            .as_ref()
             .and_then(|a| a.eab.clone())
             .or(req.eab_fingerprint.clone()),
-        created: reuse.as_ref().map_or(req.now, |a| a.created),
-    };
+        created: reuse.map_or(req.now, |a| a.created),
+    })
+}
 
-    let order = retry("creating the order", || {
+async fn create_order(
+    account: &Arc<Account>,
+    domains: &[String],
+) -> Result<acme2_eab::Order, TlsError> {
+    retry("creating the order", || {
         let mut b = OrderBuilder::new(account.clone());
-        for d in req.domains {
+        for d in domains {
             b.add_dns_identifier(d.clone());
         }
         async move { b.build().await }
     })
-    .await?;
+    .await
+}
+
+/// Answers every pending authorization's http-01 challenge through the webroot; the token files are removed
+/// afterwards, whatever happened.
+async fn validate(order: &acme2_eab::Order, webroot: &Path) -> Result<(), TlsError> {
     let authorizations = retry("fetching the authorizations", || order.authorizations()).await?;
     let mut written: Vec<PathBuf> = Vec::new();
     let validated = async {
         for auth in &authorizations {
-            if auth.status == acme2_eab::AuthorizationStatus::Valid {
-                continue;
-            }
-            let domain = auth.identifier.value.clone();
-            let challenge = auth
-                .get_challenge("http-01")
-                .ok_or_else(|| TlsError::Acme {
-                    step: format!("validating `{domain}`"),
-                    detail: "the CA offers no http-01 challenge".into(),
-                    retry_after: None,
-                })?;
-            let token = challenge.token.clone().unwrap_or_default();
-            if token.is_empty()
-                || !token
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(TlsError::Acme {
-                    step: format!("validating `{domain}`"),
-                    detail: "the CA sent an unusable challenge token".into(),
-                    retry_after: None,
-                });
-            }
-            let key_auth = challenge
-                .key_authorization()
-                .map_err(|e| acme_error("computing the key authorization", &e))?
-                .unwrap_or_default();
-            let path = write_token(req.webroot, &token, &key_auth)?;
-            written.push(path);
-            let url = format!("http://{domain}/.well-known/acme-challenge/{token}");
-            retry(&format!("asking the CA to validate `{domain}`"), || {
-                challenge.validate()
-            })
-            .await?;
-            let deadline = tokio::time::Instant::now() + POLL_BUDGET;
-            loop {
-                let c = retry(&format!("polling the validation of `{domain}`"), || {
-                    challenge.poll()
-                })
-                .await?;
-                match c.status {
-                    ChallengeStatus::Valid => break,
-                    ChallengeStatus::Invalid => {
-                        let why = c
-                            .error
-                            .as_ref()
-                            .and_then(|e| e.detail.clone())
-                            .unwrap_or_else(|| "no detail".into());
-                        return Err(TlsError::Validation {
-                            domain,
-                            url,
-                            detail: why,
-                        });
-                    }
-                    _ if tokio::time::Instant::now() > deadline => {
-                        return Err(TlsError::Validation {
-                            domain,
-                            url,
-                            detail: format!("still pending after {}s", POLL_BUDGET.as_secs()),
-                        });
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(700)).await,
-                }
+            if auth.status != acme2_eab::AuthorizationStatus::Valid {
+                validate_one(auth, webroot, &mut written).await?;
             }
         }
         Ok(())
@@ -388,10 +380,91 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
     for path in &written {
         let _ = std::fs::remove_file(path);
     }
-    validated?;
+    validated
+}
 
+/// One domain's http-01 challenge: the token written where nginx serves it, the CA asked, its answer awaited.
+async fn validate_one(
+    auth: &acme2_eab::Authorization,
+    webroot: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), TlsError> {
+    let domain = auth.identifier.value.clone();
+    let challenge = auth
+        .get_challenge("http-01")
+        .ok_or_else(|| TlsError::Acme {
+            step: format!("validating `{domain}`"),
+            detail: "the CA offers no http-01 challenge".into(),
+            retry_after: None,
+        })?;
+    let token = challenge.token.clone().unwrap_or_default();
+    if token.is_empty()
+        || !token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(TlsError::Acme {
+            step: format!("validating `{domain}`"),
+            detail: "the CA sent an unusable challenge token".into(),
+            retry_after: None,
+        });
+    }
+    let key_auth = challenge
+        .key_authorization()
+        .map_err(|e| acme_error("computing the key authorization", &e))?
+        .unwrap_or_default();
+    written.push(write_token(webroot, &token, &key_auth)?);
+    let url = format!("http://{domain}/.well-known/acme-challenge/{token}");
+    retry(&format!("asking the CA to validate `{domain}`"), || {
+        challenge.validate()
+    })
+    .await?;
+    await_validation(&challenge, domain, url).await
+}
+
+/// Polls a challenge until the CA finds it valid or invalid, within the poll budget.
+async fn await_validation(
+    challenge: &acme2_eab::Challenge,
+    domain: String,
+    url: String,
+) -> Result<(), TlsError> {
+    let deadline = tokio::time::Instant::now() + POLL_BUDGET;
+    loop {
+        let c = retry(&format!("polling the validation of `{domain}`"), || {
+            challenge.poll()
+        })
+        .await?;
+        match c.status {
+            ChallengeStatus::Valid => return Ok(()),
+            ChallengeStatus::Invalid => {
+                let why = c
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.detail.clone())
+                    .unwrap_or_else(|| "no detail".into());
+                return Err(TlsError::Validation {
+                    domain,
+                    url,
+                    detail: why,
+                });
+            }
+            _ if tokio::time::Instant::now() > deadline => {
+                return Err(TlsError::Validation {
+                    domain,
+                    url,
+                    detail: format!("still pending after {}s", POLL_BUDGET.as_secs()),
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(700)).await,
+        }
+    }
+}
+
+/// Once the order is ready, sends the CSR of a new ECDSA key and waits for the order to become valid.
+/// Returns the valid order and the key's PEM.
+async fn finalize(order: &acme2_eab::Order) -> Result<(acme2_eab::Order, Vec<u8>), TlsError> {
     let mut order = wait_order(
-        &order,
+        order,
         &[OrderStatus::Pending],
         "waiting for the order to be ready",
     )
@@ -439,6 +512,11 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
     if order.status != OrderStatus::Valid {
         return Err(order_failed(&order, "the order did not become valid"));
     }
+    Ok((order, key_pem))
+}
+
+/// The valid order's certificate chain, as PEM.
+async fn download(order: &acme2_eab::Order) -> Result<Vec<u8>, TlsError> {
     let chain = retry("downloading the certificate", || order.certificate())
         .await?
         .ok_or_else(|| TlsError::Acme {
@@ -453,11 +531,7 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
                 .map_err(|e| TlsError::Certificate(format!("cannot write the chain: {e}")))?,
         );
     }
-    Ok(Issued {
-        chain_pem,
-        key_pem,
-        account: stored,
-    })
+    Ok(chain_pem)
 }
 
 /// Polls the order while its status is one of `waiting`.

@@ -5,7 +5,7 @@
 //! a pump thread that owns it from then on in non-blocking mode (see `pump`). Every command runs on its
 //! own session channel; the Docker API is reached through a unix socket in a private temporary directory
 //! (mode 0700) whose every connection becomes a `direct-streamlocal` channel to the host's
-//! `/var/run/docker.sock`, and bollard talks to that local socket.
+//! `/var/run/docker.sock`; the engine module connects its client to that local socket ([`DockerEndpoint`]).
 //!
 //! Uploads are not SFTP: [`Remote::upload`] runs a small shell snippet on the same session
 //! (`mkdir -p`, then `cat` from stdin to a temporary file under `umask 077`, `chmod`, `mv -fT`), which
@@ -15,6 +15,7 @@
 // Errors carry the host, fingerprints and paths that make them useful; they are rare and not worth boxing.
 #![allow(clippy::result_large_err)]
 
+mod endpoint;
 mod error;
 mod exec;
 mod host_key;
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Kept here too for callers from before the command builders; new code asks `crate::remote`.
 pub use crate::remote::shell_quote;
+pub use endpoint::DockerEndpoint;
 pub use error::{STDERR_TAIL_LINES, TransportError};
 pub use host_key::fingerprint;
 pub use link::{ALIVE_TIMEOUT, Link};
@@ -45,9 +47,6 @@ use output::STREAM_STDOUT_CHUNKS;
 
 /// Where the Docker engine listens on a host.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
-
-/// Seconds bollard waits for the engine to start answering a request.
-const DOCKER_TIMEOUT_SECS: u64 = 120;
 
 /// Who to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +95,7 @@ pub struct Remote {
     link: Link,
     backend: Backend,
     tunnel_dir: Option<PathBuf>,
-    docker: tokio::sync::OnceCell<bollard::Docker>,
+    docker: tokio::sync::OnceCell<DockerEndpoint>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -329,30 +328,29 @@ impl Remote {
         }
     }
 
-    /// A Docker client for the host's engine (through the ssh tunnel), with the API version negotiated.
-    /// The client is made once per `Remote` and cloned afterwards.
-    pub async fn docker(&self) -> Result<bollard::Docker, TransportError> {
+    /// The way to the host's engine (through the ssh tunnel), checked to lead somewhere. Made once per
+    /// `Remote` and cloned afterwards.
+    pub async fn docker_endpoint(&self) -> Result<DockerEndpoint, TransportError> {
         self.docker
-            .get_or_try_init(|| self.docker_at(DOCKER_SOCKET))
+            .get_or_try_init(|| self.docker_endpoint_at(DOCKER_SOCKET))
             .await
             .cloned()
     }
 
-    /// Like [`Remote::docker`], for an engine socket at another path on the host (tests use a missing
-    /// one). Not cached.
+    /// Like [`Remote::docker_endpoint`], for an engine socket at another path on the host (tests use a
+    /// missing one). Not cached.
     #[doc(hidden)]
-    pub async fn docker_at(&self, socket: &str) -> Result<bollard::Docker, TransportError> {
-        let no_docker = |reason: String| TransportError::NoDocker {
-            host: self.name.clone(),
-            socket: socket.to_owned(),
-            reason,
-        };
-        let local_path = match &self.backend {
+    pub async fn docker_endpoint_at(&self, socket: &str) -> Result<DockerEndpoint, TransportError> {
+        let (local_path, through_ssh) = match &self.backend {
             Backend::Local => {
                 if !Path::new(socket).exists() {
-                    return Err(no_docker("does not exist".to_owned()));
+                    return Err(TransportError::NoDocker {
+                        host: self.name.clone(),
+                        socket: socket.to_owned(),
+                        reason: "does not exist".to_owned(),
+                    });
                 }
-                PathBuf::from(socket)
+                (PathBuf::from(socket), false)
             }
             Backend::Ssh(handle) => {
                 let (tx, rx) = oneshot::channel();
@@ -360,26 +358,15 @@ impl Remote {
                     socket: socket.to_owned(),
                     reply: tx,
                 })?;
-                rx.await.unwrap_or_else(|_| Err(self.gone()))?
+                (rx.await.unwrap_or_else(|_| Err(self.gone()))?, true)
             }
         };
-        let path = local_path.to_string_lossy();
-        let docker = bollard::Docker::connect_with_unix(
-            &path,
-            DOCKER_TIMEOUT_SECS,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .map_err(|e| no_docker(format!("cannot be used ({e})")))?;
-        docker
-            .negotiate_version()
-            .await
-            .map_err(|e| match &self.backend {
-                Backend::Local => no_docker(format!("does not answer ({e})")),
-                Backend::Ssh(_) => TransportError::Docker {
-                    host: self.name.clone(),
-                    reason: e.to_string(),
-                },
-            })
+        Ok(DockerEndpoint::new(
+            &self.name,
+            socket,
+            local_path,
+            through_ssh,
+        ))
     }
 
     /// The private directory holding the Docker tunnel socket (`None` for a local remote).
