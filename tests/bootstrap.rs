@@ -3,7 +3,6 @@
 //! key logins of the deploy user only — or puts everything back by itself when its confirmation fails.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -21,8 +21,9 @@ mod output;
 mod plan_drift;
 mod release;
 mod sandbox;
-mod shape_output;
+mod shape;
 mod stack_errors;
+mod store;
 mod transport;
 mod up;
 

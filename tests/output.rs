@@ -1,7 +1,6 @@
 //! The event stream as CI reads it: `--output json` puts one JSON object per line on stderr, and the
 //! command's result document alone on stdout.
 
-
 use crate::support::project::{Project, Run};
 
 /// Every stderr line of `run`, parsed; the test fails naming a line that is not a JSON object with `event`.

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-
 use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
 use crate::support::project::{Project, Run};
 

@@ -1,6 +1,9 @@
-//! Checks of the source tree's shape that CI runs: where certain kinds of code may live.
+//! Checks of the source tree's shape that CI runs: shell text only in the command builders, bollard only in
+//! the engine, stderr only through the output module.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::support::source::rust_files;
 
 /// Where shell text may be written: the command builders, and the transport's own snippets.
 const SHELL_HOMES: [&str; 2] = ["src/remote/", "src/transport/"];
@@ -18,20 +21,6 @@ const BUILDER_CALLS: [&str; 4] = [
     "Command::argv",
     "remote::raw",
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The string literals of the macro call that starts at `start` (just after `format!(`), up to its closing paren.
 fn literals_of_call(text: &str) -> Vec<String> {
@@ -150,9 +139,7 @@ fn violations(file: &str, text: &str) -> Vec<String> {
 #[test]
 fn shell_text_is_built_only_by_the_command_builders() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
-    files.sort();
+    let files = rust_files(&root.join("src"));
     assert!(files.len() > 50, "the source tree is where it should be");
     let mut found = Vec::new();
     for path in files {
@@ -192,5 +179,112 @@ fn the_shell_check_finds_what_it_looks_for() {
     assert_eq!(
         violations("src/z.rs", helper),
         ["src/z.rs:4: shell text built outside the command builders: \"rm -f {p}\""]
+    );
+}
+
+/// `file:line` for every line of `src/**/*.rs` outside `src/engine/` that names `bollard::`.
+fn bollard_outside_the_engine(root: &Path) -> Vec<String> {
+    let src = root.join("src");
+    let engine = src.join("engine");
+    let files = rust_files(&src);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&engine)) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("bollard::") || line.trim_start().starts_with("use bollard") {
+                let rel = file.strip_prefix(root).unwrap_or(file);
+                found.push(format!("{}:{}: {}", rel.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn bollard_only_in_the_engine() {
+    let found = bollard_outside_the_engine(Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        found.is_empty(),
+        "bollard is spoken outside `src/engine/`; add an `Engine` method instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_check_names_the_file_and_line_of_a_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src/engine")).unwrap();
+    std::fs::create_dir_all(dir.path().join("src/command")).unwrap();
+    std::fs::write(
+        dir.path().join("src/engine/mod.rs"),
+        "//! e\nuse bollard::Docker;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/command/status.rs"),
+        "//! s\nfn f() {\n    let _ = bollard::API_DEFAULT_VERSION;\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        bollard_outside_the_engine(dir.path()),
+        vec!["src/command/status.rs:3: let _ = bollard::API_DEFAULT_VERSION;".to_owned()]
+    );
+}
+
+/// `file:line: text` for each `eprintln!`/`eprint!` in code (not comments) outside `src/output/`.
+fn stderr_prints_outside_output(src: &Path) -> Vec<String> {
+    let output = src.join("output");
+    let mut found = Vec::new();
+    for file in rust_files(src) {
+        if file.starts_with(&output) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("source is UTF-8");
+        for (i, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if code.contains("eprintln!") || code.contains("eprint!") {
+                let shown = file
+                    .strip_prefix(src.parent().unwrap_or(src))
+                    .unwrap_or(&file);
+                found.push(format!("{}:{}: {}", shown.display(), i + 1, code));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn eprintln_only_in_the_output_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = stderr_prints_outside_output(&src);
+    assert!(
+        found.is_empty(),
+        "stderr is written outside src/output/; emit an event through `Output` instead (`note`, `warning`, `error`):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_shape_check_names_the_file_and_line_of_a_stray_eprintln() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("output")).expect("mkdir");
+    std::fs::create_dir_all(src.join("command")).expect("mkdir");
+    std::fs::write(
+        src.join("output/plain.rs"),
+        "fn f() { eprintln!(\"ok here\"); }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        src.join("command/up.rs"),
+        "//! up\n// eprintln! in a comment is fine\nfn f() {\n    eprint!(\"stray\");\n}\n",
+    )
+    .expect("write");
+    assert_eq!(
+        stderr_prints_outside_output(&src),
+        vec!["src/command/up.rs:4: eprint!(\"stray\");".to_string()]
     );
 }

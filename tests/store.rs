@@ -3,10 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
+use crate::support::project::Project;
 use serde_json::Value;
-use support::project::Project;
 
 /// The stack with only the `payment_test` item on its checklist.
 fn attested_only(p: &Project) -> String {

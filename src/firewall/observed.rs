@@ -33,7 +33,6 @@ pub struct Observed {
     pub unreadable: Option<String>,
 }
 
-
 impl Observed {
     /// Parses the observation script's output.
     pub(crate) fn parse(text: &str) -> Self {

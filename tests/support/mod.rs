@@ -5,6 +5,7 @@
 pub mod load;
 pub mod pebble;
 pub mod project;
+pub mod source;
 pub mod ssh;
 pub mod sshd;
 pub mod test;
