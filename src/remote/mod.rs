@@ -157,4 +157,11 @@ mod tests {
         );
         assert!(both.needs_root());
     }
+
+    #[test]
+    fn raw_keeps_the_text_as_it_is() {
+        let cmd = raw("echo 'a b' | cat");
+        assert_eq!(cmd.text(), "echo 'a b' | cat");
+        assert!(!cmd.needs_root());
+    }
 }

@@ -154,33 +154,43 @@ mod tests {
     #[test]
     fn the_timer_and_the_confirmation_race_for_one_directory() {
         let r = Revert::new(1_700_000_000);
-        assert!(
-            r.dir
-                .starts_with("/var/lib/vldeploy/firewall/apply-1700000000-")
+        let d = format!(
+            "/var/lib/vldeploy/firewall/apply-1700000000-{}",
+            std::process::id()
         );
-        let arm = r.arm(30).text().to_owned();
-        assert!(
-            arm.starts_with("setsid sh -c 'echo $$ > /var/lib/vldeploy/firewall/apply-"),
-            "{arm}"
+        assert_eq!(r.dir, d);
+        assert_eq!(
+            r.arm(30).text(),
+            format!(
+                "setsid sh -c 'echo $$ > {d}/timer.pid; sleep 30; if mkdir {d}/decided 2>/dev/null; then nft -f {d}/revert.nft; \
+                 echo \"reverted $? $(date +%s)\" > {d}/outcome; fi; rm -f {d}/timer.pid' </dev/null >/dev/null 2>&1 & \
+                 i=0; while [ ! -s {d}/timer.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat {d}/timer.pid"
+            )
         );
-        assert!(arm.contains("sleep 30; if mkdir "), "{arm}");
-        assert!(arm.contains("/decided 2>/dev/null; then nft -f "), "{arm}");
-        assert!(
-            r.disarm()
-                .text()
-                .starts_with(&format!("if mkdir {}/decided", r.dir))
+        assert_eq!(
+            r.disarm().text(),
+            format!(
+                "if mkdir {d}/decided 2>/dev/null; then echo \"confirmed $(date +%s)\" > {d}/outcome; \
+                 p=$(cat {d}/timer.pid 2>/dev/null); if [ -n \"$p\" ]; then pkill -P \"$p\" sleep 2>/dev/null; kill \"$p\" 2>/dev/null; fi; \
+                 rm -f {d}/timer.pid; echo confirmed; else cat {d}/outcome 2>/dev/null || echo undecided; fi"
+            )
         );
-        assert!(
-            r.prepare(None)
-                .text()
-                .contains("nft list table inet vldeploy")
+    }
+
+    #[test]
+    fn prepare_saves_the_installed_file_when_its_hash_is_loaded() {
+        let r = Revert {
+            dir: "/var/lib/vldeploy/firewall/apply-1".into(),
+        };
+        assert_eq!(
+            r.prepare(Some("sha256:0123456789abcdef")).text(),
+            "set -e; if grep -qx '# vldeploy-hash: sha256:0123456789abcdef' /etc/vldeploy/firewall.nft 2>/dev/null; then cp /etc/vldeploy/firewall.nft /var/lib/vldeploy/firewall/apply-1/revert.nft; else { echo 'table inet vldeploy'; echo 'delete table inet vldeploy'; nft list table inet vldeploy 2>/dev/null || true; } > /var/lib/vldeploy/firewall/apply-1/revert.nft; fi; nft -c -f /var/lib/vldeploy/firewall/apply-1/candidate.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/revert.nft"
         );
-        let known = r.prepare(Some("sha256:0123456789abcdef")).text().to_owned();
-        assert!(
-            known.contains(
-                "grep -qx '# vldeploy-hash: sha256:0123456789abcdef' /etc/vldeploy/firewall.nft"
-            ),
-            "{known}"
+        // A hash that is not one shell word is never interpolated: the listing is saved instead.
+        assert_eq!(r.prepare(Some("sha256:x y")).text(), r.prepare(None).text());
+        assert_eq!(
+            r.prepare(Some("sha256:x y")).text(),
+            "set -e; { echo 'table inet vldeploy'; echo 'delete table inet vldeploy'; nft list table inet vldeploy 2>/dev/null || true; } > /var/lib/vldeploy/firewall/apply-1/revert.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/candidate.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/revert.nft"
         );
     }
 
@@ -260,15 +270,9 @@ mod tests {
             enable_boot_unit().text(),
             "systemctl daemon-reload && systemctl enable vldeploy-firewall.service >/dev/null 2>&1"
         );
-        assert!(
-            observe()
-                .text()
-                .starts_with("command -v nft >/dev/null 2>&1 && echo nft=yes; ")
-        );
-        assert!(
-            observe()
-                .text()
-                .contains("systemctl is-enabled vldeploy-firewall.service")
+        assert_eq!(
+            observe().text(),
+            "command -v nft >/dev/null 2>&1 && echo nft=yes; [ \"$(id -u)\" = 0 ] && echo root=yes; if command -v nft >/dev/null 2>&1 && ! e=$(nft list tables 2>&1 >/dev/null); then echo \"unreadable=$(printf '%s' \"$e\" | head -n 1)\"; fi; echo \"ssh=${SSH_CONNECTION:-}\"; if t=$(nft list table inet vldeploy 2>/dev/null); then echo table=yes; printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; echo \"listing=$(printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1)\"; echo \"recorded=$(cat /var/lib/vldeploy/firewall/listing.sha256 2>/dev/null)\"; fi; sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' /etc/vldeploy/firewall.nft 2>/dev/null | head -n 1; if [ -d /run/systemd/system ]; then echo \"boot=systemd:$(systemctl is-enabled vldeploy-firewall.service 2>/dev/null)\"; elif grep -qs /etc/vldeploy/firewall.nft /usr/local/sbin/sandbox-init /etc/rc.local; then echo boot=init-script; else echo boot=none; fi; for d in /var/lib/vldeploy/firewall/apply-*; do [ -s \"$d/timer.pid\" ] && kill -0 \"$(cat \"$d/timer.pid\")\" 2>/dev/null && echo \"armed=$d\"; done; last=$(ls -d /var/lib/vldeploy/firewall/apply-* 2>/dev/null | sort | tail -n 1); [ -n \"$last\" ] && [ -s \"$last/outcome\" ] && echo \"outcome=$(head -n 1 \"$last/outcome\")\"; true"
         );
         for c in [
             r.apply(),

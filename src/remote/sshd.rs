@@ -127,7 +127,11 @@ mod tests {
             "# Written by `vldeploy bootstrap --harden-ssh`: key-only login, no root login.\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n"
         );
-        assert!(dropin(&["deploy"]).ends_with("PermitRootLogin no\nDenyUsers deploy\n"));
+        assert_eq!(
+            dropin(&["deploy", "ops"]),
+            "# Written by `vldeploy bootstrap --harden-ssh`: key-only login, no root login.\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\nDenyUsers deploy ops\n"
+        );
     }
 
     #[test]
@@ -158,14 +162,43 @@ mod tests {
             Hardening::restart().text(),
             "{ systemctl restart ssh 2>/dev/null || systemctl restart sshd; }"
         );
-        let check = h.write_and_check().text().to_owned();
-        assert!(
-            check.contains(
-                "sshd -t && eff=$(sshd -T -C user=root,host=localhost,addr=127.0.0.1 2>&1)"
-            ),
-            "{check}"
+        assert_eq!(
+            h.write_and_check().text(),
+            "umask 022; cat > /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf.tmp && chmod 0644 /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf.tmp && mv -f /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf.tmp /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf && sshd -t && eff=$(sshd -T -C user=root,host=localhost,addr=127.0.0.1 2>&1) && echo \"$eff\" | grep -qx 'permitrootlogin no' && echo \"$eff\" | grep -qx 'passwordauthentication no' && echo \"$eff\" | grep -qx 'kbdinteractiveauthentication no' || { s=$?; if [ -f /var/lib/vldeploy/sshd/harden-0000000001-7/previous.conf ]; then cp -p /var/lib/vldeploy/sshd/harden-0000000001-7/previous.conf /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf; else rm -f /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf; fi; echo \"$eff\" | grep -E '^(permitrootlogin|passwordauthentication|kbdinteractiveauthentication) ' >&2; exit $s; }"
         );
-        assert!(check.contains("grep -qx 'permitrootlogin no'"), "{check}");
+        assert_eq!(
+            h.outcome().text(),
+            "cat /var/lib/vldeploy/sshd/harden-0000000001-7/outcome 2>/dev/null || true"
+        );
+    }
+
+    #[test]
+    fn prepare_saves_the_dropin_in_a_private_directory() {
+        let h = Hardening::new(1);
+        assert_eq!(
+            h.dir,
+            format!(
+                "/var/lib/vldeploy/sshd/harden-0000000001-{}",
+                std::process::id()
+            )
+        );
+        let h = Hardening {
+            dir: "/var/lib/vldeploy/sshd/harden-0000000001-7".into(),
+        };
+        assert_eq!(
+            h.prepare().text(),
+            "set -e; mkdir -p /var/lib/vldeploy/sshd/harden-0000000001-7; chmod 0700 /var/lib/vldeploy/sshd /var/lib/vldeploy/sshd/harden-0000000001-7; ls -d /var/lib/vldeploy/sshd/harden-* 2>/dev/null | sort | head -n -5 | while read -r o; do rm -rf \"$o\"; done; if [ -f /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf ]; then cp -p /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf /var/lib/vldeploy/sshd/harden-0000000001-7/previous.conf; fi"
+        );
+        let spaced = Hardening {
+            dir: "/tmp/a b".into(),
+        };
+        assert_eq!(
+            spaced.prepare().text(),
+            "set -e; mkdir -p '/tmp/a b'; chmod 0700 /var/lib/vldeploy/sshd '/tmp/a b'; \
+             ls -d /var/lib/vldeploy/sshd/harden-* 2>/dev/null | sort | head -n -5 | while read -r o; do rm -rf \"$o\"; done; \
+             if [ -f /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf ]; then \
+             cp -p /etc/ssh/sshd_config.d/00-vldeploy-hardening.conf '/tmp/a b'/previous.conf; fi"
+        );
     }
 
     /// The real scripts (the restart replaced, the drop-in path redirected) decide once: a confirmation before
