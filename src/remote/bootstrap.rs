@@ -145,6 +145,7 @@ mod tests {
     #[test]
     fn sudo_wraps_the_whole_script_for_a_user_that_is_not_root() {
         let cmd = create_user("deploy");
+        assert_eq!(cmd.text(), "useradd -m -s /bin/bash deploy");
         assert_eq!(
             as_root(cmd.clone(), "root").text(),
             "useradd -m -s /bin/bash deploy"

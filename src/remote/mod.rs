@@ -158,6 +158,120 @@ mod tests {
         assert!(both.needs_root());
     }
 
+    /// Where a source file's tests start (at the start of a line, so never this text itself).
+    const TESTS: &str = "\n#[cfg(test)]\n";
+
+    /// The builders of one source file of this module tree: each `pub` or `pub(crate)` function (or method)
+    /// whose signature returns `Command`, before the file's tests.
+    fn builders(source: &str) -> Vec<String> {
+        let code = source.split(TESTS).next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().map(str::trim).collect();
+        let mut names = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(rest) = ["pub fn ", "pub(crate) fn "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+            else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let signature: String = lines[i..]
+                .iter()
+                .take_while(|l| !l.ends_with('{'))
+                .chain(lines[i..].iter().find(|l| l.ends_with('{')))
+                .copied()
+                .collect();
+            if signature.contains("-> Command") {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Whether `text` calls `name` (as a function, a method or an associated function).
+    fn calls(text: &str, name: &str) -> bool {
+        text.match_indices(&format!("{name}(")).any(|(at, _)| {
+            text[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+        })
+    }
+
+    /// Whether one `assert_eq!` of the tests compares the whole `.text()` of a call of `name`: called in the
+    /// assertion itself, or bound by a `let` of the same test to the variable whose text it compares.
+    fn has_exact_test(tests: &str, name: &str) -> bool {
+        tests.split("#[test]\n").any(|test| {
+            test.match_indices("assert_eq!(").any(|(at, _)| {
+                // The assertion, up to the end of its statement.
+                let block = test[at..].split(";\n").next().unwrap_or_default();
+                block.match_indices(".text()").any(|(t, _)| {
+                    let before = &block[..t];
+                    let var: String = before
+                        .chars()
+                        .rev()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    let bound = !var.is_empty()
+                        && test[..at]
+                            .split(&format!("let {var} = "))
+                            .skip(1)
+                            .any(|b| calls(b.split(";\n").next().unwrap_or_default(), name));
+                    bound || calls(block, name)
+                })
+            })
+        })
+    }
+
+    /// Issue 13's acceptance: every command builder of `src/remote/` has a test asserting its whole text.
+    #[test]
+    fn every_builder_has_an_exact_text_test() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        files.sort();
+        let mut seen = Vec::new();
+        let mut missing = Vec::new();
+        for path in &files {
+            let source = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+            let tests = source.split(TESTS).nth(1).unwrap_or_default();
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            for name in builders(&source) {
+                if !has_exact_test(tests, &name) {
+                    missing.push(format!("{file}: {name}"));
+                }
+                seen.push(format!("{file}: {name}"));
+            }
+        }
+        // The scan must find the builders at all: a few known ones, of each kind.
+        for known in [
+            "backup.rs: check",
+            "bootstrap.rs: facts",
+            "nft.rs: arm",
+            "nft.rs: observe",
+            "sshd.rs: write_and_check",
+            "mod.rs: raw",
+        ] {
+            assert!(
+                seen.iter().any(|s| s == known),
+                "{known} not found in {seen:?}"
+            );
+        }
+        assert!(
+            missing.is_empty(),
+            "builders without an exact-text test: {missing:?}"
+        );
+    }
+
     #[test]
     fn raw_keeps_the_text_as_it_is() {
         let cmd = raw("echo 'a b' | cat");
