@@ -11,7 +11,8 @@ use super::acme::{Request, issue};
 use super::install::{install_and_serve, read_current};
 use super::policy::{Decision, date, decide};
 use super::state::{
-    HostConfig, RenewReport, Status, StoredAccount, account_path, config_path, status_path, webroot,
+    HostConfig, RenewReport, Status, read_account, read_config, read_status, webroot,
+    write_account, write_status,
 };
 use crate::engine::Engine;
 use crate::secret::Secret;
@@ -29,37 +30,22 @@ pub struct HostOptions {
     pub trigger: String,
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
-    remote: &Remote,
-    path: &str,
-) -> Result<Option<T>, TlsError> {
-    match remote.read_file(path).await? {
-        None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| TlsError::Config(format!("`{path}` is unreadable: {e}"))),
-    }
-}
-
-async fn write_json<T: serde::Serialize>(
-    remote: &Remote,
-    path: &str,
-    value: &T,
-    mode: u32,
-) -> Result<(), TlsError> {
-    let text = serde_json::to_vec_pretty(value).map_err(|e| TlsError::Config(e.to_string()))?;
-    remote.upload(path, &text, mode).await?;
-    Ok(())
-}
-
 /// One renewal check for `stack` on this host. Always returns a report; `failed` reports carry the error.
 pub async fn renew_on_host(stack: &str, opts: HostOptions) -> RenewReport {
     let remote = Arc::new(Remote::local());
-    let mut status: Status = read_json(&remote, &status_path(stack))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let mut status = match read_status(&remote, stack).await {
+        Ok(status) => status,
+        // A corrupt status is reported, never taken for an empty one and written over.
+        Err(e) => {
+            return RenewReport {
+                outcome: "failed".into(),
+                reason: None,
+                error: Some(e.to_string()),
+                certificate: None,
+                status: Status::default(),
+            };
+        }
+    };
     match run(&remote, stack, opts, &mut status).await {
         Ok(report) => report,
         Err((e, secrets)) => {
@@ -84,9 +70,9 @@ async fn run(
     status: &mut Status,
 ) -> Result<RenewReport, Failure> {
     let none = Vec::new;
-    let config: HostConfig = read_json(remote, &config_path(stack))
+    let config: HostConfig = read_config(remote, stack)
         .await
-        .map_err(|e| (e, none()))?
+        .map_err(|e| (e.into(), none()))?
         .ok_or_else(|| {
             (
                 TlsError::Config(format!(
@@ -109,9 +95,9 @@ async fn run(
         Decision::Renew { reason } => reason,
         Decision::Wait { at } | Decision::Backoff { at } => {
             let backoff = matches!(decision, Decision::Backoff { .. });
-            write_json(remote, &status_path(stack), status, 0o600)
+            write_status(remote, stack, status)
                 .await
-                .map_err(fail)?;
+                .map_err(|e| fail(e.into()))?;
             return Ok(RenewReport {
                 outcome: if backoff { "backoff" } else { "not_due" }.into(),
                 reason: Some(if backoff {
@@ -174,7 +160,7 @@ async fn run(
             }
         }
     };
-    let _ = write_json(remote, &status_path(stack), status, 0o600).await;
+    let _ = write_status(remote, stack, status).await;
     let entry = AuditEntry {
         time: now,
         actor: format!("{}@{}", opts.trigger, crate::state::machine()),
@@ -210,7 +196,7 @@ async fn renew(
     config: &HostConfig,
     now: u64,
 ) -> Result<super::CertInfo, TlsError> {
-    let account: Option<StoredAccount> = read_json(remote, &account_path(stack)).await?;
+    let account = read_account(remote, stack).await?;
     let ca_bundle = match &config.ca_bundle {
         Some(p) => Some(remote.read_file(p).await?.ok_or_else(|| {
             TlsError::Config(format!("the CA bundle `{p}` is missing on the host"))
@@ -233,7 +219,7 @@ async fn renew(
         now,
     })
     .await?;
-    write_json(remote, &account_path(stack), &issued.account, 0o600).await?;
+    write_account(remote, stack, &issued.account).await?;
     let engine = Engine::local()?;
     install_and_serve(
         remote,

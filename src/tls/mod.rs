@@ -71,6 +71,14 @@ pub enum TlsError {
     Engine(Box<crate::engine::EngineError>),
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Store(Box<crate::state::StoreError>),
+}
+
+impl From<crate::state::StoreError> for TlsError {
+    fn from(e: crate::state::StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
 }
 
 impl From<crate::transport::TransportError> for TlsError {

@@ -8,8 +8,8 @@ use super::cert::{CertInfo, parse_chain, placeholder, verify};
 use super::install::{install, read_current};
 use super::policy::renew_at;
 use super::state::{
-    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, config_path, cron_file,
-    job_log_path, status_path,
+    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, cron_file, job_log_path,
+    read_config, read_status, write_config,
 };
 use crate::layout::container_name;
 use crate::plan::{DesiredCertificate, DesiredFile, ObservedCertificate, content_hash};
@@ -146,9 +146,8 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
         // Refuse a malformed key here, before the host or the CA sees it.
         super::acme::decode_hmac(&eab.hmac)?;
     }
-    let text = serde_json::to_vec_pretty(&config).map_err(|e| TlsError::Config(e.to_string()))?;
-    if remote.read_file(&config_path(name)).await?.as_deref() != Some(&text[..]) {
-        remote.upload(&config_path(name), &text, 0o600).await?;
+    if read_config(remote, name).await?.as_ref() != Some(&config) {
+        write_config(remote, name, &config).await?;
         changes.push("renewal job configuration".into());
     }
     let cron = render_cron(stack)?;
@@ -310,10 +309,7 @@ pub struct CertsStatus {
 pub async fn status(remote: &Remote, stack: &Stack) -> Result<CertsStatus, TlsError> {
     let name = &stack.name;
     let certificate = read_current(remote, name).await?;
-    let status: Status = match remote.read_file(&status_path(name)).await? {
-        Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
-        None => Status::default(),
-    };
+    let status = read_status(remote, name).await?;
     let job_installed = remote.read_file(&cron_file(name)).await?.is_some();
     Ok(CertsStatus {
         domain: stack.domain.clone(),

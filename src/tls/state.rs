@@ -1,10 +1,15 @@
 //! What the host keeps about its certificates: where files live, the job's configuration, the account, the status.
+//!
+//! The configuration, the account and the status are documents of the host's one store
+//! ([`crate::state::store`]): versioned, written atomically, and a corrupt file is an error naming it.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::layout;
+use crate::state::store::{self, Document, StoreError};
+use crate::transport::Remote;
 
 /// Where the vldeploy binary that runs the renewal job lives on the host.
 pub const HOST_BINARY: &str = layout::HOST_BINARY;
@@ -181,6 +186,68 @@ impl Status {
     }
 }
 
+impl Document for HostConfig {
+    const KIND: &'static str = "certificate renewal configuration";
+    const FIX: &'static str = "run `vldeploy up` to write it again";
+}
+
+impl Document for StoredAccount {
+    const KIND: &'static str = "ACME account";
+    const FIX: &'static str = "run `vldeploy certs renew` to register a new account with the CA";
+}
+
+impl Document for Status {
+    const KIND: &'static str = "certificate renewal status";
+    const FIX: &'static str = "run `vldeploy certs renew` to record it again";
+}
+
+/// The renewal job's configuration on the host; `None` before `up` wrote one.
+pub(super) async fn read_config(
+    remote: &Remote,
+    stack: &str,
+) -> Result<Option<HostConfig>, StoreError> {
+    store::read(remote, &config_path(stack)).await
+}
+
+pub(super) async fn write_config(
+    remote: &Remote,
+    stack: &str,
+    config: &HostConfig,
+) -> Result<(), StoreError> {
+    store::write(remote, &config_path(stack), config).await
+}
+
+/// The ACME account on the host; `None` before the first issuance.
+pub(super) async fn read_account(
+    remote: &Remote,
+    stack: &str,
+) -> Result<Option<StoredAccount>, StoreError> {
+    store::read(remote, &account_path(stack)).await
+}
+
+pub(super) async fn write_account(
+    remote: &Remote,
+    stack: &str,
+    account: &StoredAccount,
+) -> Result<(), StoreError> {
+    store::write(remote, &account_path(stack), account).await
+}
+
+/// The renewal status on the host; empty before the first check.
+pub(super) async fn read_status(remote: &Remote, stack: &str) -> Result<Status, StoreError> {
+    Ok(store::read(remote, &status_path(stack))
+        .await?
+        .unwrap_or_default())
+}
+
+pub(super) async fn write_status(
+    remote: &Remote,
+    stack: &str,
+    status: &Status,
+) -> Result<(), StoreError> {
+    store::write(remote, &status_path(stack), status).await
+}
+
 /// What one run of the renewal on the host reports (one JSON line on stdout).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewReport {
@@ -190,4 +257,112 @@ pub struct RenewReport {
     pub error: Option<String>,
     pub certificate: Option<super::cert::CertInfo>,
     pub status: Status,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::state::store::{Undecodable, decode, encode};
+
+    fn config() -> HostConfig {
+        HostConfig {
+            stack: "shop".into(),
+            environment: "production".into(),
+            domains: vec!["shop.example".into()],
+            directory: "https://acme.example/dir".into(),
+            email: Some("ops@shop.example".into()),
+            eab: Some(HostEab {
+                kid: "kid-1".into(),
+                hmac: "aGVsbG8".into(),
+            }),
+            ca_bundle: None,
+            probe: "127.0.0.1:443".into(),
+            nginx: "vl-nginx".into(),
+        }
+    }
+
+    #[test]
+    fn a_configuration_written_by_up_reads_back_in_the_renewal_job() {
+        let bytes = encode(&config());
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["data"]["domains"][0], "shop.example");
+        assert_eq!(decode::<HostConfig>(&bytes), Ok(config()));
+    }
+
+    #[test]
+    fn files_from_before_the_store_read_as_version_1() {
+        // What `up` and the renewal job wrote before the version field: the bare document.
+        let old_config = serde_json::to_vec_pretty(&config()).unwrap();
+        assert_eq!(decode::<HostConfig>(&old_config), Ok(config()));
+
+        let old_status = br#"{"last_check": 1796159922, "last_result": "failed", "failures": 2, "next_attempt": 1796163522}"#;
+        let status = decode::<Status>(old_status).unwrap();
+        assert_eq!(status.last_check, Some(1_796_159_922));
+        assert_eq!(status.last_result.as_deref(), Some("failed"));
+        assert_eq!(status.failures, 2);
+        assert_eq!(status.next_attempt, Some(1_796_163_522));
+        assert_eq!(status.serial, None);
+
+        // An account from before the EAB fingerprint was recorded.
+        let old_account = br#"{"directory": "https://acme.example/dir", "url": "https://acme.example/acct/7", "key_pem": "-----BEGIN PRIVATE KEY-----", "created": 1796000000}"#;
+        let account = decode::<StoredAccount>(old_account).unwrap();
+        assert_eq!(account.url, "https://acme.example/acct/7");
+        assert_eq!(account.eab, None);
+        assert_eq!(account.created, 1_796_000_000);
+    }
+
+    #[test]
+    fn a_recorded_status_survives_the_round_trip() {
+        let mut status = Status::default();
+        status.failed(
+            1_796_159_922,
+            "ACME order: rate limited",
+            Some(1_796_170_000),
+        );
+        status.last_check = Some(1_796_159_922);
+        assert_eq!(decode::<Status>(&encode(&status)), Ok(status.clone()));
+        status.succeeded(1_796_180_000, "0a1b");
+        assert_eq!(decode::<Status>(&encode(&status)), Ok(status));
+    }
+
+    #[test]
+    fn a_corrupt_certificate_file_is_an_error_not_an_empty_record() {
+        for bad in [&b"{\"last_check\": 17"[..], b"", b"null", b"\"ok\""] {
+            assert!(
+                matches!(decode::<Status>(bad), Err(Undecodable::Corrupt(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // A configuration missing a field the job needs is corrupt, not a default.
+        assert!(matches!(
+            decode::<HostConfig>(br#"{"stack": "shop"}"#),
+            Err(Undecodable::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<StoredAccount>(br#"{"version": 1, "data": {"url": 3}}"#),
+            Err(Undecodable::Corrupt(_))
+        ));
+        assert_eq!(
+            decode::<Status>(br#"{"version": 2, "data": {}}"#),
+            Err(Undecodable::Newer(2))
+        );
+    }
+
+    #[test]
+    fn the_error_names_the_certificate_file_and_the_fix() {
+        let e = StoreError::Corrupt {
+            host: "root@h:22".into(),
+            path: status_path("shop"),
+            kind: Status::KIND,
+            detail: "EOF while parsing".into(),
+            fix: Status::FIX,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the certificate renewal status file `/var/lib/vldeploy/shop/tls/status.json` on `root@h:22` is corrupt (EOF while parsing)\nhelp: move it aside (`mv /var/lib/vldeploy/shop/tls/status.json /var/lib/vldeploy/shop/tls/status.json.bad`) and run `vldeploy certs renew` to record it again"
+        );
+    }
 }
