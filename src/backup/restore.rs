@@ -117,6 +117,16 @@ struct Flow<'a> {
     out: &'a Output,
     timer: Timer<'a>,
     started: Instant,
+    /// The restored data is live (the swap happened): a rollback swaps back.
+    swapped: bool,
+}
+
+/// A failed phase of a restore: the step it names, and what went wrong.
+type Failure = (&'static str, String);
+
+/// Maps an error to a [`Failure`] of `step`.
+fn at<E: ToString>(step: &'static str) -> impl Fn(E) -> Failure {
+    move |e| (step, e.to_string())
 }
 
 /// A restore's phase, as recorded in the journal (the index into [`PHASES`]).
@@ -149,6 +159,7 @@ impl<'a> Flow<'a> {
                 current: None,
             },
             started: Instant::now(),
+            swapped: false,
         }
     }
 
@@ -243,189 +254,235 @@ impl<'a> Flow<'a> {
 
     /// Runs the restore of `j` from phase `from` to its end. A failure before the backend stopped changes nothing;
     /// a later one puts the previous data back (swapping back when the swap happened) and the backend on it.
-    #[allow(clippy::too_many_lines)] // one flow, read top to bottom, with its rollback beside it
     async fn proceed(
         mut self,
         j: &mut Journal,
         from: usize,
         total: u64,
     ) -> Result<RestoreReport, BackupError> {
-        let host = self.host();
-        let stack = self.setup.stack.clone();
         if from == SAFETY {
-            // A backup of what is live now.
-            self.enter(j, SAFETY).await?;
-            let safety = match run_backup(self.remote, self.setup, Some("pre-restore"), 600).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.timer.failed(&e.to_string(), None);
-                    let _ = journal::remove(self.remote, &stack).await;
-                    return Err(BackupError::Restore {
-                        host,
-                        step: "safety backup".into(),
-                        detail: e.to_string(),
-                        outcome: "nothing was changed: the live database and the backend are as they were".into(),
-                    });
-                }
-            };
-            j.safety_backup.clone_from(&safety.file);
-            self.timer.done(safety.bytes);
+            self.safety_backup(j).await?;
+        }
+        self.swapped = from >= START;
+        match self.replace(j, from, total).await {
+            Ok(()) => self.finish(j).await,
+            Err((step, detail)) => Err(self.roll_back(j, step, detail).await),
+        }
+    }
+
+    /// The phases that change the live data, from `from`: backend stopped, load, swap, backend started.
+    async fn replace(&mut self, j: &mut Journal, from: usize, total: u64) -> Result<(), Failure> {
+        self.stop_backend(j, from).await?;
+        if from <= SWAP {
+            self.load_fresh(j, total).await?;
+            self.swap_in(j).await?;
+        }
+        self.start_backend(j).await
+    }
+
+    /// Proves `file` whole and the live database there, as the restore's first phase; the backup's size in bytes.
+    async fn verify_phase(&mut self, file: &str) -> Result<u64, BackupError> {
+        self.timer.start("verify");
+        let total = match self.verify(file).await {
+            Ok(total) => total,
+            Err(e) => {
+                self.timer.failed(&e.to_string(), None);
+                return Err(e);
+            }
+        };
+        if !self.pg.exists(&self.setup.database).await? {
+            return Err(BackupError::Refused {
+                host: self.host(),
+                file: file.to_string(),
+                reason: format!("the live database `{}` does not exist", self.setup.database),
+                help: "run `vldeploy up` first: the restore replaces an existing database".into(),
+            });
+        }
+        self.timer.done(Some(total));
+        Ok(total)
+    }
+
+    /// A backup of what is live now; a failure ends the restore with nothing changed.
+    async fn safety_backup(&mut self, j: &mut Journal) -> Result<(), BackupError> {
+        self.enter(j, SAFETY).await?;
+        let safety = match run_backup(self.remote, self.setup, Some("pre-restore"), 600).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.timer.failed(&e.to_string(), None);
+                let _ = journal::remove(self.remote, &self.setup.stack).await;
+                return Err(BackupError::Restore {
+                    host: self.host(),
+                    step: "safety backup".into(),
+                    detail: e.to_string(),
+                    outcome:
+                        "nothing was changed: the live database and the backend are as they were"
+                            .into(),
+                });
+            }
+        };
+        j.safety_backup.clone_from(&safety.file);
+        self.timer.done(safety.bytes);
+        Ok(())
+    }
+
+    /// The backend stops; nginx answers /api/ with the maintenance page meanwhile. Resumed past this phase, the
+    /// page is only put (back) up: it stays until the backend is healthy again.
+    async fn stop_backend(&mut self, j: &mut Journal, from: usize) -> Result<(), Failure> {
+        let step = "stop backend";
+        let set_flag = crate::remote::maintenance::set(&self.setup.stack);
+        if from > STOP {
+            self.remote.run(&set_flag).await.map_err(at(step))?;
+            return Ok(());
+        }
+        self.enter(j, STOP).await.map_err(at(step))?;
+        self.remote.run(&set_flag).await.map_err(at(step))?;
+        self.backend
+            .engine
+            .stop(&container_name("backend"), Duration::from_secs(30))
+            .await
+            .map_err(at(step))?;
+        self.timer.done(None);
+        Ok(())
+    }
+
+    /// Loads the backup into a fresh database (a part-loaded one from an interrupted run is dropped first).
+    async fn load_fresh(&mut self, j: &mut Journal, total: u64) -> Result<(), Failure> {
+        let step = "load";
+        self.enter(j, LOAD).await.map_err(at(step))?;
+        let next = &j.next;
+        self.pg.drop(next).await.map_err(at(step))?;
+        self.pg.create(next).await.map_err(at(step))?;
+        let out = self.out;
+        let on_bytes = |b: u64, _: f64| out.progress(b, Some(total));
+        let stats = match load(&self.pg, &self.setup.file_path(&j.file), next, &on_bytes).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.pg.drop(next).await;
+                return Err((step, e.to_string()));
+            }
+        };
+        self.timer.done(Some(stats.bytes.max(total)));
+        Ok(())
+    }
+
+    /// Swaps the loaded database in by renaming: the live one goes aside.
+    async fn swap_in(&mut self, j: &mut Journal) -> Result<(), Failure> {
+        let step = "swap";
+        self.enter(j, SWAP).await.map_err(at(step))?;
+        if let Err(e) = self.pg.swap(&self.setup.database, &j.next, &j.aside).await {
+            let _ = self.pg.drop(&j.next).await;
+            return Err((step, e.to_string()));
+        }
+        self.swapped = true;
+        self.timer.done(None);
+        Ok(())
+    }
+
+    /// The backend on the restored data, health-gated.
+    async fn start_backend(&mut self, j: &mut Journal) -> Result<(), Failure> {
+        let step = "start backend";
+        self.enter(j, START).await.map_err(at(step))?;
+        self.start_healthy().await.map_err(at(step))?;
+        self.timer.done(None);
+        Ok(())
+    }
+
+    /// Ends a restore that went through: the page lifted, leftovers dropped, the journal removed. The previous
+    /// database stays until the next restore; older ones go now.
+    async fn finish(self, j: &Journal) -> Result<RestoreReport, BackupError> {
+        self.lift(j).await;
+        let database = self.setup.database.clone();
+        let prefix = db_name(&database, "_before_");
+        let mut old = self.pg.databases_like(&prefix).await.unwrap_or_default();
+        old.retain(|d| *d != j.aside);
+        old.extend(self.leftovers().await);
+        for db in &old {
+            let _ = self.pg.drop(db).await;
+        }
+        journal::remove(self.remote, &self.setup.stack).await?;
+        Ok(RestoreReport {
+            file: j.file.clone(),
+            database,
+            safety_backup: j.safety_backup.clone().unwrap_or_default(),
+            previous_database: j.aside.clone(),
+            phases: self.timer.phases,
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Puts the previous data back and the backend on it after `step` failed; the error says what was done.
+    async fn roll_back(mut self, j: &Journal, step: &str, detail: String) -> BackupError {
+        let log = if step == "start backend" {
+            self.backend_log(&detail).await
+        } else {
+            None
+        };
+        self.timer.failed(&detail, log);
+        let (data, data_whole) = self.previous_data_back(&j.aside).await;
+        let (backend, backend_whole) = self.backend_back(j).await;
+        let mut outcome = vec![data, backend];
+        if data_whole && backend_whole {
+            let _ = journal::remove(self.remote, &self.setup.stack).await;
+        } else {
+            outcome.push(
+                "`vldeploy restore --abort` finishes putting the previous data back once the cause is fixed"
+                    .into(),
+            );
         }
         let safety_file = j.safety_backup.clone().unwrap_or_default();
-        let backend_name = container_name("backend");
-        let flag = self.flag();
-        let database = self.setup.database.clone();
-        let (next, aside) = (j.next.clone(), j.aside.clone());
-        let mut swapped = from >= START;
-        let result: Result<(), (&str, String)> = async {
-            if from <= STOP {
-                // The backend stops; nginx answers /api/ with the maintenance page meanwhile.
-                self.enter(j, STOP)
-                    .await
-                    .map_err(|e| ("stop backend", e.to_string()))?;
-                self.remote
-                    .run(&crate::remote::maintenance::set(&self.setup.stack))
-                    .await
-                    .map_err(|e| ("stop backend", e.to_string()))?;
-                self.backend
-                    .engine
-                    .stop(&backend_name, Duration::from_secs(30))
-                    .await
-                    .map_err(|e| ("stop backend", e.to_string()))?;
-                self.timer.done(None);
-            } else {
-                // Resumed: the page stays up until the backend is healthy again.
-                self.remote
-                    .run(&crate::remote::maintenance::set(&self.setup.stack))
-                    .await
-                    .map_err(|e| ("stop backend", e.to_string()))?;
-            }
-            if from <= SWAP {
-                // Load into a fresh database (a part-loaded one from an interrupted run is dropped first).
-                self.enter(j, LOAD)
-                    .await
-                    .map_err(|e| ("load", e.to_string()))?;
-                self.pg
-                    .drop(&next)
-                    .await
-                    .map_err(|e| ("load", e.to_string()))?;
-                self.pg
-                    .create(&next)
-                    .await
-                    .map_err(|e| ("load", e.to_string()))?;
-                let out = self.out;
-                let on_bytes = |b: u64, _: f64| out.progress(b, Some(total));
-                let stats =
-                    match load(&self.pg, &self.setup.file_path(&j.file), &next, &on_bytes).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = self.pg.drop(&next).await;
-                            return Err(("load", e.to_string()));
-                        }
-                    };
-                self.timer.done(Some(stats.bytes.max(total)));
-                // Then swap it in.
-                self.enter(j, SWAP)
-                    .await
-                    .map_err(|e| ("swap", e.to_string()))?;
-                if let Err(e) = self.pg.swap(&database, &next, &aside).await {
-                    let _ = self.pg.drop(&next).await;
-                    return Err(("swap", e.to_string()));
-                }
-                swapped = true;
-                self.timer.done(None);
-            }
-            // The backend on the restored data, health-gated.
-            self.enter(j, START)
-                .await
-                .map_err(|e| ("start backend", e.to_string()))?;
-            self.start_healthy()
-                .await
-                .map_err(|e| ("start backend", e))?;
-            self.timer.done(None);
-            Ok(())
+        outcome.push(format!("the safety backup is `{safety_file}`"));
+        BackupError::Restore {
+            host: self.host(),
+            step: step.to_string(),
+            detail,
+            outcome: outcome.join("; "),
         }
-        .await;
+    }
 
-        match result {
+    /// Rollback, first part: swaps the previous database back when the swap happened. What happened, and
+    /// whether it went through.
+    async fn previous_data_back(&self, aside: &str) -> (String, bool) {
+        let database = &self.setup.database;
+        if !self.swapped {
+            return (
+                format!("the live database `{database}` was not changed"),
+                true,
+            );
+        }
+        let _ = self
+            .backend
+            .engine
+            .stop(&container_name("backend"), Duration::from_secs(30))
+            .await;
+        match self.swap_back(aside).await {
+            Ok(()) => (
+                format!("the previous database is back as `{database}`"),
+                true,
+            ),
+            Err(e) => (
+                format!(
+                    "ATTENTION: swapping back failed ({e}); the previous data is in database `{aside}`"
+                ),
+                false,
+            ),
+        }
+    }
+
+    /// Rollback, second part: the backend started and health-checked, then the page lifted. What happened, and
+    /// whether it went through.
+    async fn backend_back(&self, j: &Journal) -> (String, bool) {
+        match self.start_healthy().await {
             Ok(()) => {
                 self.lift(j).await;
-                // The previous database stays until the next restore; older ones and leftovers go now.
-                let prefix = db_name(&database, "_before_");
-                let mut old = self.pg.databases_like(&prefix).await.unwrap_or_default();
-                old.retain(|d| *d != aside);
-                old.extend(self.leftovers().await);
-                for db in &old {
-                    let _ = self.pg.drop(db).await;
-                }
-                journal::remove(self.remote, &stack).await?;
-                Ok(RestoreReport {
-                    file: j.file.clone(),
-                    database,
-                    safety_backup: safety_file,
-                    previous_database: aside,
-                    phases: self.timer.phases,
-                    seconds: self.started.elapsed().as_secs_f64(),
-                })
+                ("the backend is healthy and serving it again".into(), true)
             }
-            Err((step, detail)) => {
-                let log = if step == "start backend" {
-                    self.backend_log(&detail).await
-                } else {
-                    None
-                };
-                self.timer.failed(&detail, log);
-                // Put the previous data back and the backend on it.
-                let mut outcome = Vec::new();
-                let mut whole = true;
-                if swapped {
-                    let _ = self
-                        .backend
-                        .engine
-                        .stop(&backend_name, Duration::from_secs(30))
-                        .await;
-                    match self.swap_back(&aside).await {
-                        Ok(()) => {
-                            outcome.push(format!("the previous database is back as `{database}`"));
-                        }
-                        Err(e) => {
-                            whole = false;
-                            outcome.push(format!(
-                                "ATTENTION: swapping back failed ({e}); the previous data is in database `{aside}`"
-                            ));
-                        }
-                    }
-                } else {
-                    outcome.push(format!("the live database `{database}` was not changed"));
-                }
-                match self.start_healthy().await {
-                    Ok(()) => {
-                        self.lift(j).await;
-                        outcome.push("the backend is healthy and serving it again".into());
-                    }
-                    Err(e) => {
-                        whole = false;
-                        outcome.push(format!(
-                            "ATTENTION: the backend did not become healthy again ({e}); nginx still shows the maintenance page (remove `{flag}` to lift it)"
-                        ));
-                    }
-                }
-                if whole {
-                    let _ = journal::remove(self.remote, &stack).await;
-                } else {
-                    outcome.push(
-                        "`vldeploy restore --abort` finishes putting the previous data back once the cause is fixed"
-                            .into(),
-                    );
-                }
-                outcome.push(format!("the safety backup is `{safety_file}`"));
-                Err(BackupError::Restore {
-                    host,
-                    step: step.to_string(),
-                    detail,
-                    outcome: outcome.join("; "),
-                })
-            }
+            Err(e) => (
+                format!(
+                    "ATTENTION: the backend did not become healthy again ({e}); nginx still shows the maintenance page (remove `{}` to lift it)",
+                    self.flag()
+                ),
+                false,
+            ),
         }
     }
 
@@ -477,23 +534,7 @@ pub async fn restore(
     }
 
     // 1. Prove the backup whole before touching anything.
-    flow.timer.start("verify");
-    let total = match flow.verify(file).await {
-        Ok(total) => total,
-        Err(e) => {
-            flow.timer.failed(&e.to_string(), None);
-            return Err(e);
-        }
-    };
-    if !flow.pg.exists(&setup.database).await? {
-        return Err(BackupError::Refused {
-            host: flow.host(),
-            file: file.to_string(),
-            reason: format!("the live database `{}` does not exist", setup.database),
-            help: "run `vldeploy up` first: the restore replaces an existing database".into(),
-        });
-    }
-    flow.timer.done(Some(total));
+    let total = flow.verify_phase(file).await?;
 
     // 2. From here on the journal records each phase before it begins.
     let stamp = crate::state::now();
