@@ -5,12 +5,16 @@ use std::time::Instant;
 
 use super::certs::{cert_error, certificate_step, describe, reload_provided};
 use super::context::{Audited, Connected};
+use super::plan::HostPlan;
 use super::{CommandError, Context};
 use crate::apply::{Host, apply};
 use crate::checklist::Report;
 use crate::cli::{Output, UpArgs};
 use crate::engine::Engine;
-use crate::plan::Desired;
+use crate::firewall::{Applied, Prepared};
+use crate::plan::{Desired, Plan};
+use crate::rollout::Staged;
+use crate::tls::Converged;
 
 pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
     let started = Instant::now();
@@ -23,62 +27,34 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
     let local = Engine::local()?;
     let images = ctx.build(&local).await?;
     let connected = ctx.connect_quiet().await?;
-    // An interrupted restore left the API on the maintenance page and the databases mid-way: which data should
-    // serve is the operator's call, so `up` stops here and names the two ways out.
-    if let Some(j) = ctx.interrupted_restore(&connected).await {
-        return Err(CommandError::Usage(format!(
+    refuse_interrupted_restore(ctx, &connected).await?;
+    let desired = ctx.desired(&connected, &images, true).await?;
+    let run = Run {
+        ctx,
+        args,
+        c: &connected,
+        local: &local,
+        desired: &desired,
+        waivers: &waivers,
+        started,
+    };
+    ctx.locked_audited(&connected, "up", || run.locked()).await
+}
+
+/// An interrupted restore left the API on the maintenance page and the databases mid-way: which data should
+/// serve is the operator's call, so `up` stops here and names the two ways out.
+async fn refuse_interrupted_restore(
+    ctx: &Context,
+    connected: &Connected,
+) -> Result<(), CommandError> {
+    match ctx.interrupted_restore(connected).await {
+        Some(j) => Err(CommandError::Usage(format!(
             "{}
   `up` changed nothing: it goes on once that restore is finished or rolled back",
             j.describe(&ctx.stack.environment)
-        )));
+        ))),
+        None => Ok(()),
     }
-    let desired = ctx.desired(&connected, &images, true).await?;
-    ctx.locked_audited(&connected, "up", || async {
-        let run = Run {
-            ctx,
-            args,
-            c: &connected,
-            local: &local,
-            desired: &desired,
-            waivers: &waivers,
-            started,
-        };
-        let (changes, report, result) = run.converge().await;
-        if let Some(r) = &report {
-            if ctx.output == Output::Human {
-                print!(
-                    "{}",
-                    crate::secret::scrub(&r.render_human(), &ctx.stack.secrets)
-                );
-            }
-        }
-        let waived = report.as_ref().map(Report::waived).unwrap_or_default();
-        let result = match result {
-            Ok(json) => {
-                let maintenance = super::maintenance::on_since(ctx, &connected).await;
-                run.summary(&changes, report.as_ref(), json, maintenance.as_deref());
-                Ok(0)
-            }
-            Err(e) => {
-                if let (Some(r), Output::Json) = (&report, ctx.output) {
-                    println!(
-                        "{}",
-                        serde_json::json!({"applied": false, "checklist": r.to_json()})
-                    );
-                }
-                Err(e)
-            }
-        };
-        (
-            Audited {
-                changes,
-                waived,
-                note: None,
-            },
-            result,
-        )
-    })
-    .await
 }
 
 /// One `up`, under the deploy lock.
@@ -92,130 +68,213 @@ struct Run<'a> {
     started: Instant,
 }
 
-/// What `up` did so far (for the audit log), the checklist's report when the gate ran, and how it ended.
-type Converged = (Vec<String>, Option<Report>, Result<Json, CommandError>);
+/// What `up` did so far: the lines for the audit log and the checklist's report when the gate ran.
+#[derive(Default)]
+struct Progress {
+    changes: Vec<String>,
+    report: Option<Report>,
+}
+
+/// How `up` ended: what it did so far and the JSON summary, or the error that stopped it.
+struct Outcome {
+    done: Progress,
+    result: Result<Json, CommandError>,
+}
+
+/// The parts of `up`'s JSON summary.
+struct Json {
+    plan: serde_json::Value,
+    certificate: serde_json::Value,
+    firewall: serde_json::Value,
+}
 
 impl Run<'_> {
-    #[allow(clippy::too_many_lines)]
-    async fn converge(&self) -> Converged {
+    /// The body under the lock: converge, print the checklist and the summary, say what to audit.
+    async fn locked(&self) -> (Audited, Result<i32, CommandError>) {
+        let Outcome { done, result } = self.converge().await;
+        let Progress { changes, report } = done;
+        self.print_checklist(report.as_ref());
+        let waived = report.as_ref().map(Report::waived).unwrap_or_default();
+        let result = match result {
+            Ok(json) => {
+                let maintenance = super::maintenance::on_since(self.ctx, self.c).await;
+                self.summary(&changes, report.as_ref(), json, maintenance.as_deref());
+                Ok(0)
+            }
+            Err(e) => {
+                self.print_refusal_json(report.as_ref());
+                Err(e)
+            }
+        };
+        (
+            Audited {
+                changes,
+                waived,
+                note: None,
+            },
+            result,
+        )
+    }
+
+    /// Every step in order; the first error stops `up`, keeping what was done so far.
+    async fn converge(&self) -> Outcome {
+        let mut done = Progress::default();
+        let result = self.steps(&mut done).await;
+        Outcome { done, result }
+    }
+
+    async fn steps(&self, done: &mut Progress) -> Result<Json, CommandError> {
         let (ctx, connected) = (self.ctx, self.c);
         let target = ctx.target_name();
-        // One reading of the host plans everything: containers, files, cron entries, the certificate, the firewall.
-        let (plan, firewall) = match super::plan::host_plan(ctx, connected, self.desired).await {
-            Ok(p) => (p.plan, p.firewall),
-            Err(e) => return (Vec::new(), None, Err(e)),
-        };
-        // A host that cannot take the firewall change is refused before anything changes.
-        if !firewall.change.is_unchanged()
-            && let Err(e) = firewall.observed.usable(connected.remote.name())
-        {
-            return (Vec::new(), None, Err(super::firewall::fail(e)));
-        }
-        // nginx needs a certificate before it starts: a placeholder until the CA issues one.
-        let prepared = match crate::tls::prepare(&connected.remote, &ctx.stack).await {
-            Ok(p) => p,
-            Err(e) => return (Vec::new(), None, Err(cert_error(ctx, &target, &e))),
-        };
-        let installed = prepared.is_some();
-        let mut changes: Vec<String> = prepared.into_iter().collect();
+        let HostPlan { plan, firewall } = self.read_host().await?;
+        let installed = self.placeholder_certificate(&target, done).await?;
         // The containers and files go through `apply`; the certificate and the firewall steps are carried out
         // below by their own flows, which report what they changed.
         let work = plan.for_apply();
-        changes.extend(
-            work.steps
-                .iter()
-                .map(|s| format!("{} ({})", s.summary(), s.reason())),
-        );
-        changes.extend(firewall.change.summary(&firewall.ruleset));
-
+        record_planned(&work, &firewall, done);
         if ctx.output == Output::Human && !plan.is_empty() {
             print!("{}", plan.render_human(&target));
         }
-        if self.args.backup_before && !work.is_empty() {
-            match backup_before(ctx, connected).await {
-                Ok(Some(line)) => changes.insert(0, line),
-                Ok(None) => {}
-                Err(e) => return (changes, None, Err(e)),
-            }
-        }
-        let mut staged = None;
-        if !work.is_empty() {
-            if ctx.stack.gated {
-                match super::gate::close_first_launch(ctx, connected).await {
-                    Ok(true) => changes.push(
-                        "maintenance page up until the go-live checklist passes (first launch)"
-                            .into(),
-                    ),
-                    Ok(false) => {}
-                    Err(e) => return (changes, None, Err(e)),
-                }
-            }
-            let host = Host {
-                remote: &connected.remote,
-                engine: &connected.engine,
-                local: self.local,
-                actor: crate::state::actor(),
-                git: super::context::git_commit(&ctx.stack.project_dir),
-                stage_release: ctx.stack.gated,
-            };
-            match apply(&host, &work, self.desired, &ctx.out).await {
-                Ok(s) => staged = s,
-                Err(e) => return (changes, None, Err(e.into())),
-            }
-        }
-        if let Err(e) = reload_provided(ctx, connected, installed).await {
-            return (changes, None, Err(e));
-        }
-        let certificate = match certificate_step(ctx, connected, false).await {
-            Ok(c) => c,
-            Err(e) => return (changes, None, Err(e)),
-        };
+        self.backup_first(&work, done).await?;
+        let staged = self.release(&work, done).await?;
+        reload_provided(ctx, connected, installed).await?;
+        let certificate = certificate_step(ctx, connected, false).await?;
         if let Some(c) = &certificate {
-            changes.extend(c.changes.clone());
+            done.changes.extend(c.changes.clone());
         }
-        let applied = match super::firewall::converge(
-            ctx,
-            connected,
-            &firewall,
-            crate::firewall::revert_after(),
-        )
-        .await
-        {
-            Ok(a) => a,
-            Err(e) => return (changes, None, Err(e)),
-        };
-        if ctx.output == Output::Human {
-            if let Some(c) = &certificate {
-                println!("{}", describe(&ctx.stack.domain, c));
-            }
-            if applied.is_some() {
-                println!(
-                    "{}",
-                    super::firewall::applied_line(&firewall, applied.as_ref())
-                );
-            }
-        }
+        let applied =
+            super::firewall::converge(ctx, connected, &firewall, crate::firewall::revert_after())
+                .await?;
+        self.print_host_flows(certificate.as_ref(), &firewall, applied.as_ref());
         // The gate comes last: certificates and firewall are items of the checklist.
-        let mut report = None;
         if let Some(staged) = &staged {
-            match super::gate::decide(ctx, connected, self.desired, staged, self.waivers).await {
-                Ok(d) => {
-                    changes.extend(d.changes);
-                    report = Some(d.report);
-                }
-                Err((more, r, e)) => {
-                    changes.extend(more);
-                    return (changes, Some(r), Err(e));
-                }
-            }
+            self.go_live(staged, done).await?;
         }
-        let json = Json {
+        Ok(Json {
             plan: plan.render_json(&target),
             certificate: serde_json::to_value(certificate.as_ref().map(|c| &c.report))
                 .unwrap_or_default(),
             firewall: super::firewall::applied_json(&firewall, applied.as_ref()),
+        })
+    }
+
+    /// One reading of the host plans everything: containers, files, cron entries, the certificate, the
+    /// firewall. A host that cannot take the firewall change is refused before anything changes.
+    async fn read_host(&self) -> Result<HostPlan, CommandError> {
+        let host = super::plan::host_plan(self.ctx, self.c, self.desired).await?;
+        if !host.firewall.change.is_unchanged() {
+            host.firewall
+                .observed
+                .usable(self.c.remote.name())
+                .map_err(super::firewall::fail)?;
+        }
+        Ok(host)
+    }
+
+    /// nginx needs a certificate before it starts: a placeholder until the CA issues one.
+    /// Returns whether a certificate was installed.
+    async fn placeholder_certificate(
+        &self,
+        target: &str,
+        done: &mut Progress,
+    ) -> Result<bool, CommandError> {
+        let prepared = crate::tls::prepare(&self.c.remote, &self.ctx.stack)
+            .await
+            .map_err(|e| cert_error(self.ctx, target, &e))?;
+        let installed = prepared.is_some();
+        done.changes.extend(prepared);
+        Ok(installed)
+    }
+
+    /// `--backup-before`, when something is to change: the verified backup's line goes first in the audit log.
+    async fn backup_first(&self, work: &Plan, done: &mut Progress) -> Result<(), CommandError> {
+        if self.args.backup_before && !work.is_empty() {
+            if let Some(line) = backup_before(self.ctx, self.c).await? {
+                done.changes.insert(0, line);
+            }
+        }
+        Ok(())
+    }
+
+    /// The containers and files: the first launch of a gated stack closes behind the maintenance page, then
+    /// `apply`. Returns the staged release of a gated environment.
+    async fn release(
+        &self,
+        work: &Plan,
+        done: &mut Progress,
+    ) -> Result<Option<Staged>, CommandError> {
+        let (ctx, connected) = (self.ctx, self.c);
+        if work.is_empty() {
+            return Ok(None);
+        }
+        if ctx.stack.gated && super::gate::close_first_launch(ctx, connected).await? {
+            done.changes.push(
+                "maintenance page up until the go-live checklist passes (first launch)".into(),
+            );
+        }
+        let host = Host {
+            remote: &connected.remote,
+            engine: &connected.engine,
+            local: self.local,
+            actor: crate::state::actor(),
+            git: super::context::git_commit(&ctx.stack.project_dir),
+            stage_release: ctx.stack.gated,
         };
-        (changes, report, Ok(json))
+        Ok(apply(&host, work, self.desired, &ctx.out).await?)
+    }
+
+    /// The go-live checklist on the staged release; its report is kept whether it passes or not.
+    async fn go_live(&self, staged: &Staged, done: &mut Progress) -> Result<(), CommandError> {
+        match super::gate::decide(self.ctx, self.c, self.desired, staged, self.waivers).await {
+            Ok(d) => {
+                done.changes.extend(d.changes);
+                done.report = Some(d.report);
+                Ok(())
+            }
+            Err((more, r, e)) => {
+                done.changes.extend(more);
+                done.report = Some(r);
+                Err(e)
+            }
+        }
+    }
+
+    /// The certificate's and the firewall's lines, for people.
+    fn print_host_flows(
+        &self,
+        certificate: Option<&Converged>,
+        firewall: &Prepared,
+        applied: Option<&Applied>,
+    ) {
+        if self.ctx.output != Output::Human {
+            return;
+        }
+        if let Some(c) = certificate {
+            println!("{}", describe(&self.ctx.stack.domain, c));
+        }
+        if applied.is_some() {
+            println!("{}", super::firewall::applied_line(firewall, applied));
+        }
+    }
+
+    /// The checklist's report, for people, when the gate ran.
+    fn print_checklist(&self, report: Option<&Report>) {
+        if let (Some(r), Output::Human) = (report, self.ctx.output) {
+            print!(
+                "{}",
+                crate::secret::scrub(&r.render_human(), &self.ctx.stack.secrets)
+            );
+        }
+    }
+
+    /// With `--json`, a refused go-live still prints the checklist.
+    fn print_refusal_json(&self, report: Option<&Report>) {
+        if let (Some(r), Output::Json) = (report, self.ctx.output) {
+            println!(
+                "{}",
+                serde_json::json!({"applied": false, "checklist": r.to_json()})
+            );
+        }
     }
 
     /// The last lines: the URL and what changed, or the JSON summary.
@@ -227,45 +286,13 @@ impl Run<'_> {
         json: Json,
         maintenance: Option<&str>,
     ) {
-        let ctx = self.ctx;
-        let url = ctx.url();
         let secs = self.started.elapsed().as_secs_f64();
-        match ctx.output {
-            Output::Human => {
-                if let Some(since) = maintenance {
-                    let what = if changes.is_empty() {
-                        "no changes".to_string()
-                    } else {
-                        format!(
-                            "{} change{} applied in {secs:.1}s",
-                            changes.len(),
-                            if changes.len() == 1 { "" } else { "s" }
-                        )
-                    };
-                    println!(
-                        "{} ({}): {what}; the maintenance page is ON since {since}: nginx answers {url}api/ with 503 while the static site serves",
-                        ctx.stack.name, ctx.stack.environment
-                    );
-                    println!(
-                        "  lift it with `vldeploy maintenance off -e {env}` (who turned it on: `vldeploy audit -e {env}`)",
-                        env = ctx.stack.environment
-                    );
-                } else if changes.is_empty() {
-                    println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
-                } else {
-                    println!(
-                        "{} ({}) is up at {url} — {} change{} applied in {secs:.1}s",
-                        ctx.stack.name,
-                        ctx.stack.environment,
-                        changes.len(),
-                        if changes.len() == 1 { "" } else { "s" }
-                    );
-                }
-            }
+        match self.ctx.output {
+            Output::Human => self.summary_human(changes, secs, maintenance),
             Output::Json => {
                 let mut v = json.plan;
                 v["changes"] = changes.len().into();
-                v["url"] = url.into();
+                v["url"] = self.ctx.url().into();
                 v["applied"] = (!changes.is_empty()).into();
                 v["maintenance"] = maintenance.is_some().into();
                 v["seconds"] = secs.into();
@@ -276,21 +303,59 @@ impl Run<'_> {
             }
         }
     }
+
+    fn summary_human(&self, changes: &[String], secs: f64, maintenance: Option<&str>) {
+        let ctx = self.ctx;
+        let url = ctx.url();
+        if let Some(since) = maintenance {
+            let what = if changes.is_empty() {
+                "no changes".to_string()
+            } else {
+                applied_count(changes.len(), secs)
+            };
+            println!(
+                "{} ({}): {what}; the maintenance page is ON since {since}: nginx answers {url}api/ with 503 while the static site serves",
+                ctx.stack.name, ctx.stack.environment
+            );
+            println!(
+                "  lift it with `vldeploy maintenance off -e {env}` (who turned it on: `vldeploy audit -e {env}`)",
+                env = ctx.stack.environment
+            );
+        } else if changes.is_empty() {
+            println!("{}: no changes; the stack is up at {url}", ctx.stack.name);
+        } else {
+            println!(
+                "{} ({}) is up at {url} — {}",
+                ctx.stack.name,
+                ctx.stack.environment,
+                applied_count(changes.len(), secs)
+            );
+        }
+    }
 }
 
-/// The parts of `up`'s JSON summary.
-struct Json {
-    plan: serde_json::Value,
-    certificate: serde_json::Value,
-    firewall: serde_json::Value,
+/// The planned steps of `apply` and the firewall change, as lines for the audit log.
+fn record_planned(work: &Plan, firewall: &Prepared, done: &mut Progress) {
+    done.changes.extend(
+        work.steps
+            .iter()
+            .map(|s| format!("{} ({})", s.summary(), s.reason())),
+    );
+    done.changes
+        .extend(firewall.change.summary(&firewall.ruleset));
+}
+
+/// "3 changes applied in 4.2s".
+fn applied_count(n: usize, secs: f64) -> String {
+    format!(
+        "{n} change{} applied in {secs:.1}s",
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 /// `--backup-before`: a backup tagged `pre-up`, verified by a scratch restore, before anything changes.
 /// Returns what to record, or `None` when there is no database yet.
-async fn backup_before(
-    ctx: &Context,
-    c: &super::context::Connected,
-) -> Result<Option<String>, CommandError> {
+async fn backup_before(ctx: &Context, c: &Connected) -> Result<Option<String>, CommandError> {
     let postgres = crate::layout::container_name("postgres");
     if !c
         .engine
@@ -314,10 +379,24 @@ async fn backup_before(
             ))
         })?;
     let file = outcome.file.unwrap_or_default();
+    let tables = verify_backup(ctx, c, &setup, &file).await?;
+    let line = format!("verified backup `{file}` before the release ({tables} tables)");
+    ctx.out.note(line.clone());
+    Ok(Some(line))
+}
+
+/// The scratch restore of the backup just taken; records the checklist's evidence. Returns how many tables
+/// it restored.
+async fn verify_backup(
+    ctx: &Context,
+    c: &Connected,
+    setup: &crate::backup::Setup,
+    file: &str,
+) -> Result<usize, CommandError> {
     ctx.out.note(format!(
         "backup before the release: verifying `{file}` by a scratch restore …"
     ));
-    let verification = crate::backup::verify(&c.remote, &setup, &file, &|_, _| {})
+    let verification = crate::backup::verify(&c.remote, setup, file, &|_, _| {})
         .await
         .map_err(|e| CommandError::Io(format!("{e}\nnothing was changed")))?;
     if !verification.ok {
@@ -327,25 +406,12 @@ async fn backup_before(
         )));
     }
     if let Err(e) =
-        crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
+        crate::checklist::record_verification(&c.remote, &ctx.stack.name, setup, &verification)
             .await
     {
         ctx.out.warning(format!(
             "the checklist's backup evidence was not recorded: {e}"
         ));
     }
-    if let Err(e) =
-        crate::checklist::record_verification(&c.remote, &ctx.stack.name, &setup, &verification)
-            .await
-    {
-        ctx.out.warning(format!(
-            "the checklist's backup evidence was not recorded: {e}"
-        ));
-    }
-    let line = format!(
-        "verified backup `{file}` before the release ({} tables)",
-        verification.tables.len()
-    );
-    ctx.out.note(line.clone());
-    Ok(Some(line))
+    Ok(verification.tables.len())
 }
