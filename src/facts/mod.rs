@@ -154,7 +154,14 @@ fn last_releases(text: Option<&str>) -> Result<BTreeMap<String, String>, String>
         return Ok(BTreeMap::new());
     };
     let history: crate::rollout::History =
-        serde_json::from_str(text).map_err(|e| format!("it is not a release history: {e}"))?;
+        crate::state::store::decode(text.as_bytes()).map_err(|e| match e {
+            crate::state::store::Undecodable::Corrupt(e) => {
+                format!("it is not a release history: {e}")
+            }
+            crate::state::store::Undecodable::Newer(v) => {
+                format!("it was written by a newer vldeploy (format version {v}): upgrade vldeploy")
+            }
+        })?;
     Ok(history
         .releases
         .into_iter()
@@ -306,6 +313,22 @@ mod tests {
             [("backend".to_string(), "backend-b".to_string())].into()
         );
         assert_eq!(last_releases(None).unwrap(), BTreeMap::new());
+        // What the state store writes: the history inside its versioned envelope.
+        let stored = crate::state::store::encode(&crate::rollout::History {
+            releases: vec![crate::rollout::Release {
+                id: "backend-c".into(),
+                service: "backend".into(),
+                image_id: "i".into(),
+                image_ref: "r".into(),
+                created: 3,
+                actor: "ops".into(),
+                git: None,
+            }],
+        });
+        assert_eq!(
+            last_releases(Some(&String::from_utf8(stored).unwrap())).unwrap(),
+            BTreeMap::from([("backend".to_string(), "backend-c".to_string())])
+        );
         assert!(
             last_releases(Some("{not json"))
                 .unwrap_err()
