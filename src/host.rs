@@ -26,7 +26,18 @@ pub fn ssh_settings(stack: &Stack) -> (Target, Auth, transport::HostKeys) {
 
 /// Connects (the blocking handshake runs on a worker thread).
 pub async fn connect(stack: &Stack, timeout: Duration) -> Result<Remote, TransportError> {
-    let (target, auth, keys) = ssh_settings(stack);
+    connect_as(stack, &stack.target.user, timeout).await
+}
+
+/// Connects as `user` instead of the environment's user (bootstrap's first login), with the environment's key
+/// and host keys.
+pub async fn connect_as(
+    stack: &Stack,
+    user: &str,
+    timeout: Duration,
+) -> Result<Remote, TransportError> {
+    let (mut target, auth, keys) = ssh_settings(stack);
+    target.user = user.to_owned();
     let name = target.name();
     tokio::task::spawn_blocking(move || Remote::connect(&target, &auth, &keys, timeout))
         .await

@@ -13,10 +13,9 @@ mod facts;
 mod harden;
 mod plan;
 
-use std::time::Duration;
-
 use sha2::{Digest, Sha256};
 
+pub use crate::host::connect_as;
 pub use apply::{apply, read_facts};
 pub use facts::{HostFacts, Os, Owned, Service};
 pub use harden::{Harden, MIN_REVERT_AFTER, REVERT_AFTER_ENV, TEST_DENY_ENV, harden, revert_after};
@@ -24,7 +23,7 @@ pub use plan::{ENGINE_PACKAGE, Step, TOOLS, Wanted, plan, render};
 
 use crate::remote::bootstrap::HELPER_PATH;
 use crate::stack::{SshAuth, Stack};
-use crate::transport::{Remote, TransportError};
+use crate::transport::TransportError;
 
 /// The root helper, as installed on every host.
 pub const HELPER: &str = include_str!("../../templates/host/vldeploy-root.sh");
@@ -147,25 +146,6 @@ fn run_local(program: &str, args: &[&str]) -> Result<String, BootstrapError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Connects to the stack's host as `user` (the bootstrap user), with the environment's key and host keys.
-pub async fn connect_as(
-    stack: &Stack,
-    user: &str,
-    timeout: Duration,
-) -> Result<Remote, TransportError> {
-    let (mut target, auth, keys) = crate::host::ssh_settings(stack);
-    target.user = user.to_owned();
-    let name = target.name();
-    tokio::task::spawn_blocking(move || Remote::connect(&target, &auth, &keys, timeout))
-        .await
-        .unwrap_or_else(|e| {
-            Err(TransportError::Local {
-                step: format!("connecting to `{name}`"),
-                reason: e.to_string(),
-            })
-        })
 }
 
 #[cfg(test)]
