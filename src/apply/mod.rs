@@ -229,15 +229,7 @@ async fn apply_step(
                 crate::rollout::go_live(&target, &staged, upstream).await?;
             }
             mark_loaded(host, desired, "nginx").await?;
-            crate::rollout::record_release(
-                host.remote,
-                stack,
-                spec,
-                &host.actor,
-                host.git.clone(),
-                RELEASES_KEPT,
-            )
-            .await?;
+            record_release(host, stack, spec).await?;
         }
         Step::Reload { service, name, .. } => {
             reload(host, desired, service, name).await?;
@@ -245,15 +237,7 @@ async fn apply_step(
         Step::RemoveContainer { name, .. } => host.engine.remove(name).await?,
         Step::RecordRelease { service, .. } => {
             let spec = spec_for(desired, service)?;
-            crate::rollout::record_release(
-                host.remote,
-                stack,
-                spec,
-                &host.actor,
-                host.git.clone(),
-                RELEASES_KEPT,
-            )
-            .await?;
+            record_release(host, stack, spec).await?;
         }
         // `up` carries these out with the certificate and firewall flows (`Plan::for_apply` leaves them out).
         Step::Certificate { .. } | Step::Firewall { .. } => {
@@ -338,6 +322,24 @@ async fn wait_healthy(host: &Host<'_>, spec: &ContainerSpec) -> Result<(), StepE
 }
 
 /// Tests the new configuration inside the running container, then reloads it; a failing test puts the old file back.
+/// Adds `spec` to the host's release history, keeping the newest [`RELEASES_KEPT`].
+async fn record_release(
+    host: &Host<'_>,
+    stack: &str,
+    spec: &ContainerSpec,
+) -> Result<(), StepError> {
+    crate::rollout::record_release(
+        host.remote,
+        stack,
+        spec,
+        &host.actor,
+        host.git.clone(),
+        RELEASES_KEPT,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn reload(
     host: &Host<'_>,
     desired: &Desired,
