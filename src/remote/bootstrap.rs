@@ -15,11 +15,11 @@ pub(crate) const SUDOERS_PATH: &str = "/etc/sudoers.d/vldeploy";
 /// Where every stack keeps its state on the host.
 pub(crate) const STATE_ROOT: &str = "/var/lib/vldeploy";
 
-/// The packages whose presence the facts report (the engine's three names among them).
-pub(crate) const PACKAGES_OF_INTEREST: &[&str] = &[
-    "docker.io",
-    "docker-ce",
-    "moby-engine",
+/// The engine packages a host may already have (any of them is kept).
+pub(crate) const ENGINES: &[&str] = &["docker.io", "docker-ce", "moby-engine"];
+
+/// The packages every vldeploy host needs besides an engine.
+pub const TOOLS: &[&str] = &[
     "nftables",
     "cron",
     "gzip",
@@ -42,7 +42,12 @@ pub(crate) fn as_root(command: Command, connection_user: &str) -> Command {
 /// hash, and owner, group and mode of each path bootstrap manages.
 pub(crate) fn facts(user: &str, stack_dir: &str, sshd_dropin: &str) -> Command {
     let u = shell_quote(user);
-    let packages = PACKAGES_OF_INTEREST.join(" ");
+    let packages = ENGINES
+        .iter()
+        .chain(TOOLS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     let paths = [HELPER_DIR, HELPER_PATH, SUDOERS_PATH, STATE_ROOT, stack_dir]
         .map(|p| shell_quote(p).into_owned())
         .join(" ");
