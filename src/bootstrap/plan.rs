@@ -6,16 +6,7 @@ use super::facts::HostFacts;
 use crate::remote::bootstrap::{HELPER_PATH, STATE_ROOT, SUDOERS_PATH};
 use crate::remote::sshd::DROPIN_PATH;
 
-/// The packages every vldeploy host needs besides an engine.
-pub const TOOLS: &[&str] = &[
-    "nftables",
-    "cron",
-    "gzip",
-    "sudo",
-    "ca-certificates",
-    "procps",
-    "iproute2",
-];
+pub use crate::remote::bootstrap::TOOLS;
 
 /// The engine's package when no engine is installed (the distribution's own).
 pub const ENGINE_PACKAGE: &str = "docker.io";
@@ -304,22 +295,11 @@ pub fn render(steps: &[Step], target: &str) -> String {
     }
     let n = steps.len();
     let _ = writeln!(out, "{target}: {n} change{}", if n == 1 { "" } else { "s" });
-    let width = steps
+    let lines: Vec<_> = steps
         .iter()
-        .map(|s| s.summary().chars().count())
-        .max()
-        .unwrap_or(0);
-    for step in steps {
-        let summary = step.summary();
-        let pad = width.saturating_sub(summary.chars().count());
-        let _ = writeln!(
-            out,
-            "  {} {summary}{}  ({})",
-            step.sign(),
-            " ".repeat(pad),
-            step.reason()
-        );
-    }
+        .map(|s| (s.sign(), s.summary(), s.reason()))
+        .collect();
+    crate::plan::step_lines(&mut out, &lines);
     out
 }
 

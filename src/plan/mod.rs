@@ -60,23 +60,12 @@ impl Plan {
         }
         let n = self.steps.len();
         let _ = writeln!(out, "{target}: {n} change{}", if n == 1 { "" } else { "s" });
-        let width = self
+        let lines: Vec<_> = self
             .steps
             .iter()
-            .map(|s| s.summary().chars().count())
-            .max()
-            .unwrap_or(0);
-        for step in &self.steps {
-            let summary = step.summary();
-            let pad = width.saturating_sub(summary.chars().count());
-            let _ = writeln!(
-                out,
-                "  {} {summary}{}  ({})",
-                step.sign(),
-                " ".repeat(pad),
-                step.reason()
-            );
-        }
+            .map(|s| (s.sign(), s.summary(), s.reason()))
+            .collect();
+        step_lines(&mut out, &lines);
         out
     }
 
@@ -100,5 +89,19 @@ impl Plan {
             "changes": self.steps.len(),
             "steps": steps,
         })
+    }
+}
+
+/// One line per step, `  SIGN summary  (reason)`, the summaries padded to one width: `plan`'s look, which
+/// bootstrap's plan shares.
+pub fn step_lines(out: &mut String, steps: &[(char, String, String)]) {
+    let width = steps
+        .iter()
+        .map(|(_, summary, _)| summary.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (sign, summary, reason) in steps {
+        let pad = width.saturating_sub(summary.chars().count());
+        let _ = writeln!(out, "  {sign} {summary}{}  ({reason})", " ".repeat(pad));
     }
 }
