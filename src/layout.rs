@@ -12,13 +12,25 @@ pub const SERVICES: [&str; 3] = ["postgres", "backend", "nginx"];
 /// The port the backend listens on inside the private network when the stack names none.
 pub const BACKEND_PORT: u16 = 8080;
 
-/// Where the vldeploy binary that runs the renewal job lives on the host.
-pub const HOST_BINARY: &str = "/usr/local/lib/vldeploy/vldeploy";
+/// Where the vldeploy binary that runs the renewal job lives on the host: in the stack's directory, which the
+/// connection's user owns.
+pub fn host_binary(stack: &str) -> String {
+    format!("{}/bin/vldeploy", stack_dir(stack))
+}
+
+/// The directory of vldeploy's root helper (root's, 0755).
+pub const HELPER_DIR: &str = "/usr/local/lib/vldeploy";
+
+/// The root helper a user that is not root runs through `sudo -n`, and nothing else.
+pub const HELPER_PATH: &str = "/usr/local/lib/vldeploy/vldeploy-root";
+
+/// Where a user that is not root stages files root's steps install (relative to the stack's directory).
+pub const STAGING: &str = "staging";
 
 /// The nftables table vldeploy owns; nothing else of the host's ruleset is touched.
 pub const FIREWALL_TABLE: &str = "inet vldeploy";
 
-/// Where each firewall apply keeps its candidate, the saved previous table and the revert timer.
+/// Where each firewall apply keeps its candidate, the saved previous table and the revert timer (root's own).
 pub const FIREWALL_STATE_DIR: &str = "/var/lib/vldeploy/firewall";
 
 /// The installed firewall ruleset, loaded at boot.

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod facts;
 pub mod firewall;
 pub mod host;
+pub mod host_file;
 pub mod layout;
 pub mod log;
 mod manual;

@@ -181,10 +181,13 @@ async fn apply_step(
                 .find(|f| &f.path == path)
                 .ok_or_else(|| StepError::Other(format!("no content for `{path}`")))?;
             // Keep the previous version, so a configuration that fails its test can be put back.
-            host.remote
-                .exec(&crate::remote::file::keep_previous(path))
+            if crate::host_file::installer(stack, path).is_none() {
+                host.remote
+                    .exec(&crate::remote::file::keep_previous(path))
+                    .await?;
+            }
+            crate::host_file::write(host.remote, stack, path, &file.content, file.mode)
                 .await?;
-            host.remote.upload(path, &file.content, file.mode).await?;
         }
         Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
             let spec = spec_for(desired, service)?;

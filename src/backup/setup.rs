@@ -36,6 +36,8 @@ pub struct Setup {
     pub database: String,
     /// `POSTGRES_USER` of the postgres service.
     pub user: String,
+    /// The host user cron runs the script as: the environment's SSH user.
+    pub run_as: String,
     /// Where the project's own templates may override the embedded ones.
     #[serde(skip)]
     pub overrides: Option<std::path::PathBuf>,
@@ -101,6 +103,7 @@ impl Setup {
             container: container_name("postgres"),
             database,
             user,
+            run_as: stack.target.user.clone(),
             overrides: Some(stack.project_dir.join("templates")),
         }
     }
@@ -154,6 +157,7 @@ impl Setup {
             "stack": self.stack,
             "environment": self.environment,
             "schedule": self.schedule,
+            "user": self.run_as,
             "script": render::escape::cron_cmd(&self.script_path()).map_err(|e| {
                 RenderError::Template {
                     name: "backup/cron".into(),
@@ -279,6 +283,7 @@ mod tests {
             container: "vl_postgres".into(),
             database: "vaibava_db".into(),
             user: "postgres".into(),
+            run_as: "root".into(),
             overrides: None,
         }
     }

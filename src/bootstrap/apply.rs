@@ -18,7 +18,7 @@ pub async fn read_facts(
 ) -> Result<HostFacts, BootstrapError> {
     let stack_dir = format!("{}/{}", cmd::STATE_ROOT, wanted.stack);
     let facts = cmd::as_root(
-        cmd::facts(&wanted.user, &stack_dir, DROPIN_PATH),
+        cmd::facts(&wanted.user, &[&stack_dir, &wanted.backup_dir], DROPIN_PATH),
         bootstrap_user,
     );
     let out = remote.exec(&facts).await?;

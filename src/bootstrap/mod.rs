@@ -26,7 +26,7 @@ use crate::stack::{SshAuth, Stack};
 use crate::transport::TransportError;
 
 /// The root helper, as installed on every host.
-pub const HELPER: &str = include_str!("../../templates/host/vldeploy-root.sh");
+pub const HELPER: &str = crate::remote::root::HELPER_SCRIPT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -97,6 +97,7 @@ pub fn wanted(stack: &Stack, keys: Vec<String>, harden: bool) -> Wanted {
         keys,
         helper_hash: sha256_hex(HELPER),
         sudoers: sudoers(&stack.target.user),
+        backup_dir: crate::backup::Setup::from_stack(stack).dir,
         sshd_dropin: harden.then(|| crate::remote::sshd::dropin(&deny)),
     }
 }
@@ -185,16 +186,20 @@ mod tests {
         );
         for (args, message) in [
             (
-                &["nft-apply", "Shop;x", "f"][..],
+                &["cron-install", "Shop;x", "f"][..],
                 "invalid stack name `Shop;x`",
             ),
             (
-                &["nft-apply", "shop", "../../etc/passwd"][..],
+                &["firewall-prepare", "shop", "apply-0000000001-1", "../../etc/passwd"][..],
                 "invalid staged file `../../etc/passwd`",
             ),
             (
-                &["nft-check", "shop", "/etc/passwd"][..],
+                &["firewall-boot-install", "shop", "/etc/passwd"][..],
                 "invalid staged file `/etc/passwd`",
+            ),
+            (
+                &["firewall-arm", "apply-1;reboot", "1"][..],
+                "invalid apply id `apply-1;reboot`",
             ),
             (
                 &["cron-install", "shop", "a/b", "f"][..],

@@ -25,6 +25,8 @@ pub struct Wanted {
     pub sudoers: String,
     /// The sshd drop-in, when hardening was asked for.
     pub sshd_dropin: Option<String>,
+    /// The stack's backup directory, the deploy user's.
+    pub backup_dir: String,
 }
 
 /// One change, in the order bootstrap applies them.
@@ -208,6 +210,7 @@ pub fn plan(wanted: &Wanted, facts: &HostFacts) -> Vec<Step> {
     for (path, owner, mode) in [
         (STATE_ROOT.to_owned(), "root", "0755"),
         (stack_dir, user, "0750"),
+        (wanted.backup_dir.clone(), user, "0750"),
     ] {
         let reason = match facts.paths.get(&path) {
             None => "missing".to_owned(),
@@ -319,6 +322,7 @@ mod tests {
             helper_hash: "abc".into(),
             sudoers: crate::bootstrap::sudoers("deploy"),
             sshd_dropin: None,
+            backup_dir: "/var/backups/shop".into(),
         }
     }
 
@@ -357,6 +361,7 @@ mod tests {
             (SUDOERS_PATH, "root", "440"),
             (STATE_ROOT, "root", "755"),
             ("/var/lib/vldeploy/shop", "deploy", "750"),
+            ("/var/backups/shop", "deploy", "750"),
             ("/home/deploy/.ssh", "deploy", "700"),
             ("/home/deploy/.ssh/authorized_keys", "deploy", "600"),
         ] {
@@ -387,6 +392,7 @@ mod tests {
                 "write /etc/sudoers.d/vldeploy (missing)",
                 "directory /var/lib/vldeploy (root, 0755) (missing)",
                 "directory /var/lib/vldeploy/shop (deploy, 0750) (missing)",
+                "directory /var/backups/shop (deploy, 0750) (missing)",
             ]
         );
         let Step::WriteAuthorizedKeys { text, .. } = &steps[4] else {
@@ -480,8 +486,9 @@ mod tests {
             ..wanted()
         };
         let mut f = ready();
-        f.paths
-            .insert("/var/lib/vldeploy/shop".into(), owned("root", "750"));
+        for dir in ["/var/lib/vldeploy/shop", "/var/backups/shop"] {
+            f.paths.insert(dir.into(), owned("root", "750"));
+        }
         assert_eq!(plan(&w, &f), []);
     }
 

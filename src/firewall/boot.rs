@@ -2,9 +2,6 @@
 
 use serde::Serialize;
 
-/// Where the unit goes.
-pub(crate) const UNIT_PATH: &str = crate::layout::FIREWALL_UNIT_PATH;
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Boot {

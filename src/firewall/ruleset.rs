@@ -111,14 +111,6 @@ impl Ruleset {
     }
 }
 
-/// The systemd unit that loads the installed ruleset at boot.
-pub(crate) fn boot_unit() -> Result<String, RenderError> {
-    crate::render::render(
-        "nftables/vldeploy-firewall.service",
-        &serde_json::json!({"table": TABLE, "path": super::RULESET_PATH}),
-    )
-}
-
 /// The hash a ruleset file or a live table listing carries (`vldeploy sha256:…`), if any.
 pub(crate) fn hash_in(text: &str) -> Option<String> {
     let at = text.find("vldeploy sha256:")? + "vldeploy ".len();
@@ -229,12 +221,4 @@ pub(crate) mod tests {
         assert!(!text.contains("echo-request"), "icmp: false: {text}");
     }
 
-    #[test]
-    fn the_boot_unit_loads_the_installed_ruleset() {
-        let unit = boot_unit().unwrap();
-        assert!(
-            unit.contains("ExecStart=/usr/sbin/nft -f /etc/vldeploy/firewall.nft"),
-            "{unit}"
-        );
-    }
 }

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::boot::{self, Boot};
+use super::boot::Boot;
 use super::change::Change;
 use super::error::FirewallError;
 use super::observed::{Observed, observe};
-use super::ruleset::{Ruleset, boot_unit};
+use super::ruleset::Ruleset;
 use super::{REVERT_AFTER_ENV, RULESET_PATH};
 use crate::remote::nft::Revert;
 use crate::stack::Stack;
@@ -91,7 +91,7 @@ pub async fn safe_apply(
             applied.confirm_s = started.elapsed().as_secs_f64();
         }
     }
-    applied.boot = install(remote, ruleset, &observed.boot).await?;
+    applied.boot = install(remote, &confirm.stack.name, ruleset).await?;
     if !applied.boot.loads_at_boot() {
         say(&format!(
             "firewall: warning: `{host}` has no systemd; the ruleset is installed at {RULESET_PATH} but nothing loads it at boot (have the host's init run `nft -f {RULESET_PATH}`)"
@@ -115,7 +115,7 @@ async fn swap(
         step: step.to_owned(),
         detail: e.to_string(),
     };
-    let revert = Revert::new(crate::state::now());
+    let revert = Revert::new(&confirm.stack.name, crate::state::now());
     remote
         .run(&Revert::prune())
         .await
@@ -261,18 +261,18 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_owned()
 }
 
-/// Installs the ruleset file (and, under systemd, the unit that loads it at boot); returns how it boots.
-async fn install(remote: &Remote, ruleset: &Ruleset, boot: &Boot) -> Result<Boot, FirewallError> {
+/// Installs the ruleset file (and, under systemd, the unit that loads it at boot, enabled): staged under the
+/// stack's directory, installed by root's helper. Returns how it boots.
+async fn install(remote: &Remote, stack: &str, ruleset: &Ruleset) -> Result<Boot, FirewallError> {
+    let staged = format!(
+        "{}/{}",
+        crate::layout::stack_dir(stack),
+        crate::remote::nft::boot_staged()
+    );
     remote
-        .upload(RULESET_PATH, ruleset.text.as_bytes(), 0o600)
+        .upload(&staged, ruleset.text.as_bytes(), 0o600)
         .await?;
-    if let Boot::Systemd { .. } = boot {
-        let unit = boot_unit()?;
-        remote
-            .upload(boot::UNIT_PATH, unit.as_bytes(), 0o644)
-            .await?;
-        remote.run(&crate::remote::nft::enable_boot_unit()).await?;
-    }
+    remote.run(&crate::remote::nft::boot_install(stack)).await?;
     Ok(observe(remote).await?.boot)
 }
 

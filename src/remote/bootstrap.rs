@@ -3,11 +3,7 @@
 use super::Command;
 use crate::transport::shell_quote;
 
-/// The root helper the deploy user may run through `sudo -n`, and nothing else.
-pub(crate) const HELPER_PATH: &str = "/usr/local/lib/vldeploy/vldeploy-root";
-
-/// The directory that holds the root helper.
-pub(crate) const HELPER_DIR: &str = "/usr/local/lib/vldeploy";
+pub(crate) use crate::layout::{HELPER_DIR, HELPER_PATH};
 
 /// The sudoers drop-in bootstrap writes.
 pub(crate) const SUDOERS_PATH: &str = "/etc/sudoers.d/vldeploy";
@@ -40,7 +36,7 @@ pub(crate) fn as_root(command: Command, connection_user: &str) -> Command {
 /// One round trip that prints every fact bootstrap decides on, in `--- section` blocks: the OS, the installed
 /// packages, the engine, the services, the user with its groups and keys, the sudoers drop-in, the helper's
 /// hash, and owner, group and mode of each path bootstrap manages.
-pub(crate) fn facts(user: &str, stack_dir: &str, sshd_dropin: &str) -> Command {
+pub(crate) fn facts(user: &str, dirs: &[&str], sshd_dropin: &str) -> Command {
     let u = shell_quote(user);
     let packages = ENGINES
         .iter()
@@ -48,8 +44,11 @@ pub(crate) fn facts(user: &str, stack_dir: &str, sshd_dropin: &str) -> Command {
         .copied()
         .collect::<Vec<_>>()
         .join(" ");
-    let paths = [HELPER_DIR, HELPER_PATH, SUDOERS_PATH, STATE_ROOT, stack_dir]
+    let paths = [HELPER_DIR, HELPER_PATH, SUDOERS_PATH, STATE_ROOT]
+        .iter()
+        .chain(dirs)
         .map(|p| shell_quote(p).into_owned())
+        .collect::<Vec<_>>()
         .join(" ");
     Command::script(format!(
         "echo '--- os-release'; cat /etc/os-release 2>/dev/null; \
@@ -168,13 +167,13 @@ mod tests {
         assert_eq!(
             facts(
                 "deploy",
-                "/var/lib/vldeploy/shop",
+                &["/var/lib/vldeploy/shop"],
                 "/etc/ssh/sshd_config.d/00-x.conf",
             )
             .text(),
             "echo '--- os-release'; cat /etc/os-release 2>/dev/null; echo '--- packages'; dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' docker.io docker-ce moby-engine nftables cron gzip sudo ca-certificates procps iproute2 2>/dev/null; echo '--- engine'; command -v dockerd 2>/dev/null; echo '--- services'; for s in docker cron; do printf '%s %s %s\\n' \"$s\" \"$(systemctl is-enabled \"$s\" 2>/dev/null || true)\" \"$(systemctl is-active \"$s\" 2>/dev/null || true)\"; done; echo '--- user'; getent passwd deploy; echo '--- groups'; id -nG deploy 2>/dev/null; h=$(getent passwd deploy | cut -d: -f6); echo '--- authorized_keys'; [ -n \"$h\" ] && cat \"$h/.ssh/authorized_keys\" 2>/dev/null; echo '--- sudoers'; cat /etc/sudoers.d/vldeploy 2>/dev/null; echo '--- helper'; [ -f /usr/local/lib/vldeploy/vldeploy-root ] && sha256sum < /usr/local/lib/vldeploy/vldeploy-root | cut -d' ' -f1; echo '--- sshd'; cat /etc/ssh/sshd_config.d/00-x.conf 2>/dev/null; echo '--- paths'; for p in /usr/local/lib/vldeploy /usr/local/lib/vldeploy/vldeploy-root /etc/sudoers.d/vldeploy /var/lib/vldeploy /var/lib/vldeploy/shop ${h:+\"$h/.ssh\" \"$h/.ssh/authorized_keys\"}; do stat -c '%U %G %a %n' \"$p\" 2>/dev/null; done; echo '--- end'"
         );
-        let hostile = facts("x';rm -rf /;'", "/var/lib/vldeploy/shop", "/x")
+        let hostile = facts("x';rm -rf /;'", &["/var/lib/vldeploy/shop"], "/x")
             .text()
             .to_owned();
         assert!(

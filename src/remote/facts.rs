@@ -57,8 +57,9 @@ pub fn host_read(read: &HostRead<'_>) -> Command {
         }
     }
     cmd.push_str("true");
-    // The firewall's observation lists nftables tables, which only root may do.
-    Command::script(cmd).as_root()
+    // Files are read as the connection's user; the firewall's observation (nftables tables, root's files) is
+    // root's helper's.
+    Command::script(cmd).with_helper()
 }
 
 #[cfg(test)]
@@ -90,7 +91,7 @@ mod tests {
                 firewall.text()
             )
         );
-        assert!(cmd.needs_root());
+        assert!(cmd.needs_root() && cmd.uses_helper());
     }
 
     #[test]

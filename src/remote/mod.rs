@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod nft;
 mod quote;
 pub mod restore;
+pub mod root;
 pub mod tls;
 
 pub mod bootstrap;
@@ -55,6 +56,8 @@ fn word(w: &str) -> String {
 pub struct Command {
     script: String,
     root: bool,
+    /// Calls the root helper's function (`vldeploy_root`), which the transport defines first.
+    helper: bool,
 }
 
 impl Command {
@@ -72,6 +75,7 @@ impl Command {
         Self {
             script,
             root: false,
+            helper: false,
         }
     }
 
@@ -80,6 +84,7 @@ impl Command {
         Self {
             script: text.into(),
             root: false,
+            helper: false,
         }
     }
 
@@ -103,17 +108,28 @@ impl Command {
     /// Commands run one after the other, each only if the one before succeeded (`a && b`).
     pub(in crate::remote) fn combine(commands: impl IntoIterator<Item = Command>) -> Self {
         let mut root = false;
+        let mut helper = false;
         let parts: Vec<String> = commands
             .into_iter()
             .map(|c| {
                 root |= c.root;
+                helper |= c.helper;
                 c.script
             })
             .collect();
         Self {
             script: parts.join(" && "),
             root,
+            helper,
         }
+    }
+
+    /// Marks the command as one that calls the root helper's function.
+    #[must_use]
+    pub(in crate::remote) fn with_helper(mut self) -> Self {
+        self.helper = true;
+        self.root = true;
+        self
     }
 
     /// The text the host's `sh` runs.
@@ -124,6 +140,11 @@ impl Command {
     /// Whether only root may run it.
     pub fn needs_root(&self) -> bool {
         self.root
+    }
+
+    /// Whether it calls the root helper's function, which must be defined before its text.
+    pub fn uses_helper(&self) -> bool {
+        self.helper
     }
 }
 

@@ -1,278 +1,170 @@
 //! The firewall's commands, all of them root's: observe the table, and the safe apply's automatic revert.
 //!
-//! Each apply gets a directory `apply-<time>-<pid>` under the state directory holding `candidate.nft` (the new
-//! ruleset), `revert.nft` (the table as it was, or its absence), `timer.pid` and, once decided, `outcome`.
-//! The timer and the confirmation race for `mkdir decided`: exactly one of them wins, so a late confirmation
-//! can never leave a reverted host believed confirmed, nor a confirmed host reverted.
+//! Each is a verb of the root helper (`templates/host/vldeploy-root.sh`), which keeps every apply in root's own
+//! directory `apply-<time>-<pid>`: `candidate.nft` (the new ruleset, copied from the file the connection's user
+//! staged under the stack's directory), `revert.nft` (the table as it was, or its absence), `timer.pid` and,
+//! once decided, `outcome`. The timer and the confirmation race for `mkdir decided`: exactly one of them wins,
+//! so a late confirmation can never leave a reverted host believed confirmed, nor a confirmed host reverted.
 
 use super::Command;
-use crate::layout::{
-    FIREWALL_RULESET as RULESET_PATH, FIREWALL_STATE_DIR as STATE_DIR, FIREWALL_TABLE as TABLE,
-    FIREWALL_UNIT,
-};
+use super::root::helper;
+use crate::layout::{FIREWALL_STATE_DIR as STATE_DIR, STAGING, stack_dir};
 
-/// The shell commands of one apply, for the directory `dir`.
+/// The commands of one apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revert {
-    pub dir: String,
+    pub stack: String,
+    /// `apply-<10 digits>-<pid>`.
+    pub id: String,
 }
 
 impl Revert {
-    /// A new apply directory named after `now` (seconds) and this process.
-    pub fn new(now: u64) -> Self {
+    /// A new apply of `stack`, named after `now` (seconds) and this process.
+    pub fn new(stack: &str, now: u64) -> Self {
         Self {
-            dir: format!("{STATE_DIR}/apply-{now:010}-{}", std::process::id()),
+            stack: stack.to_owned(),
+            id: format!("apply-{now:010}-{}", std::process::id()),
         }
     }
 
-    pub fn candidate(&self) -> String {
-        format!("{}/candidate.nft", self.dir)
+    /// Root's directory of this apply on the host.
+    pub fn dir(&self) -> String {
+        format!("{STATE_DIR}/{}", self.id)
     }
 
-    /// Saves the current table as `revert.nft` and checks it and the candidate with `nft -c`. Changes nothing.
+    /// The candidate as staged, relative to the stack's directory.
+    pub fn staged(&self) -> String {
+        format!("{STAGING}/firewall-{}.nft", self.id)
+    }
+
+    /// Where the connection's user uploads the candidate.
+    pub fn candidate(&self) -> String {
+        format!("{}/{}", stack_dir(&self.stack), self.staged())
+    }
+
+    /// Copies the staged candidate into the apply, saves the current table as `revert.nft` and checks both
+    /// with `nft -c`. Changes nothing.
     ///
     /// When the loaded table carries the hash of the installed file (`live_hash`), that file is the saved
     /// table; otherwise the table's listing is (after deleting ours, so a missing table is restored as missing).
+    /// A hash that is not plain letters, digits and `:` is not passed on.
     pub fn prepare(&self, live_hash: Option<&str>) -> Command {
-        let d = &self.dir;
-        let listing = format!(
-            "{{ echo 'table {TABLE}'; echo 'delete table {TABLE}'; \
-             nft list table {TABLE} 2>/dev/null || true; }} > {d}/revert.nft"
-        );
-        let saved = match live_hash {
-            Some(h) if h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':') => format!(
-                "if grep -qx '# vldeploy-hash: {h}' {RULESET_PATH} 2>/dev/null; \
-                 then cp {RULESET_PATH} {d}/revert.nft; else {listing}; fi"
-            ),
-            _ => listing,
-        };
-        root(format!(
-            "set -e; {saved}; nft -c -f {d}/candidate.nft; nft -c -f {d}/revert.nft"
-        ))
+        let staged = self.staged();
+        let mut args = vec!["firewall-prepare", &self.stack, &self.id, &staged];
+        if let Some(h) = live_hash.filter(|h| {
+            !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':')
+        }) {
+            args.push(h);
+        }
+        helper(&args)
     }
 
     /// Starts the timer in its own session (so it outlives the SSH channel) and prints its pid.
     pub fn arm(&self, seconds: u64) -> Command {
-        let d = &self.dir;
-        let timer = format!(
-            "echo $$ > {d}/timer.pid; sleep {seconds}; \
-             if mkdir {d}/decided 2>/dev/null; then nft -f {d}/revert.nft; \
-             echo \"reverted $? $(date +%s)\" > {d}/outcome; fi; rm -f {d}/timer.pid"
-        );
-        root(format!(
-            "setsid sh -c '{timer}' </dev/null >/dev/null 2>&1 & \
-             i=0; while [ ! -s {d}/timer.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
-             cat {d}/timer.pid"
-        ))
+        helper(&["firewall-arm", &self.id, &seconds.to_string()])
     }
 
     /// Loads the candidate: one nft transaction.
     pub fn apply(&self) -> Command {
-        root(format!("nft -f {}", self.candidate()))
+        helper(&["firewall-load", &self.id])
     }
 
     /// Claims the decision for the confirmation and stops the timer. Prints `confirmed`, or the outcome the
     /// timer wrote when it won.
     pub fn disarm(&self) -> Command {
-        let d = &self.dir;
-        root(format!(
-            "if mkdir {d}/decided 2>/dev/null; then echo \"confirmed $(date +%s)\" > {d}/outcome; \
-             p=$(cat {d}/timer.pid 2>/dev/null); \
-             if [ -n \"$p\" ]; then pkill -P \"$p\" sleep 2>/dev/null; kill \"$p\" 2>/dev/null; fi; \
-             rm -f {d}/timer.pid; echo confirmed; \
-             else cat {d}/outcome 2>/dev/null || echo undecided; fi"
-        ))
+        helper(&["firewall-disarm", &self.id])
     }
 
     /// What the timer or the confirmation wrote.
     pub fn outcome(&self) -> Command {
-        root(format!("cat {}/outcome 2>/dev/null || true", self.dir))
+        helper(&["firewall-outcome", &self.id])
     }
 
-    /// Removes all but the newest five apply directories.
+    /// Removes all but the newest five applies.
     pub fn prune() -> Command {
-        root(format!(
-            "ls -d {STATE_DIR}/apply-* 2>/dev/null | sort | head -n -5 | while read -r d; do rm -rf \"$d\"; done; true"
-        ))
+        helper(&["firewall-prune"])
     }
 }
-
-/// Prints the SHA-256 of the loaded table's listing (needs `$t` to hold it).
-const LISTING_SHA: &str = "printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1";
 
 /// Records the loaded table's listing as the confirmed one.
 pub fn record_listing() -> Command {
-    root(format!(
-        "t=$(nft list table {TABLE}) && mkdir -p {STATE_DIR} && {LISTING_SHA} > {STATE_DIR}/listing.sha256"
-    ))
+    helper(&["firewall-record"])
 }
 
-/// Observes the host's firewall; each line of output is `key=value`.
+/// Observes the host's firewall; each line of output is `key=value`. The SSH port comes from this connection's
+/// own environment (sudo does not pass it on), the rest from the helper.
 pub fn observe() -> Command {
-    root(format!(
-        "command -v nft >/dev/null 2>&1 && echo nft=yes; \
-         [ \"$(id -u)\" = 0 ] && echo root=yes; \
-         if command -v nft >/dev/null 2>&1 && ! e=$(nft list tables 2>&1 >/dev/null); then \
-           echo \"unreadable=$(printf '%s' \"$e\" | head -n 1)\"; fi; \
-         echo \"ssh=${{SSH_CONNECTION:-}}\"; \
-         if t=$(nft list table {TABLE} 2>/dev/null); then echo table=yes; \
-           printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; \
-           echo \"listing=$({LISTING_SHA})\"; echo \"recorded=$(cat {STATE_DIR}/listing.sha256 2>/dev/null)\"; fi; \
-         sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' {RULESET_PATH} 2>/dev/null | head -n 1; \
-         {BOOT_OBSERVE}; \
-         for d in {STATE_DIR}/apply-*; do \
-           [ -s \"$d/timer.pid\" ] && kill -0 \"$(cat \"$d/timer.pid\")\" 2>/dev/null && echo \"armed=$d\"; \
-         done; \
-         last=$(ls -d {STATE_DIR}/apply-* 2>/dev/null | sort | tail -n 1); \
-         [ -n \"$last\" ] && [ -s \"$last/outcome\" ] && echo \"outcome=$(head -n 1 \"$last/outcome\")\"; \
-         true"
-    ))
+    Command::combine([
+        Command::script("echo \"ssh=${SSH_CONNECTION:-}\""),
+        helper(&["firewall-observe"]),
+    ])
 }
 
-/// The shell snippet that prints `boot=…`.
-const BOOT_OBSERVE: &str = "if [ -d /run/systemd/system ]; then \
-    echo \"boot=systemd:$(systemctl is-enabled vldeploy-firewall.service 2>/dev/null)\"; \
-  elif grep -qs /etc/vldeploy/firewall.nft /usr/local/sbin/sandbox-init /etc/rc.local; then \
-    echo boot=init-script; \
-  else echo boot=none; fi";
-
-/// Makes systemd load the unit that installs the ruleset at boot.
-pub fn enable_boot_unit() -> Command {
-    root(format!(
-        "systemctl daemon-reload && systemctl enable {FIREWALL_UNIT} >/dev/null 2>&1"
-    ))
+/// The staged boot ruleset, relative to the stack's directory.
+pub fn boot_staged() -> String {
+    format!("{STAGING}/firewall.nft")
 }
 
-fn root(text: String) -> Command {
-    Command::script(text).as_root()
+/// Installs the staged boot ruleset (`boot_staged`) as `/etc/vldeploy/firewall.nft` and, under systemd, the unit
+/// that loads it at boot, enabled.
+pub fn boot_install(stack: &str) -> Command {
+    helper(&["firewall-boot-install", stack, &boot_staged()])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::root::{HELPER_SCRIPT, Privilege, prelude};
+
+    fn apply_1() -> Revert {
+        Revert {
+            stack: "shop".into(),
+            id: "apply-0000000001-7".into(),
+        }
+    }
 
     #[test]
-    fn the_timer_and_the_confirmation_race_for_one_directory() {
-        let r = Revert::new(1_700_000_000);
-        let d = format!(
-            "/var/lib/vldeploy/firewall/apply-1700000000-{}",
-            std::process::id()
-        );
-        assert_eq!(r.dir, d);
+    fn an_apply_is_named_after_the_time_and_this_process() {
+        let r = Revert::new("shop", 1_700_000_000);
+        let id = format!("apply-1700000000-{}", std::process::id());
+        assert_eq!(r.id, id);
+        assert_eq!(r.dir(), format!("/var/lib/vldeploy/firewall/{id}"));
         assert_eq!(
-            r.arm(30).text(),
-            format!(
-                "setsid sh -c 'echo $$ > {d}/timer.pid; sleep 30; if mkdir {d}/decided 2>/dev/null; then nft -f {d}/revert.nft; \
-                 echo \"reverted $? $(date +%s)\" > {d}/outcome; fi; rm -f {d}/timer.pid' </dev/null >/dev/null 2>&1 & \
-                 i=0; while [ ! -s {d}/timer.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat {d}/timer.pid"
-            )
-        );
-        assert_eq!(
-            r.disarm().text(),
-            format!(
-                "if mkdir {d}/decided 2>/dev/null; then echo \"confirmed $(date +%s)\" > {d}/outcome; \
-                 p=$(cat {d}/timer.pid 2>/dev/null); if [ -n \"$p\" ]; then pkill -P \"$p\" sleep 2>/dev/null; kill \"$p\" 2>/dev/null; fi; \
-                 rm -f {d}/timer.pid; echo confirmed; else cat {d}/outcome 2>/dev/null || echo undecided; fi"
-            )
+            r.candidate(),
+            format!("/var/lib/vldeploy/shop/staging/firewall-{id}.nft")
         );
     }
 
     #[test]
-    fn prepare_saves_the_installed_file_when_its_hash_is_loaded() {
-        let r = Revert {
-            dir: "/var/lib/vldeploy/firewall/apply-1".into(),
-        };
+    fn prepare_passes_on_only_a_hash_of_plain_characters() {
+        let r = apply_1();
         assert_eq!(
             r.prepare(Some("sha256:0123456789abcdef")).text(),
-            "set -e; if grep -qx '# vldeploy-hash: sha256:0123456789abcdef' /etc/vldeploy/firewall.nft 2>/dev/null; then cp /etc/vldeploy/firewall.nft /var/lib/vldeploy/firewall/apply-1/revert.nft; else { echo 'table inet vldeploy'; echo 'delete table inet vldeploy'; nft list table inet vldeploy 2>/dev/null || true; } > /var/lib/vldeploy/firewall/apply-1/revert.nft; fi; nft -c -f /var/lib/vldeploy/firewall/apply-1/candidate.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/revert.nft"
+            "vldeploy_root firewall-prepare shop apply-0000000001-7 staging/firewall-apply-0000000001-7.nft sha256:0123456789abcdef"
         );
-        // A hash that is not one shell word is never interpolated: the listing is saved instead.
         assert_eq!(r.prepare(Some("sha256:x y")).text(), r.prepare(None).text());
         assert_eq!(
-            r.prepare(Some("sha256:x y")).text(),
-            "set -e; { echo 'table inet vldeploy'; echo 'delete table inet vldeploy'; nft list table inet vldeploy 2>/dev/null || true; } > /var/lib/vldeploy/firewall/apply-1/revert.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/candidate.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/revert.nft"
-        );
-    }
-
-    /// Runs the real scripts (without nft) in a temporary directory: the confirmation wins before the timer
-    /// fires, and after it fired the confirmation reports the revert.
-    #[test]
-    fn the_scripts_decide_once() {
-        use std::process::Command;
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let run = |script: &str| {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .output()
-                .unwrap_or_else(|e| panic!("{e}"));
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
-        let fake = |name: &str| {
-            let r = Revert {
-                dir: tmp.path().join(name).display().to_string(),
-            };
-            std::fs::create_dir_all(&r.dir).unwrap_or_else(|e| panic!("{e}"));
-            r
-        };
-        let early = fake("early");
-        // No nft here: the revert runs `touch` or `true` instead.
-        let pid = run(&early.arm(30).text().replace("nft -f", "touch"));
-        assert!(pid.parse::<u32>().is_ok(), "{pid}");
-        assert_eq!(run(early.disarm().text()), "confirmed");
-        assert!(!std::path::Path::new(&early.dir).join("timer.pid").exists());
-
-        let late = fake("late");
-        run(&late.arm(1).text().replace("nft -f", "true"));
-        for _ in 0..100 {
-            if std::path::Path::new(&late.dir).join("outcome").exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert!(run(late.disarm().text()).starts_with("reverted 0 "));
-    }
-
-    #[test]
-    fn every_firewall_command_is_roots_and_exact() {
-        let r = Revert {
-            dir: "/var/lib/vldeploy/firewall/apply-1".into(),
-        };
-        assert_eq!(
-            r.apply().text(),
-            "nft -f /var/lib/vldeploy/firewall/apply-1/candidate.nft"
-        );
-        assert_eq!(
-            r.outcome().text(),
-            "cat /var/lib/vldeploy/firewall/apply-1/outcome 2>/dev/null || true"
-        );
-        assert_eq!(
-            Revert::prune().text(),
-            "ls -d /var/lib/vldeploy/firewall/apply-* 2>/dev/null | sort | head -n -5 | while read -r d; do rm -rf \"$d\"; done; true"
-        );
-        assert_eq!(
             r.prepare(None).text(),
-            "set -e; { echo 'table inet vldeploy'; echo 'delete table inet vldeploy'; nft list table inet vldeploy 2>/dev/null || true; } > /var/lib/vldeploy/firewall/apply-1/revert.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/candidate.nft; nft -c -f /var/lib/vldeploy/firewall/apply-1/revert.nft"
+            "vldeploy_root firewall-prepare shop apply-0000000001-7 staging/firewall-apply-0000000001-7.nft"
         );
-        assert_eq!(
-            r.arm(30).text(),
-            "setsid sh -c 'echo $$ > /var/lib/vldeploy/firewall/apply-1/timer.pid; sleep 30; if mkdir /var/lib/vldeploy/firewall/apply-1/decided 2>/dev/null; then nft -f /var/lib/vldeploy/firewall/apply-1/revert.nft; echo \"reverted $? $(date +%s)\" > /var/lib/vldeploy/firewall/apply-1/outcome; fi; rm -f /var/lib/vldeploy/firewall/apply-1/timer.pid' </dev/null >/dev/null 2>&1 & i=0; while [ ! -s /var/lib/vldeploy/firewall/apply-1/timer.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat /var/lib/vldeploy/firewall/apply-1/timer.pid"
-        );
-        assert_eq!(
-            r.disarm().text(),
-            "if mkdir /var/lib/vldeploy/firewall/apply-1/decided 2>/dev/null; then echo \"confirmed $(date +%s)\" > /var/lib/vldeploy/firewall/apply-1/outcome; p=$(cat /var/lib/vldeploy/firewall/apply-1/timer.pid 2>/dev/null); if [ -n \"$p\" ]; then pkill -P \"$p\" sleep 2>/dev/null; kill \"$p\" 2>/dev/null; fi; rm -f /var/lib/vldeploy/firewall/apply-1/timer.pid; echo confirmed; else cat /var/lib/vldeploy/firewall/apply-1/outcome 2>/dev/null || echo undecided; fi"
-        );
-        assert_eq!(
-            record_listing().text(),
-            "t=$(nft list table inet vldeploy) && mkdir -p /var/lib/vldeploy/firewall && printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1 > /var/lib/vldeploy/firewall/listing.sha256"
-        );
-        assert_eq!(
-            enable_boot_unit().text(),
-            "systemctl daemon-reload && systemctl enable vldeploy-firewall.service >/dev/null 2>&1"
-        );
+    }
+
+    #[test]
+    fn every_firewall_command_is_a_verb_of_the_helper() {
+        let r = apply_1();
+        assert_eq!(r.arm(30).text(), "vldeploy_root firewall-arm apply-0000000001-7 30");
+        assert_eq!(r.apply().text(), "vldeploy_root firewall-load apply-0000000001-7");
+        assert_eq!(r.disarm().text(), "vldeploy_root firewall-disarm apply-0000000001-7");
+        assert_eq!(r.outcome().text(), "vldeploy_root firewall-outcome apply-0000000001-7");
+        assert_eq!(Revert::prune().text(), "vldeploy_root firewall-prune");
+        assert_eq!(record_listing().text(), "vldeploy_root firewall-record");
         assert_eq!(
             observe().text(),
-            "command -v nft >/dev/null 2>&1 && echo nft=yes; [ \"$(id -u)\" = 0 ] && echo root=yes; if command -v nft >/dev/null 2>&1 && ! e=$(nft list tables 2>&1 >/dev/null); then echo \"unreadable=$(printf '%s' \"$e\" | head -n 1)\"; fi; echo \"ssh=${SSH_CONNECTION:-}\"; if t=$(nft list table inet vldeploy 2>/dev/null); then echo table=yes; printf '%s\\n' \"$t\" | sed -n 's/^[[:space:]]*comment \"\\(vldeploy sha256:[0-9a-f]*\\)\".*/live=\\1/p' | head -n 1; echo \"listing=$(printf '%s\\n' \"$t\" | sha256sum | cut -d ' ' -f 1)\"; echo \"recorded=$(cat /var/lib/vldeploy/firewall/listing.sha256 2>/dev/null)\"; fi; sed -n 's/^# vldeploy-hash: \\(.*\\)/file=vldeploy \\1/p' /etc/vldeploy/firewall.nft 2>/dev/null | head -n 1; if [ -d /run/systemd/system ]; then echo \"boot=systemd:$(systemctl is-enabled vldeploy-firewall.service 2>/dev/null)\"; elif grep -qs /etc/vldeploy/firewall.nft /usr/local/sbin/sandbox-init /etc/rc.local; then echo boot=init-script; else echo boot=none; fi; for d in /var/lib/vldeploy/firewall/apply-*; do [ -s \"$d/timer.pid\" ] && kill -0 \"$(cat \"$d/timer.pid\")\" 2>/dev/null && echo \"armed=$d\"; done; last=$(ls -d /var/lib/vldeploy/firewall/apply-* 2>/dev/null | sort | tail -n 1); [ -n \"$last\" ] && [ -s \"$last/outcome\" ] && echo \"outcome=$(head -n 1 \"$last/outcome\")\"; true"
+            "echo \"ssh=${SSH_CONNECTION:-}\" && vldeploy_root firewall-observe"
+        );
+        assert_eq!(
+            boot_install("shop").text(),
+            "vldeploy_root firewall-boot-install shop staging/firewall.nft"
         );
         for c in [
             r.apply(),
@@ -282,10 +174,132 @@ mod tests {
             r.disarm(),
             Revert::prune(),
             record_listing(),
-            enable_boot_unit(),
             observe(),
+            boot_install("shop"),
         ] {
-            assert!(c.needs_root(), "{c:?}");
+            assert!(c.needs_root() && c.uses_helper(), "{c:?}");
         }
+    }
+
+    /// The boot unit the helper writes loads the file it installs, where the host's layout says they live.
+    #[test]
+    fn the_helpers_boot_unit_loads_the_installed_ruleset() {
+        use crate::layout::{FIREWALL_RULESET, FIREWALL_TABLE, FIREWALL_UNIT_PATH};
+        assert!(HELPER_SCRIPT.contains(&format!("\nRULESET={FIREWALL_RULESET}\n")));
+        assert!(HELPER_SCRIPT.contains(&format!("\nUNIT={FIREWALL_UNIT_PATH}\n")));
+        assert!(HELPER_SCRIPT.contains(&format!("\nTABLE='{FIREWALL_TABLE}'\n")));
+        assert!(HELPER_SCRIPT.contains("\nExecStart=/usr/sbin/nft -f $RULESET\n"));
+        assert!(HELPER_SCRIPT.contains("\nWantedBy=multi-user.target\nEOF\n"));
+    }
+
+    /// The helper's text with its state under `dir` and a fake `nft` that records what it was asked.
+    fn helper_in(dir: &std::path::Path) -> String {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+        let nft = bin.join("nft");
+        std::fs::write(
+            &nft,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}/nft.log\n[ \"$1\" = list ] && exit 1\nexit 0\n",
+                dir.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::process::Command::new("chmod")
+            .args(["0755", &nft.display().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.display();
+        HELPER_SCRIPT
+            .replace("STATE=/var/lib/vldeploy\n", &format!("STATE={d}/state\n"))
+            .replace(
+                "APPLIES=/var/lib/vldeploy/firewall\n",
+                &format!("APPLIES={d}/applies\n"),
+            )
+            .replace("\nPATH=", &format!("\nPATH={d}/bin:"))
+            .replace("RULESET=/etc/vldeploy/firewall.nft", &format!("RULESET={d}/firewall.nft"))
+    }
+
+    /// Runs the real helper verbs (with a fake `nft`) in a temporary directory: a staged candidate is copied and
+    /// checked, the confirmation wins before the timer fires, and after it fired the confirmation reports the
+    /// revert. A candidate that touches another table is refused before nft sees it.
+    #[test]
+    fn the_helper_decides_once() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let script = helper_in(tmp.path());
+        let prelude = prelude(Privilege::Root).replace(&super::super::q(HELPER_SCRIPT), &super::super::q(&script));
+        let run = |cmd: &Command| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{prelude}{}", cmd.text()))
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            (
+                String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                out.status.success(),
+            )
+        };
+        let stage = |r: &Revert, text: &str| {
+            let path = tmp.path().join("state/shop").join(r.staged());
+            std::fs::create_dir_all(path.parent().unwrap_or(tmp.path()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        };
+        let ours = "table inet vldeploy\ndelete table inet vldeploy\ntable inet vldeploy {\n}\n";
+
+        let early = Revert {
+            stack: "shop".into(),
+            id: "apply-0000000001-1".into(),
+        };
+        stage(&early, ours);
+        let (_, err, ok) = run(&early.prepare(None));
+        assert!(ok, "{err}");
+        let applied = tmp.path().join("applies").join(&early.id);
+        assert_eq!(
+            std::fs::read_to_string(applied.join("candidate.nft")).unwrap_or_default(),
+            ours
+        );
+        assert!(applied.join("revert.nft").exists());
+        let (pid, err, ok) = run(&early.arm(30));
+        assert!(ok && pid.parse::<u32>().is_ok(), "{pid} {err}");
+        assert_eq!(run(&early.disarm()).0, "confirmed");
+        assert!(!applied.join("timer.pid").exists());
+        assert!(run(&early.outcome()).0.starts_with("confirmed "));
+
+        let late = Revert {
+            stack: "shop".into(),
+            id: "apply-0000000002-1".into(),
+        };
+        stage(&late, ours);
+        assert!(run(&late.prepare(None)).2);
+        run(&late.arm(1));
+        let outcome = tmp.path().join("applies").join(&late.id).join("outcome");
+        for _ in 0..100 {
+            if outcome.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(run(&late.disarm()).0.starts_with("reverted 0 "));
+        let log = std::fs::read_to_string(tmp.path().join("nft.log")).unwrap_or_default();
+        assert!(
+            log.contains(&format!("-f {}/applies/{}/revert.nft", tmp.path().display(), late.id)),
+            "{log}"
+        );
+
+        let hostile = Revert {
+            stack: "shop".into(),
+            id: "apply-0000000003-1".into(),
+        };
+        stage(&hostile, "flush ruleset\n");
+        let (_, err, ok) = run(&hostile.prepare(None));
+        assert!(!ok && err.contains("touches more than the table"), "{err}");
+        let bad_id = Revert {
+            stack: "shop".into(),
+            id: "../../etc".into(),
+        };
+        let (_, err, ok) = run(&bad_id.arm(1));
+        assert!(!ok && err.contains("invalid apply id"), "{err}");
     }
 }

@@ -53,15 +53,18 @@ pub fn prune(stack: &str) -> Command {
 pub fn renew_on_host(stack: &str, force: bool) -> Command {
     Command::script(format!(
         "{} renew-on-host --stack {} --lock-held --trigger vldeploy{}",
-        q(layout::HOST_BINARY),
+        q(&layout::host_binary(stack)),
         q(stack),
         if force { " --force" } else { "" }
     ))
 }
 
 /// Prints the SHA-256 of the host's vldeploy binary; nothing when there is none.
-pub fn binary_hash() -> Command {
-    Command::script(format!("sha256sum {} 2>/dev/null", q(layout::HOST_BINARY)))
+pub fn binary_hash(stack: &str) -> Command {
+    Command::script(format!(
+        "sha256sum {} 2>/dev/null",
+        q(&layout::host_binary(stack))
+    ))
 }
 
 #[cfg(test)]
@@ -107,11 +110,11 @@ mod tests {
     fn renewal_runs_the_host_binary() {
         assert_eq!(
             renew_on_host("a b", true).text(),
-            "/usr/local/lib/vldeploy/vldeploy renew-on-host --stack 'a b' --lock-held --trigger vldeploy --force"
+            "'/var/lib/vldeploy/a b/bin/vldeploy' renew-on-host --stack 'a b' --lock-held --trigger vldeploy --force"
         );
         assert_eq!(
-            binary_hash().text(),
-            "sha256sum /usr/local/lib/vldeploy/vldeploy 2>/dev/null"
+            binary_hash("shop").text(),
+            "sha256sum /var/lib/vldeploy/shop/bin/vldeploy 2>/dev/null"
         );
     }
 }

@@ -26,10 +26,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/nftables/ruleset.nft.j2"),
     ),
     (
-        "nftables/vldeploy-firewall.service",
-        include_str!("../../templates/nftables/vldeploy-firewall.service.j2"),
-    ),
-    (
         "tls/renew.cron",
         include_str!("../../templates/tls/renew.cron.j2"),
     ),
@@ -227,11 +223,11 @@ mod tests {
     fn the_renewal_cron_entry_runs_the_host_binary_every_minute() {
         let out = render(
             "tls/renew.cron",
-            &serde_json::json!({"stack": "shop", "environment": "production", "binary": "/usr/local/lib/vldeploy/vldeploy", "log": "/var/lib/vldeploy/shop/tls/renew.log"}),
+            &serde_json::json!({"stack": "shop", "environment": "production", "binary": "/var/lib/vldeploy/shop/bin/vldeploy", "user": "deploy", "log": "/var/lib/vldeploy/shop/tls/renew.log"}),
         )
         .unwrap();
         assert!(out.contains(
-            "* * * * * root /usr/local/lib/vldeploy/vldeploy renew-on-host --stack shop --quiet >> /var/lib/vldeploy/shop/tls/renew.log 2>&1\n"
+            "* * * * * deploy /var/lib/vldeploy/shop/bin/vldeploy renew-on-host --stack shop --quiet >> /var/lib/vldeploy/shop/tls/renew.log 2>&1\n"
         ), "{out}");
     }
 

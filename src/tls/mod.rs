@@ -24,7 +24,7 @@ pub use setup::{
     plain_http_refused, prepare, renewal_files, status, wanted,
 };
 pub use state::{
-    HOST_BINARY, HostConfig, HostEab, NGINX_CERTS, RenewReport, Status, StoredAccount, certs_dir,
+    HostConfig, HostEab, NGINX_CERTS, RenewReport, Status, StoredAccount, certs_dir, host_binary,
     tls_dir, webroot,
 };
 

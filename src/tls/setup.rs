@@ -8,7 +8,7 @@ use super::cert::{CertInfo, parse_chain, placeholder, verify};
 use super::install::{install, read_current};
 use super::policy::renew_at;
 use super::state::{
-    HOST_BINARY, HostConfig, HostEab, RenewReport, Status, ca_bundle_path, cron_file, job_log_path,
+    HostConfig, HostEab, RenewReport, Status, ca_bundle_path, cron_file, host_binary, job_log_path,
     read_config, read_status, write_config,
 };
 use crate::layout::container_name;
@@ -109,8 +109,8 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
     };
     let name = &stack.name;
     let mut changes = Vec::new();
-    if ship_binary(remote).await? {
-        changes.push(format!("renewal job binary {HOST_BINARY}"));
+    if ship_binary(remote, name).await? {
+        changes.push(format!("renewal job binary {}", host_binary(name)));
     }
     let ca_bundle = match &acme.ca_bundle {
         Some(path) => {
@@ -152,9 +152,7 @@ pub async fn converge(remote: &Remote, stack: &Stack, force: bool) -> Result<Con
     }
     let cron = render_cron(stack)?;
     if remote.read_file(&cron_file(name)).await?.as_deref() != Some(cron.as_bytes()) {
-        remote
-            .upload(&cron_file(name), cron.as_bytes(), 0o644)
-            .await?;
+        crate::host_file::write(remote, name, &cron_file(name), cron.as_bytes(), 0o644).await?;
         changes.push(format!("renewal job {}", cron_file(name)));
     }
     let out = remote
@@ -203,7 +201,8 @@ fn render_cron(stack: &Stack) -> Result<String, crate::render::RenderError> {
         &serde_json::json!({
             "stack": stack.name,
             "environment": stack.environment,
-            "binary": HOST_BINARY,
+            "binary": host_binary(&stack.name),
+            "user": stack.target.user,
             "log": job_log_path(&stack.name),
         }),
     )
@@ -269,7 +268,7 @@ pub fn observed_certificate(pem: &[u8]) -> Result<ObservedCertificate, TlsError>
 }
 
 /// Sends this binary to the host when the host's copy differs. Returns whether it was sent.
-async fn ship_binary(remote: &Remote) -> Result<bool, TlsError> {
+async fn ship_binary(remote: &Remote, stack: &str) -> Result<bool, TlsError> {
     use sha2::{Digest as _, Sha256};
     let exe = std::env::current_exe().map_err(|source| TlsError::Io {
         path: "the running vldeploy binary".into(),
@@ -280,7 +279,9 @@ async fn ship_binary(remote: &Remote) -> Result<bool, TlsError> {
         source,
     })?;
     let local = hex::encode(Sha256::digest(&bytes));
-    let out = remote.exec(&crate::remote::tls::binary_hash()).await?;
+    let out = remote
+        .exec(&crate::remote::tls::binary_hash(stack))
+        .await?;
     let remote_hash = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
@@ -289,7 +290,7 @@ async fn ship_binary(remote: &Remote) -> Result<bool, TlsError> {
     if remote_hash == local {
         return Ok(false);
     }
-    remote.upload(HOST_BINARY, &bytes, 0o755).await?;
+    remote.upload(&host_binary(stack), &bytes, 0o755).await?;
     Ok(true)
 }
 

@@ -12,7 +12,9 @@ use crate::state::store::{self, Document, StoreError};
 use crate::transport::Remote;
 
 /// Where the vldeploy binary that runs the renewal job lives on the host.
-pub const HOST_BINARY: &str = layout::HOST_BINARY;
+pub fn host_binary(stack: &str) -> String {
+    layout::host_binary(stack)
+}
 
 /// The private directory of the certificate state (`0700`): configuration, account, status, job log.
 pub fn tls_dir(stack: &str) -> String {

@@ -155,6 +155,17 @@ pub enum TransportError {
         stderr_tail: String,
     },
 
+    /// The connection's user may not do what vldeploy needs on the host (root's steps, the stack's directory,
+    /// the engine). Checked once, right after connecting, before anything is changed.
+    #[error("`{host}` lacks what vldeploy needs as `{user}`:\n{problems}\nhelp: {help}")]
+    Rights {
+        host: String,
+        user: String,
+        /// One `  - …` line per problem.
+        problems: String,
+        help: String,
+    },
+
     /// A bad argument (a path that cannot be uploaded to, a host name with a NUL byte...).
     #[error("invalid {what} for `{host}`: {reason}")]
     Invalid {

@@ -42,6 +42,7 @@ pub use link::{ALIVE_TIMEOUT, Link};
 pub use output::{ExecStream, Output, StreamEnd, StreamStatus};
 
 use crate::remote::Command;
+use crate::remote::root::{Privilege, prelude};
 use exec::{ExecJob, Sink, Stdin};
 use output::STREAM_STDOUT_CHUNKS;
 
@@ -96,6 +97,8 @@ pub struct Remote {
     backend: Backend,
     tunnel_dir: Option<PathBuf>,
     docker: tokio::sync::OnceCell<DockerEndpoint>,
+    /// How root's steps run on this connection.
+    privilege: Privilege,
 }
 
 impl std::fmt::Debug for Remote {
@@ -138,6 +141,7 @@ impl Remote {
             backend: Backend::Ssh(handle),
             tunnel_dir: Some(tunnel_dir),
             docker: tokio::sync::OnceCell::new(),
+            privilege: Privilege::of_user(&target.user),
         })
     }
 
@@ -149,12 +153,27 @@ impl Remote {
             backend: Backend::Local,
             tunnel_dir: None,
             docker: tokio::sync::OnceCell::new(),
+            privilege: Privilege::Root,
         }
     }
 
     /// `user@host:port`, or `local`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How root's steps run here: as they are for `root` (and this machine), through `sudo -n` for others.
+    pub fn privilege(&self) -> Privilege {
+        self.privilege
+    }
+
+    /// The text the host's `sh` runs for `cmd`: with the root helper's function defined first when it calls it.
+    fn script_of(&self, cmd: &Command) -> String {
+        if cmd.uses_helper() {
+            format!("{}{}", prelude(self.privilege), cmd.text())
+        } else {
+            cmd.text().to_owned()
+        }
     }
 
     /// The connection's record of how it ended, for the engine's errors.
@@ -173,14 +192,25 @@ impl Remote {
         cmd: &Command,
         stdin: Vec<u8>,
     ) -> Result<Output, TransportError> {
-        self.exec_text(cmd.text(), stdin).await
+        self.exec_logged(&self.script_of(cmd), cmd.text(), stdin)
+            .await
     }
 
     /// Runs shell text (a command's, or the transport's own snippets) and logs it.
     async fn exec_text(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
+        self.exec_logged(cmd, cmd, stdin).await
+    }
+
+    /// Runs `script`, logged as `shown` (a root command without the helper's text before it).
+    async fn exec_logged(
+        &self,
+        script: &str,
+        cmd: &str,
+        stdin: Vec<u8>,
+    ) -> Result<Output, TransportError> {
         let started = std::time::Instant::now();
         let stdin_bytes = stdin.len();
-        let result = self.exec_stdin_unlogged(cmd, stdin).await;
+        let result = self.exec_stdin_unlogged(script, stdin).await;
         // The command line only (the log writer scrubs secret values from it); never stdin or output.
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
@@ -254,7 +284,8 @@ impl Remote {
         cmd: &Command,
         stdin: Option<mpsc::Receiver<Bytes>>,
     ) -> Result<ExecStream, TransportError> {
-        let cmd = cmd.text();
+        let script = self.script_of(cmd);
+        let cmd = script.as_str();
         tracing::debug!(
             host = %self.name,
             streamed = true,

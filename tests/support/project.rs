@@ -82,11 +82,35 @@ pub struct Project {
     /// Everything the binary printed, shown when the test fails.
     transcript: Mutex<String>,
     sandbox_started: Mutex<bool>,
+    /// The user vldeploy connects as: `root`, or `deploy` (made by `vldeploy bootstrap` as root when the
+    /// sandbox host comes up).
+    pub user: String,
+}
+
+/// Who the end-to-end flows connect as: every flow runs as root and, where it says so, as `deploy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    Root,
+    Deploy,
+}
+
+impl As {
+    pub fn user(self) -> &'static str {
+        match self {
+            As::Root => "root",
+            As::Deploy => "deploy",
+        }
+    }
 }
 
 impl Project {
     /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
     pub fn new(test: &str) -> Self {
+        Self::new_as(test, As::Root)
+    }
+
+    /// A project whose environment connects as `who`.
+    pub fn new_as(test: &str, who: As) -> Self {
         backend_binary();
         // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
         // running the same test at once from taking each other's sandbox host.
@@ -105,6 +129,7 @@ impl Project {
             name,
             transcript: Mutex::new(String::new()),
             sandbox_started: Mutex::new(false),
+            user: who.user().to_owned(),
         };
         p.write_stack(&p.stack_yaml(|_| {}));
         p
@@ -117,14 +142,25 @@ impl Project {
 
     /// A project whose sandbox host also publishes `ports` (for probes of what must stay closed).
     pub fn with_sandbox_publishing(test: &str, ports: &[u16]) -> Self {
-        let p = Self::new(test);
+        Self::with_sandbox_as(test, As::Root, ports)
+    }
+
+    /// A project connecting as `who` whose sandbox host is up (and bootstrapped, for `deploy`), publishing
+    /// `ports` too.
+    pub fn with_sandbox_as(test: &str, who: As, ports: &[u16]) -> Self {
+        let p = Self::new_as(test, who);
         p.sandbox_up(ports);
         p
     }
 
     /// A project with its sandbox host up and the stack deployed there by a successful `up`.
     pub fn deployed(test: &str) -> Self {
-        let p = Self::with_sandbox(test);
+        Self::deployed_as(test, As::Root)
+    }
+
+    /// Like [`Project::deployed`], connecting as `who`.
+    pub fn deployed_as(test: &str, who: As) -> Self {
+        let p = Self::with_sandbox_as(test, who, &[]);
         p.vldeploy(&["up"]).ok();
         p
     }
@@ -152,6 +188,18 @@ impl Project {
                     "build: {}",
                     repo.join("templates/images").join(image).display()
                 ),
+            );
+        }
+        if self.user != "root" {
+            let root = "    host: ssh://root@127.0.0.1:${SANDBOX_SSH_PORT}\n";
+            assert!(text.contains(root), "the sandbox host line in stack.yaml");
+            text = text.replacen(
+                root,
+                &format!(
+                    "    host: ssh://{}@127.0.0.1:${{SANDBOX_SSH_PORT}}\n    bootstrap_user: root\n",
+                    self.user
+                ),
+                1,
             );
         }
         edit(&mut text);
@@ -247,7 +295,13 @@ impl Project {
         if let Ok(mut s) = self.sandbox_started.lock() {
             *s = true;
         }
-        self.vldeploy(&args).ok()
+        let run = self.vldeploy(&args).ok();
+        if self.user != "root" {
+            // The full sandbox host has the engine and the tools: bootstrap makes the user, its key, the
+            // sudoers rule, the root helper and the directories.
+            self.vldeploy(&["bootstrap"]).ok();
+        }
+        run
     }
 
     /// A value from `.vldeploy/sandbox/sandbox.env`.
@@ -271,7 +325,11 @@ impl Project {
 
     /// The sandbox host as vldeploy names it: `root@127.0.0.1:<ssh port>`.
     pub fn target(&self) -> String {
-        format!("root@127.0.0.1:{}", self.sandbox_var("SANDBOX_SSH_PORT"))
+        format!(
+            "{}@127.0.0.1:{}",
+            self.user,
+            self.sandbox_var("SANDBOX_SSH_PORT")
+        )
     }
 
     /// The line `up` prints on a host that already matches the stack.
