@@ -105,6 +105,7 @@ pub async fn connect_as(
     let (mut target, auth, keys) = ssh_settings(stack);
     target.user = user.to_owned();
     let name = target.name();
+    let command_timeout = stack.command_timeout;
     tokio::task::spawn_blocking(move || Remote::connect(&target, &auth, &keys, timeout))
         .await
         .unwrap_or_else(|e| {
@@ -113,4 +114,5 @@ pub async fn connect_as(
                 reason: e.to_string(),
             })
         })
+        .map(|remote| remote.with_command_timeout(command_timeout))
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::project::{Project, Run};
+use crate::support::project::{As, Project, Run};
 use crate::support::ssh::no_secret;
 use base64::Engine as _;
 
@@ -80,11 +80,14 @@ impl HostExt for Project {
             .unwrap_or_else(|| panic!("a cron line: {entry}"));
         let fields: Vec<&str> = line.splitn(7, ' ').collect();
         assert_eq!(fields.len(), 7, "{line}");
-        assert_eq!(fields[5], "root", "{line}");
+        let user = &self.user;
+        assert_eq!(fields[5], user, "{line}");
         let command = fields[6];
         let b64 = base64::engine::general_purpose::STANDARD.encode(command);
+        // As cron runs it: as the entry's user with its groups (initgroups), cron's environment, `/bin/sh -c`.
+        let home = if user == "root" { "/root".to_owned() } else { format!("/home/{user}") };
         self.ssh(&format!(
-            "cmd=$(echo {b64} | base64 -d); cd / && env -i HOME=/root LOGNAME=root USER=root SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c \"$cmd\""
+            "cmd=$(echo {b64} | base64 -d); cd / && runuser -u {user} -- env -i HOME={home} LOGNAME={user} USER={user} SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c \"$cmd\""
         ))
     }
 }
@@ -103,15 +106,20 @@ fn last_log_line(p: &Project) -> serde_json::Value {
 
 #[test]
 fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
-    let p = Project::deployed("backup_cron");
+    backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(As::Root);
+}
+
+/// The flow of `backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing`, connected as `who`.
+pub(crate) fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(who: As) {
+    let p = Project::deployed_as("backup_cron", who);
     let dir = format!("/var/backups/{}", p.name);
 
-    // `up` installed the script and its cron entry: 02:00 every day, as root.
+    // `up` installed the script and its cron entry: 02:00 every day, as the environment's user.
     let entry = p.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", p.name));
     assert!(
         entry.contains(&format!(
-            "0 2 * * * root /var/lib/vldeploy/{}/backup/backup.sh",
-            p.name
+            "0 2 * * * {} /var/lib/vldeploy/{}/backup/backup.sh",
+            p.user, p.name
         )),
         "{entry}"
     );
@@ -247,7 +255,12 @@ fn backend_started_at(p: &Project) -> String {
 
 #[test]
 fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
-    let p = Project::deployed("backup_restore");
+    backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(As::Root);
+}
+
+/// The flow of `backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops`, connected as `who`.
+pub(crate) fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(who: As) {
+    let p = Project::deployed_as("backup_restore", who);
     let insert = |from: u32, to: u32| insert_orders(&p, from, to);
 
     // Orders, a backup, more orders.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 use crate::support::ssh::no_secret;
 
 const DOMAIN: &str = "shop.test";
@@ -82,7 +82,12 @@ fn status_json(p: &Project) -> serde_json::Value {
 
 #[test]
 fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate() {
-    let p = Project::with_sandbox("certs_issue");
+    certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(As::Root);
+}
+
+/// The flow of `certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate`, connected as `who`.
+pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(who: As) {
+    let p = Project::with_sandbox_as("certs_issue", who, &[]);
     let pebble = Pebble::start(&p, DOMAIN, None);
     use_acme(&p, &pebble, KID, HMAC);
 

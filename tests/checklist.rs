@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 use crate::support::ssh::no_secret;
 use serde_json::Value;
 
@@ -236,7 +236,12 @@ fn checklist_firewall_fails_when_a_published_port_is_open() {
 
 #[test]
 fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
-    let p = Project::with_sandbox("checklist_gate");
+    checklist_gate_holds_a_failing_release_until_attested_or_waived_as(As::Root);
+}
+
+/// The flow of `checklist_gate_holds_a_failing_release_until_attested_or_waived`, connected as `who`.
+pub(crate) fn checklist_gate_holds_a_failing_release_until_attested_or_waived_as(who: As) {
+    let p = Project::with_sandbox_as("checklist_gate", who, &[]);
     let items = ["safe_mode", "health", "auth_rate_limit", "payment_test"];
     p.write_stack(&stack_with(&p, &items, true, |_| {}));
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 use crate::support::ssh::ssh_ok;
 use serde_json::Value;
 
@@ -86,7 +86,12 @@ fn assert_probe_passes(p: &Project, when: &str) {
 
 #[test]
 fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes() {
-    let p = Project::with_sandbox_publishing("firewall_up", &[5432, 8080]);
+    firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(As::Root);
+}
+
+/// The flow of `firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes`, connected as `who`.
+pub(crate) fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(who: As) {
+    let p = Project::with_sandbox_as("firewall_up", who, &[5432, 8080]);
 
     // Without a firewall the probe can tell: the host answers on 5432 and 8080 (nothing listens, it refuses).
     let (code, report) = probe(&p);

@@ -9,6 +9,7 @@
 
 mod support;
 
+mod as_deploy;
 mod backup;
 mod bootstrap;
 mod certs;

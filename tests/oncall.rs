@@ -1,11 +1,16 @@
 //! The on-call commands against a sandbox host: doctor, restart, exec, cache flush, maintenance on/off, errors.
 
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 use crate::support::ssh::no_secret;
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {
-    let p = Project::deployed("oncall_doctor");
+    oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(As::Root);
+}
+
+/// The flow of `oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back`, connected as `who`.
+pub(crate) fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(who: As) {
+    let p = Project::deployed_as("oncall_doctor", who);
 
     // A fresh stack needs nothing.
     p.test().arg("doctor").status(0).run();
@@ -119,7 +124,12 @@ fn get_with_headers(p: &Project, path: &str) -> (u16, String, String) {
 
 #[test]
 fn oncall_maintenance_on_answers_503_and_off_serves_again() {
-    let p = Project::deployed("oncall_maintenance");
+    oncall_maintenance_on_answers_503_and_off_serves_again_as(As::Root);
+}
+
+/// The flow of `oncall_maintenance_on_answers_503_and_off_serves_again`, connected as `who`.
+pub(crate) fn oncall_maintenance_on_answers_503_and_off_serves_again_as(who: As) {
+    let p = Project::deployed_as("oncall_maintenance", who);
     assert_eq!(p.http_get("/api/health").0, 200, "the fresh stack serves");
 
     let before = p.vldeploy(&["maintenance", "status", "-o", "json"]).ok();
@@ -153,7 +163,7 @@ fn oncall_maintenance_on_answers_503_and_off_serves_again() {
         "{}",
         status.stdout
     );
-    let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
+    let host = p.target();
     p.test()
         .args(["maintenance", "status"])
         .stdout_has(format!("maintenance is ON on {host} since "))

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::support::load;
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 
 /// A steady few hundred requests a second through nginx to the backend (which asks the database each time).
 fn steady_load(p: &Project) -> load::Load {
@@ -124,7 +124,12 @@ fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_servin
 
 #[test]
 fn release_rollback_goes_back_without_dropping_a_request() {
-    let p = Project::with_sandbox("release_rollback");
+    release_rollback_goes_back_without_dropping_a_request_as(As::Root);
+}
+
+/// The flow of `release_rollback_goes_back_without_dropping_a_request`, connected as `who`.
+pub(crate) fn release_rollback_goes_back_without_dropping_a_request_as(who: As) {
+    let p = Project::with_sandbox_as("release_rollback", who, &[]);
     p.write_stack(&with_release_env(&p, 1));
     p.vldeploy(&["up"]).ok();
     p.write_stack(&with_release_env(&p, 2));

@@ -1644,3 +1644,30 @@ fn variables_that_expand_past_sixteen_mebibytes_are_refused() {
         ),
     );
 }
+
+#[test]
+fn command_timeout_is_a_duration_of_at_least_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "stack.yaml",
+        &VALID.replacen("    ssh_agent: true\n", "    ssh_agent: true\n    command_timeout: 90s\n", 1),
+    );
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.command_timeout, std::time::Duration::from_secs(90));
+    write(dir.path(), "stack.yaml", VALID);
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup).unwrap();
+    assert_eq!(s.command_timeout, std::time::Duration::from_secs(600));
+    check(
+        "    ssh_agent: true\n",
+        "    ssh_agent: true\n    command_timeout: 500ms\n",
+        r"error: command timeout `500ms` is under one second at `environments.prod.command_timeout`
+ --> $DIR/stack.yaml:6:22
+  |
+6 |     command_timeout: 500ms
+  |                      ^^^^^
+  = help: give commands at least `1s` (the default is `10m`)",
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 use crate::support::ssh::no_secret;
 
 fn health_json(p: &Project) -> serde_json::Value {
@@ -13,7 +13,12 @@ fn health_json(p: &Project) -> serde_json::Value {
 
 #[test]
 fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
-    let p = Project::with_sandbox("up_from_nothing");
+    up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(As::Root);
+}
+
+/// The flow of `up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing`, connected as `who`.
+pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(who: As) {
+    let p = Project::with_sandbox_as("up_from_nothing", who, &[]);
 
     p.test()
         .arg("up")

@@ -18,7 +18,11 @@ pub async fn read_facts(
 ) -> Result<HostFacts, BootstrapError> {
     let stack_dir = format!("{}/{}", cmd::STATE_ROOT, wanted.stack);
     let facts = cmd::as_root(
-        cmd::facts(&wanted.user, &[&stack_dir, &wanted.backup_dir], DROPIN_PATH),
+        cmd::facts(
+            &wanted.user,
+            &[&stack_dir, &wanted.backup_dir, &wanted.backup_log],
+            DROPIN_PATH,
+        ),
         bootstrap_user,
     );
     let out = remote.exec(&facts).await?;
@@ -64,6 +68,9 @@ fn command_of(step: &Step, wanted: &Wanted) -> Option<(Command, Vec<u8>)> {
             let recursive = path.as_str() != cmd::STATE_ROOT;
             (cmd::make_dir(path, owner, mode, recursive), none)
         }
+        Step::MakeFile {
+            path, owner, mode, ..
+        } => (cmd::make_file(path, owner, mode), none),
         Step::HardenSsh { .. } => return None,
     })
 }

@@ -98,6 +98,7 @@ pub fn wanted(stack: &Stack, keys: Vec<String>, harden: bool) -> Wanted {
         helper_hash: sha256_hex(HELPER),
         sudoers: sudoers(&stack.target.user),
         backup_dir: crate::backup::Setup::from_stack(stack).dir,
+        backup_log: crate::backup::LOG.to_owned(),
         sshd_dropin: harden.then(|| crate::remote::sshd::dropin(&deny)),
     }
 }

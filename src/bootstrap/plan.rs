@@ -27,6 +27,8 @@ pub struct Wanted {
     pub sshd_dropin: Option<String>,
     /// The stack's backup directory, the deploy user's.
     pub backup_dir: String,
+    /// The backup log, the deploy user's.
+    pub backup_log: String,
 }
 
 /// One change, in the order bootstrap applies them.
@@ -63,6 +65,13 @@ pub enum Step {
         mode: String,
         reason: String,
     },
+    /// A file the deploy user writes where it may not create one (the backup log).
+    MakeFile {
+        path: String,
+        owner: String,
+        mode: String,
+        reason: String,
+    },
     HardenSsh {
         reason: String,
     },
@@ -88,6 +97,9 @@ impl Step {
             Step::MakeDir {
                 path, owner, mode, ..
             } => format!("directory {path} ({owner}, {mode})"),
+            Step::MakeFile {
+                path, owner, mode, ..
+            } => format!("file {path} ({owner}, {mode})"),
             Step::HardenSsh { .. } => format!("harden sshd ({DROPIN_PATH})"),
         }
     }
@@ -104,6 +116,7 @@ impl Step {
             | Step::InstallHelper { reason }
             | Step::WriteSudoers { reason }
             | Step::MakeDir { reason, .. }
+            | Step::MakeFile { reason, .. }
             | Step::HardenSsh { reason } => reason.clone(),
         }
     }
@@ -226,6 +239,22 @@ pub fn plan(wanted: &Wanted, facts: &HostFacts) -> Vec<Step> {
             reason,
         });
     }
+    let reason = match facts.paths.get(&wanted.backup_log) {
+        None => Some("missing".to_owned()),
+        Some(o) if !o.is(user, "0640") => Some(format!(
+            "{}, should be {user}:{user} 0640",
+            o.describe()
+        )),
+        Some(_) => None,
+    };
+    if let Some(reason) = reason {
+        steps.push(Step::MakeFile {
+            path: wanted.backup_log.clone(),
+            owner: user.to_owned(),
+            mode: "0640".to_owned(),
+            reason,
+        });
+    }
     if let Some(dropin) = &wanted.sshd_dropin {
         let reason = match &facts.sshd_dropin {
             None => Some("passwords and root may log in".to_owned()),
@@ -323,6 +352,7 @@ mod tests {
             sudoers: crate::bootstrap::sudoers("deploy"),
             sshd_dropin: None,
             backup_dir: "/var/backups/shop".into(),
+            backup_log: "/var/log/vl_backup.log".into(),
         }
     }
 
@@ -362,6 +392,7 @@ mod tests {
             (STATE_ROOT, "root", "755"),
             ("/var/lib/vldeploy/shop", "deploy", "750"),
             ("/var/backups/shop", "deploy", "750"),
+            ("/var/log/vl_backup.log", "deploy", "640"),
             ("/home/deploy/.ssh", "deploy", "700"),
             ("/home/deploy/.ssh/authorized_keys", "deploy", "600"),
         ] {
@@ -393,6 +424,7 @@ mod tests {
                 "directory /var/lib/vldeploy (root, 0755) (missing)",
                 "directory /var/lib/vldeploy/shop (deploy, 0750) (missing)",
                 "directory /var/backups/shop (deploy, 0750) (missing)",
+                "file /var/log/vl_backup.log (deploy, 0640) (missing)",
             ]
         );
         let Step::WriteAuthorizedKeys { text, .. } = &steps[4] else {
@@ -489,6 +521,8 @@ mod tests {
         for dir in ["/var/lib/vldeploy/shop", "/var/backups/shop"] {
             f.paths.insert(dir.into(), owned("root", "750"));
         }
+        f.paths
+            .insert("/var/log/vl_backup.log".into(), owned("root", "640"));
         assert_eq!(plan(&w, &f), []);
     }
 

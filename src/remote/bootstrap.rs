@@ -142,6 +142,14 @@ pub(crate) fn make_dir(path: &str, owner: &str, mode: &str, recursive: bool) -> 
     ))
 }
 
+/// Makes `path` a file (kept if it exists) owned by `owner` (user and group of that name) with `mode`.
+pub(crate) fn make_file(path: &str, owner: &str, mode: &str) -> Command {
+    let p = shell_quote(path);
+    let o = shell_quote(owner);
+    let m = shell_quote(mode);
+    Command::script(format!("touch {p} && chown {o}:{o} {p} && chmod {m} {p}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +212,10 @@ mod tests {
         assert_eq!(
             make_dir("/var/lib/vldeploy/shop", "deploy", "0750", true).text(),
             "mkdir -p /var/lib/vldeploy/shop && chown -R deploy:deploy /var/lib/vldeploy/shop && chmod 0750 /var/lib/vldeploy/shop"
+        );
+        assert_eq!(
+            make_file("/var/log/vl_backup.log", "deploy", "0640").text(),
+            "touch /var/log/vl_backup.log && chown deploy:deploy /var/log/vl_backup.log && chmod 0640 /var/log/vl_backup.log"
         );
         assert_eq!(
             make_dir("/var/lib/vldeploy", "root", "0755", false).text(),

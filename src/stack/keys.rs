@@ -13,6 +13,7 @@ pub(crate) const TOP: &[&str] = &[
 pub(crate) const ENVIRONMENT: &[&str] = &[
     "host",
     "bootstrap_user",
+    "command_timeout",
     "ssh_key",
     "ssh_agent",
     "known_hosts",

@@ -12,6 +12,9 @@ use super::env_file;
 use super::error::StackError;
 use super::file_text::{self, FileTextError};
 use super::format;
+
+/// How long one remote command may take when the environment sets no `command_timeout`.
+pub(super) const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 use super::interpolate::is_var_name;
 use super::keys;
 use super::model::{HostKeys, SshAuth, Stack};
@@ -135,6 +138,22 @@ pub fn load_with(
         .map(|n| r.parse(n, format::user_name))
         .transpose()?
         .unwrap_or_else(|| "root".to_owned());
+    let command_timeout = env
+        .get("command_timeout")
+        .map(|n| {
+            r.parse(n, |s| {
+                let d = format::duration(s)?;
+                if d < std::time::Duration::from_secs(1) {
+                    return Err(super::reader::Problem::new(
+                        format!("command timeout `{s}` is under one second"),
+                        "give commands at least `1s` (the default is `10m`)",
+                    ));
+                }
+                Ok(d)
+            })
+        })
+        .transpose()?
+        .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
     let auth = auth(&r, env)?;
     let host_keys = host_keys(&r, env)?;
     let domain = r.parse(
@@ -200,6 +219,7 @@ pub fn load_with(
         project_dir: project_dir.clone(),
         target,
         bootstrap_user,
+        command_timeout,
         auth,
         host_keys,
         domain,

@@ -22,6 +22,8 @@ pub struct Stack {
     /// The user `vldeploy bootstrap` first connects as (`root`, or a user with sudo); `target.user` is the
     /// user it creates.
     pub bootstrap_user: String,
+    /// The longest one remote command may take (`command_timeout:`, default 10 minutes).
+    pub command_timeout: std::time::Duration,
     pub auth: SshAuth,
     pub host_keys: HostKeys,
     pub domain: String,

@@ -101,6 +101,8 @@ pub fn schema() -> Value {
         "host": {"type": "string", "pattern": "^ssh://", "description": "`ssh://user@host[:port]`"},
         "bootstrap_user": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]{0,31}$", "default": "root",
             "description": "the user of `vldeploy bootstrap`'s first connection: `root`, or a user with sudo (e.g. `ubuntu`)"},
+        "command_timeout": {"$ref": "#/$defs/duration", "default": "10m",
+            "description": "the longest any one command on the host may take before vldeploy gives up on it, naming the host and the step"},
         "ssh_key": {"type": "string", "description": "private key file; `~` and paths relative to the stack file work"},
         "ssh_agent": {"const": true, "description": "log in with the running ssh-agent"},
         "known_hosts": {"type": "string", "description": "an OpenSSH known_hosts file"},

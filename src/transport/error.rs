@@ -166,6 +166,18 @@ pub enum TransportError {
         help: String,
     },
 
+    /// A command ran longer than the environment's `command_timeout`.
+    #[error(
+        "a command on `{host}` did not finish within {}s: `{}`\nhelp: check the host (`uptime`, `docker ps`, free disk); if the step needs longer, raise `command_timeout` in the environment of stack.yaml",
+        after.as_secs(),
+        shorten(command)
+    )]
+    Timeout {
+        host: String,
+        command: String,
+        after: std::time::Duration,
+    },
+
     /// A bad argument (a path that cannot be uploaded to, a host name with a NUL byte...).
     #[error("invalid {what} for `{host}`: {reason}")]
     Invalid {

@@ -99,7 +99,12 @@ pub struct Remote {
     docker: tokio::sync::OnceCell<DockerEndpoint>,
     /// How root's steps run on this connection.
     privilege: Privilege,
+    /// The longest one command may take.
+    command_timeout: Duration,
 }
+
+/// How long one command may take unless the stack says otherwise.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,6 +147,7 @@ impl Remote {
             tunnel_dir: Some(tunnel_dir),
             docker: tokio::sync::OnceCell::new(),
             privilege: Privilege::of_user(&target.user),
+            command_timeout: COMMAND_TIMEOUT,
         })
     }
 
@@ -154,12 +160,21 @@ impl Remote {
             tunnel_dir: None,
             docker: tokio::sync::OnceCell::new(),
             privilege: Privilege::Root,
+            command_timeout: COMMAND_TIMEOUT,
         }
     }
 
     /// `user@host:port`, or `local`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The remote with `timeout` as the longest any one command may take (streams excepted: they show
+    /// progress and end when their stream does).
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
     }
 
     /// How root's steps run here: as they are for `root` (and this machine), through `sudo -n` for others.
@@ -210,7 +225,19 @@ impl Remote {
     ) -> Result<Output, TransportError> {
         let started = std::time::Instant::now();
         let stdin_bytes = stdin.len();
-        let result = self.exec_stdin_unlogged(script, stdin).await;
+        let result = match tokio::time::timeout(
+            self.command_timeout,
+            self.exec_stdin_unlogged(script, stdin),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                host: self.name.clone(),
+                command: cmd.to_owned(),
+                after: self.command_timeout,
+            }),
+        };
         // The command line only (the log writer scrubs secret values from it); never stdin or output.
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
@@ -432,6 +459,25 @@ mod tests {
     fn remote_is_send_and_sync() {
         assert_send_sync::<Remote>();
         assert_send_sync::<TransportError>();
+    }
+
+    /// A command that outlives the deadline is an error naming the host and the command, at the deadline.
+    #[tokio::test]
+    async fn a_command_past_its_deadline_fails_naming_the_host_and_the_command() {
+        let remote = Remote::local().with_command_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = remote
+            .exec(&crate::remote::raw("sleep 5"))
+            .await
+            .expect_err("a timeout");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(matches!(err, TransportError::Timeout { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "a command on `local` did not finish within 0s: `sleep 5`\nhelp: check the host (`uptime`, `docker ps`, free disk); if the step needs longer, raise `command_timeout` in the environment of stack.yaml"
+        );
+        let quick = remote.exec(&crate::remote::raw("echo ok")).await;
+        assert_eq!(quick.map(|o| o.stdout_str().trim().to_owned()).ok().as_deref(), Some("ok"));
     }
 
     #[test]

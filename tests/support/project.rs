@@ -114,7 +114,9 @@ impl Project {
         backend_binary();
         // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
         // running the same test at once from taking each other's sandbox host.
-        let name = format!("e2e-{}", test.replace('_', "-"));
+        // A flow run as `deploy` gets a host of its own beside the same flow run as root.
+        let prefix = if who == As::Root { "e2e" } else { "e2d" };
+        let name = format!("{prefix}-{}", test.replace('_', "-"));
         let name = format!(
             "{}-{:04x}",
             name[..name.len().min(35)].trim_end_matches('-'),

@@ -1,0 +1,96 @@
+//! The end-to-end flows again, connected as `deploy`: a user that is not root, made by `vldeploy bootstrap`,
+//! with root's steps through `sudo -n` and the root helper. Each test runs one suite's own flow on its own
+//! sandbox host, so a flow has one text for both users.
+
+use crate::support::project::As;
+
+#[test]
+fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as_deploy() {
+    crate::up::up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(As::Deploy);
+}
+
+#[test]
+fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as_deploy() {
+    crate::backup::backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(As::Deploy);
+}
+
+#[test]
+fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as_deploy() {
+    crate::backup::backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(As::Deploy);
+}
+
+#[test]
+fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as_deploy() {
+    crate::firewall::firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(As::Deploy);
+}
+
+#[test]
+fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as_deploy() {
+    crate::oncall::oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(As::Deploy);
+}
+
+#[test]
+fn oncall_maintenance_on_answers_503_and_off_serves_again_as_deploy() {
+    crate::oncall::oncall_maintenance_on_answers_503_and_off_serves_again_as(As::Deploy);
+}
+
+#[test]
+fn release_rollback_goes_back_without_dropping_a_request_as_deploy() {
+    crate::release::release_rollback_goes_back_without_dropping_a_request_as(As::Deploy);
+}
+
+#[test]
+fn checklist_gate_holds_a_failing_release_until_attested_or_waived_as_deploy() {
+    crate::checklist::checklist_gate_holds_a_failing_release_until_attested_or_waived_as(As::Deploy);
+}
+
+#[test]
+fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as_deploy() {
+    crate::certs::certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(As::Deploy);
+}
+/// What vldeploy may change on the host: its state, the cron entries, the loaded ruleset.
+fn host_hashes(p: &crate::support::project::Project) -> String {
+    crate::support::ssh::ssh_ok(
+        p,
+        "find /var/lib/vldeploy /etc/cron.d /etc/vldeploy -type f -exec sha256sum {} + 2>/dev/null | sort; \
+         nft list ruleset | sha256sum",
+    )
+}
+
+#[test]
+fn a_deploy_user_without_sudo_rights_gets_one_clear_error_and_the_host_is_unchanged() {
+    let p = crate::support::project::Project::deployed_as("deploy_no_sudo", As::Deploy);
+    crate::support::ssh::ssh_ok(&p, "rm /etc/sudoers.d/vldeploy");
+    let before = host_hashes(&p);
+    for args in [&["up"][..], &["plan"][..], &["firewall", "status"][..]] {
+        let started = std::time::Instant::now();
+        let run = p
+            .test()
+            .args(args.iter().copied())
+            .status(1)
+            .stderr_has(format!(
+                "`{}` lacks what vldeploy needs as `deploy`:\n  - `sudo -n /usr/local/lib/vldeploy/vldeploy-root` failed: sudo: ",
+                p.target()
+            ))
+            .stderr_has("run `vldeploy bootstrap -e sandbox`")
+            .stderr_has("deploy ALL=(root) NOPASSWD: /usr/local/lib/vldeploy/vldeploy-root")
+            .run();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} took {:?}: {}",
+            started.elapsed(),
+            run.stderr
+        );
+        assert_eq!(
+            run.stderr.matches("lacks what vldeploy needs").count(),
+            1,
+            "one error: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(host_hashes(&p), before, "nothing changed on the host");
+
+    // bootstrap puts the rule back; everything works again.
+    p.vldeploy(&["bootstrap"]).ok();
+    p.test().arg("up").stdout(p.converged()).run();
+}
