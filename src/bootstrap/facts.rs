@@ -80,6 +80,8 @@ pub struct HostFacts {
     /// A `dockerd` on the PATH (an engine installed some other way).
     pub dockerd: bool,
     pub services: BTreeMap<String, Service>,
+    /// systemd does not run the host (a container's own init starts its services): nothing to enable.
+    pub no_systemd: bool,
     /// The deploy user's home, when the user exists.
     pub home: Option<String>,
     pub groups: Vec<String>,
@@ -176,6 +178,7 @@ impl HostFacts {
             installed,
             dockerd: get("engine").iter().any(|l| !l.trim().is_empty()),
             services,
+            no_systemd: !get("init").iter().any(|l| l.trim() == "systemd"),
             home,
             groups,
             authorized_keys: joined("authorized_keys"),

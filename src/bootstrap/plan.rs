@@ -167,7 +167,7 @@ pub fn plan(wanted: &Wanted, facts: &HostFacts) -> Vec<Step> {
     if !packages.is_empty() {
         steps.push(Step::InstallPackages { packages });
     }
-    if !units.is_empty() {
+    if !units.is_empty() && !facts.no_systemd {
         steps.push(Step::EnableServices {
             units,
             reason: why.join("; "),

@@ -56,6 +56,7 @@ pub(crate) fn facts(user: &str, dirs: &[&str], sshd_dropin: &str) -> Command {
          echo '--- engine'; command -v dockerd 2>/dev/null; \
          echo '--- services'; for s in docker cron; do \
          printf '%s %s %s\\n' \"$s\" \"$(systemctl is-enabled \"$s\" 2>/dev/null || true)\" \"$(systemctl is-active \"$s\" 2>/dev/null || true)\"; done; \
+         echo '--- init'; [ -d /run/systemd/system ] && echo systemd; \
          echo '--- user'; getent passwd {u}; \
          echo '--- groups'; id -nG {u} 2>/dev/null; \
          h=$(getent passwd {u} | cut -d: -f6); \
@@ -179,7 +180,7 @@ mod tests {
                 "/etc/ssh/sshd_config.d/00-x.conf",
             )
             .text(),
-            "echo '--- os-release'; cat /etc/os-release 2>/dev/null; echo '--- packages'; dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' docker.io docker-ce moby-engine nftables cron gzip sudo ca-certificates procps iproute2 2>/dev/null; echo '--- engine'; command -v dockerd 2>/dev/null; echo '--- services'; for s in docker cron; do printf '%s %s %s\\n' \"$s\" \"$(systemctl is-enabled \"$s\" 2>/dev/null || true)\" \"$(systemctl is-active \"$s\" 2>/dev/null || true)\"; done; echo '--- user'; getent passwd deploy; echo '--- groups'; id -nG deploy 2>/dev/null; h=$(getent passwd deploy | cut -d: -f6); echo '--- authorized_keys'; [ -n \"$h\" ] && cat \"$h/.ssh/authorized_keys\" 2>/dev/null; echo '--- sudoers'; cat /etc/sudoers.d/vldeploy 2>/dev/null; echo '--- helper'; [ -f /usr/local/lib/vldeploy/vldeploy-root ] && sha256sum < /usr/local/lib/vldeploy/vldeploy-root | cut -d' ' -f1; echo '--- sshd'; cat /etc/ssh/sshd_config.d/00-x.conf 2>/dev/null; echo '--- paths'; for p in /usr/local/lib/vldeploy /usr/local/lib/vldeploy/vldeploy-root /etc/sudoers.d/vldeploy /var/lib/vldeploy /var/lib/vldeploy/shop ${h:+\"$h/.ssh\" \"$h/.ssh/authorized_keys\"}; do stat -c '%U %G %a %n' \"$p\" 2>/dev/null; done; echo '--- end'"
+            "echo '--- os-release'; cat /etc/os-release 2>/dev/null; echo '--- packages'; dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' docker.io docker-ce moby-engine nftables cron gzip sudo ca-certificates procps iproute2 2>/dev/null; echo '--- engine'; command -v dockerd 2>/dev/null; echo '--- services'; for s in docker cron; do printf '%s %s %s\\n' \"$s\" \"$(systemctl is-enabled \"$s\" 2>/dev/null || true)\" \"$(systemctl is-active \"$s\" 2>/dev/null || true)\"; done; echo '--- init'; [ -d /run/systemd/system ] && echo systemd; echo '--- user'; getent passwd deploy; echo '--- groups'; id -nG deploy 2>/dev/null; h=$(getent passwd deploy | cut -d: -f6); echo '--- authorized_keys'; [ -n \"$h\" ] && cat \"$h/.ssh/authorized_keys\" 2>/dev/null; echo '--- sudoers'; cat /etc/sudoers.d/vldeploy 2>/dev/null; echo '--- helper'; [ -f /usr/local/lib/vldeploy/vldeploy-root ] && sha256sum < /usr/local/lib/vldeploy/vldeploy-root | cut -d' ' -f1; echo '--- sshd'; cat /etc/ssh/sshd_config.d/00-x.conf 2>/dev/null; echo '--- paths'; for p in /usr/local/lib/vldeploy /usr/local/lib/vldeploy/vldeploy-root /etc/sudoers.d/vldeploy /var/lib/vldeploy /var/lib/vldeploy/shop ${h:+\"$h/.ssh\" \"$h/.ssh/authorized_keys\"}; do stat -c '%U %G %a %n' \"$p\" 2>/dev/null; done; echo '--- end'"
         );
         let hostile = facts("x';rm -rf /;'", &["/var/lib/vldeploy/shop"], "/x")
             .text()
