@@ -53,7 +53,7 @@ fn host_hashes(p: &crate::support::project::Project) -> String {
     crate::support::ssh::ssh_ok(
         p,
         "find /var/lib/vldeploy /etc/cron.d /etc/vldeploy -type f -exec sha256sum {} + 2>/dev/null | sort; \
-         nft list ruleset | sha256sum",
+         nft -s list ruleset | sha256sum",
     )
 }
 
@@ -93,4 +93,46 @@ fn a_deploy_user_without_sudo_rights_gets_one_clear_error_and_the_host_is_unchan
     // bootstrap puts the rule back; everything works again.
     p.vldeploy(&["bootstrap"]).ok();
     p.test().arg("up").stdout(p.converged()).run();
+}
+
+/// The repository's own staging and production environments (both log in as `deploy`) plan against a host
+/// bootstrapped for `deploy`, with only their address and keys pointed at the sandbox host.
+#[test]
+fn staging_and_production_plan_against_a_host_made_for_deploy() {
+    let p = crate::support::project::Project::deployed_as("envs_plan", As::Deploy);
+    let port = p.sandbox_var("SANDBOX_SSH_PORT");
+    let keys = "    ssh_key: .vldeploy/sandbox/id_ed25519\n    known_hosts: .vldeploy/sandbox/known_hosts\n";
+    let yaml = p.stack_yaml(|t| {
+        for (from, to) in [
+            ("ssh://deploy@staging.vaibava.example:22", format!("ssh://deploy@127.0.0.1:{port}")),
+            ("ssh://deploy@vaibava.example:22", format!("ssh://deploy@127.0.0.1:{port}")),
+            ("    ssh_agent: true\n    known_hosts: ~/.ssh/known_hosts\n", keys.to_owned()),
+            (
+                "    ssh_key: ~/.ssh/vaibava_deploy\n    host_key: SHA256:REPLACE_WITH_THE_HOST_KEY_FINGERPRINT\n",
+                keys.to_owned(),
+            ),
+        ] {
+            assert!(t.contains(from), "{from} in stack.yaml");
+            *t = t.replacen(from, &to, 1);
+        }
+    });
+    p.write_stack(&yaml);
+    std::fs::create_dir_all(p.path().join("secrets")).unwrap();
+    let secrets = format!(
+        "POSTGRES_PASSWORD={}\nADMIN_TOKEN={}\n",
+        p.secret("POSTGRES_PASSWORD"),
+        p.secret("ADMIN_TOKEN")
+    );
+    for env in ["staging", "production"] {
+        std::fs::write(p.path().join(format!("secrets/{env}.env")), &secrets).unwrap();
+        let run = p
+            .test()
+            .args(["plan", "-e", env])
+            .status(0)
+            .stdout_has(format!("deploy@127.0.0.1:{port}: "))
+            .run();
+        // Each differs from the sandbox's deployment: its certificate at least.
+        assert!(run.stdout.contains("change"), "{env}: {}", run.stdout);
+        assert!(!run.stdout.contains(&p.secret("ADMIN_TOKEN")), "no secret in the plan");
+    }
 }

@@ -63,6 +63,22 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
         {
             tracing::warn!("could not write the audit log: {e}");
         }
+        // What this connection wrote in the stack's directory (the audit log) is the deploy user's, who writes
+        // it from now on.
+        if wanted.user != user {
+            let own = crate::remote::bootstrap::as_root(
+                crate::remote::bootstrap::make_dir(
+                    &crate::layout::stack_dir(&stack.name),
+                    &wanted.user,
+                    "0750",
+                    true,
+                ),
+                user,
+            );
+            if let Err(e) = remote.run(&own).await {
+                tracing::warn!("could not hand the stack's directory to `{}`: {e}", wanted.user);
+            }
+        }
     }
     if let Err(e) = lock.release().await {
         tracing::warn!("could not release the lock: {e}");
