@@ -136,3 +136,39 @@ fn staging_and_production_plan_against_a_host_made_for_deploy() {
         assert!(!run.stdout.contains(&p.secret("ADMIN_TOKEN")), "no secret in the plan");
     }
 }
+
+/// `bootstrap_user:` a user with sudo (as on a cloud image's `ubuntu`), not root: bootstrap runs everything,
+/// its lock and audit log included, through `sudo -n`; a second run changes nothing; then `deploy` runs the shop.
+#[test]
+fn bootstrap_as_a_sudo_user_makes_the_host_ready_for_deploy() {
+    let p = crate::support::project::Project::new_as("sudo_bootstrap", As::Deploy);
+    p.sandbox_up_bare_of_users(&[]);
+    crate::support::ssh::ssh_ok(
+        &p,
+        "useradd -m -s /bin/bash ubuntu && install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh && \
+         install -m 0600 -o ubuntu -g ubuntu /root/.ssh/authorized_keys /home/ubuntu/.ssh/authorized_keys && \
+         echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users && \
+         chmod 0440 /etc/sudoers.d/90-cloud-init-users",
+    );
+    let yaml = p.stack_yaml(|t| *t = t.replacen("    bootstrap_user: root\n", "    bootstrap_user: ubuntu\n", 1));
+    assert!(yaml.contains("bootstrap_user: ubuntu"), "{yaml}");
+    p.write_stack(&yaml);
+    let port = p.sandbox_var("SANDBOX_SSH_PORT");
+    p.test()
+        .arg("bootstrap")
+        .stdout_has(format!("ubuntu@127.0.0.1:{port}: "))
+        .stdout_has("create user `deploy`")
+        .run();
+    p.test()
+        .arg("bootstrap")
+        .stdout(format!("ubuntu@127.0.0.1:{port}: no changes; the host is ready for vldeploy.\n"))
+        .run();
+    let audit = crate::support::ssh::ssh_ok(
+        &p,
+        &format!("stat -c '%U' /var/lib/vldeploy/{0}/audit.log && cat /var/lib/vldeploy/{0}/audit.log", p.name),
+    );
+    assert!(audit.starts_with("deploy\n"), "{audit}");
+    assert!(audit.contains("\"command\":\"bootstrap\"") && audit.contains("as `ubuntu`"), "{audit}");
+    p.test().arg("up").stdout_has(p.is_up()).run();
+    assert!(p.audited("up"), "{:?}", p.audit());
+}

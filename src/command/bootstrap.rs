@@ -28,7 +28,6 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
             };
             CommandError::Usage(format!("{e}{hint}"))
         })?;
-    let remote = Arc::new(remote);
     let target = remote.name().to_owned();
     if user != "root" {
         let out = remote.exec(&crate::remote::host::sudo_check()).await?;
@@ -39,6 +38,12 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
             )));
         }
     }
+    // The lock and the audit log live where, on a fresh host, only root may write.
+    let remote = Arc::new(if user == "root" {
+        remote
+    } else {
+        remote.with_sudo_for_all()
+    });
     let lock = crate::state::acquire(remote.clone(), &stack.name, "bootstrap").await?;
     let (changes, result) = run(ctx, &remote, &wanted, started).await;
     let quiet = changes.is_empty() && result.is_ok();

@@ -101,6 +101,8 @@ pub struct Remote {
     privilege: Privilege,
     /// The longest one command may take.
     command_timeout: Duration,
+    /// Every command runs as root through `sudo -n sh -c` (bootstrap's first connection as a sudo user).
+    sudo_all: bool,
 }
 
 /// How long one command may take unless the stack says otherwise.
@@ -148,6 +150,7 @@ impl Remote {
             docker: tokio::sync::OnceCell::new(),
             privilege: Privilege::of_user(&target.user),
             command_timeout: COMMAND_TIMEOUT,
+            sudo_all: false,
         })
     }
 
@@ -161,6 +164,7 @@ impl Remote {
             docker: tokio::sync::OnceCell::new(),
             privilege: Privilege::Root,
             command_timeout: COMMAND_TIMEOUT,
+            sudo_all: false,
         }
     }
 
@@ -177,6 +181,25 @@ impl Remote {
         self
     }
 
+    /// The remote with every command run as root through `sudo -n sh -c` (stdin passes through): bootstrap's
+    /// connection as a user with sudo, whose state files (lock, audit) live where only root may write yet.
+    /// Commands already marked root's are left as their builder made them.
+    #[must_use]
+    pub fn with_sudo_for_all(mut self) -> Self {
+        self.sudo_all = true;
+        self.privilege = Privilege::Root;
+        self
+    }
+
+    /// `script` through `sudo -n sh -c` when every command runs as root that way.
+    fn sudo_wrapped(&self, script: &str) -> String {
+        if self.sudo_all {
+            format!("sudo -n sh -c {}", crate::remote::shell_quote(script))
+        } else {
+            script.to_owned()
+        }
+    }
+
     /// How root's steps run here: as they are for `root` (and this machine), through `sudo -n` for others.
     pub fn privilege(&self) -> Privilege {
         self.privilege
@@ -185,9 +208,11 @@ impl Remote {
     /// The text the host's `sh` runs for `cmd`: with the root helper's function defined first when it calls it.
     fn script_of(&self, cmd: &Command) -> String {
         if cmd.uses_helper() {
-            format!("{}{}", prelude(self.privilege), cmd.text())
-        } else {
+            self.sudo_wrapped(&format!("{}{}", prelude(self.privilege), cmd.text()))
+        } else if cmd.needs_root() {
             cmd.text().to_owned()
+        } else {
+            self.sudo_wrapped(cmd.text())
         }
     }
 
@@ -213,7 +238,7 @@ impl Remote {
 
     /// Runs shell text (a command's, or the transport's own snippets) and logs it.
     async fn exec_text(&self, cmd: &str, stdin: Vec<u8>) -> Result<Output, TransportError> {
-        self.exec_logged(cmd, cmd, stdin).await
+        self.exec_logged(&self.sudo_wrapped(cmd), cmd, stdin).await
     }
 
     /// Runs `script`, logged as `shown` (a root command without the helper's text before it).

@@ -286,8 +286,19 @@ impl Project {
         }
     }
 
-    /// Creates this project's sandbox host.
+    /// Creates this project's sandbox host and, for a user that is not root, bootstraps it as root.
     pub fn sandbox_up(&self, extra: &[u16]) -> Run {
+        let run = self.sandbox_up_bare_of_users(extra);
+        if self.user != "root" {
+            // The full sandbox host has the engine and the tools: bootstrap makes the user, its key, the
+            // sudoers rule, the root helper and the directories.
+            self.vldeploy(&["bootstrap"]).ok();
+        }
+        run
+    }
+
+    /// Creates this project's sandbox host, with root's login only (no bootstrap).
+    pub fn sandbox_up_bare_of_users(&self, extra: &[u16]) -> Run {
         let mut args = vec!["sandbox".to_string(), "up".to_string()];
         for p in extra {
             args.push("--publish".into());
@@ -297,13 +308,7 @@ impl Project {
         if let Ok(mut s) = self.sandbox_started.lock() {
             *s = true;
         }
-        let run = self.vldeploy(&args).ok();
-        if self.user != "root" {
-            // The full sandbox host has the engine and the tools: bootstrap makes the user, its key, the
-            // sudoers rule, the root helper and the directories.
-            self.vldeploy(&["bootstrap"]).ok();
-        }
-        run
+        self.vldeploy(&args).ok()
     }
 
     /// A value from `.vldeploy/sandbox/sandbox.env`.
