@@ -15,7 +15,8 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
 }
 
 #[test]
-fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as_deploy() {
+fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as_deploy()
+{
     crate::backup::backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(As::Deploy);
 }
 
@@ -26,7 +27,9 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as_deploy() {
-    crate::oncall::oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(As::Deploy);
+    crate::oncall::oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(
+        As::Deploy,
+    );
 }
 
 #[test]
@@ -41,12 +44,16 @@ fn release_rollback_goes_back_without_dropping_a_request_as_deploy() {
 
 #[test]
 fn checklist_gate_holds_a_failing_release_until_attested_or_waived_as_deploy() {
-    crate::checklist::checklist_gate_holds_a_failing_release_until_attested_or_waived_as(As::Deploy);
+    crate::checklist::checklist_gate_holds_a_failing_release_until_attested_or_waived_as(
+        As::Deploy,
+    );
 }
 
 #[test]
 fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as_deploy() {
-    crate::certs::certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(As::Deploy);
+    crate::certs::certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(
+        As::Deploy,
+    );
 }
 /// What vldeploy may change on the host: its state, the cron entries, the loaded ruleset.
 fn host_hashes(p: &crate::support::project::Project) -> String {
@@ -133,7 +140,10 @@ fn staging_and_production_plan_against_a_host_made_for_deploy() {
             .run();
         // Each differs from the sandbox's deployment: its certificate at least.
         assert!(run.stdout.contains("change"), "{env}: {}", run.stdout);
-        assert!(!run.stdout.contains(&p.secret("ADMIN_TOKEN")), "no secret in the plan");
+        assert!(
+            !run.stdout.contains(&p.secret("ADMIN_TOKEN")),
+            "no secret in the plan"
+        );
     }
 }
 
@@ -150,7 +160,13 @@ fn bootstrap_as_a_sudo_user_makes_the_host_ready_for_deploy() {
          echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users && \
          chmod 0440 /etc/sudoers.d/90-cloud-init-users",
     );
-    let yaml = p.stack_yaml(|t| *t = t.replacen("    bootstrap_user: root\n", "    bootstrap_user: ubuntu\n", 1));
+    let yaml = p.stack_yaml(|t| {
+        *t = t.replacen(
+            "    bootstrap_user: root\n",
+            "    bootstrap_user: ubuntu\n",
+            1,
+        )
+    });
     assert!(yaml.contains("bootstrap_user: ubuntu"), "{yaml}");
     p.write_stack(&yaml);
     let port = p.sandbox_var("SANDBOX_SSH_PORT");
@@ -161,14 +177,22 @@ fn bootstrap_as_a_sudo_user_makes_the_host_ready_for_deploy() {
         .run();
     p.test()
         .arg("bootstrap")
-        .stdout(format!("ubuntu@127.0.0.1:{port}: no changes; the host is ready for vldeploy.\n"))
+        .stdout(format!(
+            "ubuntu@127.0.0.1:{port}: no changes; the host is ready for vldeploy.\n"
+        ))
         .run();
     let audit = crate::support::ssh::ssh_ok(
         &p,
-        &format!("stat -c '%U' /var/lib/vldeploy/{0}/audit.log && cat /var/lib/vldeploy/{0}/audit.log", p.name),
+        &format!(
+            "stat -c '%U' /var/lib/vldeploy/{0}/audit.log && cat /var/lib/vldeploy/{0}/audit.log",
+            p.name
+        ),
     );
     assert!(audit.starts_with("deploy\n"), "{audit}");
-    assert!(audit.contains("\"command\":\"bootstrap\"") && audit.contains("as `ubuntu`"), "{audit}");
+    assert!(
+        audit.contains("\"command\":\"bootstrap\"") && audit.contains("as `ubuntu`"),
+        "{audit}"
+    );
     p.test().arg("up").stdout_has(p.is_up()).run();
     assert!(p.audited("up"), "{:?}", p.audit());
 }

@@ -197,7 +197,7 @@ fn bootstrap_makes_a_bare_server_ready_and_a_second_run_changes_nothing() {
     let bad = ssh_as(
         &p,
         "deploy",
-        "sudo -n /usr/local/lib/vldeploy/vldeploy-root nft-apply x ../../../etc/shadow",
+        "sudo -n /usr/local/lib/vldeploy/vldeploy-root cron-install x ../../../etc/shadow",
     );
     assert_eq!(bad.code, 2, "{}", bad.all());
     assert!(bad.stderr.contains("invalid staged file"), "{}", bad.all());
@@ -225,6 +225,21 @@ fn bootstrap_makes_a_bare_server_ready_and_a_second_run_changes_nothing() {
         ),
         "1",
         "a run that changed nothing leaves no audit entry"
+    );
+
+    // From the fresh server to the shop, as `deploy`: root's steps through the helper, the rest as deploy.
+    p.test().arg("up").stdout_has(p.is_up()).run();
+    let (code, body) = p.http_get("/api/health");
+    assert_eq!(code, 200, "{body}");
+    p.test().arg("up").stdout(p.converged()).run();
+    let cron = ssh_ok(
+        &p,
+        "root",
+        &format!("stat -c '%U %a' /etc/cron.d/vldeploy-{}-backup", p.name),
+    );
+    assert_eq!(
+        cron, "root 644",
+        "cron entries are root's files, installed by the helper"
     );
 }
 

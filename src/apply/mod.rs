@@ -186,8 +186,7 @@ async fn apply_step(
                     .exec(&crate::remote::file::keep_previous(path))
                     .await?;
             }
-            crate::host_file::write(host.remote, stack, path, &file.content, file.mode)
-                .await?;
+            crate::host_file::write(host.remote, stack, path, &file.content, file.mode).await?;
         }
         Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
             let spec = spec_for(desired, service)?;
