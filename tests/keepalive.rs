@@ -115,21 +115,23 @@ fn keepalive_five_releases_and_a_rollback_fail_no_request_on_sixteen_connections
     let reads = reads.stop();
     let orders = orders.stop();
     eprintln!(
-        "GET /api/health: {} ok, {} non-2xx, {} socket errors, {} closed by nginx, p50 {:?}, p99 {:?}, max {:?}",
+        "GET /api/health: {} ok, {} non-2xx, {} socket errors, {} closed by nginx, {} over 250 ms, p50 {:?}, p99 {:?}, max {:?}",
         reads.ok,
         reads.non_2xx,
         reads.socket_errors,
         reads.closed_by_server,
+        reads.slower_than(Duration::from_millis(250)),
         reads.quantile(0.5),
         reads.quantile(0.99),
         reads.quantile(1.0)
     );
     eprintln!(
-        "POST /api/orders: {} ok, {} non-2xx, {} socket errors, {} closed by nginx, p50 {:?}, p99 {:?}, max {:?}",
+        "POST /api/orders: {} ok, {} non-2xx, {} socket errors, {} closed by nginx, {} over 250 ms, p50 {:?}, p99 {:?}, max {:?}",
         orders.ok,
         orders.non_2xx,
         orders.socket_errors,
         orders.closed_by_server,
+        orders.slower_than(Duration::from_millis(250)),
         orders.quantile(0.5),
         orders.quantile(0.99),
         orders.quantile(1.0)

@@ -54,6 +54,12 @@ impl Stats {
         }
     }
 
+    /// How many requests took longer than `d`.
+    pub fn slower_than(&self, d: Duration) -> usize {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.latencies_us.iter().filter(|&&l| l > us).count()
+    }
+
     /// The `q` quantile of the request times (`0.99`: p99).
     pub fn quantile(&self, q: f64) -> Duration {
         let mut v = self.latencies_us.clone();
