@@ -1,5 +1,5 @@
 //! Releases no keep-alive client notices: nginx resolves the backend's stable name, so a release (five of them,
-//! then a rollback) reloads nothing, closes no client connection, and every GET and every order POSTed over
+//! then a rollback) reloads nothing, closes no client connection, and every GET and every order sent (`POST`) over
 //! connections held open is answered 2xx — the orders table holds exactly the orders acknowledged.
 
 use std::collections::BTreeSet;
@@ -81,7 +81,7 @@ fn keepalive_five_releases_and_a_rollback_fail_no_request_on_sixteen_connections
     let nginx_before = nginx_processes(&p);
     assert!(nginx_before.len() >= 2, "nginx runs: {nginx_before:?}");
 
-    let limit = Duration::from_secs(900);
+    let limit = Duration::from_mins(15);
     let reads = keepalive::start(port, &Request::Get("/api/health".into()), 16, 20, limit);
     let orders = keepalive::start(
         port,
@@ -184,4 +184,36 @@ fn keepalive_five_releases_and_a_rollback_fail_no_request_on_sixteen_connections
         vec!["vl_backend", "vl_nginx", "vl_postgres"],
         "no candidate left behind"
     );
+}
+
+#[test]
+fn keepalive_a_name_with_no_release_shows_the_maintenance_page_and_up_puts_the_release_back() {
+    let p = Project::deployed("keepalive_no_release");
+    let (code, _) = p.http_get("/api/health");
+    assert_eq!(code, 200);
+    // The live release leaves the stable name (as on a host set up before it existed): nginx keeps running and
+    // answers with the maintenance page, not an error of its own.
+    let serving = format!("{}_serving", p.name);
+    p.ssh(&format!("docker network disconnect {serving} vl_backend"))
+        .ok();
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = p.http_get("/api/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"error\":\"maintenance\""), "{body}");
+    let (code, _) = p.http_get("/nginx-health");
+    assert_eq!(code, 200, "nginx itself serves");
+
+    // `up` sees a release outside the name and puts it back, without recreating it or reloading nginx.
+    let before = p.containers()["vl_backend"].clone();
+    p.test()
+        .arg("up")
+        .stdout_has("release `vl_backend` (blue/green)")
+        .stdout_has("it is not in service: nginx does not reach it")
+        .stdout_lacks("reload `vl_nginx`")
+        .run();
+    assert_eq!(p.containers()["vl_backend"], before, "the same container");
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = p.http_get("/api/health");
+    assert_eq!(code, 200, "{body}");
+    p.test().arg("up").stdout(p.converged()).run();
 }
