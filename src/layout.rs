@@ -62,6 +62,18 @@ pub fn private_network(stack: &str) -> String {
     format!("{stack}_private")
 }
 
+/// The network nginx reaches the serving backend releases on. A release joins it, under [`serving_name`], only
+/// once it is healthy and allowed to serve, and is stopped before it leaves it.
+pub fn serving_network(stack: &str) -> String {
+    format!("{stack}_serving")
+}
+
+/// The stable name of a service's serving releases on the serving network: what nginx resolves (Docker's DNS
+/// answers with every container carrying that alias). On a Swarm it is the name of a `dnsrr` service.
+pub fn serving_name(service: &str) -> String {
+    format!("{service}-live")
+}
+
 /// The network nginx publishes its ports from.
 pub fn public_network(stack: &str) -> String {
     format!("{stack}_public")
@@ -211,6 +223,8 @@ mod tests {
         assert_eq!(container_name("backend"), "vl_backend");
         assert_eq!(private_network("shop"), "shop_private");
         assert_eq!(public_network("shop"), "shop_public");
+        assert_eq!(serving_network("shop"), "shop_serving");
+        assert_eq!(serving_name("backend"), "backend-live");
         assert_eq!(volume_name("shop", "pgdata"), "shop_pgdata");
         assert_eq!(short_hash("x"), "2d711642b726b044");
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");

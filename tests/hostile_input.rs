@@ -216,7 +216,7 @@ fn site(certs: &str) -> NginxSite {
 fn upstream() -> NginxUpstream {
     NginxUpstream {
         stack: "shop".into(),
-        release_alias: "127.0.0.1".into(),
+        backend_name: "127.0.0.1".into(),
         backend_port: 8080,
     }
 }
@@ -363,11 +363,11 @@ fn every_field_of_the_nginx_site_and_upstream_holds_hostile_values() {
             "stack = {value:?}: nginx -t refused the upstream:\n{log}\n{out}"
         );
         assert_eq!(nginx_directives(&out), benign_up, "{out}");
-        // The alias is vldeploy's own (`backend-<hash>`), but it is escaped all the same.
+        // The name is vldeploy's own (`backend-live`), but it is escaped all the same.
         if let Ok(out) = render(
             "nginx/upstream.conf",
             &NginxUpstream {
-                release_alias: value.clone(),
+                backend_name: value.clone(),
                 ..upstream()
             },
         ) {

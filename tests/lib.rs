@@ -17,6 +17,7 @@ mod checklist;
 mod faults;
 mod firewall;
 mod hostile_input;
+mod keepalive;
 mod oncall;
 mod output;
 mod plan_drift;

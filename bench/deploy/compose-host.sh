@@ -57,10 +57,13 @@ CFG
   # shellcheck disable=SC2086
   docker save $imgs | compose_ssh docker load >/dev/null
 
-  # The nginx site vldeploy rendered for its own host, with an upstream naming compose's backend service.
+  # The nginx site vldeploy rendered for its own host, with an upstream naming compose's backend service (a
+  # static `upstream` block, resolved when nginx starts, as a compose setup has it): the site's
+  # `proxy_pass $backend_upstream` names that block.
   compose_ssh "mkdir -p $cdir /var/lib/vldeploy/bench/www /var/lib/vldeploy/bench/acme"
   vld_ssh "cat /var/lib/vldeploy/$stack/nginx/conf.d/site.conf" | compose_ssh "cat > $cdir/site.conf"
-  printf 'upstream backend {\n    server backend:8080 max_fails=0;\n    keepalive 32;\n}\n' | compose_ssh "cat > $cdir/00-upstream.conf"
+  printf 'upstream backend {\n    server backend:8080 max_fails=0;\n    keepalive 32;\n}\nmap $host $backend_upstream {\n    default http://backend;\n}\n' |
+    compose_ssh "cat > $cdir/00-upstream.conf"
 
   PG_IMAGE=$(echo "$imgs" | grep -- -postgres:) BACKEND_IMAGE=$(echo "$imgs" | grep -- -backend:) NGINX_IMAGE=$(echo "$imgs" | grep -- -nginx:)
   POSTGRES_PASSWORD=$(sed -n 's/^POSTGRES_PASSWORD=//p' "$dir/$sb/secrets.env" | tr -d '"')

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Failed requests and latency during backend releases: a steady fixed-rate load (oha) on GET /api/health through
-# nginx of a sandbox host while `vldeploy up` performs RELEASES blue/green releases of the backend; then the same
-# against a second sandbox host running the same stack with docker-compose 1.29 (`docker-compose up -d` after
-# changing the backend's env, which recreates it). Usage: bench/release/run.sh [RELEASES] [RATE] [COMPOSE_SSH]
+# Failed requests and latency during backend releases: a steady load on GET /api/health through nginx of a sandbox
+# host while `vldeploy up` performs RELEASES blue/green releases of the backend; then the same against a second
+# sandbox host running the same stack with docker-compose 1.29 (`docker-compose up -d` after changing the backend's
+# env, which recreates it). Usage: bench/release/run.sh [RELEASES] [RATE] [COMPOSE_SSH]
+#   RATE: requests/s of oha, a new connection per request; or `keepalive`: wrk -t2 -c16, 16 connections kept
+#         open across requests, as browsers, apps and CDNs do (as fast as they go, no fixed rate)
 #   COMPOSE_SSH: paramiko (COMPOSE_PARAMIKO_SSH=1, the default here: 1.3 s per no-op) or ssh (docker-compose's own default, the system ssh client: 10 s per no-op)
-# Needs: oha (cargo install oha), jq, bc, curl, docker-compose 1.29, python3-paramiko
-# (apt-get install jq bc curl docker-compose python3-paramiko). Creates the sandbox hosts
+#   VLDEPLOY_BIN=path: use that vldeploy binary and backend/dist/vl-backend as they are (no release builds)
+# Needs: oha (cargo install oha) or wrk, jq, bc, curl, docker-compose 1.29, python3-paramiko
+# (apt-get install wrk jq bc curl docker-compose python3-paramiko). Creates the sandbox hosts
 # vldeploy-sandbox-bench-release and vldeploy-sandbox-bench-release-compose and removes them at the end.
 set -euo pipefail
 releases=${1:-5}
 rate=${2:-300}
 compose_ssh_mode=${3:-paramiko}
-for tool in oha jq bc curl docker-compose; do
+loader=oha
+[ "$rate" = keepalive ] && loader=wrk
+for tool in $loader jq bc curl docker-compose; do
   command -v "$tool" >/dev/null || {
     case $tool in oha) echo "needs oha: cargo install oha" >&2 ;; *) echo "needs $tool: apt-get install $tool" >&2 ;; esac
     exit 1
@@ -20,10 +25,15 @@ done
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-cargo build --release -p vldeploy --target-dir "$repo/target" >&2
-cargo build --release -p vl-backend --target-dir target/backend-release >&2
-install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend
-bin=$repo/target/release/vldeploy
+if [ -n "${VLDEPLOY_BIN:-}" ]; then
+  bin=$(realpath "$VLDEPLOY_BIN")
+  [ -x backend/dist/vl-backend ] || { echo "VLDEPLOY_BIN needs backend/dist/vl-backend" >&2; exit 1; }
+else
+  cargo build --release -p vldeploy --target-dir "$repo/target" >&2
+  cargo build --release -p vl-backend --target-dir target/backend-release >&2
+  install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend
+  bin=$repo/target/release/vldeploy
+fi
 # vldeploy takes a secret from the process environment before its secrets file: once compose-host.sh has exported
 # the compose host's POSTGRES_PASSWORD, vldeploy must run without it (and without compose's DOCKER_HOST, HOME, PATH).
 home0=$HOME path0=$PATH
@@ -111,6 +121,36 @@ measure() {
   ' "$out"
 }
 
+# measure_keepalive TOOL DIR RELEASE_FN: wrk -t2 -c16 (keep-alive connections, as fast as they go) from 2 s before
+# the first release to 2 s after the last; prints one table row.
+measure_keepalive() {
+  local tool=$1 dir=$2 release=$3 port out t0 t1 walls="" n
+  port=$(http_port "$dir")
+  out=$work/wrk-${tool%% *}.out
+  local before; before=$(loadavg)
+  wrk -t2 -c16 -d600s --timeout 10s --latency "http://127.0.0.1:$port/api/health" > "$out" 2>&1 &
+  local wrk_pid=$!
+  sleep 2
+  for n in $(seq 1 "$releases"); do
+    t0=$(date +%s.%N)
+    (cd "$dir" && "$release" "$n") || { echo "$tool: release $n failed" >&2; kill -INT "$wrk_pid"; wait "$wrk_pid" || true; return 1; }
+    t1=$(date +%s.%N)
+    walls="$walls $(printf '%.1f' "$(echo "$t1 - $t0" | bc)")"
+    [ "$(host_env "$dir" RELEASE_N)" = "$n" ] || { echo "$tool: release $n is not live" >&2; kill -INT "$wrk_pid"; return 1; }
+  done
+  sleep 2
+  kill -INT "$wrk_pid"
+  wait "$wrk_pid" || true
+  grep -q ' requests in ' "$out" || { echo "$tool: wrk wrote no result" >&2; cat "$out" >&2; return 1; }
+  local requests non2xx errors p50 p99 max
+  requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
+  non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out"); non2xx=${non2xx:-0}
+  errors=$(sed -n 's/^ *Socket errors: *//p' "$out"); errors=${errors:-none}
+  p50=$(awk '$1 == "50%" { print $2 }' "$out"); p99=$(awk '$1 == "99%" { print $2 }' "$out")
+  max=$(awk '$1 == "Latency" { print $4; exit }' "$out")
+  echo "| $tool | $requests | $non2xx | $errors | $p50 | $p99 | $max | ${walls# } s | $before → $(loadavg) |"
+}
+
 release_vldeploy() { # n: a dummy env value in the backend's env makes every `up` a blue/green release
   sed -i -e '/^      RELEASE_N: /d' -e "s/^      RUST_LOG: info$/      RUST_LOG: info\n      RELEASE_N: \"$1\"/" stack.yaml
   vld up > "$work/vld-up-$1.out" 2>"$work/vld-up-$1.err" || { cat "$work/vld-up-$1.out" "$work/vld-up-$1.err" >&2; return 1; }
@@ -120,11 +160,20 @@ release_compose() { # n: compose recreates the backend when its env changes (in 
   RELEASE_N=$1 docker-compose up -d > "$work/compose-up-$1.out" 2>&1 || { cat "$work/compose-up-$1.out" >&2; return 1; }
 }
 
-echo "load average before the measurements: $(loadavg); $releases releases each, oha -q $rate"
-echo
-echo "| tool | requests | non-2xx | connection errors | p50 | p99 | max | each release's wall time | load average before → after |"
-echo "|---|---|---|---|---|---|---|---|---|"
-measure vldeploy "$work/vld" release_vldeploy
-measure "docker-compose ($compose_ssh_mode)" "$work/compose" release_compose
+if [ "$rate" = keepalive ]; then
+  echo "load average before the measurements: $(loadavg); $releases releases each, wrk -t2 -c16 (keep-alive)"
+  echo
+  echo "| tool | requests | non-2xx | socket errors | p50 | p99 | max | each release's wall time | load average before → after |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  measure_keepalive vldeploy "$work/vld" release_vldeploy
+  measure_keepalive "docker-compose ($compose_ssh_mode)" "$work/compose" release_compose
+else
+  echo "load average before the measurements: $(loadavg); $releases releases each, oha -q $rate"
+  echo
+  echo "| tool | requests | non-2xx | connection errors | p50 | p99 | max | each release's wall time | load average before → after |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  measure vldeploy "$work/vld" release_vldeploy
+  measure "docker-compose ($compose_ssh_mode)" "$work/compose" release_compose
+fi
 ok=1
 grep -h -E 'Recreat|Start' "$work"/compose-up-1.out | sed 's/^/  compose up 1: /' || true

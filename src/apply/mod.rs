@@ -205,32 +205,22 @@ async fn apply_step(
         }
         Step::Release { service, .. } => {
             let spec = spec_for(desired, service)?;
-            let upstream = desired
-                .files
-                .iter()
-                .find(|f| f.owner.as_deref() == Some(service.as_str()))
-                .ok_or_else(|| StepError::Other(format!("no upstream file for `{service}`")))?;
             prepare_mount_dirs(host, spec).await?;
             let target = crate::rollout::Target {
                 remote: host.remote,
                 engine: host.engine,
                 stack,
             };
+            // nginx is not touched: the release moves into the stable name nginx resolves.
             let outcome =
-                crate::rollout::stage_or_release(&target, spec, upstream, host.stage_release)
-                    .await?;
+                crate::rollout::stage_or_release(&target, spec, host.stage_release).await?;
             if let crate::rollout::Outcome::Staged(staged) = outcome {
                 if host.stage_release {
-                    // The go-live checklist decides; the release is recorded once it serves. At a first
-                    // launch nginx was pointed at the candidate already (behind the maintenance page).
-                    if !staged.previous {
-                        mark_loaded(host, desired, "nginx").await?;
-                    }
+                    // The go-live checklist decides; the release is recorded once it serves.
                     return Ok(Some(staged));
                 }
-                crate::rollout::go_live(&target, &staged, upstream).await?;
+                crate::rollout::go_live(&target, &staged).await?;
             }
-            mark_loaded(host, desired, "nginx").await?;
             record_release(host, stack, spec).await?;
         }
         Step::Reload { service, name, .. } => {

@@ -177,7 +177,6 @@ impl Setup {
             mode,
             content: content.into_bytes(),
             reloads: None,
-            owner: None,
         };
         Ok(vec![
             file(self.script_path(), self.render_script()?, 0o700),

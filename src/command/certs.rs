@@ -63,6 +63,8 @@ pub(crate) async fn reload_provided(
     c.engine
         .exec_checked(&nginx, &["nginx", "-s", "reload"])
         .await?;
+    // One of the rare reloads (a release needs none): said as it happens.
+    ctx.out.note("nginx reloaded: certificate changed");
     Ok(())
 }
 
@@ -71,7 +73,7 @@ pub(crate) fn describe(domain: &str, c: &Converged) -> String {
     let cert = c.report.certificate.as_ref();
     match (c.report.outcome.as_str(), cert) {
         ("renewed", Some(cert)) => format!(
-            "certificate for {domain}: issued {} ({}), expires {}",
+            "certificate for {domain}: issued {} ({}), expires {}; nginx reloaded: certificate changed",
             cert.serial,
             cert.key_type,
             date(cert.not_after)

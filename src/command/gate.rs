@@ -127,20 +127,15 @@ pub(crate) async fn decide(
         )];
         return Err((changes, report, error));
     }
-    let upstream = desired
-        .files
-        .iter()
-        .find(|f| f.owner.as_deref() == Some("backend"));
-    let spec = desired.containers.iter().find(|s| s.service == "backend");
-    let (Some(upstream), Some(spec)) = (upstream, spec) else {
+    let Some(spec) = desired.containers.iter().find(|s| s.service == "backend") else {
         let e = CommandError::Io("the desired state has no backend release".into());
         return Err((Vec::new(), report, e));
     };
-    if let Err(e) = crate::rollout::go_live(&target, staged, upstream).await {
+    // The same switch as every release: into the stable name nginx resolves, no reload.
+    if let Err(e) = crate::rollout::go_live(&target, staged).await {
         return Err((Vec::new(), report, e.into()));
     }
     let after = async {
-        crate::apply::mark_loaded_on(&c.remote, desired, "nginx").await?;
         crate::rollout::record_release(
             &c.remote,
             &ctx.stack.name,

@@ -4,7 +4,6 @@ use super::context::Connected;
 use super::{CommandError, Context};
 use crate::cli::{Output, RollbackArgs};
 use crate::layout::container_name;
-use crate::plan::upstream_file;
 use crate::rollout::{self, Release, Target};
 
 /// The id of the release serving now: the alias of the live backend's configuration.
@@ -139,8 +138,6 @@ async fn rollback_locked(
     }
     let mut spec = rollout::stored_spec(&c.remote, stack, &target.id).await?;
     spec.hash_key = Some(crate::facts::hash_key(&c.remote, stack).await?);
-    let port = ctx.backend_port();
-    let upstream = upstream_file(stack, &target.id, port)?;
     ctx.out.note(format!(
         "rolling back to `{}` ({}) …",
         target.id, target.image_ref
@@ -150,7 +147,8 @@ async fn rollback_locked(
         engine: &c.engine,
         stack,
     };
-    rollout::release(&t, &spec, &upstream).await?;
+    // The same switch as `up`'s releases: into the stable name nginx resolves, no reload.
+    rollout::release(&t, &spec).await?;
     rollout::record_release(
         &c.remote,
         stack,

@@ -53,14 +53,21 @@ impl Engine {
                 c.labels.unwrap_or_default().into_iter().collect();
             let state = c.state.map(|s| s.to_string()).unwrap_or_default();
             let health = c.status.as_deref().and_then(health_from_status);
-            out.push(observed_from(
+            let networks: Vec<String> = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .map(|n| n.into_keys().collect())
+                .unwrap_or_default();
+            let mut observed = observed_from(
                 c.id.unwrap_or_default(),
                 name,
                 &labels,
                 c.image_id.unwrap_or_default(),
                 state,
                 health,
-            ));
+            );
+            observed.networks = networks;
+            out.push(observed);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -90,8 +97,9 @@ impl Engine {
         Ok(created.id)
     }
 
-    /// Joins a created container to one more network under `aliases`.
-    async fn join_network(
+    /// Joins a container (created or running) to one more network under `aliases`; Docker's DNS answers for
+    /// them at once.
+    pub async fn join_network(
         &self,
         id: &str,
         name: &str,
@@ -513,6 +521,7 @@ pub fn observed_from(
         image_id,
         state,
         health,
+        networks: Vec::new(),
     }
 }
 

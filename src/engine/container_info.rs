@@ -1,4 +1,4 @@
-//! What inspecting a container tells: its id, whether it runs, when it started, its env, labels and ports.
+//! What inspecting a container tells: its id, whether it runs, when it started, its env, labels, ports, networks.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,12 +20,21 @@ pub struct ContainerInfo {
     pub published: Vec<u16>,
     /// Inner tcp port → the 127.0.0.1 port it answers on, while it runs.
     pub loopback_ports: BTreeMap<u16, u16>,
+    /// Each network it is joined to, with the aliases it answers to there.
+    pub networks: BTreeMap<String, Vec<String>>,
 }
 
 impl ContainerInfo {
     /// The value of a label.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
+    }
+
+    /// Whether it answers to `alias` on `network`.
+    pub fn answers_to(&self, network: &str, alias: &str) -> bool {
+        self.networks
+            .get(network)
+            .is_some_and(|aliases| aliases.iter().any(|a| a == alias))
     }
 }
 
@@ -57,6 +66,16 @@ impl From<ContainerInspectResponse> for ContainerInfo {
                     .collect()
             })
             .unwrap_or_default();
+        let networks = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(|nets| {
+                nets.iter()
+                    .map(|(net, ep)| (net.clone(), ep.aliases.clone().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
         Self {
@@ -67,6 +86,7 @@ impl From<ContainerInspectResponse> for ContainerInfo {
             labels: config.labels.unwrap_or_default(),
             published,
             loopback_ports,
+            networks,
         }
     }
 }

@@ -357,7 +357,6 @@ mod tests {
                 mode: 0o644,
                 content: vec![],
                 reloads: Some("nginx".into()),
-                owner: None,
             }],
             certificate: Some(crate::plan::DesiredCertificate {
                 domains: vec!["shop.test".into()],
@@ -401,7 +400,6 @@ mod tests {
             mode: 0o644,
             content: vec![],
             reloads: None,
-            owner: None,
         };
         let desired = Desired {
             stack: "s".into(),

@@ -54,9 +54,6 @@ pub struct DesiredFile {
     pub content: Vec<u8>,
     /// The service whose config this is, reloaded (not restarted) when only the file changes.
     pub reloads: Option<String>,
-    /// The service whose release writes this file (the nginx upstream, switched once the release is healthy).
-    #[serde(default)]
-    pub owner: Option<String>,
 }
 
 /// A value in a container's environment.

@@ -75,6 +75,8 @@ pub struct ObservedContainer {
     pub state: String,
     /// Docker's health status when it has a health check: `healthy`, `starting`, `unhealthy`.
     pub health: Option<String>,
+    /// The networks it is joined to (a release is on the serving network only while it serves).
+    pub networks: Vec<String>,
 }
 
 impl ObservedContainer {

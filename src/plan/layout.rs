@@ -7,7 +7,8 @@ use super::desired::{
     MountSource, Publish, content_hash,
 };
 use crate::layout::{
-    BACKEND_PORT, SERVICES, container_name, private_network, public_network, stack_dir, volume_name,
+    BACKEND_PORT, SERVICES, container_name, private_network, public_network, serving_name,
+    serving_network, stack_dir, volume_name,
 };
 use crate::render::{self, NginxSite, NginxUpstream, RenderError};
 use crate::stack::{EnvValue, ImageSource, Probe, Stack, Tls};
@@ -24,6 +25,7 @@ pub fn desired_from_stack(
     let dir = stack_dir(&stack.name);
     let private = private_network(&stack.name);
     let public = public_network(&stack.name);
+    let serving = serving_network(&stack.name);
     let backend_port = stack
         .services
         .get("backend")
@@ -97,6 +99,8 @@ pub fn desired_from_stack(
         networks.insert(private.clone(), vec![service_name.to_string()]);
         if service_name == "nginx" {
             networks.insert(public.clone(), vec![service_name.to_string()]);
+            // Where it resolves and reaches the serving backend releases.
+            networks.insert(serving.clone(), vec![service_name.to_string()]);
             for (host, target) in [
                 ("nginx/conf.d", "/etc/nginx/conf.d"),
                 ("www", "/var/www/site"),
@@ -150,15 +154,15 @@ pub fn desired_from_stack(
             hash_key: Some(hash_key.clone()),
         });
     }
-    // The backend is released blue/green: each configuration answers to its own alias, which the upstream names.
+    // The backend is released blue/green: each configuration is a release of its own (`backend-<hash>`); the
+    // serving one joins the serving network under the stable name that nginx resolves.
     if let Some(backend) = containers.iter_mut().find(|c| c.service == "backend") {
-        let alias = release_alias(backend);
-        files.push(upstream_file(&stack.name, &alias, backend_port)?);
-        backend.release_alias = Some(alias);
+        files.push(upstream_file(&stack.name, backend_port)?);
+        backend.release_alias = Some(release_alias(backend));
     }
     Ok(Desired {
         stack: stack.name.clone(),
-        networks: vec![private, public],
+        networks: vec![private, public, serving],
         volumes,
         images: desired_images,
         files,
@@ -177,19 +181,18 @@ pub fn upstream_path(stack: &str) -> String {
     format!("{}/nginx/conf.d/00-upstream.conf", stack_dir(stack))
 }
 
-/// The nginx upstream naming one backend release.
-pub fn upstream_file(stack: &str, alias: &str, port: u16) -> Result<DesiredFile, RenderError> {
+/// nginx's way to the backend: the resolver and the stable name of the serving releases. The same for every
+/// release, so a release never changes nginx's configuration.
+pub fn upstream_file(stack: &str, port: u16) -> Result<DesiredFile, RenderError> {
     let text = render::render(
         "nginx/upstream.conf",
         &NginxUpstream {
             stack: stack.to_string(),
-            release_alias: alias.to_string(),
+            backend_name: serving_name("backend"),
             backend_port: port,
         },
     )?;
-    let mut f = file(upstream_path(stack), text, Some("nginx"));
-    f.owner = Some("backend".into());
-    Ok(f)
+    Ok(file(upstream_path(stack), text, Some("nginx")))
 }
 
 /// Docker's health test for a probe. An HTTP probe uses curl where the image has it, else the backend's own checker.
@@ -226,7 +229,6 @@ fn file(path: String, content: String, reloads: Option<&str>) -> DesiredFile {
         mode: 0o644,
         content: content.into_bytes(),
         reloads: reloads.map(str::to_string),
-        owner: None,
     }
 }
 

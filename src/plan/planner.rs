@@ -6,7 +6,7 @@ use super::Plan;
 use super::desired::{ContainerSpec, Desired, DesiredCertificate, EnvEntry, HashKey};
 use super::facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
 use super::step::{ImageRef, Step};
-use crate::layout::{container_name, short_id};
+use crate::layout::{container_name, serving_network, short_id};
 
 /// Decides the steps that take a host from `facts` to `desired`, in the order they must be applied.
 ///
@@ -53,26 +53,15 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
     let container_steps: Vec<Step> = desired
         .containers
         .iter()
-        .filter_map(|spec| container_step(spec, facts))
+        .filter_map(|spec| container_step(spec, facts, &desired.stack))
         .collect();
     let replaced: BTreeSet<String> = container_steps
         .iter()
         .filter_map(Step::service)
         .map(str::to_string)
         .collect();
-    let released: BTreeSet<String> = container_steps
-        .iter()
-        .filter(|s| matches!(s, Step::Release { .. }))
-        .filter_map(Step::service)
-        .map(str::to_string)
-        .collect();
-
-    // Files a release writes itself (the upstream) wait for that release to be healthy.
     let mut changed_files: BTreeSet<&str> = BTreeSet::new();
     for file in &desired.files {
-        if file.owner.as_deref().is_some_and(|o| released.contains(o)) {
-            continue;
-        }
         let reason = match facts.files.get(&file.path) {
             Some(hash) if *hash == file.hash => continue,
             Some(_) => "content changed",
@@ -99,18 +88,12 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         if own_files.is_empty() {
             continue;
         }
-        // A release reloads the service whose files it owns (nginx) as it switches over.
-        let reloaded_by_release = own_files
-            .iter()
-            .any(|f| f.owner.as_deref().is_some_and(|o| released.contains(o)));
         let reason = if own_files
             .iter()
             .any(|f| changed_files.contains(f.path.as_str()))
         {
             "its configuration changed"
-        } else if !reloaded_by_release
-            && facts.loaded.get(&spec.service) != Some(&loaded_hash(desired, &spec.service))
-        {
+        } else if facts.loaded.get(&spec.service) != Some(&loaded_hash(desired, &spec.service)) {
             "the running process has not loaded the current configuration"
         } else {
             continue;
@@ -281,7 +264,7 @@ pub fn ruleset_change(wanted: &str, seen: &RulesetFacts) -> Option<(bool, String
 }
 
 /// What a container needs, if anything.
-fn container_step(spec: &ContainerSpec, facts: &Facts) -> Option<Step> {
+fn container_step(spec: &ContainerSpec, facts: &Facts, stack: &str) -> Option<Step> {
     let observed = facts.containers.iter().find(|c| c.name == spec.name);
     let (kind, reason) = match observed {
         None => (Kind::Create, "not on the host".to_string()),
@@ -289,6 +272,16 @@ fn container_step(spec: &ContainerSpec, facts: &Facts) -> Option<Step> {
             (Kind::Recreate, what_changed(spec, c))
         }
         Some(c) if !c.is_running() => (Kind::Start, format!("it is {}", c.state)),
+        // A release outside the stable name serves nothing (a host set up by an older vldeploy, or a run
+        // stopped before the switch): its release puts it in service.
+        Some(c)
+            if spec.release_alias.is_some() && !c.networks.contains(&serving_network(stack)) =>
+        {
+            (
+                Kind::Start,
+                "it is not in service: nginx does not reach it".to_string(),
+            )
+        }
         Some(_) => return None,
     };
     let (service, name) = (spec.service.clone(), spec.name.clone());

@@ -42,7 +42,7 @@ pub enum Step {
         reason: String,
     },
     /// Release a new configuration blue/green: a candidate beside the live container, health-gated, then
-    /// nginx's upstream switched to it (reload, not restart), then the old one drained and stopped.
+    /// put in the stable name nginx resolves (no reload), then the old one drained and stopped.
     Release {
         service: String,
         name: String,

@@ -34,7 +34,7 @@ fn test_key() -> HashKey {
     HashKey::from_bytes([7; 32])
 }
 
-/// The backend, released blue/green, with the upstream its release writes.
+/// The backend, released blue/green.
 fn with_release(mut d: Desired) -> Desired {
     let backend = d
         .containers
@@ -42,21 +42,19 @@ fn with_release(mut d: Desired) -> Desired {
         .find(|c| c.service == "backend")
         .unwrap();
     let alias = format!("backend-{}", backend.config_hash());
-    backend.release_alias = Some(alias.clone());
-    d.files.retain(|f| f.owner.is_none());
-    d.files.push(upstream(&alias));
+    backend.release_alias = Some(alias);
     d
 }
 
-fn upstream(alias: &str) -> DesiredFile {
-    let body = format!("upstream backend {{ server {alias}:8080; }}");
+/// nginx's way to the backend: the same for every release.
+fn upstream() -> DesiredFile {
+    let body = "resolver 127.0.0.11 valid=1s ipv6=off;";
     DesiredFile {
         path: "/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf".into(),
         hash: content_hash(body.as_bytes()),
         mode: 0o644,
-        content: body.into_bytes(),
+        content: body.as_bytes().to_vec(),
         reloads: Some("nginx".into()),
-        owner: Some("backend".into()),
     }
 }
 
@@ -67,7 +65,6 @@ fn nginx_conf(body: &str) -> DesiredFile {
         mode: 0o644,
         content: body.as_bytes().to_vec(),
         reloads: Some("nginx".into()),
-        owner: None,
     }
 }
 
@@ -85,7 +82,7 @@ fn desired() -> Desired {
                 pulled: false,
             })
             .collect(),
-        files: vec![nginx_conf("server { listen 80; }")],
+        files: vec![nginx_conf("server { listen 80; }"), upstream()],
         containers: vec![
             spec("postgres", "postgres1111111111111111", &[]),
             spec("backend", "backend1111111111111111", &["postgres"]),
@@ -135,6 +132,17 @@ fn observed(spec: &ContainerSpec) -> ObservedContainer {
         image_id: spec.image_id.clone(),
         state: "running".into(),
         health: Some("healthy".into()),
+        // A release that serves is on the serving network.
+        networks: spec
+            .networks
+            .keys()
+            .cloned()
+            .chain(
+                spec.release_alias
+                    .as_ref()
+                    .map(|_| crate::layout::serving_network("shop")),
+            )
+            .collect(),
     }
 }
 
@@ -197,6 +205,8 @@ fn empty_host_gets_everything_in_dependency_order() {
             "+ create volume `shop_pgdata` (missing on the host)",
             "+ send images vl/shop-postgres:1 (postgres1111), vl/shop-backend:1 (backend11111), vl/shop-nginx:1 (nginx1111111) (the host lacks these image IDs)",
             "~ write `/var/lib/vldeploy/shop/nginx/site.conf` (missing on the host)",
+            // nginx's way to the backend names no release: it is written with the site, before any container.
+            "~ write `/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf` (missing on the host)",
             "+ create container `vl_postgres` (not on the host)",
             "~ release `vl_backend` (blue/green) (not on the host)",
             "+ create container `vl_nginx` (not on the host)",
@@ -509,7 +519,7 @@ fn config_hash_is_stable_and_sensitive() {
 }
 
 #[test]
-fn a_release_writes_the_upstream_itself_once_healthy() {
+fn a_release_changes_no_nginx_file_and_reloads_nothing() {
     let d = desired();
     let facts = converged(&d);
     let mut d2 = d.clone();
@@ -518,7 +528,7 @@ fn a_release_writes_the_upstream_itself_once_healthy() {
         .insert("FEATURE".into(), EnvEntry::Plain("on".into()));
     let d2 = with_release(d2);
     let p = plan(&d2, &facts);
-    // No early write of the upstream (it would name a release that is not running yet), no separate reload.
+    // nginx resolves the stable name the release moves into: no file to write, no reload.
     assert_eq!(
         summaries(&p),
         vec!["~ release `vl_backend` (blue/green) (env +FEATURE)"]
@@ -526,17 +536,27 @@ fn a_release_writes_the_upstream_itself_once_healthy() {
 }
 
 #[test]
-fn an_upstream_left_behind_by_an_interrupted_release_is_switched() {
-    // The candidate became the live container but the run stopped before the upstream was switched.
+fn a_release_outside_the_stable_name_is_put_in_service() {
+    // A host set up by an older vldeploy: the live backend is not on the serving network nginx resolves.
+    let d = desired();
+    let mut facts = converged(&d);
+    facts.containers[1].networks.retain(|n| n != "shop_serving");
+    assert_eq!(
+        summaries(&plan(&d, &facts)),
+        vec!["~ release `vl_backend` (blue/green) (it is not in service: nginx does not reach it)"]
+    );
+}
+
+#[test]
+fn an_upstream_changed_on_the_host_is_written_and_reloaded() {
     let d = desired();
     let mut facts = converged(&d);
     facts.files.insert(
         "/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf".into(),
         "old".into(),
     );
-    let p = plan(&d, &facts);
     assert_eq!(
-        summaries(&p),
+        summaries(&plan(&d, &facts)),
         vec![
             "~ write `/var/lib/vldeploy/shop/nginx/conf.d/00-upstream.conf` (content changed)",
             "~ reload `vl_nginx` (its configuration changed)",
@@ -802,7 +822,6 @@ fn an_edited_cron_entry_or_backup_script_is_written_again() {
         mode: 0o644,
         content: body.as_bytes().to_vec(),
         reloads: None,
-        owner: None,
     };
     d.files.push(cron(
         "/etc/cron.d/vldeploy-shop-certs",

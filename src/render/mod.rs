@@ -106,12 +106,12 @@ pub struct NginxSite {
     pub certs: String,
 }
 
-/// The context of the nginx upstream template: which backend release serves.
+/// The context of the nginx upstream template: the stable name nginx resolves the serving backend by.
 #[derive(Debug, Clone, Serialize)]
 pub struct NginxUpstream {
     pub stack: String,
-    /// The network alias of the release, `backend-<config hash>`.
-    pub release_alias: String,
+    /// The name Docker's DNS resolves to every serving release (`backend-live`, a network alias).
+    pub backend_name: String,
     pub backend_port: u16,
 }
 
@@ -160,18 +160,22 @@ mod tests {
         let acme = out.find("/.well-known/acme-challenge/").unwrap();
         let root = out.find("location / {").unwrap();
         assert!(acme < root);
-        assert!(out.contains("proxy_pass http://backend;"));
+        assert!(out.contains("proxy_pass $backend_upstream;"));
         let up = render(
             "nginx/upstream.conf",
             &NginxUpstream {
                 stack: "s".into(),
-                release_alias: "backend-0123456789abcdef".into(),
+                backend_name: "backend-live".into(),
                 backend_port: 8080,
             },
         )
         .unwrap();
         assert!(
-            up.contains("server backend-0123456789abcdef:8080 max_fails=0;"),
+            up.contains("resolver 127.0.0.11 valid=1s ipv6=off;\n"),
+            "{up}"
+        );
+        assert!(
+            up.contains("    default http://backend-live:8080;\n"),
             "{up}"
         );
     }
@@ -209,7 +213,7 @@ mod tests {
             !plain.contains("proxy_pass"),
             "the app is served over HTTPS only"
         );
-        assert!(secure.contains("proxy_pass http://backend;"));
+        assert!(secure.contains("proxy_pass $backend_upstream;"));
         assert!(secure.contains("ssl_protocols TLSv1.2 TLSv1.3;"));
         assert!(secure.contains("ssl_stapling off;"));
         assert!(secure.contains("Strict-Transport-Security"));

@@ -1,36 +1,53 @@
-//! Blue/green releases: a candidate beside the live container, health-gated, nginx switched to it, the old one drained.
+//! Blue/green releases: a candidate beside the live container, health-gated, moved into the backend's stable name, the old one drained.
+//!
+//! nginx resolves one stable name, [`serving_name`], through Docker's DNS (`resolver 127.0.0.11 valid=1s`, a
+//! variable `proxy_pass`), so a release never reloads nginx and never closes a client's connection. The name is a
+//! network alias on the serving network: a release joins that network under it only once it is healthy (and, for
+//! a gated environment, once the go-live checklist passed). The switch:
+//!
+//! 1. the candidate joins the serving network under the stable name: Docker's DNS answers with both releases;
+//! 2. [`SEEN`] passes, so every nginx worker has resolved the name again and knows the candidate's address;
+//! 3. the old release is stopped (SIGTERM): the backend closes its listening socket first, so nginx's next
+//!    connection to it is refused before anything was sent, and `proxy_next_upstream` moves that request to the
+//!    candidate (a POST too); it finishes its in-flight requests and exits, which takes it out of the name;
+//! 4. the old container is removed and the candidate takes the service's name.
+//!
+//! A Swarm serves the same way: nginx resolves the `dnsrr` service's name on an overlay network, and a
+//! `start-first` update adds a task to the name before the old one gets SIGTERM.
 
 mod history;
 
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineError};
-use crate::layout::container_name;
-use crate::plan::{ContainerSpec, DesiredFile};
-use crate::remote::file;
+use crate::layout::{serving_name, serving_network};
+use crate::plan::ContainerSpec;
 use crate::transport::{Remote, TransportError};
 
 pub use history::{
     History, Release, index_path as history_path, read_history, record_release, stored_spec,
 };
 
-/// How long the old release keeps running after nginx has switched, for requests already on their way to it.
-pub const DRAIN: Duration = Duration::from_secs(2);
+/// How long nginx keeps a resolved address (its `resolver … valid=1s`).
+pub const RESOLVER_VALID: Duration = Duration::from_secs(1);
+
+/// After a release joins the stable name, how long until nginx has surely resolved the name again: nginx's clock
+/// counts whole seconds, so an answer may be used for up to twice `valid`; one second more for the lookup.
+pub const SEEN: Duration = Duration::from_secs(2 * RESOLVER_VALID.as_secs() + 1);
+
+/// How long the old release gets to finish its in-flight requests after SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
     #[error(
-        "the candidate `{candidate}` did not become healthy, so nginx was not switched: the live release keeps serving\n{source}"
+        "the candidate `{candidate}` did not become healthy, so it was not put in service: the live release keeps serving\n{source}"
     )]
     CandidateUnhealthy {
         candidate: String,
         #[source]
         source: EngineError,
     },
-    #[error(
-        "`nginx -t` rejected the upstream for the new release; the previous upstream was put back, the candidate removed, the live release keeps serving:\n{output}"
-    )]
-    UpstreamRejected { output: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -48,22 +65,13 @@ pub struct Target<'a> {
     pub stack: &'a str,
 }
 
-/// Releases `spec` (whose `release_alias` is set) and points nginx's upstream at it with `upstream`.
-///
-/// 1. a candidate container is created beside the live one and must pass its health check;
-/// 2. the upstream file is written, checked with `nginx -t` and nginx reloaded (not restarted);
-/// 3. the old container gets `DRAIN` to finish what it has, then is stopped (SIGTERM, its graceful shutdown);
-/// 4. the candidate takes the service's name.
+/// Releases `spec` (whose `release_alias` is set) and puts it in service (see the module's steps).
 ///
 /// Any failure before the switch removes the candidate and leaves the live release serving.
-pub async fn release(
-    t: &Target<'_>,
-    spec: &ContainerSpec,
-    upstream: &DesiredFile,
-) -> Result<(), RolloutError> {
-    match stage_or_release(t, spec, upstream, false).await? {
+pub async fn release(t: &Target<'_>, spec: &ContainerSpec) -> Result<(), RolloutError> {
+    match stage_or_release(t, spec, false).await? {
         Outcome::Live => Ok(()),
-        Outcome::Staged(staged) => go_live(t, &staged, upstream).await,
+        Outcome::Staged(staged) => go_live(t, &staged).await,
     }
 }
 
@@ -77,33 +85,31 @@ pub enum Outcome {
 /// A release started and healthy that nginx does not send the shop's traffic to yet.
 #[derive(Debug, Clone)]
 pub struct Staged {
+    /// The service it is a release of (`backend`).
+    pub service: String,
     /// The candidate container, `vl_<service>_candidate`.
     pub candidate: String,
     /// The service's name, which the candidate takes when it goes live.
     pub live: String,
-    /// Its network alias (what nginx's upstream names).
+    /// The release's id (`backend-<config hash>`).
     pub alias: String,
     /// Whether a previous release is serving (else this is the first launch: nginx shows the maintenance page).
     pub previous: bool,
 }
 
-/// Steps 1 (and, with `stage` false, 2–4) of a release. With `stage`, the candidate is left healthy beside the
-/// live release, which keeps serving; at a first launch the upstream names the candidate so nginx can start
-/// (the caller keeps the maintenance page up).
+/// Steps up to the candidate's health check (and, with `stage` false, the switch). With `stage`, the candidate
+/// is left healthy beside the live release, outside the stable name, and the live release keeps serving.
 pub async fn stage_or_release(
     t: &Target<'_>,
     spec: &ContainerSpec,
-    upstream: &DesiredFile,
     stage: bool,
 ) -> Result<Outcome, RolloutError> {
     let live = spec.name.clone();
     let candidate = format!("{live}_candidate");
-    // A candidate left by an interrupted run, or by a gated first launch the checklist held back. When nginx's
-    // upstream names it already (a run killed after the switch), it serves: that release is finished first. A
-    // gated first launch's candidate is named by the upstream too, but only behind the maintenance page: it has
-    // not passed the checklist, so it is replaced and judged again, never adopted.
-    let held_back = stage && t.engine.container_state(&live).await?.is_none();
-    if held_back || !adopt_switched_candidate(t, spec, &candidate, upstream).await? {
+    // A candidate left by an interrupted run. When it is in the stable name already (a run killed during the
+    // switch), it serves: that release is finished first. A staged one never joined the name: it has not
+    // passed the checklist, so it is replaced and judged again, never adopted.
+    if !adopt_serving_candidate(t, spec, &candidate).await? {
         t.engine.remove(&candidate).await?;
     }
     let live_state = t.engine.container_state(&live).await?;
@@ -119,13 +125,13 @@ pub async fn stage_or_release(
                     source,
                 }
             })?;
-            switch_upstream(t, upstream).await?;
+            serve(t, &live, &spec.service).await?;
             return Ok(Outcome::Live);
         }
     }
 
     let candidate_name = if live_state.is_some() || stage {
-        format!("{live}_candidate")
+        candidate.clone()
     } else {
         live.clone()
     };
@@ -147,96 +153,87 @@ pub async fn stage_or_release(
         });
     }
     let staged = Staged {
+        service: spec.service.clone(),
         candidate: candidate_name.clone(),
         live: live.clone(),
         alias: spec.release_alias.clone().unwrap_or_default(),
         previous: live_state.is_some(),
     };
-    if stage {
-        if live_state.is_none() {
-            // First launch: nginx needs an upstream it can resolve; the maintenance page keeps the shop closed.
-            switch_upstream(t, upstream).await?;
-        }
-        return Ok(Outcome::Staged(staged));
-    }
-    if live_state.is_none() {
-        switch_upstream(t, upstream).await?;
+    if !stage && live_state.is_none() {
+        // The first launch: nothing to drain.
+        serve(t, &candidate_name, &spec.service).await?;
         return Ok(Outcome::Live);
     }
     Ok(Outcome::Staged(staged))
 }
 
-/// Finishes a release that an interrupted run switched nginx to but did not complete: when the upstream file on
-/// the host names the candidate's alias and the candidate runs, nginx is made to load that file, the previous
-/// release is drained and stopped, and the candidate takes the service's name. Returns whether it did.
-async fn adopt_switched_candidate(
+/// Finishes a release that an interrupted run put in the stable name but did not complete: the previous
+/// release is drained and removed, and the candidate takes the service's name. Returns whether it did.
+async fn adopt_serving_candidate(
     t: &Target<'_>,
     spec: &ContainerSpec,
     candidate: &str,
-    upstream: &DesiredFile,
 ) -> Result<bool, RolloutError> {
-    let Some(state) = t.engine.container_state(candidate).await? else {
+    let Some(info) = t.engine.inspect(candidate).await? else {
         return Ok(false);
     };
-    let Some(hash) = state.config_hash.as_deref().filter(|_| state.running) else {
-        return Ok(false);
-    };
-    let current = t
-        .remote
-        .read_file(&upstream.path)
-        .await?
-        .unwrap_or_default();
-    if !names_alias(
-        &String::from_utf8_lossy(&current),
-        &format!("{}-{hash}", spec.service),
-    ) {
+    if !info.running || !info.answers_to(&serving_network(t.stack), &serving_name(&spec.service)) {
         return Ok(false);
     }
     tracing::info!(
         candidate,
-        "nginx routes to the candidate an interrupted run left: finishing that release"
+        "the candidate an interrupted run left serves already: finishing that release"
     );
-    reload_nginx(t, &upstream.path).await?;
-    let live = spec.name.as_str();
-    let previous = t.engine.container_state(live).await?;
-    if previous.as_ref().is_some_and(|p| p.running) {
-        tokio::time::sleep(DRAIN).await;
-        t.engine.stop(live, Duration::from_secs(30)).await?;
-    }
-    t.engine.remove(live).await?;
-    rename(t, candidate, live).await?;
+    retire(t, &spec.name).await?;
+    rename(t, candidate, &spec.name).await?;
     Ok(true)
 }
 
-/// Whether an upstream file's text routes to `alias` (its `server <alias>:<port>` line).
-fn names_alias(upstream: &str, alias: &str) -> bool {
-    upstream.lines().any(|l| {
-        l.trim_start()
-            .strip_prefix("server ")
-            .and_then(|rest| rest.trim_start().strip_prefix(alias))
-            .is_some_and(|rest| rest.starts_with(':'))
-    })
-}
-
-/// Puts a staged release live: nginx switched to it (reload), the previous release drained and stopped,
-/// and the candidate renamed to the service's name.
-pub async fn go_live(
-    t: &Target<'_>,
-    staged: &Staged,
-    upstream: &DesiredFile,
-) -> Result<(), RolloutError> {
-    if let Err(e) = switch_upstream(t, upstream).await {
+/// Puts a staged release live: it joins the stable name, and once nginx knows it the previous release is
+/// drained and removed; the candidate takes the service's name.
+pub async fn go_live(t: &Target<'_>, staged: &Staged) -> Result<(), RolloutError> {
+    if let Err(e) = serve(t, &staged.candidate, &staged.service).await {
         if staged.previous {
             let _ = t.engine.remove(&staged.candidate).await;
         }
         return Err(e);
     }
     if staged.previous {
-        tokio::time::sleep(DRAIN).await;
-        t.engine.stop(&staged.live, Duration::from_secs(30)).await?;
+        tokio::time::sleep(SEEN).await;
     }
-    t.engine.remove(&staged.live).await?;
+    retire(t, &staged.live).await?;
     rename(t, &staged.candidate, &staged.live).await
+}
+
+/// Takes a release out of service: SIGTERM (the backend stops accepting at once and finishes what it has), then
+/// removal. A missing container is not an error.
+async fn retire(t: &Target<'_>, name: &str) -> Result<(), RolloutError> {
+    if t.engine
+        .container_state(name)
+        .await?
+        .is_some_and(|s| s.running)
+    {
+        t.engine.stop(name, STOP_GRACE).await?;
+    }
+    t.engine.remove(name).await?;
+    Ok(())
+}
+
+/// Puts `name` in the stable name of `service`'s serving releases, unless it is there already.
+async fn serve(t: &Target<'_>, name: &str, service: &str) -> Result<(), RolloutError> {
+    let network = serving_network(t.stack);
+    let alias = serving_name(service);
+    let serving = t
+        .engine
+        .inspect(name)
+        .await?
+        .is_some_and(|info| info.answers_to(&network, &alias));
+    if !serving {
+        t.engine
+            .join_network(name, name, &network, &[alias])
+            .await?;
+    }
+    Ok(())
 }
 
 async fn rename(t: &Target<'_>, from: &str, to: &str) -> Result<(), RolloutError> {
@@ -245,7 +242,7 @@ async fn rename(t: &Target<'_>, from: &str, to: &str) -> Result<(), RolloutError
 }
 
 /// Removes a staged release that may not go live, when a previous release serves. At a first launch the
-/// candidate stays (nginx's upstream names it) behind the maintenance page, and the next `up` replaces it.
+/// candidate stays behind the maintenance page, outside the stable name, and the next `up` replaces it.
 pub async fn discard(t: &Target<'_>, staged: &Staged) -> Result<(), RolloutError> {
     if staged.previous {
         t.engine.remove(&staged.candidate).await?;
@@ -255,54 +252,4 @@ pub async fn discard(t: &Target<'_>, staged: &Staged) -> Result<(), RolloutError
 
 async fn wait_healthy(t: &Target<'_>, name: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
     t.engine.wait_for_spec(name, spec).await
-}
-
-/// Writes the upstream (keeping the previous one), and when nginx runs: `nginx -t`, then reload.
-/// A rejected configuration puts the previous upstream back.
-pub async fn switch_upstream(t: &Target<'_>, upstream: &DesiredFile) -> Result<(), RolloutError> {
-    t.remote.exec(&file::keep_previous(&upstream.path)).await?;
-    t.remote
-        .upload(&upstream.path, &upstream.content, upstream.mode)
-        .await?;
-    reload_nginx(t, &upstream.path).await
-}
-
-/// When nginx runs: `nginx -t`, then reload. A rejected configuration puts the previous upstream back.
-async fn reload_nginx(t: &Target<'_>, upstream_path: &str) -> Result<(), RolloutError> {
-    let nginx = container_name("nginx");
-    let running = t
-        .engine
-        .container_state(&nginx)
-        .await?
-        .is_some_and(|s| s.running);
-    if !running {
-        return Ok(());
-    }
-    let (status, output) = t.engine.exec(&nginx, &["nginx", "-t"]).await?;
-    if status != 0 {
-        t.remote
-            .exec(&file::restore_previous(upstream_path))
-            .await?;
-        return Err(RolloutError::UpstreamRejected {
-            output: output.trim_end().to_string(),
-        });
-    }
-    t.engine
-        .exec_checked(&nginx, &["nginx", "-s", "reload"])
-        .await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::names_alias;
-
-    #[test]
-    fn the_upstream_names_exactly_one_alias() {
-        let text = "# comment backend-abc\nupstream backend {\n    server backend-abc:8080 max_fails=0;\n}\n";
-        assert!(names_alias(text, "backend-abc"));
-        assert!(!names_alias(text, "backend-ab"));
-        assert!(!names_alias(text, "backend-abcd"));
-        assert!(!names_alias("", "backend-abc"));
-    }
 }

@@ -220,7 +220,6 @@ pub fn renewal_files(stack: &Stack) -> Result<Vec<DesiredFile>, crate::render::R
         mode: 0o644,
         content: cron.into_bytes(),
         reloads: None,
-        owner: None,
     }])
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod keepalive;
 pub mod load;
 pub mod pebble;
 pub mod project;
