@@ -186,6 +186,16 @@ async fn apply_step(
                 .await?;
             host.remote.upload(path, &file.content, file.mode).await?;
         }
+        Step::Site { hash, .. } => {
+            let site = desired
+                .site
+                .as_ref()
+                .filter(|s| &s.hash == hash)
+                .ok_or_else(|| StepError::Other(format!("no storefront release `{hash}`")))?;
+            crate::site::release(host.remote, stack, site, &host.actor, host.git.clone())
+                .await
+                .map_err(|e| StepError::Other(e.to_string()))?;
+        }
         Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
             let spec = spec_for(desired, service)?;
             if matches!(step, Step::CreateContainer { .. }) {

@@ -15,6 +15,8 @@ pub struct HostRead<'a> {
     pub certificate_chain: Option<&'a str>,
     /// The release history, printed between `--releases` and `--end`.
     pub releases: Option<&'a str>,
+    /// The storefront's `current` symlink: prints `site TARGET` when it exists.
+    pub site_link: Option<&'a str>,
 }
 
 /// Reads everything in `read` and the firewall's observation (between `--firewall` and `--end`). A file that
@@ -56,6 +58,13 @@ pub fn host_read(read: &HostRead<'_>) -> Command {
             );
         }
     }
+    if let Some(link) = read.site_link {
+        let l = q(link);
+        let _ = write!(
+            cmd,
+            "if [ -L {l} ]; then printf 'site %s\\n' \"$(readlink {l})\"; fi; "
+        );
+    }
     cmd.push_str("true");
     // The firewall's observation lists nftables tables, which only root may do.
     Command::script(cmd).as_root()
@@ -73,6 +82,7 @@ mod tests {
             markers: &markers,
             certificate_chain: Some("/s/tls/chain.pem"),
             releases: Some("/s/releases.json"),
+            site_link: Some("/s/site/current"),
         });
         let firewall = crate::remote::nft::observe();
         assert_eq!(
@@ -86,7 +96,8 @@ mod tests {
                  if [ -e /s/tls/chain.pem ]; then if c=$(cat /s/tls/chain.pem); then echo --certificate; printf '%s\\n' \"$c\"; echo --end; \
                  else printf 'unreadable %s\\n' /s/tls/chain.pem; fi; fi; \
                  if [ -e /s/releases.json ]; then if c=$(cat /s/releases.json); then echo --releases; printf '%s\\n' \"$c\"; echo --end; \
-                 else printf 'unreadable %s\\n' /s/releases.json; fi; fi; true",
+                 else printf 'unreadable %s\\n' /s/releases.json; fi; fi; \
+                 if [ -L /s/site/current ]; then printf 'site %s\\n' \"$(readlink /s/site/current)\"; fi; true",
                 firewall.text()
             )
         );
@@ -100,6 +111,7 @@ mod tests {
             markers: &[],
             certificate_chain: None,
             releases: None,
+            site_link: None,
         });
         assert_eq!(
             cmd.text(),
