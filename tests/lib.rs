@@ -24,6 +24,7 @@ mod sandbox;
 mod shape;
 mod stack_errors;
 mod store;
+mod storefront;
 mod transport;
 mod up;
 

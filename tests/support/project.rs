@@ -82,11 +82,34 @@ pub struct Project {
     /// Everything the binary printed, shown when the test fails.
     transcript: Mutex<String>,
     sandbox_started: Mutex<bool>,
+    /// Whether the stack keeps the repository's storefront (`site:`) and catalog seed (`catalog:`).
+    storefront: bool,
 }
 
 impl Project {
     /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
     pub fn new(test: &str) -> Self {
+        Self::create(test, false)
+    }
+
+    /// A project with the repository's storefront and catalog seed (`site: frontend/`, `catalog:
+    /// data/catalog.csv`, copied into the project), its sandbox host up.
+    pub fn with_storefront(test: &str) -> Self {
+        let p = Self::create(test, true);
+        for dir in ["frontend", "data"] {
+            let status = Command::new("cp")
+                .arg("-r")
+                .arg(repo().join(dir))
+                .arg(p.path())
+                .status()
+                .expect("cp runs");
+            assert!(status.success(), "copying `{dir}` into the project failed");
+        }
+        p.sandbox_up(&[]);
+        p
+    }
+
+    fn create(test: &str, storefront: bool) -> Self {
         backend_binary();
         // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
         // running the same test at once from taking each other's sandbox host.
@@ -105,6 +128,7 @@ impl Project {
             name,
             transcript: Mutex::new(String::new()),
             sandbox_started: Mutex::new(false),
+            storefront,
         };
         p.write_stack(&p.stack_yaml(|_| {}));
         p
@@ -137,6 +161,14 @@ impl Project {
     pub fn stack_yaml(&self, edit: impl FnOnce(&mut String)) -> String {
         let repo = repo();
         let mut text = std::fs::read_to_string(repo.join("stack.yaml")).expect("stack.yaml");
+        if !self.storefront {
+            // Most tests need neither the storefront nor the catalog: the placeholder page, an empty catalog.
+            text = text
+                .lines()
+                .filter(|l| !matches!(l.trim(), "site: frontend/" | "catalog: data/catalog.csv"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
         text = text.replacen("name: vaibava", &format!("name: {}", self.name), 1);
         let backend = repo.join("backend");
         // The binary is prepared once by the harness; the test stack builds from it directly.
