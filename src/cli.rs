@@ -187,7 +187,7 @@ pub enum Command {
     /// Probes run now: `ssl` (a real TLS handshake: trusted chain, the domain's name, 14+ days left),
     /// `secrets` (none a default, short or predictable — values never shown), `safe_mode` (read from the
     /// running backend), `firewall` (the outside probe), `auth_rate_limit` (429 within 10 requests),
-    /// `health` (200 over HTTPS). Evidence with a freshness window: `backup` (verified by a scratch
+    /// `health` (200 over HTTPS), `homepage` (`/` through nginx: 200, its marker, its assets). Evidence with a freshness window: `backup` (verified by a scratch
     /// restore), and the attestations `payment_test` and `otp_delivery`. Exits 1 when an item does not pass.
     #[command(after_help = "Examples:
   vldeploy check -e production
