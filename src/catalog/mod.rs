@@ -124,6 +124,7 @@ pub fn answer(text: &str) -> Result<Imported, CatalogError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

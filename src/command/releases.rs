@@ -161,7 +161,7 @@ async fn site_rolled_back(
     crate::site::switch_back(&c.remote, stack, &target, &crate::state::actor())
         .await
         .map_err(|e| CommandError::Io(e.to_string()))?;
-    let line = format!(
+    let summary = format!(
         "rolled the storefront back to `{}`, from {}",
         target.id(),
         live.as_deref()
@@ -169,14 +169,14 @@ async fn site_rolled_back(
     );
     match ctx.output {
         Output::Human => println!(
-            "{line}\nnote: the next `vldeploy up` releases the stack's own storefront again."
+            "{summary}\nnote: the next `vldeploy up` releases the stack's own storefront again."
         ),
         Output::Json => println!(
             "{}",
             serde_json::json!({"stack": stack, "rolled_back_to": target.id(), "from": live.map(|h| format!("site-{h}"))})
         ),
     }
-    Ok(Some((0, vec![line])))
+    Ok(Some((0, vec![summary])))
 }
 
 pub(crate) async fn rollback(ctx: &Context, args: &RollbackArgs) -> Result<i32, CommandError> {

@@ -22,7 +22,7 @@ pub(crate) async fn seed(ctx: &Context) -> Result<i32, CommandError> {
                 match ctx.output {
                     Output::Human => println!("{line}"),
                     Output::Json => {
-                        println!("{}", serde_json::json!({"seeded": true, "summary": line}))
+                        println!("{}", serde_json::json!({"seeded": true, "summary": line}));
                     }
                 }
                 (audited(vec![line]), Ok(0))

@@ -15,7 +15,7 @@ pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 const ASSETS: &str = "assets/";
 
 /// Files whose references to assets are rewritten to the hashed names.
-const REWRITTEN: [&str; 3] = [".html", ".css", ".js"];
+const REWRITTEN: [&str; 3] = ["html", "css", "js"];
 
 /// The files of one release, by path relative to the release directory, and its content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +50,12 @@ impl Bundle {
     pub fn from_files(files: BTreeMap<String, Vec<u8>>) -> Self {
         let renamed: BTreeMap<String, String> = files
             .iter()
-            .filter(|(path, _)| path.starts_with(ASSETS) && !path.ends_with(".html"))
+            .filter(|(path, _)| path.starts_with(ASSETS) && !has_extension(path, "html"))
             .map(|(path, bytes)| (path.clone(), hashed_name(path, bytes)))
             .collect();
         let mut out = BTreeMap::new();
         for (path, bytes) in files {
-            let bytes = if REWRITTEN.iter().any(|ext| path.ends_with(ext)) {
+            let bytes = if REWRITTEN.iter().any(|ext| has_extension(&path, ext)) {
                 rewrite(&bytes, &renamed)
             } else {
                 bytes
@@ -144,6 +144,13 @@ fn walk(
     Ok(())
 }
 
+/// Whether `path` ends in `.ext`, in any case.
+fn has_extension(path: &str, ext: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
 /// `assets/shop.css` → `assets/shop.<12 hex digits>.css`.
 fn hashed_name(path: &str, bytes: &[u8]) -> String {
     let hash = &hex::encode(Sha256::digest(bytes))[..12];
@@ -204,7 +211,7 @@ mod tests {
         let js = hashed_name("assets/shop.js", b"1");
         assert_eq!(css, "assets/shop.7c98040a5416.css");
         assert!(
-            js.starts_with("assets/shop.") && js.ends_with(".js"),
+            js.starts_with("assets/shop.") && has_extension(&js, "js"),
             "{js}"
         );
         assert_eq!(

@@ -198,6 +198,7 @@ pub fn error_lines(log: &str, n: usize) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

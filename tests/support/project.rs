@@ -166,8 +166,11 @@ impl Project {
             text = text
                 .lines()
                 .filter(|l| !matches!(l.trim(), "site: frontend/" | "catalog: data/catalog.csv"))
-                .map(|l| format!("{l}\n"))
-                .collect();
+                .fold(String::new(), |mut out, l| {
+                    out.push_str(l);
+                    out.push('\n');
+                    out
+                });
         }
         text = text.replacen("name: vaibava", &format!("name: {}", self.name), 1);
         let backend = repo.join("backend");
