@@ -805,6 +805,9 @@ fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
     let real =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
     write(dir.path(), "stack.yaml", &real);
+    // What its `site:` and `catalog:` name: a storefront directory and a catalog file.
+    write(dir.path(), "frontend/index.html", "<p>shop</p>");
+    write(dir.path(), "data/catalog.csv", "Handle\n");
     for (name, text) in files {
         write(dir.path(), name, text);
     }
