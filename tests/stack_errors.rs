@@ -1647,3 +1647,51 @@ fn variables_that_expand_past_sixteen_mebibytes_are_refused() {
         ),
     );
 }
+
+#[test]
+fn a_site_outside_the_project_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: /srv/www\n",
+        r"error: invalid site directory `/srv/www`: it is not relative to the project at `environments.prod.site`
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: /srv/www
+  |           ^^^^^^^^
+  = help: write a path inside the project, relative to the stack file, e.g. `frontend/`",
+    );
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: frontend/../../etc\n",
+        r"error: invalid site directory `frontend/../../etc`: `..` leaves the project at `environments.prod.site`
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: frontend/../../etc
+  |           ^^^^^^^^^^^^^^^^^^
+  = help: write a path inside the project, relative to the stack file, e.g. `frontend/`",
+    );
+}
+
+#[test]
+fn a_missing_site_or_a_catalog_that_is_no_file_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: frontend/\n",
+        r"error: site directory `frontend/` at `environments.prod.site`: it does not exist (looked for `$DIR/frontend/`)
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: frontend/
+  |           ^^^^^^^^^
+  = help: name a directory of the project, relative to the stack file, e.g. `frontend/`",
+    );
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    catalog: .\n",
+        r"error: catalog file `.` at `environments.prod.catalog`: it is not a regular file (looked for `$DIR/.`)
+ --> $DIR/stack.yaml:9:14
+  |
+9 |     catalog: .
+  |              ^
+  = help: name a file of the project, relative to the stack file, e.g. `data/catalog.csv`",
+    );
+}

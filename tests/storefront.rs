@@ -194,6 +194,28 @@ fn the_storefront_shows_the_catalog_goes_live_without_errors_rolls_back_and_a_bl
         .run();
     drop(up);
 
+    // `seed` imports again on demand; safe mode still holds: a CSV that changes a price is refused whole.
+    p.test()
+        .arg("seed")
+        .stdout_has("catalog seed `data/catalog.csv` imported: 50 products (0 new, ")
+        .run();
+    let csv = p.path().join("data/catalog.csv");
+    let rows = std::fs::read_to_string(&csv).expect("catalog.csv");
+    assert!(
+        rows.contains(",Women,28999,5,"),
+        "the first product's price"
+    );
+    std::fs::write(&csv, rows.replacen(",Women,28999,5,", ",Women,1,5,", 1))
+        .expect("write catalog.csv");
+    p.test()
+        .arg("seed")
+        .status(1)
+        .stderr_has("safe mode (`OPERATOR_SAFE_MODE=true`) keeps prices as they are, and the CSV changes 1 price\n")
+        .run();
+    let (_, product) = p.http_get("/api/products/crimson-kanchi-bride");
+    assert!(product.contains("\"price\":28999"), "{product}");
+    std::fs::write(&csv, rows).expect("restore catalog.csv");
+
     // A storefront change goes live while a loop requests `/`: not one request fails.
     let index = p.path().join("frontend/index.html");
     let original = std::fs::read_to_string(&index).expect("index.html");
