@@ -77,7 +77,8 @@ fn split_status(out: &str) -> (&str, u16) {
     }
 }
 
-/// The local paths a page references in `src` and `href` attributes, absolute, each once, in order.
+/// The local paths a page loads through `src` and `href` attributes (stylesheets, scripts, images, icons; not
+/// links to other pages), absolute, each once, in order.
 pub fn references(page: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let lower = page.to_ascii_lowercase();
@@ -89,6 +90,10 @@ pub fn references(page: &str) -> Vec<String> {
             // An attribute, not the end of a longer name (`data-src=`).
             let before = lower[..start - attr.len()].chars().next_back();
             if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                continue;
+            }
+            // A link to another page (`<a href>`, `<area href>`) is not an asset the page needs.
+            if is_link(&lower[..start - attr.len()]) {
                 continue;
             }
             let rest = &page[start..];
@@ -107,6 +112,18 @@ pub fn references(page: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the tag open at the end of `before` is `<a …` or `<area …`.
+fn is_link(before: &str) -> bool {
+    let Some(open) = before.rfind('<') else {
+        return false;
+    };
+    let tag: String = before[open + 1..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    matches!(tag.as_str(), "a" | "area")
 }
 
 /// A reference served by this nginx, as an absolute path; `None` for other sites, fragments, data and scripts.
@@ -214,10 +231,14 @@ mod tests {
     fn references_are_the_local_src_and_href_values() {
         let page = r##"<link rel="stylesheet" href="/assets/shop.1.css"><script src='assets/shop.2.js' defer></script>
             <a href="#/">home</a><a href="https://example.com/x">x</a><img data-src="/lazy.png" src="./logo.png">
-            <a HREF="/assets/shop.1.css">again</a><a href="//cdn.example/y.js"></a>"##;
+            <a HREF="/api/health">the API</a><link rel=icon href="/assets/shop.1.css"><a href="//cdn.example/y.js"></a>"##;
         assert_eq!(
             references(page),
             vec!["/assets/shop.2.js", "/logo.png", "/assets/shop.1.css"]
+        );
+        assert_eq!(
+            references("<a class=\"x\" href=\"/p\">"),
+            Vec::<String>::new()
         );
         assert!(references("").is_empty());
         assert!(references("<a href=unquoted>").is_empty());
