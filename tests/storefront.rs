@@ -140,6 +140,17 @@ fn the_storefront_shows_the_catalog_goes_live_without_errors_rolls_back_and_a_bl
         "{asset_head}"
     );
 
+    // The checklist's `homepage` item sees the same.
+    let check = p.test().arg("check").status(1).run().stdout;
+    let item = check
+        .lines()
+        .find(|l| l.starts_with("homepage "))
+        .unwrap_or_else(|| panic!("no homepage item:\n{check}"));
+    assert!(
+        item.contains(" pass ") && item.contains("with the `vldeploy-page` marker, 2 assets 200"),
+        "{check}"
+    );
+
     // A real browser renders the 50 products from the API.
     let dom = browser_dom(&p.url());
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
@@ -230,35 +241,39 @@ fn the_storefront_shows_the_catalog_goes_live_without_errors_rolls_back_and_a_bl
     let stop = Arc::new(AtomicBool::new(false));
     let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let url = p.url();
-    let looper = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        std::thread::spawn(move || {
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let out = Command::new("curl")
-                    .args([
-                        "-s",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code} %{size_download}",
-                        "--max-time",
-                        "5",
-                        &url,
-                    ])
-                    .output()
-                    .expect("curl runs");
-                let answer = String::from_utf8_lossy(&out.stdout).into_owned();
-                sent.fetch_add(1, Ordering::SeqCst);
-                let ok = answer.starts_with("200 ") && !answer.ends_with(" 0");
-                if !ok {
-                    failed.fetch_add(1, Ordering::SeqCst);
-                    failures.push(answer);
+    // Four loops at once, each one request after the other.
+    let loopers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, sent, failed, url) =
+                (stop.clone(), sent.clone(), failed.clone(), url.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let out = Command::new("curl")
+                        .args([
+                            "-s",
+                            "-o",
+                            "/dev/null",
+                            "-w",
+                            "%{http_code} %{size_download}",
+                            "--max-time",
+                            "5",
+                            &url,
+                        ])
+                        .output()
+                        .expect("curl runs");
+                    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    let ok = answer.starts_with("200 ") && !answer.ends_with(" 0");
+                    if !ok {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        failures.push(answer);
+                    }
                 }
-            }
-            failures
+                failures
+            })
         })
-    };
+        .collect();
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
     p.test()
@@ -269,7 +284,10 @@ fn the_storefront_shows_the_catalog_goes_live_without_errors_rolls_back_and_a_bl
         .run();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
-    let failures = looper.join().expect("the request loop");
+    let failures: Vec<String> = loopers
+        .into_iter()
+        .flat_map(|l| l.join().expect("a request loop"))
+        .collect();
     let (sent, failed) = (sent.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     eprintln!(
         "storefront switch: {sent} requests for / in {:.1}s, {failed} failed",
