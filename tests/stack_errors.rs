@@ -1695,3 +1695,26 @@ fn a_missing_site_or_a_catalog_that_is_no_file_is_refused() {
   = help: name a file of the project, relative to the stack file, e.g. `data/catalog.csv`",
     );
 }
+
+#[test]
+fn a_site_that_is_a_symlink_out_of_the_project_is_refused() {
+    let dir = real_stack(&[
+        (".vldeploy/sandbox/sandbox.env", "SANDBOX_SSH_PORT=2222\n"),
+        (
+            ".vldeploy/sandbox/secrets.env",
+            "POSTGRES_PASSWORD=pg-secret-1\nADMIN_TOKEN=admin-secret-2\n",
+        ),
+    ]);
+    std::fs::remove_dir_all(dir.path().join("frontend")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("frontend")).unwrap();
+    let lookup = |k: &str| (k == "HOME").then(|| "/home/op".to_string());
+    let err = stack::load_with(&dir.path().join("stack.yaml"), "sandbox", &lookup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "error: site directory `frontend/` at `site`: it leads out of the project (a symlink)"
+        ),
+        "{err}"
+    );
+}

@@ -252,6 +252,16 @@ fn project_entry(r: &Reader<'_>, node: &Node, want: ProjectEntry) -> Result<Path
         (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Some("it does not exist"),
         (Err(_), _) => Some("it cannot be read"),
     };
+    // A symlink out of the project would publish (or import) whatever it points at.
+    let outside = problem.is_none()
+        && match (
+            std::fs::canonicalize(&path),
+            std::fs::canonicalize(r.project_dir),
+        ) {
+            (Ok(real), Ok(project)) => !real.starts_with(project),
+            _ => true,
+        };
+    let problem = problem.or(outside.then_some("it leads out of the project (a symlink)"));
     if let Some(why) = problem {
         return Err(r.error_at(
             node,
