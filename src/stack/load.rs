@@ -258,7 +258,7 @@ fn project_entry(r: &Reader<'_>, node: &Node, want: ProjectEntry) -> Result<Path
             std::fs::canonicalize(&path),
             std::fs::canonicalize(r.project_dir),
         ) {
-            (Ok(real), Ok(project)) => !real.starts_with(project),
+            (Ok(resolved), Ok(project)) => !resolved.starts_with(project),
             _ => true,
         };
     let problem = problem.or(outside.then_some("it leads out of the project (a symlink)"));
