@@ -20,10 +20,15 @@ pub(crate) async fn releases(ctx: &Context) -> Result<i32, CommandError> {
     let history = rollout::read_history(&c.remote, &ctx.stack.name).await?;
     let live = live_release(&c).await?;
     match ctx.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"stack": ctx.stack.name, "live": live, "releases": history.releases})
-        ),
+        Output::Json => {
+            let site = crate::site::read_history(&c.remote, &ctx.stack.name).await?;
+            let live_site = live_site(&c, &ctx.stack.name).await?;
+            println!(
+                "{}",
+                serde_json::json!({"stack": ctx.stack.name, "live": live, "releases": history.releases,
+                    "site": {"live": live_site, "releases": site.releases}})
+            );
+        }
         Output::Human => {
             if history.releases.is_empty() {
                 println!(
