@@ -116,13 +116,19 @@ pub enum Command {
         #[command(subcommand)]
         action: MaintenanceAction,
     },
-    /// The backend releases the host keeps for rollback, newest last, the live one marked.
+    /// The backend's and the storefront's releases the host keeps for rollback, newest last, the live ones marked.
     Releases,
-    /// Put a previous backend release live again, the zero-downtime way (candidate, health, switch, drain).
+    /// Put a previous release live again: the backend the zero-downtime way (candidate, health, switch, drain),
+    /// the storefront by switching its `current` symlink back.
     ///
-    /// Without RELEASE: the newest release before the live one. The next `up` releases the stack's
-    /// configuration again; pin the old one in stack.yaml to keep it.
+    /// Without RELEASE: undoes the newest release, the storefront's (when it changed last) or the backend's.
+    /// `site-<hash>` names a storefront release. The next `up` releases the stack's configuration again.
     Rollback(RollbackArgs),
+    /// Import the catalog CSV named by `catalog:` through the backend's admin import (safe mode applies).
+    ///
+    /// `up` imports it once, at the first launch; `seed` imports it again on demand.
+    #[command(after_help = "Example:\n  vldeploy seed -e sandbox")]
+    Seed,
     /// The deploy lock every changing command takes on the host: who holds it, and freeing it.
     Lock {
         #[command(subcommand)]
@@ -181,7 +187,7 @@ pub enum Command {
     /// Probes run now: `ssl` (a real TLS handshake: trusted chain, the domain's name, 14+ days left),
     /// `secrets` (none a default, short or predictable — values never shown), `safe_mode` (read from the
     /// running backend), `firewall` (the outside probe), `auth_rate_limit` (429 within 10 requests),
-    /// `health` (200 over HTTPS). Evidence with a freshness window: `backup` (verified by a scratch
+    /// `health` (200 over HTTPS), `homepage` (`/` through nginx: 200, its marker, its assets). Evidence with a freshness window: `backup` (verified by a scratch
     /// restore), and the attestations `payment_test` and `otp_delivery`. Exits 1 when an item does not pass.
     #[command(after_help = "Examples:
   vldeploy check -e production

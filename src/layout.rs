@@ -147,6 +147,37 @@ pub fn maintenance_page(stack: &str) -> String {
     format!("{}/maintenance.html", www_dir(stack))
 }
 
+/// The storefront's releases: one directory per content hash, and `current`, the symlink nginx serves.
+pub fn site_dir(stack: &str) -> String {
+    format!("{}/site", stack_dir(stack))
+}
+
+/// One release of the storefront, named by its content hash.
+pub fn site_release(stack: &str, hash: &str) -> String {
+    format!("{}/{hash}", site_dir(stack))
+}
+
+/// The symlink naming the storefront release that serves (relative: `current -> <hash>`), switched by one rename.
+pub fn site_current(stack: &str) -> String {
+    format!("{}/current", site_dir(stack))
+}
+
+/// The record of the storefront's releases, newest last (what `releases` and `rollback` read).
+pub fn site_history(stack: &str) -> String {
+    format!("{}/site.json", stack_dir(stack))
+}
+
+/// Where nginx sees the storefront's releases directory (mounted read-only).
+pub const NGINX_SITE_DIR: &str = "/var/www/storefront";
+
+/// How many storefront releases the host keeps: the live one and two to roll back to.
+pub const SITE_RELEASES_KEPT: usize = 3;
+
+/// The record that the catalog seed was imported: later `up`s never import it again.
+pub fn catalog_seeded(stack: &str) -> String {
+    format!("{}/catalog-seeded.json", stack_dir(stack))
+}
+
 /// The checklist's directory of attestations and evidence.
 pub fn checklist_dir(stack: &str) -> String {
     format!("{}/checklist", stack_dir(stack))
@@ -214,6 +245,16 @@ mod tests {
             "/var/lib/vldeploy/shop/nginx/.loaded"
         );
         assert_eq!(certs_cron("shop"), "/etc/cron.d/vldeploy-shop-certs");
+        assert_eq!(
+            site_release("shop", "ab12"),
+            "/var/lib/vldeploy/shop/site/ab12"
+        );
+        assert_eq!(site_current("shop"), "/var/lib/vldeploy/shop/site/current");
+        assert_eq!(site_history("shop"), "/var/lib/vldeploy/shop/site.json");
+        assert_eq!(
+            catalog_seeded("shop"),
+            "/var/lib/vldeploy/shop/catalog-seeded.json"
+        );
         assert_eq!(backup_cron("shop"), "/etc/cron.d/vldeploy-shop-backup");
         assert!(FIREWALL_UNIT_PATH.ends_with(FIREWALL_UNIT));
     }

@@ -69,6 +69,7 @@ async fn dispatch(cli: Cli, out: &Output) -> i32 {
                     } => command::cache_flush(&ctx).await,
                     Command::Maintenance { action } => command::maintenance(&ctx, action).await,
                     Command::Rollback(args) => command::rollback(&ctx, args).await,
+                    Command::Seed => command::seed(&ctx).await,
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
                     Command::Bootstrap(args) => command::bootstrap(&ctx, args).await,

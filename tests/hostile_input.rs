@@ -210,6 +210,7 @@ fn site(certs: &str) -> NginxSite {
         domain: "shop.example".into(),
         tls: true,
         certs: certs.into(),
+        site_root: None,
     }
 }
 
@@ -859,4 +860,21 @@ fn the_backup_copy_over_ssh_quotes_the_remote_path_for_the_remote_shell() {
         checked += 1;
     }
     assert!(checked > 15, "{checked}");
+}
+
+/// The storefront's locations (`site:`) pass the real `nginx -t`, over HTTP and HTTPS.
+#[test]
+fn the_storefront_site_passes_nginx_t() {
+    let nginx = Nginx::new();
+    let up = render("nginx/upstream.conf", &upstream()).unwrap();
+    for tls in [false, true] {
+        let with_site = NginxSite {
+            tls,
+            site_root: Some("/var/www/storefront/current".into()),
+            ..site(&nginx.plain_certs())
+        };
+        let out = render("nginx/site.conf", &with_site).unwrap();
+        let (ok, log) = nginx.test(&out, &up);
+        assert!(ok, "nginx -t refused the storefront site:\n{log}\n{out}");
+    }
 }

@@ -26,6 +26,7 @@ mod sandbox;
 mod shape;
 mod stack_errors;
 mod store;
+mod storefront;
 mod transport;
 mod up;
 

@@ -805,6 +805,9 @@ fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
     let real =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
     write(dir.path(), "stack.yaml", &real);
+    // What its `site:` and `catalog:` name: a storefront directory and a catalog file.
+    write(dir.path(), "frontend/index.html", "<p>shop</p>");
+    write(dir.path(), "data/catalog.csv", "Handle\n");
     for (name, text) in files {
         write(dir.path(), name, text);
     }
@@ -1673,5 +1676,76 @@ fn command_timeout_is_a_duration_of_at_least_a_second() {
 6 |     command_timeout: 500ms
   |                      ^^^^^
   = help: give commands at least `1s` (the default is `10m`)",
+    );
+}
+
+#[test]
+fn a_site_outside_the_project_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: /srv/www\n",
+        r"error: invalid site directory `/srv/www`: it is not relative to the project at `environments.prod.site`
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: /srv/www
+  |           ^^^^^^^^
+  = help: write a path inside the project, relative to the stack file, e.g. `frontend/`",
+    );
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: frontend/../../etc\n",
+        r"error: invalid site directory `frontend/../../etc`: `..` leaves the project at `environments.prod.site`
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: frontend/../../etc
+  |           ^^^^^^^^^^^^^^^^^^
+  = help: write a path inside the project, relative to the stack file, e.g. `frontend/`",
+    );
+}
+
+#[test]
+fn a_missing_site_or_a_catalog_that_is_no_file_is_refused() {
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    site: frontend/\n",
+        r"error: site directory `frontend/` at `environments.prod.site`: it does not exist (looked for `$DIR/frontend/`)
+ --> $DIR/stack.yaml:9:11
+  |
+9 |     site: frontend/
+  |           ^^^^^^^^^
+  = help: name a directory of the project, relative to the stack file, e.g. `frontend/`",
+    );
+    check(
+        "    secrets_file: prod.env\n",
+        "    secrets_file: prod.env\n    catalog: .\n",
+        r"error: catalog file `.` at `environments.prod.catalog`: it is not a regular file (looked for `$DIR/.`)
+ --> $DIR/stack.yaml:9:14
+  |
+9 |     catalog: .
+  |              ^
+  = help: name a file of the project, relative to the stack file, e.g. `data/catalog.csv`",
+    );
+}
+
+#[test]
+fn a_site_that_is_a_symlink_out_of_the_project_is_refused() {
+    let dir = real_stack(&[
+        (".vldeploy/sandbox/sandbox.env", "SANDBOX_SSH_PORT=2222\n"),
+        (
+            ".vldeploy/sandbox/secrets.env",
+            "POSTGRES_PASSWORD=pg-secret-1\nADMIN_TOKEN=admin-secret-2\n",
+        ),
+    ]);
+    std::fs::remove_dir_all(dir.path().join("frontend")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("frontend")).unwrap();
+    let lookup = |k: &str| (k == "HOME").then(|| "/home/op".to_string());
+    let err = stack::load_with(&dir.path().join("stack.yaml"), "sandbox", &lookup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "error: site directory `frontend/` at `site`: it leads out of the project (a symlink)"
+        ),
+        "{err}"
     );
 }

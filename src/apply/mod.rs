@@ -188,6 +188,7 @@ async fn apply_step(
             }
             crate::host_file::write(host.remote, stack, path, &file.content, file.mode).await?;
         }
+        Step::Site { hash, .. } => release_site(host, desired, hash).await?,
         Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
             let spec = spec_for(desired, service)?;
             if matches!(step, Step::CreateContainer { .. }) {
@@ -240,6 +241,24 @@ async fn apply_step(
         }
     }
     Ok(None)
+}
+
+/// Puts the storefront release `hash` on the host and switches nginx's document root to it.
+async fn release_site(host: &Host<'_>, desired: &Desired, hash: &str) -> Result<(), StepError> {
+    let site = desired
+        .site
+        .as_ref()
+        .filter(|s| s.hash == hash)
+        .ok_or_else(|| StepError::Other(format!("no storefront release `{hash}`")))?;
+    crate::site::release(
+        host.remote,
+        &desired.stack,
+        site,
+        &host.actor,
+        host.git.clone(),
+    )
+    .await
+    .map_err(|e| StepError::Other(e.to_string()))
 }
 
 fn spec_for<'a>(desired: &'a Desired, service: &str) -> Result<&'a ContainerSpec, StepError> {

@@ -47,6 +47,7 @@ pub(super) async fn judge(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding 
         "firewall" => firewall(inputs.stack).await,
         "auth_rate_limit" => auth_rate_limit(inputs, now).await,
         "health" => health(inputs).await,
+        "homepage" => homepage(inputs).await,
         other if ATTESTED_ITEMS.contains(&other) => attested(inputs, other, now).await,
         other => Finding::fail(
             other,
@@ -448,6 +449,23 @@ async fn health(inputs: &Inputs<'_>) -> Finding {
         ),
         Ok(a) => Finding::fail(ITEM, format!("GET /api/health answered {}", a.status), fix),
         Err(e) => Finding::fail(ITEM, format!("GET /api/health: {e}"), fix),
+    }
+}
+
+/// The storefront (or the placeholder page) through nginx: 200, its marker, its assets. The page is static, so
+/// a staged release shows the same as the live one.
+async fn homepage(inputs: &Inputs<'_>) -> Finding {
+    const ITEM: &str = "homepage";
+    let fix = "`vldeploy doctor` shows nginx's last error lines; check `vldeploy logs nginx`";
+    let verdict = match crate::site::homepage::load(inputs.engine).await {
+        Ok(loaded) => crate::site::homepage::judge(&loaded),
+        Err(e) => Err(format!(
+            "blank homepage: loading / inside `vl_nginx` failed: {e}"
+        )),
+    };
+    match verdict {
+        Ok(seen) => Finding::pass(ITEM, seen),
+        Err(problem) => Finding::fail(ITEM, problem, fix),
     }
 }
 

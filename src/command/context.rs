@@ -191,6 +191,9 @@ impl Context {
             }
         };
         let mut desired = desired_from_stack(&self.stack, &images, &key)?;
+        // The storefront (`site:`): packed here, named by its content hash, released on the host by `apply`.
+        desired.site = crate::site::desired(&self.stack)
+            .map_err(|e| CommandError::Usage(format!("{e}\n  nothing was changed")))?;
         // The backup script and its cron entry are files like the nginx config: written when they change.
         desired
             .files

@@ -109,6 +109,7 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
         restore: interrupted.is_some(),
     };
     out.extend(health_finding(c, env, &observed, blocked).await);
+    out.extend(homepage_finding(c, env, &observed).await);
     let logs = c
         .engine
         .log_tail(&container_name("backend"), LOG_WINDOW)
@@ -332,6 +333,55 @@ fn health_answer(env: &str, code: i64, body: &str, blocked: Blocked) -> Finding 
     )
 }
 
+/// The playbook's "Frontend: load homepage. If blank, check Nginx logs": `/` through nginx, its marker and its
+/// assets; a blank page shows nginx's last error lines. None when nginx does not run (its container finding
+/// says so).
+async fn homepage_finding(
+    c: &Connected,
+    env: &str,
+    observed: &[ObservedContainer],
+) -> Option<Finding> {
+    let nginx = container_name("nginx");
+    if !observed.iter().any(|o| o.name == nginx && o.is_running()) {
+        return None;
+    }
+    let verdict = match crate::site::homepage::load(&c.engine).await {
+        Ok(loaded) => crate::site::homepage::judge(&loaded),
+        Err(e) => Err(format!(
+            "blank homepage: loading / inside `{nginx}` failed: {e}"
+        )),
+    };
+    let log = match &verdict {
+        Ok(_) => String::new(),
+        Err(_) => c.engine.log_tail(&nginx, 300).await.unwrap_or_default(),
+    };
+    Some(homepage_answer(env, verdict, &log))
+}
+
+/// The homepage finding for the check's verdict and nginx's recent log.
+fn homepage_answer(env: &str, verdict: Result<String, String>, nginx_log: &str) -> Finding {
+    match verdict {
+        Ok(seen) => Finding::new("homepage", Status::Ok, seen, None),
+        Err(problem) => {
+            let lines =
+                crate::site::homepage::error_lines(nginx_log, crate::site::homepage::ERROR_LINES);
+            let shown = if lines.is_empty() {
+                "no error lines in nginx's recent log".to_string()
+            } else {
+                format!("nginx's last error lines:\n{}", indent(&lines.join("\n")))
+            };
+            Finding::new(
+                "homepage",
+                Status::Fail,
+                format!("{problem}; {shown}"),
+                Some(format!(
+                    "check `vldeploy logs nginx -e {env}`; `vldeploy up -e {env}` puts the storefront back, `vldeploy rollback -e {env}` the previous one"
+                )),
+            )
+        }
+    }
+}
+
 /// Key error events in the backend's recent logs.
 fn event_findings(logs: &str, env: &str) -> Vec<Finding> {
     KEY_ERRORS
@@ -433,6 +483,29 @@ fn indent(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_blank_homepage_fails_with_nginx_error_lines_and_the_logs_command() {
+        let log = "{\"path\":\"/\",\"status\":403}\n2026/01/01 10:00:01 [error] 30#30: *1 directory index of \"/var/www/storefront/current/\" is forbidden\n";
+        let f = super::homepage_answer(
+            "sandbox",
+            Err("blank homepage: GET / through nginx answered 403".into()),
+            log,
+        );
+        assert_eq!(f.status, super::Status::Fail);
+        assert_eq!(
+            f.finding,
+            "blank homepage: GET / through nginx answered 403; nginx's last error lines:\n         | 2026/01/01 10:00:01 [error] 30#30: *1 directory index of \"/var/www/storefront/current/\" is forbidden"
+        );
+        assert!(
+            f.action
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("check `vldeploy logs nginx -e sandbox`")
+        );
+        let ok = super::homepage_answer("sandbox", Ok("GET / through nginx: 200".into()), "");
+        assert_eq!((ok.status, ok.action), (super::Status::Ok, None));
+    }
+
     use super::*;
 
     #[test]

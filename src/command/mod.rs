@@ -19,6 +19,7 @@ mod plan;
 mod releases;
 mod restore;
 mod sandbox;
+mod seed;
 mod status;
 mod up;
 
@@ -40,5 +41,6 @@ pub(crate) use plan::plan;
 pub(crate) use releases::{releases, rollback};
 pub(crate) use restore::restore;
 pub(crate) use sandbox::sandbox;
+pub(crate) use seed::seed;
 pub(crate) use status::status;
 pub(crate) use up::up;

@@ -19,10 +19,15 @@ pub(crate) async fn releases(ctx: &Context) -> Result<i32, CommandError> {
     let history = rollout::read_history(&c.remote, &ctx.stack.name).await?;
     let live = live_release(&c).await?;
     match ctx.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"stack": ctx.stack.name, "live": live, "releases": history.releases})
-        ),
+        Output::Json => {
+            let site = crate::site::read_history(&c.remote, &ctx.stack.name).await?;
+            let live_site = live_site(&c, &ctx.stack.name).await?;
+            println!(
+                "{}",
+                serde_json::json!({"stack": ctx.stack.name, "live": live, "releases": history.releases,
+                    "site": {"live": live_site, "releases": site.releases}})
+            );
+        }
         Output::Human => {
             if history.releases.is_empty() {
                 println!(
@@ -53,10 +58,129 @@ pub(crate) async fn releases(ctx: &Context) -> Result<i32, CommandError> {
                     r.git.as_deref().unwrap_or("-")
                 );
             }
+            site_listing(ctx, &c).await?;
             println!("(* live)");
         }
     }
     Ok(0)
+}
+
+/// The storefront's releases under the backend's, when the stack has some.
+async fn site_listing(ctx: &Context, c: &Connected) -> Result<(), CommandError> {
+    let history = crate::site::read_history(&c.remote, &ctx.stack.name).await?;
+    if history.releases.is_empty() {
+        return Ok(());
+    }
+    let live = live_site(c, &ctx.stack.name).await?;
+    println!(
+        "  {:<25} {:<34} {:<22} {:<20} COMMIT",
+        "SITE", "", "RELEASED", "BY"
+    );
+    for r in &history.releases {
+        let mark = if live.as_deref() == Some(r.hash.as_str()) {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<25} {:<34} {:<22} {:<20} {}",
+            r.id(),
+            "",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.created)
+            ),
+            r.actor,
+            r.git.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// The storefront release `current` names on the host.
+async fn live_site(c: &Connected, stack: &str) -> Result<Option<String>, CommandError> {
+    let out = c.remote.run(&crate::remote::site::serving(stack)).await?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// Which release `rollback` without an argument undoes: the storefront's when it changed last (and a previous
+/// release of it is kept), else the backend's.
+async fn site_rolled_back(
+    ctx: &Context,
+    c: &Connected,
+    args: &RollbackArgs,
+) -> Result<Option<(i32, Vec<String>)>, CommandError> {
+    let stack = ctx.stack.name.as_str();
+    let wanted = args.release.as_deref();
+    if wanted.is_some_and(|w| !w.starts_with("site-")) {
+        return Ok(None);
+    }
+    let history = crate::site::read_history(&c.remote, stack).await?;
+    let live = live_site(c, stack).await?;
+    let target = match wanted {
+        Some(w) => {
+            let hash = w.trim_start_matches("site-");
+            let matches: Vec<_> = history
+                .releases
+                .iter()
+                .filter(|r| r.hash.starts_with(hash) && !hash.is_empty())
+                .collect();
+            match matches.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(CommandError::Usage(format!(
+                        "no storefront release `{w}` on {}; `vldeploy releases` lists the {} kept",
+                        ctx.target_name(),
+                        history.releases.len()
+                    )));
+                }
+                _ => {
+                    return Err(CommandError::Usage(format!(
+                        "`{w}` matches several storefront releases; give more of its hash"
+                    )));
+                }
+            }
+        }
+        None => {
+            let backend_last = rollout::read_history(&c.remote, stack)
+                .await?
+                .releases
+                .last()
+                .map_or(0, |r| r.created);
+            let site_last = history.releases.last().map_or(0, |r| r.created);
+            match history.previous(live.as_deref()) {
+                Some(p) if site_last >= backend_last => p.clone(),
+                _ => return Ok(None),
+            }
+        }
+    };
+    if live.as_deref() == Some(target.hash.as_str()) {
+        println!("`{}` is already live; nothing to do.", target.id());
+        return Ok(Some((0, Vec::new())));
+    }
+    ctx.out.note(format!(
+        "rolling the storefront back to `{}` …",
+        target.id()
+    ));
+    crate::site::switch_back(&c.remote, stack, &target, &crate::state::actor())
+        .await
+        .map_err(|e| CommandError::Io(e.to_string()))?;
+    let summary = format!(
+        "rolled the storefront back to `{}`, from {}",
+        target.id(),
+        live.as_deref()
+            .map_or("nothing".to_string(), |h| format!("`site-{h}`"))
+    );
+    match ctx.output {
+        Output::Human => println!(
+            "{summary}\nnote: the next `vldeploy up` releases the stack's own storefront again."
+        ),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"stack": stack, "rolled_back_to": target.id(), "from": live.map(|h| format!("site-{h}"))})
+        ),
+    }
+    Ok(Some((0, vec![summary])))
 }
 
 pub(crate) async fn rollback(ctx: &Context, args: &RollbackArgs) -> Result<i32, CommandError> {
@@ -81,6 +205,9 @@ async fn rollback_locked(
     c: &Connected,
     args: &RollbackArgs,
 ) -> Result<(i32, Vec<String>), CommandError> {
+    if let Some(done) = site_rolled_back(ctx, c, args).await? {
+        return Ok(done);
+    }
     let stack = ctx.stack.name.as_str();
     let history = rollout::read_history(&c.remote, stack).await?;
     let live = live_release(c).await?;

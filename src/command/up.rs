@@ -137,6 +137,7 @@ impl Run<'_> {
         }
         self.backup_first(&work, done).await?;
         let staged = self.release(&work, done).await?;
+        self.seed_catalog(done).await?;
         reload_provided(ctx, connected, installed).await?;
         let certificate = certificate_step(ctx, connected, false).await?;
         if let Some(c) = &certificate {
@@ -221,6 +222,22 @@ impl Run<'_> {
             stage_release: ctx.stack.gated,
         };
         Ok(apply(&host, work, self.desired, &ctx.out).await?)
+    }
+
+    /// The catalog seed (`catalog:`), imported once per host: at the first launch, through the backend release
+    /// that runs now.
+    async fn seed_catalog(&self, done: &mut Progress) -> Result<(), CommandError> {
+        let alias = self
+            .desired
+            .containers
+            .iter()
+            .find_map(|c| c.release_alias.clone());
+        if let Some(alias) = alias
+            && let Some(line) = super::seed::first_launch(self.ctx, self.c, &alias).await?
+        {
+            done.changes.push(line);
+        }
+        Ok(())
     }
 
     /// The go-live checklist on the staged release; its report is kept whether it passes or not.

@@ -145,6 +145,7 @@ pub async fn gather(
     }
     facts.files = read.files;
     facts.loaded = read.loaded;
+    facts.site = read.site;
     Ok(Gathered { facts, firewall })
 }
 
@@ -198,11 +199,16 @@ fn host_script(desired: &Desired) -> Command {
         .iter()
         .any(|c| c.release_alias.is_some())
         .then(|| crate::rollout::history_path(&desired.stack));
+    let site_link = desired
+        .site
+        .as_ref()
+        .map(|_| crate::layout::site_current(&desired.stack));
     crate::remote::facts::host_read(&crate::remote::facts::HostRead {
         files: &files,
         markers: &markers,
         certificate_chain: chain.as_deref(),
         releases: releases.as_deref(),
+        site_link: site_link.as_deref(),
     })
 }
 
@@ -215,6 +221,7 @@ struct HostRead {
     firewall: String,
     certificate: Option<String>,
     releases: Option<String>,
+    site: Option<String>,
 }
 
 fn parse_host(text: &str) -> HostRead {
@@ -264,6 +271,7 @@ fn parse_host(text: &str) -> HostRead {
                         }
                     }
                     "unreadable" => read.unreadable.push(rest.to_string()),
+                    "site" if !rest.trim().is_empty() => read.site = Some(rest.trim().to_string()),
                     _ => {}
                 }
             }
@@ -299,6 +307,7 @@ mod tests {
                 firewall: "nft=yes\ntable=yes\n".into(),
                 certificate: Some("-----BEGIN CERTIFICATE-----\nMII\n".into()),
                 releases: None,
+                site: None,
             }
         );
     }

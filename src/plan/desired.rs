@@ -21,6 +21,20 @@ pub struct Desired {
     pub firewall: Option<String>,
     /// The certificate nginx should serve (`None`: `tls: off`).
     pub certificate: Option<DesiredCertificate>,
+    /// The storefront release nginx should serve (`None`: the stack names no `site:`).
+    pub site: Option<DesiredSite>,
+}
+
+/// A storefront release: the `site:` directory packed, named by its content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredSite {
+    /// The content hash (16 hex digits): the release directory's name on the host.
+    pub hash: String,
+    /// How many files it holds.
+    pub files: usize,
+    /// The release as a tar archive, unpacked on the host.
+    #[serde(skip)]
+    pub archive: Vec<u8>,
 }
 
 /// The certificate a stack asks for.

@@ -24,6 +24,8 @@ pub struct Facts {
     /// Per service released blue/green, the id of the last release in the host's history (`None`: the
     /// history was not read).
     pub releases: Option<BTreeMap<String, String>>,
+    /// The storefront release `current` names (`None`: none, or the stack names no `site:`).
+    pub site: Option<String>,
     /// The time the facts were read (seconds since the epoch), for certificate expiry.
     pub now: u64,
 }

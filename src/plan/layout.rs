@@ -7,8 +7,8 @@ use super::desired::{
     MountSource, Publish, content_hash,
 };
 use crate::layout::{
-    BACKEND_PORT, SERVICES, container_name, private_network, public_network, serving_name,
-    serving_network, stack_dir, volume_name,
+    BACKEND_PORT, NGINX_SITE_DIR, SERVICES, container_name, private_network, public_network,
+    serving_name, serving_network, stack_dir, volume_name,
 };
 use crate::render::{self, NginxSite, NginxUpstream, RenderError};
 use crate::stack::{EnvValue, ImageSource, Probe, Stack, Tls};
@@ -41,6 +41,10 @@ pub fn desired_from_stack(
             domain: stack.domain.clone(),
             tls: stack.tls != Tls::Off,
             certs: crate::tls::NGINX_CERTS.into(),
+            site_root: stack
+                .site
+                .as_ref()
+                .map(|_| format!("{NGINX_SITE_DIR}/current")),
         },
     )?;
     let index = render::render_in(
@@ -109,6 +113,13 @@ pub fn desired_from_stack(
                 mounts.push(Mount {
                     source: MountSource::HostPath(format!("{dir}/{host}")),
                     target: target.into(),
+                    read_only: true,
+                });
+            }
+            if stack.site.is_some() {
+                mounts.push(Mount {
+                    source: MountSource::HostPath(crate::layout::site_dir(&stack.name)),
+                    target: NGINX_SITE_DIR.into(),
                     read_only: true,
                 });
             }

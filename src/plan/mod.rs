@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 pub use desired::{
-    ContainerSpec, Desired, DesiredCertificate, DesiredFile, DesiredImage, EnvEntry, HashKey,
-    Health, Mount, MountSource, Publish, content_hash,
+    ContainerSpec, Desired, DesiredCertificate, DesiredFile, DesiredImage, DesiredSite, EnvEntry,
+    HashKey, Health, Mount, MountSource, Publish, content_hash,
 };
 pub use facts::{Facts, ObservedCertificate, ObservedContainer, RulesetFacts};
 pub use layout::{

@@ -74,6 +74,18 @@ pub fn plan(desired: &Desired, facts: &Facts) -> Plan {
         });
     }
 
+    if let Some(site) = &desired.site
+        && facts.site.as_deref() != Some(site.hash.as_str())
+    {
+        steps.push(Step::Site {
+            hash: site.hash.clone(),
+            reason: match &facts.site {
+                None => "no storefront on the host".into(),
+                Some(live) => format!("the host serves {live}"),
+            },
+        });
+    }
+
     steps.extend(container_steps);
 
     for spec in &desired.containers {

@@ -26,6 +26,12 @@ pub enum Step {
         path: String,
         reason: String,
     },
+    /// Put a storefront release on the host (its own directory, named by content hash) and switch nginx's
+    /// document root to it with one rename; the previous releases are kept for rollback.
+    Site {
+        hash: String,
+        reason: String,
+    },
     CreateContainer {
         service: String,
         name: String,
@@ -98,6 +104,7 @@ impl Step {
             | Step::PullImage { .. }
             | Step::CreateContainer { .. } => '+',
             Step::WriteFile { .. }
+            | Step::Site { .. }
             | Step::Release { .. }
             | Step::RecreateContainer { .. }
             | Step::StartContainer { .. }
@@ -127,6 +134,7 @@ impl Step {
             }
             Step::PullImage { image } => format!("pull image `{}`", image.reference),
             Step::WriteFile { path, .. } => format!("write `{path}`"),
+            Step::Site { hash, .. } => format!("site {hash}"),
             Step::CreateContainer { name, .. } => format!("create container `{name}`"),
             Step::RecreateContainer { name, .. } => format!("recreate container `{name}`"),
             Step::StartContainer { name, .. } => format!("start container `{name}`"),
@@ -159,6 +167,7 @@ impl Step {
             Step::TransferImages { .. } => "the host lacks these image IDs".into(),
             Step::PullImage { .. } => "the host lacks this image".into(),
             Step::WriteFile { reason, .. }
+            | Step::Site { reason, .. }
             | Step::CreateContainer { reason, .. }
             | Step::RecreateContainer { reason, .. }
             | Step::StartContainer { reason, .. }

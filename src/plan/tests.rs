@@ -93,6 +93,7 @@ fn desired() -> Desired {
             domains: vec!["shop.test".into()],
             provided: None,
         }),
+        site: None,
     })
 }
 
@@ -175,6 +176,7 @@ fn converged(d: &Desired) -> Facts {
                 .filter_map(|c| Some((c.service.clone(), c.release_alias.clone()?)))
                 .collect(),
         ),
+        site: d.site.as_ref().map(|s| s.hash.clone()),
         now: NOW,
     }
 }
@@ -877,5 +879,34 @@ fn a_serving_release_missing_from_the_history_is_recorded() {
         !summaries(&plan(&d, &facts))
             .iter()
             .any(|s| s.contains("record release")),
+    );
+}
+
+#[test]
+fn a_storefront_release_is_planned_when_the_host_serves_another() {
+    let mut d = desired();
+    d.site = Some(crate::plan::DesiredSite {
+        hash: "0123456789abcdef".into(),
+        files: 3,
+        archive: vec![],
+    });
+    let mut f = converged(&d);
+    f.site = Some("0123456789abcdef".into());
+    assert!(plan(&d, &f).is_empty(), "{:?}", plan(&d, &f));
+
+    f.site = Some("fedcba9876543210".into());
+    let p = plan(&d, &f);
+    assert_eq!(
+        summaries(&p),
+        vec!["~ site 0123456789abcdef (the host serves fedcba9876543210)"]
+    );
+    assert_eq!(p.steps[0].reason(), "the host serves fedcba9876543210");
+
+    f.site = None;
+    let p = plan(&d, &f);
+    assert_eq!(p.steps[0].reason(), "no storefront on the host");
+    assert_eq!(
+        p.render_human("h"),
+        "h: 1 change\n  ~ site 0123456789abcdef  (no storefront on the host)\n"
     );
 }

@@ -15,6 +15,8 @@ pub struct HostRead<'a> {
     pub certificate_chain: Option<&'a str>,
     /// The release history, printed between `--releases` and `--end`.
     pub releases: Option<&'a str>,
+    /// The storefront's `current` symlink: prints `site TARGET` when it exists.
+    pub site_link: Option<&'a str>,
 }
 
 /// Reads everything in `read` and the firewall's observation (between `--firewall` and `--end`). A file that
@@ -56,6 +58,13 @@ pub fn host_read(read: &HostRead<'_>) -> Command {
             );
         }
     }
+    if let Some(link) = read.site_link {
+        let l = q(link);
+        let _ = write!(
+            cmd,
+            "if [ -L {l} ]; then printf 'site %s\\n' \"$(readlink {l})\"; fi; "
+        );
+    }
     cmd.push_str("true");
     // Files are read as the connection's user; the firewall's observation (nftables tables, root's files) is
     // root's helper's.
@@ -74,6 +83,7 @@ mod tests {
             markers: &markers,
             certificate_chain: Some("/s/tls/chain.pem"),
             releases: Some("/s/releases.json"),
+            site_link: Some("/s/site/current"),
         });
         let firewall = crate::remote::nft::observe();
         assert_eq!(
@@ -87,7 +97,8 @@ mod tests {
                  if [ -e /s/tls/chain.pem ]; then if c=$(cat /s/tls/chain.pem); then echo --certificate; printf '%s\\n' \"$c\"; echo --end; \
                  else printf 'unreadable %s\\n' /s/tls/chain.pem; fi; fi; \
                  if [ -e /s/releases.json ]; then if c=$(cat /s/releases.json); then echo --releases; printf '%s\\n' \"$c\"; echo --end; \
-                 else printf 'unreadable %s\\n' /s/releases.json; fi; fi; true",
+                 else printf 'unreadable %s\\n' /s/releases.json; fi; fi; \
+                 if [ -L /s/site/current ]; then printf 'site %s\\n' \"$(readlink /s/site/current)\"; fi; true",
                 firewall.text()
             )
         );
@@ -101,6 +112,7 @@ mod tests {
             markers: &[],
             certificate_chain: None,
             releases: None,
+            site_link: None,
         });
         assert_eq!(
             cmd.text(),

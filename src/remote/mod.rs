@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod catalog;
 pub mod facts;
 pub mod file;
 pub mod gate;
@@ -17,6 +18,7 @@ pub mod nft;
 mod quote;
 pub mod restore;
 pub mod root;
+pub mod site;
 pub mod tls;
 
 pub mod bootstrap;

@@ -104,6 +104,8 @@ pub struct NginxSite {
     pub tls: bool,
     /// Where nginx finds `current/fullchain.pem` and `current/privkey.pem`.
     pub certs: String,
+    /// The storefront's document root (`site:`), the symlink to its live release; `None`: the placeholder page.
+    pub site_root: Option<String>,
 }
 
 /// The context of the nginx upstream template: the stable name nginx resolves the serving backend by.
@@ -145,6 +147,37 @@ mod tests {
             domain: "localhost".into(),
             tls: false,
             certs: "/etc/nginx/certs".into(),
+            site_root: None,
+        }
+    }
+
+    #[test]
+    fn the_storefront_is_served_from_its_current_release_with_cache_headers() {
+        for tls in [false, true] {
+            let out = render(
+                "nginx/site.conf",
+                &NginxSite {
+                    tls,
+                    site_root: Some("/var/www/storefront/current".into()),
+                    ..site()
+                },
+            )
+            .unwrap();
+            let assets = out.split("location /assets/ {").nth(1).unwrap();
+            let (assets, page) = assets.split_once("location / {").unwrap();
+            assert!(
+                assets.contains("root /var/www/storefront/current;"),
+                "{out}"
+            );
+            assert!(assets.contains("Cache-Control \"public, max-age=31536000, immutable\""));
+            assert!(
+                page.contains("add_header Cache-Control \"no-cache\";"),
+                "{out}"
+            );
+            assert!(!out.contains("/var/www/site;"), "{out}");
+            // A location's own `add_header` drops the server's: HSTS is repeated where TLS is on.
+            assert_eq!(assets.contains("Strict-Transport-Security"), tls);
+            assert_eq!(page.contains("Strict-Transport-Security"), tls);
         }
     }
 

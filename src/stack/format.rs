@@ -473,6 +473,32 @@ pub(crate) fn host_path(s: &str, what: &str, example: &str) -> Result<String, Pr
     Ok(s.to_owned())
 }
 
+/// A path inside the project: relative to the stack file, without `..`, `~` or control characters (`site:`,
+/// `catalog:`). Whether it exists is checked by the loader, which knows the project's directory.
+pub(crate) fn project_path(s: &str, what: &str, example: &str) -> Result<String, Problem> {
+    let help =
+        format!("write a path inside the project, relative to the stack file, e.g. `{example}`");
+    let bad = |why: String| {
+        Problem::new(
+            format!("invalid {what} `{}`: {why}", shown(s)),
+            help.clone(),
+        )
+    };
+    if s.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if s.starts_with('/') || s.starts_with('~') {
+        return Err(bad("it is not relative to the project".into()));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(bad(format!("it holds the control character {}", named(c))));
+    }
+    if s.split(['/', '\\']).any(|part| part == "..") {
+        return Err(bad("`..` leaves the project".into()));
+    }
+    Ok(s.to_owned())
+}
+
 /// Where a copy of each backup goes: an absolute path on the host, or `[user@]host:/path` reached over ssh.
 pub(crate) fn copy_to(s: &str) -> Result<String, Problem> {
     const HELP: &str = "write an absolute path on the host (`/mnt/offsite/shop`) or `user@host:/path` (copied over ssh)";

@@ -9,6 +9,8 @@ pub(crate) const TOP: &[&str] = &[
     "firewall",
     "backup",
     "checklist",
+    "site",
+    "catalog",
 ];
 pub(crate) const ENVIRONMENT: &[&str] = &[
     "host",
@@ -27,6 +29,8 @@ pub(crate) const ENVIRONMENT: &[&str] = &[
     "firewall",
     "backup",
     "checklist",
+    "site",
+    "catalog",
 ];
 pub(crate) const SERVICE_NAMES: &[&str] = &["nginx", "postgres", "backend"];
 pub(crate) const SERVICE: &[&str] = &[
@@ -57,6 +61,7 @@ pub(crate) const CHECKLIST_ITEMS: &[&str] = &[
     "firewall",
     "auth_rate_limit",
     "health",
+    "homepage",
     "payment_test",
     "otp_delivery",
 ];

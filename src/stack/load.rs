@@ -212,6 +212,12 @@ pub fn load_with(
     let checklist = section("checklist")
         .map(|n| section::checklist(&r, n))
         .transpose()?;
+    let site = section("site")
+        .map(|n| project_entry(&r, n, ProjectEntry::Directory))
+        .transpose()?;
+    let catalog = section("catalog")
+        .map(|n| project_entry(&r, n, ProjectEntry::File))
+        .transpose()?;
 
     Ok(Stack {
         name,
@@ -235,7 +241,65 @@ pub fn load_with(
         firewall,
         backup,
         checklist,
+        site,
+        catalog,
     })
+}
+
+/// What a project path of stack.yaml must name.
+#[derive(Clone, Copy)]
+enum ProjectEntry {
+    /// `site:`, the storefront's directory.
+    Directory,
+    /// `catalog:`, the catalog CSV.
+    File,
+}
+
+/// A `site:` or `catalog:` path: inside the project (relative, no `..`), and there, of the right kind.
+fn project_entry(r: &Reader<'_>, node: &Node, want: ProjectEntry) -> Result<PathBuf, StackError> {
+    let (what, example) = match want {
+        ProjectEntry::Directory => ("site directory", "frontend/"),
+        ProjectEntry::File => ("catalog file", "data/catalog.csv"),
+    };
+    let rel = r.parse(node, |s| format::project_path(s, what, example))?;
+    let path = r.project_dir.join(&rel);
+    let meta = std::fs::metadata(&path);
+    let problem = match (&meta, want) {
+        (Ok(m), ProjectEntry::Directory) if m.is_dir() => None,
+        (Ok(m), ProjectEntry::File) if m.is_file() => None,
+        (Ok(_), ProjectEntry::Directory) => Some("it is not a directory"),
+        (Ok(_), ProjectEntry::File) => Some("it is not a regular file"),
+        (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Some("it does not exist"),
+        (Err(_), _) => Some("it cannot be read"),
+    };
+    // A symlink out of the project would publish (or import) whatever it points at.
+    let outside = problem.is_none()
+        && match (
+            std::fs::canonicalize(&path),
+            std::fs::canonicalize(r.project_dir),
+        ) {
+            (Ok(resolved), Ok(project)) => !resolved.starts_with(project),
+            _ => true,
+        };
+    let problem = problem.or(outside.then_some("it leads out of the project (a symlink)"));
+    if let Some(why) = problem {
+        return Err(r.error_at(
+            node,
+            format!(
+                "{what} `{rel}` at {}: {why} (looked for `{}`)",
+                place(&node.path),
+                path.display()
+            ),
+            format!(
+                "name a {} of the project, relative to the stack file, e.g. `{example}`",
+                match want {
+                    ProjectEntry::Directory => "directory",
+                    ProjectEntry::File => "file",
+                }
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 fn parse_file(path: &Path) -> Result<(Source, Node), StackError> {

@@ -42,6 +42,10 @@ pub struct Stack {
     pub firewall: Option<Firewall>,
     pub backup: Option<Backup>,
     pub checklist: Option<Checklist>,
+    /// `site:`: the storefront's directory (absolute, inside the project), served by nginx.
+    pub site: Option<PathBuf>,
+    /// `catalog:`: the catalog CSV (absolute, inside the project) imported at first launch.
+    pub catalog: Option<PathBuf>,
 }
 
 /// `ssh://user@host:port`.

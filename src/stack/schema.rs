@@ -77,6 +77,10 @@ fn sections() -> Map<String, Value> {
         "firewall": {"$ref": "#/$defs/firewall"},
         "backup": {"$ref": "#/$defs/backup"},
         "checklist": {"$ref": "#/$defs/checklist"},
+        "site": {"type": "string", "pattern": "^[^/~]",
+            "description": "a directory of the project (relative, no `..`) nginx serves as the storefront, released per content hash"},
+        "catalog": {"type": "string", "pattern": "^[^/~]",
+            "description": "a catalog CSV of the project (relative, no `..`) imported through the backend's admin import at first launch"},
     }))
 }
 

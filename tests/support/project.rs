@@ -85,6 +85,8 @@ pub struct Project {
     /// The user vldeploy connects as: `root`, or `deploy` (made by `vldeploy bootstrap` as root when the
     /// sandbox host comes up).
     pub user: String,
+    /// Whether the stack keeps the repository's storefront (`site:`) and catalog seed (`catalog:`).
+    storefront: bool,
 }
 
 /// Who the end-to-end flows connect as: every flow runs as root and, where it says so, as `deploy`.
@@ -106,11 +108,32 @@ impl As {
 impl Project {
     /// A project whose stack.yaml is the repository's, renamed and pointing at the repository's build contexts.
     pub fn new(test: &str) -> Self {
-        Self::new_as(test, As::Root)
+        Self::create(test, As::Root, false)
     }
 
     /// A project whose environment connects as `who`.
     pub fn new_as(test: &str, who: As) -> Self {
+        Self::create(test, who, false)
+    }
+
+    /// A project with the repository's storefront and catalog seed (`site: frontend/`, `catalog:
+    /// data/catalog.csv`, copied into the project), its sandbox host up.
+    pub fn with_storefront(test: &str) -> Self {
+        let p = Self::create(test, As::Root, true);
+        for dir in ["frontend", "data"] {
+            let status = Command::new("cp")
+                .arg("-r")
+                .arg(repo().join(dir))
+                .arg(p.path())
+                .status()
+                .expect("cp runs");
+            assert!(status.success(), "copying `{dir}` into the project failed");
+        }
+        p.sandbox_up(&[]);
+        p
+    }
+
+    fn create(test: &str, who: As, storefront: bool) -> Self {
         backend_binary();
         // Names are global on the shared Docker engine: a suffix of this test process keeps two checkouts
         // running the same test at once from taking each other's sandbox host.
@@ -132,6 +155,7 @@ impl Project {
             transcript: Mutex::new(String::new()),
             sandbox_started: Mutex::new(false),
             user: who.user().to_owned(),
+            storefront,
         };
         p.write_stack(&p.stack_yaml(|_| {}));
         p
@@ -175,6 +199,17 @@ impl Project {
     pub fn stack_yaml(&self, edit: impl FnOnce(&mut String)) -> String {
         let repo = repo();
         let mut text = std::fs::read_to_string(repo.join("stack.yaml")).expect("stack.yaml");
+        if !self.storefront {
+            // Most tests need neither the storefront nor the catalog: the placeholder page, an empty catalog.
+            text = text
+                .lines()
+                .filter(|l| !matches!(l.trim(), "site: frontend/" | "catalog: data/catalog.csv"))
+                .fold(String::new(), |mut out, l| {
+                    out.push_str(l);
+                    out.push('\n');
+                    out
+                });
+        }
         text = text.replacen("name: vaibava", &format!("name: {}", self.name), 1);
         let backend = repo.join("backend");
         // The binary is prepared once by the harness; the test stack builds from it directly.
