@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::release::live_env;
 use crate::support::keepalive::{self, Request};
 use crate::support::project::Project;
 
@@ -33,17 +34,6 @@ fn psql(p: &Project, sql: &str) -> String {
     ));
     assert_eq!(run.code, 0, "psql failed: {}{}", run.stdout, run.stderr);
     run.stdout
-}
-
-fn live_env(p: &Project, key: &str) -> String {
-    let out = p
-        .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
-        .ok()
-        .stdout;
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or("")
-        .to_string()
 }
 
 /// The process IDs of nginx's master and workers on the sandbox host: a reload replaces the workers.

@@ -20,7 +20,8 @@ fn with_release_env(p: &Project, n: usize) -> String {
     })
 }
 
-fn live_env(p: &Project, key: &str) -> String {
+/// The value of `key` in the live backend container's environment (empty when unset).
+pub(crate) fn live_env(p: &Project, key: &str) -> String {
     let out = p
         .ssh("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' vl_backend")
         .ok()

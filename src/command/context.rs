@@ -238,6 +238,23 @@ impl Context {
 }
 
 impl Context {
+    /// The backend's `ADMIN_TOKEN`, for an admin call of the backend's API; `call` says which (for the error).
+    pub(crate) fn admin_token(&self, call: &str) -> Result<String, CommandError> {
+        self.stack
+            .services
+            .get("backend")
+            .and_then(|s| s.env.get("ADMIN_TOKEN"))
+            .map(|v| v.expose().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "the backend has no `ADMIN_TOKEN` in stack.yaml: {call} is an admin call of its API"
+                ))
+            })
+    }
+}
+
+impl Context {
     /// Runs `body` holding the stack's deploy lock, then records the outcome in the host's audit log.
     /// `body` returns the change summaries to record alongside its result.
     pub(crate) async fn locked<F, Fut>(

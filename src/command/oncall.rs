@@ -83,18 +83,7 @@ pub(crate) async fn exec(ctx: &Context, args: &ExecArgs) -> Result<i32, CommandE
 
 /// Empties the backend's search cache through its admin API (no restart).
 pub(crate) async fn cache_flush(ctx: &Context) -> Result<i32, CommandError> {
-    let token = ctx
-        .stack
-        .services
-        .get("backend")
-        .and_then(|s| s.env.get("ADMIN_TOKEN"))
-        .map(|v| v.expose().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            CommandError::Usage(
-                "the backend has no `ADMIN_TOKEN` in stack.yaml; the admin API is closed".into(),
-            )
-        })?;
+    let token = ctx.admin_token("the cache flush")?;
     let c = ctx.connect().await?;
     ctx.locked(&c, "cache flush", || async {
         // The token reaches curl through the environment, never its command line.

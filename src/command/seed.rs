@@ -13,7 +13,7 @@ pub(crate) async fn seed(ctx: &Context) -> Result<i32, CommandError> {
             ctx.stack.environment
         ))
     })?;
-    let token = admin_token(ctx)?;
+    let token = ctx.admin_token("the catalog import")?;
     let c = ctx.connect().await?;
     ctx.locked_audited(&c, "seed", || async {
         let url = import_url(ctx, &container_name("backend"));
@@ -58,7 +58,7 @@ pub(crate) async fn first_launch(
     {
         return Ok(None);
     }
-    let token = admin_token(ctx)?;
+    let token = ctx.admin_token("the catalog import")?;
     ctx.out
         .note("catalog seed: first launch, importing `catalog:` …");
     let line = run_import(ctx, c, &import_url(ctx, alias), &token, &csv)
@@ -118,18 +118,4 @@ fn catalog_csv(ctx: &Context) -> Result<Option<Vec<u8>>, CommandError> {
     std::fs::read(path)
         .map(Some)
         .map_err(|e| CommandError::Usage(format!("catalog `{}`: {e}", path.display())))
-}
-
-fn admin_token(ctx: &Context) -> Result<String, CommandError> {
-    ctx.stack
-        .services
-        .get("backend")
-        .and_then(|s| s.env.get("ADMIN_TOKEN"))
-        .map(|v| v.expose().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            CommandError::Usage(
-                "the backend has no `ADMIN_TOKEN` in stack.yaml: the catalog import is an admin call".into(),
-            )
-        })
 }

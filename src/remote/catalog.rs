@@ -35,15 +35,6 @@ mod tests {
 
     #[test]
     fn the_inner_script_parses_in_sh() {
-        let cmd = import("vl_nginx", "http://x:1/a b");
-        let out = std::process::Command::new("sh")
-            .args(["-n", "-c", cmd.text()])
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::remote::tests::assert_parses_in_sh(&import("vl_nginx", "http://x:1/a b"));
     }
 }

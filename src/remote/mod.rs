@@ -164,8 +164,23 @@ impl fmt::Debug for Command {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Asserts that `cmd`'s text parses in `sh` (`sh -n`), naming the command and sh's complaint when it does not.
+    #[track_caller]
+    pub(crate) fn assert_parses_in_sh(cmd: &Command) {
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", cmd.text()])
+            .output()
+            .unwrap_or_else(|e| panic!("sh runs: {e}"));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cmd.text(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     #[test]
     fn argv_quotes_each_word_and_combine_joins_with_and() {

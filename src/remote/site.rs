@@ -109,16 +109,7 @@ mod tests {
             serving("s"),
             kept("s"),
         ] {
-            let out = std::process::Command::new("sh")
-                .args(["-n", "-c", cmd.text()])
-                .output()
-                .expect("sh runs");
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                cmd.text(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            crate::remote::tests::assert_parses_in_sh(&cmd);
         }
     }
 }

@@ -1,11 +1,10 @@
 //! A keep-alive HTTP/1.1 load on loopback: connections held open across requests, as browsers and apps do,
 //! counting every socket error, every non-2xx answer and every order the shop acknowledged.
 
+pub use super::load::Load;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What one request is.
@@ -33,7 +32,7 @@ pub struct Stats {
     pub acknowledged: Vec<String>,
 }
 
-impl Stats {
+impl super::load::Tally for Stats {
     fn add(&mut self, other: Stats) {
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;
@@ -47,7 +46,9 @@ impl Stats {
             }
         }
     }
+}
 
+impl Stats {
     fn fail(&mut self, what: String) {
         if self.failures.len() < 10 {
             self.failures.push(what);
@@ -77,37 +78,19 @@ impl Stats {
     }
 }
 
-/// A running load; `stop` ends it and returns the counts. It also stops by itself after `limit`.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Stats>>,
-}
-
 /// Opens `connections` keep-alive connections to `127.0.0.1:port`, each sending `request` `rate` times a second.
-pub fn start(port: u16, request: &Request, connections: usize, rate: u32, limit: Duration) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
+pub fn start(
+    port: u16,
+    request: &Request,
+    connections: usize,
+    rate: u32,
+    limit: Duration,
+) -> Load<Stats> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let threads = (0..connections)
-        .map(|_| {
-            let stop = stop.clone();
-            let request = request.clone();
-            std::thread::spawn(move || run(addr, &request, rate, limit, &stop))
-        })
-        .collect();
-    Load { stop, threads }
-}
-
-impl Load {
-    pub fn stop(self) -> Stats {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = Stats::default();
-        for t in self.threads {
-            if let Ok(s) = t.join() {
-                total.add(s);
-            }
-        }
-        total
-    }
+    let request = request.clone();
+    super::load::spawn(connections, move |stop| {
+        run(addr, &request, rate, limit, stop)
+    })
 }
 
 fn run(

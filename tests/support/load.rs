@@ -18,7 +18,48 @@ pub struct Stats {
     pub max_latency: Duration,
 }
 
-impl Stats {
+/// What each thread of a load counts, added up when the load stops.
+pub trait Tally: Default + Send + 'static {
+    fn add(&mut self, other: Self);
+}
+
+/// A running load: `threads` threads, each running one closure until told to stop. `stop` ends it and adds up
+/// what the threads counted.
+pub struct Load<S: Tally = Stats> {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<S>>,
+}
+
+/// Starts `threads` threads, each running `run` with the flag that tells it to stop.
+pub fn spawn<S: Tally>(
+    threads: usize,
+    run: impl Fn(&AtomicBool) -> S + Send + Sync + Clone + 'static,
+) -> Load<S> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            let run = run.clone();
+            std::thread::spawn(move || run(&stop))
+        })
+        .collect();
+    Load { stop, threads }
+}
+
+impl<S: Tally> Load<S> {
+    pub fn stop(self) -> S {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = S::default();
+        for t in self.threads {
+            if let Ok(s) = t.join() {
+                total.add(s);
+            }
+        }
+        total
+    }
+}
+
+impl Tally for Stats {
     fn add(&mut self, other: Stats) {
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;
@@ -32,71 +73,42 @@ impl Stats {
     }
 }
 
-/// A running load; `stop` ends it and returns the counts. It also stops by itself after `limit`.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Stats>>,
-}
-
 /// Starts `threads` threads, each sending `GET path` (one connection per request) `rate` times a second.
 pub fn start(port: u16, path: &str, threads: usize, rate: u32, limit: Duration) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let handles = (0..threads)
-        .map(|_| {
-            let stop = stop.clone();
-            let path = path.to_string();
-            std::thread::spawn(move || {
-                let mut stats = Stats::default();
-                let started = Instant::now();
-                let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-                let mut next = Instant::now();
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
-                    let t0 = Instant::now();
-                    match request(addr, &path) {
-                        Ok(code) if (200..300).contains(&code) => stats.ok += 1,
-                        Ok(code) => {
-                            stats.non_2xx += 1;
-                            if stats.failures.len() < 10 {
-                                stats.failures.push(format!("HTTP {code}"));
-                            }
-                        }
-                        Err(e) => {
-                            stats.errors += 1;
-                            if stats.failures.len() < 10 {
-                                stats.failures.push(e.to_string());
-                            }
-                        }
-                    }
-                    stats.max_latency = stats.max_latency.max(t0.elapsed());
-                    next += period;
-                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    } else {
-                        next = Instant::now();
+    let path = path.to_string();
+    spawn(threads, move |stop| {
+        let mut stats = Stats::default();
+        let started = Instant::now();
+        let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+            let t0 = Instant::now();
+            match request(addr, &path) {
+                Ok(code) if (200..300).contains(&code) => stats.ok += 1,
+                Ok(code) => {
+                    stats.non_2xx += 1;
+                    if stats.failures.len() < 10 {
+                        stats.failures.push(format!("HTTP {code}"));
                     }
                 }
-                stats
-            })
-        })
-        .collect();
-    Load {
-        stop,
-        threads: handles,
-    }
-}
-
-impl Load {
-    pub fn stop(self) -> Stats {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = Stats::default();
-        for t in self.threads {
-            if let Ok(s) = t.join() {
-                total.add(s);
+                Err(e) => {
+                    stats.errors += 1;
+                    if stats.failures.len() < 10 {
+                        stats.failures.push(e.to_string());
+                    }
+                }
+            }
+            stats.max_latency = stats.max_latency.max(t0.elapsed());
+            next += period;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            } else {
+                next = Instant::now();
             }
         }
-        total
-    }
+        stats
+    })
 }
 
 fn request(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
