@@ -143,12 +143,7 @@ fn run(
                 conn = None;
             }
         }
-        next += period;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        } else {
-            next = Instant::now();
-        }
+        super::load::pace(&mut next, period);
     }
     stats
 }

@@ -59,6 +59,17 @@ impl<S: Tally> Load<S> {
     }
 }
 
+/// Sleeps until the next request is due (`period` after the last one was due), or not at all when the load is
+/// behind, which then starts counting again from now.
+pub fn pace(next: &mut Instant, period: Duration) {
+    *next += period;
+    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    } else {
+        *next = Instant::now();
+    }
+}
+
 impl Tally for Stats {
     fn add(&mut self, other: Stats) {
         self.ok += other.ok;
@@ -100,12 +111,7 @@ pub fn start(port: u16, path: &str, threads: usize, rate: u32, limit: Duration) 
                 }
             }
             stats.max_latency = stats.max_latency.max(t0.elapsed());
-            next += period;
-            if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            } else {
-                next = Instant::now();
-            }
+            pace(&mut next, period);
         }
         stats
     })
