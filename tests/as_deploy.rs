@@ -1,6 +1,7 @@
 //! The end-to-end flows again, connected as `deploy`: a user that is not root, made by `vldeploy bootstrap`,
 //! with root's steps through `sudo -n` and the root helper. Each test runs one suite's own flow on its own
 //! sandbox host, so a flow has one text for both users.
+#![allow(clippy::unwrap_used)]
 
 use crate::support::project::As;
 

@@ -14,7 +14,7 @@ use super::file_text::{self, FileTextError};
 use super::format;
 
 /// How long one remote command may take when the environment sets no `command_timeout`.
-pub(super) const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+pub(super) const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(10);
 use super::interpolate::is_var_name;
 use super::keys;
 use super::model::{HostKeys, SshAuth, Stack};
