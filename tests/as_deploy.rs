@@ -166,7 +166,7 @@ fn bootstrap_as_a_sudo_user_makes_the_host_ready_for_deploy() {
             "    bootstrap_user: root\n",
             "    bootstrap_user: ubuntu\n",
             1,
-        )
+        );
     });
     assert!(yaml.contains("bootstrap_user: ubuntu"), "{yaml}");
     p.write_stack(&yaml);
