@@ -655,7 +655,7 @@ fn the_backup_cron_entry_stays_one_line_whatever_its_fields_hold() {
             assert_eq!(lines.len(), 1, "{field} = {value:?}:\n{out}");
             let job = lines[0];
             let command = job
-                .strip_prefix("0 2 * * * root ")
+                .strip_prefix("0 2 * * * deploy ")
                 .and_then(|c| c.strip_suffix(" >/dev/null 2>&1"))
                 .unwrap_or_else(|| panic!("{field} = {value:?}: {job}"));
             assert_eq!(shell_words(command), vec![s.script_path()], "{job}");
@@ -665,11 +665,11 @@ fn the_backup_cron_entry_stays_one_line_whatever_its_fields_hold() {
 
 #[test]
 fn the_renewal_cron_entry_stays_one_job_whatever_its_fields_hold() {
-    let ctx = |stack: &str, environment: &str, binary: &str, log: &str| serde_json::json!({"stack": stack, "environment": environment, "binary": binary, "log": log});
+    let ctx = |stack: &str, environment: &str, binary: &str, log: &str| serde_json::json!({"stack": stack, "environment": environment, "binary": binary, "user": "deploy", "log": log});
     let (s, e, b, l) = (
         "shop",
         "production",
-        "/usr/local/lib/vldeploy/vldeploy",
+        "/var/lib/vldeploy/shop/bin/vldeploy",
         "/var/lib/vldeploy/shop/tls/renew.log",
     );
     let benign = render("tls/renew.cron", &ctx(s, e, b, l)).unwrap();
@@ -698,7 +698,7 @@ fn the_renewal_cron_entry_stays_one_job_whatever_its_fields_hold() {
             assert_eq!(lines.len(), 3, "{field} = {value:?}:\n{out}");
             assert_eq!(lines[..2], settings[..], "{field} = {value:?}");
             let command = lines[2]
-                .strip_prefix("* * * * * root ")
+                .strip_prefix("* * * * * deploy ")
                 .unwrap_or_else(|| panic!("{}", lines[2]));
             let (argv, redirect) = command.rsplit_once(" >> ").unwrap();
             assert_eq!(
