@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::stack::{HostKeys, SshAuth, Stack};
 use crate::remote::root::Privilege;
+use crate::stack::{HostKeys, SshAuth, Stack};
 use crate::transport::{self, Auth, Remote, Target, TransportError};
 
 /// The SSH target, credentials and host-key policy of the stack's environment.
@@ -90,7 +90,10 @@ pub async fn check_rights(remote: &Remote, stack: &Stack) -> Result<(), Transpor
             "run `vldeploy bootstrap -e {env}` (it connects as `bootstrap_user`, root or a sudo user, and sets all of \
              this up), or by hand: add `{user}` to the `docker` group, give it `{dir}`, install vldeploy's root \
              helper at {helper} and allow it in /etc/sudoers.d/vldeploy with `{}`; nothing was changed",
-            crate::bootstrap::sudoers(user).lines().last().unwrap_or_default()
+            crate::bootstrap::sudoers(user)
+                .lines()
+                .last()
+                .unwrap_or_default()
         ),
     })
 }

@@ -44,15 +44,20 @@ mod tests {
 
     #[test]
     fn cron_entries_are_staged_and_installed_by_the_helper() {
-        let (staged, cmd) = installer("shop", "/etc/cron.d/vldeploy-shop-backup").unwrap_or_else(|| panic!());
+        let (staged, cmd) =
+            installer("shop", "/etc/cron.d/vldeploy-shop-backup").unwrap_or_else(|| panic!());
         assert_eq!(staged, "staging/cron-backup");
         assert_eq!(
             cmd.text(),
             "vldeploy_root cron-install shop backup staging/cron-backup"
         );
-        let (staged, cmd) = installer("shop", "/etc/cron.d/vldeploy-shop").unwrap_or_else(|| panic!());
+        let (staged, cmd) =
+            installer("shop", "/etc/cron.d/vldeploy-shop").unwrap_or_else(|| panic!());
         assert_eq!(staged, "staging/cron-stack");
-        assert_eq!(cmd.text(), "vldeploy_root cron-install shop staging/cron-stack");
+        assert_eq!(
+            cmd.text(),
+            "vldeploy_root cron-install shop staging/cron-stack"
+        );
         assert!(installer("shop", "/var/lib/vldeploy/shop/nginx/site.conf").is_none());
         // Another stack's entry is not this stack's to install.
         assert!(installer("shop", "/etc/cron.d/vldeploy-shopfront-backup").is_none());

@@ -15,7 +15,8 @@ fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_n
 }
 
 #[test]
-fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as_deploy() {
+fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as_deploy()
+{
     crate::backup::backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(As::Deploy);
 }
 
@@ -26,7 +27,9 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 
 #[test]
 fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as_deploy() {
-    crate::oncall::oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(As::Deploy);
+    crate::oncall::oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(
+        As::Deploy,
+    );
 }
 
 #[test]
@@ -41,12 +44,16 @@ fn release_rollback_goes_back_without_dropping_a_request_as_deploy() {
 
 #[test]
 fn checklist_gate_holds_a_failing_release_until_attested_or_waived_as_deploy() {
-    crate::checklist::checklist_gate_holds_a_failing_release_until_attested_or_waived_as(As::Deploy);
+    crate::checklist::checklist_gate_holds_a_failing_release_until_attested_or_waived_as(
+        As::Deploy,
+    );
 }
 
 #[test]
 fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as_deploy() {
-    crate::certs::certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(As::Deploy);
+    crate::certs::certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(
+        As::Deploy,
+    );
 }
 /// What vldeploy may change on the host: its state, the cron entries, the loaded ruleset.
 fn host_hashes(p: &crate::support::project::Project) -> String {
@@ -133,6 +140,9 @@ fn staging_and_production_plan_against_a_host_made_for_deploy() {
             .run();
         // Each differs from the sandbox's deployment: its certificate at least.
         assert!(run.stdout.contains("change"), "{env}: {}", run.stdout);
-        assert!(!run.stdout.contains(&p.secret("ADMIN_TOKEN")), "no secret in the plan");
+        assert!(
+            !run.stdout.contains(&p.secret("ADMIN_TOKEN")),
+            "no secret in the plan"
+        );
     }
 }

@@ -85,7 +85,11 @@ impl HostExt for Project {
         let command = fields[6];
         let b64 = base64::engine::general_purpose::STANDARD.encode(command);
         // As cron runs it: as the entry's user with its groups (initgroups), cron's environment, `/bin/sh -c`.
-        let home = if user == "root" { "/root".to_owned() } else { format!("/home/{user}") };
+        let home = if user == "root" {
+            "/root".to_owned()
+        } else {
+            format!("/home/{user}")
+        };
         self.ssh(&format!(
             "cmd=$(echo {b64} | base64 -d); cd / && runuser -u {user} -- env -i HOME={home} LOGNAME={user} USER={user} SHELL=/bin/sh PATH=/usr/bin:/bin /bin/sh -c \"$cmd\""
         ))
@@ -106,11 +110,15 @@ fn last_log_line(p: &Project) -> serde_json::Value {
 
 #[test]
 fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
-    backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(As::Root);
+    backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(
+        As::Root,
+    );
 }
 
 /// The flow of `backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing`, connected as `who`.
-pub(crate) fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(who: As) {
+pub(crate) fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(
+    who: As,
+) {
     let p = Project::deployed_as("backup_cron", who);
     let dir = format!("/var/backups/{}", p.name);
 
@@ -255,11 +263,15 @@ fn backend_started_at(p: &Project) -> String {
 
 #[test]
 fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
-    backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(As::Root);
+    backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(
+        As::Root,
+    );
 }
 
 /// The flow of `backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops`, connected as `who`.
-pub(crate) fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(who: As) {
+pub(crate) fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(
+    who: As,
+) {
     let p = Project::deployed_as("backup_restore", who);
     let insert = |from: u32, to: u32| insert_orders(&p, from, to);
 

@@ -86,7 +86,9 @@ fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificat
 }
 
 /// The flow of `certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate`, connected as `who`.
-pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(who: As) {
+pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(
+    who: As,
+) {
     let p = Project::with_sandbox_as("certs_issue", who, &[]);
     let pebble = Pebble::start(&p, DOMAIN, None);
     use_acme(&p, &pebble, KID, HMAC);

@@ -90,7 +90,9 @@ fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publis
 }
 
 /// The flow of `firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes`, connected as `who`.
-pub(crate) fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(who: As) {
+pub(crate) fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(
+    who: As,
+) {
     let p = Project::with_sandbox_as("firewall_up", who, &[5432, 8080]);
 
     // Without a firewall the probe can tell: the host answers on 5432 and 8080 (nothing listens, it refuses).

@@ -1651,7 +1651,11 @@ fn command_timeout_is_a_duration_of_at_least_a_second() {
     write(
         dir.path(),
         "stack.yaml",
-        &VALID.replacen("    ssh_agent: true\n", "    ssh_agent: true\n    command_timeout: 90s\n", 1),
+        &VALID.replacen(
+            "    ssh_agent: true\n",
+            "    ssh_agent: true\n    command_timeout: 90s\n",
+            1,
+        ),
     );
     write(dir.path(), SECRETS.0, SECRETS.1);
     let lookup = |_: &str| None;

@@ -191,7 +191,12 @@ mod tests {
                 "invalid stack name `Shop;x`",
             ),
             (
-                &["firewall-prepare", "shop", "apply-0000000001-1", "../../etc/passwd"][..],
+                &[
+                    "firewall-prepare",
+                    "shop",
+                    "apply-0000000001-1",
+                    "../../etc/passwd",
+                ][..],
                 "invalid staged file `../../etc/passwd`",
             ),
             (

@@ -241,10 +241,9 @@ pub fn plan(wanted: &Wanted, facts: &HostFacts) -> Vec<Step> {
     }
     let reason = match facts.paths.get(&wanted.backup_log) {
         None => Some("missing".to_owned()),
-        Some(o) if !o.is(user, "0640") => Some(format!(
-            "{}, should be {user}:{user} 0640",
-            o.describe()
-        )),
+        Some(o) if !o.is(user, "0640") => {
+            Some(format!("{}, should be {user}:{user} 0640", o.describe()))
+        }
         Some(_) => None,
     };
     if let Some(reason) = reason {

@@ -76,7 +76,10 @@ pub(crate) async fn bootstrap(ctx: &Context, args: &BootstrapArgs) -> Result<i32
                 user,
             );
             if let Err(e) = remote.run(&own).await {
-                tracing::warn!("could not hand the stack's directory to `{}`: {e}", wanted.user);
+                tracing::warn!(
+                    "could not hand the stack's directory to `{}`: {e}",
+                    wanted.user
+                );
             }
         }
     }

@@ -220,5 +220,4 @@ pub(crate) mod tests {
         assert!(text.contains("udp dport { 51820 } accept"), "{text}");
         assert!(!text.contains("echo-request"), "icmp: false: {text}");
     }
-
 }

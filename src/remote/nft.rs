@@ -51,9 +51,9 @@ impl Revert {
     pub fn prepare(&self, live_hash: Option<&str>) -> Command {
         let staged = self.staged();
         let mut args = vec!["firewall-prepare", &self.stack, &self.id, &staged];
-        if let Some(h) = live_hash.filter(|h| {
-            !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':')
-        }) {
+        if let Some(h) = live_hash
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':'))
+        {
             args.push(h);
         }
         helper(&args)
@@ -152,10 +152,22 @@ mod tests {
     #[test]
     fn every_firewall_command_is_a_verb_of_the_helper() {
         let r = apply_1();
-        assert_eq!(r.arm(30).text(), "vldeploy_root firewall-arm apply-0000000001-7 30");
-        assert_eq!(r.apply().text(), "vldeploy_root firewall-load apply-0000000001-7");
-        assert_eq!(r.disarm().text(), "vldeploy_root firewall-disarm apply-0000000001-7");
-        assert_eq!(r.outcome().text(), "vldeploy_root firewall-outcome apply-0000000001-7");
+        assert_eq!(
+            r.arm(30).text(),
+            "vldeploy_root firewall-arm apply-0000000001-7 30"
+        );
+        assert_eq!(
+            r.apply().text(),
+            "vldeploy_root firewall-load apply-0000000001-7"
+        );
+        assert_eq!(
+            r.disarm().text(),
+            "vldeploy_root firewall-disarm apply-0000000001-7"
+        );
+        assert_eq!(
+            r.outcome().text(),
+            "vldeploy_root firewall-outcome apply-0000000001-7"
+        );
         assert_eq!(Revert::prune().text(), "vldeploy_root firewall-prune");
         assert_eq!(record_listing().text(), "vldeploy_root firewall-record");
         assert_eq!(
@@ -217,7 +229,10 @@ mod tests {
                 &format!("APPLIES={d}/applies\n"),
             )
             .replace("\nPATH=", &format!("\nPATH={d}/bin:"))
-            .replace("RULESET=/etc/vldeploy/firewall.nft", &format!("RULESET={d}/firewall.nft"))
+            .replace(
+                "RULESET=/etc/vldeploy/firewall.nft",
+                &format!("RULESET={d}/firewall.nft"),
+            )
     }
 
     /// Runs the real helper verbs (with a fake `nft`) in a temporary directory: a staged candidate is copied and
@@ -227,7 +242,8 @@ mod tests {
     fn the_helper_decides_once() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let script = helper_in(tmp.path());
-        let prelude = prelude(Privilege::Root).replace(&super::super::q(HELPER_SCRIPT), &super::super::q(&script));
+        let prelude = prelude(Privilege::Root)
+            .replace(&super::super::q(HELPER_SCRIPT), &super::super::q(&script));
         let run = |cmd: &Command| {
             let out = std::process::Command::new("sh")
                 .arg("-c")
@@ -284,7 +300,11 @@ mod tests {
         assert!(run(&late.disarm()).0.starts_with("reverted 0 "));
         let log = std::fs::read_to_string(tmp.path().join("nft.log")).unwrap_or_default();
         assert!(
-            log.contains(&format!("-f {}/applies/{}/revert.nft", tmp.path().display(), late.id)),
+            log.contains(&format!(
+                "-f {}/applies/{}/revert.nft",
+                tmp.path().display(),
+                late.id
+            )),
             "{log}"
         );
 

@@ -27,7 +27,11 @@ pub enum Privilege {
 impl Privilege {
     /// `Root` for the user `root`, else `Sudo`.
     pub fn of_user(user: &str) -> Self {
-        if user == "root" { Self::Root } else { Self::Sudo }
+        if user == "root" {
+            Self::Root
+        } else {
+            Self::Sudo
+        }
     }
 }
 
@@ -94,7 +98,10 @@ mod tests {
             "vldeploy_root() { sudo -n /usr/local/lib/vldeploy/vldeploy-root \"$@\"; }; "
         );
         let root = prelude(Privilege::Root);
-        assert!(root.starts_with("vldeploy_root() { sh -c '#!/bin/sh\n"), "{root}");
+        assert!(
+            root.starts_with("vldeploy_root() { sh -c '#!/bin/sh\n"),
+            "{root}"
+        );
         assert!(root.ends_with("' vldeploy-root \"$@\"; }; "), "{root}");
         assert_eq!(Privilege::of_user("root"), Privilege::Root);
         assert_eq!(Privilege::of_user("deploy"), Privilege::Sudo);

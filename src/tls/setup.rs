@@ -279,9 +279,7 @@ async fn ship_binary(remote: &Remote, stack: &str) -> Result<bool, TlsError> {
         source,
     })?;
     let local = hex::encode(Sha256::digest(&bytes));
-    let out = remote
-        .exec(&crate::remote::tls::binary_hash(stack))
-        .await?;
+    let out = remote.exec(&crate::remote::tls::binary_hash(stack)).await?;
     let remote_hash = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

@@ -470,14 +470,24 @@ mod tests {
             .exec(&crate::remote::raw("sleep 5"))
             .await
             .expect_err("a timeout");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(matches!(err, TransportError::Timeout { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             "a command on `local` did not finish within 0s: `sleep 5`\nhelp: check the host (`uptime`, `docker ps`, free disk); if the step needs longer, raise `command_timeout` in the environment of stack.yaml"
         );
         let quick = remote.exec(&crate::remote::raw("echo ok")).await;
-        assert_eq!(quick.map(|o| o.stdout_str().trim().to_owned()).ok().as_deref(), Some("ok"));
+        assert_eq!(
+            quick
+                .map(|o| o.stdout_str().trim().to_owned())
+                .ok()
+                .as_deref(),
+            Some("ok")
+        );
     }
 
     #[test]

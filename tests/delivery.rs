@@ -1,0 +1,105 @@
+//! Images reach the host layer by layer: only what its engine lacks is sent, compressed, shared layers once.
+
+use crate::support::project::{Project, Run};
+
+/// The bytes a run reports sending (`sent N bytes (…)`, one line per image delivery step), summed.
+fn sent_bytes(run: &Run) -> u64 {
+    run.stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("sent "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The project's stack with a build argument of the backend that its Dockerfile does not use: another value
+/// changes the image's build-inputs label and nothing else (no layer).
+fn with_label(p: &Project, value: &str) -> String {
+    let backend = crate::support::project::repo().join("backend");
+    let stack = p.stack_yaml(|t| {
+        *t = t.replace(
+            &format!("    build: {}\n", backend.display()),
+            &format!(
+                "    build:\n      context: {}\n      args:\n        DELIVERY_TEST: {}-{value}\n",
+                backend.display(),
+                p.name
+            ),
+        );
+    });
+    assert!(
+        stack.contains("DELIVERY_TEST"),
+        "the test edits the backend's build"
+    );
+    stack
+}
+
+#[test]
+fn delivery_a_label_only_change_sends_under_a_megabyte_and_a_second_up_sends_nothing() {
+    let p = Project::with_sandbox("delivery_label");
+    p.write_stack(&with_label(&p, "1"));
+
+    // From nothing: three images that share their base layer, which goes once.
+    let cold = p.test().arg("up").stdout_has(p.is_up()).run();
+    let cold_sent = sent_bytes(&cold);
+    eprintln!("cold up sent {cold_sent} bytes");
+    assert!(
+        cold.stderr.contains("(3 images: "),
+        "one delivery of the three images: {}",
+        cold.stderr
+    );
+    let summary = cold
+        .stderr
+        .lines()
+        .find(|l| l.contains("(3 images: "))
+        .unwrap_or_default();
+    let present: usize = summary
+        .rsplit(", ")
+        .next()
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        present >= 2,
+        "the shared base layer is sent once, not once per image: {summary}"
+    );
+    assert!(
+        cold_sent > 10_000_000,
+        "a cold delivery sends the images: {cold_sent}"
+    );
+
+    let running_label = || {
+        p.ssh("docker inspect -f '{{index .Config.Labels \"vldeploy.build-inputs\"}}' vl_backend")
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let before = running_label();
+
+    // Only the build-inputs label changes: the config and manifest go, no layer.
+    p.write_stack(&with_label(&p, "2"));
+    let label = p
+        .test()
+        .arg("up")
+        .stdout_has("release `vl_backend` (blue/green)")
+        .stderr_has("(1 image: 0 layers sent, ")
+        .run();
+    let label_sent = sent_bytes(&label);
+    eprintln!("LABEL-only change sent {label_sent} bytes");
+    assert!(label_sent > 0, "{}", label.stderr);
+    assert!(
+        label_sent < 1_000_000,
+        "a LABEL-only change sends under 1 MB: {label_sent}"
+    );
+    let after = running_label();
+    assert_eq!(after.len(), 64, "{after}");
+    assert_ne!(after, before, "the host runs the image of the new inputs");
+
+    // Nothing changed: nothing is sent.
+    let again = p
+        .test()
+        .arg("up")
+        .stdout(p.converged())
+        .stderr_lacks("sent ")
+        .run();
+    assert_eq!(sent_bytes(&again), 0);
+}
