@@ -103,3 +103,46 @@ fn delivery_a_label_only_change_sends_under_a_megabyte_and_a_second_up_sends_not
         .run();
     assert_eq!(sent_bytes(&again), 0);
 }
+
+/// The seconds of each `[n/m] <summary>: done in S.Ss` line whose summary contains `part`.
+fn step_seconds(run: &Run, part: &str) -> Vec<f64> {
+    run.stderr
+        .lines()
+        .filter(|l| l.contains(part))
+        .filter_map(|l| l.split(": done in ").nth(1))
+        .filter_map(|s| s.trim_end_matches('s').parse().ok())
+        .collect()
+}
+
+#[test]
+fn delivery_a_starting_container_counts_as_healthy_once_its_check_passes_not_at_dockers_next_interval()
+ {
+    let p = Project::with_sandbox("delivery_health");
+    // Docker runs a check first one interval after the start: 30 s here. The steps must not wait for it.
+    let stack = p.stack_yaml(|t| *t = t.replace("      interval: 2s\n", "      interval: 30s\n"));
+    assert_eq!(
+        stack.matches("interval: 30s").count(),
+        3,
+        "every service's check is slow"
+    );
+    p.write_stack(&stack);
+    let up = p.test().arg("up").stdout_has(p.is_up()).run();
+    let postgres = step_seconds(&up, "create container `vl_postgres`");
+    let backend = step_seconds(&up, "`vl_backend`");
+    eprintln!("postgres {postgres:?} s, backend {backend:?} s");
+    assert_eq!(postgres.len(), 1, "{}", up.stderr);
+    assert!(!backend.is_empty(), "{}", up.stderr);
+    for s in postgres.iter().chain(&backend) {
+        assert!(
+            *s < 20.0,
+            "a container step waited for Docker's interval: {s}s\n{}",
+            up.stderr
+        );
+    }
+    // Docker's own check still runs for steady state: it reports healthy once its interval comes.
+    let health = p
+        .ssh("docker inspect -f '{{.State.Health.Status}}' vl_postgres")
+        .ok()
+        .stdout;
+    assert!(["starting", "healthy"].contains(&health.trim()), "{health}");
+}
