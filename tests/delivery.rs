@@ -146,3 +146,62 @@ fn delivery_a_starting_container_counts_as_healthy_once_its_check_passes_not_at_
         .stdout;
     assert!(["starting", "healthy"].contains(&health.trim()), "{health}");
 }
+
+#[test]
+fn delivery_prepare_runs_again_only_when_its_declared_inputs_change() {
+    let p = Project::with_sandbox("delivery_prepare");
+    let backend = crate::support::project::repo().join("backend");
+    std::fs::write(p.path().join("input.txt"), "one").expect("write an input");
+    let stack = p.stack_yaml(|t| {
+        *t = t.replace(
+            &format!("    build: {}\n", backend.display()),
+            &format!(
+                "    build:\n      context: {}\n      prepare: echo ran >> prepared.log\n      inputs: [input.txt, \"*.in\"]\n",
+                backend.display()
+            ),
+        );
+    });
+    assert!(
+        stack.contains("inputs: [input.txt"),
+        "the test edits the backend's build"
+    );
+    p.write_stack(&stack);
+    let runs = || {
+        std::fs::read_to_string(p.path().join("prepared.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let skipped = "`backend`: prepare skipped, its inputs are unchanged";
+
+    p.test().arg("plan").stderr_has("preparing `backend`").run();
+    assert_eq!(runs(), 1);
+    assert!(p.path().join(".vldeploy/prepared/backend").is_file());
+    // Unchanged inputs: not run again, by `plan` or by `up`.
+    p.test().arg("plan").stderr_has(skipped).run();
+    p.test()
+        .arg("up")
+        .stderr_has(skipped)
+        .stdout_has(p.is_up())
+        .run();
+    assert_eq!(runs(), 1);
+
+    // A changed input, a new file matching a glob, `--rebuild`: run again.
+    std::fs::write(p.path().join("input.txt"), "two").expect("change an input");
+    p.test().arg("plan").stderr_has("preparing `backend`").run();
+    assert_eq!(runs(), 2);
+    std::fs::write(p.path().join("extra.in"), "").expect("add an input");
+    p.test().arg("plan").stderr_lacks(skipped).run();
+    assert_eq!(runs(), 3);
+    p.test()
+        .args(["plan", "--rebuild"])
+        .stderr_lacks(skipped)
+        .run();
+    assert_eq!(runs(), 4);
+    p.test()
+        .arg("up")
+        .stdout(p.converged())
+        .stderr_has(skipped)
+        .run();
+    assert_eq!(runs(), 4);
+}

@@ -255,16 +255,16 @@ impl Engine {
                         None | Some("" | "none") if running => return Ok(()),
                         Some("starting") if running => {
                             last = "starting".to_string();
-                            if let Some((argv, limit)) = probe {
-                                if self.probe_passes(name, argv, limit).await {
-                                    tracing::debug!(
-                                        container = name,
-                                        elapsed_ms = u64::try_from(start.elapsed().as_millis())
-                                            .unwrap_or(u64::MAX),
-                                        "its own check passed before Docker's next interval"
-                                    );
-                                    return Ok(());
-                                }
+                            if let Some((argv, limit)) = probe
+                                && self.probe_passes(name, argv, limit).await
+                            {
+                                tracing::debug!(
+                                    container = name,
+                                    elapsed_ms = u64::try_from(start.elapsed().as_millis())
+                                        .unwrap_or(u64::MAX),
+                                    "its own check passed before Docker's next interval"
+                                );
+                                return Ok(());
                             }
                         }
                         Some(h) => last = h.to_string(),
@@ -358,9 +358,9 @@ const PROBE_EVERY: Duration = Duration::from_millis(200);
 /// `/bin/sh -c`; `["NONE"]` (or nothing) has none.
 fn probe_argv(test: &[String]) -> Option<Vec<String>> {
     match test.split_first() {
-        Some((kind, argv)) if kind == "CMD" && !argv.is_empty() => Some(argv.to_vec()),
-        Some((kind, [text])) if kind == "CMD-SHELL" => {
-            Some(vec!["/bin/sh".into(), "-c".into(), text.clone()])
+        Some((kind, command)) if kind == "CMD" && !command.is_empty() => Some(command.to_vec()),
+        Some((kind, [script])) if kind == "CMD-SHELL" => {
+            Some(vec!["/bin/sh".into(), "-c".into(), script.clone()])
         }
         _ => None,
     }
