@@ -7,7 +7,7 @@ set -euo pipefail
 runs=${1:-7}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-bin=${2:-}
+bin=${2:+$(realpath "$2")}
 if [ -z "$bin" ]; then
   cargo build --release -p vldeploy --target-dir "$repo/target" >&2
   bin=$repo/target/release/vldeploy
@@ -46,7 +46,7 @@ make_project "$work/dl" bench-dl 1
 cd "$work/dl"
 "$bin" sandbox up >/dev/null
 cold=$(timed "$work/cold.out" "$work/cold.err" "$bin" up)
-printf 'cold up: %.1fs; send images %.1fs, %s bytes sent (%s)\n' "$cold" "$(step 'send image' "$work/cold.err")" \
+printf 'cold up: %.1fs; send images %.1fs, %s bytes sent %s\n' "$cold" "$(step 'send image' "$work/cold.err")" \
   "$(sent "$work/cold.err")" "$(grep -oE '\([0-9]+ images?: [^)]*\)' "$work/cold.err" | head -1)"
 printf '  container steps: postgres %.1fs, backend %.1fs, nginx %.1fs\n' \
   "$(step 'create container `vl_postgres`' "$work/cold.err")" "$(step 'release `vl_backend`' "$work/cold.err")" \
@@ -68,7 +68,8 @@ printf 'no-op up, %s runs: median %.3fs, min %.3fs, max %.3fs\n' "$runs" \
   "$(printf '%s\n' "${times[@]}" | sort -n | head -1)" "$(printf '%s\n' "${times[@]}" | sort -n | tail -1)"
 
 # The same images as one plain stream to a second fresh host.
-mkdir -p "$work/plain" && cd "$work/plain" && cp "$work/dl/stack.yaml" . && "$bin" sandbox up >/dev/null
+mkdir -p "$work/plain" && cd "$work/plain" && sed "s|^name: bench-dl|name: bench-dl-plain|" "$work/dl/stack.yaml" > stack.yaml \
+  && "$bin" sandbox up >/dev/null
 port=$(sed -n 's/^SANDBOX_SSH_PORT=//p' .vldeploy/sandbox/sandbox.env)
 # shellcheck disable=SC2086
 bytes=$(docker save $images | gzip -1 | wc -c)
