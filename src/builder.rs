@@ -23,6 +23,8 @@ pub enum BuildError {
         command: String,
         detail: String,
     },
+    #[error("preparing `{service}`: its `build.inputs` cannot be read: {detail}")]
+    Inputs { service: String, detail: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("no base image for the build: {0}")]
@@ -57,8 +59,7 @@ pub async fn build_all(
             }
             ImageSource::Build(spec) => {
                 if let Some(cmd) = &spec.prepare {
-                    say(&format!("preparing `{name}`: {cmd}"));
-                    prepare(name, cmd, &stack.project_dir).await?;
+                    prepare_unless_unchanged(stack, name, cmd, &spec.inputs, fresh, say).await?;
                 }
                 let mut args: HashMap<String, String> = spec.args.clone().into_iter().collect();
                 if !args.contains_key("BASE") {
@@ -91,6 +92,46 @@ pub async fn build_all(
         }
     }
     Ok(Builds { images, inputs })
+}
+
+/// Runs `service`'s `prepare` command, unless it declares `inputs` that match the same files as at its last
+/// successful run (and the build is not `fresh`). The record is written only once the command succeeded.
+async fn prepare_unless_unchanged(
+    stack: &Stack,
+    service: &str,
+    command: &str,
+    inputs: &[String],
+    fresh: bool,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), BuildError> {
+    let dir = &stack.project_dir;
+    let hash = if inputs.is_empty() {
+        None
+    } else {
+        Some(
+            crate::prepare_inputs::inputs_hash(dir, command, inputs).map_err(|detail| {
+                BuildError::Inputs {
+                    service: service.into(),
+                    detail,
+                }
+            })?,
+        )
+    };
+    if !fresh && hash.is_some() && hash == crate::prepare_inputs::recorded(dir, service) {
+        say(&format!(
+            "`{service}`: prepare skipped, its inputs are unchanged"
+        ));
+        return Ok(());
+    }
+    say(&format!("preparing `{service}`: {command}"));
+    prepare(service, command, dir).await?;
+    if let Some(hash) = hash
+        && let Err(e) = crate::prepare_inputs::record(dir, service, &hash)
+    {
+        // Not fatal: the next run prepares again.
+        tracing::warn!(service, "recording the inputs of `prepare` failed: {e}");
+    }
+    Ok(())
 }
 
 /// Runs a service's `prepare` command in the project directory; its output is shown only when it fails.

@@ -44,7 +44,7 @@ pub struct Global {
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Human)]
     pub output: Output,
     /// Build images even when one built from the same files, Dockerfile and arguments exists
-    /// (for instance after the base image was updated).
+    /// (for instance after the base image was updated), and run every `prepare` even when its inputs are unchanged.
     #[arg(long, global = true)]
     pub rebuild: bool,
 }

@@ -18,6 +18,7 @@ pub mod log;
 mod manual;
 pub mod output;
 pub mod plan;
+pub mod prepare_inputs;
 pub mod remote;
 pub mod render;
 pub mod rollout;

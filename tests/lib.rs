@@ -14,6 +14,7 @@ mod backup;
 mod bootstrap;
 mod certs;
 mod checklist;
+mod delivery;
 mod faults;
 mod firewall;
 mod hostile_input;

@@ -890,6 +890,15 @@ fn the_real_stack_loads_for_sandbox() {
                  install -D -m 0755 target/backend-release/release/vl-backend backend/dist/vl-backend"
                     .into()
             ),
+            inputs: [
+                "Cargo.toml",
+                "Cargo.lock",
+                "backend/Cargo.toml",
+                "backend/src",
+                "backend/migrations"
+            ]
+            .map(String::from)
+            .to_vec(),
             args: BTreeMap::new(),
         })
     );
@@ -1096,6 +1105,7 @@ fn overrides_replace_fields_and_build_takes_every_form() {
             context: dir.path().join("images/nginx"),
             dockerfile: "Containerfile".into(),
             prepare: None,
+            inputs: Vec::new(),
             args: BTreeMap::from([("VERSION".to_owned(), "1.27".to_owned())]),
         })
     );
@@ -1747,5 +1757,29 @@ fn a_site_that_is_a_symlink_out_of_the_project_is_refused() {
             "error: site directory `frontend/` at `site`: it leads out of the project (a symlink)"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn build_inputs_are_patterns_of_a_prepare_command() {
+    check(
+        "    build: backend\n",
+        "    build:\n      context: backend\n      inputs: [src]\n",
+        r"error: `services.backend.build.inputs` lists the inputs of a `prepare` command, but there is none
+  --> $DIR/stack.yaml:22:7
+   |
+22 |       inputs: [src]
+   |       ^^^^^^
+   = help: add `prepare: <command>` beside `inputs`, or remove `inputs`",
+    );
+    check(
+        "    build: backend\n",
+        "    build:\n      context: backend\n      prepare: make\n      inputs: [src, \"[\"]\n",
+        r#"error: `[` at `services.backend.build.inputs[1]` is not a path or glob pattern
+  --> $DIR/stack.yaml:23:21
+   |
+23 |       inputs: [src, "["]
+   |                     ^^^
+   = help: write a path relative to the project directory, e.g. `backend/src` or `backend/**/*.rs`"#,
     );
 }

@@ -28,6 +28,7 @@ make_project() { # dir name
       -e "s|build: templates/images/|build: $repo/templates/images/|" \
       -e "s|      context: backend|      context: $repo/backend|" \
       -e "/      prepare: >-/,/backend\/dist\/vl-backend$/d" \
+      -e "/      # What the binary is built from/d" -e "/      inputs: \[/d" \
       "$repo/stack.yaml" > "$1/stack.yaml"
   (cd "$1" && "$bin" sandbox up >/dev/null)
 }

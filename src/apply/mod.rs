@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::engine::{Engine, EngineError, transfer_images};
+use crate::engine::{Engine, EngineError, deliver_images};
 use crate::layout::loaded_marker;
 use crate::output::{LogTail, Output};
 use crate::plan::{ContainerSpec, Desired, Plan, Step, loaded_hash};
@@ -150,25 +150,7 @@ async fn apply_step(
     match step {
         Step::CreateNetwork { name } => host.engine.create_network(stack, name).await?,
         Step::CreateVolume { name } => host.engine.create_volume(stack, name).await?,
-        Step::TransferImages { images } => {
-            let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
-            let out = out.clone();
-            transfer_images(
-                host.local,
-                host.engine,
-                &refs,
-                Arc::new(move |n| out.progress(n, None)),
-            )
-            .await?;
-            for image in images {
-                if !host.engine.has_image(&image.id).await? {
-                    return Err(StepError::Other(format!(
-                        "image `{}` ({}) is still missing on the host after the transfer",
-                        image.reference, image.id
-                    )));
-                }
-            }
-        }
+        Step::TransferImages { images } => deliver(host, images, out).await?,
         Step::PullImage { image } => {
             host.remote
                 .run(&crate::remote::host::docker_pull(&image.reference))
@@ -259,6 +241,39 @@ async fn release_site(host: &Host<'_>, desired: &Desired, hash: &str) -> Result<
     )
     .await
     .map_err(|e| StepError::Other(e.to_string()))
+}
+
+/// Sends the images the host lacks, only their missing layers, and says what went.
+async fn deliver(
+    host: &Host<'_>,
+    images: &[crate::plan::ImageRef],
+    out: &Output,
+) -> Result<(), StepError> {
+    let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+    let progress = out.clone();
+    let delivered = deliver_images(
+        host.local,
+        host.engine,
+        &refs,
+        Arc::new(move |n, total| progress.progress(n, total)),
+    )
+    .await?;
+    for (reference, reason) in &delivered.whole {
+        out.warning(format!(
+            "`{}`'s engine refused `{reference}` without the layers it has ({reason}); the whole image was sent",
+            host.remote.name()
+        ));
+    }
+    out.note(delivered.summary());
+    for image in images {
+        if !host.engine.has_image(&image.id).await? {
+            return Err(StepError::Other(format!(
+                "image `{}` ({}) is still missing on the host after the transfer",
+                image.reference, image.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn spec_for<'a>(desired: &'a Desired, service: &str) -> Result<&'a ContainerSpec, StepError> {

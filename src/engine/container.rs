@@ -230,6 +230,19 @@ impl Engine {
         check: &str,
         timeout: Duration,
     ) -> Result<(), EngineError> {
+        self.wait_healthy_probing(name, check, None, timeout).await
+    }
+
+    /// Like [`Engine::wait_healthy`]; while Docker still says `starting`, `probe` (the container's own check,
+    /// with its time limit) is also run every [`PROBE_EVERY`], so a container that answers is taken as
+    /// healthy at once instead of at Docker's next interval. Docker's check stays for steady state.
+    async fn wait_healthy_probing(
+        &self,
+        name: &str,
+        check: &str,
+        probe: Option<(&[String], Duration)>,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
         let start = Instant::now();
         let mut last = String::from("unknown");
         loop {
@@ -248,6 +261,20 @@ impl Engine {
                     match health.as_deref() {
                         Some("healthy") => return Ok(()),
                         None | Some("" | "none") if running => return Ok(()),
+                        Some("starting") if running => {
+                            last = "starting".to_string();
+                            if let Some((argv, limit)) = probe
+                                && self.probe_passes(name, argv, limit).await
+                            {
+                                tracing::debug!(
+                                    container = name,
+                                    elapsed_ms = u64::try_from(start.elapsed().as_millis())
+                                        .unwrap_or(u64::MAX),
+                                    "its own check passed before Docker's next interval"
+                                );
+                                return Ok(());
+                            }
+                        }
                         Some(h) => last = h.to_string(),
                         None => {}
                     }
@@ -264,8 +291,17 @@ impl Engine {
             if start.elapsed() > timeout {
                 return Err(self.unhealthy(name, &last, check, start).await);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(PROBE_EVERY).await;
         }
+    }
+
+    /// Whether the check `argv` exits 0 inside `name` within `limit`.
+    async fn probe_passes(&self, name: &str, argv: &[String], limit: Duration) -> bool {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        matches!(
+            tokio::time::timeout(limit, self.exec(name, &argv)).await,
+            Ok(Ok((0, _)))
+        )
     }
 
     /// Waits for `name` to be healthy within the budget of `spec`'s health check (interval and timeout times
@@ -283,7 +319,17 @@ impl Engine {
                 "the container keeps running".to_string(),
             ),
         };
-        self.wait_healthy(name, &check, timeout).await
+        let probe = spec
+            .health
+            .as_ref()
+            .and_then(|h| probe_argv(&h.test).map(|a| (a, Duration::from_millis(h.timeout_ms))));
+        self.wait_healthy_probing(
+            name,
+            &check,
+            probe.as_ref().map(|(a, d)| (a.as_slice(), *d)),
+            timeout,
+        )
+        .await
     }
 
     async fn unhealthy(
@@ -310,6 +356,21 @@ impl Engine {
             waited_s: start.elapsed().as_secs(),
             log_tail,
         }
+    }
+}
+
+/// How often a starting container's state is read and its own check run.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// The command line of a Docker health test: `["CMD", argv…]` runs as is, `["CMD-SHELL", text]` through
+/// `/bin/sh -c`; `["NONE"]` (or nothing) has none.
+fn probe_argv(test: &[String]) -> Option<Vec<String>> {
+    match test.split_first() {
+        Some((kind, command)) if kind == "CMD" && !command.is_empty() => Some(command.to_vec()),
+        Some((kind, [script])) if kind == "CMD-SHELL" => {
+            Some(vec!["/bin/sh".into(), "-c".into(), script.clone()])
+        }
+        _ => None,
     }
 }
 
@@ -542,6 +603,32 @@ fn ms_to_ns(ms: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_health_test_is_run_as_docker_runs_it() {
+        let v = |xs: &[&str]| xs.iter().map(|x| (*x).to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            probe_argv(&v(&["CMD", "vl-backend", "healthcheck"])),
+            Some(v(&["vl-backend", "healthcheck"]))
+        );
+        assert_eq!(
+            probe_argv(&v(&[
+                "CMD-SHELL",
+                "curl -fsS http://127.0.0.1:8080/ || exit 1"
+            ])),
+            Some(v(&[
+                "/bin/sh",
+                "-c",
+                "curl -fsS http://127.0.0.1:8080/ || exit 1"
+            ]))
+        );
+        assert_eq!(probe_argv(&v(&["NONE"])), None);
+        assert_eq!(probe_argv(&v(&["CMD"])), None);
+        assert_eq!(probe_argv(&[]), None);
+        assert!(
+            PROBE_EVERY >= Duration::from_millis(100) && PROBE_EVERY <= Duration::from_millis(250)
+        );
+    }
 
     #[test]
     fn health_is_read_from_status_text() {

@@ -1,12 +1,9 @@
-//! Images: built by the engine where vldeploy runs, streamed to a host's engine only when it lacks them.
+//! Images: built by the engine where vldeploy runs, named by their build inputs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use bollard::query_parameters::{ImportImageOptionsBuilder, TagImageOptionsBuilder};
-use futures_util::StreamExt;
+use bollard::query_parameters::TagImageOptionsBuilder;
 
 use super::{BuildInputs, Engine, EngineError, build_context};
 
@@ -242,63 +239,6 @@ async fn tag(
         id,
         inputs,
     })
-}
-
-/// Streams images from one engine to another (`docker save | docker load`), layers shared between them sent once.
-/// `progress` is called with the bytes sent so far.
-pub async fn transfer_images(
-    from: &Engine,
-    to: &Engine,
-    references: &[String],
-    progress: Arc<dyn Fn(u64) + Send + Sync>,
-) -> Result<u64, EngineError> {
-    let refs: Vec<&str> = references.iter().map(String::as_str).collect();
-    let fail = |detail: String| match to.lost() {
-        Some(reason) => EngineError::Lost {
-            host: to.host.clone(),
-            action: "sending images".to_owned(),
-            reason,
-        },
-        None => EngineError::Transfer {
-            host: to.host.clone(),
-            detail,
-        },
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
-    let sent = Arc::new(AtomicU64::new(0));
-    let export = {
-        let docker = from.docker.clone();
-        let refs: Vec<String> = refs.iter().map(|s| (*s).to_string()).collect();
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            let names: Vec<&str> = refs.iter().map(String::as_str).collect();
-            let mut stream = docker.export_images(&names);
-            while let Some(chunk) = stream.next().await {
-                let item = chunk.map_err(std::io::Error::other);
-                if let Ok(b) = &item {
-                    let total = sent.fetch_add(b.len() as u64, Ordering::Relaxed) + b.len() as u64;
-                    progress(total);
-                }
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-        })
-    };
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let opts = ImportImageOptionsBuilder::new().quiet(true).build();
-    let mut load = to.docker.import_image_stream(opts, body, None);
-    while let Some(item) = load.next().await {
-        let info = item.map_err(|e| fail(e.to_string()))?;
-        if let Some(msg) = info.error_detail.and_then(|d| d.message) {
-            return Err(fail(msg));
-        }
-    }
-    export.await.map_err(|e| fail(e.to_string()))?;
-    Ok(sent.load(Ordering::Relaxed))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod build;
 mod container;
 mod container_info;
 mod context;
+mod delivery;
 mod exec;
 mod host_container;
 mod image;
@@ -20,11 +21,9 @@ pub use build::{BuildFailure, BuildInputs};
 pub use container::{CONFIG_HASH_LABEL, ContainerState, SERVICE_LABEL, STACK_LABEL, observed_from};
 pub use container_info::ContainerInfo;
 pub use context::{BuildContext, build_context};
+pub use delivery::{Delivered, Progress, deliver_images};
 pub use host_container::HostContainer;
-pub use image::{
-    BuildRequest, Built, INPUTS_LABEL, build_image, images_built_from, pick_on_host,
-    transfer_images,
-};
+pub use image::{BuildRequest, Built, INPUTS_LABEL, build_image, images_built_from, pick_on_host};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

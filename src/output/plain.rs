@@ -31,7 +31,7 @@ impl Plain {
         let _ = self.out.flush();
     }
 
-    /// `      sent 12.3 MB (4.5 MB/s)`, at most every 2 s (the first one 2 s after the transfer began).
+    /// `      sent 12.3 MB (4.5 MB/s)` (with a known total: `3.0 of 12.0 MB (25%), 1.5 MB/s, 6s left`), at most every 2 s (the first one 2 s after the transfer began).
     fn progress(&mut self, bytes: u64, total: Option<u64>) {
         let now = (self.clock)();
         let (started, last) = *self.transfer.get_or_insert((now, now));
@@ -44,8 +44,9 @@ impl Plain {
         let text = match total {
             Some(total) if total > 0 => {
                 let total_mb = megabytes(total);
+                let left = (total_mb - mb).max(0.0) / rate.max(0.001);
                 format!(
-                    "      {mb:.1} of {total_mb:.1} MB ({:.0}%), {rate:.1} MB/s",
+                    "      {mb:.1} of {total_mb:.1} MB ({:.0}%), {rate:.1} MB/s, {left:.0}s left",
                     mb / total_mb * 100.0
                 )
             }
@@ -164,7 +165,7 @@ warning: `DB_PASSWORD` is set in this shell's environment
     listening on 0.0.0.0:8080
     panic: cannot reach the database
   load …
-      3.0 of 12.0 MB (25%), 1.5 MB/s
+      3.0 of 12.0 MB (25%), 1.5 MB/s, 6s left
   load: done 4.0s  12.0 MB, 3.0 MB/s
 nothing was changed
 error: step 3/3 `release `backend`` failed

@@ -43,7 +43,7 @@ pub(crate) const SERVICE: &[&str] = &[
     "healthcheck",
     "depends_on",
 ];
-pub(crate) const BUILD: &[&str] = &["context", "dockerfile", "prepare", "args"];
+pub(crate) const BUILD: &[&str] = &["context", "dockerfile", "prepare", "inputs", "args"];
 pub(crate) const HEALTHCHECK: &[&str] = &["command", "http", "interval", "timeout", "retries"];
 pub(crate) const TLS: &[&str] = &["acme", "provided"];
 pub(crate) const ACME: &[&str] = &["directory", "email", "eab_kid", "eab_hmac", "ca_bundle"];

@@ -115,6 +115,9 @@ pub struct BuildSpec {
     pub dockerfile: String,
     /// A shell command run locally, in the project directory, before the build.
     pub prepare: Option<String>,
+    /// Paths and globs (relative to the project directory) that `prepare` reads: when the files they match
+    /// are unchanged since its last successful run, it is not run again. Empty: it runs every time.
+    pub inputs: Vec<String>,
     pub args: BTreeMap<String, String>,
 }
 

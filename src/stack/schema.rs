@@ -143,6 +143,7 @@ pub fn schema() -> Value {
                 "context": {"type": "string"},
                 "dockerfile": {"type": "string", "default": "Dockerfile"},
                 "prepare": {"type": "string", "description": "a shell command run locally before the build"},
+                "inputs": {"type": "array", "items": {"type": "string"}, "description": "paths and globs `prepare` reads; unchanged, it is skipped"},
                 "args": {"type": "object", "additionalProperties": {"$ref": "#/$defs/envValue"}},
             })),
             "a build with options",

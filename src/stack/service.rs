@@ -149,6 +149,7 @@ fn source(r: &Reader<'_>, m: Map<'_>, name: &str) -> Result<ImageSource, StackEr
                     context: r.path(node)?,
                     dockerfile: "Dockerfile".to_owned(),
                     prepare: None,
+                    inputs: Vec::new(),
                     args: BTreeMap::new(),
                 }));
             }
@@ -164,6 +165,33 @@ fn source(r: &Reader<'_>, m: Map<'_>, name: &str) -> Result<ImageSource, StackEr
                 .transpose()?
                 .unwrap_or_else(|| "Dockerfile".to_owned());
             let prepare = b.get("prepare").map(|n| r.string(n)).transpose()?;
+            let mut inputs = Vec::new();
+            if let Some(n) = b.get("inputs") {
+                for item in r.list(n)? {
+                    let pattern = r.string(item)?;
+                    if pattern.is_empty() || glob::Pattern::new(&pattern).is_err() {
+                        return Err(r.error_at(
+                            item,
+                            format!(
+                                "`{pattern}` at {} is not a path or glob pattern",
+                                place(&item.path)
+                            ),
+                            "write a path relative to the project directory, e.g. `backend/src` or `backend/**/*.rs`",
+                        ));
+                    }
+                    inputs.push(pattern);
+                }
+                if prepare.is_none() {
+                    return Err(r.error_at(
+                        n,
+                        format!(
+                            "{} lists the inputs of a `prepare` command, but there is none",
+                            place(&n.path)
+                        ),
+                        "add `prepare: <command>` beside `inputs`, or remove `inputs`",
+                    ));
+                }
+            }
             let mut args = BTreeMap::new();
             if let Some(n) = b.get("args") {
                 for entry in r.any_map(n)? {
@@ -185,6 +213,7 @@ fn source(r: &Reader<'_>, m: Map<'_>, name: &str) -> Result<ImageSource, StackEr
                 context,
                 dockerfile,
                 prepare,
+                inputs,
                 args,
             }))
         }
