@@ -88,6 +88,22 @@ wait_healthy "$(http_port "$work/vld")"
 grep -q 'no changes' "$work/vld-noop.out" || { echo "the vldeploy host is not converged after its first up:" >&2; cat "$work/vld-noop.out" >&2; exit 1; }
 wait_healthy "$(http_port "$work/compose")"
 
+# release_all TOOL DIR RELEASE_FN LOAD_PID: 2 s of load, then releases 1..$releases one after the other (each
+# checked live), then 2 s more; sets `walls` to each release's seconds. A failure stops the load and returns 1.
+release_all() {
+  local tool=$1 dir=$2 release=$3 load_pid=$4 n t0 t1
+  walls=""
+  sleep 2
+  for n in $(seq 1 "$releases"); do
+    t0=$(date +%s.%N)
+    (cd "$dir" && "$release" "$n") || { echo "$tool: release $n failed" >&2; kill -INT "$load_pid"; wait "$load_pid" || true; return 1; }
+    t1=$(date +%s.%N)
+    walls="$walls $(printf '%.1f' "$(echo "$t1 - $t0" | bc)")"
+    [ "$(host_env "$dir" RELEASE_N)" = "$n" ] || { echo "$tool: release $n is not live" >&2; kill -INT "$load_pid"; wait "$load_pid" || true; return 1; }
+  done
+  sleep 2
+}
+
 # measure TOOL DIR RELEASE_FN: oha at $rate req/s (a new connection per request, as tests/support/load.rs does)
 # from 2 s before the first release to 2 s after the last; prints one table row.
 measure() {
@@ -98,15 +114,7 @@ measure() {
   oha --no-tui --output-format json -q "$rate" -z 600s --disable-keepalive --latency-correction \
     "http://127.0.0.1:$port/api/health" > "$out" 2>"$work/oha-${tool%% *}.err" &
   local oha_pid=$!
-  sleep 2
-  for n in $(seq 1 "$releases"); do
-    t0=$(date +%s.%N)
-    (cd "$dir" && "$release" "$n") || { echo "$tool: release $n failed" >&2; kill -INT "$oha_pid"; wait "$oha_pid" || true; return 1; }
-    t1=$(date +%s.%N)
-    walls="$walls $(printf '%.1f' "$(echo "$t1 - $t0" | bc)")"
-    [ "$(host_env "$dir" RELEASE_N)" = "$n" ] || { echo "$tool: release $n is not live" >&2; kill -INT "$oha_pid"; return 1; }
-  done
-  sleep 2
+  release_all "$tool" "$dir" "$release" "$oha_pid" || return 1
   kill -INT "$oha_pid"
   wait "$oha_pid" || true
   jq -e '.summary' "$out" >/dev/null || { echo "$tool: oha wrote no result" >&2; cat "$work/oha-${tool%% *}.err" >&2; return 1; }
@@ -130,15 +138,7 @@ measure_keepalive() {
   local before; before=$(loadavg)
   wrk -t2 -c16 -d600s --timeout 10s --latency "http://127.0.0.1:$port/api/health" > "$out" 2>&1 &
   local wrk_pid=$!
-  sleep 2
-  for n in $(seq 1 "$releases"); do
-    t0=$(date +%s.%N)
-    (cd "$dir" && "$release" "$n") || { echo "$tool: release $n failed" >&2; kill -INT "$wrk_pid"; wait "$wrk_pid" || true; return 1; }
-    t1=$(date +%s.%N)
-    walls="$walls $(printf '%.1f' "$(echo "$t1 - $t0" | bc)")"
-    [ "$(host_env "$dir" RELEASE_N)" = "$n" ] || { echo "$tool: release $n is not live" >&2; kill -INT "$wrk_pid"; return 1; }
-  done
-  sleep 2
+  release_all "$tool" "$dir" "$release" "$wrk_pid" || return 1
   kill -INT "$wrk_pid"
   wait "$wrk_pid" || true
   grep -q ' requests in ' "$out" || { echo "$tool: wrk wrote no result" >&2; cat "$out" >&2; return 1; }
