@@ -1,6 +1,6 @@
 //! Images reach the host layer by layer: only what its engine lacks is sent, compressed, shared layers once.
 
-use crate::support::project::{Project, Run};
+use crate::support::project::{As, Project, Run};
 
 /// The bytes a run reports sending (`sent N bytes (…)`, one line per image delivery step), summed.
 fn sent_bytes(run: &Run) -> u64 {
@@ -34,7 +34,7 @@ fn with_label(p: &Project, value: &str) -> String {
 
 #[test]
 fn delivery_a_label_only_change_sends_under_a_megabyte_and_a_second_up_sends_nothing() {
-    let p = Project::with_sandbox("delivery_label");
+    let p = Project::with_cold_sandbox_as("delivery_label", As::Root);
     p.write_stack(&with_label(&p, "1"));
 
     // From nothing: three images that share their base layer, which goes once.

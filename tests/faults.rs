@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::project::Project;
+use crate::support::project::{As, Project};
 
 /// Runs a command inside the sandbox host's container (not over ssh: the faults cut ssh).
 fn on_host(p: &Project, cmd: &str) -> String {
@@ -28,7 +28,7 @@ fn on_host(p: &Project, cmd: &str) -> String {
 
 #[test]
 fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_converges() {
-    let p = Project::with_sandbox("conn-lost");
+    let p = Project::with_cold_sandbox_as("conn-lost", As::Root);
     let host = format!("root@127.0.0.1:{}", p.sandbox_var("SANDBOX_SSH_PORT"));
     // Each `up` is cut while it sends the images (the longest step of a first deploy): the first by killing
     // the host's sshd process of the connection, the second by destroying the TCP connection on the host.

@@ -18,7 +18,7 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
 
 /// The flow of `up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing`, connected as `who`.
 pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(who: As) {
-    let p = Project::with_sandbox_as("up_from_nothing", who, &[]);
+    let p = Project::with_cold_sandbox_as("up_from_nothing", who);
 
     p.test()
         .arg("up")
@@ -183,7 +183,7 @@ fn down_then_up_keeps_the_database() {
 
 #[test]
 fn up_killed_part_way_converges_on_the_next_run() {
-    let p = Project::with_sandbox("interrupted");
+    let p = Project::with_cold_sandbox_as("interrupted", As::Root);
     // Kill `up` as it starts step N, for several N, then run it again.
     for kill_at in ["[2/", "[5/", "[7/", "[8/"] {
         let mut child = p

@@ -10,3 +10,4 @@ pub mod source;
 pub mod ssh;
 pub mod sshd;
 pub mod test;
+pub mod warm;

@@ -87,6 +87,8 @@ pub struct Project {
     pub user: String,
     /// Whether the stack keeps the repository's storefront (`site:`) and catalog seed (`catalog:`).
     storefront: bool,
+    /// Whether the sandbox host starts without the stack's image layers (`with_cold_sandbox_as`).
+    cold: bool,
 }
 
 /// Who the end-to-end flows connect as: every flow runs as root and, where it says so, as `deploy`.
@@ -156,6 +158,7 @@ impl Project {
             sandbox_started: Mutex::new(false),
             user: who.user().to_owned(),
             storefront,
+            cold: false,
         };
         p.write_stack(&p.stack_yaml(|_| {}));
         p
@@ -176,6 +179,15 @@ impl Project {
     pub fn with_sandbox_as(test: &str, who: As, ports: &[u16]) -> Self {
         let p = Self::new_as(test, who);
         p.sandbox_up(ports);
+        p
+    }
+
+    /// Like [`Project::with_sandbox_as`], with a host whose engine holds no image layer yet: for tests of the
+    /// first transfer (every other host starts with the stack's layers, see `support::warm`).
+    pub fn with_cold_sandbox_as(test: &str, who: As) -> Self {
+        let mut p = Self::new_as(test, who);
+        p.cold = true;
+        p.sandbox_up(&[]);
         p
     }
 
@@ -343,7 +355,11 @@ impl Project {
         if let Ok(mut s) = self.sandbox_started.lock() {
             *s = true;
         }
-        self.vldeploy(&args).ok()
+        let run = self.vldeploy(&args).ok();
+        if !self.cold {
+            super::warm::preload(self);
+        }
+        run
     }
 
     /// A value from `.vldeploy/sandbox/sandbox.env`.
