@@ -1,9 +1,10 @@
 //! Builds the stack's images where vldeploy runs, so the host needs no registry.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::engine::{BuildRequest, Engine, EngineError, build_image};
+use crate::engine::{BuildRequest, Engine, EngineError, StampRecord, build_image};
 use crate::plan::Images;
 use crate::stack::{ImageSource, Stack};
 
@@ -84,14 +85,52 @@ pub async fn build_all(
                     args,
                     repository: format!("vl/{}-{name}", stack.name),
                     fresh,
+                    recorded: recorded_stamp(&stack.project_dir, name),
                 };
                 let built = build_image(local, &req).await?;
+                if let Some(record) = built
+                    .record
+                    .as_ref()
+                    .filter(|r| req.recorded.as_ref() != Some(*r))
+                {
+                    record_stamp(&stack.project_dir, name, record);
+                }
                 images.insert(name.to_string(), (built.id, built.reference));
                 inputs.insert(name.to_string(), built.inputs);
             }
         }
     }
     Ok(Builds { images, inputs })
+}
+
+/// Where the stamp of `service`'s last build is kept (`.vldeploy/built/<service>.json`).
+fn stamp_path(project_dir: &Path, service: &str) -> PathBuf {
+    project_dir
+        .join(".vldeploy")
+        .join("built")
+        .join(format!("{service}.json"))
+}
+
+/// The stamp recorded by `service`'s last build; none when absent or unreadable (the files are then read).
+fn recorded_stamp(project_dir: &Path, service: &str) -> Option<StampRecord> {
+    let text = std::fs::read_to_string(stamp_path(project_dir, service)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Records `record` for `service`'s next build; a failure only costs the next run a read of the files.
+fn record_stamp(project_dir: &Path, service: &str, record: &StampRecord) {
+    let path = stamp_path(project_dir, service);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(record)?)?;
+        std::fs::rename(tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(service, "recording the build stamp failed: {e}");
+    }
 }
 
 /// Runs `service`'s `prepare` command, unless it declares `inputs` that match the same files as at its last
@@ -141,6 +180,8 @@ async fn prepare(service: &str, command: &str, dir: &std::path::Path) -> Result<
         .arg(command)
         .current_dir(dir)
         .stdin(Stdio::null())
+        // Stopped with vldeploy: a connection refused while it runs ends the command.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| BuildError::Spawn {

@@ -135,7 +135,8 @@ impl Context {
         })
     }
 
-    /// Builds the images (before connecting: a stack that cannot be built changes nothing).
+    /// Builds the images (nothing is changed on the host before they are built: a stack that cannot be built
+    /// changes nothing).
     pub(crate) async fn build(&self, local: &Engine) -> Result<Builds, CommandError> {
         let say = |line: &str| self.out.note(line);
         Ok(build_all(&self.stack, local, self.rebuild, &say).await?)

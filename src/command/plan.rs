@@ -12,8 +12,7 @@ pub(crate) const CHANGES_PENDING: i32 = 2;
 
 pub(crate) async fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, CommandError> {
     let local = Engine::local()?;
-    let images = ctx.build(&local).await?;
-    let connected = ctx.connect().await?;
+    let (images, connected) = tokio::try_join!(ctx.build(&local), ctx.connect())?;
     let desired = ctx.desired(&connected, &images, false).await?;
     let planned = host_plan(ctx, &connected, &desired).await?;
     let target = ctx.target_name();

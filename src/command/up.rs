@@ -25,8 +25,9 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
     }
     let waivers = super::gate::waivers(ctx, &args.waive, &args.reason)?;
     let local = Engine::local()?;
-    let images = ctx.build(&local).await?;
-    let connected = ctx.connect_quiet().await?;
+    // Building and connecting need nothing of each other: the host's answer comes while the images build, and
+    // either failing first ends the command before anything changes.
+    let (images, connected) = tokio::try_join!(ctx.build(&local), ctx.connect_quiet())?;
     refuse_interrupted_restore(ctx, &connected).await?;
     let desired = ctx.desired(&connected, &images, true).await?;
     let run = Run {

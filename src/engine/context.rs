@@ -37,18 +37,8 @@ impl BuildContext {
             path: dir.display().to_string(),
             detail,
         };
-        let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
-        let rules = parse_ignore(&ignore);
-        let mut paths = Vec::new();
-        walk(dir, Path::new(""), &rules, &mut paths).map_err(|e| fail(e.to_string()))?;
-        for always in [dockerfile, ".dockerignore"] {
-            let rel = PathBuf::from(always);
-            if dir.join(&rel).is_file() && !paths.contains(&rel) {
-                paths.push(rel);
-            }
-        }
         let mut ctx = Self::new();
-        for rel in paths {
+        for rel in context_paths(dir, dockerfile)? {
             let full = dir.join(&rel);
             let data =
                 std::fs::read(&full).map_err(|e| fail(format!("`{}`: {e}", rel.display())))?;
@@ -84,6 +74,77 @@ impl BuildContext {
         }
         builder.into_inner().map_err(|e| fail(e.to_string()))
     }
+}
+
+/// The paths (relative to `dir`) a build of `dir` with `dockerfile` sends: every file `.dockerignore` keeps,
+/// and always the Dockerfile and `.dockerignore` themselves.
+fn context_paths(dir: &Path, dockerfile: &str) -> Result<Vec<PathBuf>, EngineError> {
+    let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    let rules = parse_ignore(&ignore);
+    let mut paths = Vec::new();
+    walk(dir, Path::new(""), &rules, &mut paths).map_err(|e| EngineError::Context {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    for always in [dockerfile, ".dockerignore"] {
+        let rel = PathBuf::from(always);
+        if dir.join(&rel).is_file() && !paths.contains(&rel) {
+            paths.push(rel);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// How recent a file's times may be for its stamp to be trusted: the kernel's clock for file times ticks
+/// coarsely, so two writes within one tick can leave the same times.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A stamp of the files a build of `dir` sends, from their metadata only (path, size, mode, modification and
+/// change times, inode): equal stamps mean the files were not touched, as git's index judges it, so an
+/// unchanged context need not be read again to find its image. Any write changes the times; a copy or a
+/// checkout changes the inode or the change time. None when a file changed within [`SETTLED`] of `now` (a
+/// second write in the same clock tick would not show): such a context is read in full.
+pub(super) fn context_stamp(
+    dir: &Path,
+    dockerfile: &str,
+    now: std::time::SystemTime,
+) -> Result<Option<String>, EngineError> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let settled = now
+        .checked_sub(SETTLED)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut h = Sha256::new();
+    h.update(b"context-stamp\0");
+    h.update(dockerfile.as_bytes());
+    for rel in context_paths(dir, dockerfile)? {
+        let meta = std::fs::metadata(dir.join(&rel)).map_err(|e| EngineError::Context {
+            path: dir.display().to_string(),
+            detail: format!("`{}`: {e}", rel.display()),
+        })?;
+        if meta.mtime() >= settled || meta.ctime() >= settled {
+            return Ok(None);
+        }
+        h.update(b"\0");
+        h.update(rel.as_os_str().as_encoded_bytes());
+        h.update(
+            format!(
+                "\0{} {:o} {}.{} {}.{} {} {}",
+                meta.len(),
+                meta.mode(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+                meta.dev(),
+                meta.ino()
+            )
+            .as_bytes(),
+        );
+    }
+    Ok(Some(hex::encode(h.finalize())))
 }
 
 /// Packs `dir` into a tar for `docker build`, leaving out what `.dockerignore` excludes (see [`BuildContext`]).
@@ -214,6 +275,46 @@ mod tests {
             err.to_string()
                 .starts_with("the build context `/nonexistent/ctx` cannot be read"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_stamp_changes_with_a_kept_file_and_not_with_an_ignored_one() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "target\n").unwrap();
+        std::fs::create_dir_all(d.path().join("target")).unwrap();
+        std::fs::write(d.path().join("app.txt"), "one").unwrap();
+        // Judged from a moment well after these writes, as a later run would.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let stamp = |dockerfile: &str| context_stamp(d.path(), dockerfile, later).unwrap().unwrap();
+        let first = stamp("Dockerfile");
+        assert_eq!(stamp("Dockerfile"), first);
+        std::fs::write(d.path().join("target/junk"), "ignored").unwrap();
+        assert_eq!(stamp("Dockerfile"), first);
+        std::fs::write(d.path().join("new.txt"), "").unwrap();
+        let added = stamp("Dockerfile");
+        assert_ne!(added, first);
+        std::fs::remove_file(d.path().join("new.txt")).unwrap();
+        assert_eq!(stamp("Dockerfile"), first);
+        // A file replaced by one of the same length: another inode.
+        std::fs::write(d.path().join("app.new"), "two").unwrap();
+        std::fs::rename(d.path().join("app.new"), d.path().join("app.txt")).unwrap();
+        assert_ne!(stamp("Dockerfile"), first);
+        assert_ne!(stamp("Other"), stamp("Dockerfile"));
+    }
+
+    #[test]
+    fn a_file_written_within_the_clock_tick_margin_gives_no_stamp() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let now = std::time::SystemTime::now();
+        assert_eq!(context_stamp(d.path(), "Dockerfile", now).unwrap(), None);
+        let later = now + SETTLED + std::time::Duration::from_secs(2);
+        assert!(
+            context_stamp(d.path(), "Dockerfile", later)
+                .unwrap()
+                .is_some()
         );
     }
 }

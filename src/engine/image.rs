@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bollard::query_parameters::TagImageOptionsBuilder;
 
-use super::{BuildInputs, Engine, EngineError, build_context};
+use super::{BuildInputs, Engine, EngineError, build_context, context::context_stamp};
 
 /// What to build and how to name it.
 #[derive(Debug, Clone)]
@@ -18,6 +18,16 @@ pub struct BuildRequest {
     pub repository: String,
     /// Build even when an image built from the same inputs exists (its base image may have changed).
     pub fresh: bool,
+    /// What the last build of this context recorded; with the same stamp, its inputs are not read again.
+    pub recorded: Option<StampRecord>,
+}
+
+/// A build's stamp (its context's file metadata, Dockerfile, arguments and base images) and the build inputs
+/// it hashed to: kept by the caller between runs so an untouched context costs no read of its files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StampRecord {
+    pub stamp: String,
+    pub inputs: String,
 }
 
 /// An image built (or found built) from a request.
@@ -28,6 +38,9 @@ pub struct Built {
     pub reference: String,
     /// The hash of what it was built from (its `vldeploy.build-inputs` label).
     pub inputs: String,
+    /// The stamp of this build and its inputs, for [`BuildRequest::recorded`] next time (none while a file
+    /// of the context is too fresh to be judged by its times).
+    pub record: Option<StampRecord>,
 }
 
 /// Builds the image and tags it `<repository>:<first 12 hex digits of its ID>`.
@@ -36,8 +49,16 @@ pub struct Built {
 /// records when it was made), so two builds of the same inputs can give two IDs. Whatever was built, the image
 /// used is the first one built from these inputs, so every build of them names the same image.
 pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, EngineError> {
-    let context = build_context(&req.context, &req.dockerfile)?;
     let bases = base_ids(engine, req).await;
+    let stamp = stamp(req, &bases)?;
+    if !req.fresh
+        && let Some(stamp) = &stamp
+        && let Some(known) = req.recorded.as_ref().filter(|r| r.stamp == *stamp)
+        && let Some(id) = built_from(engine, &known.inputs, &req.repository).await
+    {
+        return tag(engine, req, id, known.inputs.clone(), Some(stamp.clone())).await;
+    }
+    let context = build_context(&req.context, &req.dockerfile)?;
     let inputs = BuildInputs {
         context: &context,
         dockerfile: &req.dockerfile,
@@ -47,7 +68,7 @@ pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, E
     .hash();
     if !req.fresh {
         if let Some(id) = built_from(engine, &inputs, &req.repository).await {
-            return tag(engine, req, id, inputs).await;
+            return tag(engine, req, id, inputs, stamp).await;
         }
     }
     let building = format!("{}:building", req.repository);
@@ -87,7 +108,29 @@ pub async fn build_image(engine: &Engine, req: &BuildRequest) -> Result<Built, E
         .await
         .or(built.id)
         .unwrap_or_default();
-    tag(engine, req, id, inputs).await
+    tag(engine, req, id, inputs, stamp).await
+}
+
+/// The stamp of a build: its context's files by metadata ([`context_stamp`]), the Dockerfile's name, the build
+/// arguments and the IDs of the base images.
+/// None while a file of the context is too fresh to judge by its times.
+fn stamp(req: &BuildRequest, bases: &[String]) -> Result<Option<String>, EngineError> {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now();
+    let Some(files) = context_stamp(&req.context, &req.dockerfile, now)? else {
+        return Ok(None);
+    };
+    let mut h = Sha256::new();
+    h.update(files.as_bytes());
+    let mut args: Vec<_> = req.args.iter().collect();
+    args.sort();
+    for (k, v) in args {
+        h.update(format!("\0{k}={v}").as_bytes());
+    }
+    for id in bases {
+        h.update(format!("\0FROM {id}").as_bytes());
+    }
+    Ok(Some(hex::encode(h.finalize())))
 }
 
 /// The IDs of the images the Dockerfile builds `FROM` (build arguments substituted), where the engine has
@@ -220,6 +263,7 @@ async fn tag(
     req: &BuildRequest,
     id: String,
     inputs: String,
+    stamp: Option<String>,
 ) -> Result<Built, EngineError> {
     let tag = crate::layout::short_id(&id).to_string();
     let opts = TagImageOptionsBuilder::new()
@@ -237,6 +281,10 @@ async fn tag(
     Ok(Built {
         reference: format!("{}:{tag}", req.repository),
         id,
+        record: stamp.map(|stamp| StampRecord {
+            stamp,
+            inputs: inputs.clone(),
+        }),
         inputs,
     })
 }

@@ -23,7 +23,9 @@ pub use container_info::ContainerInfo;
 pub use context::{BuildContext, build_context};
 pub use delivery::{Delivered, Progress, deliver_images};
 pub use host_container::HostContainer;
-pub use image::{BuildRequest, Built, INPUTS_LABEL, build_image, images_built_from, pick_on_host};
+pub use image::{
+    BuildRequest, Built, INPUTS_LABEL, StampRecord, build_image, images_built_from, pick_on_host,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
