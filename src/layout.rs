@@ -3,6 +3,9 @@
 //! A bottom module: every layer (planner, engine, state, tls, firewall, backup, checklist) asks it where a thing
 //! lives instead of asking each other.
 
+/// How long one remote command may take when the environment sets no `command_timeout`.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(10);
+
 /// The root of everything vldeploy keeps on a host.
 pub const ROOT: &str = "/var/lib/vldeploy";
 

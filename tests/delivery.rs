@@ -94,6 +94,58 @@ fn delivery_a_label_only_change_sends_under_a_megabyte_and_a_second_up_sends_not
     assert_eq!(after.len(), 64, "{after}");
     assert_ne!(after, before, "the host runs the image of the new inputs");
 
+    // A code change: a new binary. Its layer goes (with the few-kB user layer built on top of it), compressed,
+    // and nothing of the base: at most 1.2 times the changed layer's own gzip size.
+    let context = p.path().join("backend-changed");
+    let repo_backend = crate::support::project::repo().join("backend");
+    std::fs::create_dir_all(context.join("dist")).unwrap();
+    for file in ["Dockerfile", ".dockerignore"] {
+        std::fs::copy(repo_backend.join(file), context.join(file)).unwrap();
+    }
+    let binary = context.join("dist/vl-backend");
+    std::fs::copy(repo_backend.join("dist/vl-backend"), &binary).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&binary)
+            .unwrap();
+        writeln!(f, "one more line of {}", p.name).unwrap();
+    }
+    let gzip = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -1 -c '{}' | wc -c", binary.display()))
+        .output()
+        .unwrap();
+    let layer_gz: u64 = String::from_utf8_lossy(&gzip.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    p.write_stack(&p.stack_yaml(|t| {
+        *t = t.replace(
+            &format!("    build: {}\n", repo_backend.display()),
+            &format!("    build: {}\n", context.display()),
+        );
+    }));
+    let code = p
+        .test()
+        .arg("up")
+        .stdout_has("release `vl_backend` (blue/green)")
+        .stderr_has("(1 image: ")
+        .run();
+    let code_sent = sent_bytes(&code);
+    eprintln!("a changed binary sent {code_sent} bytes; its layer gzip'd is {layer_gz} bytes");
+    assert!(
+        code_sent > layer_gz / 2,
+        "the changed layer is sent: {code_sent} of {layer_gz}"
+    );
+    assert!(
+        code_sent as f64 <= 1.2 * layer_gz as f64,
+        "a changed layer costs at most 1.2x its compressed size: {code_sent} for {layer_gz}"
+    );
+    let (status, _) = p.http_get("/api/health");
+    assert_eq!(status, 200, "the changed binary serves");
+
     // Nothing changed: nothing is sent.
     let again = p
         .test()

@@ -146,20 +146,31 @@ impl Context {
     /// when it has one (builds are not byte-for-byte reproducible, so the same inputs can give two IDs; the
     /// host keeps what it has instead of receiving and releasing a copy).
     async fn images_on_host(&self, c: &Connected, builds: &Builds) -> Result<Images, CommandError> {
+        // One query pair per built service, all at once: each is a round trip to the host.
+        let found = futures_util::future::join_all(builds.inputs.iter().map(
+            |(service, inputs)| async move {
+                let on_host = crate::engine::images_built_from(&c.engine, inputs).await?;
+                let running = if on_host.is_empty() {
+                    None
+                } else {
+                    c.engine
+                        .container_state(&crate::layout::container_name(service))
+                        .await?
+                        .and_then(|s| s.image)
+                };
+                Ok::<_, CommandError>((service, on_host, running))
+            },
+        ))
+        .await;
         let mut images = builds.images.clone();
-        for (service, inputs) in &builds.inputs {
+        for found in found {
+            let (service, on_host, running) = found?;
             let Some((id, reference)) = images.get_mut(service) else {
                 continue;
             };
-            let on_host = crate::engine::images_built_from(&c.engine, inputs).await?;
             if on_host.is_empty() {
                 continue;
             }
-            let running = c
-                .engine
-                .container_state(&crate::layout::container_name(service))
-                .await?
-                .and_then(|s| s.image);
             let chosen = crate::engine::pick_on_host(id, &on_host, running.as_deref());
             if chosen != *id {
                 tracing::debug!(%service, built = %id, host = %chosen, "the host has an image of the same build inputs");
@@ -182,15 +193,17 @@ impl Context {
         create_key: bool,
     ) -> Result<Desired, CommandError> {
         let stack = self.stack.name.as_str();
-        let images = self.images_on_host(c, builds).await?;
-        let key = if create_key {
-            crate::facts::hash_key(&c.remote, stack).await?
-        } else {
-            match crate::facts::read_hash_key(&c.remote, stack).await? {
-                Some(key) => key,
-                None => crate::facts::ephemeral_hash_key()?,
-            }
+        let key = async {
+            Ok::<_, CommandError>(if create_key {
+                crate::facts::hash_key(&c.remote, stack).await?
+            } else {
+                match crate::facts::read_hash_key(&c.remote, stack).await? {
+                    Some(key) => key,
+                    None => crate::facts::ephemeral_hash_key()?,
+                }
+            })
         };
+        let (images, key) = tokio::try_join!(self.images_on_host(c, builds), key)?;
         let mut desired = desired_from_stack(&self.stack, &images, &key)?;
         // The storefront (`site:`): packed here, named by its content hash, released on the host by `apply`.
         desired.site = crate::site::desired(&self.stack)

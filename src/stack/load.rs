@@ -13,8 +13,6 @@ use super::error::StackError;
 use super::file_text::{self, FileTextError};
 use super::format;
 
-/// How long one remote command may take when the environment sets no `command_timeout`.
-pub(super) const DEFAULT_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(10);
 use super::interpolate::is_var_name;
 use super::keys;
 use super::model::{HostKeys, SshAuth, Stack};
@@ -153,7 +151,7 @@ pub fn load_with(
             })
         })
         .transpose()?
-        .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+        .unwrap_or(crate::layout::COMMAND_TIMEOUT);
     let auth = auth(&r, env)?;
     let host_keys = host_keys(&r, env)?;
     let domain = r.parse(

@@ -106,7 +106,7 @@ pub struct Remote {
 }
 
 /// How long one command may take unless the stack says otherwise.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_mins(10);
+pub use crate::layout::COMMAND_TIMEOUT;
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
