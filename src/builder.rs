@@ -48,8 +48,10 @@ pub async fn build_all(
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<Builds, BuildError> {
     let mut images = Images::new();
-    let mut inputs = BTreeMap::new();
+    let mut requests = Vec::new();
     let mut base: Option<String> = None;
+    // `prepare` commands run one after another, in service order; then the images build at once (the engine
+    // runs builds side by side, and an unchanged one is a query or two).
     for name in crate::layout::SERVICES {
         let Some(service) = stack.services.get(name) else {
             continue;
@@ -78,7 +80,7 @@ pub async fn build_all(
                     "building `{name}` from {}",
                     spec.context.display()
                 ));
-                let req = BuildRequest {
+                requests.push(BuildRequest {
                     service: name.to_string(),
                     context: spec.context.clone(),
                     dockerfile: spec.dockerfile.clone(),
@@ -86,19 +88,24 @@ pub async fn build_all(
                     repository: format!("vl/{}-{name}", stack.name),
                     fresh,
                     recorded: recorded_stamp(&stack.project_dir, name),
-                };
-                let built = build_image(local, &req).await?;
-                if let Some(record) = built
-                    .record
-                    .as_ref()
-                    .filter(|r| req.recorded.as_ref() != Some(*r))
-                {
-                    record_stamp(&stack.project_dir, name, record);
-                }
-                images.insert(name.to_string(), (built.id, built.reference));
-                inputs.insert(name.to_string(), built.inputs);
+                });
             }
         }
+    }
+    let built =
+        futures_util::future::join_all(requests.iter().map(|req| build_image(local, req))).await;
+    let mut inputs = BTreeMap::new();
+    for (req, built) in requests.iter().zip(built) {
+        let built = built?;
+        if let Some(record) = built
+            .record
+            .as_ref()
+            .filter(|r| req.recorded.as_ref() != Some(*r))
+        {
+            record_stamp(&stack.project_dir, &req.service, record);
+        }
+        images.insert(req.service.clone(), (built.id, built.reference));
+        inputs.insert(req.service.clone(), built.inputs);
     }
     Ok(Builds { images, inputs })
 }
