@@ -1,9 +1,10 @@
 //! Sandbox hosts that start with the stack's image layers: one local archive per run, loaded into each host.
 //!
 //! Sending the images over SSH costs about half a minute per sandbox host; tests about something else start with
-//! the layers already in the host's engine, under names of their own (`vl-warm/…`). The stack's own images are
-//! still absent, so every `up` still runs the layer-aware delivery (it sends the image configurations only).
-//! Tests of a cold transfer use `Project::with_cold_sandbox_as`.
+//! the images already in the host's engine, under names of their own (`vl-warm/…`): `up` finds them by their
+//! IDs and sends nothing, as it does for a host that has the images of another build of the same sources. A test
+//! that builds another image (a release) still sends it, layer by layer. Tests of a cold transfer use
+//! `Project::with_cold_sandbox_as`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
