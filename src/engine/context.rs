@@ -115,7 +115,7 @@ pub(super) fn context_stamp(
     let settled = now
         .checked_sub(SETTLED)
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let mut h = Sha256::new();
     h.update(b"context-stamp\0");
     h.update(dockerfile.as_bytes());
