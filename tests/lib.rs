@@ -26,6 +26,7 @@ mod release;
 mod sandbox;
 mod shape;
 mod stack_errors;
+mod stack_hosts;
 mod store;
 mod storefront;
 mod transport;

@@ -10,7 +10,7 @@ use vldeploy::stack::{self, StackError};
 use crate::support::test::Test;
 
 /// A small valid stack; each case below changes one thing.
-const VALID: &str = "\
+pub(crate) const VALID: &str = "\
 name: shop
 environments:
   prod:
@@ -38,9 +38,9 @@ services:
       interval: 2s
 ";
 
-const SECRETS: (&str, &str) = ("prod.env", "POSTGRES_PASSWORD=hunter2\n");
+pub(crate) const SECRETS: (&str, &str) = ("prod.env", "POSTGRES_PASSWORD=hunter2\n");
 
-fn write(dir: &Path, name: &str, text: &str) {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -104,7 +104,7 @@ fn assert_text(actual: &str, expected: &str) {
 }
 
 #[track_caller]
-fn check_with(
+pub(crate) fn check_with(
     yaml: &str,
     env: &str,
     files: &[(&str, &str)],

@@ -94,6 +94,18 @@ impl Context {
         })
     }
 
+    /// Refuses an environment with `hosts:`: the commands that connect to one host would act on its first only.
+    pub(crate) fn one_host(&self) -> Result<(), String> {
+        if self.stack.hosts.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "environment `{}` runs across {} hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`",
+            self.stack.environment,
+            self.stack.hosts.len(),
+        ))
+    }
+
     /// `user@host:port` of the environment's host.
     pub(crate) fn target_name(&self) -> String {
         let t = &self.stack.target;
@@ -127,6 +139,7 @@ impl Context {
 
     /// [`Context::connect`] without the interrupted-restore warning (for commands that report it themselves).
     pub(crate) async fn connect_quiet(&self) -> Result<Connected, CommandError> {
+        self.one_host().map_err(CommandError::Usage)?;
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let engine = Engine::connect(&remote).await?;
         Ok(Connected {
