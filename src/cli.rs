@@ -337,8 +337,12 @@ pub enum SandboxAction {
         /// and no Docker engine, nftables, cron or sudo. A sandbox of the other kind is recreated.
         #[arg(long)]
         bare: bool,
+        /// Start N hosts (2 to 7) on one Docker network instead of one, and write the files of the `cluster`
+        /// environment (`.vldeploy/cluster/`: keys, `known_hosts`, `cluster.env`, `secrets.env`).
+        #[arg(long, value_name = "N", conflicts_with = "bare")]
+        nodes: Option<usize>,
     },
-    /// Destroy the sandbox host and everything on it.
+    /// Destroy the sandbox host, or the hosts of a cluster and their network, and everything on them.
     Down,
     /// Whether the sandbox host runs, and its ports.
     Status,

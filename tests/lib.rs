@@ -29,6 +29,7 @@ mod stack_errors;
 mod stack_hosts;
 mod store;
 mod storefront;
+mod swarm;
 mod transport;
 mod up;
 

@@ -666,7 +666,7 @@ fn misspelled_environment_of_the_real_stack() {
   |
 8 | environments:
   | ^^^^^^^^^^^^
-  = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`",
+  = help: did you mean `production`? defined environments: `sandbox`, `staging`, `production` and `cluster`",
     );
 }
 
@@ -1055,7 +1055,7 @@ fn environment_names_of_the_real_stack() {
     let dir = real_stack(&[]);
     assert_eq!(
         stack::environment_names(&dir.path().join("stack.yaml")).unwrap(),
-        ["sandbox", "staging", "production"]
+        ["sandbox", "staging", "production", "cluster"]
     );
 }
 
