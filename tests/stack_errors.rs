@@ -800,7 +800,7 @@ use vldeploy::stack::{
 };
 
 /// The repo's stack.yaml copied into a fresh directory with `files` beside it.
-fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let real =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();

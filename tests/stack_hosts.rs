@@ -295,3 +295,38 @@ fn a_multi_host_environment_is_refused_by_commands_that_work_on_one_host() {
         )
         .run();
 }
+
+#[test]
+fn the_real_stack_loads_for_cluster() {
+    let dir = crate::stack_errors::real_stack(&[
+        (
+            ".vldeploy/cluster/cluster.env",
+            "CLUSTER_NODE1_SSH_PORT=2201\nCLUSTER_NODE2_SSH_PORT=2202\nCLUSTER_NODE3_SSH_PORT=2203\n",
+        ),
+        (
+            ".vldeploy/cluster/secrets.env",
+            "POSTGRES_PASSWORD=pg-secret-1\nADMIN_TOKEN=admin-secret-2\n",
+        ),
+    ]);
+    let lookup = |k: &str| (k == "HOME").then(|| "/home/op".to_owned());
+    let s = stack::load_with(&dir.path().join("stack.yaml"), "cluster", &lookup).unwrap();
+    let root = |port| SshUrl {
+        user: "root".into(),
+        host: "127.0.0.1".into(),
+        port,
+    };
+    let hosts: Vec<(SshUrl, Vec<Role>)> = s
+        .hosts
+        .iter()
+        .map(|h| (h.target.clone(), h.roles.clone()))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![
+            (root(2201), vec![Role::Edge, Role::App]),
+            (root(2202), vec![Role::Edge, Role::App]),
+            (root(2203), vec![Role::Db]),
+        ]
+    );
+    assert_eq!(s.domain, "localhost");
+}
