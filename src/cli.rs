@@ -147,6 +147,9 @@ pub enum Command {
   vldeploy bootstrap -e production
   vldeploy bootstrap -e production --harden-ssh")]
     Bootstrap(BootstrapArgs),
+    /// On an environment with `hosts:`: form its Docker Swarm (init on the first host, join the others, one or
+    /// three managers, a label per role); a second run changes nothing. Join tokens are never printed.
+    Swarm,
     /// The host firewall: only SSH, 80 and 443 reachable (and what stack.yaml adds), even for Docker's ports.
     Firewall {
         #[command(subcommand)]

@@ -1,6 +1,6 @@
 //! The stack across several hosts: a sandbox cluster of three hosts on one Docker network, which an environment
 //! with `hosts:` reaches.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -55,7 +55,7 @@ fn docker_has(kind: &str, name: &str) -> bool {
 }
 
 #[test]
-fn sandbox_up_nodes_3_gives_three_hosts_on_one_network_and_down_removes_them() {
+fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() {
     let p = Project::new("cluster_hosts");
     let started = Instant::now();
     let up = p.cluster_up(3);
@@ -99,12 +99,80 @@ fn sandbox_up_nodes_3_gives_three_hosts_on_one_network_and_down_removes_them() {
     let status = p.vldeploy(&["--env", "cluster", "status"]);
     assert_eq!(
         status.stderr,
-        "error: environment `cluster` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`\n",
+        "error: environment `cluster` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
         "{}",
         status.all()
     );
 
-    // A second `up` finds the hosts as they are.
+    // `vldeploy swarm` forms the swarm: the first host initialises it, the other two join as managers, and
+    // each node carries a label per role.
+    let started = Instant::now();
+    let formed = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
+    eprintln!(
+        "timing: swarm formed across 3 hosts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        formed.stdout,
+        "swarm of 3 hosts: 6 changes\n",
+        "{}",
+        formed.all()
+    );
+    assert!(
+        !formed.all().contains("SWMTKN"),
+        "a join token was printed: {}",
+        formed.all()
+    );
+    let listed = ssh_ok(
+        &nodes[0],
+        "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}' | sort",
+    );
+    let host = |i: usize| format!("vldeploy-sandbox-{}-cluster-{i}", p.name);
+    assert_eq!(
+        listed,
+        format!(
+            "{} Leader\n{} Reachable\n{} Reachable",
+            host(1),
+            host(2),
+            host(3)
+        ),
+    );
+    for (i, want) in [(1, "edge app"), (2, "edge app"), (3, "db")] {
+        let labels = ssh_ok(
+            &nodes[0],
+            &format!(
+                "docker node inspect {} --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{$k}}}}={{{{$v}}}} {{{{end}}}}'",
+                host(i)
+            ),
+        );
+        let want: Vec<String> = want
+            .split(' ')
+            .map(|r| format!("vldeploy.role.{r}=true"))
+            .collect();
+        let mut have: Vec<&str> = labels.split_whitespace().collect();
+        have.sort_unstable();
+        let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(have, want, "labels of {}", host(i));
+    }
+    // Each node advertises its address on the cluster's network.
+    let addresses = ssh_ok(
+        &nodes[0],
+        "docker node ls -q | xargs docker node inspect --format '{{.Status.Addr}}' | sort",
+    );
+    let mut want: Vec<&str> = nodes.iter().map(|n| n.address.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(addresses, want.join("\n"));
+    // A second run changes nothing.
+    let again = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
+    assert_eq!(
+        again.stdout,
+        "swarm of 3 hosts: no changes\n",
+        "{}",
+        again.all()
+    );
+
+    // A second `sandbox up` finds the hosts as they are.
     let started = Instant::now();
     p.cluster_up(3);
     eprintln!(

@@ -43,6 +43,8 @@ pub(crate) enum CommandError {
     Firewall(#[from] crate::firewall::FirewallError),
     #[error(transparent)]
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Swarm(#[from] crate::swarm::SwarmError),
     #[error("{0}")]
     Usage(String),
     /// The go-live checklist held a release back (the report was printed).
@@ -100,7 +102,7 @@ impl Context {
             return Ok(());
         }
         Err(format!(
-            "environment `{}` runs across {} hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`",
+            "environment `{}` runs across {} hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm",
             self.stack.environment,
             self.stack.hosts.len(),
         ))

@@ -268,7 +268,10 @@ pub(crate) mod tests {
         // Nowhere else: not open to anyone, and one host's ruleset has none of it.
         assert!(!text.contains("dport { 22, 80, 443, 2377"), "{text}");
         let single = rendered("default.yaml").text;
-        assert!(!single.contains("2377") && !single.contains("docker_gwbridge"), "{single}");
+        assert!(
+            !single.contains("2377") && !single.contains("docker_gwbridge"),
+            "{single}"
+        );
         assert_ne!(rendered_for_swarm().hash, rendered("default.yaml").hash);
     }
 

@@ -32,10 +32,15 @@ mod tests {
     #[test]
     fn the_source_address_is_read_from_the_route() {
         assert_eq!(
-            parse_route_source("1.1.1.1 via 172.30.0.1 dev eth0 src 172.30.0.2 uid 0 \\    cache \n"),
+            parse_route_source(
+                "1.1.1.1 via 172.30.0.1 dev eth0 src 172.30.0.2 uid 0 \\    cache \n"
+            ),
             Some("172.30.0.2".parse().unwrap())
         );
-        assert_eq!(parse_route_source("RTNETLINK answers: Network is unreachable"), None);
+        assert_eq!(
+            parse_route_source("RTNETLINK answers: Network is unreachable"),
+            None
+        );
         assert_eq!(parse_route_source("1.1.1.1 dev eth0 src ;rm"), None);
     }
 }
