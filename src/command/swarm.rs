@@ -11,20 +11,17 @@ pub(crate) async fn swarm(ctx: &Context) -> Result<i32, CommandError> {
         )));
     }
     let done = crate::swarm::form(&ctx.stack, &ctx.out).await?;
+    let hosts = ctx.stack.hosts.len();
     match ctx.output {
-        Output::Human if done.is_empty() => {
-            println!("swarm of {} hosts: no changes", ctx.stack.hosts.len())
+        Output::Human if done.is_empty() => println!("swarm of {hosts} hosts: no changes"),
+        Output::Human => {
+            let plural = if done.len() == 1 { "" } else { "s" };
+            println!("swarm of {hosts} hosts: {} change{plural}", done.len());
         }
-        Output::Human => println!(
-            "swarm of {} hosts: {} change{}",
-            ctx.stack.hosts.len(),
-            done.len(),
-            if done.len() == 1 { "" } else { "s" }
-        ),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"hosts": ctx.stack.hosts.len(), "changes": done})
-        ),
+        Output::Json => {
+            let json = serde_json::json!({"hosts": hosts, "changes": done});
+            println!("{json}");
+        }
     }
     Ok(0)
 }
