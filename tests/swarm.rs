@@ -45,6 +45,20 @@ fn nodes(p: &Project) -> Vec<Node> {
         .collect()
 }
 
+fn docker_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn docker_has(kind: &str, name: &str) -> bool {
     std::process::Command::new("docker")
         .args([kind, "inspect", name])
@@ -114,7 +128,7 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     );
     assert_eq!(
         formed.stdout,
-        "swarm of 3 hosts: 6 changes\n",
+        "swarm of 3 hosts: 9 changes\n",
         "{}",
         formed.all()
     );
@@ -163,6 +177,42 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     let mut want: Vec<&str> = nodes.iter().map(|n| n.address.as_str()).collect();
     want.sort_unstable();
     assert_eq!(addresses, want.join("\n"));
+    // Swarm's ports answer between the nodes, and from a container outside the environment (on the same
+    // network, but not a node) they do not: each node's firewall opens them to the other nodes alone.
+    let reach = |port: u16, address: &str| {
+        format!("timeout 2 bash -c '</dev/tcp/{address}/{port}' && echo open || echo closed")
+    };
+    for port in [2377, 7946] {
+        assert_eq!(
+            ssh_ok(&nodes[1], &reach(port, &nodes[0].address)),
+            "open",
+            "{port} between nodes"
+        );
+    }
+    let image = docker_out(&["inspect", "-f", "{{.Config.Image}}", &host(1)]);
+    let network = format!("vldeploy-sandbox-{}-cluster-net", p.name);
+    for node in &nodes {
+        for port in [2377, 7946] {
+            let seen = docker_out(&[
+                "run",
+                "--rm",
+                "--network",
+                &network,
+                "--entrypoint",
+                "bash",
+                &image,
+                "-c",
+                &reach(port, &node.address),
+            ]);
+            assert_eq!(seen, "closed", "{port} on {} from outside", node.address);
+        }
+    }
+    let ready = ssh_ok(&nodes[0], "docker node ls --format '{{.Status}}'");
+    assert_eq!(
+        ready, "Ready\nReady\nReady",
+        "behind their firewalls the nodes stay in the swarm"
+    );
+
     // A second run changes nothing.
     let again = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
     assert_eq!(
@@ -190,7 +240,6 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         assert!(!docker_has("container", &name), "{name} is still there");
         assert!(!docker_has("volume", &format!("{name}-docker")));
     }
-    let network = format!("vldeploy-sandbox-{}-cluster-net", p.name);
     assert!(!docker_has("network", &network), "{network} is still there");
     assert!(!p.path().join(".vldeploy/cluster/cluster.env").exists());
 }

@@ -23,6 +23,8 @@ pub enum SwarmError {
         "host {host}: cannot tell the address it reaches the other hosts from (`ip -4 route get` said: {said})"
     )]
     Address { host: String, said: String },
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
     #[error("host {host}: the swarm does not list it after it joined")]
     NotListed { host: String },
 }
@@ -137,6 +139,54 @@ pub async fn form(stack: &Stack, out: &Output) -> Result<Vec<String>, SwarmError
         let text = describe(step, &nodes);
         out.note(&text);
         apply(step, &nodes).await?;
+        done.push(text);
+    }
+    done.extend(firewall(stack, &nodes, out).await?);
+    Ok(done)
+}
+
+/// Brings every node's firewall to the stack's ruleset with Swarm's ports open to the other nodes alone, each
+/// applied safely (armed revert, confirmed over a new connection).
+async fn firewall(stack: &Stack, nodes: &[Node], out: &Output) -> Result<Vec<String>, SwarmError> {
+    let mut done = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let peers: Vec<IpAddr> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| n.address)
+            .collect();
+        let observed = crate::firewall::observe(&node.remote).await?;
+        let prepared = crate::firewall::prepared_for_swarm(observed, stack, &peers)?;
+        if prepared.change.is_unchanged() {
+            continue;
+        }
+        prepared.observed.usable(node.remote.name())?;
+        let text = format!(
+            "firewall: {} gets ruleset {} (Swarm's ports open to {} other node{})",
+            node.host.target,
+            prepared.ruleset.hash,
+            peers.len(),
+            if peers.len() == 1 { "" } else { "s" }
+        );
+        out.note(&text);
+        let mut one = stack.clone();
+        one.target = node.host.target.clone();
+        let confirm = crate::firewall::Confirm {
+            stack: &one,
+            ssh_port: prepared.policy.ssh_port,
+        };
+        let say = |line: &str| out.note(line);
+        crate::firewall::safe_apply(
+            &node.remote,
+            &confirm,
+            &prepared.ruleset,
+            &prepared.change,
+            &prepared.observed,
+            crate::firewall::revert_after(),
+            &say,
+        )
+        .await?;
         done.push(text);
     }
     Ok(done)
