@@ -330,3 +330,42 @@ fn the_real_stack_loads_for_cluster() {
     );
     assert_eq!(s.domain, "localhost");
 }
+
+#[test]
+fn the_cluster_environment_before_its_hosts_exist_says_how_to_make_them() {
+    let dir = crate::stack_errors::real_stack(&[]);
+    let out = std::process::Command::new(crate::support::project::binary())
+        .current_dir(dir.path())
+        .args(["--env", "cluster", "swarm"])
+        .env("HOME", "/home/op")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("secrets file `.vldeploy/cluster/secrets.env` does not exist")
+            && stderr.ends_with(
+                "hint: the sandbox cluster has not been created yet: `vldeploy sandbox up --nodes 3` creates its hosts and writes these files\n"
+            ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn swarm_on_a_one_host_environment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", VALID);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    crate::support::test::Test::new()
+        .env_clear()
+        .current_dir(dir.path())
+        .arg("--file")
+        .arg(dir.path().join("stack.yaml"))
+        .args(["--env", "prod", "swarm"])
+        .status(1)
+        .stdout("")
+        .stderr(
+            "error: environment `prod` runs on one host (`host:`): there is no swarm to form\n  help: list its hosts by role under `hosts:` to run it across several\n",
+        )
+        .run();
+}

@@ -191,22 +191,27 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     }
     let image = docker_out(&["inspect", "-f", "{{.Config.Image}}", &host(1)]);
     let network = format!("vldeploy-sandbox-{}-cluster-net", p.name);
-    for node in &nodes {
-        for port in [2377, 7946] {
-            let seen = docker_out(&[
-                "run",
-                "--rm",
-                "--network",
-                &network,
-                "--entrypoint",
-                "bash",
-                &image,
-                "-c",
-                &reach(port, &node.address),
-            ]);
-            assert_eq!(seen, "closed", "{port} on {} from outside", node.address);
-        }
-    }
+    // One container probes every node's ports (each closed probe waits out its timeout, in parallel).
+    let probes: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [2377, 7946].map(|port| format!("({}) &", reach(port, &n.address))))
+        .collect();
+    let seen = docker_out(&[
+        "run",
+        "--rm",
+        "--network",
+        &network,
+        "--entrypoint",
+        "bash",
+        &image,
+        "-c",
+        &format!("{} wait", probes.join(" ")),
+    ]);
+    assert_eq!(
+        seen,
+        ["closed"; 6].join("\n"),
+        "Swarm's ports from outside the environment"
+    );
     let ready = ssh_ok(&nodes[0], "docker node ls --format '{{.Status}}'");
     assert_eq!(
         ready, "Ready\nReady\nReady",

@@ -78,6 +78,10 @@ impl Context {
                 CommandError::Usage(format!(
                     "{e}\nhint: the sandbox host has not been created yet: `vldeploy sandbox up` creates it and writes these files"
                 ))
+            } else if global.env == "cluster" && !dir.join(".vldeploy/cluster").exists() {
+                CommandError::Usage(format!(
+                    "{e}\nhint: the sandbox cluster has not been created yet: `vldeploy sandbox up --nodes 3` creates its hosts and writes these files"
+                ))
             } else {
                 CommandError::Stack(e)
             }
