@@ -99,6 +99,10 @@ pub enum SwarmPlanError {
         "host {node} is {state} in its swarm: the engine there needs attention before vldeploy joins it"
     )]
     Unusable { node: String, state: &'static str },
+    #[error(
+        "hosts {members} are in a swarm, but none of the environment's hosts manages it: start a manager, or remove the hosts from that swarm (`docker swarm leave`)"
+    )]
+    NoManager { members: String },
     #[error("the facts name {facts} hosts and the environment {hosts}")]
     Mismatch { facts: usize, hosts: usize },
 }
@@ -152,6 +156,16 @@ pub fn plan(hosts: &[ClusterHost], facts: &[NodeFacts]) -> Result<Vec<SwarmStep>
         .position(|f| f.membership == Membership::Active && f.manager);
     let via = manager.unwrap_or(0);
     if manager.is_none() {
+        // Members without a manager here: a new swarm would split them off, so nothing is done.
+        let members: Vec<String> = (0..facts.len())
+            .filter(|&i| facts[i].membership == Membership::Active)
+            .map(name)
+            .collect();
+        if !members.is_empty() {
+            return Err(SwarmPlanError::NoManager {
+                members: members.join(", "),
+            });
+        }
         steps.push(SwarmStep::Init { node: 0 });
     }
     let is_member = |i: usize| facts[i].membership == Membership::Active || i == via;
@@ -369,6 +383,19 @@ mod tests {
         assert_eq!(
             plan(&three(), &facts).unwrap_err().to_string(),
             "hosts ssh://root@127.0.0.1:2201 and ssh://root@127.0.0.1:2203 are in two different swarms (swarm-a and swarm-b)"
+        );
+    }
+
+    #[test]
+    fn members_whose_managers_are_all_elsewhere_are_refused() {
+        let facts = vec![
+            NodeFacts::inactive(),
+            member("n2", false, &[]),
+            NodeFacts::inactive(),
+        ];
+        assert_eq!(
+            plan(&three(), &facts).unwrap_err().to_string(),
+            "a swarm that none of the environment's hosts manages holds ssh://root@127.0.0.1:2202: start one of its managers, or take them out of it (`docker swarm leave`)"
         );
     }
 
