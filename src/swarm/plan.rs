@@ -100,7 +100,7 @@ pub enum SwarmPlanError {
     )]
     Unusable { node: String, state: &'static str },
     #[error(
-        "hosts {members} are in a swarm, but none of the environment's hosts manages it: start a manager, or remove the hosts from that swarm (`docker swarm leave`)"
+        "a swarm that none of the environment's hosts manages holds {members}: start one of its managers, or take them out of it (`docker swarm leave`)"
     )]
     NoManager { members: String },
     #[error("the facts name {facts} hosts and the environment {hosts}")]
