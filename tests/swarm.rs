@@ -248,3 +248,21 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     assert!(!docker_has("network", &network), "{network} is still there");
     assert!(!p.path().join(".vldeploy/cluster/cluster.env").exists());
 }
+
+#[test]
+fn a_cluster_of_one_or_of_eight_hosts_is_refused_before_anything_starts() {
+    let dir = crate::stack_errors::real_stack(&[]);
+    for nodes in ["1", "8"] {
+        let out = std::process::Command::new(crate::support::project::binary())
+            .current_dir(dir.path())
+            .args(["sandbox", "up", "--nodes", nodes])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("error: a sandbox cluster has 2 to 7 hosts, not {nodes}\n")
+        );
+    }
+    assert!(!dir.path().join(".vldeploy/cluster").exists());
+}
