@@ -219,7 +219,12 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     );
 
     // A second run changes nothing.
+    let started = Instant::now();
     let again = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
+    eprintln!(
+        "timing: swarm no-op across 3 hosts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(
         again.stdout,
         "swarm of 3 hosts: no changes\n",
