@@ -147,6 +147,9 @@ pub enum Command {
   vldeploy bootstrap -e production
   vldeploy bootstrap -e production --harden-ssh")]
     Bootstrap(BootstrapArgs),
+    /// On an environment with `hosts:`: form its Docker Swarm (init on the first host, join the others, one or
+    /// three managers, a label per role); a second run changes nothing. Join tokens are never printed.
+    Swarm,
     /// The host firewall: only SSH, 80 and 443 reachable (and what stack.yaml adds), even for Docker's ports.
     Firewall {
         #[command(subcommand)]
@@ -337,8 +340,12 @@ pub enum SandboxAction {
         /// and no Docker engine, nftables, cron or sudo. A sandbox of the other kind is recreated.
         #[arg(long)]
         bare: bool,
+        /// Start N hosts (2 to 7) on one Docker network instead of one, and write the files of the `cluster`
+        /// environment (`.vldeploy/cluster/`: keys, `known_hosts`, `cluster.env`, `secrets.env`).
+        #[arg(long, value_name = "N", conflicts_with = "bare")]
+        nodes: Option<usize>,
     },
-    /// Destroy the sandbox host and everything on it.
+    /// Destroy the sandbox host, or the hosts of a cluster and their network, and everything on them.
     Down,
     /// Whether the sandbox host runs, and its ports.
     Status,

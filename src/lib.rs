@@ -28,6 +28,7 @@ pub mod secret;
 pub mod site;
 pub mod stack;
 pub mod state;
+pub mod swarm;
 pub mod timestamp;
 pub mod tls;
 pub mod transport;

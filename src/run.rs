@@ -73,6 +73,7 @@ async fn dispatch(cli: Cli, out: &Output) -> i32 {
                     Command::Lock { action } => command::lock(&ctx, action).await,
                     Command::Audit(args) => command::audit(&ctx, args).await,
                     Command::Bootstrap(args) => command::bootstrap(&ctx, args).await,
+                    Command::Swarm => command::swarm(&ctx).await,
                     Command::Firewall { action } => command::firewall(&ctx, action).await,
                     Command::Certs { action } => command::certs(&ctx, action).await,
                     Command::Backup { action } => command::backup(&ctx, action).await,

@@ -26,8 +26,10 @@ mod release;
 mod sandbox;
 mod shape;
 mod stack_errors;
+mod stack_hosts;
 mod store;
 mod storefront;
+mod swarm;
 mod transport;
 mod up;
 

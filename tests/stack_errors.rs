@@ -10,7 +10,7 @@ use vldeploy::stack::{self, StackError};
 use crate::support::test::Test;
 
 /// A small valid stack; each case below changes one thing.
-const VALID: &str = "\
+pub(crate) const VALID: &str = "\
 name: shop
 environments:
   prod:
@@ -38,9 +38,9 @@ services:
       interval: 2s
 ";
 
-const SECRETS: (&str, &str) = ("prod.env", "POSTGRES_PASSWORD=hunter2\n");
+pub(crate) const SECRETS: (&str, &str) = ("prod.env", "POSTGRES_PASSWORD=hunter2\n");
 
-fn write(dir: &Path, name: &str, text: &str) {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -104,7 +104,7 @@ fn assert_text(actual: &str, expected: &str) {
 }
 
 #[track_caller]
-fn check_with(
+pub(crate) fn check_with(
     yaml: &str,
     env: &str,
     files: &[(&str, &str)],
@@ -666,7 +666,7 @@ fn misspelled_environment_of_the_real_stack() {
   |
 8 | environments:
   | ^^^^^^^^^^^^
-  = help: did you mean `production`? defined environments: `sandbox`, `staging` and `production`",
+  = help: did you mean `production`? defined environments: `sandbox`, `staging`, `production` and `cluster`",
     );
 }
 
@@ -800,7 +800,7 @@ use vldeploy::stack::{
 };
 
 /// The repo's stack.yaml copied into a fresh directory with `files` beside it.
-fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn real_stack(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let real =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("stack.yaml")).unwrap();
@@ -1055,7 +1055,7 @@ fn environment_names_of_the_real_stack() {
     let dir = real_stack(&[]);
     assert_eq!(
         stack::environment_names(&dir.path().join("stack.yaml")).unwrap(),
-        ["sandbox", "staging", "production"]
+        ["sandbox", "staging", "production", "cluster"]
     );
 }
 

@@ -43,6 +43,8 @@ pub(crate) enum CommandError {
     Firewall(#[from] crate::firewall::FirewallError),
     #[error(transparent)]
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error(transparent)]
+    Swarm(#[from] crate::swarm::SwarmError),
     #[error("{0}")]
     Usage(String),
     /// The go-live checklist held a release back (the report was printed).
@@ -76,6 +78,10 @@ impl Context {
                 CommandError::Usage(format!(
                     "{e}\nhint: the sandbox host has not been created yet: `vldeploy sandbox up` creates it and writes these files"
                 ))
+            } else if global.env == "cluster" && !dir.join(".vldeploy/cluster").exists() {
+                CommandError::Usage(format!(
+                    "{e}\nhint: the sandbox cluster has not been created yet: `vldeploy sandbox up --nodes 3` creates its hosts and writes these files"
+                ))
             } else {
                 CommandError::Stack(e)
             }
@@ -92,6 +98,18 @@ impl Context {
             out: out.clone(),
             rebuild: global.rebuild,
         })
+    }
+
+    /// Refuses an environment with `hosts:`: the commands that connect to one host would act on its first only.
+    pub(crate) fn one_host(&self) -> Result<(), String> {
+        if self.stack.hosts.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "environment `{}` runs across {} hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm",
+            self.stack.environment,
+            self.stack.hosts.len(),
+        ))
     }
 
     /// `user@host:port` of the environment's host.
@@ -127,6 +145,7 @@ impl Context {
 
     /// [`Context::connect`] without the interrupted-restore warning (for commands that report it themselves).
     pub(crate) async fn connect_quiet(&self) -> Result<Connected, CommandError> {
+        self.one_host().map_err(CommandError::Usage)?;
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let engine = Engine::connect(&remote).await?;
         Ok(Connected {

@@ -21,6 +21,7 @@ mod restore;
 mod sandbox;
 mod seed;
 mod status;
+mod swarm;
 mod up;
 
 pub(crate) use audit::audit;
@@ -43,4 +44,5 @@ pub(crate) use restore::restore;
 pub(crate) use sandbox::sandbox;
 pub(crate) use seed::seed;
 pub(crate) use status::status;
+pub(crate) use swarm::swarm;
 pub(crate) use up::up;

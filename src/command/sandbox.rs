@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::CommandError;
 use crate::cli::{Global, Output, SandboxAction};
-use crate::sandbox::{self, SandboxOptions};
+use crate::sandbox::{self, ClusterOptions, SandboxOptions};
 
 /// The sandbox needs only the stack's name, so a stack that does not load yet (no sandbox files) still works.
 pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i32, CommandError> {
@@ -21,7 +21,21 @@ pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i
     let name = sandbox::default_name(&stack_name);
     let dir = project.join(".vldeploy/sandbox");
     match action {
-        SandboxAction::Up { publish, bare } => {
+        SandboxAction::Up {
+            publish,
+            nodes: Some(nodes),
+            ..
+        } => {
+            let cluster = sandbox::up_cluster(&ClusterOptions {
+                name: cluster_name(&stack_name),
+                dir: project.join(".vldeploy/cluster"),
+                nodes: *nodes,
+                extra_ports: publish.clone(),
+            })
+            .await?;
+            print_cluster(global.output, &cluster);
+        }
+        SandboxAction::Up { publish, bare, .. } => {
             let flavor = if *bare {
                 sandbox::Flavor::Bare
             } else {
@@ -48,6 +62,11 @@ pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i
         }
         SandboxAction::Down => {
             sandbox::down(&name, &dir).await?;
+            sandbox::down_cluster(
+                &cluster_name(&stack_name),
+                &project.join(".vldeploy/cluster"),
+            )
+            .await?;
             match global.output {
                 Output::Human => println!("sandbox `{name}` removed."),
                 Output::Json => {
@@ -68,6 +87,57 @@ pub(crate) async fn sandbox(global: &Global, action: &SandboxAction) -> Result<i
         },
     }
     Ok(0)
+}
+
+/// The cluster of a stack: `vldeploy-sandbox-<stack>-cluster`, its hosts `…-1` to `…-N`.
+fn cluster_name(stack_name: &str) -> String {
+    format!("{}-cluster", sandbox::default_name(stack_name))
+}
+
+fn print_cluster(output: Output, cluster: &sandbox::Cluster) {
+    match output {
+        Output::Human => {
+            println!(
+                "sandbox cluster `{}` is up: {} hosts on network `{}` (key and known_hosts in {})",
+                cluster.name,
+                cluster.nodes.len(),
+                cluster.network,
+                cluster.dir.display()
+            );
+            for (i, node) in cluster.nodes.iter().enumerate() {
+                let sb = &node.sandbox;
+                println!(
+                    "  node{}  ssh root@127.0.0.1:{}  http 127.0.0.1:{}  https 127.0.0.1:{}  address {}",
+                    i + 1,
+                    sb.ssh_port,
+                    sb.http_port,
+                    sb.https_port,
+                    node.address
+                );
+            }
+            println!("the `cluster` environment of stack.yaml reaches them through these files.");
+        }
+        Output::Json => {
+            let nodes: Vec<serde_json::Value> = cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    serde_json::json!({
+                        "name": n.sandbox.name, "ssh_port": n.sandbox.ssh_port,
+                        "http_port": n.sandbox.http_port, "https_port": n.sandbox.https_port,
+                        "extra_ports": n.sandbox.extra_ports, "address": n.address,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": cluster.name, "state": "up", "network": cluster.network,
+                    "dir": cluster.dir, "nodes": nodes,
+                })
+            );
+        }
+    }
 }
 
 fn print_one(output: Output, sb: &sandbox::Sandbox, state: &str) {

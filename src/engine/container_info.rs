@@ -22,6 +22,8 @@ pub struct ContainerInfo {
     pub loopback_ports: BTreeMap<u16, u16>,
     /// Each network it is joined to, with the aliases it answers to there.
     pub networks: BTreeMap<String, Vec<String>>,
+    /// Each network it is joined to, with its IPv4 address there (while it runs).
+    pub addresses: BTreeMap<String, String>,
 }
 
 impl ContainerInfo {
@@ -76,6 +78,19 @@ impl From<ContainerInspectResponse> for ContainerInfo {
                     .collect()
             })
             .unwrap_or_default();
+        let addresses = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(|nets| {
+                nets.iter()
+                    .filter_map(|(net, ep)| {
+                        let ip = ep.ip_address.clone().filter(|ip| !ip.is_empty())?;
+                        Some((net.clone(), ip))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
         Self {
@@ -87,6 +102,7 @@ impl From<ContainerInspectResponse> for ContainerInfo {
             published,
             loopback_ports,
             networks,
+            addresses,
         }
     }
 }

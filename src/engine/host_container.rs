@@ -22,6 +22,8 @@ pub struct HostContainer {
     /// Mount point → options.
     pub tmpfs: Option<HashMap<String, String>>,
     pub stop_timeout_s: i64,
+    /// A user-defined network to join instead of the default bridge (hosts that reach each other by address).
+    pub network: Option<String>,
 }
 
 /// The container definition: capabilities, unconfined profiles, device access and the cgroup filesystem.
@@ -58,6 +60,7 @@ pub(crate) fn host_container_body(spec: &HostContainer) -> ContainerCreateBody {
             device_cgroup_rules: Some(vec!["a *:* rwm".to_owned()]),
             binds: Some(binds),
             tmpfs: spec.tmpfs.clone(),
+            network_mode: spec.network.clone(),
             ..Default::default()
         }),
         ..Default::default()
@@ -95,6 +98,7 @@ mod tests {
             binds: vec!["h-docker:/var/lib/docker".into()],
             tmpfs: None,
             stop_timeout_s: 40,
+            network: None,
         };
         let body = host_container_body(&spec);
         let host = body.host_config.unwrap();
@@ -114,5 +118,23 @@ mod tests {
         let b = bindings["5432/tcp"].as_ref().unwrap();
         assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(body.stop_timeout, Some(40));
+        assert_eq!(host.network_mode, None);
+    }
+
+    #[test]
+    fn a_host_container_of_a_cluster_joins_its_network() {
+        let spec = HostContainer {
+            name: "h".into(),
+            image: "img:1".into(),
+            hostname: "h".into(),
+            labels: HashMap::new(),
+            ports: vec![22],
+            binds: Vec::new(),
+            tmpfs: None,
+            stop_timeout_s: 40,
+            network: Some("c-net".into()),
+        };
+        let host = host_container_body(&spec).host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("c-net"));
     }
 }

@@ -10,6 +10,7 @@ mod host_container;
 mod image;
 mod image_import;
 mod log;
+mod swarm;
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ pub use host_container::HostContainer;
 pub use image::{
     BuildRequest, Built, INPUTS_LABEL, StampRecord, build_image, images_built_from, pick_on_host,
 };
+pub use swarm::{JoinTokens, SWARM_PORT, SwarmMembership, SwarmNode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -241,6 +243,44 @@ impl Engine {
             .await
             .map_err(self.fail(format!("creating volume `{name}`")))?;
         Ok(())
+    }
+
+    /// Creates a bridge network carrying `labels`; one of that name already there is fine.
+    pub async fn create_labelled_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(self.fail(format!("creating network `{name}`"))(e)),
+        }
+    }
+
+    /// The labels of the network called `name`, or `None` when there is none.
+    pub async fn network_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, EngineError> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(n) => Ok(Some(n.labels.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail(format!("inspecting network `{name}`"))(e)),
+        }
     }
 
     /// Removes a network, ignoring one that is already gone.

@@ -27,7 +27,7 @@ pub use change::{Change, decide};
 pub use error::FirewallError;
 pub use observed::{Observed, observe};
 pub use policy::{Allowed, Policy};
-pub use prepared::{Prepared, prepare, prepared_from};
+pub use prepared::{Prepared, prepare, prepared_for_swarm, prepared_from};
 pub use probe::{Expect, PortProbe, ProbeReport, Seen, probe, probe_with};
 pub use reach::Reach;
 pub use ruleset::Ruleset;

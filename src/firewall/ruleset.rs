@@ -29,6 +29,9 @@ struct Context<'a> {
     open: Vec<Open>,
     /// Ports open to some sources: `{proto, port, v4, v6}`.
     ranged: Vec<Ranged>,
+    /// The addresses of the environment's other Swarm nodes, by family (empty for one host).
+    swarm_v4: String,
+    swarm_v6: String,
 }
 
 #[derive(Serialize)]
@@ -50,6 +53,29 @@ impl Ruleset {
     /// Renders `policy`; a project's `templates/nftables/ruleset.nft.j2` under `overrides` takes the place of
     /// the embedded template.
     pub fn render(policy: &Policy, overrides: Option<&Path>) -> Result<Self, RenderError> {
+        Self::render_for_swarm(policy, &[], overrides)
+    }
+
+    /// Renders `policy` for a node of a swarm whose nodes have `peers` as addresses: Swarm's ports (2377/tcp,
+    /// 7946/tcp and udp, 4789/udp) open to those addresses alone, and forwarding from `docker_gwbridge` (the
+    /// bridge between a node's containers and its overlay networks) left to Docker. No peers: as [`Self::render`].
+    pub fn render_for_swarm(
+        policy: &Policy,
+        peers: &[std::net::IpAddr],
+        overrides: Option<&Path>,
+    ) -> Result<Self, RenderError> {
+        let mut peers = peers.to_vec();
+        peers.sort_unstable();
+        peers.dedup();
+        let (v6, v4): (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) =
+            peers.into_iter().partition(std::net::IpAddr::is_ipv6);
+        let join = |ips: Vec<std::net::IpAddr>| {
+            ips.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (swarm_v4, swarm_v6) = (join(v4), join(v6));
         let mut open = Vec::new();
         for proto in [Proto::Tcp, Proto::Udp] {
             let list: Vec<u16> = policy
@@ -99,6 +125,8 @@ impl Ruleset {
             icmp: policy.icmp,
             open,
             ranged,
+            swarm_v4,
+            swarm_v6,
         };
         let unhashed = render_in(overrides, "nftables/ruleset.nft", &context)?;
         let hash = format!(
@@ -162,10 +190,15 @@ pub(crate) mod tests {
             crate::output::Output::global().note("nft cannot check rulesets here; skipped");
             return;
         }
-        for name in ["default.yaml", "ranges.yaml"] {
+        let rulesets = [
+            ("default.yaml", rendered("default.yaml")),
+            ("ranges.yaml", rendered("ranges.yaml")),
+            ("default.yaml for a swarm node", rendered_for_swarm()),
+        ];
+        for (name, ruleset) in rulesets {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("ruleset.nft");
-            std::fs::write(&file, rendered(name).text).unwrap();
+            std::fs::write(&file, ruleset.text).unwrap();
             let out = std::process::Command::new("nft")
                 .arg("-c")
                 .arg("-f")
@@ -204,6 +237,42 @@ pub(crate) mod tests {
         );
         assert!(text.contains("policy drop;"));
         assert!(!text.contains("5432"), "{text}");
+    }
+
+    fn rendered_for_swarm() -> Ruleset {
+        let policy = Policy::from_stack(&fixture("default.yaml"), 22).unwrap();
+        let peers: Vec<std::net::IpAddr> = ["172.30.0.3", "172.30.0.2", "fd00::3", "172.30.0.2"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        Ruleset::render_for_swarm(&policy, &peers, None).unwrap()
+    }
+
+    #[test]
+    fn a_swarm_node_ruleset_snapshot() {
+        assert_snapshot("firewall_swarm.nft", &rendered_for_swarm().text);
+    }
+
+    #[test]
+    fn swarm_ports_are_open_to_the_nodes_alone_and_overlays_forward() {
+        let text = rendered_for_swarm().text;
+        for line in [
+            "ip saddr { 172.30.0.2, 172.30.0.3 } tcp dport { 2377, 7946 } accept\n",
+            "ip saddr { 172.30.0.2, 172.30.0.3 } udp dport { 4789, 7946 } accept\n",
+            "ip6 saddr { fd00::3 } tcp dport { 2377, 7946 } accept\n",
+            "ip6 saddr { fd00::3 } udp dport { 4789, 7946 } accept\n",
+            "iifname \"docker_gwbridge\" accept\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // Nowhere else: not open to anyone, and one host's ruleset has none of it.
+        assert!(!text.contains("dport { 22, 80, 443, 2377"), "{text}");
+        let single = rendered("default.yaml").text;
+        assert!(
+            !single.contains("2377") && !single.contains("docker_gwbridge"),
+            "{single}"
+        );
+        assert_ne!(rendered_for_swarm().hash, rendered("default.yaml").hash);
     }
 
     #[test]

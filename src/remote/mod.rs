@@ -23,6 +23,7 @@ pub mod tls;
 
 pub mod bootstrap;
 pub mod sshd;
+pub mod swarm;
 
 use std::fmt;
 

@@ -66,6 +66,7 @@ pub(crate) fn create_body(
         binds: vec![format!("{}:/var/lib/docker", volume_name(name))],
         tmpfs,
         stop_timeout_s: 40,
+        network: None,
     }
 }
 
@@ -77,19 +78,16 @@ pub(crate) async fn create(
     keys: &Keys,
     ports: &[u16],
     flavor: Flavor,
+    network: Option<&str>,
 ) -> Result<String, SandboxError> {
     let volume = volume_name(name);
     let labels = HashMap::from([(SANDBOX_LABEL.to_owned(), name.to_owned())]);
     docker.create_labelled_volume(&volume, labels).await?;
-    let id = docker
-        .create_host_container(&create_body(
-            name,
-            image,
-            &keys.fingerprint(),
-            ports,
-            flavor,
-        ))
-        .await?;
+    let body = HostContainer {
+        network: network.map(str::to_owned),
+        ..create_body(name, image, &keys.fingerprint(), ports, flavor)
+    };
+    let id = docker.create_host_container(&body).await?;
     docker.upload_archive(&id, "/", key_archive(keys)?).await?;
     Ok(id)
 }

@@ -46,6 +46,17 @@ pub enum SandboxError {
     #[error("a container named `{0}` exists but is not a vldeploy sandbox; remove or rename it")]
     NotASandbox(String),
 
+    #[error(
+        "a network named `{0}` exists but is not a vldeploy sandbox cluster's; remove or rename it"
+    )]
+    NotAClusterNetwork(String),
+
+    #[error("a sandbox cluster has 2 to {max} hosts, not {nodes}")]
+    NodeCount { nodes: usize, max: usize },
+
+    #[error("sandbox `{name}` has no address on network `{network}`")]
+    NoAddress { name: String, network: String },
+
     #[error("sandbox `{name}` has no port published for {port}/tcp")]
     MissingPort { name: String, port: u16 },
 

@@ -6,6 +6,7 @@
 //! `secrets.env` (generated once). Inside, `sandbox-dockerd start|stop|restart` controls the inner engine.
 
 mod base_image;
+mod cluster;
 mod container;
 mod env_file;
 mod error;
@@ -18,6 +19,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use base_image::{LOCAL_BASE_REPO, MIRROR_ENV, UPSTREAM_BASE, ensure_base_image};
+pub use cluster::{
+    CLUSTER_LABEL, Cluster, ClusterNode, ClusterOptions, MAX_NODES, down_cluster, network_name,
+    node_name, up_cluster,
+};
 pub use container::SANDBOX_LABEL;
 pub use error::SandboxError;
 pub use host_image::{
@@ -109,9 +114,24 @@ fn validate_name(name: &str) -> Result<(), SandboxError> {
 /// Starts the sandbox host (building its images the first time) and waits until SSH and the inner engine answer.
 /// Idempotent: a running sandbox with the same keys and ports is returned as it is; a stopped one is started.
 pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
+    let docker = connect().await?;
+    let (sandbox, keys) = start(&docker, opts, None).await?;
+    // Ports exist as soon as the container runs: write the files first so a failed wait can still be debugged.
+    write_files(&sandbox, &keys)?;
+    readiness::wait(&docker, &sandbox).await?;
+    Ok(sandbox)
+}
+
+/// Creates (or finds, or starts) the container of one sandbox host, joined to `network` when given, and
+/// describes it; writes no files and does not wait for it.
+pub(crate) async fn start(
+    docker: &crate::engine::Engine,
+    opts: &SandboxOptions,
+    network: Option<&str>,
+) -> Result<(Sandbox, Keys), SandboxError> {
     validate_name(&opts.name)?;
     let name = opts.name.as_str();
-    let docker = connect().await?;
+    let docker = docker.clone();
     let keys = Keys::ensure(&opts.dir).await?;
     let mut ports: Vec<u16> = BASE_PORTS
         .iter()
@@ -132,7 +152,12 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
             let published = container::published_ports(c);
             let has_ports = ports.iter().all(|p| published.contains(p));
             let same_flavor = container::flavor(c) == opts.flavor;
-            if !same_flavor {
+            let on_network = network.is_none_or(|n| c.networks.contains_key(n));
+            if !on_network {
+                crate::output::Output::global().note(format!(
+                    "sandbox {name}: it is not on the cluster's network; recreating it"
+                ));
+            } else if !same_flavor {
                 crate::output::Output::global().note(format!(
                     "sandbox {name}: it is a {} host and a {} one was asked for; recreating it",
                     container::flavor(c).label(),
@@ -148,7 +173,7 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
                     "sandbox {name}: it lacks some of the requested ports; recreating it"
                 ));
             }
-            same_flavor && same_keys && has_ports
+            on_network && same_flavor && same_keys && has_ports
         }
     };
     if existing.is_some() && !reusable {
@@ -170,19 +195,20 @@ pub async fn up(opts: &SandboxOptions) -> Result<Sandbox, SandboxError> {
     } else {
         let base = Box::pin(ensure_base_image(&docker)).await?;
         let image = Box::pin(ensure_host_image(&docker, &base, opts.flavor)).await?;
-        let id = container::create(&docker, name, &image, &keys, &ports, opts.flavor).await?;
+        let id =
+            container::create(&docker, name, &image, &keys, &ports, opts.flavor, network).await?;
         docker.start(&id).await?;
         id
     };
 
     let sandbox = describe(&docker, name, &opts.dir).await?;
-    // Ports exist as soon as the container runs: write the files first so a failed wait can still be debugged.
-    write_files(&sandbox, &keys)?;
-    readiness::wait(&docker, &sandbox).await?;
-    Ok(Sandbox {
-        container_id,
-        ..sandbox
-    })
+    Ok((
+        Sandbox {
+            container_id,
+            ..sandbox
+        },
+        keys,
+    ))
 }
 
 /// Removes the sandbox container and its volume (the inner engine's data). Fine when there is none.

@@ -14,6 +14,7 @@ pub(crate) const TOP: &[&str] = &[
 ];
 pub(crate) const ENVIRONMENT: &[&str] = &[
     "host",
+    "hosts",
     "bootstrap_user",
     "command_timeout",
     "ssh_key",
@@ -42,7 +43,9 @@ pub(crate) const SERVICE: &[&str] = &[
     "port",
     "healthcheck",
     "depends_on",
+    "replicas",
 ];
+pub(crate) const ROLES: &[&str] = &["edge", "app", "db"];
 pub(crate) const BUILD: &[&str] = &["context", "dockerfile", "prepare", "inputs", "args"];
 pub(crate) const HEALTHCHECK: &[&str] = &["command", "http", "interval", "timeout", "retries"];
 pub(crate) const TLS: &[&str] = &["acme", "provided"];

@@ -12,6 +12,7 @@ use super::env_file;
 use super::error::StackError;
 use super::file_text::{self, FileTextError};
 use super::format;
+use super::hosts;
 
 use super::interpolate::is_var_name;
 use super::keys;
@@ -127,10 +128,19 @@ pub fn load_with(
         r.require(top, "name", "name the stack, e.g. `name: shop`")?,
         format::stack_name,
     )?;
-    let target = r.parse(
-        r.require(env, "host", "add `host: ssh://user@host:port`")?,
-        format::ssh_url,
-    )?;
+    hosts::one_of_host_and_hosts(&r, env)?;
+    let hosts = env
+        .get("hosts")
+        .map(|n| hosts::read(&r, n))
+        .transpose()?
+        .unwrap_or_default();
+    let target = match hosts.first() {
+        Some(first) => first.target.clone(),
+        None => r.parse(
+            r.require(env, "host", "add `host: ssh://user@host:port`")?,
+            format::ssh_url,
+        )?,
+    };
     let bootstrap_user = env
         .get("bootstrap_user")
         .map(|n| r.parse(n, format::user_name))
@@ -195,6 +205,9 @@ pub fn load_with(
         reads.insert(entry.key.clone(), service::read(&r, &entry.key, &merged)?);
     }
     validate::no_cycles(&r, &reads)?;
+    if hosts.is_empty() {
+        validate::replicas_on_one_host(&r, env, entries, overrides)?;
+    }
 
     let section = |key: &str| env.get(key).or_else(|| top.get(key));
     let tls = section("tls")
@@ -222,6 +235,7 @@ pub fn load_with(
         environment: environment.to_owned(),
         project_dir: project_dir.clone(),
         target,
+        hosts,
         bootstrap_user,
         command_timeout,
         auth,

@@ -6,6 +6,7 @@ mod env_file;
 mod error;
 mod file_text;
 mod format;
+mod hosts;
 mod interpolate;
 mod keys;
 mod load;
@@ -25,8 +26,8 @@ pub(crate) use format::shown_within;
 pub(crate) use keys::CHECKLIST_ITEMS;
 pub use load::{environment_names, load, load_with};
 pub use model::{
-    BuildSpec, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Service, SshAuth,
-    SshUrl, Stack, VolumeMount,
+    BuildSpec, ClusterHost, EnvValue, HealthCheck, HostKeys, ImageSource, PortMapping, Probe, Role,
+    Service, SshAuth, SshUrl, Stack, VolumeMount,
 };
 pub use schema::schema;
 pub use section::{

@@ -18,7 +18,10 @@ pub struct Stack {
     pub environment: String,
     /// The directory that holds the stack file (absolute).
     pub project_dir: PathBuf,
+    /// The host of a one-host environment (`host:`); the first host of `hosts:` otherwise.
     pub target: SshUrl,
+    /// `hosts:`, the machines of a multi-host environment by role; empty for one `host:`.
+    pub hosts: Vec<ClusterHost>,
     /// The user `vldeploy bootstrap` first connects as (`root`, or a user with sudo); `target.user` is the
     /// user it creates.
     pub bootstrap_user: String,
@@ -66,6 +69,63 @@ impl fmt::Display for SshUrl {
     }
 }
 
+/// One machine of a multi-host environment and the roles it plays there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterHost {
+    pub target: SshUrl,
+    /// Sorted, without repeats.
+    pub roles: Vec<Role>,
+}
+
+impl ClusterHost {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// What a machine of a multi-host environment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// nginx, with ports 80 and 443.
+    Edge,
+    /// Backend replicas.
+    App,
+    /// postgres, its volume and its backups.
+    Db,
+}
+
+impl Role {
+    pub const ALL: [Self; 3] = [Self::Edge, Self::App, Self::Db];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::App => "app",
+            Self::Db => "db",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Why a stack needs the role, for help texts.
+    pub(crate) fn what_runs_there(self) -> &'static str {
+        match self {
+            Self::Edge => "nginx runs on the `edge` hosts, with ports 80 and 443",
+            Self::App => "the backend's replicas run on the `app` hosts",
+            Self::Db => "postgres runs on the `db` host, with its volume and its backups",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How to authenticate to the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum SshAuth {
@@ -96,6 +156,8 @@ pub struct Service {
     pub port: Option<u16>,
     pub healthcheck: Option<HealthCheck>,
     pub depends_on: Vec<String>,
+    /// `replicas:` (the backend only; on a multi-host environment). `None`: one task per `app` host.
+    pub replicas: Option<u32>,
 }
 
 /// Where a service's image comes from.

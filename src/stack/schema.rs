@@ -54,6 +54,8 @@ fn service(partial: bool) -> Value {
             "healthcheck": {"$ref": "#/$defs/healthcheck"},
             "depends_on": {"type": "array", "uniqueItems": true,
                 "items": {"enum": keys::SERVICE_NAMES}},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": super::service::MAX_REPLICAS,
+                "description": "the backend's tasks on an environment with `hosts:` (default: one per `app` host); not for nginx or postgres"},
         })),
         if partial {
             "fields that replace the service's own for this environment; `env` merges key by key"
@@ -103,6 +105,14 @@ pub fn schema() -> Value {
     top.extend(sections());
     let mut env = props(json!({
         "host": {"type": "string", "pattern": "^ssh://", "description": "`ssh://user@host[:port]`"},
+        "hosts": {"type": "object", "additionalProperties": false, "required": keys::ROLES,
+            "description": "instead of `host`: the machines of a stack across several hosts (Docker Swarm), by role; a host may play several roles",
+            "properties": {
+                "edge": {"$ref": "#/$defs/roleHosts", "description": "nginx, with ports 80 and 443, on every one of these"},
+                "app": {"$ref": "#/$defs/roleHosts", "description": "the backend's replicas, spread across these"},
+                "db": {"allOf": [{"$ref": "#/$defs/roleHosts"}, {"maxItems": 1}],
+                    "description": "postgres, its volume and its backups, on this one host"},
+            }},
         "bootstrap_user": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]{0,31}$", "default": "root",
             "description": "the user of `vldeploy bootstrap`'s first connection: `root`, or a user with sudo (e.g. `ubuntu`)"},
         "command_timeout": {"$ref": "#/$defs/duration", "default": "10m",
@@ -129,8 +139,9 @@ pub fn schema() -> Value {
             "one target host and how to reach it",
         ),
         json!({
-            "required": ["host", "domain"],
+            "required": ["domain"],
             "allOf": [
+                {"oneOf": [{"required": ["host"]}, {"required": ["hosts"]}]},
                 {"oneOf": [{"required": ["ssh_key"]}, {"required": ["ssh_agent"]}]},
                 {"oneOf": [{"required": ["known_hosts"]}, {"required": ["host_key"]}]},
             ],
@@ -241,7 +252,7 @@ pub fn schema() -> Value {
     let mut root = object(
         keys::TOP,
         top,
-        "a vldeploy stack: nginx, postgres and the backend on one host",
+        "a vldeploy stack: nginx, postgres and the backend on one host, or across several by role",
     );
     if let Value::Object(m) = &mut root {
         m.insert(
@@ -265,6 +276,8 @@ pub fn schema() -> Value {
                 "port": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"$ref": "#/$defs/interpolated"}]},
                 "duration": {"anyOf": [{"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d))+$"}, {"$ref": "#/$defs/interpolated"}]},
                 "healthcheck": healthcheck,
+                "roleHosts": {"type": "array", "minItems": 1, "uniqueItems": true,
+                    "items": {"type": "string", "pattern": "^ssh://", "description": "`ssh://user@host[:port]`"}},
                 "tls": tls,
                 "firewall": firewall,
                 "backup": backup,
@@ -314,6 +327,10 @@ mod tests {
             sorted(keys::RETENTION)
         );
         assert_eq!(property_names(&d["checklist"]), sorted(keys::CHECKLIST));
+        assert_eq!(
+            property_names(&d["environment"]["properties"]["hosts"]),
+            sorted(keys::ROLES)
+        );
         let acme = &d["tls"]["oneOf"][1]["properties"]["acme"];
         assert_eq!(property_names(acme), sorted(keys::ACME));
         assert_eq!(

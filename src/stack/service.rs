@@ -17,6 +17,71 @@ pub(crate) struct Read {
     pub(crate) depends_on: Vec<(String, Node)>,
 }
 
+/// `depends_on`: names of the other services, each once, with the nodes they were written at.
+fn depends_on(r: &Reader<'_>, m: Map<'_>, name: &str) -> Result<Vec<(String, Node)>, StackError> {
+    let mut depends_on = Vec::new();
+    if let Some(n) = m.get("depends_on") {
+        for item in r.list(n)? {
+            let dep = r.string(item)?;
+            if !keys::SERVICE_NAMES.contains(&dep.as_str()) {
+                let help = match suggest::did_you_mean(&dep, keys::SERVICE_NAMES.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!(
+                        "the services are {}",
+                        suggest::list(keys::SERVICE_NAMES.iter().copied())
+                    ),
+                };
+                return Err(r.error_at(
+                    item,
+                    format!("unknown service `{dep}` in {}", place(&item.path)),
+                    help,
+                ));
+            }
+            if dep == name {
+                return Err(r.error_at(
+                    item,
+                    format!("`{name}` depends on itself in {}", place(&item.path)),
+                    "remove this entry",
+                ));
+            }
+            if !depends_on.iter().any(|(d, _): &(String, Node)| *d == dep) {
+                depends_on.push((dep, item.clone()));
+            }
+        }
+    }
+    Ok(depends_on)
+}
+
+/// The most backend replicas a stack may ask for.
+pub(crate) const MAX_REPLICAS: u64 = 64;
+
+/// `replicas:`: the backend's alone; postgres runs once on the `db` host and nginx once on every `edge` host.
+fn replicas(r: &Reader<'_>, m: Map<'_>, name: &str) -> Result<Option<u32>, StackError> {
+    let Some(entry) = m.entry("replicas") else {
+        return Ok(None);
+    };
+    let why = match name {
+        "postgres" => Some((
+            "postgres runs once, on the `db` host, with its volume",
+            "remove `replicas`: one database holds the shop's data; its copies are backups",
+        )),
+        "nginx" => Some((
+            "nginx runs once on every `edge` host",
+            "remove `replicas`: list more `edge` hosts to run more nginx",
+        )),
+        _ => None,
+    };
+    if let Some((what, help)) = why {
+        return Err(r.error(
+            entry.key_span,
+            format!("{what}: {} cannot set `replicas`", place(&entry.parent)),
+            help,
+        ));
+    }
+    let n = r.integer(&entry.value, "replica count", 1, MAX_REPLICAS)?;
+    Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
 pub(crate) fn read(r: &Reader<'_>, name: &str, node: &Node) -> Result<Read, StackError> {
     let m = r.map(node, keys::SERVICE)?;
     let source = source(r, m, name)?;
@@ -75,36 +140,8 @@ pub(crate) fn read(r: &Reader<'_>, name: &str, node: &Node) -> Result<Read, Stac
         .get("healthcheck")
         .map(|n| healthcheck(r, n))
         .transpose()?;
-    let mut depends_on = Vec::new();
-    if let Some(n) = m.get("depends_on") {
-        for item in r.list(n)? {
-            let dep = r.string(item)?;
-            if !keys::SERVICE_NAMES.contains(&dep.as_str()) {
-                let help = match suggest::did_you_mean(&dep, keys::SERVICE_NAMES.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!(
-                        "the services are {}",
-                        suggest::list(keys::SERVICE_NAMES.iter().copied())
-                    ),
-                };
-                return Err(r.error_at(
-                    item,
-                    format!("unknown service `{dep}` in {}", place(&item.path)),
-                    help,
-                ));
-            }
-            if dep == name {
-                return Err(r.error_at(
-                    item,
-                    format!("`{name}` depends on itself in {}", place(&item.path)),
-                    "remove this entry",
-                ));
-            }
-            if !depends_on.iter().any(|(d, _): &(String, Node)| *d == dep) {
-                depends_on.push((dep, item.clone()));
-            }
-        }
-    }
+    let replicas = replicas(r, m, name)?;
+    let depends_on = depends_on(r, m, name)?;
     Ok(Read {
         service: Service {
             name: name.to_owned(),
@@ -115,6 +152,7 @@ pub(crate) fn read(r: &Reader<'_>, name: &str, node: &Node) -> Result<Read, Stac
             port,
             healthcheck,
             depends_on: depends_on.iter().map(|(d, _)| d.clone()).collect(),
+            replicas,
         },
         depends_on,
     })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::document::{Entry, Node};
 use super::error::StackError;
 use super::keys;
-use super::reader::{Reader, place};
+use super::reader::{Map, Reader, place};
 use super::service::Read;
 use super::suggest;
 
@@ -98,4 +98,31 @@ pub(crate) fn no_cycles(r: &Reader<'_>, reads: &BTreeMap<String, Read>) -> Resul
         }
     }
     Ok(())
+}
+
+/// `replicas` needs hosts by role: on one `host:` the backend runs as one container, switched blue/green.
+pub(crate) fn replicas_on_one_host(
+    r: &Reader<'_>,
+    env: Map<'_>,
+    services: &[Entry],
+    overrides: &[Entry],
+) -> Result<(), StackError> {
+    let written = overrides
+        .iter()
+        .chain(services)
+        .filter_map(|e| e.value.as_map())
+        .flatten()
+        .find(|e| e.key == "replicas");
+    let Some(entry) = written else {
+        return Ok(());
+    };
+    Err(r.error(
+        entry.key_span,
+        format!(
+            "{} sets `replicas`, but {} runs on one host",
+            place(&entry.parent),
+            place(&env.node.path)
+        ),
+        "on one `host:` the backend runs as one container; set `replicas` in the `overrides` of an environment with `hosts:`",
+    ))
 }

@@ -362,6 +362,16 @@ impl Project {
         run
     }
 
+    /// Creates this project's sandbox cluster of `nodes` hosts (`sandbox up --nodes`); dropping the project
+    /// removes it with `sandbox down`.
+    pub fn cluster_up(&self, nodes: usize) -> Run {
+        if let Ok(mut s) = self.sandbox_started.lock() {
+            *s = true;
+        }
+        self.vldeploy(&["sandbox", "up", "--nodes", &nodes.to_string()])
+            .ok()
+    }
+
     /// A value from `.vldeploy/sandbox/sandbox.env`.
     pub fn sandbox_var(&self, key: &str) -> String {
         let text = std::fs::read_to_string(self.path().join(".vldeploy/sandbox/sandbox.env"))

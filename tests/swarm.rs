@@ -1,0 +1,273 @@
+//! The stack across several hosts: a sandbox cluster of three hosts on one Docker network, which an environment
+//! with `hosts:` reaches.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::support::project::Project;
+use crate::support::ssh::{Host, Login, ssh_ok};
+
+/// A host of the cluster, by the ports and address `cluster.env` gives it.
+struct Node {
+    login: Login,
+    address: String,
+    http_port: u16,
+}
+
+impl Host for Node {
+    fn login(&self) -> Login {
+        self.login.clone()
+    }
+}
+
+/// The hosts `cluster.env` describes, in order.
+fn nodes(p: &Project) -> Vec<Node> {
+    let dir = p.path().join(".vldeploy/cluster");
+    let text = std::fs::read_to_string(dir.join("cluster.env")).unwrap();
+    let vars: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    (1..)
+        .map_while(|i| {
+            let ssh = vars.get(format!("CLUSTER_NODE{i}_SSH_PORT").as_str())?;
+            Some(Node {
+                login: Login {
+                    key: dir.join("id_ed25519"),
+                    known_hosts: dir.join("known_hosts"),
+                    port: ssh.parse().unwrap(),
+                    container: format!("vldeploy-sandbox-{}-cluster-{i}", p.name),
+                },
+                address: vars[format!("CLUSTER_NODE{i}_ADDRESS").as_str()].to_owned(),
+                http_port: vars[format!("CLUSTER_NODE{i}_HTTP_PORT").as_str()]
+                    .parse()
+                    .unwrap(),
+            })
+        })
+        .collect()
+}
+
+fn docker_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn docker_has(kind: &str, name: &str) -> bool {
+    std::process::Command::new("docker")
+        .args([kind, "inspect", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() {
+    let p = Project::new("cluster_hosts");
+    let started = Instant::now();
+    let up = p.cluster_up(3);
+    eprintln!(
+        "timing: sandbox up --nodes 3 (cold) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(up.stdout.contains("3 hosts on network"), "{}", up.all());
+    let nodes = nodes(&p);
+    assert_eq!(nodes.len(), 3, "cluster.env describes three hosts");
+    let mut seen = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        // Each answers ssh with the shared key, its host key pinned in the one known_hosts file.
+        let hostname = ssh_ok(node, "hostname");
+        assert_eq!(
+            hostname,
+            format!("vldeploy-sandbox-{}-cluster-{}", p.name, i + 1)
+        );
+        assert!(node.http_port > 0);
+        assert!(
+            !seen.contains(&node.address),
+            "two hosts share {}",
+            node.address
+        );
+        seen.push(node.address.clone());
+    }
+    // Every host reaches every other one on the cluster's network: its sshd answers there.
+    for (i, from) in nodes.iter().enumerate() {
+        let to = &nodes[(i + 1) % nodes.len()];
+        let banner = ssh_ok(
+            from,
+            &format!(
+                "timeout 10 bash -c 'exec 3<>/dev/tcp/{}/22 && head -c 7 <&3'",
+                to.address
+            ),
+        );
+        assert_eq!(banner, "SSH-2.0", "host {} reaching {}", i + 1, to.address);
+    }
+
+    // The repository's `cluster` environment finds the three hosts through these files.
+    let status = p.vldeploy(&["--env", "cluster", "status"]);
+    assert_eq!(
+        status.stderr,
+        "error: environment `cluster` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
+        "{}",
+        status.all()
+    );
+
+    // `vldeploy swarm` forms the swarm: the first host initialises it, the other two join as managers, and
+    // each node carries a label per role.
+    let started = Instant::now();
+    let formed = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
+    eprintln!(
+        "timing: swarm formed across 3 hosts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        formed.stdout,
+        "swarm of 3 hosts: 9 changes\n",
+        "{}",
+        formed.all()
+    );
+    assert!(
+        !formed.all().contains("SWMTKN"),
+        "a join token was printed: {}",
+        formed.all()
+    );
+    let listed = ssh_ok(
+        &nodes[0],
+        "docker node ls --format '{{.Hostname}} {{.ManagerStatus}}' | sort",
+    );
+    let host = |i: usize| format!("vldeploy-sandbox-{}-cluster-{i}", p.name);
+    assert_eq!(
+        listed,
+        format!(
+            "{} Leader\n{} Reachable\n{} Reachable",
+            host(1),
+            host(2),
+            host(3)
+        ),
+    );
+    for (i, want) in [(1, "edge app"), (2, "edge app"), (3, "db")] {
+        let labels = ssh_ok(
+            &nodes[0],
+            &format!(
+                "docker node inspect {} --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{$k}}}}={{{{$v}}}} {{{{end}}}}'",
+                host(i)
+            ),
+        );
+        let want: Vec<String> = want
+            .split(' ')
+            .map(|r| format!("vldeploy.role.{r}=true"))
+            .collect();
+        let mut have: Vec<&str> = labels.split_whitespace().collect();
+        have.sort_unstable();
+        let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(have, want, "labels of {}", host(i));
+    }
+    // Each node advertises its address on the cluster's network.
+    let addresses = ssh_ok(
+        &nodes[0],
+        "docker node ls -q | xargs docker node inspect --format '{{.Status.Addr}}' | sort",
+    );
+    let mut want: Vec<&str> = nodes.iter().map(|n| n.address.as_str()).collect();
+    want.sort_unstable();
+    assert_eq!(addresses, want.join("\n"));
+    // Swarm's ports answer between the nodes, and from a container outside the environment (on the same
+    // network, but not a node) they do not: each node's firewall opens them to the other nodes alone.
+    let reach = |port: u16, address: &str| {
+        format!("timeout 2 bash -c '</dev/tcp/{address}/{port}' && echo open || echo closed")
+    };
+    for port in [2377, 7946] {
+        assert_eq!(
+            ssh_ok(&nodes[1], &reach(port, &nodes[0].address)),
+            "open",
+            "{port} between nodes"
+        );
+    }
+    let image = docker_out(&["inspect", "-f", "{{.Config.Image}}", &host(1)]);
+    let network = format!("vldeploy-sandbox-{}-cluster-net", p.name);
+    // One container probes every node's ports (each closed probe waits out its timeout, in parallel).
+    let probes: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [2377, 7946].map(|port| format!("({}) &", reach(port, &n.address))))
+        .collect();
+    let seen = docker_out(&[
+        "run",
+        "--rm",
+        "--network",
+        &network,
+        "--entrypoint",
+        "bash",
+        &image,
+        "-c",
+        &format!("{} wait", probes.join(" ")),
+    ]);
+    assert_eq!(
+        seen,
+        ["closed"; 6].join("\n"),
+        "Swarm's ports from outside the environment"
+    );
+    let ready = ssh_ok(&nodes[0], "docker node ls --format '{{.Status}}'");
+    assert_eq!(
+        ready, "Ready\nReady\nReady",
+        "behind their firewalls the nodes stay in the swarm"
+    );
+
+    // A second run changes nothing.
+    let started = Instant::now();
+    let again = p.vldeploy(&["--env", "cluster", "swarm"]).ok();
+    eprintln!(
+        "timing: swarm no-op across 3 hosts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        again.stdout,
+        "swarm of 3 hosts: no changes\n",
+        "{}",
+        again.all()
+    );
+
+    // A second `sandbox up` finds the hosts as they are.
+    let started = Instant::now();
+    p.cluster_up(3);
+    eprintln!(
+        "timing: sandbox up --nodes 3 (running) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let again = self::nodes(&p);
+    for (a, b) in nodes.iter().zip(&again) {
+        assert_eq!((a.login.port, &a.address), (b.login.port, &b.address));
+    }
+
+    p.vldeploy(&["sandbox", "down"]).ok();
+    for i in 1..=3 {
+        let name = format!("vldeploy-sandbox-{}-cluster-{i}", p.name);
+        assert!(!docker_has("container", &name), "{name} is still there");
+        assert!(!docker_has("volume", &format!("{name}-docker")));
+    }
+    assert!(!docker_has("network", &network), "{network} is still there");
+    assert!(!p.path().join(".vldeploy/cluster/cluster.env").exists());
+}
+
+#[test]
+fn a_cluster_of_one_or_of_eight_hosts_is_refused_before_anything_starts() {
+    let dir = crate::stack_errors::real_stack(&[]);
+    for nodes in ["1", "8"] {
+        let out = std::process::Command::new(crate::support::project::binary())
+            .current_dir(dir.path())
+            .args(["sandbox", "up", "--nodes", nodes])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("error: a sandbox cluster has 2 to 7 hosts, not {nodes}\n")
+        );
+    }
+    assert!(!dir.path().join(".vldeploy/cluster").exists());
+}
