@@ -321,6 +321,10 @@ pub struct RestoreArgs {
     /// it was on before the restore).
     #[arg(long, conflicts_with_all = ["backup", "from_local"])]
     pub abort: bool,
+    /// The age identity file (on this machine) that decrypts an encrypted backup (`.sql.gz.age`): it is sent
+    /// to the host's `age` on stdin, never written there.
+    #[arg(long, value_name = "PATH")]
+    pub identity: Option<PathBuf>,
     /// Do not ask for confirmation (for automation).
     #[arg(long, short = 'y')]
     pub yes: bool,

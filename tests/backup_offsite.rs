@@ -1,0 +1,168 @@
+//! Backups that leave the host: `copy_to` a second sandbox host over SSH (checked there), and `encrypt:` with age,
+//! restored with the identity.
+#![allow(clippy::unwrap_used)]
+
+use crate::backup::{HostExt as _, insert_orders, last_log_line, names};
+use crate::support::peer;
+use crate::support::project::Project;
+use crate::support::ssh::no_secret;
+
+/// Makes an age identity on `p`'s host and takes it off again: (the identity file's text, its recipient).
+fn age_identity(p: &Project) -> (String, String) {
+    let text = p.sh(
+        "umask 077 && age-keygen -o /root/vl-id.key 2>/dev/null && cat /root/vl-id.key && rm -f /root/vl-id.key",
+    );
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap_or_else(|| panic!("age-keygen names the public key: {text}"))
+        .trim()
+        .to_string();
+    (text, recipient)
+}
+
+#[test]
+fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_with_its_identity() {
+    let vault = Project::with_sandbox("backup_vault");
+    let p = Project::with_sandbox("backup_offsite");
+    // What the operator does once: `age` on the shop's host, an identity kept on this machine, and a login from
+    // the shop's host to the backup host with its host key pinned.
+    p.sh("apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends age >/dev/null");
+    let (identity, recipient) = age_identity(&p);
+    let (other_identity, _) = age_identity(&p);
+    let key = p.path().join("backup.key");
+    let other_key = p.path().join("other.key");
+    std::fs::write(&key, &identity).unwrap();
+    std::fs::write(&other_key, &other_identity).unwrap();
+    let addr = peer::trust(&p, &vault, "backup");
+    vault.sh("install -d -o backup -g backup /srv/offsite");
+    let far = format!("/srv/offsite/{}", p.name);
+    let dir = format!("/var/backups/{}", p.name);
+    p.write_stack(&p.stack_yaml(|t| {
+        t.push_str(&format!(
+            "\nbackup:\n  copy_to: backup@{addr}:{far}\n  encrypt: {recipient}\n"
+        ));
+    }));
+    p.vldeploy(&["up"]).ok();
+    insert_orders(&p, 9001, 9020);
+    let state_then = p.state();
+
+    // The cron entry's run: an encrypted dump, copied to the backup host and checked there.
+    let run = p.cron_run();
+    assert_eq!(run.code, 0, "{}", run.all());
+    let log = last_log_line(&p);
+    assert_eq!(log["result"], "ok", "{log}");
+    assert_eq!(log["encrypted"], true, "{log}");
+    assert_eq!(log["copy"], "ok", "{log}");
+    let file = log["file"].as_str().unwrap().to_string();
+    assert!(file.ends_with(".sql.gz.age"), "{file}");
+    let sum = log["sha256"].as_str().unwrap().to_string();
+    assert_eq!(
+        vault.sh(&format!("cd {far} && sha256sum -c {file}.sha256")),
+        format!("{file}: OK\n"),
+        "the copy on the backup host matches its sidecar"
+    );
+    assert!(vault.sh(&format!("cat {far}/{file}.sha256")).starts_with(&sum));
+    assert_eq!(
+        vault.sh(&format!("stat -c %U {far}/{file}")).trim(),
+        "backup"
+    );
+
+    // On disk the dump is not plaintext: no row of the data, no gzip stream, age's header; with the identity
+    // it decrypts to the dump that holds those rows.
+    for (host, path) in [(&p, format!("{dir}/{file}")), (&vault, format!("{far}/{file}"))] {
+        assert_eq!(
+            host.ssh(&format!("grep -c -a -e ord-9001 -e c9001 {path}")).stdout.trim(),
+            "0",
+            "{path}: no plaintext row"
+        );
+        assert_ne!(host.ssh(&format!("gzip -t < {path}")).code, 0, "{path}: not a gzip stream");
+        assert_eq!(
+            host.sh(&format!("head -c 21 {path}")),
+            "age-encryption.org/v1"
+        );
+    }
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &identity);
+    let rows = p.sh(&format!(
+        "echo {b64} | base64 -d | age -d -i - {dir}/{file} | gzip -dc | grep -c -e '^ord-9001' -e '^ord-9020'"
+    ));
+    assert_eq!(rows.trim(), "2", "the decrypted dump holds the rows");
+
+    // The backup host's own sha256 differs from the file's (what a copy damaged on the way looks like): the run
+    // exits 2, the local backup is kept and listed, and the backup host has neither the file nor a temporary.
+    vault.sh("printf '#!/bin/sh\\ncat >/dev/null\\necho \"0000000000000000000000000000000000000000000000000000000000000000  -\"\\n' > /usr/local/bin/sha256sum && chmod 755 /usr/local/bin/sha256sum");
+    let run = p.cron_run();
+    vault.sh("rm -f /usr/local/bin/sha256sum");
+    assert_eq!(run.code, 2, "{}", run.all());
+    let log = last_log_line(&p);
+    assert_eq!(log["result"], "ok", "{log}");
+    assert_eq!(log["copy"], "failed", "{log}");
+    let error = log["error"].as_str().unwrap();
+    assert!(
+        error.contains("the sha256 on the far side is 0000000000000000000000000000000000000000000000000000000000000000, not "),
+        "{log}"
+    );
+    let damaged = log["file"].as_str().unwrap().to_string();
+    assert!(names(&p.backups()).contains(&damaged), "the local backup is kept");
+    assert_eq!(
+        p.sh(&format!("cd {dir} && sha256sum -c {damaged}.sha256")),
+        format!("{damaged}: OK\n")
+    );
+    assert_eq!(
+        vault.sh(&format!("ls -A {far} | grep -c -F {damaged} || true")).trim(),
+        "0",
+        "nothing of the failed copy is on the backup host"
+    );
+
+    // The backup host refuses the login: exit 2 again, with ssh's reason, and the local backup is kept.
+    vault.sh("mv /home/backup/.ssh/authorized_keys /home/backup/.ssh/authorized_keys.off");
+    let run = p.cron_run();
+    vault.sh("mv /home/backup/.ssh/authorized_keys.off /home/backup/.ssh/authorized_keys");
+    assert_eq!(run.code, 2, "{}", run.all());
+    let log = last_log_line(&p);
+    assert_eq!(log["copy"], "failed", "{log}");
+    assert!(
+        log["error"].as_str().unwrap().contains("Permission denied"),
+        "{log}"
+    );
+    let refused = log["file"].as_str().unwrap().to_string();
+    assert!(names(&p.backups()).contains(&refused), "the local backup is kept");
+
+    // Restore of the encrypted dump: refused without the identity and with a wrong one, nothing changed; with
+    // the identity it brings back exactly the data of the backup, and leaves no decrypted copy behind.
+    insert_orders(&p, 9021, 9030);
+    let live = p.state();
+    assert_ne!(live, state_then);
+    p.test()
+        .args(["restore", &file, "--yes"])
+        .status(1)
+        .stderr_has("is encrypted with age and no identity was given")
+        .stderr_has("--identity PATH")
+        .run();
+    p.test()
+        .args(["restore", &file, "--yes", "--identity", other_key.to_str().unwrap()])
+        .status(1)
+        .stderr_has("does not decrypt with the given identity")
+        .stderr_has("no identity matched any of the recipients")
+        .stderr_has("nothing was changed")
+        .run();
+    assert_eq!(p.state(), live, "the refused restores changed nothing");
+    let plain = file.trim_end_matches(".age");
+    let run = p
+        .vldeploy(&["restore", &file, "--yes", "--identity", key.to_str().unwrap()])
+        .ok();
+    assert!(run.stdout.contains(&format!("from `{plain}`")), "{}", run.stdout);
+    assert_eq!(p.state(), state_then, "the encrypted backup's data is back");
+    assert_eq!(p.http_get("/api/health").0, 200);
+    assert_eq!(
+        p.ssh(&format!("test -e {dir}/{plain} || test -e {dir}/{plain}.sha256")).code,
+        1,
+        "the decrypted copy is removed"
+    );
+    let secret_line = identity
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    no_secret(&run, &[secret_line]);
+}
