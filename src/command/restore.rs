@@ -351,9 +351,12 @@ async fn send(
     setup: &Setup,
     local: &Path,
 ) -> Result<String, CommandError> {
-    let name = BackupName::new(&stamp(), Some("uploaded"))
+    let mut name = BackupName::new(&stamp(), Some("uploaded"))
         .map(|n| n.file)
         .ok_or_else(|| CommandError::Io("cannot name the uploaded backup".into()))?;
+    if local.extension().is_some_and(|e| e == "age") {
+        name.push_str(".age");
+    }
     let io = |e: std::io::Error| CommandError::Io(format!("reading `{}`: {e}", local.display()));
     let mut f = tokio::fs::File::open(local).await.map_err(io)?;
     let path = setup.file_path(&name);
