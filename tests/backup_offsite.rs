@@ -1,6 +1,8 @@
 //! Backups that leave the host: `copy_to` a second sandbox host over SSH (checked there), and `encrypt:` with age,
 //! restored with the identity.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+use std::fmt::Write as _;
 
 use crate::backup::{HostExt as _, insert_orders, last_log_line, names};
 use crate::support::peer;
@@ -22,7 +24,8 @@ fn age_identity(p: &Project) -> (String, String) {
 }
 
 #[test]
-fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_with_its_identity() {
+fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_with_its_identity()
+{
     let vault = Project::with_sandbox("backup_vault");
     let p = Project::with_sandbox("backup_offsite");
     // What the operator does once: `age` on the shop's host, an identity kept on this machine, and a login from
@@ -34,14 +37,15 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let other_key = p.path().join("other.key");
     std::fs::write(&key, &identity).unwrap();
     std::fs::write(&other_key, &other_identity).unwrap();
-    let addr = peer::trust(&p, &vault, "backup");
-    vault.sh("install -d -o backup -g backup /srv/offsite");
+    let addr = peer::trust(&p, &vault, "offsite");
+    vault.sh("install -d -o offsite -g offsite /srv/offsite");
     let far = format!("/srv/offsite/{}", p.name);
     let dir = format!("/var/backups/{}", p.name);
     p.write_stack(&p.stack_yaml(|t| {
-        t.push_str(&format!(
-            "\nbackup:\n  copy_to: backup@{addr}:{far}\n  encrypt: {recipient}\n"
-        ));
+        let _ = write!(
+            t,
+            "\nbackup:\n  copy_to: offsite@{addr}:{far}\n  encrypt: {recipient}\n"
+        );
     }));
     p.vldeploy(&["up"]).ok();
     insert_orders(&p, 9001, 9020);
@@ -62,21 +66,34 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         format!("{file}: OK\n"),
         "the copy on the backup host matches its sidecar"
     );
-    assert!(vault.sh(&format!("cat {far}/{file}.sha256")).starts_with(&sum));
+    assert!(
+        vault
+            .sh(&format!("cat {far}/{file}.sha256"))
+            .starts_with(&sum)
+    );
     assert_eq!(
         vault.sh(&format!("stat -c %U {far}/{file}")).trim(),
-        "backup"
+        "offsite"
     );
 
     // On disk the dump is not plaintext: no row of the data, no gzip stream, age's header; with the identity
     // it decrypts to the dump that holds those rows.
-    for (host, path) in [(&p, format!("{dir}/{file}")), (&vault, format!("{far}/{file}"))] {
+    for (host, path) in [
+        (&p, format!("{dir}/{file}")),
+        (&vault, format!("{far}/{file}")),
+    ] {
         assert_eq!(
-            host.ssh(&format!("grep -c -a -e ord-9001 -e c9001 {path}")).stdout.trim(),
+            host.ssh(&format!("grep -c -a -e ord-9001 -e c9001 {path}"))
+                .stdout
+                .trim(),
             "0",
             "{path}: no plaintext row"
         );
-        assert_ne!(host.ssh(&format!("gzip -t < {path}")).code, 0, "{path}: not a gzip stream");
+        assert_ne!(
+            host.ssh(&format!("gzip -t < {path}")).code,
+            0,
+            "{path}: not a gzip stream"
+        );
         assert_eq!(
             host.sh(&format!("head -c 21 {path}")),
             "age-encryption.org/v1"
@@ -86,7 +103,8 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let rows = p.sh(&format!(
         "echo {b64} | base64 -d | age -d -i - {dir}/{file} | gzip -dc | grep -c -e '^ord-9001' -e '^ord-9020'"
     ));
-    assert_eq!(rows.trim(), "2", "the decrypted dump holds the rows");
+    // ord-9001 and ord-9020, each in `orders` and `order_items`.
+    assert_eq!(rows.trim(), "4", "the decrypted dump holds the rows");
 
     // The backup host's own sha256 differs from the file's (what a copy damaged on the way looks like): the run
     // exits 2, the local backup is kept and listed, and the backup host has neither the file nor a temporary.
@@ -103,21 +121,26 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         "{log}"
     );
     let damaged = log["file"].as_str().unwrap().to_string();
-    assert!(names(&p.backups()).contains(&damaged), "the local backup is kept");
+    assert!(
+        names(&p.backups()).contains(&damaged),
+        "the local backup is kept"
+    );
     assert_eq!(
         p.sh(&format!("cd {dir} && sha256sum -c {damaged}.sha256")),
         format!("{damaged}: OK\n")
     );
     assert_eq!(
-        vault.sh(&format!("ls -A {far} | grep -c -F {damaged} || true")).trim(),
+        vault
+            .sh(&format!("ls -A {far} | grep -c -F {damaged} || true"))
+            .trim(),
         "0",
         "nothing of the failed copy is on the backup host"
     );
 
     // The backup host refuses the login: exit 2 again, with ssh's reason, and the local backup is kept.
-    vault.sh("mv /home/backup/.ssh/authorized_keys /home/backup/.ssh/authorized_keys.off");
+    vault.sh("mv /home/offsite/.ssh/authorized_keys /home/offsite/.ssh/authorized_keys.off");
     let run = p.cron_run();
-    vault.sh("mv /home/backup/.ssh/authorized_keys.off /home/backup/.ssh/authorized_keys");
+    vault.sh("mv /home/offsite/.ssh/authorized_keys.off /home/offsite/.ssh/authorized_keys");
     assert_eq!(run.code, 2, "{}", run.all());
     let log = last_log_line(&p);
     assert_eq!(log["copy"], "failed", "{log}");
@@ -126,36 +149,60 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         "{log}"
     );
     let refused = log["file"].as_str().unwrap().to_string();
-    assert!(names(&p.backups()).contains(&refused), "the local backup is kept");
+    assert!(
+        names(&p.backups()).contains(&refused),
+        "the local backup is kept"
+    );
+    assert!(refused.ends_with(".sql.gz.age"), "{refused}");
 
-    // Restore of the encrypted dump: refused without the identity and with a wrong one, nothing changed; with
+    // Restore of the encrypted dump (the newest: retention keeps one a day, and the data is unchanged since the
+    // first run): refused without the identity and with a wrong one, nothing changed; with
     // the identity it brings back exactly the data of the backup, and leaves no decrypted copy behind.
     insert_orders(&p, 9021, 9030);
     let live = p.state();
     assert_ne!(live, state_then);
     p.test()
-        .args(["restore", &file, "--yes"])
+        .args(["restore", &refused, "--yes"])
         .status(1)
         .stderr_has("is encrypted with age and no identity was given")
         .stderr_has("--identity PATH")
         .run();
     p.test()
-        .args(["restore", &file, "--yes", "--identity", other_key.to_str().unwrap()])
+        .args([
+            "restore",
+            &refused,
+            "--yes",
+            "--identity",
+            other_key.to_str().unwrap(),
+        ])
         .status(1)
         .stderr_has("does not decrypt with the given identity")
         .stderr_has("no identity matched any of the recipients")
         .stderr_has("nothing was changed")
         .run();
     assert_eq!(p.state(), live, "the refused restores changed nothing");
-    let plain = file.trim_end_matches(".age");
+    let plain = refused.trim_end_matches(".age");
     let run = p
-        .vldeploy(&["restore", &file, "--yes", "--identity", key.to_str().unwrap()])
+        .vldeploy(&[
+            "restore",
+            &refused,
+            "--yes",
+            "--identity",
+            key.to_str().unwrap(),
+        ])
         .ok();
-    assert!(run.stdout.contains(&format!("from `{plain}`")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("from `{plain}`")),
+        "{}",
+        run.stdout
+    );
     assert_eq!(p.state(), state_then, "the encrypted backup's data is back");
     assert_eq!(p.http_get("/api/health").0, 200);
     assert_eq!(
-        p.ssh(&format!("test -e {dir}/{plain} || test -e {dir}/{plain}.sha256")).code,
+        p.ssh(&format!(
+            "test -e {dir}/{plain} || test -e {dir}/{plain}.sha256"
+        ))
+        .code,
         1,
         "the decrypted copy is removed"
     );

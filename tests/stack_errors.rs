@@ -1804,12 +1804,12 @@ fn a_backup_archive_timeout_out_of_range_is_refused() {
     check(
         "name: shop\n",
         "name: shop\nbackup:\n  archive:\n    repo: /var/lib/pgbackrest\n    timeout: 500ms\n",
-        r#"error: `timeout` must be whole seconds from 1s to 1h at `backup.archive.timeout`
+        r"error: `timeout` must be whole seconds from 1s to 1h at `backup.archive.timeout`
  --> $DIR/stack.yaml:5:14
   |
 5 |     timeout: 500ms
   |              ^^^^^
-  = help: it is postgres' `archive_timeout`: the most a lost host loses, e.g. `60s`"#,
+  = help: it is postgres' `archive_timeout`: the most a lost host loses, e.g. `60s`",
     );
 }
 
@@ -1818,12 +1818,12 @@ fn a_backup_archive_passphrase_must_name_a_secret() {
     check(
         "name: shop\n",
         "name: shop\nbackup:\n  archive:\n    repo: ssh://backup@vault.example/var/lib/pgbackrest\n    encrypt_passphrase: POSTGRES_PASWORD\n",
-        r#"error: `encrypt_passphrase` names no secret: `POSTGRES_PASWORD` at `backup.archive.encrypt_passphrase`
+        r"error: `encrypt_passphrase` names no secret: `POSTGRES_PASWORD` at `backup.archive.encrypt_passphrase`
  --> $DIR/stack.yaml:5:25
   |
 5 |     encrypt_passphrase: POSTGRES_PASWORD
   |                         ^^^^^^^^^^^^^^^^
-  = help: did you mean `POSTGRES_PASSWORD`?"#,
+  = help: did you mean `POSTGRES_PASSWORD`?",
     );
 }
 
@@ -1848,7 +1848,7 @@ fn a_backup_archive_loads_with_its_defaults() {
                 port: 2222,
                 path: "/var/lib/pgbackrest".into(),
             },
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             full: "0 3 * * 0".into(),
             diff: Some("0 3 * * 1-6".into()),
             retention_full: 2,

@@ -61,7 +61,7 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             },
             (None, None) => return (Vec::new(), Err(CommandError::Usage("no backup given".into()))),
         };
-        let encrypted = file.ends_with(".age");
+        let encrypted = BackupName::parse(&file).is_some_and(|n| n.encrypted);
         let file = if encrypted {
             match decrypt(ctx, &c, &setup, &file, identity.as_deref()).await {
                 Ok(f) => f,

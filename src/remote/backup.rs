@@ -93,7 +93,12 @@ age --decrypt --identity - --output "$2" -- "$1" || { rm -f -- "$2"; exit 1; }
 s=$(sha256sum < "$2")
 printf '%s  %s\n' "${s%% *}" "${2##*/}" > "$2.sha256"
 "#;
-    Command::script(format!("bash -c {} decrypt {} {}", q(SCRIPT), q(src), q(dst)))
+    Command::script(format!(
+        "bash -c {} decrypt {} {}",
+        q(SCRIPT),
+        q(src),
+        q(dst)
+    ))
 }
 
 /// Removes a decrypted copy of a backup and its sidecar.

@@ -552,13 +552,20 @@ pub(crate) fn copy_to(s: &str) -> Result<String, Problem> {
 pub(crate) fn archive_repo(s: &str) -> Result<crate::stack::ArchiveRepo, Problem> {
     use crate::stack::ArchiveRepo;
     const HELP: &str = "write `ssh://backup@vault.example/var/lib/pgbackrest` (a backup host over ssh) or an absolute path such as `/var/lib/pgbackrest`";
-    let bad = |why: String| Problem::new(format!("invalid archive repo `{}`: {why}", shown(s)), HELP);
+    let bad =
+        |why: String| Problem::new(format!("invalid archive repo `{}`: {why}", shown(s)), HELP);
     let path_ok = |p: &str| -> Result<(), Problem> {
         if !p.starts_with('/') || p == "/" {
             return Err(bad("the path must be absolute and not `/`".to_owned()));
         }
-        if let Some(c) = p.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-'))) {
-            return Err(bad(format!("the path holds {}; use letters, digits and `/_.-`", named(c))));
+        if let Some(c) = p
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-')))
+        {
+            return Err(bad(format!(
+                "the path holds {}; use letters, digits and `/_.-`",
+                named(c)
+            )));
         }
         if p.split('/').any(|part| part == "..") {
             return Err(bad("the path must not contain `..`".to_owned()));
@@ -570,8 +577,12 @@ pub(crate) fn archive_repo(s: &str) -> Result<crate::stack::ArchiveRepo, Problem
             return Err(bad("the path on the backup host is missing".to_owned()));
         };
         let (authority, path) = rest.split_at(slash);
-        let url = ssh_url(&format!("ssh://{authority}"))
-            .map_err(|p| Problem::new(format!("invalid archive repo `{}`: {}", shown(s), p.message), HELP))?;
+        let url = ssh_url(&format!("ssh://{authority}")).map_err(|p| {
+            Problem::new(
+                format!("invalid archive repo `{}`: {}", shown(s), p.message),
+                HELP,
+            )
+        })?;
         path_ok(path)?;
         return Ok(ArchiveRepo::Ssh {
             user: url.user,
@@ -584,7 +595,9 @@ pub(crate) fn archive_repo(s: &str) -> Result<crate::stack::ArchiveRepo, Problem
         path_ok(s)?;
         return Ok(ArchiveRepo::Local(s.trim_end_matches('/').to_owned()));
     }
-    Err(bad("it is neither `ssh://user@host/path` nor an absolute path".to_owned()))
+    Err(bad(
+        "it is neither `ssh://user@host/path` nor an absolute path".to_owned(),
+    ))
 }
 
 /// An address or a network: `203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`.
@@ -724,7 +737,9 @@ mod tests {
             ArchiveRepo::Local("/srv/pgbackrest".into())
         );
         assert_eq!(
-            archive_repo("ssh://backup@vault.example").unwrap_err().message,
+            archive_repo("ssh://backup@vault.example")
+                .unwrap_err()
+                .message,
             "invalid archive repo `ssh://backup@vault.example`: the path on the backup host is missing"
         );
         assert_eq!(

@@ -344,16 +344,19 @@ fn archive(r: &Reader<'_>, node: &Node) -> Result<Archive, StackError> {
     let timeout = match m.get("timeout") {
         Some(n) => {
             let d = r.parse(n, format::duration)?;
-            if d < Duration::from_secs(1) || d > Duration::from_secs(3600) || d.subsec_nanos() != 0 {
+            if d < Duration::from_secs(1) || d > Duration::from_hours(1) || d.subsec_nanos() != 0 {
                 return Err(r.error_at(
                     n,
-                    format!("`timeout` must be whole seconds from 1s to 1h at {}", place(&n.path)),
+                    format!(
+                        "`timeout` must be whole seconds from 1s to 1h at {}",
+                        place(&n.path)
+                    ),
                     "it is postgres' `archive_timeout`: the most a lost host loses, e.g. `60s`",
                 ));
             }
             d
         }
-        None => Duration::from_secs(60),
+        None => Duration::from_mins(1),
     };
     let full = match m.get("full") {
         Some(n) => r.parse(n, format::cron)?,
@@ -399,7 +402,10 @@ fn archive(r: &Reader<'_>, node: &Node) -> Result<Archive, StackError> {
                 };
                 return Err(r.error_at(
                     n,
-                    format!("`encrypt_passphrase` names no secret: `{name}` at {}", place(&n.path)),
+                    format!(
+                        "`encrypt_passphrase` names no secret: `{name}` at {}",
+                        place(&n.path)
+                    ),
                     help,
                 ));
             }

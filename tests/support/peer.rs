@@ -16,7 +16,11 @@ pub fn address(host: &Project) -> String {
         .output()
         .expect("docker inspect runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let ip = text.split_whitespace().next().unwrap_or_default().to_owned();
+    let ip = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         !ip.is_empty(),
         "`{container}` has no address: {}",
@@ -36,8 +40,9 @@ fn sh(p: &Project, cmd: &str) -> String {
     run.stdout
 }
 
-/// Lets root on `from` log in to `to` as `user` (created when missing) with a key of root's, and pins `to`'s
-/// host key in root's known_hosts on `from`: what an operator does once for an off-site copy. Returns `to`'s
+/// Lets root on `from` log in to `to` as `user` (created when missing, with a shell; not one of Debian's system
+/// users such as `backup`, whose shell is nologin) with a key of root's, and pins `to`'s
+/// host key in root's `known_hosts` on `from`: what an operator does once for an off-site copy. Returns `to`'s
 /// address.
 pub fn trust(from: &Project, to: &Project, user: &str) -> String {
     let addr = address(to);
