@@ -106,6 +106,16 @@ pub fn remove_decrypted(path: &str) -> Command {
     Command::argv(["rm", "-f", "--"]).operands(&[path, &format!("{path}.sha256")])
 }
 
+/// `pgbackrest --config=CONFIG --stanza=STANZA OPTIONS… COMMAND`: one command of pgBackRest on the stack's stanza.
+pub fn pgbackrest(config: &str, stanza: &str, options: &[&str], command: &str) -> Command {
+    let config = format!("--config={config}");
+    let stanza = format!("--stanza={stanza}");
+    let mut argv = vec!["pgbackrest", config.as_str(), stanza.as_str()];
+    argv.extend_from_slice(options);
+    argv.push(command);
+    Command::argv(argv)
+}
+
 /// Prints the size of the backup at `path`, in bytes.
 pub fn size(path: &str) -> Command {
     Command::argv(["stat", "-c", "%s", "--"]).operands(&[path])
@@ -168,6 +178,20 @@ mod tests {
         assert_eq!(
             remove_decrypted("/b/db.sql.gz").text(),
             "rm -f -- /b/db.sql.gz /b/db.sql.gz.sha256"
+        );
+    }
+
+    #[test]
+    fn pgbackrest_takes_config_stanza_options_and_command() {
+        assert_eq!(
+            pgbackrest(
+                "/etc/pgbackrest/pgbackrest.conf",
+                "main",
+                &["--type=time", "--target=2026-12-02 13:14:15+00"],
+                "restore"
+            )
+            .text(),
+            "pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=time '--target=2026-12-02 13:14:15+00' restore"
         );
     }
 

@@ -1,0 +1,311 @@
+//! Continuous archiving with pgBackRest: its configuration, postgres' archive settings, and the commands that
+//! back up and restore to a point in time.
+
+use serde::Serialize;
+
+use crate::render::{self, RenderError};
+use crate::secret::Secret;
+use crate::stack::{Archive, ArchiveRepo};
+
+/// The one stanza of a stack's cluster.
+pub const STANZA: &str = "main";
+
+/// Where postgres' data is in the stack's postgres image.
+pub const PGDATA: &str = "/var/lib/postgresql/data";
+
+/// Everything pgBackRest's configuration on the database side is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveConfig {
+    pub stack: String,
+    pub repo: ArchiveRepo,
+    pub retention_full: u32,
+    /// `archive_timeout` in seconds.
+    pub timeout_s: u64,
+    /// The repository's passphrase (aes-256-cbc), when it is encrypted.
+    #[serde(skip)]
+    pub passphrase: Option<Secret>,
+    pub pg_path: String,
+    pub pg_socket: String,
+    pub pg_port: u16,
+    pub log_path: String,
+    pub lock_path: String,
+}
+
+impl ArchiveConfig {
+    /// The configuration of `archive` for `stack`'s cluster in the postgres image.
+    pub fn new(stack: &str, archive: &Archive, passphrase: Option<Secret>) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            repo: archive.repo.clone(),
+            retention_full: archive.retention_full,
+            timeout_s: archive.timeout.as_secs(),
+            passphrase,
+            pg_path: PGDATA.to_owned(),
+            pg_socket: "/var/run/postgresql".to_owned(),
+            pg_port: 5432,
+            log_path: "/var/log/pgbackrest".to_owned(),
+            lock_path: "/tmp/pgbackrest".to_owned(),
+        }
+    }
+
+    /// postgres' settings that push every WAL segment to the repository (at least every `timeout_s`).
+    pub fn postgres_settings(&self, config: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("archive_mode", "on".to_owned()),
+            (
+                "archive_command",
+                format!("pgbackrest --config={config} --stanza={STANZA} archive-push %p"),
+            ),
+            ("archive_timeout", format!("{}s", self.timeout_s)),
+            ("wal_level", "replica".to_owned()),
+        ]
+    }
+
+    /// `pgbackrest.conf` on the database side: the repository itself (a local path), or the backup host that
+    /// holds it (repository-host mode; the passphrase then lives there).
+    pub fn database_conf(&self) -> Result<String, RenderError> {
+        let (repo_host, repo_host_user, repo_host_port, repo_path) = match &self.repo {
+            ArchiveRepo::Local(path) => (None, None, None, Some(path.as_str())),
+            ArchiveRepo::Ssh {
+                user, host, port, ..
+            } => (Some(host.as_str()), Some(user.as_str()), Some(*port), None),
+        };
+        self.render(
+            "database",
+            repo_host,
+            repo_host_user,
+            repo_host_port,
+            repo_path,
+        )
+    }
+
+    fn render(
+        &self,
+        side: &str,
+        repo_host: Option<&str>,
+        repo_host_user: Option<&str>,
+        repo_host_port: Option<u16>,
+        repo_path: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let bad = |what: &str| RenderError::Template {
+            name: "backup/pgbackrest.conf".into(),
+            detail: format!("{what} holds a control character or is empty"),
+        };
+        let passphrase = match &self.passphrase {
+            Some(p) => {
+                let v = p.expose();
+                if v.is_empty() || v.chars().any(char::is_control) {
+                    return Err(bad("the repository passphrase"));
+                }
+                Some(v.to_owned())
+            }
+            None => None,
+        };
+        for (what, v) in [
+            ("pg1-path", self.pg_path.as_str()),
+            ("pg1-socket-path", self.pg_socket.as_str()),
+            ("log-path", self.log_path.as_str()),
+            ("lock-path", self.lock_path.as_str()),
+            ("repo1-path", repo_path.unwrap_or("-")),
+            ("repo1-host", repo_host.unwrap_or("-")),
+            ("repo1-host-user", repo_host_user.unwrap_or("-")),
+        ] {
+            if v.is_empty() || v.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(bad(what));
+            }
+        }
+        let ctx = serde_json::json!({
+            "stack": self.stack,
+            "side": side,
+            "stanza": STANZA,
+            "repo_host": repo_host,
+            "repo_host_user": repo_host_user,
+            "repo_host_port": repo_host_port,
+            "repo_path": repo_path,
+            "retention_full": self.retention_full,
+            "passphrase": passphrase,
+            "log_path": self.log_path,
+            "lock_path": self.lock_path,
+            "pg_host": serde_json::Value::Null,
+            "pg_host_user": serde_json::Value::Null,
+            "pg_path": self.pg_path,
+            "pg_socket": self.pg_socket,
+            "pg_port": self.pg_port,
+        });
+        render::render("backup/pgbackrest.conf", &ctx)
+    }
+}
+
+/// Where a point-in-time restore stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// The end of the archived WAL.
+    Latest,
+    /// A moment, in pgBackRest's form (`2026-12-02 13:14:15+00`, UTC).
+    Time(String),
+}
+
+impl RestoreTarget {
+    /// `latest`, or an RFC 3339 time (`2026-12-02T13:14:15Z`, `2026-12-02 13:14:15+05:30`); an error names the
+    /// accepted forms.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "latest" {
+            return Ok(Self::Latest);
+        }
+        let t = humantime::parse_rfc3339_weak(s)
+            .or_else(|_| humantime::parse_rfc3339(s))
+            .or_else(|_| {
+                chrono_free_offset(s).ok_or(())
+            })
+            .map_err(|()| {
+                format!(
+                    "`{s}` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+                )
+            })?;
+        Ok(Self::at(t))
+    }
+
+    /// The target at `t`, to the second.
+    pub fn at(t: std::time::SystemTime) -> Self {
+        let text = humantime::format_rfc3339_seconds(t).to_string();
+        // `2026-12-02T13:14:15Z` → `2026-12-02 13:14:15+00`
+        Self::Time(format!(
+            "{}+00",
+            text.trim_end_matches('Z').replacen('T', " ", 1)
+        ))
+    }
+
+    /// pgBackRest's restore options for this target: after it, postgres promotes and serves.
+    pub fn options(&self) -> Vec<String> {
+        match self {
+            Self::Latest => vec!["--type=default".to_owned()],
+            Self::Time(t) => vec![
+                "--type=time".to_owned(),
+                format!("--target={t}"),
+                "--target-action=promote".to_owned(),
+            ],
+        }
+    }
+}
+
+/// An RFC 3339 time with a numeric offset (`2026-12-02T13:14:15+05:30`), as UTC.
+fn chrono_free_offset(s: &str) -> Option<std::time::SystemTime> {
+    let (base, sign, off) = if let Some(i) = s.rfind('+').filter(|i| *i > 10) {
+        (&s[..i], 1i64, &s[i + 1..])
+    } else if let Some(i) = s.rfind('-').filter(|i| *i > 10) {
+        (&s[..i], -1, &s[i + 1..])
+    } else {
+        return None;
+    };
+    let (hours, minutes) = off.split_once(':')?;
+    let secs = sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60);
+    let local = humantime::parse_rfc3339_weak(base).ok()?;
+    let shift = std::time::Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::render::snapshot::assert_snapshot;
+
+    fn archive(repo: ArchiveRepo) -> Archive {
+        Archive {
+            repo,
+            timeout: Duration::from_mins(1),
+            full: "0 3 * * 0".into(),
+            diff: Some("0 3 * * 1-6".into()),
+            retention_full: 2,
+            encrypt_passphrase: Some("PGBACKREST_PASSPHRASE".into()),
+        }
+    }
+
+    #[test]
+    fn a_local_repository_holds_the_passphrase_and_retention() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            Some(Secret::new("correct horse battery staple")),
+        );
+        assert_snapshot("pgbackrest.local.conf", &c.database_conf().unwrap());
+        assert_eq!(
+            c.postgres_settings("/etc/pgbackrest/pgbackrest.conf"),
+            [
+                ("archive_mode", "on".to_owned()),
+                (
+                    "archive_command",
+                    "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main archive-push %p"
+                        .to_owned()
+                ),
+                ("archive_timeout", "60s".to_owned()),
+                ("wal_level", "replica".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backup_host_repository_is_named_by_host_user_and_port() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Ssh {
+                user: "pgbackrest".into(),
+                host: "vault.example".into(),
+                port: 2222,
+                path: "/var/lib/pgbackrest".into(),
+            }),
+            Some(Secret::new("correct horse battery staple")),
+        );
+        let text = c.database_conf().unwrap();
+        assert_snapshot("pgbackrest.database.conf", &text);
+        assert!(!text.contains("correct horse"), "{text}");
+    }
+
+    #[test]
+    fn restore_targets_are_utc_seconds_or_latest() {
+        assert_eq!(
+            RestoreTarget::parse("latest").unwrap(),
+            RestoreTarget::Latest
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02T13:14:15Z").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02 18:44:15+05:30").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("yesterday").unwrap_err(),
+            "`yesterday` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+        );
+        assert_eq!(
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into()).options(),
+            [
+                "--type=time",
+                "--target=2026-12-02 13:14:15+00",
+                "--target-action=promote"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_passphrase_with_a_newline_is_refused_without_showing_it() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            Some(Secret::new("s3cret\n[global]")),
+        );
+        let e = c.database_conf().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "template `backup/pgbackrest.conf` failed to render: the repository passphrase holds a control character or is empty"
+        );
+    }
+}
