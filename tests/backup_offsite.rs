@@ -211,5 +211,29 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         .find(|l| l.starts_with("AGE-SECRET-KEY-"))
         .unwrap()
         .to_string();
+    no_secret(&run, &[secret_line.clone()]);
+
+    // The same encrypted backup from this machine: pulled, then sent back with `--from-local`.
+    let local = p.path().join("pulled.sql.gz.age");
+    p.vldeploy(&["backup", "pull", &refused, "--to", local.to_str().unwrap()])
+        .ok();
+    insert_orders(&p, 9031, 9035);
+    assert_ne!(p.state(), state_then);
+    let run = p
+        .vldeploy(&[
+            "restore",
+            "--from-local",
+            local.to_str().unwrap(),
+            "--yes",
+            "--identity",
+            key.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        run.stdout.contains("_uploaded.sql.gz`"),
+        "the upload keeps its `.age` until it is decrypted: {}",
+        run.all()
+    );
+    assert_eq!(p.state(), state_then, "the pulled backup's data is back");
     no_secret(&run, &[secret_line]);
 }
