@@ -211,7 +211,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         .find(|l| l.starts_with("AGE-SECRET-KEY-"))
         .unwrap()
         .to_string();
-    no_secret(&run, &[secret_line.clone()]);
+    no_secret(&run, std::slice::from_ref(&secret_line));
 
     // The same encrypted backup from this machine: pulled, then sent back with `--from-local`.
     let local = p.path().join("pulled.sql.gz.age");
