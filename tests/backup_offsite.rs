@@ -41,15 +41,65 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     vault.sh("install -d -o offsite -g offsite /srv/offsite");
     let far = format!("/srv/offsite/{}", p.name);
     let dir = format!("/var/backups/{}", p.name);
+    // Continuous archiving too, to a pgBackRest repository on the host, encrypted with a stack secret.
+    let passphrase = "an archive passphrase of the shop 4711";
+    let secrets = p.path().join(".vldeploy/sandbox/secrets.env");
+    let mut text = std::fs::read_to_string(&secrets).unwrap();
+    let _ = writeln!(text, "PGBACKREST_PASSPHRASE=\"{passphrase}\"");
+    std::fs::write(&secrets, text).unwrap();
     p.write_stack(&p.stack_yaml(|t| {
         let _ = write!(
             t,
-            "\nbackup:\n  copy_to: offsite@{addr}:{far}\n  encrypt: {recipient}\n"
+            "\nbackup:\n  copy_to: offsite@{addr}:{far}\n  encrypt: {recipient}\n  archive:\n    repo: /var/lib/pgbackrest\n    timeout: 5s\n    encrypt_passphrase: PGBACKREST_PASSPHRASE\n"
         );
     }));
-    p.vldeploy(&["up"]).ok();
+    let run = p.vldeploy(&["up"]).ok();
+    no_secret(&run, &[passphrase]);
     insert_orders(&p, 9001, 9020);
     let state_then = p.state();
+
+    // `backup now` makes pgBackRest's stanza and its first backup; WAL is archived from then on, and the
+    // repository holds no plaintext row (the database's own files do).
+    let run = p.vldeploy(&["backup", "now"]).ok();
+    assert!(
+        run.stderr.contains("pgBackRest: the stanza is ready"),
+        "{}",
+        run.all()
+    );
+    no_secret(&run, &[passphrase]);
+    p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
+    let info =
+        p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main info --output=json");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert!(
+        !info[0]["backup"].as_array().unwrap().is_empty(),
+        "a backup is in the repository: {info}"
+    );
+    assert!(
+        info[0]["archive"][0]["max"].is_string(),
+        "WAL is archived: {info}"
+    );
+    assert_eq!(info[0]["cipher"], "aes-256-cbc", "{info}");
+    let mount = |dest: &str| {
+        p.sh(&format!(
+            "docker inspect vl_postgres -f '{{{{range .Mounts}}}}{{{{if eq .Destination \"{dest}\"}}}}{{{{.Source}}}}{{{{end}}}}{{{{end}}}}'"
+        ))
+        .trim()
+        .to_string()
+    };
+    let repo = mount("/var/lib/pgbackrest");
+    let pgdata = mount("/var/lib/postgresql/data");
+    assert!(!repo.is_empty() && !pgdata.is_empty());
+    assert_eq!(
+        p.ssh(&format!("grep -r -l -a -q c9001 {pgdata}")).code,
+        0,
+        "plain in PGDATA"
+    );
+    assert_eq!(
+        p.ssh(&format!("grep -r -l -a c9001 {repo}")).code,
+        1,
+        "no plaintext row in the pgBackRest repository"
+    );
 
     // The cron entry's run: an encrypted dump, copied to the backup host and checked there.
     let run = p.cron_run();

@@ -21,7 +21,10 @@ pub struct ArchiveConfig {
     pub retention_full: u32,
     /// `archive_timeout` in seconds.
     pub timeout_s: u64,
-    /// The repository's passphrase (aes-256-cbc), when it is encrypted.
+    /// The repository is encrypted (aes-256-cbc).
+    pub encrypted: bool,
+    /// The passphrase written into the file; `None` when it comes from the environment
+    /// (`PGBACKREST_REPO1_CIPHER_PASS`) or the repository is not encrypted.
     #[serde(skip)]
     pub passphrase: Option<Secret>,
     pub pg_path: String,
@@ -39,6 +42,7 @@ impl ArchiveConfig {
             repo: archive.repo.clone(),
             retention_full: archive.retention_full,
             timeout_s: archive.timeout.as_secs(),
+            encrypted: passphrase.is_some(),
             passphrase,
             pg_path: PGDATA.to_owned(),
             pg_socket: "/var/run/postgresql".to_owned(),
@@ -124,6 +128,7 @@ impl ArchiveConfig {
             "repo_path": repo_path,
             "retention_full": self.retention_full,
             "passphrase": passphrase,
+            "encrypted": self.encrypted || passphrase.is_some(),
             "log_path": self.log_path,
             "lock_path": self.lock_path,
             "pg_host": serde_json::Value::Null,
@@ -134,6 +139,95 @@ impl ArchiveConfig {
         });
         render::render("backup/pgbackrest.conf", &ctx)
     }
+}
+
+/// The pgBackRest configuration the postgres container writes at start, as the entrypoint reads it.
+pub const CONTAINER_CONF: &str = "/etc/pgbackrest/pgbackrest.conf";
+
+/// What the postgres container needs for archiving: variables for its entrypoint (the configuration, the
+/// archive command and timeout, the passphrase as a secret) and the volume a local repository lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerArchive {
+    pub env: Vec<(String, ContainerValue)>,
+    /// `(volume name suffix, path in the container)` for a repository on the database host.
+    pub volume: Option<(String, String)>,
+}
+
+/// A variable's value: plain, or a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+/// The postgres container's archiving of `stack`, when `backup.archive` is set. A repository on a backup host
+/// is not applied yet: that is an error naming what works today.
+pub fn container_archive(
+    stack: &crate::stack::Stack,
+) -> Result<Option<ContainerArchive>, RenderError> {
+    let Some(archive) = stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
+        return Ok(None);
+    };
+    let ArchiveRepo::Local(path) = &archive.repo else {
+        return Err(RenderError::Template {
+            name: "backup/pgbackrest.conf".into(),
+            detail: "`backup.archive.repo` on a backup host (ssh://) is not applied by `up` yet; use a path on the host (`/var/lib/pgbackrest`)".into(),
+        });
+    };
+    let passphrase = match &archive.encrypt_passphrase {
+        None => None,
+        Some(name) => Some(
+            stack
+                .named_secrets
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| RenderError::Template {
+                    name: "backup/pgbackrest.conf".into(),
+                    detail: format!(
+                        "the secret `{name}` (`backup.archive.encrypt_passphrase`) has no value"
+                    ),
+                })?,
+        ),
+    };
+    let mut config = ArchiveConfig::new(&stack.name, archive, None);
+    config.encrypted = passphrase.is_some();
+    let conf = config.database_conf()?;
+    let settings = config.postgres_settings(CONTAINER_CONF);
+    let setting = |k: &str| {
+        settings
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut env = vec![
+        (
+            "VL_PGBACKREST_CONF".to_owned(),
+            ContainerValue::Plain(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                conf.as_bytes(),
+            )),
+        ),
+        (
+            "VL_ARCHIVE_COMMAND".to_owned(),
+            ContainerValue::Plain(setting("archive_command")),
+        ),
+        (
+            "VL_ARCHIVE_TIMEOUT".to_owned(),
+            ContainerValue::Plain(setting("archive_timeout")),
+        ),
+    ];
+    if let Some(p) = passphrase {
+        env.push((
+            "PGBACKREST_REPO1_CIPHER_PASS".to_owned(),
+            ContainerValue::Secret(p),
+        ));
+    }
+    Ok(Some(ContainerArchive {
+        env,
+        volume: Some(("pgbackrest".to_owned(), path.clone())),
+    }))
 }
 
 /// Where a point-in-time restore stops.
@@ -293,6 +387,19 @@ mod tests {
                 "--target-action=promote"
             ]
         );
+    }
+
+    #[test]
+    fn the_container_gets_the_configuration_the_command_and_the_passphrase_as_a_secret() {
+        let mut c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            None,
+        );
+        c.encrypted = true;
+        let text = c.database_conf().unwrap();
+        assert!(text.contains("\nrepo1-cipher-type=aes-256-cbc\n"), "{text}");
+        assert!(!text.contains("repo1-cipher-pass"), "{text}");
     }
 
     #[test]

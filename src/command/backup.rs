@@ -62,6 +62,10 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
         ));
         match run_backup(&c.remote, setup, None, 600).await {
             Ok(o) => {
+                let archived = match archive_backup(ctx, c, setup).await {
+                    Ok(a) => a,
+                    Err(e) => return (Vec::new(), Err(e)),
+                };
                 let file = o.file.clone().unwrap_or_default();
                 match ctx.output {
                     Output::Json => println!("{}", serde_json::to_string(&o).unwrap_or_default()),
@@ -84,6 +88,10 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
                         }
                     }
                 }
+                if archived {
+                    ctx.out
+                        .note("pgBackRest: the stanza is ready and a backup is in the repository");
+                }
                 let code = i32::from(o.copy.as_deref() == Some("failed"));
                 (vec![format!("backup `{file}`")], Ok(code))
             }
@@ -91,6 +99,37 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
         }
     })
     .await
+}
+
+/// With `backup.archive`: makes sure pgBackRest's stanza exists and takes a backup into its repository
+/// (differential; full when there is none yet). `Ok(false)` when archiving is off.
+async fn archive_backup(ctx: &Context, c: &Connected, setup: &Setup) -> Result<bool, CommandError> {
+    use crate::backup::archive::{CONTAINER_CONF, STANZA};
+    use crate::remote::backup::{in_postgres, pgbackrest};
+    if ctx
+        .stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .is_none()
+    {
+        return Ok(false);
+    }
+    for (options, command) in [(&[][..], "stanza-create"), (&["--type=diff"][..], "backup")] {
+        let cmd = in_postgres(
+            &setup.container,
+            &pgbackrest(CONTAINER_CONF, STANZA, options, command),
+        );
+        let out = c.remote.exec(&cmd).await?;
+        if !out.success() {
+            return Err(failed(crate::backup::BackupError::Step {
+                host: c.remote.name().to_string(),
+                step: format!("pgBackRest `{command}`"),
+                detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
+            }));
+        }
+    }
+    Ok(true)
 }
 
 fn size(bytes: u64) -> String {

@@ -116,6 +116,15 @@ pub fn pgbackrest(config: &str, stanza: &str, options: &[&str], command: &str) -
     Command::argv(argv)
 }
 
+/// `cmd` run inside `container` as the postgres user (pgBackRest's commands, which need its data and socket).
+pub fn in_postgres(container: &str, cmd: &Command) -> Command {
+    Command::script(format!(
+        "docker exec -u postgres {} {}",
+        q(container),
+        cmd.text()
+    ))
+}
+
 /// Prints the size of the backup at `path`, in bytes.
 pub fn size(path: &str) -> Command {
     Command::argv(["stat", "-c", "%s", "--"]).operands(&[path])
@@ -192,6 +201,23 @@ mod tests {
             )
             .text(),
             "pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=time '--target=2026-12-02 13:14:15+00' restore"
+        );
+    }
+
+    #[test]
+    fn in_postgres_runs_as_the_postgres_user_in_the_container() {
+        assert_eq!(
+            in_postgres(
+                "vl_postgres",
+                &pgbackrest(
+                    "/etc/pgbackrest/pgbackrest.conf",
+                    "main",
+                    &[],
+                    "stanza-create"
+                )
+            )
+            .text(),
+            "docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main stanza-create"
         );
     }
 
