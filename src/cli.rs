@@ -288,6 +288,9 @@ pub enum BackupAction {
         #[arg(id = "backup", value_name = "FILE", default_value = "latest")]
         backup: String,
     },
+    /// Continuous archiving (`backup.archive`): the last archived WAL and its age, failures, the repository's
+    /// backups and size, the oldest and newest restore points. Exits 1 when archiving is stalled.
+    Status,
     /// Download a backup (and check it against its checksum).
     Pull {
         /// A backup file name (see `backup list`), or `latest`.

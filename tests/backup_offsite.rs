@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::backup::{HostExt as _, insert_orders, last_log_line, names};
 use crate::support::peer;
@@ -87,6 +88,53 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         .trim()
         .to_string()
     };
+    // `backup status`: the last archived WAL, the repository's backups and the restore points.
+    let run = p.vldeploy(&["backup", "status", "-o", "json"]).ok();
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status["stalled"], false, "{status}");
+    assert!(status["last_archived_wal"].is_string(), "{status}");
+    assert!(
+        status["last_archived_age_s"].as_u64().unwrap() <= 10,
+        "{status}"
+    );
+    assert!(status["backups"].as_u64().unwrap() >= 1, "{status}");
+    assert!(status["repository_bytes"].as_u64().unwrap() > 0, "{status}");
+    assert!(
+        status["oldest_restore_point"].as_u64().unwrap()
+            <= status["newest_restore_point"].as_u64().unwrap(),
+        "{status}"
+    );
+    // The repository refuses writes: within twice archive_timeout `backup status` says archiving is stalled
+    // (exit 1) while the shop serves; when it is writable again, archiving catches up by itself.
+    p.sh("docker exec vl_postgres chmod 000 /var/lib/pgbackrest");
+    p.psql("CREATE TABLE wal_marker (t text); INSERT INTO wal_marker VALUES ('x'); SELECT pg_switch_wal();");
+    let started = std::time::Instant::now();
+    let stalled = loop {
+        let run = p.vldeploy(&["backup", "status"]);
+        if run.code == 1 {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reported stalled: {}",
+            run.all()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert!(stalled.stdout.contains(": STALLED"), "{}", stalled.all());
+    assert!(stalled.stderr.contains("archiving on"), "{}", stalled.all());
+    assert_eq!(p.http_get("/api/health").0, 200, "the shop keeps serving");
+    p.sh("docker exec vl_postgres chmod 750 /var/lib/pgbackrest");
+    let started = std::time::Instant::now();
+    while p.vldeploy(&["backup", "status"]).code != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "archiving never caught up"
+        );
+        p.psql("INSERT INTO wal_marker VALUES ('y'); SELECT pg_switch_wal();");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    p.psql("DROP TABLE wal_marker;");
     let repo = mount("/var/lib/pgbackrest");
     let pgdata = mount("/var/lib/postgresql/data");
     assert!(!repo.is_empty() && !pgdata.is_empty());

@@ -230,6 +230,83 @@ pub fn container_archive(
     }))
 }
 
+/// What the cluster and the repository say about archiving (`vldeploy backup status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveStatus {
+    /// The last WAL segment archived, and how many seconds ago.
+    pub last_archived_wal: Option<String>,
+    pub last_archived_age_s: Option<u64>,
+    /// Failed `archive_command` runs since the cluster started, and the last one's age.
+    pub failed_count: u64,
+    pub last_failed_age_s: Option<u64>,
+    /// Backups in the repository and the bytes they take there.
+    pub backups: usize,
+    pub repository_bytes: u64,
+    /// The oldest moment a restore can reach (the oldest backup's end), and the newest (the last archived WAL).
+    pub oldest_restore_point: Option<u64>,
+    pub newest_restore_point: Option<u64>,
+    /// No WAL archived within twice `archive_timeout`, or the last attempt failed.
+    pub stalled: bool,
+}
+
+/// The SQL whose one tab-separated row [`parse_status`] reads: postgres' own record of archiving.
+pub const ARCHIVER_SQL: &str = "SELECT coalesce(last_archived_wal, ''), coalesce(extract(epoch FROM last_archived_time)::bigint::text, ''), failed_count, coalesce(extract(epoch FROM last_failed_time)::bigint::text, '') FROM pg_stat_archiver;\n";
+
+/// Reads `pg_stat_archiver`'s row and `pgbackrest info --output=json` at `now` (Unix seconds).
+pub fn parse_status(
+    archiver: &str,
+    info: &str,
+    now: u64,
+    timeout_s: u64,
+) -> Result<ArchiveStatus, String> {
+    let row: Vec<&str> = archiver.trim_end_matches('\n').split('\t').collect();
+    let [wal, archived_at, failed, failed_at] = row.as_slice() else {
+        return Err(format!(
+            "unexpected pg_stat_archiver row `{}`",
+            archiver.trim()
+        ));
+    };
+    let epoch = |s: &str| s.trim().parse::<u64>().ok();
+    let archived_at = epoch(archived_at);
+    let failed_at = epoch(failed_at);
+    let info: serde_json::Value =
+        serde_json::from_str(info).map_err(|e| format!("pgbackrest info is not JSON: {e}"))?;
+    let backups = info[0]["backup"].as_array().cloned().unwrap_or_default();
+    let repository_bytes = backups
+        .iter()
+        .filter_map(|b| b["info"]["repository"]["delta"].as_u64())
+        .sum();
+    let oldest = backups
+        .iter()
+        .filter_map(|b| b["timestamp"]["stop"].as_u64())
+        .min();
+    let newest = archived_at.or_else(|| {
+        backups
+            .iter()
+            .filter_map(|b| b["timestamp"]["stop"].as_u64())
+            .max()
+    });
+    let age = |t: Option<u64>| t.map(|t| now.saturating_sub(t));
+    let last_archived_age_s = age(archived_at);
+    let failing = match (failed_at, archived_at) {
+        (Some(f), Some(a)) => f > a,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let stalled = failing || last_archived_age_s.is_none_or(|a| a > 2 * timeout_s);
+    Ok(ArchiveStatus {
+        last_archived_wal: Some((*wal).to_owned()).filter(|w| !w.is_empty()),
+        last_archived_age_s,
+        failed_count: failed.trim().parse().unwrap_or(0),
+        last_failed_age_s: age(failed_at),
+        backups: backups.len(),
+        repository_bytes,
+        oldest_restore_point: oldest,
+        newest_restore_point: newest,
+        stalled,
+    })
+}
+
 /// Where a point-in-time restore stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreTarget {
@@ -400,6 +477,37 @@ mod tests {
         let text = c.database_conf().unwrap();
         assert!(text.contains("\nrepo1-cipher-type=aes-256-cbc\n"), "{text}");
         assert!(!text.contains("repo1-cipher-pass"), "{text}");
+    }
+
+    #[test]
+    fn status_reads_the_archiver_row_and_the_repository() {
+        let info = r#"[{"archive":[{"max":"000000010000000000000007"}],"backup":[
+            {"info":{"repository":{"delta":1000}},"timestamp":{"start":90,"stop":100}},
+            {"info":{"repository":{"delta":200}},"timestamp":{"start":190,"stop":200}}],"cipher":"aes-256-cbc"}]"#;
+        let s = parse_status("000000010000000000000007\t290\t0\t\n", info, 300, 5).unwrap();
+        assert_eq!(
+            s,
+            ArchiveStatus {
+                last_archived_wal: Some("000000010000000000000007".into()),
+                last_archived_age_s: Some(10),
+                failed_count: 0,
+                last_failed_age_s: None,
+                backups: 2,
+                repository_bytes: 1200,
+                oldest_restore_point: Some(100),
+                newest_restore_point: Some(290),
+                stalled: false,
+            }
+        );
+        // Older than twice the timeout, or failing since the last success: stalled.
+        assert!(parse_status("w\t280\t0\t\n", info, 300, 5).unwrap().stalled);
+        assert!(
+            parse_status("w\t299\t3\t300\n", info, 300, 5)
+                .unwrap()
+                .stalled
+        );
+        assert!(parse_status("\t\t0\t\n", "[{}]", 300, 5).unwrap().stalled);
+        assert!(parse_status("nonsense", info, 300, 5).is_err());
     }
 
     #[test]
