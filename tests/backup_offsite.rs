@@ -123,6 +123,13 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     };
     assert!(stalled.stdout.contains(": STALLED"), "{}", stalled.all());
     assert!(stalled.stderr.contains("archiving on"), "{}", stalled.all());
+    p.test()
+        .arg("doctor")
+        .status(1)
+        .stdout_has("FAIL archive")
+        .stdout_has("archiving is stalled")
+        .stdout_has("vldeploy logs postgres")
+        .run();
     assert_eq!(p.http_get("/api/health").0, 200, "the shop keeps serving");
     p.sh("docker exec vl_postgres chmod 750 /var/lib/pgbackrest");
     let started = std::time::Instant::now();

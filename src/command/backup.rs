@@ -133,14 +133,16 @@ async fn archive_backup(ctx: &Context, c: &Connected, setup: &Setup) -> Result<b
     Ok(true)
 }
 
-/// `backup status`: what postgres and pgBackRest say about continuous archiving.
-async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
+/// What postgres and pgBackRest say about continuous archiving; `None` when `backup.archive` is not set.
+pub(crate) async fn archive_status(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+) -> Result<Option<crate::backup::archive::ArchiveStatus>, CommandError> {
     use crate::backup::archive::{ARCHIVER_SQL, CONTAINER_CONF, STANZA, parse_status};
     use crate::remote::backup::{in_postgres, pgbackrest};
     let Some(archive) = ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
-        return Err(CommandError::Usage(
-            "continuous archiving is off for this stack\n  help: set `backup.archive` in stack.yaml (see the README's backups section)".into(),
-        ));
+        return Ok(None);
     };
     let step = |what: &str, out: &crate::transport::Output| {
         failed(crate::backup::BackupError::Step {
@@ -168,9 +170,29 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let timeout_s = archive.timeout.as_secs();
-    let s = parse_status(&row.stdout_str(), &info.stdout_str(), now, timeout_s)
-        .map_err(|e| CommandError::Io(format!("on {}: {e}", ctx.target_name())))?;
+    parse_status(
+        &row.stdout_str(),
+        &info.stdout_str(),
+        now,
+        archive.timeout.as_secs(),
+    )
+    .map(Some)
+    .map_err(|e| CommandError::Io(format!("on {}: {e}", ctx.target_name())))
+}
+
+/// `backup status`: what postgres and pgBackRest say about continuous archiving.
+async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
+    let Some(s) = archive_status(ctx, c, setup).await? else {
+        return Err(CommandError::Usage(
+            "continuous archiving is off for this stack\n  help: set `backup.archive` in stack.yaml (see the README's backups section)".into(),
+        ));
+    };
+    let timeout_s = ctx
+        .stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .map_or(0, |a| a.timeout.as_secs());
     let when = |t: Option<u64>| {
         t.map_or_else(
             || "-".to_owned(),
