@@ -329,6 +329,14 @@ mod tests {
             property_names(&d["backup"]["properties"]["retention"]),
             sorted(keys::RETENTION)
         );
+        assert_eq!(
+            property_names(&d["backup"]["properties"]["archive"]),
+            sorted(keys::ARCHIVE)
+        );
+        assert_eq!(
+            property_names(&d["backup"]["properties"]["archive"]["properties"]["retention"]),
+            sorted(keys::ARCHIVE_RETENTION)
+        );
         assert_eq!(property_names(&d["checklist"]), sorted(keys::CHECKLIST));
         let acme = &d["tls"]["oneOf"][1]["properties"]["acme"];
         assert_eq!(property_names(acme), sorted(keys::ACME));
