@@ -291,6 +291,9 @@ pub enum BackupAction {
         #[arg(id = "backup", value_name = "FILE", default_value = "latest")]
         backup: String,
     },
+    /// Continuous archiving (`backup.archive`): the last archived WAL and its age, failures, the repository's
+    /// backups and size, the oldest and newest restore points. Exits 1 when archiving is stalled.
+    Status,
     /// Download a backup (and check it against its checksum).
     Pull {
         /// A backup file name (see `backup list`), or `latest`.
@@ -324,6 +327,10 @@ pub struct RestoreArgs {
     /// it was on before the restore).
     #[arg(long, conflicts_with_all = ["backup", "from_local"])]
     pub abort: bool,
+    /// The age identity file (on this machine) that decrypts an encrypted backup (`.sql.gz.age`): it is sent
+    /// to the host's `age` on stdin, never written there.
+    #[arg(long, value_name = "PATH")]
+    pub identity: Option<PathBuf>,
     /// Do not ask for confirmation (for automation).
     #[arg(long, short = 'y')]
     pub yes: bool,

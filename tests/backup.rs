@@ -16,7 +16,7 @@ const STATE_SQL: &str = "SELECT c.relname || '|' || (xpath('/row/c/text()', quer
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY 1;";
 
-trait HostExt {
+pub(crate) trait HostExt {
     fn sh(&self, cmd: &str) -> String;
     fn psql(&self, sql: &str) -> String;
     fn state(&self) -> String;
@@ -96,14 +96,14 @@ impl HostExt for Project {
     }
 }
 
-fn names(backups: &[serde_json::Value]) -> Vec<String> {
+pub(crate) fn names(backups: &[serde_json::Value]) -> Vec<String> {
     backups
         .iter()
         .map(|b| b["file"].as_str().unwrap_or("").to_string())
         .collect()
 }
 
-fn last_log_line(p: &Project) -> serde_json::Value {
+pub(crate) fn last_log_line(p: &Project) -> serde_json::Value {
     let text = p.sh("tail -n 1 /var/log/vl_backup.log");
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("a JSON log line ({e}): {text}"))
 }
@@ -248,7 +248,7 @@ fn doctored(p: &Project, good: &str, name: &str, make: &str, fresh_sidecar: bool
 }
 
 /// Orders `ord-<from>` … `ord-<to>`, each with one item.
-fn insert_orders(p: &Project, from: u32, to: u32) {
+pub(crate) fn insert_orders(p: &Project, from: u32, to: u32) {
     p.psql(&format!(
         "INSERT INTO orders (id, status, payment_mode, amount_paise, customer) \
          SELECT 'ord-' || i, 'paid', 'cod', i * 100, jsonb_build_object('name', 'c' || i) FROM generate_series({from}, {to}) i; \

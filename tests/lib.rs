@@ -11,6 +11,8 @@ mod support;
 
 mod as_deploy;
 mod backup;
+mod backup_archive;
+mod backup_offsite;
 mod bootstrap;
 mod certs;
 mod checklist;

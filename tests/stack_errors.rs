@@ -1164,6 +1164,7 @@ fn sections_have_defaults_and_environments_replace_them() {
             },
             copy_to: None,
             encrypt: None,
+            archive: None,
         })
     );
     let Tls::Acme(acme) = &s.tls else {
@@ -1781,5 +1782,77 @@ fn build_inputs_are_patterns_of_a_prepare_command() {
 23 |       inputs: [src, "["]
    |                     ^^^
    = help: write a path relative to the project directory, e.g. `backend/src` or `backend/**/*.rs`"#,
+    );
+}
+
+#[test]
+fn a_backup_archive_repo_that_is_not_ssh_or_a_path_is_refused() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  archive:\n    repo: \"vault.example:/srv/pgbackrest\"\n",
+        r#"error: invalid archive repo `vault.example:/srv/pgbackrest`: it is neither `ssh://user@host/path` nor an absolute path at `backup.archive.repo`
+ --> $DIR/stack.yaml:4:11
+  |
+4 |     repo: "vault.example:/srv/pgbackrest"
+  |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = help: write `ssh://backup@vault.example/var/lib/pgbackrest` (a backup host over ssh) or an absolute path such as `/var/lib/pgbackrest`"#,
+    );
+}
+
+#[test]
+fn a_backup_archive_timeout_out_of_range_is_refused() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  archive:\n    repo: /var/lib/pgbackrest\n    timeout: 500ms\n",
+        r"error: `timeout` must be whole seconds from 1s to 1h at `backup.archive.timeout`
+ --> $DIR/stack.yaml:5:14
+  |
+5 |     timeout: 500ms
+  |              ^^^^^
+  = help: it is postgres' `archive_timeout`: the most a lost host loses, e.g. `60s`",
+    );
+}
+
+#[test]
+fn a_backup_archive_passphrase_must_name_a_secret() {
+    check(
+        "name: shop\n",
+        "name: shop\nbackup:\n  archive:\n    repo: ssh://backup@vault.example/var/lib/pgbackrest\n    encrypt_passphrase: POSTGRES_PASWORD\n",
+        r"error: `encrypt_passphrase` names no secret: `POSTGRES_PASWORD` at `backup.archive.encrypt_passphrase`
+ --> $DIR/stack.yaml:5:25
+  |
+5 |     encrypt_passphrase: POSTGRES_PASWORD
+  |                         ^^^^^^^^^^^^^^^^
+  = help: did you mean `POSTGRES_PASSWORD`?",
+    );
+}
+
+#[test]
+fn a_backup_archive_loads_with_its_defaults() {
+    let yaml = VALID.replacen(
+        "name: shop\n",
+        "name: shop\nbackup:\n  archive:\n    repo: ssh://backup@vault.example:2222/var/lib/pgbackrest\n    encrypt_passphrase: POSTGRES_PASSWORD\n",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "stack.yaml", &yaml);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let s = load(dir.path(), "prod", &[]);
+    let a = s.backup.unwrap().archive.unwrap();
+    assert_eq!(
+        a,
+        stack::Archive {
+            repo: stack::ArchiveRepo::Ssh {
+                user: "backup".into(),
+                host: "vault.example".into(),
+                port: 2222,
+                path: "/var/lib/pgbackrest".into(),
+            },
+            timeout: Duration::from_mins(1),
+            full: "0 3 * * 0".into(),
+            diff: Some("0 3 * * 1-6".into()),
+            retention_full: 2,
+            encrypt_passphrase: Some("POSTGRES_PASSWORD".into()),
+        }
     );
 }

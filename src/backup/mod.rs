@@ -6,6 +6,7 @@
 //! [`verify`] loads it into a scratch database and compares row counts, and [`restore`] swaps a freshly
 //! loaded database in for the live one, putting the previous one back on any failure.
 
+pub mod archive;
 mod check;
 mod error;
 mod journal;

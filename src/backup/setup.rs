@@ -81,6 +81,7 @@ impl Setup {
             retention: Retention::default(),
             copy_to: None,
             encrypt: None,
+            archive: None,
         });
         let env = |key: &str| {
             stack

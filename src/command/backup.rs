@@ -21,6 +21,7 @@ pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, 
     match action {
         BackupAction::Now => now(ctx, &c, &setup).await,
         BackupAction::List => list_backups(ctx, &c, &setup).await,
+        BackupAction::Status => status(ctx, &c, &setup).await,
         BackupAction::Verify { backup } => verify_backup(ctx, &c, &setup, backup).await,
         BackupAction::Pull { backup, to } => pull(ctx, &c, &setup, backup, to.as_deref()).await,
     }
@@ -62,6 +63,10 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
         ));
         match run_backup(&c.remote, setup, None, 600).await {
             Ok(o) => {
+                let archived = match archive_backup(ctx, c, setup).await {
+                    Ok(a) => a,
+                    Err(e) => return (Vec::new(), Err(e)),
+                };
                 let file = o.file.clone().unwrap_or_default();
                 match ctx.output {
                     Output::Json => println!("{}", serde_json::to_string(&o).unwrap_or_default()),
@@ -84,6 +89,10 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
                         }
                     }
                 }
+                if archived {
+                    ctx.out
+                        .note("pgBackRest: the stanza is ready and a backup is in the repository");
+                }
                 let code = i32::from(o.copy.as_deref() == Some("failed"));
                 (vec![format!("backup `{file}`")], Ok(code))
             }
@@ -91,6 +100,156 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
         }
     })
     .await
+}
+
+/// With `backup.archive`: makes sure pgBackRest's stanza exists and takes a backup into its repository
+/// (differential; full when there is none yet). `Ok(false)` when archiving is off.
+async fn archive_backup(ctx: &Context, c: &Connected, setup: &Setup) -> Result<bool, CommandError> {
+    use crate::backup::archive::{CONTAINER_CONF, STANZA};
+    use crate::remote::backup::{in_postgres, pgbackrest};
+    if ctx
+        .stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .is_none()
+    {
+        return Ok(false);
+    }
+    for (options, command) in [(&[][..], "stanza-create"), (&["--type=diff"][..], "backup")] {
+        let cmd = in_postgres(
+            &setup.container,
+            &pgbackrest(CONTAINER_CONF, STANZA, options, command),
+        );
+        let out = c.remote.exec(&cmd).await?;
+        if !out.success() {
+            return Err(failed(crate::backup::BackupError::Step {
+                host: c.remote.name().to_string(),
+                step: format!("pgBackRest `{command}`"),
+                detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
+            }));
+        }
+    }
+    Ok(true)
+}
+
+/// What postgres and pgBackRest say about continuous archiving; `None` when `backup.archive` is not set.
+pub(crate) async fn archive_status(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+) -> Result<Option<crate::backup::archive::ArchiveStatus>, CommandError> {
+    use crate::backup::archive::{ARCHIVER_SQL, CONTAINER_CONF, STANZA, parse_status};
+    use crate::remote::backup::{in_postgres, pgbackrest};
+    let Some(archive) = ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
+        return Ok(None);
+    };
+    let step = |what: &str, out: &crate::transport::Output| {
+        failed(crate::backup::BackupError::Step {
+            host: c.remote.name().to_string(),
+            step: what.to_owned(),
+            detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
+        })
+    };
+    let psql = crate::remote::backup::psql(&setup.container, &setup.user, &setup.database);
+    let row = c
+        .remote
+        .exec_stdin(&psql, ARCHIVER_SQL.as_bytes().to_vec())
+        .await?;
+    if !row.success() {
+        return Err(step("reading `pg_stat_archiver`", &row));
+    }
+    let info = in_postgres(
+        &setup.container,
+        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
+    );
+    let info = c.remote.exec(&info).await?;
+    if !info.success() {
+        return Err(step("pgBackRest `info`", &info));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    parse_status(
+        &row.stdout_str(),
+        &info.stdout_str(),
+        now,
+        archive.timeout.as_secs(),
+    )
+    .map(Some)
+    .map_err(|e| CommandError::Io(format!("on {}: {e}", ctx.target_name())))
+}
+
+/// `backup status`: what postgres and pgBackRest say about continuous archiving.
+async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
+    let Some(s) = archive_status(ctx, c, setup).await? else {
+        return Err(CommandError::Usage(
+            "continuous archiving is off for this stack\n  help: set `backup.archive` in stack.yaml (see the README's backups section)".into(),
+        ));
+    };
+    let timeout_s = ctx
+        .stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .map_or(0, |a| a.timeout.as_secs());
+    let when = |t: Option<u64>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+                )
+                .to_string()
+            },
+        )
+    };
+    match ctx.output {
+        Output::Json => {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["archive_timeout_s"] = timeout_s.into();
+            println!("{v}");
+        }
+        Output::Human => {
+            println!(
+                "continuous archiving of `{}` (archive_timeout {timeout_s}s): {}",
+                setup.database,
+                if s.stalled { "STALLED" } else { "ok" }
+            );
+            println!(
+                "  last archived WAL  {} ({})",
+                s.last_archived_wal.as_deref().unwrap_or("none yet"),
+                s.last_archived_age_s
+                    .map_or_else(|| "never".to_owned(), |a| format!("{a}s ago"))
+            );
+            println!(
+                "  failed pushes      {}{}",
+                s.failed_count,
+                s.last_failed_age_s
+                    .map(|a| format!(", the last {a}s ago"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "  repository         {} backups, {}",
+                s.backups,
+                size(s.repository_bytes)
+            );
+            println!(
+                "  restore points     {} … {}",
+                when(s.oldest_restore_point),
+                when(s.newest_restore_point)
+            );
+        }
+    }
+    if s.stalled {
+        ctx.out.warning(format!(
+            "archiving on {} is stalled: no WAL archived within twice archive_timeout ({}s), or the last push failed\n  help: `vldeploy logs postgres` shows pgBackRest's error; `vldeploy backup now` makes the stanza if it is missing",
+            ctx.target_name(),
+            2 * timeout_s
+        ));
+        return Ok(1);
+    }
+    Ok(0)
 }
 
 fn size(bytes: u64) -> String {

@@ -104,6 +104,7 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
         out.push(container_finding(c, env, service, o, interrupted.is_some()).await);
     }
     out.extend(disk_finding(c).await?);
+    out.extend(archive_finding(ctx, c).await);
     let blocked = Blocked {
         maintenance: maintenance.is_some(),
         restore: interrupted.is_some(),
@@ -118,6 +119,46 @@ async fn examine(ctx: &Context, c: &Connected) -> Result<Vec<Finding>, CommandEr
     out.extend(event_findings(&logs, env));
     out.extend(search_cache_finding(&logs, env));
     Ok(out)
+}
+
+/// Continuous archiving (`backup.archive`): stalled (no WAL archived within twice `archive_timeout`, or the last
+/// push failed) or unreadable is a failure with what to do.
+async fn archive_finding(ctx: &Context, c: &Connected) -> Option<Finding> {
+    let setup = crate::backup::Setup::from_stack(&ctx.stack);
+    let env = &ctx.stack.environment;
+    let action = format!(
+        "`vldeploy logs postgres -e {env}` shows pgBackRest's error (a repository that cannot be written, a missing stanza: `vldeploy backup now -e {env}` makes it); `vldeploy backup status -e {env}` shows the lag"
+    );
+    match super::backup::archive_status(ctx, c, &setup).await {
+        Ok(None) => None,
+        Ok(Some(s)) if s.stalled => Some(Finding::new(
+            "archive",
+            Status::Fail,
+            format!(
+                "archiving is stalled: the last WAL was archived {}, {} failed pushes",
+                s.last_archived_age_s
+                    .map_or_else(|| "never".to_owned(), |a| format!("{a}s ago")),
+                s.failed_count
+            ),
+            Some(action),
+        )),
+        Ok(Some(s)) => Some(Finding::new(
+            "archive",
+            Status::Ok,
+            format!(
+                "WAL archived {}s ago; {} backups in the repository",
+                s.last_archived_age_s.unwrap_or(0),
+                s.backups
+            ),
+            None,
+        )),
+        Err(e) => Some(Finding::new(
+            "archive",
+            Status::Fail,
+            format!("archiving cannot be read: {e}"),
+            Some(action),
+        )),
+    }
 }
 
 /// A restore killed part-way, and a maintenance page: the API's 503 has a cause that is not the backend.

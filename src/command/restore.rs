@@ -19,6 +19,15 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             p.display()
         )));
     }
+    let identity = match &args.identity {
+        None => None,
+        Some(p) => Some(std::fs::read(p).map_err(|e| {
+            CommandError::Usage(format!(
+                "the age identity `{}` cannot be read: {e}\n  help: pass the file `age-keygen` wrote (`AGE-SECRET-KEY-1…`)",
+                p.display()
+            ))
+        })?),
+    };
     let c = ctx.connect_quiet().await?;
     if args.resume || args.abort {
         return finish(ctx, &c, &setup, args.resume).await;
@@ -52,6 +61,15 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             },
             (None, None) => return (Vec::new(), Err(CommandError::Usage("no backup given".into()))),
         };
+        let encrypted = BackupName::parse(&file).is_some_and(|n| n.encrypted);
+        let file = if encrypted {
+            match decrypt(ctx, &c, &setup, &file, identity.as_deref()).await {
+                Ok(f) => f,
+                Err(e) => return (Vec::new(), Err(e)),
+            }
+        } else {
+            file
+        };
         let mut changes = vec![format!("restore `{}` from `{file}`", setup.database)];
         let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
         ctx.out.note(format!(
@@ -59,7 +77,15 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             setup.database,
             ctx.target_name()
         ));
-        match crate::backup::restore(&c.remote, &setup, &backend, &file, &ctx.out).await {
+        let result = crate::backup::restore(&c.remote, &setup, &backend, &file, &ctx.out).await;
+        if encrypted {
+            // The plaintext copy goes as soon as the restore is over, whichever way it ended.
+            let _ = c
+                .remote
+                .exec(&crate::remote::backup::remove_decrypted(&setup.file_path(&file)))
+                .await;
+        }
+        match result {
             Ok(report) => {
                 changes.push(format!("safety backup `{}`", report.safety_backup));
                 changes.push(format!(
@@ -251,6 +277,62 @@ fn confirm(ctx: &Context, setup: &Setup, what: &str) -> Result<(), CommandError>
     )
 }
 
+/// Decrypts the encrypted backup `file` (`….sql.gz.age`) beside it on the host with the age identity, after
+/// checking the encrypted file against its sidecar; returns the decrypted backup's name (`….sql.gz`).
+async fn decrypt(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    file: &str,
+    identity: Option<&[u8]>,
+) -> Result<String, CommandError> {
+    let Some(identity) = identity else {
+        return Err(CommandError::Usage(format!(
+            "`{file}` is encrypted with age and no identity was given; nothing was changed\n  help: pass the identity file that matches `backup.encrypt`: `vldeploy restore {file} --identity PATH`"
+        )));
+    };
+    let integrity = crate::backup::check(&c.remote, setup, file)
+        .await
+        .map_err(failed)?;
+    let refused = |reason: String| {
+        failed(crate::backup::BackupError::Refused {
+            host: c.remote.name().to_string(),
+            file: file.to_string(),
+            reason,
+            help: "choose another backup (`vldeploy backup list`), or bring a good copy with `--from-local PATH`".into(),
+        })
+    };
+    if !integrity.exists {
+        return Err(refused("the file does not exist".into()));
+    }
+    if integrity.checksum != crate::backup::Checksum::Ok {
+        return Err(refused(format!(
+            "its sha256 sidecar is {} (the encrypted file is checked before it is decrypted)",
+            integrity.checksum.as_str()
+        )));
+    }
+    let plain = file.trim_end_matches(".age").to_string();
+    ctx.out.note(format!(
+        "decrypting `{file}` on {} with the given age identity …",
+        ctx.target_name()
+    ));
+    let cmd = crate::remote::backup::decrypt(&setup.file_path(file), &setup.file_path(&plain));
+    let out = c.remote.exec_stdin(&cmd, identity.to_vec()).await?;
+    if !out.success() {
+        return Err(failed(crate::backup::BackupError::Refused {
+            host: c.remote.name().to_string(),
+            file: file.to_string(),
+            reason: format!(
+                "it does not decrypt with the given identity: {}",
+                out.stderr_tail(3)
+            ),
+            help: "pass the identity file whose public key is `backup.encrypt` (`age-keygen -y FILE` prints it)"
+                .into(),
+        }));
+    }
+    Ok(plain)
+}
+
 /// `YYYYMMDD_HHMMSS` in UTC, now.
 fn stamp() -> String {
     let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -269,9 +351,12 @@ async fn send(
     setup: &Setup,
     local: &Path,
 ) -> Result<String, CommandError> {
-    let name = BackupName::new(&stamp(), Some("uploaded"))
+    let mut name = BackupName::new(&stamp(), Some("uploaded"))
         .map(|n| n.file)
         .ok_or_else(|| CommandError::Io("cannot name the uploaded backup".into()))?;
+    if local.extension().is_some_and(|e| e == "age") {
+        name.push_str(".age");
+    }
     let io = |e: std::io::Error| CommandError::Io(format!("reading `{}`: {e}", local.display()));
     let mut f = tokio::fs::File::open(local).await.map_err(io)?;
     let path = setup.file_path(&name);

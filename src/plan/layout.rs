@@ -71,7 +71,7 @@ pub fn desired_from_stack(
             reference: image_ref.clone(),
             pulled: matches!(service.source, ImageSource::Image(_)),
         });
-        let env: BTreeMap<String, EnvEntry> = service
+        let mut env: BTreeMap<String, EnvEntry> = service
             .env
             .iter()
             .map(|(k, v)| {
@@ -98,6 +98,9 @@ pub fn desired_from_stack(
                 target: v.target.clone(),
                 read_only: v.read_only,
             });
+        }
+        if service_name == "postgres" {
+            add_archive(stack, &mut env, &mut mounts, &mut volumes)?;
         }
         let mut networks = BTreeMap::new();
         networks.insert(private.clone(), vec![service_name.to_string()]);
@@ -180,6 +183,39 @@ pub fn desired_from_stack(
         containers,
         ..Desired::default()
     })
+}
+
+/// Continuous archiving (`backup.archive`) in the postgres container: its entrypoint's variables and the volume of
+/// a local repository.
+fn add_archive(
+    stack: &Stack,
+    env: &mut BTreeMap<String, EnvEntry>,
+    mounts: &mut Vec<Mount>,
+    volumes: &mut Vec<String>,
+) -> Result<(), RenderError> {
+    use crate::backup::archive::{ContainerValue, container_archive};
+    let Some(a) = container_archive(stack)? else {
+        return Ok(());
+    };
+    for (k, v) in a.env {
+        let entry = match v {
+            ContainerValue::Plain(s) => EnvEntry::Plain(s),
+            ContainerValue::Secret(s) => EnvEntry::Secret(s),
+        };
+        env.insert(k, entry);
+    }
+    if let Some((suffix, target)) = a.volume {
+        let name = volume_name(&stack.name, &suffix);
+        if !volumes.contains(&name) {
+            volumes.push(name.clone());
+        }
+        mounts.push(Mount {
+            source: MountSource::Volume(name),
+            target,
+            read_only: false,
+        });
+    }
+    Ok(())
 }
 
 /// The network alias of a release: the service name and the hash of its configuration.

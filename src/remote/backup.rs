@@ -82,6 +82,49 @@ pub fn run(script: &str, tag: Option<&str>, wait_s: u64) -> Command {
     Command::script(cmd)
 }
 
+/// Decrypts the age-encrypted backup `src` to `dst` with the identity read from stdin (never written to the
+/// host's disk), then writes `dst`'s sha256 sidecar, so the restore's own check proves the plaintext whole.
+pub fn decrypt(src: &str, dst: &str) -> Command {
+    const SCRIPT: &str = r#"set -eu
+umask 077
+command -v age >/dev/null || { echo "\`age\` is not installed on this host (apt-get install age)" >&2; exit 127; }
+rm -f -- "$2" "$2.sha256"
+age --decrypt --identity - --output "$2" -- "$1" || { rm -f -- "$2"; exit 1; }
+s=$(sha256sum < "$2")
+printf '%s  %s\n' "${s%% *}" "${2##*/}" > "$2.sha256"
+"#;
+    Command::script(format!(
+        "bash -c {} decrypt {} {}",
+        q(SCRIPT),
+        q(src),
+        q(dst)
+    ))
+}
+
+/// Removes a decrypted copy of a backup and its sidecar.
+pub fn remove_decrypted(path: &str) -> Command {
+    Command::argv(["rm", "-f", "--"]).operands(&[path, &format!("{path}.sha256")])
+}
+
+/// `pgbackrest --config=CONFIG --stanza=STANZA OPTIONS… COMMAND`: one command of pgBackRest on the stack's stanza.
+pub fn pgbackrest(config: &str, stanza: &str, options: &[&str], command: &str) -> Command {
+    let config = format!("--config={config}");
+    let stanza = format!("--stanza={stanza}");
+    let mut argv = vec!["pgbackrest", config.as_str(), stanza.as_str()];
+    argv.extend_from_slice(options);
+    argv.push(command);
+    Command::argv(argv)
+}
+
+/// `cmd` run inside `container` as the postgres user (pgBackRest's commands, which need its data and socket).
+pub fn in_postgres(container: &str, cmd: &Command) -> Command {
+    Command::script(format!(
+        "docker exec -u postgres {} {}",
+        q(container),
+        cmd.text()
+    ))
+}
+
 /// Prints the size of the backup at `path`, in bytes.
 pub fn size(path: &str) -> Command {
     Command::argv(["stat", "-c", "%s", "--"]).operands(&[path])
@@ -133,6 +176,49 @@ mod tests {
             "/var/lib/vldeploy/s/backup/backup.sh --tag 'pre restore' --wait 600"
         );
         assert_eq!(run("/b.sh", None, 0).text(), "/b.sh");
+    }
+
+    #[test]
+    fn decrypt_reads_the_identity_from_stdin_and_writes_a_sidecar() {
+        assert_eq!(
+            decrypt("/b/db.sql.gz.age", "/b/db.sql.gz").text(),
+            "bash -c 'set -eu\numask 077\ncommand -v age >/dev/null || { echo \"\\`age\\` is not installed on this host (apt-get install age)\" >&2; exit 127; }\nrm -f -- \"$2\" \"$2.sha256\"\nage --decrypt --identity - --output \"$2\" -- \"$1\" || { rm -f -- \"$2\"; exit 1; }\ns=$(sha256sum < \"$2\")\nprintf '\\''%s  %s\\n'\\'' \"${s%% *}\" \"${2##*/}\" > \"$2.sha256\"\n' decrypt /b/db.sql.gz.age /b/db.sql.gz"
+        );
+        assert_eq!(
+            remove_decrypted("/b/db.sql.gz").text(),
+            "rm -f -- /b/db.sql.gz /b/db.sql.gz.sha256"
+        );
+    }
+
+    #[test]
+    fn pgbackrest_takes_config_stanza_options_and_command() {
+        assert_eq!(
+            pgbackrest(
+                "/etc/pgbackrest/pgbackrest.conf",
+                "main",
+                &["--type=time", "--target=2026-12-02 13:14:15+00"],
+                "restore"
+            )
+            .text(),
+            "pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=time '--target=2026-12-02 13:14:15+00' restore"
+        );
+    }
+
+    #[test]
+    fn in_postgres_runs_as_the_postgres_user_in_the_container() {
+        assert_eq!(
+            in_postgres(
+                "vl_postgres",
+                &pgbackrest(
+                    "/etc/pgbackrest/pgbackrest.conf",
+                    "main",
+                    &[],
+                    "stanza-create"
+                )
+            )
+            .text(),
+            "docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main stanza-create"
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "backup/cron",
         include_str!("../../templates/backup/cron.j2"),
     ),
+    (
+        "backup/pgbackrest.conf",
+        include_str!("../../templates/backup/pgbackrest.conf.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

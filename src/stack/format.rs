@@ -547,6 +547,59 @@ pub(crate) fn copy_to(s: &str) -> Result<String, Problem> {
     Ok(s.to_owned())
 }
 
+/// pgBackRest's repository: `ssh://user@host[:port]/path` (a backup host) or an absolute path on the host. Paths
+/// are written into pgbackrest.conf: letters, digits and `/_.-` only.
+pub(crate) fn archive_repo(s: &str) -> Result<crate::stack::ArchiveRepo, Problem> {
+    use crate::stack::ArchiveRepo;
+    const HELP: &str = "write `ssh://backup@vault.example/var/lib/pgbackrest` (a backup host over ssh) or an absolute path such as `/var/lib/pgbackrest`";
+    let bad =
+        |why: String| Problem::new(format!("invalid archive repo `{}`: {why}", shown(s)), HELP);
+    let path_ok = |p: &str| -> Result<(), Problem> {
+        if !p.starts_with('/') || p == "/" {
+            return Err(bad("the path must be absolute and not `/`".to_owned()));
+        }
+        if let Some(c) = p
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-')))
+        {
+            return Err(bad(format!(
+                "the path holds {}; use letters, digits and `/_.-`",
+                named(c)
+            )));
+        }
+        if p.split('/').any(|part| part == "..") {
+            return Err(bad("the path must not contain `..`".to_owned()));
+        }
+        Ok(())
+    };
+    if let Some(rest) = s.strip_prefix("ssh://") {
+        let Some(slash) = rest.find('/') else {
+            return Err(bad("the path on the backup host is missing".to_owned()));
+        };
+        let (authority, path) = rest.split_at(slash);
+        let url = ssh_url(&format!("ssh://{authority}")).map_err(|p| {
+            Problem::new(
+                format!("invalid archive repo `{}`: {}", shown(s), p.message),
+                HELP,
+            )
+        })?;
+        path_ok(path)?;
+        return Ok(ArchiveRepo::Ssh {
+            user: url.user,
+            host: url.host,
+            port: url.port,
+            path: path.trim_end_matches('/').to_owned(),
+        });
+    }
+    if s.starts_with('/') {
+        path_ok(s)?;
+        return Ok(ArchiveRepo::Local(s.trim_end_matches('/').to_owned()));
+    }
+    Err(bad(
+        "it is neither `ssh://user@host/path` nor an absolute path".to_owned(),
+    ))
+}
+
 /// An address or a network: `203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`.
 pub(crate) fn cidr(s: &str) -> Result<String, Problem> {
     let bad = || {
@@ -665,6 +718,40 @@ mod tests {
             let e = user_name(bad).unwrap_err();
             assert_eq!(e.message, format!("invalid user name `{bad}`"));
         }
+    }
+
+    #[test]
+    fn archive_repos() {
+        use crate::stack::ArchiveRepo;
+        assert_eq!(
+            archive_repo("ssh://backup@vault.example:2222/var/lib/pgbackrest/").unwrap(),
+            ArchiveRepo::Ssh {
+                user: "backup".into(),
+                host: "vault.example".into(),
+                port: 2222,
+                path: "/var/lib/pgbackrest".into()
+            }
+        );
+        assert_eq!(
+            archive_repo("/srv/pgbackrest").unwrap(),
+            ArchiveRepo::Local("/srv/pgbackrest".into())
+        );
+        assert_eq!(
+            archive_repo("ssh://backup@vault.example")
+                .unwrap_err()
+                .message,
+            "invalid archive repo `ssh://backup@vault.example`: the path on the backup host is missing"
+        );
+        assert_eq!(
+            archive_repo("/srv/pg backrest").unwrap_err().message,
+            "invalid archive repo `/srv/pg backrest`: the path holds a space; use letters, digits and `/_.-`"
+        );
+        assert_eq!(
+            archive_repo("ssh://vault/x").unwrap_err().message,
+            "invalid archive repo `ssh://vault/x`: invalid ssh URL `ssh://vault`: the user is missing"
+        );
+        assert!(archive_repo("/srv/../etc").is_err());
+        assert!(archive_repo("vault:/x").is_err());
     }
 
     #[test]

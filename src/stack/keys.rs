@@ -53,7 +53,23 @@ pub(crate) const ACME: &[&str] = &["directory", "email", "eab_kid", "eab_hmac", 
 pub(crate) const PROVIDED: &[&str] = &["cert", "key"];
 pub(crate) const FIREWALL: &[&str] = &["allow", "icmp", "must_be_closed"];
 pub(crate) const ALLOW: &[&str] = &["port", "proto", "from"];
-pub(crate) const BACKUP: &[&str] = &["schedule", "dir", "retention", "copy_to", "encrypt"];
+pub(crate) const BACKUP: &[&str] = &[
+    "schedule",
+    "dir",
+    "retention",
+    "copy_to",
+    "encrypt",
+    "archive",
+];
+pub(crate) const ARCHIVE: &[&str] = &[
+    "repo",
+    "timeout",
+    "full",
+    "diff",
+    "retention",
+    "encrypt_passphrase",
+];
+pub(crate) const ARCHIVE_RETENTION: &[&str] = &["full"];
 pub(crate) const RETENTION: &[&str] = &["daily", "weekly", "monthly"];
 pub(crate) const CHECKLIST: &[&str] = &["items", "freshness"];
 pub(crate) const CHECKLIST_ITEMS: &[&str] = &[

@@ -31,6 +31,7 @@ pub use model::{
 };
 pub use schema::schema;
 pub use section::{
-    Acme, AllowRule, Backup, Checklist, Eab, Firewall, Proto, ProvidedCert, Retention, Tls,
+    Acme, AllowRule, Archive, ArchiveRepo, Backup, Checklist, Eab, Firewall, Proto, ProvidedCert,
+    Retention, Tls,
 };
 pub(crate) use suggest::did_you_mean;

@@ -236,6 +236,22 @@ pub fn schema() -> Value {
             "copy_to": {"type": "string",
                 "description": "a second location: an absolute path on the host, or `[user@]host:/path` (ssh)"},
             "encrypt": {"anyOf": [{"type": "string"}, {"const": false}]},
+            "archive": object(keys::ARCHIVE,
+                props(json!({
+                    "repo": {"type": "string",
+                        "description": "pgBackRest's repository: `ssh://user@host[:port]/path` (a backup host) or an absolute path on the host"},
+                    "timeout": {"$ref": "#/$defs/duration", "default": "60s",
+                        "description": "archive_timeout: WAL is archived at least this often (1s to 1h)"},
+                    "full": {"type": "string", "default": "0 3 * * 0", "description": "cron schedule of full backups"},
+                    "diff": {"anyOf": [{"type": "string"}, {"const": false}], "default": "0 3 * * 1-6",
+                        "description": "cron schedule of differential backups, or false"},
+                    "retention": object(keys::ARCHIVE_RETENTION,
+                        props(json!({"full": {"type": "integer", "minimum": 1, "default": 2}})),
+                        "full backups kept"),
+                    "encrypt_passphrase": {"type": "string",
+                        "description": "the name of the secret that encrypts the repository"},
+                })),
+                "continuous WAL archiving with pgBackRest"),
         })),
         "the database backup cron",
     );
@@ -325,6 +341,14 @@ mod tests {
         assert_eq!(
             property_names(&d["backup"]["properties"]["retention"]),
             sorted(keys::RETENTION)
+        );
+        assert_eq!(
+            property_names(&d["backup"]["properties"]["archive"]),
+            sorted(keys::ARCHIVE)
+        );
+        assert_eq!(
+            property_names(&d["backup"]["properties"]["archive"]["properties"]["retention"]),
+            sorted(keys::ARCHIVE_RETENTION)
         );
         assert_eq!(property_names(&d["checklist"]), sorted(keys::CHECKLIST));
         assert_eq!(

@@ -87,6 +87,38 @@ pub struct Backup {
     pub copy_to: Option<String>,
     /// The recipient (public key) backups are encrypted to.
     pub encrypt: Option<String>,
+    /// Continuous WAL archiving with pgBackRest, when set.
+    pub archive: Option<Archive>,
+}
+
+/// Continuous archiving with pgBackRest: WAL pushed as it is written, full and differential backups on a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Archive {
+    pub repo: ArchiveRepo,
+    /// `archive_timeout`: a WAL segment is archived at least this often; the most a lost host loses.
+    pub timeout: Duration,
+    /// Five-field cron schedule of full backups; default `0 3 * * 0`.
+    pub full: String,
+    /// Five-field cron schedule of differential backups; default `0 3 * * 1-6`; `false` for none.
+    pub diff: Option<String>,
+    /// Full backups kept (with the WAL they need); default 2.
+    pub retention_full: u32,
+    /// The name of the secret whose value encrypts the repository (aes-256-cbc), when set.
+    pub encrypt_passphrase: Option<String>,
+}
+
+/// Where pgBackRest's repository is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ArchiveRepo {
+    /// A path on the database host (not off-site: for tests and as a first step).
+    Local(String),
+    /// A separate backup host reached over SSH (pgBackRest's repository-host mode).
+    Ssh {
+        user: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
 }
 
 /// How many backups of each kind are kept.
@@ -288,12 +320,105 @@ pub(crate) fn backup(r: &Reader<'_>, node: &Node, stack_name: &str) -> Result<Ba
         }
         Some(n) => Some(r.string(n)?),
     };
+    let archive = m.get("archive").map(|n| archive(r, n)).transpose()?;
     Ok(Backup {
         schedule,
         dir,
         retention,
         copy_to,
         encrypt,
+        archive,
+    })
+}
+
+fn archive(r: &Reader<'_>, node: &Node) -> Result<Archive, StackError> {
+    let m = r.map(node, keys::ARCHIVE)?;
+    let repo = r.parse(
+        r.require(
+            m,
+            "repo",
+            "name the repository: `ssh://backup@vault.example/var/lib/pgbackrest` (a backup host) or a path on the host",
+        )?,
+        format::archive_repo,
+    )?;
+    let timeout = match m.get("timeout") {
+        Some(n) => {
+            let d = r.parse(n, format::duration)?;
+            if d < Duration::from_secs(1) || d > Duration::from_hours(1) || d.subsec_nanos() != 0 {
+                return Err(r.error_at(
+                    n,
+                    format!(
+                        "`timeout` must be whole seconds from 1s to 1h at {}",
+                        place(&n.path)
+                    ),
+                    "it is postgres' `archive_timeout`: the most a lost host loses, e.g. `60s`",
+                ));
+            }
+            d
+        }
+        None => Duration::from_mins(1),
+    };
+    let full = match m.get("full") {
+        Some(n) => r.parse(n, format::cron)?,
+        None => "0 3 * * 0".to_owned(),
+    };
+    let diff = match m.get("diff") {
+        None => Some("0 3 * * 1-6".to_owned()),
+        Some(n) if n.describe() == "a boolean" => {
+            if r.boolean(n)? {
+                return Err(r.error_at(
+                    n,
+                    format!("`diff` needs a schedule at {}", place(&n.path)),
+                    "write a five-field cron schedule, e.g. `0 3 * * 1-6`, or `false` for none",
+                ));
+            }
+            None
+        }
+        Some(n) => Some(r.parse(n, format::cron)?),
+    };
+    let mut retention_full = 2;
+    if let Some(n) = m.get("retention") {
+        let rm = r.map(n, keys::ARCHIVE_RETENTION)?;
+        if let Some(v) = rm.get("full") {
+            retention_full = r.count(v)?;
+            if retention_full == 0 {
+                return Err(r.error_at(
+                    v,
+                    format!("`full` must keep at least one backup at {}", place(&v.path)),
+                    "write how many full backups to keep, e.g. `2`",
+                ));
+            }
+        }
+    }
+    let encrypt_passphrase = match m.get("encrypt_passphrase") {
+        None => None,
+        Some(n) => {
+            let name = r.string(n)?;
+            let known = r.vars.named_secrets();
+            if !known.iter().any(|(k, _)| *k == name) {
+                let help = match suggest::did_you_mean(&name, known.iter().map(|(k, _)| k.as_str())) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "name a secret (listed in `secrets:` and defined in the secrets file); its value is the passphrase".to_owned(),
+                };
+                return Err(r.error_at(
+                    n,
+                    format!(
+                        "`encrypt_passphrase` names no secret: `{name}` at {}",
+                        place(&n.path)
+                    ),
+                    help,
+                ));
+            }
+            Some(name)
+        }
+    };
+    Ok(Archive {
+        repo,
+        timeout,
+        full,
+        diff,
+        retention_full,
+        encrypt_passphrase,
     })
 }
 

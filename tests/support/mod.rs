@@ -5,6 +5,7 @@
 pub mod keepalive;
 pub mod load;
 pub mod pebble;
+pub mod peer;
 pub mod project;
 pub mod source;
 pub mod ssh;

@@ -9,7 +9,8 @@
 # Old backups are pruned only after a success. Every run appends one JSON line to the log and prints it.
 #
 # Exit status: 0 a backup was made; 1 it failed and no new backup exists; 2 a backup was made but copying it
-# to the second location failed; 64 bad arguments; 75 another run holds the lock (after --wait seconds).
+# to the second location failed (the copy's sha256 is checked there, on the far side, before it is renamed
+# into place); 64 bad arguments; 75 another run holds the lock (after --wait seconds).
 set -Eeuo pipefail
 umask 077
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -218,23 +219,35 @@ remote_word() {
     printf "'%s'" "${1//\'/$q}"
 }
 copy_one() {
-    local f=$1 b host path
+    local f=$1 want=${2:-} b host path got
     b=${f##*/}
     case "$COPY_TO" in
         /*)
-            mkdir -p -- "$COPY_TO" && cp -- "$f" "$COPY_TO/.$b.tmp" && mv -f -- "$COPY_TO/.$b.tmp" "$COPY_TO/$b"
+            mkdir -p -- "$COPY_TO" && cp -- "$f" "$COPY_TO/.$b.tmp" || return 1
+            if [ -n "$want" ]; then
+                got=$(sha256sum < "$COPY_TO/.$b.tmp") || return 1
+                if [ "${got%% *}" != "$want" ]; then
+                    rm -f -- "$COPY_TO/.$b.tmp"
+                    echo "the sha256 of the copy is ${got%% *}, not $want" >&2
+                    return 1
+                fi
+            fi
+            mv -f -- "$COPY_TO/.$b.tmp" "$COPY_TO/$b"
             ;;
         *:*)
             host=${COPY_TO%%:*}
             path=${COPY_TO#*:}
+            # The far side renames the file into place only when its own sha256 of what arrived is the one
+            # given here (the local file's); otherwise it removes it and the copy fails.
             ssh -o BatchMode=yes -o ConnectTimeout=20 -- "$host" \
-                "mkdir -p -- $(remote_word "$path") && cat > $(remote_word "$path/.$b.tmp") && mv -f -- $(remote_word "$path/.$b.tmp") $(remote_word "$path/$b")" <"$f"
+                "set -e; d=$(remote_word "$path"); t=\"\$d\"/$(remote_word ".$b.tmp"); mkdir -p -- \"\$d\"; cat > \"\$t\"; if [ -n $(remote_word "$want") ]; then got=\$(sha256sum < \"\$t\"); got=\${got%% *}; if [ \"\$got\" != $(remote_word "$want") ]; then rm -f -- \"\$t\"; echo \"the sha256 on the far side is \$got, not $want\" >&2; exit 3; fi; fi; mv -f -- \"\$t\" \"\$d\"/$(remote_word "$b")" <"$f"
             ;;
         *) return 1 ;;
     esac
 }
 if [ -n "$COPY_TO" ]; then
-    if copy_one "$DIR/$name" 2>"$err" && copy_one "$DIR/$name.sha256" 2>>"$err"; then
+    # The sidecar goes last: a file on the far side with a sidecar beside it was verified there.
+    if copy_one "$DIR/$name" "$sum" 2>"$err" && copy_one "$DIR/$name.sha256" 2>>"$err"; then
         copy=ok
     else
         copy=failed

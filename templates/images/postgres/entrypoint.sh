@@ -85,4 +85,22 @@ else
     log "found an existing cluster in $PGDATA; starting it"
 fi
 
+# Continuous archiving with pgBackRest (`backup.archive` in stack.yaml): vldeploy passes the configuration, the
+# archive command and timeout; a local repository is a volume, owned by postgres.
+if [ -n "${VL_PGBACKREST_CONF:-}" ]; then
+    mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
+    printf '%s' "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
+    chmod 600 /etc/pgbackrest/pgbackrest.conf
+    chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
+    repo="$(sed -n 's/^repo1-path=//p' /etc/pgbackrest/pgbackrest.conf)"
+    if [ -n "$repo" ]; then
+        mkdir -p "$repo"
+        chown postgres:postgres "$repo"
+        chmod 750 "$repo"
+    fi
+    log "archiving WAL with pgBackRest (archive_timeout ${VL_ARCHIVE_TIMEOUT:-60s})"
+    set -- -c archive_mode=on -c "archive_command=${VL_ARCHIVE_COMMAND:?}" \
+        -c "archive_timeout=${VL_ARCHIVE_TIMEOUT:-60s}" -c wal_level=replica "$@"
+fi
+
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" "$@"

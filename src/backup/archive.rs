@@ -1,0 +1,526 @@
+//! Continuous archiving with pgBackRest: its configuration, postgres' archive settings, and the commands that
+//! back up and restore to a point in time.
+
+use serde::Serialize;
+
+use crate::render::{self, RenderError};
+use crate::secret::Secret;
+use crate::stack::{Archive, ArchiveRepo};
+
+/// The one stanza of a stack's cluster.
+pub const STANZA: &str = "main";
+
+/// Where postgres' data is in the stack's postgres image.
+pub const PGDATA: &str = "/var/lib/postgresql/data";
+
+/// Everything pgBackRest's configuration on the database side is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveConfig {
+    pub stack: String,
+    pub repo: ArchiveRepo,
+    pub retention_full: u32,
+    /// `archive_timeout` in seconds.
+    pub timeout_s: u64,
+    /// The repository is encrypted (aes-256-cbc).
+    pub encrypted: bool,
+    /// The passphrase written into the file; `None` when it comes from the environment
+    /// (`PGBACKREST_REPO1_CIPHER_PASS`) or the repository is not encrypted.
+    #[serde(skip)]
+    pub passphrase: Option<Secret>,
+    pub pg_path: String,
+    pub pg_socket: String,
+    pub pg_port: u16,
+    pub log_path: String,
+    pub lock_path: String,
+}
+
+impl ArchiveConfig {
+    /// The configuration of `archive` for `stack`'s cluster in the postgres image.
+    pub fn new(stack: &str, archive: &Archive, passphrase: Option<Secret>) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            repo: archive.repo.clone(),
+            retention_full: archive.retention_full,
+            timeout_s: archive.timeout.as_secs(),
+            encrypted: passphrase.is_some(),
+            passphrase,
+            pg_path: PGDATA.to_owned(),
+            pg_socket: "/var/run/postgresql".to_owned(),
+            pg_port: 5432,
+            log_path: "/var/log/pgbackrest".to_owned(),
+            lock_path: "/tmp/pgbackrest".to_owned(),
+        }
+    }
+
+    /// postgres' settings that push every WAL segment to the repository (at least every `timeout_s`).
+    pub fn postgres_settings(&self, config: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("archive_mode", "on".to_owned()),
+            (
+                "archive_command",
+                format!("pgbackrest --config={config} --stanza={STANZA} archive-push %p"),
+            ),
+            ("archive_timeout", format!("{}s", self.timeout_s)),
+            ("wal_level", "replica".to_owned()),
+        ]
+    }
+
+    /// `pgbackrest.conf` on the database side: the repository itself (a local path), or the backup host that
+    /// holds it (repository-host mode; the passphrase then lives there).
+    pub fn database_conf(&self) -> Result<String, RenderError> {
+        let (repo_host, repo_host_user, repo_host_port, repo_path) = match &self.repo {
+            ArchiveRepo::Local(path) => (None, None, None, Some(path.as_str())),
+            ArchiveRepo::Ssh {
+                user, host, port, ..
+            } => (Some(host.as_str()), Some(user.as_str()), Some(*port), None),
+        };
+        self.render(
+            "database",
+            repo_host,
+            repo_host_user,
+            repo_host_port,
+            repo_path,
+        )
+    }
+
+    fn render(
+        &self,
+        side: &str,
+        repo_host: Option<&str>,
+        repo_host_user: Option<&str>,
+        repo_host_port: Option<u16>,
+        repo_path: Option<&str>,
+    ) -> Result<String, RenderError> {
+        let bad = |what: &str| RenderError::Template {
+            name: "backup/pgbackrest.conf".into(),
+            detail: format!("{what} holds a control character or is empty"),
+        };
+        let passphrase = match &self.passphrase {
+            Some(p) => {
+                let v = p.expose();
+                if v.is_empty() || v.chars().any(char::is_control) {
+                    return Err(bad("the repository passphrase"));
+                }
+                Some(v.to_owned())
+            }
+            None => None,
+        };
+        for (what, v) in [
+            ("pg1-path", self.pg_path.as_str()),
+            ("pg1-socket-path", self.pg_socket.as_str()),
+            ("log-path", self.log_path.as_str()),
+            ("lock-path", self.lock_path.as_str()),
+            ("repo1-path", repo_path.unwrap_or("-")),
+            ("repo1-host", repo_host.unwrap_or("-")),
+            ("repo1-host-user", repo_host_user.unwrap_or("-")),
+        ] {
+            if v.is_empty() || v.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(bad(what));
+            }
+        }
+        let ctx = serde_json::json!({
+            "stack": self.stack,
+            "side": side,
+            "stanza": STANZA,
+            "repo_host": repo_host,
+            "repo_host_user": repo_host_user,
+            "repo_host_port": repo_host_port,
+            "repo_path": repo_path,
+            "retention_full": self.retention_full,
+            "passphrase": passphrase,
+            "encrypted": self.encrypted || passphrase.is_some(),
+            "log_path": self.log_path,
+            "lock_path": self.lock_path,
+            "pg_host": serde_json::Value::Null,
+            "pg_host_user": serde_json::Value::Null,
+            "pg_path": self.pg_path,
+            "pg_socket": self.pg_socket,
+            "pg_port": self.pg_port,
+        });
+        render::render("backup/pgbackrest.conf", &ctx)
+    }
+}
+
+/// The pgBackRest configuration the postgres container writes at start, as the entrypoint reads it.
+pub const CONTAINER_CONF: &str = "/etc/pgbackrest/pgbackrest.conf";
+
+/// What the postgres container needs for archiving: variables for its entrypoint (the configuration, the
+/// archive command and timeout, the passphrase as a secret) and the volume a local repository lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerArchive {
+    pub env: Vec<(String, ContainerValue)>,
+    /// `(volume name suffix, path in the container)` for a repository on the database host.
+    pub volume: Option<(String, String)>,
+}
+
+/// A variable's value: plain, or a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+/// The postgres container's archiving of `stack`, when `backup.archive` is set. A repository on a backup host
+/// is not applied yet: that is an error naming what works today.
+pub fn container_archive(
+    stack: &crate::stack::Stack,
+) -> Result<Option<ContainerArchive>, RenderError> {
+    let Some(archive) = stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
+        return Ok(None);
+    };
+    let ArchiveRepo::Local(path) = &archive.repo else {
+        return Err(RenderError::Template {
+            name: "backup/pgbackrest.conf".into(),
+            detail: "`backup.archive.repo` on a backup host (ssh://) is not applied by `up` yet; use a path on the host (`/var/lib/pgbackrest`)".into(),
+        });
+    };
+    let passphrase = match &archive.encrypt_passphrase {
+        None => None,
+        Some(name) => Some(
+            stack
+                .named_secrets
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| RenderError::Template {
+                    name: "backup/pgbackrest.conf".into(),
+                    detail: format!(
+                        "the secret `{name}` (`backup.archive.encrypt_passphrase`) has no value"
+                    ),
+                })?,
+        ),
+    };
+    let mut config = ArchiveConfig::new(&stack.name, archive, None);
+    config.encrypted = passphrase.is_some();
+    let conf = config.database_conf()?;
+    let settings = config.postgres_settings(CONTAINER_CONF);
+    let setting = |k: &str| {
+        settings
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut env = vec![
+        (
+            "VL_PGBACKREST_CONF".to_owned(),
+            ContainerValue::Plain(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                conf.as_bytes(),
+            )),
+        ),
+        (
+            "VL_ARCHIVE_COMMAND".to_owned(),
+            ContainerValue::Plain(setting("archive_command")),
+        ),
+        (
+            "VL_ARCHIVE_TIMEOUT".to_owned(),
+            ContainerValue::Plain(setting("archive_timeout")),
+        ),
+    ];
+    if let Some(p) = passphrase {
+        env.push((
+            "PGBACKREST_REPO1_CIPHER_PASS".to_owned(),
+            ContainerValue::Secret(p),
+        ));
+    }
+    Ok(Some(ContainerArchive {
+        env,
+        volume: Some(("pgbackrest".to_owned(), path.clone())),
+    }))
+}
+
+/// What the cluster and the repository say about archiving (`vldeploy backup status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveStatus {
+    /// The last WAL segment archived, and how many seconds ago.
+    pub last_archived_wal: Option<String>,
+    pub last_archived_age_s: Option<u64>,
+    /// Failed `archive_command` runs since the cluster started, and the last one's age.
+    pub failed_count: u64,
+    pub last_failed_age_s: Option<u64>,
+    /// Backups in the repository and the bytes they take there.
+    pub backups: usize,
+    pub repository_bytes: u64,
+    /// The oldest moment a restore can reach (the oldest backup's end), and the newest (the last archived WAL).
+    pub oldest_restore_point: Option<u64>,
+    pub newest_restore_point: Option<u64>,
+    /// No WAL archived within twice `archive_timeout`, or the last attempt failed.
+    pub stalled: bool,
+}
+
+/// The SQL whose one tab-separated row [`parse_status`] reads: postgres' own record of archiving.
+pub const ARCHIVER_SQL: &str = "SELECT coalesce(last_archived_wal, ''), coalesce(extract(epoch FROM last_archived_time)::bigint::text, ''), failed_count, coalesce(extract(epoch FROM last_failed_time)::bigint::text, '') FROM pg_stat_archiver;\n";
+
+/// Reads `pg_stat_archiver`'s row and `pgbackrest info --output=json` at `now` (Unix seconds).
+pub fn parse_status(
+    archiver: &str,
+    info: &str,
+    now: u64,
+    timeout_s: u64,
+) -> Result<ArchiveStatus, String> {
+    let row: Vec<&str> = archiver.trim_end_matches('\n').split('\t').collect();
+    let [wal, archived_at, failed, failed_at] = row.as_slice() else {
+        return Err(format!(
+            "unexpected pg_stat_archiver row `{}`",
+            archiver.trim()
+        ));
+    };
+    let epoch = |s: &str| s.trim().parse::<u64>().ok();
+    let archived_at = epoch(archived_at);
+    let failed_at = epoch(failed_at);
+    let info: serde_json::Value =
+        serde_json::from_str(info).map_err(|e| format!("pgbackrest info is not JSON: {e}"))?;
+    let backups = info[0]["backup"].as_array().cloned().unwrap_or_default();
+    let repository_bytes = backups
+        .iter()
+        .filter_map(|b| b["info"]["repository"]["delta"].as_u64())
+        .sum();
+    let oldest = backups
+        .iter()
+        .filter_map(|b| b["timestamp"]["stop"].as_u64())
+        .min();
+    let newest = archived_at.or_else(|| {
+        backups
+            .iter()
+            .filter_map(|b| b["timestamp"]["stop"].as_u64())
+            .max()
+    });
+    let age = |t: Option<u64>| t.map(|t| now.saturating_sub(t));
+    let last_archived_age_s = age(archived_at);
+    let failing = match (failed_at, archived_at) {
+        (Some(f), Some(a)) => f > a,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let stalled = failing || last_archived_age_s.is_none_or(|a| a > 2 * timeout_s);
+    Ok(ArchiveStatus {
+        last_archived_wal: Some((*wal).to_owned()).filter(|w| !w.is_empty()),
+        last_archived_age_s,
+        failed_count: failed.trim().parse().unwrap_or(0),
+        last_failed_age_s: age(failed_at),
+        backups: backups.len(),
+        repository_bytes,
+        oldest_restore_point: oldest,
+        newest_restore_point: newest,
+        stalled,
+    })
+}
+
+/// Where a point-in-time restore stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// The end of the archived WAL.
+    Latest,
+    /// A moment, in pgBackRest's form (`2026-12-02 13:14:15+00`, UTC).
+    Time(String),
+}
+
+impl RestoreTarget {
+    /// `latest`, or an RFC 3339 time (`2026-12-02T13:14:15Z`, `2026-12-02 13:14:15+05:30`); an error names the
+    /// accepted forms.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "latest" {
+            return Ok(Self::Latest);
+        }
+        let t = humantime::parse_rfc3339_weak(s)
+            .or_else(|_| humantime::parse_rfc3339(s))
+            .or_else(|_| {
+                chrono_free_offset(s).ok_or(())
+            })
+            .map_err(|()| {
+                format!(
+                    "`{s}` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+                )
+            })?;
+        Ok(Self::at(t))
+    }
+
+    /// The target at `t`, to the second.
+    pub fn at(t: std::time::SystemTime) -> Self {
+        let text = humantime::format_rfc3339_seconds(t).to_string();
+        // `2026-12-02T13:14:15Z` → `2026-12-02 13:14:15+00`
+        Self::Time(format!(
+            "{}+00",
+            text.trim_end_matches('Z').replacen('T', " ", 1)
+        ))
+    }
+
+    /// pgBackRest's restore options for this target: after it, postgres promotes and serves.
+    pub fn options(&self) -> Vec<String> {
+        match self {
+            Self::Latest => vec!["--type=default".to_owned()],
+            Self::Time(t) => vec![
+                "--type=time".to_owned(),
+                format!("--target={t}"),
+                "--target-action=promote".to_owned(),
+            ],
+        }
+    }
+}
+
+/// An RFC 3339 time with a numeric offset (`2026-12-02T13:14:15+05:30`), as UTC.
+fn chrono_free_offset(s: &str) -> Option<std::time::SystemTime> {
+    let (base, sign, off) = if let Some(i) = s.rfind('+').filter(|i| *i > 10) {
+        (&s[..i], 1i64, &s[i + 1..])
+    } else if let Some(i) = s.rfind('-').filter(|i| *i > 10) {
+        (&s[..i], -1, &s[i + 1..])
+    } else {
+        return None;
+    };
+    let (hours, minutes) = off.split_once(':')?;
+    let secs = sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60);
+    let local = humantime::parse_rfc3339_weak(base).ok()?;
+    let shift = std::time::Duration::from_secs(secs.unsigned_abs());
+    if secs >= 0 {
+        local.checked_sub(shift)
+    } else {
+        local.checked_add(shift)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::render::snapshot::assert_snapshot;
+
+    fn archive(repo: ArchiveRepo) -> Archive {
+        Archive {
+            repo,
+            timeout: Duration::from_mins(1),
+            full: "0 3 * * 0".into(),
+            diff: Some("0 3 * * 1-6".into()),
+            retention_full: 2,
+            encrypt_passphrase: Some("PGBACKREST_PASSPHRASE".into()),
+        }
+    }
+
+    #[test]
+    fn a_local_repository_holds_the_passphrase_and_retention() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            Some(Secret::new("correct horse battery staple")),
+        );
+        assert_snapshot("pgbackrest.local.conf", &c.database_conf().unwrap());
+        assert_eq!(
+            c.postgres_settings("/etc/pgbackrest/pgbackrest.conf"),
+            [
+                ("archive_mode", "on".to_owned()),
+                (
+                    "archive_command",
+                    "pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main archive-push %p"
+                        .to_owned()
+                ),
+                ("archive_timeout", "60s".to_owned()),
+                ("wal_level", "replica".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backup_host_repository_is_named_by_host_user_and_port() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Ssh {
+                user: "pgbackrest".into(),
+                host: "vault.example".into(),
+                port: 2222,
+                path: "/var/lib/pgbackrest".into(),
+            }),
+            Some(Secret::new("correct horse battery staple")),
+        );
+        let text = c.database_conf().unwrap();
+        assert_snapshot("pgbackrest.database.conf", &text);
+        assert!(!text.contains("correct horse"), "{text}");
+    }
+
+    #[test]
+    fn restore_targets_are_utc_seconds_or_latest() {
+        assert_eq!(
+            RestoreTarget::parse("latest").unwrap(),
+            RestoreTarget::Latest
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02T13:14:15Z").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02 18:44:15+05:30").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("yesterday").unwrap_err(),
+            "`yesterday` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+        );
+        assert_eq!(
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into()).options(),
+            [
+                "--type=time",
+                "--target=2026-12-02 13:14:15+00",
+                "--target-action=promote"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_container_gets_the_configuration_the_command_and_the_passphrase_as_a_secret() {
+        let mut c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            None,
+        );
+        c.encrypted = true;
+        let text = c.database_conf().unwrap();
+        assert!(text.contains("\nrepo1-cipher-type=aes-256-cbc\n"), "{text}");
+        assert!(!text.contains("repo1-cipher-pass"), "{text}");
+    }
+
+    #[test]
+    fn status_reads_the_archiver_row_and_the_repository() {
+        let info = r#"[{"archive":[{"max":"000000010000000000000007"}],"backup":[
+            {"info":{"repository":{"delta":1000}},"timestamp":{"start":90,"stop":100}},
+            {"info":{"repository":{"delta":200}},"timestamp":{"start":190,"stop":200}}],"cipher":"aes-256-cbc"}]"#;
+        let s = parse_status("000000010000000000000007\t290\t0\t\n", info, 300, 5).unwrap();
+        assert_eq!(
+            s,
+            ArchiveStatus {
+                last_archived_wal: Some("000000010000000000000007".into()),
+                last_archived_age_s: Some(10),
+                failed_count: 0,
+                last_failed_age_s: None,
+                backups: 2,
+                repository_bytes: 1200,
+                oldest_restore_point: Some(100),
+                newest_restore_point: Some(290),
+                stalled: false,
+            }
+        );
+        // Older than twice the timeout, or failing since the last success: stalled.
+        assert!(parse_status("w\t280\t0\t\n", info, 300, 5).unwrap().stalled);
+        assert!(
+            parse_status("w\t299\t3\t300\n", info, 300, 5)
+                .unwrap()
+                .stalled
+        );
+        assert!(parse_status("\t\t0\t\n", "[{}]", 300, 5).unwrap().stalled);
+        assert!(parse_status("nonsense", info, 300, 5).is_err());
+    }
+
+    #[test]
+    fn a_passphrase_with_a_newline_is_refused_without_showing_it() {
+        let c = ArchiveConfig::new(
+            "vaibava",
+            &archive(ArchiveRepo::Local("/var/lib/pgbackrest".into())),
+            Some(Secret::new("s3cret\n[global]")),
+        );
+        let e = c.database_conf().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "template `backup/pgbackrest.conf` failed to render: the repository passphrase holds a control character or is empty"
+        );
+    }
+}
