@@ -279,20 +279,27 @@ fn replicas_on_one_host() {
 
 #[test]
 fn a_multi_host_environment_is_refused_by_commands_that_work_on_one_host() {
+    refused(
+        &cluster(),
+        "status",
+        "error: environment `prod` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
+    );
+}
+
+/// Runs `vldeploy --env prod COMMAND` on `stack` (with its secrets file) and expects exit 1 with `stderr` only.
+fn refused(stack: &str, command: &str, stderr: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "stack.yaml", &cluster());
+    write(dir.path(), "stack.yaml", stack);
     write(dir.path(), SECRETS.0, SECRETS.1);
     crate::support::test::Test::new()
         .env_clear()
         .current_dir(dir.path())
         .arg("--file")
         .arg(dir.path().join("stack.yaml"))
-        .args(["--env", "prod", "status"])
+        .args(["--env", "prod", command])
         .status(1)
         .stdout("")
-        .stderr(
-            "error: environment `prod` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
-        )
+        .stderr(stderr)
         .run();
 }
 
@@ -353,19 +360,9 @@ fn the_cluster_environment_before_its_hosts_exist_says_how_to_make_them() {
 
 #[test]
 fn swarm_on_a_one_host_environment_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "stack.yaml", VALID);
-    write(dir.path(), SECRETS.0, SECRETS.1);
-    crate::support::test::Test::new()
-        .env_clear()
-        .current_dir(dir.path())
-        .arg("--file")
-        .arg(dir.path().join("stack.yaml"))
-        .args(["--env", "prod", "swarm"])
-        .status(1)
-        .stdout("")
-        .stderr(
-            "error: environment `prod` runs on one host (`host:`): there is no swarm to form\n  help: list its hosts by role under `hosts:` to run it across several\n",
-        )
-        .run();
+    refused(
+        VALID,
+        "swarm",
+        "error: environment `prod` runs on one host (`host:`): there is no swarm to form\n  help: list its hosts by role under `hosts:` to run it across several\n",
+    );
 }
