@@ -1106,3 +1106,34 @@ async fn the_local_remote_offers_the_same_api() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_and_reads_on_one_connection_each_get_their_own_bytes() {
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    let base = sshd.dir.path().join("many");
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let remote = Arc::clone(&remote);
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let path = format!("{}/f-{i}", base.display());
+            let missing = format!("{}/missing-{i}", base.display());
+            let contents = format!("{i:064x}");
+            let (up, gone) = tokio::join!(
+                remote.upload(&path, contents.as_bytes(), 0o600),
+                remote.read_file(&missing)
+            );
+            up.expect("upload");
+            assert_eq!(gone.expect("read of a missing file"), None, "task {i}");
+            assert_eq!(
+                remote.read_file(&path).await.expect("read"),
+                Some(contents.into_bytes()),
+                "task {i}"
+            );
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+}
