@@ -58,14 +58,18 @@ fn url(host: &str, port: u16) -> SshUrl {
     }
 }
 
+/// Each machine of a loaded stack with its roles, in order.
+fn machines(s: &Stack) -> Vec<(SshUrl, Vec<Role>)> {
+    s.hosts
+        .iter()
+        .map(|h| (h.target.clone(), h.roles.clone()))
+        .collect()
+}
+
 #[test]
 fn hosts_by_role_load_as_machines_with_their_roles() {
     let s = load(&cluster());
-    let hosts: Vec<(SshUrl, Vec<Role>)> = s
-        .hosts
-        .iter()
-        .map(|h| (h.target.clone(), h.roles.clone()))
-        .collect();
+    let hosts = machines(&s);
     assert_eq!(
         hosts,
         vec![
@@ -322,11 +326,7 @@ fn the_real_stack_loads_for_cluster() {
         host: "127.0.0.1".into(),
         port,
     };
-    let hosts: Vec<(SshUrl, Vec<Role>)> = s
-        .hosts
-        .iter()
-        .map(|h| (h.target.clone(), h.roles.clone()))
-        .collect();
+    let hosts = machines(&s);
     assert_eq!(
         hosts,
         vec![
