@@ -118,9 +118,15 @@ pub(crate) fn check_with(
 /// `VALID` with `from` replaced by `to`, loaded for `prod`.
 #[track_caller]
 fn check(from: &str, to: &str, expected: &str) {
-    assert!(VALID.contains(from), "`{from}` is not in the valid stack");
+    check_edited(VALID, from, to, expected);
+}
+
+/// `base` with `from` replaced by `to`, loaded for `prod` with the usual secrets.
+#[track_caller]
+pub(crate) fn check_edited(base: &str, from: &str, to: &str, expected: &str) {
+    assert!(base.contains(from), "`{from}` is not in the stack");
     check_with(
-        &VALID.replacen(from, to, 1),
+        &base.replacen(from, to, 1),
         "prod",
         &[SECRETS],
         &[],

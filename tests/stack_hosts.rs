@@ -39,15 +39,7 @@ fn load(yaml: &str) -> Stack {
 /// `cluster()` with `from` replaced by `to` fails with exactly `expected`.
 #[track_caller]
 fn check(from: &str, to: &str, expected: &str) {
-    let yaml = cluster();
-    assert!(yaml.contains(from), "`{from}` is not in the cluster stack");
-    check_with(
-        &yaml.replacen(from, to, 1),
-        "prod",
-        &[SECRETS],
-        &[],
-        expected,
-    );
+    crate::stack_errors::check_edited(&cluster(), from, to, expected);
 }
 
 fn url(host: &str, port: u16) -> SshUrl {
