@@ -1137,3 +1137,83 @@ async fn concurrent_uploads_and_reads_on_one_connection_each_get_their_own_bytes
         task.await.expect("task");
     }
 }
+
+/// A command's exit status comes after the end of its output; with other channels busy, the next packet after
+/// that end is often another channel's. Every quiet command here must still report its own status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_command_beside_busy_channels_reports_its_own_exit_status() {
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let remote = Arc::clone(&remote);
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                // A busy neighbour: output in many packets, then success.
+                let out = remote
+                    .exec(&raw("head -c 400000 /dev/zero | tr '\\0' x"))
+                    .await
+                    .expect("busy command");
+                assert_eq!((out.status, out.stdout.len()), (0, 400_000), "task {i}");
+            } else {
+                // Its output ends (both streams closed) a moment before it exits.
+                let status = 1 + (i % 7);
+                let out = remote
+                    .exec(&raw(&format!(
+                        "exec >/dev/null 2>&1 </dev/null; sleep 0.1; exit {status}"
+                    )))
+                    .await
+                    .expect("quiet command");
+                assert_eq!(
+                    (out.status, out.stdout.len()),
+                    (i32::try_from(status).unwrap(), 0),
+                    "task {i}: the status of `exit {status}` after the output ended"
+                );
+            }
+        }));
+    }
+    let mut failed = Vec::new();
+    for task in tasks {
+        if let Err(e) = task.await {
+            failed.push(e.to_string());
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 120 failed: {failed:?}",
+        failed.len()
+    );
+}
+
+/// A login shell whose startup files write to stderr (a deploy user's `.bashrc` warning, here through
+/// `BASH_ENV`) changes no answer: a missing file is missing, a present one reads whole.
+#[tokio::test]
+async fn startup_files_that_write_to_stderr_change_no_file_read() {
+    let rc = tempfile::tempdir().expect("temp dir");
+    let noisy = rc.path().join("noisy.sh");
+    fs::write(&noisy, "echo 'warning: cannot rehash' >&2\n").expect("write the startup file");
+    let sshd = Sshd::start_with(&format!("SetEnv BASH_ENV={}", noisy.display()));
+    let remote = sshd.connect();
+    let probe = remote.exec(&raw("true")).await.expect("exec");
+    assert!(
+        String::from_utf8_lossy(&probe.stderr).contains("cannot rehash"),
+        "the startup file runs for each command: {probe:?}"
+    );
+    let missing = sshd.dir.path().join("absent");
+    assert_eq!(
+        remote
+            .read_file(&missing.display().to_string())
+            .await
+            .expect("a missing file is no error"),
+        None
+    );
+    let present = sshd.dir.path().join("present");
+    fs::write(&present, "64 bytes").expect("write");
+    assert_eq!(
+        remote
+            .read_file(&present.display().to_string())
+            .await
+            .expect("read"),
+        Some(b"64 bytes".to_vec())
+    );
+}

@@ -401,7 +401,9 @@ impl Remote {
         let out = self.exec_text(&cmd, Vec::new()).await?;
         match out.status {
             0 => Ok(Some(out.stdout)),
-            quote::MISSING_STATUS if out.stdout.is_empty() && out.stderr.is_empty() => Ok(None),
+            // Only the snippet's own `exit` gives this status (`cat` fails with 1); what the login shell's
+            // startup files print on stderr (a deploy user's `.bashrc` warning) does not make a file exist.
+            quote::MISSING_STATUS if out.stdout.is_empty() => Ok(None),
             status => Err(TransportError::command(
                 &self.name,
                 &cmd,
