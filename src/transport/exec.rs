@@ -344,6 +344,19 @@ impl ExecChannel {
     }
 
     fn close(&mut self) -> Result<bool, String> {
+        if self.sink.as_ref().is_some_and(|s| !s.abandoned()) {
+            // Someone waits for the exit status, which the server sends after the end of the output and before
+            // its own close. libssh2's `close` may return before that close arrives (it stops at the first
+            // packet it reads, often another channel's): without this wait a failed command could read as 0.
+            match self.channel.wait_close() {
+                Ok(()) => {}
+                Err(e) => match ssh_fault(&e) {
+                    Fault::WouldBlock => return Ok(false),
+                    Fault::Lost(reason) => return Err(reason),
+                    Fault::Channel(_) => {}
+                },
+            }
+        }
         match self.channel.close() {
             Ok(()) => {}
             Err(e) => match ssh_fault(&e) {
