@@ -212,16 +212,17 @@ impl Context {
         create_key: bool,
     ) -> Result<Desired, CommandError> {
         let stack = self.stack.name.as_str();
-        // The key first, alone: the commands that read or make it do not share the connection with others.
-        let key = if create_key {
-            crate::facts::hash_key(&c.remote, stack).await?
-        } else {
-            match crate::facts::read_hash_key(&c.remote, stack).await? {
-                Some(key) => key,
-                None => crate::facts::ephemeral_hash_key()?,
-            }
+        let key = async {
+            Ok::<_, CommandError>(if create_key {
+                crate::facts::hash_key(&c.remote, stack).await?
+            } else {
+                match crate::facts::read_hash_key(&c.remote, stack).await? {
+                    Some(key) => key,
+                    None => crate::facts::ephemeral_hash_key()?,
+                }
+            })
         };
-        let images = self.images_on_host(c, builds).await?;
+        let (images, key) = tokio::try_join!(self.images_on_host(c, builds), key)?;
         let mut desired = desired_from_stack(&self.stack, &images, &key)?;
         // The storefront (`site:`): packed here, named by its content hash, released on the host by `apply`.
         desired.site = crate::site::desired(&self.stack)

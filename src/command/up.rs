@@ -28,8 +28,10 @@ pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError
     // Building and connecting need nothing of each other: the host's answer comes while the images build, and
     // either failing first ends the command before anything changes.
     let (images, connected) = tokio::try_join!(ctx.build(&local), ctx.connect_quiet())?;
-    refuse_interrupted_restore(ctx, &connected).await?;
-    let desired = ctx.desired(&connected, &images, true).await?;
+    let (_, desired) = tokio::try_join!(
+        refuse_interrupted_restore(ctx, &connected),
+        ctx.desired(&connected, &images, true)
+    )?;
     let run = Run {
         ctx,
         args,
