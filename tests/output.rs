@@ -50,7 +50,9 @@ fn up_with_json_output_reports_every_step_and_a_failing_candidates_log() {
     let p = Project::new("output_json");
     p.sandbox_up(&[]);
 
-    // From nothing: each step starts and ends in order, numbered of the plan's total; stdout is the summary.
+    // From nothing: each step starts once and ends once, numbered of the plan's total; stdout is the summary.
+    // What only prepares the host (networks, the volume, files) runs at once; each container step starts once
+    // every step before it has ended.
     let run = p.vldeploy(&["up", "--output", "json"]).ok();
     let summary: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {}", run.stdout));
@@ -63,16 +65,59 @@ fn up_with_json_output_reports_every_step_and_a_failing_candidates_log() {
     assert!(!steps.is_empty(), "{}", run.stderr);
     let total = steps[0]["total"].as_u64().expect("a numbered step");
     assert_eq!(steps.len() as u64, 2 * total, "{}", run.stderr);
-    for (i, pair) in steps.chunks(2).enumerate() {
-        let index = i as u64 + 1;
-        assert_eq!(pair[0]["event"], "step_started", "{}", run.stderr);
-        assert_eq!(pair[1]["event"], "step_done", "{}", run.stderr);
-        for e in pair {
-            assert_eq!(e["index"], index, "{e}");
-            assert_eq!(e["total"], total, "{e}");
-            assert_eq!(e["summary"], pair[0]["summary"], "{e}");
+    // Where each step's start and end come in the stream.
+    let at = |kind: &str, index: u64| -> usize {
+        let found: Vec<usize> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["event"] == kind && e["index"] == index)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(found.len(), 1, "one {kind} of step {index}: {}", run.stderr);
+        found[0]
+    };
+    let summary_of = |index: u64| steps[at("step_started", index)]["summary"].clone();
+    for index in 1..=total {
+        let (start, end) = (at("step_started", index), at("step_done", index));
+        assert!(
+            start < end,
+            "step {index} ends after it starts: {}",
+            run.stderr
+        );
+        assert_eq!(steps[end]["summary"], summary_of(index), "{}", run.stderr);
+        assert_eq!(steps[end]["total"], total, "{}", run.stderr);
+        assert!(steps[end]["seconds"].as_f64().is_some(), "{}", steps[end]);
+    }
+    let postgres = (1..=total)
+        .find(|&i| summary_of(i) == "create container `vl_postgres`")
+        .unwrap_or_else(|| panic!("postgres is created: {}", run.stderr));
+    let preparing: Vec<u64> = (1..postgres).collect();
+    assert!(
+        preparing.len() >= 3,
+        "networks, volume, files first: {}",
+        run.stderr
+    );
+    let first_end = preparing.iter().map(|&i| at("step_done", i)).min().unwrap();
+    let last_start = preparing
+        .iter()
+        .map(|&i| at("step_started", i))
+        .max()
+        .unwrap();
+    assert!(
+        last_start < first_end,
+        "the {} preparation steps all start before any of them ends: {}",
+        preparing.len(),
+        run.stderr
+    );
+    for index in postgres..=total {
+        let start = at("step_started", index);
+        for before in 1..index {
+            assert!(
+                at("step_done", before) < start,
+                "step {index} starts after step {before} ended: {}",
+                run.stderr
+            );
         }
-        assert!(pair[1]["seconds"].as_f64().is_some(), "{}", pair[1]);
     }
     assert!(
         steps

@@ -1,4 +1,5 @@
-//! Walks a plan step by step against a host, stopping at the first failure and naming the step.
+//! Walks a plan against a host, preparation steps at once and container steps in turn, stopping at the first
+//! failure and naming the step.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +55,10 @@ pub const RELEASES_KEPT: usize = 5;
 /// How many lines of a failing container's log a failed step shows.
 const LOG_LINES: usize = 20;
 
-/// Applies every step in order, reporting each through `out`. Stops at the first failure, reported with the
-/// last lines of the log of the container it concerns. Returns the release left staged, if any.
+/// Applies the plan, reporting each step through `out`: preparation steps (networks, volumes, images, files,
+/// the storefront) at once, then each container step in turn ([`Plan::batches`]). Stops after the first batch
+/// with a failure (its other steps end first), reported with the last lines of the log of the container it
+/// concerns. Returns the release left staged, if any.
 pub async fn apply(
     host: &Host<'_>,
     plan: &Plan,
@@ -64,43 +67,60 @@ pub async fn apply(
 ) -> Result<Option<crate::rollout::Staged>, ApplyError> {
     let total = plan.steps.len();
     let mut staged = None;
-    for (i, step) in plan.steps.iter().enumerate() {
-        let index = i + 1;
-        let summary = step.summary();
-        let shown = crate::output::Step::numbered(index, total, summary.clone());
-        out.step_started(&shown);
-        let started = Instant::now();
-        let span = tracing::info_span!("step", index, total);
-        let left = async {
-            tracing::debug!("step started: {summary}");
-            let left = apply_step(host, step, desired, out).await;
-            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            match &left {
-                Ok(_) => tracing::debug!(elapsed_ms, "step finished: {summary}"),
-                Err(e) => tracing::debug!(elapsed_ms, error = %e, "step failed: {summary}"),
-            }
-            left
+    for batch in plan.batches() {
+        let runs = batch
+            .map(|i| run_step(host, &plan.steps[i], i + 1, total, desired, out))
+            .collect::<Vec<_>>();
+        for left in futures_util::future::join_all(runs).await {
+            staged = staged.or(left?);
         }
-        .instrument(span)
-        .await;
-        let left = match left {
-            Ok(left) => left,
-            Err(source) => {
-                let log = failing_log(host, step, &source).await;
-                out.step_failed(&shown, started.elapsed(), &source.to_string(), log);
-                return Err(ApplyError {
-                    index,
-                    total,
-                    summary,
-                    host: host.remote.name().to_string(),
-                    source,
-                });
-            }
-        };
-        staged = staged.or(left);
-        out.step_done(&shown, started.elapsed(), None);
     }
     Ok(staged)
+}
+
+/// One step, from its start event to its end or failure event.
+async fn run_step(
+    host: &Host<'_>,
+    step: &Step,
+    index: usize,
+    total: usize,
+    desired: &Desired,
+    out: &Output,
+) -> Result<Option<crate::rollout::Staged>, ApplyError> {
+    let summary = step.summary();
+    let shown = crate::output::Step::numbered(index, total, summary.clone());
+    out.step_started(&shown);
+    let started = Instant::now();
+    let span = tracing::info_span!("step", index, total);
+    let left = async {
+        tracing::debug!("step started: {summary}");
+        let left = apply_step(host, step, &shown, desired, out).await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &left {
+            Ok(_) => tracing::debug!(elapsed_ms, "step finished: {summary}"),
+            Err(e) => tracing::debug!(elapsed_ms, error = %e, "step failed: {summary}"),
+        }
+        left
+    }
+    .instrument(span)
+    .await;
+    match left {
+        Ok(left) => {
+            out.step_done(&shown, started.elapsed(), None);
+            Ok(left)
+        }
+        Err(source) => {
+            let log = failing_log(host, step, &source).await;
+            out.step_failed(&shown, started.elapsed(), &source.to_string(), log);
+            Err(ApplyError {
+                index,
+                total,
+                summary,
+                host: host.remote.name().to_string(),
+                source,
+            })
+        }
+    }
 }
 
 /// The container a failed step concerns and the last lines of its log: those a failed health check quoted
@@ -143,6 +163,7 @@ async fn failing_log(host: &Host<'_>, step: &Step, error: &StepError) -> Option<
 async fn apply_step(
     host: &Host<'_>,
     step: &Step,
+    shown: &crate::output::Step,
     desired: &Desired,
     out: &Output,
 ) -> Result<Option<crate::rollout::Staged>, StepError> {
@@ -150,7 +171,7 @@ async fn apply_step(
     match step {
         Step::CreateNetwork { name } => host.engine.create_network(stack, name).await?,
         Step::CreateVolume { name } => host.engine.create_volume(stack, name).await?,
-        Step::TransferImages { images } => deliver(host, images, out).await?,
+        Step::TransferImages { images } => deliver(host, images, shown, out).await?,
         Step::PullImage { image } => {
             host.remote
                 .run(&crate::remote::host::docker_pull(&image.reference))
@@ -247,15 +268,16 @@ async fn release_site(host: &Host<'_>, desired: &Desired, hash: &str) -> Result<
 async fn deliver(
     host: &Host<'_>,
     images: &[crate::plan::ImageRef],
+    shown: &crate::output::Step,
     out: &Output,
 ) -> Result<(), StepError> {
     let refs: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
-    let progress = out.clone();
+    let (progress, step) = (out.clone(), shown.clone());
     let delivered = deliver_images(
         host.local,
         host.engine,
         &refs,
-        Arc::new(move |n, total| progress.progress(n, total)),
+        Arc::new(move |n, total| progress.step_progress(&step, n, total)),
     )
     .await?;
     for (reference, reason) in &delivered.whole {

@@ -50,8 +50,10 @@ pub struct LogTail {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     StepStarted(Step),
-    /// Bytes moved so far within the current step, of `total` when known.
+    /// Bytes moved so far within a step, of `total` when known. `step` names it where steps run at once;
+    /// `None` is the one step under way.
     Progress {
+        step: Option<Step>,
         bytes: u64,
         total: Option<u64>,
     },
@@ -88,7 +90,15 @@ impl Event {
         };
         match self {
             Event::StepStarted(s) => Event::StepStarted(step(s)),
-            Event::Progress { .. } => self,
+            Event::Progress {
+                step: s,
+                bytes,
+                total,
+            } => Event::Progress {
+                step: s.map(step),
+                bytes,
+                total,
+            },
             Event::StepDone {
                 step: s,
                 took,

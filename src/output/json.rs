@@ -120,7 +120,7 @@ impl Render for Json {
                 self.last_progress = None;
                 self.write(&Line::step("step_started", step));
             }
-            Event::Progress { bytes, total } => {
+            Event::Progress { step, bytes, total } => {
                 let now = (self.clock)();
                 if self
                     .last_progress
@@ -129,10 +129,14 @@ impl Render for Json {
                     return;
                 }
                 self.last_progress = Some(now);
+                let line = match step {
+                    Some(step) => Line::step("progress", step),
+                    None => Line::new("progress"),
+                };
                 self.write(&Line {
                     bytes: Some(*bytes),
                     total_bytes: *total,
-                    ..Line::new("progress")
+                    ..line
                 });
             }
             Event::StepDone { step, took, bytes } => self.write(&Line {
@@ -176,9 +180,9 @@ mod tests {
             r#"{"event":"step_started","index":1,"total":3,"summary":"create network `vl_net`"}"#,
             r#"{"event":"step_done","index":1,"total":3,"summary":"create network `vl_net`","seconds":0.2}"#,
             r#"{"event":"step_started","index":2,"total":3,"summary":"send images"}"#,
-            r#"{"event":"progress","bytes":1048576}"#,
-            r#"{"event":"progress","bytes":8388608}"#,
-            r#"{"event":"progress","bytes":20971520}"#,
+            r#"{"event":"progress","index":2,"total":3,"summary":"send images","bytes":1048576}"#,
+            r#"{"event":"progress","index":2,"total":3,"summary":"send images","bytes":8388608}"#,
+            r#"{"event":"progress","index":2,"total":3,"summary":"send images","bytes":20971520}"#,
             r#"{"event":"step_done","index":2,"total":3,"summary":"send images","seconds":4.5}"#,
             r#"{"event":"warning","message":"`DB_PASSWORD` is set in this shell's environment"}"#,
             r#"{"event":"step_started","index":3,"total":3,"summary":"release `backend`"}"#,

@@ -135,7 +135,20 @@ impl Output {
 
     /// Bytes moved so far in the current step, of `total` when known.
     pub fn progress(&self, bytes: u64, total: Option<u64>) {
-        self.emit(Event::Progress { bytes, total });
+        self.emit(Event::Progress {
+            step: None,
+            bytes,
+            total,
+        });
+    }
+
+    /// Bytes moved so far in `step`, one of several under way, of `total` when known.
+    pub fn step_progress(&self, step: &Step, bytes: u64, total: Option<u64>) {
+        self.emit(Event::Progress {
+            step: Some(step.clone()),
+            bytes,
+            total,
+        });
     }
 
     pub fn step_done(&self, step: &Step, took: Duration, bytes: Option<u64>) {
@@ -228,6 +241,7 @@ pub(crate) mod tests {
             (
                 ms(0),
                 Event::Progress {
+                    step: Some(send.clone()),
                     bytes: MB,
                     total: None,
                 },
@@ -235,6 +249,7 @@ pub(crate) mod tests {
             (
                 ms(2000),
                 Event::Progress {
+                    step: Some(send.clone()),
                     bytes: 8 * MB,
                     total: None,
                 },
@@ -242,6 +257,7 @@ pub(crate) mod tests {
             (
                 ms(500),
                 Event::Progress {
+                    step: Some(send.clone()),
                     bytes: 10 * MB,
                     total: None,
                 },
@@ -249,6 +265,7 @@ pub(crate) mod tests {
             (
                 ms(1500),
                 Event::Progress {
+                    step: Some(send.clone()),
                     bytes: 20 * MB,
                     total: None,
                 },
@@ -286,6 +303,7 @@ pub(crate) mod tests {
             (
                 ms(0),
                 Event::Progress {
+                    step: None,
                     bytes: MB,
                     total: Some(12 * MB),
                 },
@@ -293,6 +311,7 @@ pub(crate) mod tests {
             (
                 ms(2000),
                 Event::Progress {
+                    step: None,
                     bytes: 3 * MB,
                     total: Some(12 * MB),
                 },

@@ -15,6 +15,8 @@ pub(crate) struct Plain {
     clock: Clock,
     /// When the current step's transfer started, and when its size was last printed.
     transfer: Option<(Instant, Instant)>,
+    /// The step the transfer belongs to, when its events name it (steps running at once).
+    transfer_step: Option<Step>,
 }
 
 impl Plain {
@@ -23,6 +25,15 @@ impl Plain {
             out,
             clock,
             transfer: None,
+            transfer_step: None,
+        }
+    }
+
+    /// A step ended: its transfer's timing with it (a step that ends beside a transfer leaves that alone).
+    fn end_transfer(&mut self, ended: &Step) {
+        if self.transfer_step.as_ref().is_none_or(|s| s == ended) {
+            self.transfer = None;
+            self.transfer_step = None;
         }
     }
 
@@ -103,9 +114,12 @@ impl Render for Plain {
                 self.transfer = None;
                 self.line(&format!("{} …", head(step)));
             }
-            Event::Progress { bytes, total } => self.progress(*bytes, *total),
+            Event::Progress { step, bytes, total } => {
+                self.transfer_step.clone_from(step);
+                self.progress(*bytes, *total);
+            }
             Event::StepDone { step, took, bytes } => {
-                self.transfer = None;
+                self.end_transfer(step);
                 let secs = took.as_secs_f64();
                 let text = match step.position {
                     Some(_) => format!("{}: done in {secs:.1}s", head(step)),
@@ -116,7 +130,7 @@ impl Render for Plain {
             Event::StepFailed {
                 step, took, log, ..
             } => {
-                self.transfer = None;
+                self.end_transfer(step);
                 self.line(&format!(
                     "{}: failed after {:.1}s",
                     head(step),

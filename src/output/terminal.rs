@@ -15,7 +15,7 @@ pub(crate) struct Terminal {
     /// Where lines that stay are written (stderr), with the bars cleared meanwhile.
     lines: Box<dyn Write + Send>,
     /// The running steps, innermost last.
-    bars: Vec<ProgressBar>,
+    bars: Vec<(Step, ProgressBar)>,
     /// A transfer reported outside any step; cleared once something else happens.
     loose: Option<ProgressBar>,
     /// Animate spinners between events (off where nothing watches, as in tests).
@@ -57,12 +57,35 @@ impl Terminal {
     }
 
     /// Removes the innermost bar and leaves `message` in the scrolled lines.
-    fn finish(&mut self, message: &str) {
-        if let Some(bar) = self.bars.pop() {
+    /// Ends `step`'s bar (steps may run at once: any of them may end first) and prints `message` above the
+    /// bars still running.
+    fn finish(&mut self, step: &Step, message: &str) {
+        let at = self
+            .bars
+            .iter()
+            .rposition(|(s, _)| s == step)
+            .or_else(|| self.bars.len().checked_sub(1));
+        if let Some(at) = at {
+            let (_, bar) = self.bars.remove(at);
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
         self.println(message);
+    }
+
+    /// The bar a transfer's bytes go to: its step's, else the newest step's, else a loose one.
+    fn progress_bar(&mut self, step: Option<&Step>) -> &ProgressBar {
+        let at = step
+            .and_then(|step| self.bars.iter().rposition(|(s, _)| s == step))
+            .or_else(|| self.bars.len().checked_sub(1));
+        match at {
+            Some(at) => &self.bars[at].1,
+            None => self.loose.get_or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_message("");
+                bar
+            }),
+        }
     }
 }
 
@@ -84,45 +107,41 @@ impl Render for Terminal {
                 } else {
                     bar.tick();
                 }
-                self.bars.push(bar);
+                self.bars.push((step.clone(), bar));
             }
-            Event::Progress { bytes, total } => {
-                if self.bars.is_empty() && self.loose.is_none() {
-                    let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_message("");
-                    self.loose = Some(bar);
-                }
-                if let Some(bar) = self.bars.last().or(self.loose.as_ref()) {
-                    match total {
-                        Some(t) if *t > 0 => {
-                            if bar.length() != Some(*t) {
-                                bar.set_style(style(
+            Event::Progress { step, bytes, total } => {
+                let bar = self.progress_bar(step.as_ref());
+                match total {
+                    Some(t) if *t > 0 => {
+                        if bar.length() != Some(*t) {
+                            bar.set_style(style(
                                     "{spinner:.cyan} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
                                 ));
-                                bar.set_length(*t);
-                            }
-                        }
-                        _ => {
-                            if bar.length().is_some() {
-                                bar.unset_length();
-                            }
-                            bar.set_style(style("{spinner:.cyan} {msg} {bytes} ({bytes_per_sec})"));
+                            bar.set_length(*t);
                         }
                     }
-                    bar.set_position(*bytes);
+                    _ => {
+                        if bar.length().is_some() {
+                            bar.unset_length();
+                        }
+                        bar.set_style(style("{spinner:.cyan} {msg} {bytes} ({bytes_per_sec})"));
+                    }
                 }
+                bar.set_position(*bytes);
             }
             Event::StepDone { step, took, .. } => {
-                self.finish(&format!("✓ {} ({:.1}s)", label(step), took.as_secs_f64()));
+                self.finish(
+                    step,
+                    &format!("✓ {} ({:.1}s)", label(step), took.as_secs_f64()),
+                );
             }
             Event::StepFailed {
                 step, took, log, ..
             } => {
-                self.finish(&format!(
-                    "✗ {}: failed after {:.1}s",
-                    label(step),
-                    took.as_secs_f64()
-                ));
+                self.finish(
+                    step,
+                    &format!("✗ {}: failed after {:.1}s", label(step), took.as_secs_f64()),
+                );
                 for l in log_lines(log.as_ref()) {
                     self.println(&l);
                 }
@@ -130,7 +149,7 @@ impl Render for Terminal {
             Event::Note(text) | Event::Log(text) => self.println(text),
             Event::Warning(text) => self.println(&format!("warning: {text}")),
             Event::Error(text) => {
-                for bar in self.bars.drain(..) {
+                for (_, bar) in self.bars.drain(..) {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
@@ -240,15 +259,65 @@ error: step 3/3 `release `backend`` failed
         );
         t.render(&Event::StepStarted(Step::phase("load")));
         t.render(&Event::Progress {
+            step: None,
             bytes: 6 * 1_048_576,
             total: Some(12 * 1_048_576),
         });
-        let bar = t.bars.last().unwrap();
+        let bar = &t.bars.last().unwrap().1;
         assert_eq!(bar.length(), Some(12 * 1_048_576));
         assert_eq!(bar.position(), 6 * 1_048_576);
         bar.tick();
         let drawn = screen.0.lock().unwrap().clone();
         assert!(drawn.contains("load"), "{drawn}");
         assert!(drawn.contains("6.00 MiB/12.00 MiB"), "{drawn}");
+    }
+
+    #[test]
+    fn output_terminal_keeps_a_bar_per_step_under_way_and_ends_the_one_that_ended() {
+        let screen = Screen::default();
+        let lines = Buffer::default();
+        let mut t = Terminal::new(
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+            Box::new(lines.clone()),
+            false,
+        );
+        let send = Step::numbered(1, 3, "send images");
+        let file = Step::numbered(2, 3, "write `/srv/a.conf`");
+        t.render(&Event::StepStarted(send.clone()));
+        t.render(&Event::StepStarted(file.clone()));
+        // The transfer's bytes go to its own bar, not to the newest one.
+        t.render(&Event::Progress {
+            step: Some(send.clone()),
+            bytes: 3 * 1_048_576,
+            total: Some(12 * 1_048_576),
+        });
+        assert_eq!(t.bars[0].1.length(), Some(12 * 1_048_576));
+        assert_eq!(t.bars[0].1.position(), 3 * 1_048_576);
+        assert_eq!(t.bars[1].1.length(), None);
+        // The file ends first: its bar goes, the transfer's stays and goes on.
+        t.render(&Event::StepDone {
+            step: file.clone(),
+            took: Duration::from_millis(100),
+            bytes: None,
+        });
+        assert_eq!(t.bars.len(), 1);
+        assert_eq!(t.bars[0].0, send);
+        t.render(&Event::Progress {
+            step: Some(send.clone()),
+            bytes: 6 * 1_048_576,
+            total: Some(12 * 1_048_576),
+        });
+        assert_eq!(t.bars[0].1.position(), 6 * 1_048_576);
+        t.render(&Event::StepDone {
+            step: send,
+            took: Duration::from_secs(2),
+            bytes: None,
+        });
+        assert!(t.bars.is_empty());
+        let printed = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            printed,
+            "✓ [2/3] write `/srv/a.conf` (0.1s)\n✓ [1/3] send images (2.0s)\n"
+        );
     }
 }

@@ -36,6 +36,22 @@ impl Plan {
         self.steps.is_empty()
     }
 
+    /// The steps in the order `apply` runs them: each range runs at once, after every step of the ranges
+    /// before it has ended. Consecutive preparation steps ([`Step::is_preparation`]) share a range; every
+    /// other step has one of its own.
+    pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
+        let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            match batches.last_mut() {
+                Some(last) if step.is_preparation() && self.steps[last.start].is_preparation() => {
+                    last.end = i + 1;
+                }
+                _ => batches.push(i..i + 1),
+            }
+        }
+        batches
+    }
+
     /// The steps `apply` walks: all but those `up` carries out with flows of their own (see
     /// [`Step::is_host_flow`]).
     #[must_use]

@@ -185,6 +185,21 @@ impl Step {
     pub fn is_host_flow(&self) -> bool {
         matches!(self, Step::Certificate { .. } | Step::Firewall { .. })
     }
+
+    /// Whether the step only puts something on the host that containers use later (a network, a volume, an
+    /// image, a file, a storefront release): such steps need nothing of each other and run at once.
+    /// Container steps wait for every step before them, and run one at a time in plan order.
+    pub fn is_preparation(&self) -> bool {
+        matches!(
+            self,
+            Step::CreateNetwork { .. }
+                | Step::CreateVolume { .. }
+                | Step::TransferImages { .. }
+                | Step::PullImage { .. }
+                | Step::WriteFile { .. }
+                | Step::Site { .. }
+        )
+    }
 }
 
 impl Step {

@@ -219,6 +219,36 @@ fn empty_host_gets_everything_in_dependency_order() {
 }
 
 #[test]
+fn preparation_steps_run_at_once_and_containers_one_at_a_time_after_them() {
+    let d = desired();
+    let p = plan(&d, &Facts::default()).for_apply();
+    // Networks, the volume, the images and the files together; then postgres, the backend, nginx in turn.
+    assert_eq!(p.batches(), vec![0..6, 6..7, 7..8, 8..9]);
+    assert!(p.steps[..6].iter().all(Step::is_preparation));
+    assert!(!p.steps[6..].iter().any(Step::is_preparation));
+
+    // A preparation step after a container step does not join the ones before it.
+    let mut mixed = p.clone();
+    let file = mixed.steps[4].clone();
+    mixed.steps.push(file.clone());
+    mixed.steps.push(file);
+    assert_eq!(
+        mixed.batches(),
+        vec![0..6, 6..7, 7..8, 8..9, 9..11],
+        "{:?}",
+        summaries(&mixed)
+    );
+    assert!(
+        Plan {
+            stack: "s".into(),
+            steps: Vec::new()
+        }
+        .batches()
+        .is_empty()
+    );
+}
+
+#[test]
 fn one_env_value_recreates_only_that_container_and_names_the_variable() {
     let d = desired();
     let facts = converged(&d);
