@@ -1,5 +1,5 @@
-//! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated), certificates, firewall, the
-//! go-live gate in gated environments, print the URL.
+//! `vldeploy up`: take the lock, plan, apply in dependency order (health-gated) beside the firewall,
+//! certificates, the go-live gate in gated environments, print the URL.
 
 use std::time::Instant;
 
@@ -139,16 +139,19 @@ impl Run<'_> {
             print!("{}", plan.render_human(&target));
         }
         self.backup_first(&work, done).await?;
-        let staged = self.release(&work, done).await?;
+        // The firewall needs nothing of the containers and they nothing of it: its safe apply (and the new
+        // connection that confirms it) runs beside the release. A release that fails is reported first.
+        let firewall_flow =
+            super::firewall::converge(ctx, connected, &firewall, crate::firewall::revert_after());
+        let (staged, applied) = tokio::join!(self.release(&work, done), firewall_flow);
+        let staged = staged?;
+        let applied = applied?;
         self.seed_catalog(done).await?;
         reload_provided(ctx, connected, installed).await?;
         let certificate = certificate_step(ctx, connected, false).await?;
         if let Some(c) = &certificate {
             done.changes.extend(c.changes.clone());
         }
-        let applied =
-            super::firewall::converge(ctx, connected, &firewall, crate::firewall::revert_after())
-                .await?;
         self.print_host_flows(certificate.as_ref(), &firewall, applied.as_ref());
         // The gate comes last: certificates and firewall are items of the checklist.
         if let Some(staged) = &staged {
