@@ -2,10 +2,17 @@
 
 mod form;
 mod plan;
+mod services;
 
 pub use form::{Node, SwarmError, connect, describe, facts, form};
 
 pub use plan::{
     Membership, NodeFacts, ROLE_LABEL_PREFIX, SwarmPlanError, SwarmStep, manager_count, plan,
     role_label,
+};
+
+pub use services::{
+    ClusterDesign, ConfigDesign, ConfigUse, ImageCommand, SPEC_HASH_LABEL, SecretDesign, SecretUse,
+    ServiceDesign, ServiceMode, ServicesError, UpdateOrder, VolumeUse, design, network_name,
+    service_name,
 };
