@@ -2,6 +2,7 @@
 //! nodes, nginx on every `edge` node; their secrets, configs and overlay network. Pure: no engine is asked.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -164,6 +165,7 @@ pub fn service_name(stack: &str, service: &str) -> String {
 
 /// The services, secrets and configs of `stack` on its swarm, given the image of each service, what each image
 /// runs, and the key secret names are hashed with.
+#[allow(clippy::too_many_lines)] // each service's parts in one place, in the order the API takes them
 pub fn design(
     stack: &Stack,
     images: &Images,
@@ -333,11 +335,12 @@ fn secrets_prelude(uses: &[SecretUse], argv: &[String]) -> Vec<String> {
     let mut script = String::new();
     for u in uses {
         let path = format!("{SECRETS_DIR}/{}", u.secret);
-        script.push_str(&format!(
+        let _ = write!(
+            script,
             "{v}=\"$(cat {path})\" && export {v} && ",
             v = u.variable,
             path = shell_quote(&path)
-        ));
+        );
     }
     script.push_str("exec \"$@\"");
     let mut command = vec![
@@ -380,6 +383,7 @@ fn swarm_name(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
