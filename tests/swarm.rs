@@ -59,6 +59,26 @@ fn docker_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `GET http://127.0.0.1:<port><path>`: status and body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 fn docker_has(kind: &str, name: &str) -> bool {
     std::process::Command::new("docker")
         .args([kind, "inspect", name])
@@ -228,6 +248,84 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     assert_eq!(
         again.stdout,
         "swarm of 3 hosts: no changes\n",
+        "{}",
+        again.all()
+    );
+
+    // `up` runs the stack on the swarm: postgres on the db node, the backend's tasks across the app nodes,
+    // nginx on each edge node, answering on its own published port.
+    let started = Instant::now();
+    let up = p.vldeploy(&["--env", "cluster", "up"]).ok();
+    eprintln!(
+        "timing: up -e cluster (from nothing) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        up.stdout
+            .starts_with(&format!("{} (cluster) is up on 3 hosts", p.name)),
+        "{}",
+        up.all()
+    );
+    for secret in p.cluster_secret_values() {
+        assert!(
+            !up.all().contains(&secret),
+            "a secret was printed: {}",
+            up.all()
+        );
+    }
+    for node in &nodes[..2] {
+        let (code, body) = http_get(node.http_port, "/api/health");
+        assert_eq!(code, 200, "/api/health through {}: {body}", node.address);
+    }
+    let tasks = |service: &str| {
+        ssh_ok(
+            &nodes[0],
+            &format!(
+                "docker service ps {}_{service} --filter desired-state=running --format '{{{{.Node}}}} {{{{.CurrentState}}}}'",
+                p.name
+            ),
+        )
+    };
+    let backend = tasks("backend");
+    let on: std::collections::BTreeSet<&str> = backend
+        .lines()
+        .filter(|l| l.contains("Running"))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(on.len() >= 2, "backend tasks on {on:?}: {backend}");
+    let postgres = tasks("postgres");
+    assert!(
+        postgres.starts_with(&format!("{} Running", host(3))),
+        "postgres runs on the db node: {postgres}"
+    );
+    let published = ssh_ok(
+        &nodes[0],
+        &format!(
+            "docker service inspect {}_postgres --format '{{{{json .Endpoint.Ports}}}} {{{{.Spec.EndpointSpec.Mode}}}}'",
+            p.name
+        ),
+    );
+    assert_eq!(published, "null dnsrr", "postgres publishes nothing");
+    // Secrets reach the services as Swarm secrets, never through their environment or labels.
+    let specs = ssh_ok(
+        &nodes[0],
+        &format!("docker service inspect {0}_backend {0}_postgres", p.name),
+    );
+    for secret in p.cluster_secret_values() {
+        assert!(!specs.contains(&secret), "a secret is in a service's spec");
+    }
+    assert!(specs.contains("\"SecretName\""), "{specs}");
+
+    // A second `up` changes nothing.
+    let started = Instant::now();
+    let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
+    eprintln!(
+        "timing: up -e cluster (no-op) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        again.stdout,
+        format!("{} on 3 hosts: no changes\n", p.name),
         "{}",
         again.all()
     );

@@ -45,6 +45,8 @@ pub(crate) enum CommandError {
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error(transparent)]
     Swarm(#[from] crate::swarm::SwarmError),
+    #[error(transparent)]
+    Deploy(#[from] crate::swarm::DeployError),
     #[error("{0}")]
     Usage(String),
     /// The go-live checklist held a release back (the report was printed).

@@ -1,7 +1,11 @@
-//! `vldeploy swarm`: forms the Docker Swarm of an environment with `hosts:`.
+//! `vldeploy swarm`: forms the Docker Swarm of an environment with `hosts:`; `up` on such an environment runs the
+//! stack's services on it.
 
 use super::{CommandError, Context};
+use std::time::Instant;
+
 use crate::cli::Output;
+use crate::engine::Engine;
 
 pub(crate) async fn swarm(ctx: &Context) -> Result<i32, CommandError> {
     if ctx.stack.hosts.is_empty() {
@@ -20,6 +24,71 @@ pub(crate) async fn swarm(ctx: &Context) -> Result<i32, CommandError> {
         }
         Output::Json => {
             let json = serde_json::json!({"hosts": hosts, "changes": done});
+            println!("{json}");
+        }
+    }
+    Ok(0)
+}
+
+/// `vldeploy up` on an environment with `hosts:`: the images built, the swarm formed (with every node's
+/// firewall), the images on every node that runs them, then the stack's services, waited for.
+pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
+    let started = Instant::now();
+    if ctx.stack.tls != crate::stack::Tls::Off {
+        return Err(CommandError::Usage(format!(
+            "environment `{}` runs across {} hosts and asks for certificates (`tls:`): certificates on a swarm are not issued yet\n  help: leave `tls:` out of this environment for now; nothing was changed",
+            ctx.stack.environment,
+            ctx.stack.hosts.len()
+        )));
+    }
+    let local = Engine::local()?;
+    let (builds, nodes) = tokio::try_join!(ctx.build(&local), async {
+        Ok::<_, CommandError>(crate::swarm::connect(&ctx.stack).await?)
+    })?;
+    let mut changes = crate::swarm::form_nodes(&ctx.stack, &nodes, &ctx.out).await?;
+    changes.extend(
+        crate::swarm::deliver(
+            &nodes,
+            &local,
+            &builds.images,
+            &builds.inputs,
+            ctx.stack.command_timeout,
+            &ctx.out,
+        )
+        .await?,
+    );
+    let manager = crate::swarm::manager(&nodes).await?;
+    // Secret names carry a hash keyed with the first manager's key, as single-host labels do.
+    let key = crate::facts::hash_key(&manager.remote, &ctx.stack.name).await?;
+    let commands = crate::swarm::image_commands(&local, &builds.images).await?;
+    changes.extend(
+        crate::swarm::converge_services(
+            &ctx.stack,
+            manager,
+            &builds.images,
+            &commands,
+            &key,
+            &ctx.out,
+        )
+        .await?,
+    );
+    let secs = started.elapsed().as_secs_f64();
+    let hosts = ctx.stack.hosts.len();
+    match ctx.output {
+        Output::Human if changes.is_empty() => {
+            println!("{} on {hosts} hosts: no changes", ctx.stack.name);
+        }
+        Output::Human => {
+            let plural = if changes.len() == 1 { "" } else { "s" };
+            println!(
+                "{} ({}) is up on {hosts} hosts — {} change{plural} applied in {secs:.1}s",
+                ctx.stack.name,
+                ctx.stack.environment,
+                changes.len()
+            );
+        }
+        Output::Json => {
+            let json = serde_json::json!({"hosts": hosts, "changes": changes, "seconds": secs});
             println!("{json}");
         }
     }

@@ -17,6 +17,9 @@ use crate::rollout::Staged;
 use crate::tls::Converged;
 
 pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm::up_cluster(ctx).await;
+    }
     let started = Instant::now();
     // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.
     super::firewall::validate(ctx)?;

@@ -10,6 +10,7 @@ mod host_container;
 mod image;
 mod image_import;
 mod log;
+mod service;
 mod swarm;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ pub use host_container::HostContainer;
 pub use image::{
     BuildRequest, Built, INPUTS_LABEL, StampRecord, build_image, images_built_from, pick_on_host,
 };
+pub use service::{RunningService, ServiceTask};
 pub use swarm::{JoinTokens, SWARM_PORT, SwarmMembership, SwarmNode};
 
 #[derive(Debug, thiserror::Error)]

@@ -132,16 +132,25 @@ pub fn describe(step: &SwarmStep, nodes: &[Node]) -> String {
 /// Forms the swarm of `stack`'s hosts: the steps applied, empty when it was as it should be.
 pub async fn form(stack: &Stack, out: &Output) -> Result<Vec<String>, SwarmError> {
     let nodes = connect(stack).await?;
-    let facts = facts(&nodes).await?;
+    form_nodes(stack, &nodes, out).await
+}
+
+/// [`form`] over nodes already connected.
+pub async fn form_nodes(
+    stack: &Stack,
+    nodes: &[Node],
+    out: &Output,
+) -> Result<Vec<String>, SwarmError> {
+    let facts = facts(nodes).await?;
     let steps = plan(&stack.hosts, &facts)?;
     let mut done = Vec::new();
     for step in &steps {
-        let text = describe(step, &nodes);
+        let text = describe(step, nodes);
         out.note(&text);
-        apply(step, &nodes).await?;
+        apply(step, nodes).await?;
         done.push(text);
     }
-    done.extend(firewall(stack, &nodes, out).await?);
+    done.extend(firewall(stack, nodes, out).await?);
     Ok(done)
 }
 

@@ -1,11 +1,20 @@
 //! An environment with `hosts:` on Docker Swarm: forming the swarm across its hosts, labelled by role.
 
+mod deploy;
 mod form;
 mod plan;
+mod services;
 
-pub use form::{Node, SwarmError, connect, describe, facts, form};
+pub use deploy::{DeployError, converge_services, deliver, image_commands, manager};
+pub use form::{Node, SwarmError, connect, describe, facts, form, form_nodes};
 
 pub use plan::{
     Membership, NodeFacts, ROLE_LABEL_PREFIX, SwarmPlanError, SwarmStep, manager_count, plan,
     role_label,
+};
+
+pub use services::{
+    ClusterDesign, ConfigDesign, ConfigUse, ImageCommand, SPEC_HASH_LABEL, SecretDesign, SecretUse,
+    ServiceDesign, ServiceMode, ServicesError, UpdateOrder, VolumeUse, design, network_name,
+    service_name,
 };

@@ -368,8 +368,13 @@ impl Project {
         if let Ok(mut s) = self.sandbox_started.lock() {
             *s = true;
         }
-        self.vldeploy(&["sandbox", "up", "--nodes", &nodes.to_string()])
-            .ok()
+        let run = self
+            .vldeploy(&["sandbox", "up", "--nodes", &nodes.to_string()])
+            .ok();
+        if !self.cold {
+            super::warm::preload_cluster(self, nodes);
+        }
+        run
     }
 
     /// A value from `.vldeploy/sandbox/sandbox.env`.
@@ -432,6 +437,17 @@ impl Project {
             .trim()
             .trim_matches('"')
             .to_string()
+    }
+
+    /// The values of the sandbox cluster's secrets (`.vldeploy/cluster/secrets.env`): what must never be printed.
+    pub fn cluster_secret_values(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path().join(".vldeploy/cluster/secrets.env"))
+            .expect("the cluster's secrets.env");
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     /// Runs a shell command on the sandbox host with the OpenSSH client, strictly checking its host key.

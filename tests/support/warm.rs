@@ -24,10 +24,40 @@ pub fn preload(p: &Project) {
         slot.get_or_insert_with(|| build_archive(p)).clone()
     };
     let Some(archive) = archive else { return };
-    let container = format!("vldeploy-sandbox-{}", p.name);
-    let file = std::fs::File::open(&archive).expect("the image archive");
+    load_into(&archive, &format!("vldeploy-sandbox-{}", p.name));
+}
+
+/// Loads the stack's image layers into each host of `p`'s sandbox cluster of `nodes` hosts that does not hold
+/// them yet, when a one-host test of this run built the archive (`plan` in a cluster's project has no
+/// one-host environment to build for: the cluster then starts cold, and the archive is left to the others).
+pub fn preload_cluster(p: &Project, nodes: usize) {
+    let archive = ARCHIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .flatten();
+    let Some(archive) = archive else { return };
+    let loads: Vec<_> = (1..=nodes)
+        .map(|i| format!("vldeploy-sandbox-{}-cluster-{i}", p.name))
+        .filter(|c| {
+            docker(&["exec", c, "docker", "images", "-q", "vl-warm/backend"])
+                .is_none_or(|out| out.trim().is_empty())
+        })
+        .map(|c| {
+            let archive = archive.clone();
+            std::thread::spawn(move || load_into(&archive, &c))
+        })
+        .collect();
+    for load in loads {
+        load.join().expect("loading the warm images");
+    }
+}
+
+/// `docker load` of `archive` inside the host container `container`.
+fn load_into(archive: &Path, container: &str) {
+    let file = std::fs::File::open(archive).expect("the image archive");
     let out = Command::new("docker")
-        .args(["exec", "-i", &container, "docker", "load", "-q"])
+        .args(["exec", "-i", container, "docker", "load", "-q"])
         .stdin(file)
         .output()
         .expect("docker exec");

@@ -1,0 +1,400 @@
+//! Swarm services through the engine API (on a manager): the stack's overlay network, its secrets and configs,
+//! services created or updated to a design, their tasks; and what an image starts by default.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use bollard::models::{
+    ConfigSpec, EndpointPortConfig, EndpointPortConfigProtocolEnum,
+    EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, HealthConfig, Mount,
+    MountType, NetworkAttachmentConfig, NetworkCreateRequest, SecretSpec, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
+    ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
+    ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile, TaskSpecContainerSpecFile1,
+    TaskSpecContainerSpecSecrets, TaskSpecPlacement, TaskState,
+};
+use bollard::query_parameters::{
+    ListConfigsOptionsBuilder, ListSecretsOptionsBuilder, ListTasksOptionsBuilder,
+    TagImageOptionsBuilder, UpdateServiceOptionsBuilder,
+};
+
+use super::{Engine, EngineError, is_conflict, is_not_found, label_filter, stack_labels};
+use crate::plan::MountSource;
+use crate::secret::Secret;
+use crate::swarm::{ImageCommand, SPEC_HASH_LABEL, ServiceDesign, ServiceMode, UpdateOrder};
+
+/// A service as a manager lists it: its version (to update it) and the hash of the design it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningService {
+    pub version: u64,
+    pub hash: Option<String>,
+}
+
+/// One task of a service: where it runs and in what state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTask {
+    pub node_id: String,
+    /// `running`, `starting`, `failed`, …
+    pub state: String,
+    pub desired: String,
+}
+
+/// Nanoseconds, as the Swarm API counts time.
+fn nanos(ms: u64) -> i64 {
+    i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    /// Creates the stack's overlay network (attachable, unencrypted) unless it is there.
+    pub async fn ensure_overlay(&self, stack: &str, name: &str) -> Result<bool, EngineError> {
+        if self.docker.inspect_network(name, None).await.is_ok() {
+            return Ok(false);
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("overlay".into()),
+            attachable: Some(true),
+            labels: Some(stack_labels(stack)),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(self.fail(format!("creating overlay network `{name}`"))(e)),
+        }
+    }
+
+    /// The stack's Swarm secrets: name → ID.
+    pub async fn swarm_secret_ids(
+        &self,
+        stack: &str,
+    ) -> Result<HashMap<String, String>, EngineError> {
+        let opts = ListSecretsOptionsBuilder::new()
+            .filters(&label_filter(stack))
+            .build();
+        let listed = self
+            .docker
+            .list_secrets(Some(opts))
+            .await
+            .map_err(self.fail("listing the swarm's secrets"))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect())
+    }
+
+    /// Creates a Swarm secret; returns its ID. Its value goes to the manager's API alone; errors name the
+    /// secret, never its value.
+    pub async fn create_swarm_secret(
+        &self,
+        stack: &str,
+        name: &str,
+        value: &Secret,
+    ) -> Result<String, EngineError> {
+        let spec = SecretSpec {
+            name: Some(name.to_string()),
+            labels: Some(stack_labels(stack)),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(value.expose())),
+            ..Default::default()
+        };
+        self.docker
+            .create_secret(spec)
+            .await
+            .map(|r| r.id)
+            .map_err(self.fail(format!("creating the swarm secret `{name}`")))
+    }
+
+    /// The stack's Swarm configs: name → ID.
+    pub async fn swarm_config_ids(
+        &self,
+        stack: &str,
+    ) -> Result<HashMap<String, String>, EngineError> {
+        let opts = ListConfigsOptionsBuilder::new()
+            .filters(&label_filter(stack))
+            .build();
+        let listed = self
+            .docker
+            .list_configs(Some(opts))
+            .await
+            .map_err(self.fail("listing the swarm's configs"))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|c| Some((c.spec?.name?, c.id?)))
+            .collect())
+    }
+
+    /// Creates a Swarm config holding `content`; returns its ID.
+    pub async fn create_swarm_config(
+        &self,
+        stack: &str,
+        name: &str,
+        content: &[u8],
+    ) -> Result<String, EngineError> {
+        let spec = ConfigSpec {
+            name: Some(name.to_string()),
+            labels: Some(stack_labels(stack)),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(content)),
+            ..Default::default()
+        };
+        self.docker
+            .create_config(spec)
+            .await
+            .map(|r| r.id)
+            .map_err(self.fail(format!("creating the swarm config `{name}`")))
+    }
+
+    /// The service `name`, if the swarm has it.
+    pub async fn running_service(&self, name: &str) -> Result<Option<RunningService>, EngineError> {
+        match self.docker.inspect_service(name, None).await {
+            Ok(s) => Ok(Some(RunningService {
+                version: s.version.and_then(|v| v.index).unwrap_or(0),
+                hash: s
+                    .spec
+                    .and_then(|s| s.labels)
+                    .and_then(|l| l.get(SPEC_HASH_LABEL).cloned()),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail(format!("reading the service `{name}`"))(e)),
+        }
+    }
+
+    /// Creates the service of `design` on `network`, or updates the one at `version` to it. `ids`: the IDs of
+    /// its secrets and configs by name (Swarm refers to them by both).
+    pub async fn put_service(
+        &self,
+        stack: &str,
+        network: &str,
+        design: &ServiceDesign,
+        ids: &HashMap<String, String>,
+        version: Option<u64>,
+    ) -> Result<(), EngineError> {
+        let spec = service_spec(stack, network, design, ids);
+        match version {
+            None => self
+                .docker
+                .create_service(spec, None)
+                .await
+                .map(|_| ())
+                .map_err(self.fail(format!("creating the service `{}`", design.name))),
+            Some(v) => {
+                let opts = UpdateServiceOptionsBuilder::new()
+                    .version(i32::try_from(v).unwrap_or(i32::MAX))
+                    .build();
+                self.docker
+                    .update_service(&design.name, spec, opts, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(self.fail(format!("updating the service `{}`", design.name)))
+            }
+        }
+    }
+
+    /// The tasks of the service `name`.
+    pub async fn service_tasks(&self, name: &str) -> Result<Vec<ServiceTask>, EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert("service".to_string(), vec![name.to_string()]);
+        let opts = ListTasksOptionsBuilder::new().filters(&filters).build();
+        let tasks = self
+            .docker
+            .list_tasks(Some(opts))
+            .await
+            .map_err(self.fail(format!("listing the tasks of `{name}`")))?;
+        let state = |s: Option<TaskState>| s.map(|s| s.to_string()).unwrap_or_default();
+        Ok(tasks
+            .into_iter()
+            .map(|t| ServiceTask {
+                node_id: t.node_id.unwrap_or_default(),
+                state: state(t.status.and_then(|s| s.state)),
+                desired: state(t.desired_state),
+            })
+            .collect())
+    }
+
+    /// Names the image `id` `reference` too (a node that holds the image under another name).
+    pub async fn tag_image_as(&self, id: &str, reference: &str) -> Result<(), EngineError> {
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+        let opts = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        self.docker
+            .tag_image(id, Some(opts))
+            .await
+            .map_err(self.fail(format!("naming image {id} `{reference}`")))
+    }
+
+    /// What the image `reference` starts by default (`ENTRYPOINT` then `CMD`) and as whom.
+    pub async fn image_command(&self, reference: &str) -> Result<ImageCommand, EngineError> {
+        let image = self
+            .docker
+            .inspect_image(reference)
+            .await
+            .map_err(self.fail(format!("inspecting image `{reference}`")))?;
+        let config = image.config.unwrap_or_default();
+        let mut argv = config.entrypoint.unwrap_or_default();
+        argv.extend(config.cmd.unwrap_or_default());
+        Ok(ImageCommand {
+            argv,
+            user: config.user.filter(|u| !u.is_empty()),
+        })
+    }
+}
+
+/// The Swarm API's spec of `design`, labelled with the stack and the design's hash.
+#[allow(clippy::too_many_lines)] // one field of the API's spec after another
+fn service_spec(
+    stack: &str,
+    network: &str,
+    design: &ServiceDesign,
+    ids: &HashMap<String, String>,
+) -> ServiceSpec {
+    let mut labels = stack_labels(stack);
+    labels.insert(SPEC_HASH_LABEL.to_string(), design.hash());
+    labels.insert(super::SERVICE_LABEL.to_string(), design.service.clone());
+    // The secret files belong to the user the image runs as, readable by it alone.
+    let (uid, gid) = design
+        .user
+        .as_deref()
+        .map(|u| u.split_once(':').unwrap_or((u, u)))
+        .filter(|(u, g)| is_number(u) && is_number(g))
+        .unwrap_or(("0", "0"));
+    let secrets = design
+        .secrets
+        .iter()
+        .map(|s| TaskSpecContainerSpecSecrets {
+            secret_name: Some(s.secret.clone()),
+            secret_id: ids.get(&s.secret).cloned(),
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some(s.secret.clone()),
+                uid: Some(uid.to_string()),
+                gid: Some(gid.to_string()),
+                mode: Some(0o400),
+            }),
+        })
+        .collect();
+    let configs = design
+        .configs
+        .iter()
+        .map(|c| TaskSpecContainerSpecConfigs {
+            config_name: Some(c.config.clone()),
+            config_id: ids.get(&c.config).cloned(),
+            file: Some(TaskSpecContainerSpecFile1 {
+                name: Some(c.target.clone()),
+                uid: Some("0".into()),
+                gid: Some("0".into()),
+                mode: Some(0o444),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let mounts = design
+        .mounts
+        .iter()
+        .map(|m| {
+            let (typ, source) = match &m.source {
+                MountSource::Volume(v) => (MountType::VOLUME, v.clone()),
+                MountSource::HostPath(p) => (MountType::BIND, p.clone()),
+            };
+            Mount {
+                target: Some(m.target.clone()),
+                source: Some(source),
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let health = design.health.as_ref().map(|h| HealthConfig {
+        test: Some(h.test.clone()),
+        interval: Some(nanos(h.interval_ms)),
+        timeout: Some(nanos(h.timeout_ms)),
+        retries: Some(i64::from(h.retries)),
+        ..Default::default()
+    });
+    let container = TaskSpecContainerSpec {
+        image: Some(design.image.clone()),
+        labels: Some(stack_labels(stack)),
+        command: (!design.command.is_empty()).then(|| design.command.clone()),
+        env: Some(design.env.clone()),
+        mounts: Some(mounts),
+        secrets: Some(secrets),
+        configs: Some(configs),
+        health_check: health,
+        ..Default::default()
+    };
+    let mode = match design.mode {
+        ServiceMode::Replicated(n) => ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(i64::from(n)),
+            }),
+            ..Default::default()
+        },
+        ServiceMode::Global => ServiceSpecMode {
+            // The API's empty object.
+            #[allow(clippy::zero_sized_map_values)]
+            global: Some(HashMap::new()),
+            ..Default::default()
+        },
+    };
+    let (order, rollback_order) = match design.order {
+        UpdateOrder::StartFirst => (
+            ServiceSpecUpdateConfigOrderEnum::START_FIRST,
+            ServiceSpecRollbackConfigOrderEnum::START_FIRST,
+        ),
+        UpdateOrder::StopFirst => (
+            ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+            ServiceSpecRollbackConfigOrderEnum::STOP_FIRST,
+        ),
+    };
+    let ports = design
+        .publish
+        .iter()
+        .map(|(published, target)| EndpointPortConfig {
+            protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+            target_port: Some(i64::from(*target)),
+            published_port: Some(i64::from(*published)),
+            publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+            ..Default::default()
+        })
+        .collect();
+    ServiceSpec {
+        name: Some(design.name.clone()),
+        labels: Some(labels),
+        task_template: Some(TaskSpec {
+            container_spec: Some(container),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec![design.constraint.clone()]),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(network.to_string()),
+                aliases: Some(design.aliases.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(mode),
+        update_config: Some(ServiceSpecUpdateConfig {
+            parallelism: Some(1),
+            failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+            monitor: Some(nanos(5_000)),
+            order: Some(order),
+            ..Default::default()
+        }),
+        rollback_config: Some(ServiceSpecRollbackConfig {
+            parallelism: Some(1),
+            failure_action: Some(ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+            order: Some(rollback_order),
+            ..Default::default()
+        }),
+        // No virtual IP: this kind of kernel has no IPVS; Docker's DNS answers with every task's address.
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ports: Some(ports),
+        }),
+        ..Default::default()
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}

@@ -1,0 +1,247 @@
+//! The stack on its swarm: images on every node that runs them, then the overlay network, secrets, configs and
+//! services on a manager, waited for until their tasks run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::form::{Node, SwarmError};
+use super::services::{ImageCommand, ServiceDesign, ServiceMode, design};
+use crate::engine::{Engine, EngineError};
+use crate::output::Output;
+use crate::plan::{HashKey, Images};
+use crate::stack::{Role, Stack};
+
+/// How long the services may take for their tasks to run (a first start builds postgres's data directory).
+const CONVERGE_LIMIT: Duration = Duration::from_mins(5);
+
+/// Why the stack's services did not come up on its swarm; each names the node or the service.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}\n  nothing was changed on the swarm's services")]
+    Design(#[from] super::services::ServicesError),
+    #[error("no node of the swarm is a manager after it formed: nothing can create its services")]
+    NoManager,
+    #[error(
+        "service `{service}`: {running} of {wanted} tasks running after {secs} s ({last})\n  help: `docker service ps {service} --no-trunc` on a manager says why"
+    )]
+    NotConverged {
+        service: String,
+        running: usize,
+        wanted: usize,
+        secs: u64,
+        last: String,
+    },
+}
+
+/// The roles whose nodes run `service`.
+fn role_of(service: &str) -> Role {
+    match service {
+        "postgres" => Role::Db,
+        "nginx" => Role::Edge,
+        _ => Role::App,
+    }
+}
+
+/// Puts each service's image on every node that runs it, all nodes at once: a node that has the image, or one
+/// of the same build inputs, gets the name alone; the others receive its missing layers.
+/// `inputs`: per built service, its build inputs label; `limit`: how long one node's transfer may take (several
+/// at once share the machine's disk and link). Returns what was sent.
+pub async fn deliver(
+    nodes: &[Node],
+    local: &Engine,
+    images: &Images,
+    inputs: &BTreeMap<String, String>,
+    limit: Duration,
+    out: &Output,
+) -> Result<Vec<String>, DeployError> {
+    let local = &local.with_timeout(limit);
+    let sends = nodes.iter().map(|node| async move {
+        let mut missing = Vec::new();
+        for (service, (id, reference)) in images {
+            if !node.host.has(role_of(service)) || id.is_empty() {
+                continue;
+            }
+            if node.engine.has_image(id).await? {
+                node.engine.tag_image_as(id, reference).await?;
+                continue;
+            }
+            if let Some(label) = inputs.get(service) {
+                let same = crate::engine::images_built_from(&node.engine, label).await?;
+                if let Some((held, _)) = same.iter().min_by_key(|(_, created)| *created) {
+                    node.engine.tag_image_as(held, reference).await?;
+                    continue;
+                }
+            }
+            missing.push(reference.clone());
+        }
+        if missing.is_empty() {
+            return Ok::<_, EngineError>(None);
+        }
+        let quiet: crate::engine::Progress = Arc::new(|_, _| {});
+        let to = node.engine.with_timeout(limit);
+        let delivered = crate::engine::deliver_images(local, &to, &missing, quiet).await?;
+        Ok(Some(format!(
+            "images: {} to {}",
+            delivered.summary(),
+            node.host.target
+        )))
+    });
+    let mut done = Vec::new();
+    for sent in futures_util::future::join_all(sends).await {
+        if let Some(line) = sent? {
+            out.note(&line);
+            done.push(line);
+        }
+    }
+    Ok(done)
+}
+
+/// What each service's image starts by default, read from the local engine that built it.
+pub async fn image_commands(
+    local: &Engine,
+    images: &Images,
+) -> Result<BTreeMap<String, ImageCommand>, DeployError> {
+    let mut commands = BTreeMap::new();
+    for (service, (_, reference)) in images {
+        commands.insert(service.clone(), local.image_command(reference).await?);
+    }
+    Ok(commands)
+}
+
+/// The first node that is a manager.
+pub async fn manager(nodes: &[Node]) -> Result<&Node, DeployError> {
+    for node in nodes {
+        if node.engine.swarm_membership().await?.manager {
+            return Ok(node);
+        }
+    }
+    Err(DeployError::NoManager)
+}
+
+/// Brings the stack's services to their design through `manager`; returns what changed, empty when every
+/// service already ran its design.
+pub async fn converge_services(
+    stack: &Stack,
+    manager: &Node,
+    images: &Images,
+    commands: &BTreeMap<String, ImageCommand>,
+    key: &HashKey,
+    out: &Output,
+) -> Result<Vec<String>, DeployError> {
+    let want = design(stack, images, commands, key)?;
+    let engine = &manager.engine;
+    let mut done = Vec::new();
+    let mut say = |line: String| {
+        out.note(&line);
+        done.push(line);
+    };
+    if engine.ensure_overlay(&stack.name, &want.network).await? {
+        say(format!("network: create overlay `{}`", want.network));
+    }
+    // Swarm refers to a secret or config by its ID as well as its name.
+    let mut ids = engine.swarm_secret_ids(&stack.name).await?;
+    for s in &want.secrets {
+        if !ids.contains_key(&s.name) {
+            let id = engine
+                .create_swarm_secret(&stack.name, &s.name, &s.value)
+                .await?;
+            ids.insert(s.name.clone(), id);
+            say(format!("secret: create `{}`", s.name));
+        }
+    }
+    let configs = engine.swarm_config_ids(&stack.name).await?;
+    ids.extend(configs);
+    for c in &want.configs {
+        if !ids.contains_key(&c.name) {
+            let id = engine
+                .create_swarm_config(&stack.name, &c.name, &c.content)
+                .await?;
+            ids.insert(c.name.clone(), id);
+            say(format!("config: create `{}`", c.name));
+        }
+    }
+    let mut changed = Vec::new();
+    for service in &want.services {
+        let running = engine.running_service(&service.name).await?;
+        let hash = service.hash();
+        let verb = match &running {
+            Some(r) if r.hash.as_deref() == Some(hash.as_str()) => continue,
+            Some(_) => "update",
+            None => "create",
+        };
+        engine
+            .put_service(
+                &stack.name,
+                &want.network,
+                service,
+                &ids,
+                running.map(|r| r.version),
+            )
+            .await?;
+        say(format!(
+            "service: {verb} `{}` ({}, spec {hash})",
+            service.name,
+            tasks_text(service, stack)
+        ));
+        changed.push(service.clone());
+    }
+    for service in &changed {
+        converge(engine, service, wanted_tasks(service, stack)).await?;
+    }
+    Ok(done)
+}
+
+/// How many tasks `service` runs.
+fn wanted_tasks(service: &ServiceDesign, stack: &Stack) -> usize {
+    match service.mode {
+        ServiceMode::Replicated(n) => n as usize,
+        ServiceMode::Global => stack.hosts.iter().filter(|h| h.has(service.role())).count(),
+    }
+}
+
+fn tasks_text(service: &ServiceDesign, stack: &Stack) -> String {
+    let n = wanted_tasks(service, stack);
+    let plural = if n == 1 { "" } else { "s" };
+    match service.mode {
+        ServiceMode::Replicated(_) => format!("{n} task{plural}"),
+        ServiceMode::Global => format!("one task on each of {n} {} node{plural}", service.role()),
+    }
+}
+
+/// Waits until `wanted` tasks of `service` run (healthy, where it has a health check).
+async fn converge(
+    engine: &Engine,
+    service: &ServiceDesign,
+    wanted: usize,
+) -> Result<(), DeployError> {
+    let started = Instant::now();
+    loop {
+        let tasks = engine.service_tasks(&service.name).await?;
+        let current: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
+        let running = current.iter().filter(|t| t.state == "running").count();
+        // An update is done when the tasks meant to run all run and no old one is still shutting down.
+        if running >= wanted && current.len() == running {
+            return Ok(());
+        }
+        if started.elapsed() > CONVERGE_LIMIT {
+            let last = tasks
+                .iter()
+                .map(|t| t.state.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(DeployError::NotConverged {
+                service: service.name.clone(),
+                running,
+                wanted,
+                secs: started.elapsed().as_secs(),
+                last: format!("task states: {last}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
