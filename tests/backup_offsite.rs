@@ -58,6 +58,14 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     no_secret(&run, &[passphrase]);
     insert_orders(&p, 9001, 9020);
     let state_then = p.state();
+    // Beside the dump's cron line, pgBackRest's full and differential backups on their (default) schedules.
+    let cron = p.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", p.name));
+    for line in [
+        "\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n",
+        "\n0 3 * * 1-6 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=diff backup >/dev/null 2>&1\n",
+    ] {
+        assert!(cron.contains(line), "{cron}");
+    }
 
     // `backup now` makes pgBackRest's stanza and its first backup; WAL is archived from then on, and the
     // repository holds no plaintext row (the database's own files do).
