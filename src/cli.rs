@@ -327,6 +327,11 @@ pub struct RestoreArgs {
     /// it was on before the restore).
     #[arg(long, conflicts_with_all = ["backup", "from_local"])]
     pub abort: bool,
+    /// Point-in-time recovery from the pgBackRest repository (`backup.archive`): `latest` (the end of the
+    /// archived WAL) or a time (RFC 3339, or `YYYY-MM-DD HH:MM:SS[+TZ]`, UTC without a zone). The data is
+    /// restored into a new volume beside the live one, then swapped in; the previous data stays in that volume.
+    #[arg(long, value_name = "TIME|latest", conflicts_with_all = ["from_local", "identity", "resume", "abort"])]
+    pub to: Option<String>,
     /// The age identity file (on this machine) that decrypts an encrypted backup (`.sql.gz.age`): it is sent
     /// to the host's `age` on stdin, never written there.
     #[arg(long, value_name = "PATH")]

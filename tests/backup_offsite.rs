@@ -58,6 +58,14 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     no_secret(&run, &[passphrase]);
     insert_orders(&p, 9001, 9020);
     let state_then = p.state();
+    // Beside the dump's cron line, pgBackRest's full and differential backups on their (default) schedules.
+    let cron = p.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", p.name));
+    for line in [
+        "\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n",
+        "\n0 3 * * 1-6 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=diff backup >/dev/null 2>&1\n",
+    ] {
+        assert!(cron.contains(line), "{cron}");
+    }
 
     // `backup now` makes pgBackRest's stanza and its first backup; WAL is archived from then on, and the
     // repository holds no plaintext row (the database's own files do).
@@ -341,4 +349,88 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     );
     assert_eq!(p.state(), state_then, "the pulled backup's data is back");
     no_secret(&run, &[secret_line]);
+
+    // Point-in-time recovery from the pgBackRest repository: a table written, the moment noted, one more row,
+    // then the table dropped; `restore --to` that moment brings the table back with exactly its rows then.
+    p.psql("CREATE TABLE pitr_rows (id int PRIMARY KEY, v text); INSERT INTO pitr_rows SELECT g, md5(g::text) FROM generate_series(1, 500) g;");
+    let rows_sql =
+        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM pitr_rows";
+    let rows = p.psql(rows_sql);
+    assert!(rows.starts_with("500 "), "{rows}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(Duration::from_millis(1100));
+    p.psql("INSERT INTO pitr_rows VALUES (501, 'written after the target');");
+    p.psql("DROP TABLE pitr_rows; SELECT pg_switch_wal();");
+    let after = p.state();
+    let started = std::time::Instant::now();
+    while p.vldeploy(&["backup", "status"]).code != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the WAL is never archived"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Before the oldest backup: refused, with the oldest restore point named, and nothing changed.
+    let volumes = p.sh("docker volume ls -q | sort");
+    p.test()
+        .args(["restore", "--to", "2001-02-03 04:05:06", "--yes"])
+        .status(1)
+        .stderr_has("no backup precedes 2001-02-03T04:05:06Z: the oldest restore point is ")
+        .stderr_has("nothing was changed")
+        .run();
+    p.test()
+        .args(["restore", "--to", "last tuesday", "--yes"])
+        .status(1)
+        .stderr_has("`--to last tuesday` is not a time")
+        .run();
+    assert_eq!(p.state(), after, "the refused restores changed nothing");
+    assert_eq!(p.sh("docker volume ls -q | sort"), volumes);
+    let timed = std::time::Instant::now();
+    let run = p.vldeploy(&["restore", "--to", &target, "--yes"]).ok();
+    eprintln!("restore --to took {:.1}s", timed.elapsed().as_secs_f64());
+    no_secret(&run, &[passphrase]);
+    let target_pg = target.trim_end_matches('Z').replacen('T', " ", 1);
+    assert!(
+        run.stdout.contains(&format!("to {target_pg}+00")),
+        "{}",
+        run.all()
+    );
+    let safety = run
+        .stdout
+        .split("the previous data is kept in volume `")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("the safety copy is named: {}", run.all()))
+        .to_string();
+    assert_eq!(
+        p.psql(rows_sql),
+        rows,
+        "the table is back with exactly its rows"
+    );
+    assert_eq!(
+        p.psql("SELECT count(*) FROM pitr_rows WHERE id = 501")
+            .trim(),
+        "0",
+        "the row written after the target is absent"
+    );
+    assert_eq!(
+        p.http_get("/api/health").0,
+        200,
+        "the shop serves the restored data"
+    );
+    assert!(
+        p.sh("docker volume ls -q").lines().any(|v| v == safety),
+        "the safety copy `{safety}` is kept"
+    );
+    assert_eq!(
+        p.ssh(&format!(
+            "test -e /var/lib/vldeploy/{}/restore.json",
+            p.name
+        ))
+        .code,
+        1,
+        "the journal is gone"
+    );
+    p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
 }

@@ -490,6 +490,8 @@ fn setup() -> Setup {
         database: "shop_db".into(),
         user: "postgres".into(),
         run_as: "deploy".into(),
+        archive_full: None,
+        archive_diff: None,
         overrides: None,
     }
 }

@@ -330,7 +330,7 @@ impl RestoreTarget {
             })
             .map_err(|()| {
                 format!(
-                    "`{s}` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+                            "`--to {s}` is not a time: write `latest`, an RFC 3339 time such as `2026-12-02T13:14:15Z`, or `YYYY-MM-DD HH:MM:SS[+TZ]` (UTC without a zone)"
                 )
             })?;
         Ok(Self::at(t))
@@ -344,6 +344,61 @@ impl RestoreTarget {
             "{}+00",
             text.trim_end_matches('Z').replacen('T', " ", 1)
         ))
+    }
+
+    /// The target as a journal records it (`latest`, or pgBackRest's form of the time).
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Latest => "latest",
+            Self::Time(t) => t,
+        }
+    }
+
+    /// The target a journal recorded with [`RestoreTarget::text`].
+    pub fn from_journal(s: &str) -> Self {
+        if s == "latest" {
+            Self::Latest
+        } else {
+            Self::Time(s.to_string())
+        }
+    }
+
+    /// The moment, in seconds since the epoch (`None` for `latest`).
+    pub fn epoch(&self) -> Option<u64> {
+        let Self::Time(t) = self else { return None };
+        humantime::parse_rfc3339_weak(t.trim_end_matches("+00"))
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+
+    /// Refuses a target the repository cannot reach: no backup at all, a time before the oldest restore point
+    /// (the end of the oldest backup, `oldest`), or a time after `now`.
+    pub fn reachable(&self, oldest: Option<u64>, now: u64) -> Result<(), String> {
+        let when = |t: u64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+            )
+            .to_string()
+        };
+        let Some(oldest) = oldest else {
+            return Err("the pgBackRest repository holds no backup yet\n  help: `vldeploy backup now` takes one; a restore reaches any moment after it".into());
+        };
+        match self.epoch() {
+            Some(t) if t < oldest => Err(format!(
+                "no backup precedes {}: the oldest restore point is {}\n  help: pass a `--to` at or after {}",
+                when(t),
+                when(oldest),
+                when(oldest)
+            )),
+            Some(t) if t > now => Err(format!(
+                "{} is in the future (it is {} now)\n  help: `--to latest` restores everything archived",
+                when(t),
+                when(now)
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// pgBackRest's restore options for this target: after it, postgres promotes and serves.
@@ -368,7 +423,12 @@ fn chrono_free_offset(s: &str) -> Option<std::time::SystemTime> {
     } else {
         return None;
     };
-    let (hours, minutes) = off.split_once(':')?;
+    let (hours, minutes) = match off.split_once(':') {
+        Some(hm) => hm,
+        None if off.len() == 4 => off.split_at(2),
+        None if off.len() == 2 => (off, "0"),
+        None => return None,
+    };
     let secs = sign * (hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60);
     let local = humantime::parse_rfc3339_weak(base).ok()?;
     let shift = std::time::Duration::from_secs(secs.unsigned_abs());
@@ -454,8 +514,42 @@ mod tests {
         );
         assert_eq!(
             RestoreTarget::parse("yesterday").unwrap_err(),
-            "`yesterday` is not a time: write `latest` or an RFC 3339 time such as `2026-12-02T13:14:15Z`"
+            "`--to yesterday` is not a time: write `latest`, an RFC 3339 time such as `2026-12-02T13:14:15Z`, or `YYYY-MM-DD HH:MM:SS[+TZ]` (UTC without a zone)"
         );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02 13:14:15").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02 14:14:15+01").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert_eq!(
+            RestoreTarget::parse("2026-12-02 08:14:15-0500").unwrap(),
+            RestoreTarget::Time("2026-12-02 13:14:15+00".into())
+        );
+        assert!(RestoreTarget::parse("2026-13-02 13:14:15").is_err());
+        let t = RestoreTarget::parse("1970-01-01T00:01:40Z").unwrap();
+        assert_eq!(t.epoch(), Some(100));
+        assert_eq!(RestoreTarget::from_journal(t.text()), t);
+        assert_eq!(RestoreTarget::from_journal("latest"), RestoreTarget::Latest);
+        assert_eq!(t.reachable(Some(100), 200), Ok(()));
+        assert_eq!(
+            t.reachable(Some(101), 200).unwrap_err(),
+            "no backup precedes 1970-01-01T00:01:40Z: the oldest restore point is 1970-01-01T00:01:41Z\n  help: pass a `--to` at or after 1970-01-01T00:01:41Z"
+        );
+        assert!(
+            t.reachable(Some(50), 99)
+                .unwrap_err()
+                .contains("is in the future")
+        );
+        assert!(
+            t.reachable(None, 200)
+                .unwrap_err()
+                .contains("holds no backup yet")
+        );
+        assert_eq!(RestoreTarget::Latest.reachable(Some(1), 2), Ok(()));
+        assert_eq!(RestoreTarget::Latest.options(), ["--type=default"]);
         assert_eq!(
             RestoreTarget::Time("2026-12-02 13:14:15+00".into()).options(),
             [

@@ -16,6 +16,9 @@ pub const PHASES: [&str; 5] = [
     "start backend",
 ];
 
+/// The phases of a point-in-time restore, in order.
+pub const PITR_PHASES: [&str; 4] = ["restore beside", "stop", "swap", "start"];
+
 /// A restore in progress, as recorded on the host (`/var/lib/vldeploy/<stack>/restore.json`, mode 0600).
 /// Written atomically before each phase begins; removed once the restore finished or was rolled back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +38,10 @@ pub struct Journal {
     pub safety_backup: Option<String>,
     /// The maintenance page was already on before the restore (an operator's): it stays on afterwards.
     pub maintenance_was_on: bool,
+    /// A point-in-time restore's target (`latest`, or `2026-12-02 13:14:15+00`): its phases are
+    /// [`PITR_PHASES`], `next` is the new data volume and `aside` the live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// `user@machine` that runs the restore.
     pub actor: String,
     pub machine: String,
@@ -82,6 +89,7 @@ impl Journal {
             aside: aside.to_string(),
             safety_backup: None,
             maintenance_was_on,
+            to: None,
             actor: crate::state::actor(),
             machine: crate::state::machine(),
             pid: std::process::id(),
@@ -104,13 +112,43 @@ impl Journal {
         self.updated = crate::state::now();
     }
 
-    /// The position of the recorded phase in [`PHASES`] (an unknown phase counts as the first).
+    /// The journal of a point-in-time restore to `to` of `database`, from the new volume `next` into the live
+    /// one `aside`.
+    pub fn point_in_time(
+        to: &str,
+        database: &str,
+        next: &str,
+        aside: &str,
+        maintenance_was_on: bool,
+    ) -> Self {
+        let mut j = Self::new(
+            &format!("point in time {to}"),
+            database,
+            next,
+            aside,
+            maintenance_was_on,
+        );
+        j.to = Some(to.to_string());
+        j.phase = PITR_PHASES[0].to_string();
+        j
+    }
+
+    /// The position of the recorded phase in [`PHASES`], or in [`PITR_PHASES`] for a point-in-time restore (an
+    /// unknown phase counts as the first).
     pub fn phase_index(&self) -> usize {
-        PHASES.iter().position(|p| *p == self.phase).unwrap_or(0)
+        let phases: &[&str] = if self.to.is_some() {
+            &PITR_PHASES
+        } else {
+            &PHASES
+        };
+        phases.iter().position(|p| *p == self.phase).unwrap_or(0)
     }
 
     /// What an interrupted restore left, in one sentence, and the two ways out.
     pub fn describe(&self, env: &str) -> String {
+        if self.to.is_some() {
+            return self.describe_point_in_time(env);
+        }
         let data = match self.phase_index() {
             0..=2 => format!(
                 "`{}` still holds the data from before the restore",
@@ -129,6 +167,36 @@ impl Journal {
         };
         format!(
             "a restore of `{db}` from `{file}` was interrupted in phase `{phase}` (started {when} by {who}, pid {pid}: `{cmd}`); {data}{page}\n  help: `vldeploy restore --resume -e {env}` finishes it, `vldeploy restore --abort -e {env}` puts the previous data back",
+            db = self.database,
+            file = self.file,
+            phase = self.phase,
+            when = when(self.started),
+            who = self.actor,
+            pid = self.pid,
+            cmd = self.command,
+        )
+    }
+}
+
+impl Journal {
+    fn describe_point_in_time(&self, env: &str) -> String {
+        let data = match self.phase_index() {
+            0 | 1 => format!(
+                "`{}` still holds the data from before the restore (the restored data is in volume `{}`)",
+                self.database, self.next
+            ),
+            _ => format!(
+                "the data volume of `{}` holds either the data from before the restore or the restored data (the swap may have happened; the other is in volume `{}`)",
+                self.database, self.next
+            ),
+        };
+        let page = if self.phase_index() == 0 {
+            String::new()
+        } else {
+            "; the API answers with the maintenance page".to_string()
+        };
+        format!(
+            "a restore of `{db}` to the {file} was interrupted in phase `{phase}` (started {when} by {who}, pid {pid}: `{cmd}`); {data}{page}\n  help: `vldeploy restore --resume -e {env}` finishes it, `vldeploy restore --abort -e {env}` puts the previous data back",
             db = self.database,
             file = self.file,
             phase = self.phase,
@@ -236,6 +304,7 @@ mod tests {
             aside: "shop_before_1".into(),
             safety_backup: None,
             maintenance_was_on: false,
+            to: None,
             actor: "ana@laptop".into(),
             machine: "laptop".into(),
             pid: 4242,
@@ -275,6 +344,28 @@ mod tests {
             !journal("safety backup")
                 .describe("p")
                 .contains("maintenance page")
+        );
+    }
+
+    #[test]
+    fn a_point_in_time_restore_names_its_target_and_the_new_volume() {
+        let mut j = journal("stop");
+        j.to = Some("2026-12-02 13:14:15+00".into());
+        j.file = "point in time 2026-12-02 13:14:15+00".into();
+        j.next = "shop_pgdata_pitr_1".into();
+        assert_eq!(j.phase_index(), 1);
+        assert_eq!(
+            j.describe("production"),
+            "a restore of `shop` to the point in time 2026-12-02 13:14:15+00 was interrupted in phase `stop` (started 2023-11-14T22:13:20Z by ana@laptop, pid 4242: `vldeploy restore latest --yes`); `shop` still holds the data from before the restore (the restored data is in volume `shop_pgdata_pitr_1`); the API answers with the maintenance page\n  help: `vldeploy restore --resume -e production` finishes it, `vldeploy restore --abort -e production` puts the previous data back"
+        );
+        j.phase = "swap".into();
+        assert!(j.describe("p").contains("the swap may have happened"));
+        let text = serde_json::to_string(&j).unwrap();
+        assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
+        assert!(
+            !serde_json::to_string(&journal("load"))
+                .unwrap()
+                .contains("\"to\"")
         );
     }
 

@@ -13,6 +13,7 @@ mod journal;
 mod listing;
 mod load;
 mod name;
+pub mod point_in_time;
 mod postgres;
 mod restore;
 mod setup;
@@ -20,7 +21,7 @@ mod verify;
 
 pub use check::{Checksum, Integrity, check};
 pub use error::BackupError;
-pub use journal::{Journal, PHASES, interrupted, journal_path};
+pub use journal::{Journal, PHASES, PITR_PHASES, interrupted, journal_path};
 pub use listing::{Entry, latest, list};
 pub use load::{LoadStats, load};
 pub use name::BackupName;

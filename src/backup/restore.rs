@@ -75,19 +75,19 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
 /// How many lines of the backend's log a failed start shows.
 const LOG_LINES: usize = 20;
 
-struct Timer<'a> {
-    phases: Vec<Phase>,
+pub(super) struct Timer<'a> {
+    pub(super) phases: Vec<Phase>,
     out: &'a Output,
     current: Option<(String, Instant)>,
 }
 
 impl Timer<'_> {
-    fn start(&mut self, name: &str) {
+    pub(super) fn start(&mut self, name: &str) {
         self.out.step_started(&Step::phase(name));
         self.current = Some((name.to_string(), Instant::now()));
     }
 
-    fn done(&mut self, bytes: Option<u64>) {
+    pub(super) fn done(&mut self, bytes: Option<u64>) {
         if let Some((name, t)) = self.current.take() {
             let took = t.elapsed();
             self.out.step_done(&Step::phase(name.as_str()), took, bytes);
@@ -100,7 +100,7 @@ impl Timer<'_> {
     }
 
     /// Ends the running phase as failed, with the log of the container it concerns when there is one.
-    fn failed(&mut self, error: &str, log: Option<LogTail>) {
+    pub(super) fn failed(&mut self, error: &str, log: Option<LogTail>) {
         if let Some((name, t)) = self.current.take() {
             self.out
                 .step_failed(&Step::phase(name), t.elapsed(), error, log);
@@ -109,14 +109,14 @@ impl Timer<'_> {
 }
 
 /// One restore's parts: the host, the backup setup, the backend, the database server, progress and the clock.
-struct Flow<'a> {
-    remote: &'a Remote,
-    setup: &'a Setup,
-    backend: &'a Backend<'a>,
+pub(super) struct Flow<'a> {
+    pub(super) remote: &'a Remote,
+    pub(super) setup: &'a Setup,
+    pub(super) backend: &'a Backend<'a>,
     pg: Postgres<'a>,
-    out: &'a Output,
-    timer: Timer<'a>,
-    started: Instant,
+    pub(super) out: &'a Output,
+    pub(super) timer: Timer<'a>,
+    pub(super) started: Instant,
     /// The restored data is live (the swap happened): a rollback swaps back.
     swapped: bool,
 }
@@ -137,7 +137,7 @@ const SWAP: usize = 3;
 const START: usize = 4;
 
 impl<'a> Flow<'a> {
-    fn new(
+    pub(super) fn new(
         remote: &'a Remote,
         setup: &'a Setup,
         backend: &'a Backend<'a>,
@@ -163,11 +163,11 @@ impl<'a> Flow<'a> {
         }
     }
 
-    fn host(&self) -> String {
+    pub(super) fn host(&self) -> String {
         self.remote.name().to_string()
     }
 
-    fn flag(&self) -> String {
+    pub(super) fn flag(&self) -> String {
         crate::layout::maintenance_flag(&self.setup.stack)
     }
 
@@ -196,7 +196,7 @@ impl<'a> Flow<'a> {
         Ok(integrity.bytes)
     }
 
-    async fn flag_on(&self) -> bool {
+    pub(super) async fn flag_on(&self) -> bool {
         self.remote
             .exec(&crate::remote::maintenance::is_set(&self.setup.stack))
             .await
@@ -204,7 +204,7 @@ impl<'a> Flow<'a> {
     }
 
     /// Lifts the maintenance page unless it was on before the restore (an operator's stays on).
-    async fn lift(&self, j: &Journal) {
+    pub(super) async fn lift(&self, j: &Journal) {
         if !j.maintenance_was_on {
             let _ = self
                 .remote
@@ -228,7 +228,7 @@ impl<'a> Flow<'a> {
         out
     }
 
-    async fn start_healthy(&self) -> Result<(), String> {
+    pub(super) async fn start_healthy(&self) -> Result<(), String> {
         let name = container_name("backend");
         // An interrupted restore may have left it running (killed before, or just after, it stopped or started).
         let running = self
@@ -487,7 +487,7 @@ impl<'a> Flow<'a> {
     }
 
     /// The last lines of the backend's log, for a failed start (`detail` may quote them already).
-    async fn backend_log(&self, detail: &str) -> Option<LogTail> {
+    pub(super) async fn backend_log(&self, detail: &str) -> Option<LogTail> {
         let container = container_name("backend");
         let text = self
             .backend

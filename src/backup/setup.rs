@@ -38,6 +38,9 @@ pub struct Setup {
     pub user: String,
     /// The host user cron runs the script as: the environment's SSH user.
     pub run_as: String,
+    /// `backup.archive.full` and `.diff`: when cron takes pgBackRest's full and differential backups.
+    pub archive_full: Option<String>,
+    pub archive_diff: Option<String>,
     /// Where the project's own templates may override the embedded ones.
     #[serde(skip)]
     pub overrides: Option<std::path::PathBuf>,
@@ -91,6 +94,10 @@ impl Setup {
                 .map(|v| v.expose().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let (archive_full, archive_diff) = b
+            .archive
+            .as_ref()
+            .map_or((None, None), |a| (Some(a.full.clone()), a.diff.clone()));
         let user = env("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
         let database = env("POSTGRES_DB").unwrap_or_else(|| user.clone());
         Self {
@@ -105,6 +112,8 @@ impl Setup {
             database,
             user,
             run_as: stack.target.user.clone(),
+            archive_full,
+            archive_diff,
             overrides: Some(stack.project_dir.join("templates")),
         }
     }
@@ -166,8 +175,24 @@ impl Setup {
                 }
             })?,
             "log": LOG,
+            "archive_full": self.archive_full,
+            "archive_diff": self.archive_diff,
+            "pgbackrest_full": self.archive_backup("full"),
+            "pgbackrest_diff": self.archive_backup("diff"),
         });
         render::render_in(self.overrides.as_deref(), "backup/cron", &ctx)
+    }
+
+    /// pgBackRest's backup of type `kind` inside the postgres container, as a cron command (`%` escaped).
+    fn archive_backup(&self, kind: &str) -> String {
+        use super::archive::{CONTAINER_CONF, STANZA};
+        let kind = format!("--type={kind}");
+        crate::remote::backup::in_postgres(
+            &self.container,
+            &crate::remote::backup::pgbackrest(CONTAINER_CONF, STANZA, &[&kind], "backup"),
+        )
+        .text()
+        .replace('%', "\\%")
     }
 
     /// The script and the cron entry as files `up` manages.
@@ -284,8 +309,24 @@ mod tests {
             database: "vaibava_db".into(),
             user: "postgres".into(),
             run_as: "root".into(),
+            archive_full: None,
+            archive_diff: None,
             overrides: None,
         }
+    }
+
+    #[test]
+    fn with_archiving_cron_takes_pgbackrest_full_and_differential_backups() {
+        let mut s = setup();
+        s.archive_full = Some("0 3 * * 0".into());
+        s.archive_diff = Some("0 3 * * 1-6".into());
+        assert_snapshot("backup.archive.cron", &s.render_cron().unwrap());
+        s.archive_diff = None;
+        let text = s.render_cron().unwrap();
+        assert!(!text.contains("--type=diff"), "{text}");
+        assert!(text.contains("\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n"), "{text}");
+        s.archive_full = Some("0 3 * *".into());
+        assert!(s.render_cron().is_err());
     }
 
     #[test]

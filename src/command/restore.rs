@@ -8,6 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::backup::{failed, resolve};
 use super::context::Connected;
 use super::{CommandError, Context};
+use crate::backup::archive::RestoreTarget;
 use crate::backup::{BackupName, Phase, RestoreReport, Setup};
 use crate::cli::{Output, RestoreArgs};
 
@@ -28,6 +29,11 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             ))
         })?),
     };
+    let target = args
+        .to
+        .as_deref()
+        .map(|to| point_in_time_target(ctx, args, to))
+        .transpose()?;
     let c = ctx.connect_quiet().await?;
     if args.resume || args.abort {
         return finish(ctx, &c, &setup, args.resume).await;
@@ -38,6 +44,9 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
   nothing was changed: a new restore waits until that one is finished or rolled back",
             j.describe(&ctx.stack.environment)
         )));
+    }
+    if let Some((target, repo)) = target {
+        return restore_to_time(ctx, &c, &setup, args, &target, &repo).await;
     }
     let file = match &args.from_local {
         Some(_) => None,
@@ -139,6 +148,9 @@ async fn finish(
             }
             return (Vec::new(), Ok(0));
         };
+        if let Some(to) = journal.to.clone() {
+            return finish_point_in_time(ctx, c, setup, journal, &to, resume).await;
+        }
         ctx.out.note(format!(
             "{} the restore of `{}` from `{}` interrupted in phase `{}` on {} …",
             if resume { "resuming" } else { "rolling back" },
@@ -210,6 +222,203 @@ async fn finish(
         }
     })
     .await
+}
+
+/// The target of `--to` and the repository's path in the postgres container; a usage error names the flag.
+#[allow(clippy::result_large_err)]
+fn point_in_time_target(
+    ctx: &Context,
+    args: &RestoreArgs,
+    to: &str,
+) -> Result<(RestoreTarget, String), CommandError> {
+    if args.backup != "latest" {
+        return Err(CommandError::Usage(format!(
+            "`--to {to}` restores from the pgBackRest repository, not from the dump `{}`\n  help: pass either a dump file or `--to`",
+            args.backup
+        )));
+    }
+    let target = RestoreTarget::parse(to).map_err(CommandError::Usage)?;
+    let repo = archive_repo(ctx)?;
+    Ok((target, repo))
+}
+
+/// The path of the stack's local pgBackRest repository, or a usage error saying how to set one.
+#[allow(clippy::result_large_err)]
+fn archive_repo(ctx: &Context) -> Result<String, CommandError> {
+    match ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) {
+        None => Err(CommandError::Usage(format!(
+            "`--to` needs continuous archiving, and `{}` sets no `backup.archive.repo`; nothing was changed\n  help: set `backup.archive` in stack.yaml, run `vldeploy up` and `vldeploy backup now`; a restore then reaches any moment after that backup",
+            ctx.stack.name
+        ))),
+        Some(a) => match &a.repo {
+            crate::stack::ArchiveRepo::Local(path) => Ok(path.clone()),
+            crate::stack::ArchiveRepo::Ssh { .. } => Err(CommandError::Usage(
+                "`--to` restores from a repository on the database host; `backup.archive.repo` on a backup host (ssh://) is not applied yet".into(),
+            )),
+        },
+    }
+}
+
+/// `restore --to`: the target checked against the repository's restore points, confirmed, then restored
+/// beside the live data and swapped in, under the lock.
+async fn restore_to_time(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    args: &RestoreArgs,
+    target: &RestoreTarget,
+    repo: &str,
+) -> Result<i32, CommandError> {
+    let status = super::backup::archive_status(ctx, c, setup).await?;
+    let now = crate::state::now();
+    if let Err(reason) = target.reachable(status.and_then(|s| s.oldest_restore_point), now) {
+        return Err(CommandError::Usage(format!(
+            "`--to {}` is refused on {}: {reason}\n  nothing was changed",
+            args.to.as_deref().unwrap_or_default(),
+            ctx.target_name()
+        )));
+    }
+    let what = match target {
+        RestoreTarget::Latest => "the end of the archived WAL".to_string(),
+        RestoreTarget::Time(t) => format!("its state at {t}"),
+    };
+    if !args.yes {
+        confirm(ctx, setup, &what)?;
+    }
+    ctx.locked(c, "restore", || async {
+        let changes = vec![format!(
+            "restore `{}` to {} (pgBackRest)",
+            setup.database,
+            target.text()
+        )];
+        let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+        ctx.out.note(format!(
+            "restoring `{}` on {} to {what} beside the live data …",
+            setup.database,
+            ctx.target_name()
+        ));
+        let result = crate::backup::point_in_time::restore_to_time(
+            &c.remote,
+            setup,
+            &backend,
+            repo,
+            target.text(),
+            &target.options(),
+            &ctx.out,
+        )
+        .await;
+        point_in_time_outcome(ctx, setup, changes, result)
+    })
+    .await
+}
+
+/// Prints a point-in-time restore's report or failure, with the changes it made.
+fn point_in_time_outcome(
+    ctx: &Context,
+    setup: &Setup,
+    mut changes: Vec<String>,
+    result: Result<crate::backup::point_in_time::PointInTimeReport, crate::backup::BackupError>,
+) -> (Vec<String>, Result<i32, CommandError>) {
+    match result {
+        Ok(r) => {
+            changes.push(format!(
+                "previous data kept in volume `{}`",
+                r.safety_volume
+            ));
+            match ctx.output {
+                Output::Json => {
+                    let mut v = serde_json::to_value(&r).unwrap_or_default();
+                    v["result"] = "ok".into();
+                    println!("{v}");
+                }
+                Output::Human => {
+                    println!("restored `{}` to {} in {:.1}s", r.database, r.to, r.seconds);
+                    println!(
+                        "  the previous data is kept in volume `{}` (the safety copy; `docker volume rm` it once it is not needed)",
+                        r.safety_volume
+                    );
+                    for p in &r.phases {
+                        println!("  {:<14} {}", p.name, phase_text(p));
+                    }
+                }
+            }
+            (changes, Ok(0))
+        }
+        Err(e) => {
+            if ctx.output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"database": setup.database, "result": "failed", "error": e.to_string()})
+                );
+            }
+            (changes, Err(failed(e)))
+        }
+    }
+}
+
+/// `--resume`/`--abort` of an interrupted point-in-time restore (inside the lock `finish` holds).
+async fn finish_point_in_time(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    journal: crate::backup::Journal,
+    to: &str,
+    resume: bool,
+) -> (Vec<String>, Result<i32, CommandError>) {
+    let repo = match archive_repo(ctx) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+    ctx.out.note(format!(
+        "{} the restore of `{}` to {to} interrupted in phase `{}` on {} …",
+        if resume { "resuming" } else { "rolling back" },
+        journal.database,
+        journal.phase,
+        ctx.target_name()
+    ));
+    let phase = journal.phase.clone();
+    if resume {
+        let changes = vec![format!(
+            "resume the restore of `{}` to {to} (interrupted in `{phase}`)",
+            journal.database
+        )];
+        let result = crate::backup::point_in_time::resume(
+            &c.remote, setup, &backend, &repo, journal, &ctx.out,
+        )
+        .await;
+        return point_in_time_outcome(ctx, setup, changes, result);
+    }
+    let mut changes = vec![format!(
+        "abort the restore of `{}` to {to} (interrupted in `{phase}`)",
+        journal.database
+    )];
+    match crate::backup::point_in_time::abort(&c.remote, setup, &backend, &repo, journal, &ctx.out)
+        .await
+    {
+        Ok(r) => {
+            changes.extend(r.dropped.iter().map(|d| format!("removed {d}")));
+            match ctx.output {
+                Output::Json => {
+                    let mut v = serde_json::to_value(&r).unwrap_or_default();
+                    v["result"] = "aborted".into();
+                    println!("{v}");
+                }
+                Output::Human => println!(
+                    "rolled back the restore of `{}` to {to} in {:.1}s: it holds the data from before it{}",
+                    r.database,
+                    r.seconds,
+                    if r.swapped_back {
+                        " (swapped back)"
+                    } else {
+                        ""
+                    }
+                ),
+            }
+            (changes, Ok(0))
+        }
+        Err(e) => (changes, Err(failed(e))),
+    }
 }
 
 fn print_report(ctx: &Context, r: &RestoreReport) {

@@ -15,6 +15,7 @@ pub mod host;
 pub mod lock;
 pub mod maintenance;
 pub mod nft;
+pub mod pitr;
 mod quote;
 pub mod restore;
 pub mod root;

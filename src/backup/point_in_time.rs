@@ -1,0 +1,494 @@
+//! Point-in-time recovery through the safe path: pgBackRest restores into a new data volume beside the live one.
+//!
+//! restore beside (the live database keeps serving) → maintenance page on, backend stopped, the last WAL
+//! pushed, postgres stopped → the data volumes swapped → postgres started, recovered to the target and
+//! promoted, then the backend, health-gated. Any failure after the backend stopped swaps back (when the swap
+//! happened) and starts postgres and the backend on the previous data. The previous data stays in the other
+//! volume: the safety copy. The host's restore journal records each phase, as for a dump restore.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::journal::{self, Journal, PITR_PHASES};
+use super::restore::{Backend, Flow, Phase};
+use super::{BackupError, Setup};
+use crate::layout::container_name;
+use crate::output::Output;
+use crate::remote::pitr;
+use crate::transport::Remote;
+
+/// What a finished point-in-time restore did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointInTimeReport {
+    /// `latest`, or the target in pgBackRest's form.
+    pub to: String,
+    pub database: String,
+    /// The live data volume, which holds the restored data now.
+    pub volume: String,
+    /// The volume that holds the data from before the restore: the safety copy.
+    pub safety_volume: String,
+    pub phases: Vec<Phase>,
+    pub seconds: f64,
+}
+
+const RESTORE: usize = 0;
+const STOP: usize = 1;
+const SWAP: usize = 2;
+const START: usize = 3;
+
+/// How long postgres may take to replay WAL up to the target and promote.
+const RECOVERY: Duration = Duration::from_mins(10);
+
+/// A failed phase: the step it names, and what went wrong.
+type Failure = (&'static str, String);
+
+struct Pitr<'a> {
+    flow: Flow<'a>,
+    repo: String,
+    /// The restored data is live (the swap happened): a rollback swaps back.
+    swapped: bool,
+}
+
+impl<'a> Pitr<'a> {
+    #[allow(clippy::unused_self)]
+    fn postgres(&self) -> String {
+        container_name("postgres")
+    }
+
+    fn remote(&self) -> &'a Remote {
+        self.flow.remote
+    }
+
+    async fn enter(&mut self, j: &mut Journal, phase: usize) -> Result<(), BackupError> {
+        j.phase = PITR_PHASES[phase].to_string();
+        j.updated = crate::state::now();
+        journal::write(self.remote(), &self.flow.setup.stack, j).await?;
+        self.flow.timer.start(PITR_PHASES[phase]);
+        Ok(())
+    }
+
+    async fn sh(&self, cmd: &crate::remote::Command) -> Result<String, String> {
+        let out = self.remote().exec(cmd).await.map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(out.stdout_str().trim().to_string())
+        } else {
+            Err(format!(
+                "it exited with {}: {}",
+                out.status,
+                out.stderr_tail(5)
+            ))
+        }
+    }
+
+    /// pgBackRest restores into the new volume `j.next` while the live database keeps serving.
+    async fn restore_beside(
+        &mut self,
+        j: &mut Journal,
+        options: &[String],
+    ) -> Result<(), BackupError> {
+        self.enter(j, RESTORE).await?;
+        let cmd = pitr::restore_beside(&self.postgres(), &j.next, &self.repo, options);
+        if let Err(e) = self.sh(&cmd).await {
+            self.flow.timer.failed(&e, None);
+            let _ = self.remote().exec(&pitr::remove_volume(&j.next)).await;
+            let _ = journal::remove(self.remote(), &self.flow.setup.stack).await;
+            return Err(BackupError::Restore {
+                host: self.flow.host(),
+                step: "pgBackRest restore beside the live data".into(),
+                detail: e,
+                outcome: "nothing was changed: the live database and the backend are as they were"
+                    .into(),
+            });
+        }
+        self.flow.timer.done(None);
+        Ok(())
+    }
+
+    /// The page up, the backend stopped, the last WAL pushed to the repository, postgres stopped.
+    async fn stop(&mut self, j: &mut Journal) -> Result<(), Failure> {
+        let step = "stop";
+        self.enter(j, STOP)
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        let engine = self.flow.backend.engine;
+        self.remote()
+            .run(&crate::remote::maintenance::set(&self.flow.setup.stack))
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        engine
+            .stop(&container_name("backend"), Duration::from_secs(30))
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        // `check` switches WAL and waits until the segment is in the repository: nothing written is left behind.
+        let check = crate::remote::backup::in_postgres(
+            &self.postgres(),
+            &crate::remote::backup::pgbackrest(
+                super::archive::CONTAINER_CONF,
+                super::archive::STANZA,
+                &[],
+                "check",
+            ),
+        );
+        self.sh(&check).await.map_err(|e| {
+            (
+                step,
+                format!("pushing the last WAL (pgBackRest `check`): {e}"),
+            )
+        })?;
+        engine
+            .stop(&self.postgres(), Duration::from_mins(1))
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        self.flow.timer.done(None);
+        Ok(())
+    }
+
+    async fn swap(&mut self, j: &mut Journal) -> Result<(), Failure> {
+        let step = "swap";
+        self.enter(j, SWAP)
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        self.sh(&pitr::swap(&self.postgres(), &j.next))
+            .await
+            .map_err(|e| (step, e))?;
+        self.swapped = true;
+        self.flow.timer.done(None);
+        Ok(())
+    }
+
+    async fn start(&mut self, j: &mut Journal) -> Result<(), Failure> {
+        let step = "start";
+        self.enter(j, START)
+            .await
+            .map_err(|e| (step, e.to_string()))?;
+        self.postgres_ready().await.map_err(|e| (step, e))?;
+        self.flow.start_healthy().await.map_err(|e| (step, e))?;
+        self.flow.timer.done(None);
+        Ok(())
+    }
+
+    /// postgres started (when it is not running) and out of recovery; a container that exits meanwhile (the
+    /// target was not reached, WAL missing) fails at once with its last log lines.
+    async fn postgres_ready(&self) -> Result<(), String> {
+        let engine = self.flow.backend.engine;
+        let name = self.postgres();
+        let running = |s: Option<crate::engine::ContainerState>| s.is_some_and(|s| s.running);
+        if !running(
+            engine
+                .container_state(&name)
+                .await
+                .map_err(|e| e.to_string())?,
+        ) {
+            engine.start(&name).await.map_err(|e| e.to_string())?;
+        }
+        let user = self.flow.setup.user.clone();
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !running(
+                engine
+                    .container_state(&name)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ) {
+                let log = engine.log_tail(&name, 8).await.unwrap_or_default();
+                return Err(format!(
+                    "postgres stopped during recovery; the last log lines of `{name}`:\n{log}"
+                ));
+            }
+            if self.sh(&pitr::in_recovery(&name, &user)).await.as_deref() == Ok("f") {
+                return Ok(());
+            }
+            if started.elapsed() > RECOVERY {
+                return Err(format!(
+                    "postgres did not finish recovery within {}s",
+                    RECOVERY.as_secs()
+                ));
+            }
+        }
+    }
+
+    /// The phases that change the live data, from `from`.
+    async fn replace(&mut self, j: &mut Journal, from: usize) -> Result<(), Failure> {
+        if from <= STOP {
+            self.stop(j).await?;
+        } else {
+            self.remote()
+                .run(&crate::remote::maintenance::set(&self.flow.setup.stack))
+                .await
+                .map_err(|e| ("stop", e.to_string()))?;
+        }
+        if from <= SWAP {
+            self.swap(j).await?;
+        }
+        self.start(j).await
+    }
+
+    async fn proceed(
+        mut self,
+        j: &mut Journal,
+        from: usize,
+    ) -> Result<PointInTimeReport, BackupError> {
+        self.swapped = from >= START;
+        match self.replace(j, from).await {
+            Ok(()) => {
+                self.flow.lift(j).await;
+                journal::remove(self.remote(), &self.flow.setup.stack).await?;
+                Ok(PointInTimeReport {
+                    to: j.to.clone().unwrap_or_default(),
+                    database: self.flow.setup.database.clone(),
+                    volume: j.aside.clone(),
+                    safety_volume: j.next.clone(),
+                    phases: self.flow.timer.phases,
+                    seconds: self.flow.started.elapsed().as_secs_f64(),
+                })
+            }
+            Err((step, detail)) => Err(self.roll_back(j, step, detail).await),
+        }
+    }
+
+    /// Puts the previous data back, postgres and the backend on it, after `step` failed.
+    async fn roll_back(mut self, j: &Journal, step: &str, detail: String) -> BackupError {
+        let log = if step == "start" {
+            self.flow.backend_log(&detail).await
+        } else {
+            None
+        };
+        self.flow.timer.failed(&detail, log);
+        let (data, data_whole) = self.previous_data_back(j).await;
+        let (serving, serving_whole) = match self.back_up().await {
+            Ok(()) => {
+                self.flow.lift(j).await;
+                (
+                    "postgres and the backend are healthy and serving it again".to_string(),
+                    true,
+                )
+            }
+            Err(e) => (
+                format!(
+                    "ATTENTION: the shop did not become healthy again ({e}); nginx still shows the maintenance page (remove `{}` to lift it)",
+                    self.flow.flag()
+                ),
+                false,
+            ),
+        };
+        let mut outcome = vec![data, serving];
+        if data_whole && serving_whole {
+            let _ = journal::remove(self.remote(), &self.flow.setup.stack).await;
+        } else {
+            outcome.push(
+                "`vldeploy restore --abort` finishes putting the previous data back once the cause is fixed"
+                    .into(),
+            );
+        }
+        BackupError::Restore {
+            host: self.flow.host(),
+            step: step.to_string(),
+            detail,
+            outcome: outcome.join("; "),
+        }
+    }
+
+    /// Swaps the volumes back when the swap happened. What happened, and whether it went through.
+    async fn previous_data_back(&mut self, j: &Journal) -> (String, bool) {
+        let database = &self.flow.setup.database;
+        if !self.swapped {
+            return (
+                format!(
+                    "the live data of `{database}` was not changed (the restored data is in volume `{}`)",
+                    j.next
+                ),
+                true,
+            );
+        }
+        let engine = self.flow.backend.engine;
+        let _ = engine
+            .stop(&container_name("backend"), Duration::from_secs(30))
+            .await;
+        let _ = engine.stop(&self.postgres(), Duration::from_mins(1)).await;
+        match self.sh(&pitr::swap(&self.postgres(), &j.next)).await {
+            Ok(_) => {
+                self.swapped = false;
+                (
+                    format!(
+                        "the previous data of `{database}` is back in volume `{}` (the restored data is in volume `{}`)",
+                        j.aside, j.next
+                    ),
+                    true,
+                )
+            }
+            Err(e) => (
+                format!(
+                    "ATTENTION: swapping the volumes back failed ({e}); the previous data is in volume `{}`",
+                    j.next
+                ),
+                false,
+            ),
+        }
+    }
+
+    /// postgres and the backend started and healthy.
+    async fn back_up(&self) -> Result<(), String> {
+        self.postgres_ready().await?;
+        self.flow.start_healthy().await
+    }
+}
+
+fn start<'a>(
+    remote: &'a Remote,
+    setup: &'a Setup,
+    backend: &'a Backend<'a>,
+    repo: &str,
+    out: &'a Output,
+) -> Pitr<'a> {
+    Pitr {
+        flow: Flow::new(remote, setup, backend, out),
+        repo: repo.to_string(),
+        swapped: false,
+    }
+}
+
+/// Restores the live database of `setup` to `to` (`latest`, or pgBackRest's form of a time) with pgBackRest's
+/// restore `options`, from the repository at `repo` in the postgres container.
+pub async fn restore_to_time(
+    remote: &Remote,
+    setup: &Setup,
+    backend: &Backend<'_>,
+    repo: &str,
+    to: &str,
+    options: &[String],
+    out: &Output,
+) -> Result<PointInTimeReport, BackupError> {
+    let mut p = start(remote, setup, backend, repo, out);
+    if let Some(j) = journal::read(remote, &setup.stack).await? {
+        return Err(BackupError::Refused {
+            host: p.flow.host(),
+            file: format!("point in time {to}"),
+            reason: j.describe(&setup.environment),
+            help: "finish or roll back that restore first (the commands above)".into(),
+        });
+    }
+    let live = p
+        .sh(&pitr::data_volume(&p.postgres()))
+        .await
+        .map_err(|detail| BackupError::Step {
+            host: p.flow.host(),
+            step: "finding postgres' data volume".into(),
+            detail,
+        })?;
+    if live.is_empty() {
+        return Err(BackupError::Step {
+            host: p.flow.host(),
+            step: "finding postgres' data volume".into(),
+            detail: format!(
+                "`{}` mounts no volume at its data directory; run `vldeploy up` first",
+                p.postgres()
+            ),
+        });
+    }
+    let next = format!("{live}_pitr_{}", crate::state::now());
+    let was_on = p.flow.flag_on().await;
+    let mut j = Journal::point_in_time(to, &setup.database, &next, &live, was_on);
+    p.restore_beside(&mut j, options).await?;
+    p.proceed(&mut j, STOP).await
+}
+
+/// Whether the restored data of `j` is live: the data volume's marker names the new volume.
+async fn swapped(p: &Pitr<'_>, j: &Journal) -> Result<bool, BackupError> {
+    let marker = p
+        .sh(&pitr::marker(&p.postgres()))
+        .await
+        .map_err(|detail| BackupError::Step {
+            host: p.flow.host(),
+            step: "reading the restore marker of postgres' data volume".into(),
+            detail,
+        })?;
+    Ok(marker == j.next)
+}
+
+/// Finishes the interrupted point-in-time restore `j`: from the swap when the restored data is not live yet
+/// (its restore again when it had not finished), from the start of postgres when it is.
+pub async fn resume(
+    remote: &Remote,
+    setup: &Setup,
+    backend: &Backend<'_>,
+    repo: &str,
+    mut j: Journal,
+    out: &Output,
+) -> Result<PointInTimeReport, BackupError> {
+    let mut p = start(remote, setup, backend, repo, out);
+    let from = if swapped(&p, &j).await? {
+        START
+    } else if j.phase_index() == RESTORE {
+        RESTORE
+    } else {
+        STOP
+    };
+    out.note(format!("  resuming from `{}` …", PITR_PHASES[from]));
+    if from == RESTORE {
+        let options =
+            super::archive::RestoreTarget::from_journal(j.to.as_deref().unwrap_or("latest"))
+                .options();
+        p.restore_beside(&mut j, &options).await?;
+        return p.proceed(&mut j, STOP).await;
+    }
+    p.proceed(&mut j, from).await
+}
+
+/// Rolls the interrupted point-in-time restore `j` back: the volumes swapped back when the swap happened, the
+/// new volume removed, postgres and the backend started and healthy, the page lifted unless it was the
+/// operator's.
+pub async fn abort(
+    remote: &Remote,
+    setup: &Setup,
+    backend: &Backend<'_>,
+    repo: &str,
+    j: Journal,
+    out: &Output,
+) -> Result<super::AbortReport, BackupError> {
+    let mut p = start(remote, setup, backend, repo, out);
+    let host = p.flow.host();
+    let fail = |step: &str, detail: String| {
+        BackupError::Restore {
+        host: host.clone(),
+        step: format!("abort: {step}"),
+        detail,
+        outcome: "the journal is kept: `vldeploy restore --abort` tries again, `vldeploy restore --resume` finishes the restore instead".into(),
+    }
+    };
+    let was_swapped = swapped(&p, &j).await?;
+    if was_swapped {
+        p.flow.timer.start("swap back");
+        let _ = remote
+            .run(&crate::remote::maintenance::set(&setup.stack))
+            .await;
+        p.swapped = true;
+        let (text, whole) = p.previous_data_back(&j).await;
+        if !whole {
+            return Err(fail("swapping the volumes back", text));
+        }
+        p.flow.timer.done(None);
+    }
+    p.flow.timer.start("drop leftovers");
+    p.sh(&pitr::remove_volume(&j.next))
+        .await
+        .map_err(|e| fail("removing the restored volume", e))?;
+    p.flow.timer.done(None);
+    p.flow.timer.start("start backend");
+    p.back_up()
+        .await
+        .map_err(|e| fail("starting postgres and the backend", e))?;
+    p.flow.timer.done(None);
+    p.flow.lift(&j).await;
+    journal::remove(remote, &setup.stack).await?;
+    Ok(super::AbortReport {
+        database: setup.database.clone(),
+        phase: j.phase.clone(),
+        swapped_back: was_swapped,
+        dropped: vec![format!("volume {}", j.next)],
+        maintenance_kept: j.maintenance_was_on,
+        safety_backup: None,
+        seconds: p.flow.started.elapsed().as_secs_f64(),
+    })
+}

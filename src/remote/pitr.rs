@@ -1,0 +1,179 @@
+//! The commands of a point-in-time restore: pgBackRest into a new data volume, the volumes' swap, the marker.
+
+use super::{Command, q};
+
+/// Where postgres' data is mounted in the stack's postgres container.
+const PGDATA: &str = "/var/lib/postgresql/data";
+
+/// The file in a restored data directory that names the volume it was restored into: after the swap it tells
+/// which volume holds the restored data.
+pub const MARKER: &str = "vldeploy-restore";
+
+/// Prints the name of the volume mounted at `dest` in `$c`, from `docker inspect`.
+const MOUNT_FN: &str = r#"mount_of() {
+    docker inspect -f '{{range .Mounts}}{{.Destination}} {{.Name}}{{"\n"}}{{end}}' "$1" | awk -v d="$2" '$1 == d { print $2 }'
+}
+"#;
+
+/// The restore beside the live data: a new volume `$2`, and a one-off container of the postgres image with the
+/// live container's environment (read by docker from `docker inspect`, never on a command line) and its
+/// repository volume, in which pgBackRest restores as the postgres user. The marker names the new volume.
+const RESTORE_SCRIPT: &str = r#"set -euo pipefail
+c=$1; new=$2; repo=$3; pgdata=$4; marker=$5; shift 5
+img=$(docker inspect -f '{{.Image}}' "$c")
+repo_vol=$(mount_of "$c" "$repo")
+[ -n "$repo_vol" ] || { echo "the container \`$c\` mounts no pgBackRest repository volume at $repo" >&2; exit 1; }
+docker volume rm -f "$new" >/dev/null 2>&1 || true
+docker volume create --label vldeploy.restore=point-in-time "$new" >/dev/null
+docker rm -f "$c.pitr" >/dev/null 2>&1 || true
+docker run --rm --name "$c.pitr" --network none \
+    --env-file <(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c") \
+    -v "$new:$pgdata" -v "$repo_vol:$repo" --entrypoint /bin/sh "$img" -c '
+set -eu
+pgdata=$1; marker=$2; shift 2
+: "${VL_PGBACKREST_CONF:?the postgres container has no pgBackRest configuration: is backup.archive applied (vldeploy up)?}"
+mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
+printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
+chmod 600 /etc/pgbackrest/pgbackrest.conf
+chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest "$pgdata"
+chmod 700 "$pgdata"
+setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main --log-level-console=warn "$@" restore
+printf "%s\n" "$marker" > "$pgdata/vldeploy-restore"
+chown postgres:postgres "$pgdata/vldeploy-restore"
+' restore "$pgdata" "$marker" "$@"
+"#;
+
+/// Swaps the contents of the volume at the container's data path and the volume `$2` (by renaming their data
+/// directories on the engine's disk, through a one-off container); the container must be stopped. Its own
+/// inverse.
+const SWAP_SCRIPT: &str = r#"set -euo pipefail
+c=$1; other=$2; pgdata=$3
+live=$(mount_of "$c" "$pgdata")
+[ -n "$live" ] || { echo "the container \`$c\` mounts no volume at $pgdata" >&2; exit 1; }
+lp=$(docker volume inspect -f '{{.Mountpoint}}' "$live")
+op=$(docker volume inspect -f '{{.Mountpoint}}' "$other")
+root=$(dirname "$(dirname "$lp")")
+[ "$root" = "$(dirname "$(dirname "$op")")" ] || { echo "the volumes \`$live\` and \`$other\` are not on one disk ($lp, $op)" >&2; exit 1; }
+img=$(docker inspect -f '{{.Image}}' "$c")
+docker run --rm --network none -v "$root:/v" --entrypoint /bin/sh "$img" -c '
+set -eu
+a=/v/$1/_data; b=/v/$2/_data
+[ -d "$a" ] && [ -d "$b" ] && [ ! -e "$a.swap" ]
+mv "$a" "$a.swap"; mv "$b" "$a"; mv "$a.swap" "$b"
+' swap "$(basename "$(dirname "$lp")")" "$(basename "$(dirname "$op")")"
+"#;
+
+/// Prints the marker of the data volume the container mounts (empty when it has none).
+const MARKER_SCRIPT: &str = r#"set -euo pipefail
+c=$1; pgdata=$2
+live=$(mount_of "$c" "$pgdata")
+[ -n "$live" ] || { echo "the container \`$c\` mounts no volume at $pgdata" >&2; exit 1; }
+img=$(docker inspect -f '{{.Image}}' "$c")
+docker run --rm --network none -v "$live:/d:ro" --entrypoint /bin/sh "$img" -c 'cat /d/vldeploy-restore 2>/dev/null || true'
+"#;
+
+fn script(body: &str, name: &str, args: &[&str]) -> Command {
+    let mut text = format!("bash -c {} {name}", q(&format!("{MOUNT_FN}{body}")));
+    for a in args {
+        text.push(' ');
+        text.push_str(&q(a));
+    }
+    Command::script(text)
+}
+
+/// pgBackRest restores the stanza of `container`'s repository (at `repo` in it) into the new volume `volume`,
+/// with the restore `options` (`--type=time`, `--target=…`); the live container keeps running.
+pub fn restore_beside(container: &str, volume: &str, repo: &str, options: &[String]) -> Command {
+    let mut args = vec![container, volume, repo, PGDATA, volume];
+    args.extend(options.iter().map(String::as_str));
+    script(RESTORE_SCRIPT, "restore", &args)
+}
+
+/// Swaps the data of `container` (stopped) with the volume `other`.
+pub fn swap(container: &str, other: &str) -> Command {
+    script(SWAP_SCRIPT, "swap", &[container, other, PGDATA])
+}
+
+/// Prints the marker of `container`'s data volume: the name of the volume it was restored into, if it was.
+pub fn marker(container: &str) -> Command {
+    script(MARKER_SCRIPT, "marker", &[container, PGDATA])
+}
+
+/// Prints the name of the volume mounted as `container`'s data.
+pub fn data_volume(container: &str) -> Command {
+    script(r#"mount_of "$1" "$2""#, "volume", &[container, PGDATA])
+}
+
+/// Removes the volume `volume` (a restore's leftover).
+pub fn remove_volume(volume: &str) -> Command {
+    Command::argv(["docker", "volume", "rm", "-f", "--"]).operands(&[volume])
+}
+
+/// Prints `t` once postgres in `container` accepts connections and has finished recovery, `f` while it recovers.
+pub fn in_recovery(container: &str, user: &str) -> Command {
+    Command::script(format!(
+        "docker exec {} psql -X -q -At -U {} -d postgres -c 'SELECT pg_is_in_recovery()'",
+        q(container),
+        q(user)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_one_word_after_the_script() {
+        let cmd = restore_beside(
+            "vl_postgres",
+            "shop_pgdata_pitr_1",
+            "/var/lib/pgbackrest",
+            &[
+                "--type=time".into(),
+                "--target=2026-12-02 13:14:15+00".into(),
+                "--target-action=promote".into(),
+            ],
+        );
+        let cmd = cmd.text();
+        assert!(cmd.starts_with("bash -c 'mount_of() {"), "{cmd}");
+        assert!(
+            cmd.ends_with("' restore vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 '--type=time' '--target=2026-12-02 13:14:15+00' '--target-action=promote'"),
+            "{cmd}"
+        );
+        assert!(
+            swap("vl_postgres", "a;b")
+                .text()
+                .ends_with("' swap vl_postgres 'a;b' /var/lib/postgresql/data")
+        );
+        assert!(
+            marker("vl_postgres")
+                .text()
+                .ends_with("' marker vl_postgres /var/lib/postgresql/data")
+        );
+        assert!(
+            data_volume("vl_postgres")
+                .text()
+                .ends_with("\nmount_of \"$1\" \"$2\"' volume vl_postgres /var/lib/postgresql/data")
+        );
+        assert_eq!(remove_volume("-x").text(), "docker volume rm -f -- '-x'");
+        assert_eq!(
+            in_recovery("vl_postgres", "shop user").text(),
+            "docker exec vl_postgres psql -X -q -At -U 'shop user' -d postgres -c 'SELECT pg_is_in_recovery()'"
+        );
+    }
+
+    #[test]
+    fn the_scripts_parse() {
+        for body in [RESTORE_SCRIPT, SWAP_SCRIPT, MARKER_SCRIPT] {
+            let out = std::process::Command::new("bash")
+                .args(["-n", "-c", &format!("{MOUNT_FN}{body}")])
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
