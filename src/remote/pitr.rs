@@ -162,6 +162,62 @@ mod tests {
         );
     }
 
+    /// The whole text of a script command: the functions and the body quoted as one word, then each operand.
+    fn whole(body: &str, name: &str, operands: &str) -> String {
+        format!(
+            "bash -c {} {name} {operands}",
+            q(&format!("{MOUNT_FN}{body}"))
+        )
+    }
+
+    #[test]
+    fn each_script_command_is_exact() {
+        let restore = restore_beside(
+            "vl_postgres",
+            "shop_pgdata_pitr_1",
+            "/var/lib/pgbackrest",
+            &[
+                "--type=time".into(),
+                "--target=2026-12-02 13:14:15+00".into(),
+            ],
+        );
+        assert_eq!(
+            restore.text(),
+            whole(
+                RESTORE_SCRIPT,
+                "restore",
+                "vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 '--type=time' '--target=2026-12-02 13:14:15+00'"
+            )
+        );
+        let swapped = swap("vl_postgres", "a;b");
+        assert_eq!(
+            swapped.text(),
+            whole(
+                SWAP_SCRIPT,
+                "swap",
+                "vl_postgres 'a;b' /var/lib/postgresql/data"
+            )
+        );
+        let marked = marker("vl_postgres");
+        assert_eq!(
+            marked.text(),
+            whole(
+                MARKER_SCRIPT,
+                "marker",
+                "vl_postgres /var/lib/postgresql/data"
+            )
+        );
+        let volume = data_volume("vl_postgres");
+        assert_eq!(
+            volume.text(),
+            whole(
+                r#"mount_of "$1" "$2""#,
+                "volume",
+                "vl_postgres /var/lib/postgresql/data"
+            )
+        );
+    }
+
     #[test]
     fn the_scripts_parse() {
         for body in [RESTORE_SCRIPT, SWAP_SCRIPT, MARKER_SCRIPT] {
