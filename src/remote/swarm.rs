@@ -19,6 +19,29 @@ pub fn parse_route_source(text: &str) -> Option<std::net::IpAddr> {
     None
 }
 
+/// A service task's command: `sh -c` exports each `(variable, file)` secret as its variable (the variable
+/// names are checked by the caller), then runs `argv` in its place.
+pub fn secrets_entrypoint(files: &[(String, String)], argv: &[String]) -> Vec<String> {
+    use std::fmt::Write as _;
+    let mut script = String::new();
+    for (variable, path) in files {
+        let _ = write!(
+            script,
+            "{variable}=\"$(cat {path})\" && export {variable} && ",
+            path = super::shell_quote(path)
+        );
+    }
+    script.push_str("exec \"$@\"");
+    let mut command = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        script,
+        "vldeploy-secrets".to_string(),
+    ];
+    command.extend(argv.iter().cloned());
+    command
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

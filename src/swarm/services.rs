@@ -2,14 +2,12 @@
 //! nodes, nginx on every `edge` node; their secrets, configs and overlay network. Pure: no engine is asked.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use super::plan::role_label;
 use crate::layout::stack_dir;
 use crate::plan::{EnvEntry, HashKey, Health, Images, MountSource, desired_from_stack};
-use crate::remote::shell_quote;
 use crate::render::RenderError;
 use crate::secret::Secret;
 use crate::stack::{Role, Stack};
@@ -332,25 +330,11 @@ pub fn design(
 
 /// `sh -c` that exports each secret file as its variable, then runs `argv` in its place.
 fn secrets_prelude(uses: &[SecretUse], argv: &[String]) -> Vec<String> {
-    let mut script = String::new();
-    for u in uses {
-        let path = format!("{SECRETS_DIR}/{}", u.secret);
-        let _ = write!(
-            script,
-            "{v}=\"$(cat {path})\" && export {v} && ",
-            v = u.variable,
-            path = shell_quote(&path)
-        );
-    }
-    script.push_str("exec \"$@\"");
-    let mut command = vec![
-        "/bin/sh".to_string(),
-        "-c".to_string(),
-        script,
-        "vldeploy-secrets".to_string(),
-    ];
-    command.extend(argv.iter().cloned());
-    command
+    let files: Vec<(String, String)> = uses
+        .iter()
+        .map(|u| (u.variable.clone(), format!("{SECRETS_DIR}/{}", u.secret)))
+        .collect();
+    crate::remote::swarm::secrets_entrypoint(&files, argv)
 }
 
 /// A shell variable's name.
