@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::support::project::Project;
+use crate::support::project::{Project, http_get};
 use crate::support::ssh::{Host, Login, ssh_ok};
 
 /// A host of the cluster, by the ports and address `cluster.env` gives it.
@@ -57,26 +57,6 @@ fn docker_out(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// `GET http://127.0.0.1:<port><path>`: status and body.
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 fn docker_has(kind: &str, name: &str) -> bool {

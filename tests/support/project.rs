@@ -484,26 +484,11 @@ impl Project {
 
     /// `GET http://127.0.0.1:<sandbox http port><path>`: status and body.
     pub fn http_get(&self, path: &str) -> (u16, String) {
-        let url = format!(
-            "http://127.0.0.1:{}{path}",
-            self.sandbox_var("SANDBOX_HTTP_PORT")
-        );
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "10",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                &url,
-            ])
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        let port: u16 = self
+            .sandbox_var("SANDBOX_HTTP_PORT")
+            .parse()
+            .expect("a port");
+        http_get(port, path)
     }
 
     /// Container names of the stack on the sandbox host, with their IDs: `name -> id`.
@@ -567,4 +552,24 @@ impl Drop for Project {
             let _ = self.command(&["sandbox", "down"]).output();
         }
     }
+}
+
+/// `GET http://127.0.0.1:<port><path>`: status and body (status 0 when nothing answered).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
