@@ -239,6 +239,39 @@ fn up_killed_part_way_converges_on_the_next_run() {
         // Make the next round replace containers again.
         p.ssh("docker rm -f vl_backend vl_nginx").ok();
     }
+
+    // A create that was in flight when `up` was killed can land beside the next run's own: two networks of one
+    // name (the engine's API, unlike the CLI, does not refuse it), and a container joined by name cannot start.
+    let public = p
+        .ssh("docker network ls --format '{{.Name}}' | grep '_public$'")
+        .ok_stdout()
+        .trim()
+        .to_string();
+    let stack = public.trim_end_matches("_public");
+    let created = p.ssh(&format!(
+        "curl -fsS --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' \
+         -d '{{\"Name\":\"{public}\",\"Driver\":\"bridge\",\"Labels\":{{\"vldeploy.stack\":\"{stack}\"}}}}' \
+         http://localhost/networks/create"
+    ))
+    .ok_stdout();
+    let count = |p: &Project| {
+        p.ssh(&format!(
+            "docker network ls -q --filter name=^{public}$ | wc -l"
+        ))
+        .ok_stdout()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        count(&p),
+        "2",
+        "the engine holds two networks of one name: {created}\n{}",
+        p.ssh("docker network ls").ok_stdout()
+    );
+    let again = p.test().arg("up").run();
+    assert!(again.stdout.contains(&p.is_up()), "{}", again.stdout);
+    assert_eq!(count(&p), "1", "the second network was removed");
+    health_json(&p);
 }
 
 #[test]

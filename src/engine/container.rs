@@ -80,6 +80,9 @@ impl Engine {
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
         let networks = network_aliases(spec);
+        for (net, _) in &networks {
+            self.settle_network(net).await?;
+        }
         let mut networks = networks.iter();
         let first = networks.next();
         let opts = CreateContainerOptionsBuilder::new()

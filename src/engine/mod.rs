@@ -219,10 +219,46 @@ impl Engine {
             ..Default::default()
         };
         match self.docker.create_network(req).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(e) => Err(self.fail(format!("creating network `{name}`"))(e)),
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => return Err(self.fail(format!("creating network `{name}`"))(e)),
         }
+        self.settle_network(name).await
+    }
+
+    /// Leaves one network called `name`. Docker names are not unique: a create that was in flight when an
+    /// earlier run was killed can land beside this run's own, and two networks of one name make every container
+    /// joined to it by name fail to start ("network … is ambiguous"). The oldest stays; the others, unused since
+    /// nothing joins a network before its step ended, are removed.
+    pub async fn settle_network(&self, name: &str) -> Result<(), EngineError> {
+        let mut filters = HashMap::new();
+        filters.insert("name".to_string(), vec![name.to_string()]);
+        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let nets = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(self.fail(format!("listing networks called `{name}`")))?;
+        let same: Vec<(String, String)> = nets
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .map(|n| (n.id.unwrap_or_default(), n.created.unwrap_or_default()))
+            .collect();
+        for id in duplicates_to_remove(same) {
+            tracing::warn!(network = name, id = %id, "removing a second network of the same name");
+            match self.docker.remove_network(&id).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(self.fail(format!(
+                        "removing the second network called `{name}` (id {id}; `docker network rm {id}` on the host removes it)"
+                    ))(e));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn create_volume(&self, stack: &str, name: &str) -> Result<(), EngineError> {
@@ -335,6 +371,18 @@ impl Engine {
     }
 }
 
+/// Of several networks of one name (`(id, created)`, RFC 3339 with Docker's trimmed nanoseconds), the IDs of
+/// all but the oldest.
+fn duplicates_to_remove(mut same: Vec<(String, String)>) -> Vec<String> {
+    fn key(created: &str) -> (String, String) {
+        let created = created.trim_end_matches('Z');
+        let (secs, frac) = created.split_once('.').unwrap_or((created, ""));
+        (secs.to_string(), format!("{frac:0<9}"))
+    }
+    same.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)).then_with(|| a.0.cmp(&b.0)));
+    same.into_iter().skip(1).map(|(id, _)| id).collect()
+}
+
 pub(crate) fn label_filter(stack: &str) -> HashMap<String, Vec<String>> {
     let mut filters = HashMap::new();
     filters.insert("label".to_string(), vec![format!("{STACK_LABEL}={stack}")]);
@@ -365,4 +413,35 @@ pub(crate) fn is_conflict(e: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duplicates_to_remove;
+
+    #[test]
+    fn of_networks_sharing_a_name_all_but_the_oldest_are_removed() {
+        let nets = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert!(duplicates_to_remove(nets(&[("a", "2026-12-02T21:08:41.5Z")])).is_empty());
+        // Docker trims trailing zeros: 41Z is before 41.05Z, which is before 41.5Z.
+        assert_eq!(
+            duplicates_to_remove(nets(&[
+                ("late", "2026-12-02T21:08:41.5Z"),
+                ("first", "2026-12-02T21:08:41Z"),
+                ("mid", "2026-12-02T21:08:41.05Z"),
+            ])),
+            vec!["mid", "late"]
+        );
+        assert_eq!(
+            duplicates_to_remove(nets(&[
+                ("b", "2026-12-02T21:08:42.000000001Z"),
+                ("a", "2026-12-02T21:08:41.999999999Z"),
+            ])),
+            vec!["b"]
+        );
+    }
 }
