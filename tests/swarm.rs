@@ -296,6 +296,51 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     }
     assert!(specs.contains("\"SecretName\""), "{specs}");
 
+    // The cluster's deploy lock and audit log live on its first host, where `lock` and `audit` look: `up`
+    // left an entry there, and a lock held by someone else refuses the next `up` before anything changes.
+    let audit = p
+        .vldeploy(&["--env", "cluster", "audit", "-o", "json"])
+        .ok();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
+    let ups: Vec<&serde_json::Value> = entries.iter().filter(|e| e["command"] == "up").collect();
+    assert_eq!(ups.len(), 1, "{}", audit.stdout);
+    assert_eq!(ups[0]["result"], "ok", "{}", audit.stdout);
+    assert!(
+        ups[0]["changes"].as_array().is_some_and(|c| !c.is_empty()),
+        "{}",
+        audit.stdout
+    );
+    for secret in p.cluster_secret_values() {
+        assert!(
+            !audit.stdout.contains(&secret),
+            "a secret is in the audit log"
+        );
+    }
+    ssh_ok(
+        &nodes[0],
+        &format!(
+            "mkdir -p /var/lib/vldeploy/{0}/lock && echo '{{\"holder\":\"ops@elsewhere\",\"machine\":\"elsewhere\",\"pid\":1,\"command\":\"up\",\"started\":1,\"token\":\"t\"}}' > /var/lib/vldeploy/{0}/lock/info.json",
+            p.name
+        ),
+    );
+    let refused = p.vldeploy(&["--env", "cluster", "up"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("is locked by ops@elsewhere running `up`"),
+        "{}",
+        refused.all()
+    );
+    let released = p.vldeploy(&["--env", "cluster", "lock", "release"]).ok();
+    assert!(
+        released
+            .stdout
+            .contains("freed the lock held by ops@elsewhere"),
+        "{}",
+        released.all()
+    );
+
     // A second `up` changes nothing.
     let started = Instant::now();
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();

@@ -1217,3 +1217,88 @@ async fn startup_files_that_write_to_stderr_change_no_file_read() {
         Some(b"64 bytes".to_vec())
     );
 }
+
+/// A command that stops reading its input while a large stream is still being sent to it (a `docker load`
+/// that fails part way) ends with its own status, and the session carries on: a packet left half-sent for its
+/// channel would otherwise hold every later command of the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_stops_reading_mid_stream_leaves_the_session_working() {
+    const MB: usize = 1 << 20;
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    let chunk = Bytes::from(vec![b'x'; MB]);
+    for round in 0..4 {
+        // Two streams at once keep the socket full, so that writes are often left half-sent.
+        let mut streams = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel(4);
+            let stream = remote
+                .exec_stream(&raw("head -c 300000 >/dev/null; exit 4"), Some(rx))
+                .await
+                .expect("exec_stream");
+            let chunk = chunk.clone();
+            let feeder = tokio::spawn(async move {
+                for _ in 0..64 {
+                    if tx.send(chunk.clone()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            streams.push((stream, feeder));
+        }
+        for (stream, feeder) in streams {
+            let (mut stdout, end) = stream.split();
+            let status = tokio::time::timeout(Duration::from_secs(30), async move {
+                while stdout.recv().await.is_some() {}
+                end.wait().await
+            })
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the stream's end did not come within 30 s"));
+            assert_eq!(
+                status.map(|s| s.status).ok(),
+                Some(4),
+                "round {round}: the command's own status"
+            );
+            feeder.abort();
+        }
+        let next = tokio::time::timeout(Duration::from_secs(20), remote.exec(&raw("echo next")))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the next command hung"))
+            .expect("the next command runs");
+        assert_eq!(next.stdout, b"next\n", "round {round}");
+    }
+}
+
+/// A caller that gives up on a stream while it is being sent at full speed (a step cancelled beside a failed
+/// one) leaves the session working: a data packet of that channel left half-sent would hold every later
+/// command of the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_given_up_mid_send_leaves_the_session_working() {
+    const MB: usize = 1 << 20;
+    let sshd = Sshd::start();
+    let remote = Arc::new(sshd.connect());
+    let chunk = Bytes::from(vec![b'x'; MB]);
+    for round in 0..6 {
+        let (tx, rx) = mpsc::channel(4);
+        let stream = remote
+            .exec_stream(&raw("cat >/dev/null"), Some(rx))
+            .await
+            .expect("exec_stream");
+        let chunk = chunk.clone();
+        let feeder = tokio::spawn(async move {
+            for _ in 0..512 {
+                if tx.send(chunk.clone()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(150 + 97 * round)).await;
+        drop(stream);
+        feeder.abort();
+        let next = tokio::time::timeout(Duration::from_secs(20), remote.exec(&raw("echo next")))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the next command hung"))
+            .expect("the next command runs");
+        assert_eq!(next.stdout, b"next\n", "round {round}");
+    }
+}

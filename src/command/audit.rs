@@ -4,7 +4,7 @@ use super::{CommandError, Context};
 use crate::cli::{AuditArgs, Output};
 
 pub(crate) async fn audit(ctx: &Context, args: &AuditArgs) -> Result<i32, CommandError> {
-    let c = ctx.connect().await?;
+    let c = ctx.connect_keeper().await?;
     let entries = crate::state::audit_read(&c.remote, &ctx.stack.name, args.last).await?;
     match ctx.output {
         Output::Json => println!("{}", serde_json::to_string(&entries).unwrap_or_default()),

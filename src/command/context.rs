@@ -148,6 +148,20 @@ impl Context {
     /// [`Context::connect`] without the interrupted-restore warning (for commands that report it themselves).
     pub(crate) async fn connect_quiet(&self) -> Result<Connected, CommandError> {
         self.one_host().map_err(CommandError::Usage)?;
+        self.open().await
+    }
+
+    /// Connects to the host that keeps the deploy lock and the audit log: the environment's host (as
+    /// [`Context::connect`]), or the first host of `hosts:`, where `up` on a cluster takes its lock.
+    pub(crate) async fn connect_keeper(&self) -> Result<Connected, CommandError> {
+        if self.stack.hosts.is_empty() {
+            return self.connect().await;
+        }
+        self.open().await
+    }
+
+    /// The SSH connection to `stack.target` (the first host of `hosts:` for a cluster) and Docker through it.
+    async fn open(&self) -> Result<Connected, CommandError> {
         let remote = crate::host::connect(&self.stack, Duration::from_secs(15)).await?;
         let engine = Engine::connect(&remote).await?;
         Ok(Connected {
@@ -327,7 +341,22 @@ impl Context {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = (Audited, Result<i32, CommandError>)>,
     {
-        let lock = crate::state::acquire(c.remote.clone(), &self.stack.name, command).await?;
+        self.locked_audited_on(&c.remote, command, body).await
+    }
+
+    /// [`Self::locked_audited`] with the lock and the audit log on `remote`: the host of a one-host
+    /// environment, the first host of `hosts:` for a cluster.
+    pub(crate) async fn locked_audited_on<F, Fut>(
+        &self,
+        remote: &std::sync::Arc<Remote>,
+        command: &str,
+        body: F,
+    ) -> Result<i32, CommandError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = (Audited, Result<i32, CommandError>)>,
+    {
+        let lock = crate::state::acquire(remote.clone(), &self.stack.name, command).await?;
         let (audited, result) = body().await;
         let quiet =
             audited.changes.is_empty() && audited.waived.is_empty() && audited.note.is_none();
@@ -353,8 +382,7 @@ impl Context {
             note: audited.note,
         };
         if let Err(e) =
-            crate::state::audit_append(&c.remote, &self.stack.name, &entry, &self.stack.secrets)
-                .await
+            crate::state::audit_append(remote, &self.stack.name, &entry, &self.stack.secrets).await
         {
             tracing::warn!("could not write the audit log: {e}");
         }

@@ -4,7 +4,7 @@ use super::{CommandError, Context};
 use crate::cli::{LockAction, Output};
 
 pub(crate) async fn lock(ctx: &Context, action: &LockAction) -> Result<i32, CommandError> {
-    let c = ctx.connect().await?;
+    let c = ctx.connect_keeper().await?;
     let stack = &ctx.stack.name;
     match action {
         LockAction::Status => {

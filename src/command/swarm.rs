@@ -1,6 +1,7 @@
 //! `vldeploy swarm`: forms the Docker Swarm of an environment with `hosts:`; `up` on such an environment runs the
 //! stack's services on it.
 
+use super::context::Audited;
 use super::{CommandError, Context};
 use std::time::Instant;
 
@@ -45,11 +46,35 @@ pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
     let (builds, nodes) = tokio::try_join!(ctx.build(&local), async {
         Ok::<_, CommandError>(crate::swarm::connect(&ctx.stack).await?)
     })?;
-    let mut changes = crate::swarm::form_nodes(&ctx.stack, &nodes, &ctx.out).await?;
+    // The deploy lock and the audit log of a cluster live on its first host, where `lock` and `audit` look.
+    let first = nodes[0].remote.clone();
+    let mut changes = Vec::new();
+    ctx.locked_audited_on(&first, "up", || async {
+        let result = converge(ctx, &nodes, &local, &builds, &mut changes).await;
+        let result = result.map(|()| report(ctx, &changes, started));
+        let audited = Audited {
+            changes: std::mem::take(&mut changes),
+            ..Audited::default()
+        };
+        (audited, result)
+    })
+    .await
+}
+
+/// The swarm formed, the images on every node that runs them, the services converged; each change is pushed
+/// to `changes` as it is made, so that a failure still leaves them in the audit log.
+async fn converge(
+    ctx: &Context,
+    nodes: &[crate::swarm::Node],
+    local: &Engine,
+    builds: &crate::builder::Builds,
+    changes: &mut Vec<String>,
+) -> Result<(), CommandError> {
+    changes.extend(crate::swarm::form_nodes(&ctx.stack, nodes, &ctx.out).await?);
     changes.extend(
         crate::swarm::deliver(
-            &nodes,
-            &local,
+            nodes,
+            local,
             &builds.images,
             &builds.inputs,
             ctx.stack.command_timeout,
@@ -57,10 +82,10 @@ pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
         )
         .await?,
     );
-    let manager = crate::swarm::manager(&nodes).await?;
+    let manager = crate::swarm::manager(nodes).await?;
     // Secret names carry a hash keyed with the first manager's key, as single-host labels do.
     let key = crate::facts::hash_key(&manager.remote, &ctx.stack.name).await?;
-    let commands = crate::swarm::image_commands(&local, &builds.images).await?;
+    let commands = crate::swarm::image_commands(local, &builds.images).await?;
     changes.extend(
         crate::swarm::converge_services(
             &ctx.stack,
@@ -72,6 +97,11 @@ pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
         )
         .await?,
     );
+    Ok(())
+}
+
+/// Prints what `up` on a cluster did; its exit code.
+fn report(ctx: &Context, changes: &[String], started: Instant) -> i32 {
     let secs = started.elapsed().as_secs_f64();
     let hosts = ctx.stack.hosts.len();
     match ctx.output {
@@ -92,5 +122,5 @@ pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
             println!("{json}");
         }
     }
-    Ok(0)
+    0
 }
