@@ -341,6 +341,82 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         released.all()
     );
 
+    // Postgres answers on the overlay alone (the backend's health above went through it): from a container
+    // outside the environment and from the nodes themselves, 5432 is closed on every node.
+    let outside = |script: &str| {
+        docker_out(&[
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "--entrypoint",
+            "bash",
+            &image,
+            "-c",
+            script,
+        ])
+    };
+    let probes: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("({}) &", reach(5432, &n.address)))
+        .collect();
+    assert_eq!(
+        outside(&format!("{} wait", probes.join(" "))),
+        ["closed"; 3].join("\n"),
+        "5432 from outside the environment"
+    );
+    for from in &nodes {
+        for to in &nodes {
+            assert_eq!(
+                ssh_ok(from, &reach(5432, &to.address)),
+                "closed",
+                "5432 from node {} to {}",
+                from.address,
+                to.address
+            );
+        }
+    }
+    // UDP has no refusal to see: a counter at the end of node 1's input chain counts what no rule accepted
+    // (the chain's policy drops it). Datagrams to 4789 and 7946 from outside reach it; from another node
+    // they are accepted before it.
+    ssh_ok(
+        &nodes[0],
+        "nft add rule inet vldeploy input udp dport '{ 4789, 7946 }' counter comment probe",
+    );
+    let counted = || {
+        let listed = ssh_ok(&nodes[0], "nft list chain inet vldeploy input");
+        let line = listed
+            .lines()
+            .find(|l| l.contains("comment \"probe\""))
+            .unwrap_or_else(|| panic!("the probe counter is gone: {listed}"))
+            .to_string();
+        line.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no packet count in {line}"))
+    };
+    let send = |address: &str| {
+        format!(
+            "for i in 1 2 3 4 5; do echo x > /dev/udp/{address}/4789; echo x > /dev/udp/{address}/7946; done; echo sent"
+        )
+    };
+    assert_eq!(ssh_ok(&nodes[1], &send(&nodes[0].address)), "sent");
+    assert_eq!(counted(), 0, "datagrams from another node are accepted");
+    assert_eq!(outside(&send(&nodes[0].address)), "sent");
+    assert!(
+        counted() >= 10,
+        "datagrams to 4789 and 7946 from outside the environment are not accepted"
+    );
+    ssh_ok(
+        &nodes[0],
+        "nft -a list chain inet vldeploy input | sed -n 's/.*comment \"probe\" # handle \\([0-9]*\\)$/\\1/p' | xargs -r -I{} nft delete rule inet vldeploy input handle {}",
+    );
+    assert!(
+        !ssh_ok(&nodes[0], "nft list chain inet vldeploy input").contains("probe"),
+        "the probe counter was removed"
+    );
+
     // A second `up` changes nothing.
     let started = Instant::now();
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
