@@ -3,8 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::support::load;
 use crate::support::project::{Project, http_get};
 use crate::support::ssh::{Host, Login, ssh_ok};
 
@@ -296,6 +297,103 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
     }
     assert!(specs.contains("\"SecretName\""), "{specs}");
 
+    // Five releases of the backend under a steady load through both edges: Swarm replaces its tasks one at a
+    // time, each new one started and healthy before the old one stops, and nginx re-resolves the tasks.
+    let loads: Vec<load::Load> = nodes[..2]
+        .iter()
+        .map(|n| load::start(n.http_port, "/api/health", 2, 50, Duration::from_secs(600)))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let release = |n: usize| {
+        p.stack_yaml(|t| {
+            *t = t.replace(
+                "      RUST_LOG: info\n",
+                &format!("      RUST_LOG: info\n      RELEASE_N: \"{n}\"\n"),
+            );
+        })
+    };
+    let backend_env = || {
+        ssh_ok(
+            &nodes[0],
+            &format!(
+                "docker service inspect {}_backend --format '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}'",
+                p.name
+            ),
+        )
+    };
+    let started = Instant::now();
+    for n in 1..=5 {
+        p.write_stack(&release(n));
+        let up = p.vldeploy(&["--env", "cluster", "up"]).ok();
+        assert!(
+            up.all()
+                .contains(&format!("service: update `{}_backend`", p.name)),
+            "{}",
+            up.all()
+        );
+        assert!(backend_env().contains(&format!("RELEASE_N={n}")));
+    }
+    eprintln!(
+        "timing: 5 backend releases on the cluster in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // A candidate that never becomes healthy (it cannot reach its database) is rolled back by Swarm itself;
+    // `up` waits for the rollback, says so and fails, and the load sees nothing of it.
+    let broken = p.stack_yaml(|t| {
+        *t = t
+            .replace(
+                "      RUST_LOG: info\n",
+                "      RUST_LOG: info\n      RELEASE_N: \"5\"\n",
+            )
+            .replace("@postgres:5432/vaibava_db", "@no-such-host:5432/vaibava_db")
+            .replace(
+                "      http: /api/health\n      interval: 2s\n      timeout: 5s\n      retries: 30",
+                "      http: /api/health\n      interval: 1s\n      timeout: 2s\n      retries: 4",
+            );
+    });
+    assert!(
+        broken.contains("retries: 4"),
+        "the test edits the health check"
+    );
+    p.write_stack(&broken);
+    let started = Instant::now();
+    let refused = p.vldeploy(&["--env", "cluster", "up"]);
+    eprintln!(
+        "timing: a release rolled back by Swarm in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!(
+            "service `{}_backend`: its new tasks did not become healthy and Swarm rolled it back: the previous release keeps serving",
+            p.name
+        )),
+        "{}",
+        refused.all()
+    );
+    let env = backend_env();
+    assert!(
+        env.contains("RELEASE_N=5") && !env.contains("no-such-host"),
+        "the service runs release 5 again"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for (edge, load) in nodes[..2].iter().zip(loads) {
+        let stats = load.stop();
+        eprintln!(
+            "load through {} across the releases: {stats:?}",
+            edge.address
+        );
+        assert!(stats.ok > 300, "the load ran: {stats:?}");
+        assert_eq!(
+            (stats.non_2xx, stats.errors),
+            (0, 0),
+            "no request through {} failed: {:?}",
+            edge.address,
+            stats.failures
+        );
+    }
+    p.write_stack(&release(5));
+
     // The cluster's deploy lock and audit log live on its first host, where `lock` and `audit` look: `up`
     // left an entry there, and a lock held by someone else refuses the next `up` before anything changes.
     let audit = p
@@ -303,8 +401,24 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         .ok();
     let entries: Vec<serde_json::Value> = serde_json::from_str(&audit.stdout).unwrap();
     let ups: Vec<&serde_json::Value> = entries.iter().filter(|e| e["command"] == "up").collect();
-    assert_eq!(ups.len(), 1, "{}", audit.stdout);
+    // The first `up`, five releases, and the rolled-back one, which names what it changed and why it failed.
+    assert_eq!(ups.len(), 7, "{}", audit.stdout);
     assert_eq!(ups[0]["result"], "ok", "{}", audit.stdout);
+    assert_eq!(ups[6]["result"], "failed", "{}", audit.stdout);
+    assert!(
+        ups[6]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Swarm rolled it back")),
+        "{}",
+        audit.stdout
+    );
+    assert!(
+        ups[6]["changes"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c.as_str().is_some_and(|c| c.starts_with("service: update")))),
+        "{}",
+        audit.stdout
+    );
     assert!(
         ups[0]["changes"].as_array().is_some_and(|c| !c.is_empty()),
         "{}",

@@ -86,17 +86,16 @@ async fn converge(
     // Secret names carry a hash keyed with the first manager's key, as single-host labels do.
     let key = crate::facts::hash_key(&manager.remote, &ctx.stack.name).await?;
     let commands = crate::swarm::image_commands(local, &builds.images).await?;
-    changes.extend(
-        crate::swarm::converge_services(
-            &ctx.stack,
-            manager,
-            &builds.images,
-            &commands,
-            &key,
-            &ctx.out,
-        )
-        .await?,
-    );
+    crate::swarm::converge_services(
+        &ctx.stack,
+        manager,
+        &builds.images,
+        &commands,
+        &key,
+        &ctx.out,
+        changes,
+    )
+    .await?;
     Ok(())
 }
 

@@ -30,12 +30,19 @@ use crate::swarm::{ImageCommand, SPEC_HASH_LABEL, ServiceDesign, ServiceMode, Up
 pub struct RunningService {
     pub version: u64,
     pub hash: Option<String>,
+    /// The last update's state (`updating`, `completed`, `rollback_started`, `rollback_completed`, `paused`,
+    /// …) and Swarm's message about it; `None` for a service never updated.
+    pub update: Option<(String, String)>,
 }
 
 /// One task of a service: where it runs and in what state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceTask {
     pub node_id: String,
+    /// The `vldeploy.spec-hash` of the spec the task runs.
+    pub spec_hash: Option<String>,
+    /// Why the task failed, as Swarm says (`task: non-zero exit (1)`, …).
+    pub error: Option<String>,
     /// `running`, `starting`, `failed`, …
     pub state: String,
     pub desired: String,
@@ -154,6 +161,12 @@ impl Engine {
                     .spec
                     .and_then(|s| s.labels)
                     .and_then(|l| l.get(SPEC_HASH_LABEL).cloned()),
+                update: s.update_status.map(|u| {
+                    (
+                        u.state.map(|s| s.to_string()).unwrap_or_default(),
+                        u.message.unwrap_or_default(),
+                    )
+                }),
             })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.fail(format!("reading the service `{name}`"))(e)),
@@ -205,7 +218,17 @@ impl Engine {
         Ok(tasks
             .into_iter()
             .map(|t| ServiceTask {
+                error: t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.err.clone())
+                    .filter(|e| !e.is_empty()),
                 node_id: t.node_id.unwrap_or_default(),
+                spec_hash: t
+                    .spec
+                    .and_then(|s| s.container_spec)
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(SPEC_HASH_LABEL).cloned()),
                 state: state(t.status.and_then(|s| s.state)),
                 desired: state(t.desired_state),
             })
@@ -310,9 +333,12 @@ fn service_spec(
         retries: Some(i64::from(h.retries)),
         ..Default::default()
     });
+    // The spec's hash on each task's container too: a task shows which spec it runs.
+    let mut container_labels = stack_labels(stack);
+    container_labels.insert(SPEC_HASH_LABEL.to_string(), design.hash());
     let container = TaskSpecContainerSpec {
         image: Some(design.image.clone()),
-        labels: Some(stack_labels(stack)),
+        labels: Some(container_labels),
         command: (!design.command.is_empty()).then(|| design.command.clone()),
         env: Some(design.env.clone()),
         mounts: Some(mounts),

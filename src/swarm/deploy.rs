@@ -36,6 +36,14 @@ pub enum DeployError {
         secs: u64,
         last: String,
     },
+    #[error(
+        "service `{service}`: its new tasks did not become healthy and Swarm rolled it back: the previous release keeps serving\n  swarm said: {message}\n  help: `docker service ps {service} --no-trunc` on a manager shows the failed tasks and their errors; `up` tries the release again once its cause is fixed"
+    )]
+    RolledBack { service: String, message: String },
+    #[error(
+        "service `{service}`: Swarm paused its update ({message})\n  help: `docker service ps {service} --no-trunc` on a manager says why; `docker service update --rollback {service}` goes back"
+    )]
+    Paused { service: String, message: String },
 }
 
 /// The roles whose nodes run `service`.
@@ -123,8 +131,8 @@ pub async fn manager(nodes: &[Node]) -> Result<&Node, DeployError> {
     Err(DeployError::NoManager)
 }
 
-/// Brings the stack's services to their design through `manager`; returns what changed, empty when every
-/// service already ran its design.
+/// Brings the stack's services to their design through `manager`; pushes each change to `done` as it is made
+/// (nothing when every service already ran its design), so that a failure still leaves them there.
 pub async fn converge_services(
     stack: &Stack,
     manager: &Node,
@@ -132,10 +140,10 @@ pub async fn converge_services(
     commands: &BTreeMap<String, ImageCommand>,
     key: &HashKey,
     out: &Output,
-) -> Result<Vec<String>, DeployError> {
+    done: &mut Vec<String>,
+) -> Result<(), DeployError> {
     let want = design(stack, images, commands, key)?;
     let engine = &manager.engine;
-    let mut done = Vec::new();
     let mut say = |line: String| {
         out.note(&line);
         done.push(line);
@@ -193,7 +201,7 @@ pub async fn converge_services(
     for service in &changed {
         converge(engine, service, wanted_tasks(service, stack)).await?;
     }
-    Ok(done)
+    Ok(())
 }
 
 /// How many tasks `service` runs.
@@ -221,12 +229,44 @@ async fn converge(
 ) -> Result<(), DeployError> {
     let started = Instant::now();
     loop {
+        let hash = service.hash();
+        let live = engine.running_service(&service.name).await?;
+        let ours = live
+            .as_ref()
+            .is_some_and(|r| r.hash.as_deref() == Some(hash.as_str()));
+        let update = live.and_then(|r| r.update);
         let tasks = engine.service_tasks(&service.name).await?;
         let current: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
         let running = current.iter().filter(|t| t.state == "running").count();
-        // An update is done when the tasks meant to run all run and no old one is still shutting down.
-        if running >= wanted && current.len() == running {
-            return Ok(());
+        // An update is done when the tasks meant to run all run this spec and no old one is still shutting
+        // down.
+        let tasks_done = running >= wanted
+            && current.len() == running
+            && current
+                .iter()
+                .all(|t| t.spec_hash.as_deref() == Some(hash.as_str()));
+        match update_outcome(ours, update.as_ref().map(|(s, _)| s.as_str()), tasks_done) {
+            Outcome::Done => return Ok(()),
+            Outcome::Waiting => {}
+            Outcome::RolledBack => {
+                // Swarm's message says only that it rolled back; a failed task of this spec says why.
+                let why = tasks
+                    .iter()
+                    .filter(|t| t.spec_hash.as_deref() == Some(hash.as_str()))
+                    .find_map(|t| t.error.clone())
+                    .map(|e| format!("; a new task: {e}"))
+                    .unwrap_or_default();
+                return Err(DeployError::RolledBack {
+                    service: service.name.clone(),
+                    message: format!("{}{why}", update.map(|(_, m)| m).unwrap_or_default()),
+                });
+            }
+            Outcome::Paused => {
+                return Err(DeployError::Paused {
+                    service: service.name.clone(),
+                    message: update.map(|(_, m)| m).unwrap_or_default(),
+                });
+            }
         }
         if started.elapsed() > CONVERGE_LIMIT {
             let last = tasks
@@ -243,5 +283,69 @@ async fn converge(
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Where a service's update stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Waiting,
+    /// Swarm rolled the update back (`failure_action: rollback`): the previous spec runs again.
+    RolledBack,
+    /// Swarm stopped the update (or its rollback) half way.
+    Paused,
+}
+
+/// From whether the service still has the spec `up` gave it (a rollback puts the previous one back), its
+/// update's state (`None` for a service just created) and whether its tasks all run that spec. A rollback in
+/// progress is waited for, so that the error comes once the previous release serves again.
+fn update_outcome(ours: bool, state: Option<&str>, tasks_done: bool) -> Outcome {
+    match (ours, state) {
+        (false, Some("rollback_completed")) => Outcome::RolledBack,
+        (false, Some("rollback_paused")) | (true, Some("paused")) => Outcome::Paused,
+        (false, _) | (true, Some("updating")) => Outcome::Waiting,
+        (true, _) if tasks_done => Outcome::Done,
+        (true, _) => Outcome::Waiting,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, update_outcome};
+
+    #[test]
+    fn an_update_is_done_when_its_tasks_run_its_spec_and_a_rollback_is_an_error_once_complete() {
+        assert_eq!(update_outcome(true, None, true), Outcome::Done);
+        assert_eq!(update_outcome(true, None, false), Outcome::Waiting);
+        assert_eq!(update_outcome(true, Some("completed"), true), Outcome::Done);
+        assert_eq!(
+            update_outcome(true, Some("completed"), false),
+            Outcome::Waiting
+        );
+        // Mid-update every task may run (start-first: the new one up, the old one not yet stopped).
+        assert_eq!(
+            update_outcome(true, Some("updating"), true),
+            Outcome::Waiting
+        );
+        // A rollback of an earlier `up` is history once this spec is in place.
+        assert_eq!(
+            update_outcome(true, Some("rollback_completed"), true),
+            Outcome::Done
+        );
+        // Swarm put the previous spec back: waited for, then an error.
+        assert_eq!(
+            update_outcome(false, Some("rollback_started"), true),
+            Outcome::Waiting
+        );
+        assert_eq!(
+            update_outcome(false, Some("rollback_completed"), true),
+            Outcome::RolledBack
+        );
+        assert_eq!(update_outcome(true, Some("paused"), false), Outcome::Paused);
+        assert_eq!(
+            update_outcome(false, Some("rollback_paused"), true),
+            Outcome::Paused
+        );
     }
 }
