@@ -125,6 +125,9 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     );
     // The repository refuses writes: within twice archive_timeout `backup status` says archiving is stalled
     // (exit 1) while the shop serves; when it is writable again, archiving catches up by itself.
+    // What this test's encryption and checklist checks take, to keep their cost in CI known.
+    let added = std::cell::Cell::new(Duration::ZERO);
+    let count = |t: std::time::Instant| added.set(added.get() + t.elapsed());
     p.sh("docker exec vl_postgres chmod 000 /var/lib/pgbackrest");
     p.psql("CREATE TABLE wal_marker (t text); INSERT INTO wal_marker VALUES ('x'); SELECT pg_switch_wal();");
     let started = std::time::Instant::now();
@@ -144,12 +147,14 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     assert!(stalled.stderr.contains("archiving on"), "{}", stalled.all());
     // The go-live checklist of a gated environment reads the same state: its `backup` item fails on it.
     let backup_item = |p: &Project| {
+        let t = std::time::Instant::now();
         p.write_stack(&gated(&stack));
         let run = p.test().args(["check", "-o", "json"]).any_status().run();
         p.write_stack(&stack);
         let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         let item = v["findings"][0].clone();
         assert_eq!(item["item"], "backup", "{v}");
+        count(t);
         (
             item["status"].as_str().unwrap().to_string(),
             item["evidence"].as_str().unwrap().to_string(),
@@ -195,6 +200,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let pgdata = mount("/var/lib/postgresql/data");
     assert!(!repo.is_empty() && !pgdata.is_empty());
     // A row's customer and a table's name: plain in PGDATA (the control), nowhere in the repository.
+    let t = std::time::Instant::now();
     p.psql("CHECKPOINT;");
     for plain in ["c9001", "order_items"] {
         assert_eq!(
@@ -209,6 +215,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
             found.stdout
         );
     }
+    count(t);
 
     // The cron entry's run: an encrypted dump, copied to the backup host and checked there.
     let run = p.cron_run();
@@ -432,6 +439,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         .run();
     // The passphrase secret wrong, empty or gone: refused with the secret named (never a value) and what to do,
     // and nothing changed.
+    let t = std::time::Instant::now();
     let wrong = "not the archive passphrase 0815";
     let set_passphrase = |line: Option<&str>| {
         let text = std::fs::read_to_string(&secrets).unwrap();
@@ -477,6 +485,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         assert_eq!(p.http_get("/api/health").0, 200, "the shop keeps serving");
     }
     set_passphrase(Some(&format!("PGBACKREST_PASSPHRASE=\"{passphrase}\"")));
+    count(t);
     assert_eq!(p.state(), after, "the refused restores changed nothing");
     assert_eq!(p.sh("docker volume ls -q | sort"), volumes);
     let timed = std::time::Instant::now();
@@ -527,6 +536,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     );
     p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
     // The restored table's name is plain in the live data again, and still nowhere in the repository.
+    let t = std::time::Instant::now();
     p.psql("CHECKPOINT;");
     assert_eq!(
         p.ssh(&format!("grep -r -l -a -q -F pitr_rows {pgdata}"))
@@ -539,5 +549,10 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
             .code,
         1,
         "no plaintext in the pgBackRest repository after the restore"
+    );
+    count(t);
+    eprintln!(
+        "the encryption and checklist checks took {:.1}s",
+        added.get().as_secs_f64()
     );
 }
