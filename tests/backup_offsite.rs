@@ -24,6 +24,16 @@ fn age_identity(p: &Project) -> (String, String) {
     (text, recipient)
 }
 
+/// `stack` with its sandbox environment gated, the checklist's `backup` item its only one.
+fn gated(stack: &str) -> String {
+    assert!(stack.contains("    domain: localhost\n"));
+    stack.replacen(
+        "    domain: localhost\n",
+        "    domain: localhost\n    gated: true\n    checklist:\n      items: [backup]\n",
+        1,
+    )
+}
+
 #[test]
 fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_with_its_identity()
 {
@@ -48,12 +58,13 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let mut text = std::fs::read_to_string(&secrets).unwrap();
     let _ = writeln!(text, "PGBACKREST_PASSPHRASE=\"{passphrase}\"");
     std::fs::write(&secrets, text).unwrap();
-    p.write_stack(&p.stack_yaml(|t| {
+    let stack = p.stack_yaml(|t| {
         let _ = write!(
             t,
             "\nbackup:\n  copy_to: offsite@{addr}:{far}\n  encrypt: {recipient}\n  archive:\n    repo: /var/lib/pgbackrest\n    timeout: 5s\n    encrypt_passphrase: PGBACKREST_PASSPHRASE\n"
         );
-    }));
+    });
+    p.write_stack(&stack);
     let run = p.vldeploy(&["up"]).ok();
     no_secret(&run, &[passphrase]);
     insert_orders(&p, 9001, 9020);
@@ -114,6 +125,9 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     );
     // The repository refuses writes: within twice archive_timeout `backup status` says archiving is stalled
     // (exit 1) while the shop serves; when it is writable again, archiving catches up by itself.
+    // What this test's encryption and checklist checks take, to keep their cost in CI known.
+    let added = std::cell::Cell::new(Duration::ZERO);
+    let count = |t: std::time::Instant| added.set(added.get() + t.elapsed());
     p.sh("docker exec vl_postgres chmod 000 /var/lib/pgbackrest");
     p.psql("CREATE TABLE wal_marker (t text); INSERT INTO wal_marker VALUES ('x'); SELECT pg_switch_wal();");
     let started = std::time::Instant::now();
@@ -131,6 +145,29 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     };
     assert!(stalled.stdout.contains(": STALLED"), "{}", stalled.all());
     assert!(stalled.stderr.contains("archiving on"), "{}", stalled.all());
+    // The go-live checklist of a gated environment reads the same state: its `backup` item fails on it.
+    let backup_item = |p: &Project| {
+        let t = std::time::Instant::now();
+        p.write_stack(&gated(&stack));
+        let run = p.test().args(["check", "-o", "json"]).any_status().run();
+        p.write_stack(&stack);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let item = v["findings"][0].clone();
+        assert_eq!(item["item"], "backup", "{v}");
+        count(t);
+        (
+            item["status"].as_str().unwrap().to_string(),
+            item["evidence"].as_str().unwrap().to_string(),
+            item["fix"].as_str().unwrap().to_string(),
+        )
+    };
+    let (status, evidence, fix) = backup_item(&p);
+    assert_eq!(status, "fail", "{evidence}");
+    assert!(
+        evidence.starts_with("continuous archiving is stalled: "),
+        "{evidence}"
+    );
+    assert!(fix.contains("vldeploy backup status"), "{fix}");
     p.test()
         .arg("doctor")
         .status(1)
@@ -150,19 +187,35 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         std::thread::sleep(Duration::from_secs(2));
     }
     p.psql("DROP TABLE wal_marker;");
+    // Caught up: the item no longer holds archiving against the shop (it still wants a verified dump).
+    let (status, evidence, _) = backup_item(&p);
+    assert_eq!(status, "fail", "{evidence}");
+    assert!(
+        evidence.starts_with(
+            "no backup was ever verified by a scratch restore; continuous archiving: WAL `"
+        ),
+        "{evidence}"
+    );
     let repo = mount("/var/lib/pgbackrest");
     let pgdata = mount("/var/lib/postgresql/data");
     assert!(!repo.is_empty() && !pgdata.is_empty());
-    assert_eq!(
-        p.ssh(&format!("grep -r -l -a -q c9001 {pgdata}")).code,
-        0,
-        "plain in PGDATA"
-    );
-    assert_eq!(
-        p.ssh(&format!("grep -r -l -a c9001 {repo}")).code,
-        1,
-        "no plaintext row in the pgBackRest repository"
-    );
+    // A row's customer and a table's name: plain in PGDATA (the control), nowhere in the repository.
+    let t = std::time::Instant::now();
+    p.psql("CHECKPOINT;");
+    for plain in ["c9001", "order_items"] {
+        assert_eq!(
+            p.ssh(&format!("grep -r -l -a -q -F {plain} {pgdata}")).code,
+            0,
+            "`{plain}` is plain in PGDATA"
+        );
+        let found = p.ssh(&format!("grep -r -l -a -F {plain} {repo}"));
+        assert_eq!(
+            found.code, 1,
+            "no plaintext `{plain}` in the pgBackRest repository: {}",
+            found.stdout
+        );
+    }
+    count(t);
 
     // The cron entry's run: an encrypted dump, copied to the backup host and checked there.
     let run = p.cron_run();
@@ -366,7 +419,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let started = std::time::Instant::now();
     while p.vldeploy(&["backup", "status"]).code != 0 {
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_mins(1),
             "the WAL is never archived"
         );
         std::thread::sleep(Duration::from_secs(1));
@@ -384,6 +437,55 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         .status(1)
         .stderr_has("`--to last tuesday` is not a time")
         .run();
+    // The passphrase secret wrong, empty or gone: refused with the secret named (never a value) and what to do,
+    // and nothing changed.
+    let t = std::time::Instant::now();
+    let wrong = "not the archive passphrase 0815";
+    let set_passphrase = |line: Option<&str>| {
+        let text = std::fs::read_to_string(&secrets).unwrap();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("PGBACKREST_PASSPHRASE="))
+            .collect();
+        lines.extend(line);
+        std::fs::write(&secrets, lines.join("\n") + "\n").unwrap();
+    };
+    for (line, says) in [
+        (
+            format!("PGBACKREST_PASSPHRASE=\"{wrong}\""),
+            vec![
+                "the pgBackRest repository does not decrypt with the passphrase in the secret `PGBACKREST_PASSPHRASE` (`backup.archive.encrypt_passphrase`)",
+                "the live database and the backend are as they were",
+                "nothing was changed",
+                "help: set `PGBACKREST_PASSPHRASE` in the secrets file to the passphrase the repository was created with",
+            ],
+        ),
+        (
+            "PGBACKREST_PASSPHRASE=\"\"".to_string(),
+            vec![
+                "the secret `PGBACKREST_PASSPHRASE` (`backup.archive.encrypt_passphrase`) has no value",
+                "nothing was changed",
+                "help: set `PGBACKREST_PASSPHRASE` in the secrets file",
+            ],
+        ),
+        (
+            String::new(),
+            vec![
+                "`encrypt_passphrase` names no secret: `PGBACKREST_PASSPHRASE` at `backup.archive.encrypt_passphrase`",
+            ],
+        ),
+    ] {
+        set_passphrase(Some(line.as_str()).filter(|l| !l.is_empty()));
+        let run = p.vldeploy(&["restore", "--to", "latest", "--yes"]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        for text in says {
+            assert!(run.stderr.contains(text), "`{text}` in {}", run.all());
+        }
+        no_secret(&run, &[passphrase, wrong]);
+        assert_eq!(p.http_get("/api/health").0, 200, "the shop keeps serving");
+    }
+    set_passphrase(Some(&format!("PGBACKREST_PASSPHRASE=\"{passphrase}\"")));
+    count(t);
     assert_eq!(p.state(), after, "the refused restores changed nothing");
     assert_eq!(p.sh("docker volume ls -q | sort"), volumes);
     let timed = std::time::Instant::now();
@@ -433,4 +535,24 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
         "the journal is gone"
     );
     p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
+    // The restored table's name is plain in the live data again, and still nowhere in the repository.
+    let t = std::time::Instant::now();
+    p.psql("CHECKPOINT;");
+    assert_eq!(
+        p.ssh(&format!("grep -r -l -a -q -F pitr_rows {pgdata}"))
+            .code,
+        0,
+        "`pitr_rows` is plain in PGDATA"
+    );
+    assert_eq!(
+        p.ssh(&format!("grep -r -l -a -F -e pitr_rows -e c9001 {repo}"))
+            .code,
+        1,
+        "no plaintext in the pgBackRest repository after the restore"
+    );
+    count(t);
+    eprintln!(
+        "the encryption and checklist checks took {:.1}s",
+        added.get().as_secs_f64()
+    );
 }

@@ -665,6 +665,142 @@ fn the_backup_cron_entry_stays_one_line_whatever_its_fields_hold() {
     }
 }
 
+/// The argv cron's `sh` runs for pgBackRest's backup of type `kind`.
+fn pgbackrest_backup(kind: &str) -> Vec<String> {
+    [
+        "docker",
+        "exec",
+        "-u",
+        "postgres",
+        "vl_postgres",
+        "pgbackrest",
+        "--config=/etc/pgbackrest/pgbackrest.conf",
+        "--stanza=main",
+        &format!("--type={kind}"),
+        "backup",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[test]
+fn the_pgbackrest_cron_lines_stay_one_job_each_whatever_full_and_diff_hold() {
+    let archived = || Setup {
+        archive_full: Some("0 3 * * 0".into()),
+        archive_diff: Some("0 3 * * 1-6".into()),
+        ..setup()
+    };
+    let benign = archived().render_cron().unwrap();
+    let benign_lines = cron_lines(&benign);
+    assert_eq!(benign_lines.len(), 3, "{benign}");
+    // Values that pass for five fields at a glance, beside the usual hostile ones.
+    let mut values = hostile();
+    values.extend(
+        [
+            "0 3 * * 0\n* * * * * root touch INJECTED",
+            "0 3 * * 0 %",
+            "0 3 * * 50%",
+            "0 3 * * 0;",
+            "0 3 * * ;touch INJECTED",
+            "$(touch INJECTED) * * * *",
+            "0 3 * * $(id)",
+            "0 3 * * 0 # x",
+            "0  3 * * 0",
+            "0\t3 * * 0",
+            "0 3 * * sun",
+        ]
+        .map(str::to_owned),
+    );
+    for value in values {
+        for field in ["full", "diff"] {
+            let mut s = archived();
+            match field {
+                "full" => s.archive_full = Some(value.clone()),
+                _ => s.archive_diff = Some(value.clone()),
+            }
+            let out = match s.render_cron() {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.contains("cron_schedule"), "{field} = {value:?}: {e}");
+                    assert!(
+                        e.contains("is not five cron time fields"),
+                        "{field} = {value:?}: {e}"
+                    );
+                    continue;
+                }
+            };
+            let lines = cron_lines(&out);
+            // An empty schedule is no schedule: its line (and, for `full`, the differential's) is left out.
+            let expected = match (value.is_empty(), field) {
+                (false, _) => 3,
+                (true, "full") => 1,
+                (true, _) => 2,
+            };
+            assert_eq!(lines.len(), expected, "{field} = {value:?}:\n{out}");
+            assert_eq!(lines[0], benign_lines[0], "the dump's line is untouched");
+            for (line, kind) in lines[1..].iter().zip(["full", "diff"]) {
+                let fields: Vec<&str> = line.splitn(6, ' ').collect();
+                assert_eq!(fields.len(), 6, "{line}");
+                assert!(
+                    fields[..5].iter().all(|f| f
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"*,-/".contains(&b))),
+                    "{field} = {value:?}: {line}"
+                );
+                let command = fields[5]
+                    .strip_prefix("deploy ")
+                    .and_then(|c| c.strip_suffix(" >/dev/null 2>&1"))
+                    .unwrap_or_else(|| panic!("{field} = {value:?}: {line}"));
+                assert_eq!(shell_words(command), pgbackrest_backup(kind), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_pgbackrest_schedules_in_stack_yaml_are_refused_at_their_line() {
+    use crate::stack_errors::{SECRETS, VALID, write};
+    for (yaml, shown) in [
+        (
+            r#""0 3 * * 0\n* * * * * root touch /tmp/INJECTED""#,
+            "expected 5 fields",
+        ),
+        (r#""0 3 * * 0 %""#, "expected 5 fields"),
+        (r#""0 3 * * 50%""#, "day of week"),
+        (r#""0 3 * * 0;""#, "day of week"),
+        (r#""$(touch /tmp/INJECTED) * * * *""#, "minute"),
+        (r#""0 3 * * `id`""#, "day of week"),
+    ] {
+        for field in ["full", "diff"] {
+            let dir = tempfile::tempdir().unwrap();
+            let text = format!(
+                "{VALID}backup:\n  archive:\n    repo: /var/lib/pgbackrest\n    {field}: {yaml}\n"
+            );
+            write(dir.path(), "stack.yaml", &text);
+            write(dir.path(), SECRETS.0, SECRETS.1);
+            let line = text.lines().count();
+            let lookup = |_: &str| None;
+            let e = vldeploy::stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("at `backup.archive.{field}`")),
+                "{field}: {yaml}: {e}"
+            );
+            assert!(e.contains("invalid cron schedule"), "{field}: {yaml}: {e}");
+            assert!(e.contains(shown), "{field}: {yaml}: {e}");
+            assert!(
+                e.contains(&format!("stack.yaml:{line}:")),
+                "{field}: {yaml} is named at line {line}: {e}"
+            );
+            assert!(e.contains("help: "), "{e}");
+        }
+    }
+}
+
 #[test]
 fn the_renewal_cron_entry_stays_one_job_whatever_its_fields_hold() {
     let ctx = |stack: &str, environment: &str, binary: &str, log: &str| serde_json::json!({"stack": stack, "environment": environment, "binary": binary, "user": "deploy", "log": log});

@@ -307,6 +307,80 @@ pub fn parse_status(
     })
 }
 
+/// The repository a point-in-time restore reads: its path in the postgres container, and the stack secret that
+/// encrypts it.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub path: String,
+    pub cipher: Option<Cipher>,
+}
+
+/// The passphrase of an encrypted repository, and the name of the secret it came from (what errors name).
+#[derive(Debug, Clone)]
+pub struct Cipher {
+    pub secret: String,
+    pub passphrase: Secret,
+}
+
+impl Repository {
+    /// The repository of `archive` at `path`, with the passphrase from the stack's secrets. A passphrase secret
+    /// without a value is an error naming the secret (never a value) and what to do.
+    pub fn new(
+        path: &str,
+        archive: &Archive,
+        secrets: &[(String, Secret)],
+    ) -> Result<Self, String> {
+        let cipher = match &archive.encrypt_passphrase {
+            None => None,
+            Some(name) => {
+                let passphrase = secrets
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| !v.expose().is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "the secret `{name}` (`backup.archive.encrypt_passphrase`) has no value, and the pgBackRest repository is encrypted with it\n  help: set `{name}` in the secrets file to the passphrase the repository was created with (the value `vldeploy up` applied)"
+                        )
+                    })?;
+                Some(Cipher {
+                    secret: name.clone(),
+                    passphrase,
+                })
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            cipher,
+        })
+    }
+
+    /// What a failed pgBackRest restore means, when its output shows the passphrase is wrong or missing: the
+    /// secret named, what to do; pgBackRest's own text of an undecryptable file (binary) is left out.
+    pub fn explain(&self, stderr: &str) -> Option<String> {
+        let secret = self.cipher.as_ref().map(|c| c.secret.as_str());
+        let wrong = stderr.contains("unable to load info file")
+            && (stderr.contains("FormatError") || stderr.contains("CryptoError"));
+        let missing = stderr.contains("requires option: repo1-cipher-pass");
+        match secret {
+            Some(name) if wrong => Some(format!(
+                "the pgBackRest repository does not decrypt with the passphrase in the secret `{name}` (`backup.archive.encrypt_passphrase`): pgBackRest cannot read its `backup.info`\n  help: set `{name}` in the secrets file to the passphrase the repository was created with (the value `vldeploy up` applied), then run the restore again"
+            )),
+            _ if missing => Some(format!(
+                "the pgBackRest repository is encrypted and no passphrase was given\n  help: {}",
+                secret.map_or_else(
+                    || "name its passphrase's secret in `backup.archive.encrypt_passphrase`"
+                        .to_owned(),
+                    |name| format!(
+                        "set `{name}` in the secrets file to the repository's passphrase"
+                    )
+                )
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Where a point-in-time restore stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreTarget {
@@ -602,6 +676,40 @@ mod tests {
         );
         assert!(parse_status("\t\t0\t\n", "[{}]", 300, 5).unwrap().stalled);
         assert!(parse_status("nonsense", info, 300, 5).is_err());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_passphrase_is_named_by_its_secret() {
+        let a = archive(ArchiveRepo::Local("/var/lib/pgbackrest".into()));
+        let secrets = |v: &str| vec![("PGBACKREST_PASSPHRASE".to_owned(), Secret::new(v))];
+        assert_eq!(
+            Repository::new("/var/lib/pgbackrest", &a, &secrets("")).unwrap_err(),
+            "the secret `PGBACKREST_PASSPHRASE` (`backup.archive.encrypt_passphrase`) has no value, and the pgBackRest repository is encrypted with it\n  help: set `PGBACKREST_PASSPHRASE` in the secrets file to the passphrase the repository was created with (the value `vldeploy up` applied)"
+        );
+        let repo = Repository::new("/var/lib/pgbackrest", &a, &secrets("hunter2")).unwrap();
+        assert_eq!(repo.cipher.as_ref().unwrap().passphrase.expose(), "hunter2");
+        // What pgBackRest 2.45 prints for a restore with the wrong passphrase (the binary bytes shortened).
+        let wrong = "WARN: repo1: [FormatError] unable to load info file '/var/lib/pgbackrest/backup/main/backup.info' or '/var/lib/pgbackrest/backup/main/backup.info.copy':\n      FormatError: key/value found outside of section at line 1: \u{fffd}\u{1d}iPj\n      HINT: backup.info cannot be opened and is required to perform a backup.\n      HINT: has a stanza-create been performed?\nERROR: [075]: no backup set found to restore";
+        let text = repo.explain(wrong).unwrap();
+        assert!(
+            text.starts_with("the pgBackRest repository does not decrypt with the passphrase in the secret `PGBACKREST_PASSPHRASE`"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2") && !text.contains("iPj"), "{text}");
+        assert!(
+            repo.explain("ERROR: [037]: restore command requires option: repo1-cipher-pass")
+                .unwrap()
+                .contains("set `PGBACKREST_PASSPHRASE` in the secrets file")
+        );
+        assert_eq!(
+            repo.explain("ERROR: [075]: no backup set found to restore"),
+            None
+        );
+        let mut plain = a.clone();
+        plain.encrypt_passphrase = None;
+        let repo = Repository::new("/var/lib/pgbackrest", &plain, &[]).unwrap();
+        assert!(repo.cipher.is_none());
+        assert_eq!(repo.explain(wrong), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! loaded database in for the live one, putting the previous one back on any failure.
 
 pub mod archive;
+mod archiving;
 mod check;
 mod error;
 mod journal;
@@ -19,6 +20,7 @@ mod restore;
 mod setup;
 mod verify;
 
+pub use archiving::archive_status;
 pub use check::{Checksum, Integrity, check};
 pub use error::BackupError;
 pub use journal::{Journal, PHASES, PITR_PHASES, interrupted, journal_path};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::archive::Repository;
 use super::journal::{self, Journal, PITR_PHASES};
 use super::restore::{Backend, Flow, Phase};
 use super::{BackupError, Setup};
@@ -45,7 +46,7 @@ type Failure = (&'static str, String);
 
 struct Pitr<'a> {
     flow: Flow<'a>,
-    repo: String,
+    repo: Repository,
     /// The restored data is live (the swap happened): a rollback swaps back.
     swapped: bool,
 }
@@ -81,6 +82,28 @@ impl<'a> Pitr<'a> {
         }
     }
 
+    /// `cmd` with `input` on its standard input (a secret: never in the command or its error).
+    async fn sh_stdin(
+        &self,
+        cmd: &crate::remote::Command,
+        input: String,
+    ) -> Result<String, String> {
+        let out = self
+            .remote()
+            .exec_stdin(cmd, input.into_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(out.stdout_str().trim().to_string())
+        } else {
+            Err(format!(
+                "it exited with {}: {}",
+                out.status,
+                out.stderr_tail(8)
+            ))
+        }
+    }
+
     /// pgBackRest restores into the new volume `j.next` while the live database keeps serving.
     async fn restore_beside(
         &mut self,
@@ -88,11 +111,41 @@ impl<'a> Pitr<'a> {
         options: &[String],
     ) -> Result<(), BackupError> {
         self.enter(j, RESTORE).await?;
-        let cmd = pitr::restore_beside(&self.postgres(), &j.next, &self.repo, options);
-        if let Err(e) = self.sh(&cmd).await {
-            self.flow.timer.failed(&e, None);
+        let cipher = self.repo.cipher.as_ref();
+        let cmd = pitr::restore_beside(
+            &self.postgres(),
+            &j.next,
+            &self.repo.path,
+            cipher.is_some(),
+            options,
+        );
+        let result = match cipher {
+            None => self.sh(&cmd).await,
+            Some(c) => {
+                self.sh_stdin(&cmd, format!("{}\n", c.passphrase.expose()))
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            let explained = self.repo.explain(&e);
+            self.flow
+                .timer
+                .failed(explained.as_deref().unwrap_or(&e), None);
             let _ = self.remote().exec(&pitr::remove_volume(&j.next)).await;
             let _ = journal::remove(self.remote(), &self.flow.setup.stack).await;
+            if let Some(reason) = explained {
+                let (reason, help) = reason
+                    .split_once("\n  help: ")
+                    .map_or((reason.clone(), String::new()), |(r, h)| {
+                        (r.to_owned(), h.to_owned())
+                    });
+                return Err(BackupError::Refused {
+                    host: self.flow.host(),
+                    file: format!("point in time {}", j.to.as_deref().unwrap_or("latest")),
+                    reason: format!("{reason}; the live database and the backend are as they were"),
+                    help,
+                });
+            }
             return Err(BackupError::Restore {
                 host: self.flow.host(),
                 step: "pgBackRest restore beside the live data".into(),
@@ -339,23 +392,23 @@ fn start<'a>(
     remote: &'a Remote,
     setup: &'a Setup,
     backend: &'a Backend<'a>,
-    repo: &str,
+    repo: &Repository,
     out: &'a Output,
 ) -> Pitr<'a> {
     Pitr {
         flow: Flow::new(remote, setup, backend, out),
-        repo: repo.to_string(),
+        repo: repo.clone(),
         swapped: false,
     }
 }
 
 /// Restores the live database of `setup` to `to` (`latest`, or pgBackRest's form of a time) with pgBackRest's
-/// restore `options`, from the repository at `repo` in the postgres container.
+/// restore `options`, from the repository `repo` (its path in the postgres container, its passphrase).
 pub async fn restore_to_time(
     remote: &Remote,
     setup: &Setup,
     backend: &Backend<'_>,
-    repo: &str,
+    repo: &Repository,
     to: &str,
     options: &[String],
     out: &Output,
@@ -413,7 +466,7 @@ pub async fn resume(
     remote: &Remote,
     setup: &Setup,
     backend: &Backend<'_>,
-    repo: &str,
+    repo: &Repository,
     mut j: Journal,
     out: &Output,
 ) -> Result<PointInTimeReport, BackupError> {
@@ -443,7 +496,7 @@ pub async fn abort(
     remote: &Remote,
     setup: &Setup,
     backend: &Backend<'_>,
-    repo: &str,
+    repo: &Repository,
     j: Journal,
     out: &Output,
 ) -> Result<super::AbortReport, BackupError> {

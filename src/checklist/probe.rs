@@ -186,7 +186,83 @@ async fn safe_mode(inputs: &Inputs<'_>) -> Finding {
     }
 }
 
+/// What to do when archiving is stalled.
+const ARCHIVING_FIX: &str = "`vldeploy backup status` and `vldeploy logs postgres` show pgBackRest's error (a repository that is full, unwritable or missing its stanza: `vldeploy backup now` makes it); archiving catches up by itself once it is fixed";
+
+/// The `backup` item: a fresh dump verified by a scratch restore and, with `backup.archive` in a gated
+/// environment, archiving that is not stalled (what `backup status` computes).
 async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
+    const ITEM: &str = "backup";
+    let archive = inputs
+        .stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .filter(|_| inputs.stack.gated);
+    let archiving = match archive {
+        None => None,
+        Some(a) => {
+            let setup = crate::backup::Setup::from_stack(inputs.stack);
+            let timeout_s = a.timeout.as_secs();
+            Some(
+                crate::backup::archive_status(inputs.remote, &setup, timeout_s, now)
+                    .await
+                    .map_err(|e| format!("the archiving state cannot be read: {e}"))
+                    .and_then(|s| archiving(&s, timeout_s)),
+            )
+        }
+    };
+    let dump = verified_dump(inputs, now).await;
+    match archiving {
+        None => dump,
+        Some(Ok(evidence)) => Finding {
+            evidence: format!("{}; {evidence}", dump.evidence),
+            ..dump
+        },
+        Some(Err(problem)) if dump.status == super::Status::Pass => {
+            Finding::fail(ITEM, format!("{problem}; {}", dump.evidence), ARCHIVING_FIX)
+        }
+        Some(Err(problem)) => Finding::fail(
+            ITEM,
+            format!("{problem}; {}", dump.evidence),
+            format!("{ARCHIVING_FIX}; {}", dump.fix),
+        ),
+    }
+}
+
+/// The checklist's reading of `backup status`: evidence when archiving is not stalled, the problem when it is.
+fn archiving(s: &crate::backup::archive::ArchiveStatus, timeout_s: u64) -> Result<String, String> {
+    let span = crate::timestamp::span;
+    let wal = s.last_archived_wal.as_deref().unwrap_or("none");
+    if !s.stalled {
+        return Ok(format!(
+            "continuous archiving: WAL `{wal}` archived {} ago (within twice archive_timeout, {}s)",
+            span(s.last_archived_age_s.unwrap_or(0)),
+            2 * timeout_s
+        ));
+    }
+    let failing = match (s.last_failed_age_s, s.last_archived_age_s) {
+        (Some(f), Some(a)) => f < a,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    Err(match (failing, s.last_archived_age_s) {
+        (true, _) => format!(
+            "continuous archiving is stalled: the last WAL push failed {} ago ({} failed since postgres started; the last archived WAL is `{wal}`)",
+            span(s.last_failed_age_s.unwrap_or(0)),
+            s.failed_count
+        ),
+        (false, None) => "continuous archiving is stalled: no WAL was archived yet".to_owned(),
+        (false, Some(age)) => format!(
+            "continuous archiving is stalled: the last WAL (`{wal}`) was archived {} ago, more than twice archive_timeout ({}s)",
+            span(age),
+            2 * timeout_s
+        ),
+    })
+}
+
+/// The newest dump verified by a scratch restore: still on the host, whole, and fresh.
+async fn verified_dump(inputs: &Inputs<'_>, now: u64) -> Finding {
     const ITEM: &str = "backup";
     let fix = "`vldeploy backup now`, then `vldeploy backup verify` (a scratch restore that records the evidence)";
     let stack = &inputs.stack.name;
@@ -540,6 +616,32 @@ async fn attested(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backup_item_reads_archiving_from_what_backup_status_computes() {
+        use crate::backup::archive::parse_status;
+        let info = r#"[{"backup":[{"info":{"repository":{"delta":10}},"timestamp":{"start":90,"stop":100}}]}]"#;
+        let status = |row: &str| parse_status(row, info, 300, 5).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            archiving(&status("000000010000000000000007\t297\t0\t\n"), 5),
+            Ok("continuous archiving: WAL `000000010000000000000007` archived 3 s ago (within twice archive_timeout, 10s)".into())
+        );
+        // A push that failed after the last success: stalled at once, whatever the age.
+        assert_eq!(
+            archiving(&status("000000010000000000000007\t297\t4\t299\n"), 5),
+            Err("continuous archiving is stalled: the last WAL push failed 1 s ago (4 failed since postgres started; the last archived WAL is `000000010000000000000007`)".into())
+        );
+        // An older failure does not count once a segment was archived after it.
+        assert!(archiving(&status("w\t297\t4\t200\n"), 5).is_ok());
+        assert_eq!(
+            archiving(&status("000000010000000000000007\t289\t0\t\n"), 5),
+            Err("continuous archiving is stalled: the last WAL (`000000010000000000000007`) was archived 11 s ago, more than twice archive_timeout (10s)".into())
+        );
+        assert_eq!(
+            archiving(&status("\t\t0\t\n"), 5),
+            Err("continuous archiving is stalled: no WAL was archived yet".into())
+        );
+    }
 
     #[test]
     fn a_head_gives_status_and_retry_after() {

@@ -139,45 +139,18 @@ pub(crate) async fn archive_status(
     c: &Connected,
     setup: &Setup,
 ) -> Result<Option<crate::backup::archive::ArchiveStatus>, CommandError> {
-    use crate::backup::archive::{ARCHIVER_SQL, CONTAINER_CONF, STANZA, parse_status};
-    use crate::remote::backup::{in_postgres, pgbackrest};
     let Some(archive) = ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
         return Ok(None);
     };
-    let step = |what: &str, out: &crate::transport::Output| {
-        failed(crate::backup::BackupError::Step {
-            host: c.remote.name().to_string(),
-            step: what.to_owned(),
-            detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
-        })
-    };
-    let psql = crate::remote::backup::psql(&setup.container, &setup.user, &setup.database);
-    let row = c
-        .remote
-        .exec_stdin(&psql, ARCHIVER_SQL.as_bytes().to_vec())
-        .await?;
-    if !row.success() {
-        return Err(step("reading `pg_stat_archiver`", &row));
-    }
-    let info = in_postgres(
-        &setup.container,
-        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
-    );
-    let info = c.remote.exec(&info).await?;
-    if !info.success() {
-        return Err(step("pgBackRest `info`", &info));
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    parse_status(
-        &row.stdout_str(),
-        &info.stdout_str(),
-        now,
+    crate::backup::archive_status(
+        &c.remote,
+        setup,
         archive.timeout.as_secs(),
+        crate::state::now(),
     )
+    .await
     .map(Some)
-    .map_err(|e| CommandError::Io(format!("on {}: {e}", ctx.target_name())))
+    .map_err(failed)
 }
 
 /// `backup status`: what postgres and pgBackRest say about continuous archiving.

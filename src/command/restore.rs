@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 use super::backup::{failed, resolve};
 use super::context::Connected;
 use super::{CommandError, Context};
-use crate::backup::archive::RestoreTarget;
+use crate::backup::archive::{Repository, RestoreTarget};
 use crate::backup::{BackupName, Phase, RestoreReport, Setup};
 use crate::cli::{Output, RestoreArgs};
 
@@ -29,11 +29,10 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             ))
         })?),
     };
-    let target = args
-        .to
-        .as_deref()
-        .map(|to| point_in_time_target(ctx, args, to))
-        .transpose()?;
+    let target = match args.to.as_deref() {
+        Some(to) => Some(point_in_time_target(ctx, args, to)?),
+        None => None,
+    };
     let c = ctx.connect_quiet().await?;
     if args.resume || args.abort {
         return finish(ctx, &c, &setup, args.resume).await;
@@ -48,9 +47,20 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
     if let Some((target, repo)) = target {
         return restore_to_time(ctx, &c, &setup, args, &target, &repo).await;
     }
+    restore_dump(ctx, &c, &setup, args, identity.as_deref()).await
+}
+
+/// A dump restore: the named (or sent) backup, decrypted first when it is encrypted, under the lock.
+async fn restore_dump(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+    args: &RestoreArgs,
+    identity: Option<&[u8]>,
+) -> Result<i32, CommandError> {
     let file = match &args.from_local {
         Some(_) => None,
-        None => Some(resolve(ctx, &c, &setup, &args.backup).await?),
+        None => Some(resolve(ctx, c, setup, &args.backup).await?),
     };
     if !args.yes {
         let what = file.clone().unwrap_or_else(|| {
@@ -59,12 +69,12 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         });
-        confirm(ctx, &setup, &what)?;
+        confirm(ctx, setup, &what)?;
     }
-    ctx.locked(&c, "restore", || async {
+    ctx.locked(c, "restore", || async {
         let file = match (&file, &args.from_local) {
             (Some(f), _) => f.clone(),
-            (None, Some(local)) => match send(&ctx.out, &c, &setup, local).await {
+            (None, Some(local)) => match send(&ctx.out, c, setup, local).await {
                 Ok(f) => f,
                 Err(e) => return (Vec::new(), Err(e)),
             },
@@ -72,7 +82,7 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
         };
         let encrypted = BackupName::parse(&file).is_some_and(|n| n.encrypted);
         let file = if encrypted {
-            match decrypt(ctx, &c, &setup, &file, identity.as_deref()).await {
+            match decrypt(ctx, c, setup, &file, identity).await {
                 Ok(f) => f,
                 Err(e) => return (Vec::new(), Err(e)),
             }
@@ -86,7 +96,7 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             setup.database,
             ctx.target_name()
         ));
-        let result = crate::backup::restore(&c.remote, &setup, &backend, &file, &ctx.out).await;
+        let result = crate::backup::restore(&c.remote, setup, &backend, &file, &ctx.out).await;
         if encrypted {
             // The plaintext copy goes as soon as the restore is over, whichever way it ended.
             let _ = c
@@ -230,7 +240,7 @@ fn point_in_time_target(
     ctx: &Context,
     args: &RestoreArgs,
     to: &str,
-) -> Result<(RestoreTarget, String), CommandError> {
+) -> Result<(RestoreTarget, Repository), CommandError> {
     if args.backup != "latest" {
         return Err(CommandError::Usage(format!(
             "`--to {to}` restores from the pgBackRest repository, not from the dump `{}`\n  help: pass either a dump file or `--to`",
@@ -242,20 +252,37 @@ fn point_in_time_target(
     Ok((target, repo))
 }
 
-/// The path of the stack's local pgBackRest repository, or a usage error saying how to set one.
+/// The stack's local pgBackRest repository (its path, its passphrase), or a usage error saying how to set one.
 #[allow(clippy::result_large_err)]
-fn archive_repo(ctx: &Context) -> Result<String, CommandError> {
+fn archive_repo(ctx: &Context) -> Result<Repository, CommandError> {
     match ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) {
         None => Err(CommandError::Usage(format!(
             "`--to` needs continuous archiving, and `{}` sets no `backup.archive.repo`; nothing was changed\n  help: set `backup.archive` in stack.yaml, run `vldeploy up` and `vldeploy backup now`; a restore then reaches any moment after that backup",
             ctx.stack.name
         ))),
         Some(a) => match &a.repo {
-            crate::stack::ArchiveRepo::Local(path) => Ok(path.clone()),
+            crate::stack::ArchiveRepo::Local(path) => {
+                Repository::new(path, a, &ctx.stack.named_secrets).map_err(|e| {
+                    CommandError::Usage(match e.split_once("\n  help: ") {
+                        Some((reason, help)) => {
+                            format!("{reason}; nothing was changed\n  help: {help}")
+                        }
+                        None => format!("{e}; nothing was changed"),
+                    })
+                })
+            }
             crate::stack::ArchiveRepo::Ssh { .. } => Err(CommandError::Usage(
                 "`--to` restores from a repository on the database host; `backup.archive.repo` on a backup host (ssh://) is not applied yet".into(),
             )),
         },
+    }
+}
+
+/// The path of the stack's local pgBackRest repository, if it has one.
+fn archive_path(ctx: &Context) -> Option<String> {
+    match &ctx.stack.backup.as_ref()?.archive.as_ref()?.repo {
+        crate::stack::ArchiveRepo::Local(path) => Some(path.clone()),
+        crate::stack::ArchiveRepo::Ssh { .. } => None,
     }
 }
 
@@ -267,7 +294,7 @@ async fn restore_to_time(
     setup: &Setup,
     args: &RestoreArgs,
     target: &RestoreTarget,
-    repo: &str,
+    repo: &Repository,
 ) -> Result<i32, CommandError> {
     let status = super::backup::archive_status(ctx, c, setup).await?;
     let now = crate::state::now();
@@ -367,6 +394,11 @@ async fn finish_point_in_time(
 ) -> (Vec<String>, Result<i32, CommandError>) {
     let repo = match archive_repo(ctx) {
         Ok(r) => r,
+        // Rolling back reads nothing from the repository: it needs no passphrase.
+        Err(_) if !resume && archive_path(ctx).is_some() => Repository {
+            path: archive_path(ctx).unwrap_or_default(),
+            cipher: None,
+        },
         Err(e) => return (Vec::new(), Err(e)),
     };
     let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);

@@ -17,20 +17,28 @@ const MOUNT_FN: &str = r#"mount_of() {
 
 /// The restore beside the live data: a new volume `$2`, and a one-off container of the postgres image with the
 /// live container's environment (read by docker from `docker inspect`, never on a command line) and its
-/// repository volume, in which pgBackRest restores as the postgres user. The marker names the new volume.
+/// repository volume, in which pgBackRest restores as the postgres user. The marker names the new volume. With
+/// `$6` = `stdin`, the repository's passphrase is the first line of standard input (the operator's secret, not
+/// the live container's), passed to pgBackRest in its environment.
 const RESTORE_SCRIPT: &str = r#"set -euo pipefail
-c=$1; new=$2; repo=$3; pgdata=$4; marker=$5; shift 5
+c=$1; new=$2; repo=$3; pgdata=$4; marker=$5; cipher=$6; shift 6
+stdin=()
+[ "$cipher" = stdin ] && stdin=(-i)
 img=$(docker inspect -f '{{.Image}}' "$c")
 repo_vol=$(mount_of "$c" "$repo")
 [ -n "$repo_vol" ] || { echo "the container \`$c\` mounts no pgBackRest repository volume at $repo" >&2; exit 1; }
 docker volume rm -f "$new" >/dev/null 2>&1 || true
 docker volume create --label vldeploy.restore=point-in-time "$new" >/dev/null
 docker rm -f "$c.pitr" >/dev/null 2>&1 || true
-docker run --rm --name "$c.pitr" --network none \
+docker run "${stdin[@]}" --rm --name "$c.pitr" --network none \
     --env-file <(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c") \
     -v "$new:$pgdata" -v "$repo_vol:$repo" --entrypoint /bin/sh "$img" -c '
 set -eu
-pgdata=$1; marker=$2; shift 2
+pgdata=$1; marker=$2; cipher=$3; shift 3
+if [ "$cipher" = stdin ]; then
+    IFS= read -r PGBACKREST_REPO1_CIPHER_PASS || [ -n "$PGBACKREST_REPO1_CIPHER_PASS" ]
+    export PGBACKREST_REPO1_CIPHER_PASS
+fi
 : "${VL_PGBACKREST_CONF:?the postgres container has no pgBackRest configuration: is backup.archive applied (vldeploy up)?}"
 mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
 printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
@@ -40,7 +48,7 @@ chmod 700 "$pgdata"
 setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main --log-level-console=warn "$@" restore
 printf "%s\n" "$marker" > "$pgdata/vldeploy-restore"
 chown postgres:postgres "$pgdata/vldeploy-restore"
-' restore "$pgdata" "$marker" "$@"
+' restore "$pgdata" "$marker" "$cipher" "$@"
 "#;
 
 /// Swaps the contents of the volume at the container's data path and the volume `$2` (by renaming their data
@@ -82,9 +90,17 @@ fn script(body: &str, name: &str, args: &[&str]) -> Command {
 }
 
 /// pgBackRest restores the stanza of `container`'s repository (at `repo` in it) into the new volume `volume`,
-/// with the restore `options` (`--type=time`, `--target=…`); the live container keeps running.
-pub fn restore_beside(container: &str, volume: &str, repo: &str, options: &[String]) -> Command {
-    let mut args = vec![container, volume, repo, PGDATA, volume];
+/// with the restore `options` (`--type=time`, `--target=…`); the live container keeps running. With
+/// `passphrase_on_stdin`, the command reads the repository's passphrase as one line of standard input.
+pub fn restore_beside(
+    container: &str,
+    volume: &str,
+    repo: &str,
+    passphrase_on_stdin: bool,
+    options: &[String],
+) -> Command {
+    let cipher = if passphrase_on_stdin { "stdin" } else { "env" };
+    let mut args = vec![container, volume, repo, PGDATA, volume, cipher];
     args.extend(options.iter().map(String::as_str));
     script(RESTORE_SCRIPT, "restore", &args)
 }
@@ -128,6 +144,7 @@ mod tests {
             "vl_postgres",
             "shop_pgdata_pitr_1",
             "/var/lib/pgbackrest",
+            true,
             &[
                 "--type=time".into(),
                 "--target=2026-12-02 13:14:15+00".into(),
@@ -137,7 +154,7 @@ mod tests {
         let cmd = cmd.text();
         assert!(cmd.starts_with("bash -c 'mount_of() {"), "{cmd}");
         assert!(
-            cmd.ends_with("' restore vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 '--type=time' '--target=2026-12-02 13:14:15+00' '--target-action=promote'"),
+            cmd.ends_with("' restore vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 stdin '--type=time' '--target=2026-12-02 13:14:15+00' '--target-action=promote'"),
             "{cmd}"
         );
         assert!(
@@ -176,6 +193,7 @@ mod tests {
             "vl_postgres",
             "shop_pgdata_pitr_1",
             "/var/lib/pgbackrest",
+            true,
             &[
                 "--type=time".into(),
                 "--target=2026-12-02 13:14:15+00".into(),
@@ -186,7 +204,7 @@ mod tests {
             whole(
                 RESTORE_SCRIPT,
                 "restore",
-                "vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 '--type=time' '--target=2026-12-02 13:14:15+00'"
+                "vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 stdin '--type=time' '--target=2026-12-02 13:14:15+00'"
             )
         );
         let swapped = swap("vl_postgres", "a;b");

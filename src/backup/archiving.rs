@@ -1,0 +1,45 @@
+//! The state of continuous archiving read from the host: postgres' archiver row and pgBackRest's `info`.
+
+use super::archive::{ARCHIVER_SQL, ArchiveStatus, CONTAINER_CONF, STANZA, parse_status};
+use super::{BackupError, Setup};
+use crate::remote::backup::{in_postgres, pgbackrest, psql};
+use crate::transport::Remote;
+
+/// What postgres and pgBackRest on `remote` say about archiving at `now` (Unix seconds), judged against
+/// `archive_timeout` (`timeout_s`): what `backup status`, `doctor` and the checklist all read.
+pub async fn archive_status(
+    remote: &Remote,
+    setup: &Setup,
+    timeout_s: u64,
+    now: u64,
+) -> Result<ArchiveStatus, BackupError> {
+    let step = |what: &str, out: &crate::transport::Output| BackupError::Step {
+        host: remote.name().to_string(),
+        step: what.to_owned(),
+        detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
+    };
+    let row = remote
+        .exec_stdin(
+            &psql(&setup.container, &setup.user, &setup.database),
+            ARCHIVER_SQL.as_bytes().to_vec(),
+        )
+        .await?;
+    if !row.success() {
+        return Err(step("reading `pg_stat_archiver`", &row));
+    }
+    let info = in_postgres(
+        &setup.container,
+        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
+    );
+    let info = remote.exec(&info).await?;
+    if !info.success() {
+        return Err(step("pgBackRest `info`", &info));
+    }
+    parse_status(&row.stdout_str(), &info.stdout_str(), now, timeout_s).map_err(|detail| {
+        BackupError::Step {
+            host: remote.name().to_string(),
+            step: "reading the archiving state".into(),
+            detail,
+        }
+    })
+}
