@@ -69,6 +69,16 @@ fn docker_has(kind: &str, name: &str) -> bool {
         .success()
 }
 
+/// A host container paused, unpaused when dropped (also when a check fails on the way).
+struct Paused(String);
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["unpause", &self.0])
+            .output();
+    }
+}
+
 #[test]
 fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() {
     let p = Project::new("cluster_hosts");
@@ -110,11 +120,23 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         assert_eq!(banner, "SSH-2.0", "host {} reaching {}", i + 1, to.address);
     }
 
-    // The repository's `cluster` environment finds the three hosts through these files.
+    // The repository's `cluster` environment finds the three hosts through these files; before the swarm is
+    // formed, `status` finds no manager and says so of each manager host.
     let status = p.vldeploy(&["--env", "cluster", "status"]);
+    assert_eq!(status.code, 1, "{}", status.all());
+    assert!(
+        status.stderr.starts_with(
+            "error: no manager of environment `cluster` answered:\n  ssh://root@127.0.0.1:"
+        ),
+        "{}",
+        status.all()
+    );
     assert_eq!(
-        status.stderr,
-        "error: environment `cluster` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
+        status
+            .stderr
+            .matches(": is not a manager of a swarm")
+            .count(),
+        3,
         "{}",
         status.all()
     );
@@ -543,6 +565,178 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         format!("{} on 3 hosts: no changes\n", p.name),
         "{}",
         again.all()
+    );
+
+    // `status` lists the three services at their target, each task on the node its role puts it on, and the
+    // nodes; read through the first manager.
+    let status = p.vldeploy(&["--env", "cluster", "status"]).ok();
+    eprintln!("{}", status.stdout);
+    assert!(
+        status.stdout.starts_with(&format!(
+            "{} (cluster) on 3 hosts, read through ssh://root@127.0.0.1:{}\n",
+            p.name, nodes[0].login.port
+        )),
+        "{}",
+        status.all()
+    );
+    for line in [
+        "postgres  replicated 1  1/1      ok",
+        "backend   replicated 2  2/2      ok",
+        "nginx     global        2/2      ok",
+    ] {
+        assert!(status.stdout.contains(line), "{line}: {}", status.all());
+    }
+    let on = |json: &serde_json::Value, service: &str| -> Vec<String> {
+        let s = json["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == service)
+            .unwrap();
+        let mut on: Vec<String> = s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["state"] == "running" && t["health"] == "healthy")
+            .map(|t| t["node"].as_str().unwrap().to_owned())
+            .collect();
+        on.sort();
+        on
+    };
+    let json = |args: &[&str]| -> (i32, serde_json::Value) {
+        let run = p.vldeploy(args);
+        let value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()));
+        (run.code, value)
+    };
+    let (_, seen) = json(&["--env", "cluster", "--output", "json", "status"]);
+    assert_eq!(seen["at_target"], true, "{seen}");
+    assert_eq!(on(&seen, "postgres"), [host(3)], "{seen}");
+    assert_eq!(on(&seen, "nginx"), [host(1), host(2)], "{seen}");
+    let backend = on(&seen, "backend");
+    assert!(
+        backend.len() == 2 && backend.iter().all(|n| *n == host(1) || *n == host(2)),
+        "backend on the app nodes: {seen}"
+    );
+    assert_eq!(seen["nodes"].as_array().unwrap().len(), 3);
+    assert!(
+        seen["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "ready" && n["availability"] == "active"),
+        "{seen}"
+    );
+    let doctor = p.vldeploy(&["--env", "cluster", "doctor"]).ok();
+    assert!(
+        doctor.stdout.ends_with("nothing needs action.\n"),
+        "{}",
+        doctor.all()
+    );
+
+    // An app node stops: its host container paused. Every node is a manager here (three hosts, three managers),
+    // so the node paused is the second: an edge and app node, not the leader nor the db node; the first edge
+    // keeps serving, and the other two managers keep the swarm's quorum.
+    let paused = Paused(nodes[1].login.container.clone());
+    docker_out(&["pause", &paused.0]);
+    let started = Instant::now();
+    // Requests through the edge that still runs answer again within 10 s: four 200s in a row.
+    let mut streak = 0;
+    let mut since = 0.0;
+    while streak < 4 {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "no steady 200 through {} within 10 s of pausing {}",
+            nodes[0].address,
+            host(2)
+        );
+        let code = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "1",
+                "-w",
+                "%{http_code}",
+                &format!("http://127.0.0.1:{}/api/health", nodes[0].http_port),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&code.stdout) == "200" {
+            if streak == 0 {
+                since = started.elapsed().as_secs_f64();
+            }
+            streak += 1;
+        } else {
+            streak = 0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    eprintln!(
+        "timing: requests through the edge answer 200 again {since:.1} s after pausing an app node"
+    );
+    // The backend returns to its two replicas, both on the node that still runs.
+    loop {
+        let (_, seen) = json(&["--env", "cluster", "--output", "json", "status"]);
+        if on(&seen, "backend") == [host(1), host(1)] {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 90,
+            "the backend did not return to 2 replicas within 90 s: {seen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    eprintln!(
+        "timing: backend back at 2 replicas on the other node {:.1} s after pausing it",
+        started.elapsed().as_secs_f64()
+    );
+    // doctor names the paused node, its roles and address, and what to run.
+    let doctor = p.vldeploy(&["--env", "cluster", "doctor"]);
+    eprintln!("{}", doctor.stdout);
+    assert_eq!(doctor.code, 1, "{}", doctor.all());
+    assert!(
+        doctor.stdout.contains(&format!(
+            "FAIL node               {} (edge app, manager unreachable) at {} is down",
+            host(2),
+            nodes[1].address
+        )),
+        "{}",
+        doctor.all()
+    );
+    assert!(
+        doctor.stdout.contains("`docker node ls` on a manager"),
+        "{}",
+        doctor.all()
+    );
+    assert!(
+        doctor.stdout.contains(&format!(
+            "root@127.0.0.1:{} (edge app, manager)",
+            nodes[1].login.port
+        )),
+        "{}",
+        doctor.all()
+    );
+
+    // Back again: the node rejoins and doctor passes once nginx runs on it again.
+    drop(paused);
+    let started = Instant::now();
+    loop {
+        let doctor = p.vldeploy(&["--env", "cluster", "doctor"]);
+        if doctor.code == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 90,
+            "doctor still fails 90 s after the node came back: {}",
+            doctor.all()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    eprintln!(
+        "timing: doctor passes {:.1} s after the node came back",
+        started.elapsed().as_secs_f64()
     );
 
     // A second `sandbox up` finds the hosts as they are.

@@ -61,6 +61,9 @@ impl Finding {
 }
 
 pub(crate) async fn doctor(ctx: &Context) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return doctor_cluster(ctx).await;
+    }
     let c = ctx.connect_quiet().await?;
     let findings = examine(ctx, &c).await?;
     let failed = findings.iter().any(|f| f.status == Status::Fail);
@@ -69,18 +72,39 @@ pub(crate) async fn doctor(ctx: &Context) -> Result<i32, CommandError> {
             "{}",
             serde_json::json!({"stack": ctx.stack.name, "host": ctx.target_name(), "healthy": !failed, "findings": findings})
         ),
-        Output::Human => print_table(ctx, &findings, failed),
+        Output::Human => print_table(ctx, &ctx.target_name(), &findings, failed),
     }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn print_table(ctx: &Context, findings: &[Finding], failed: bool) {
-    println!(
-        "{} ({}) on {}",
-        ctx.stack.name,
-        ctx.stack.environment,
-        ctx.target_name()
-    );
+/// Doctor on an environment with `hosts:`: the swarm's findings, printed and exiting as on one host.
+async fn doctor_cluster(ctx: &Context) -> Result<i32, CommandError> {
+    let findings: Vec<Finding> = super::swarm_doctor::examine(ctx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let status = match r.verdict {
+                crate::swarm::Verdict::Ok => Status::Ok,
+                crate::swarm::Verdict::Warn => Status::Warn,
+                crate::swarm::Verdict::Fail => Status::Fail,
+            };
+            Finding::new(&r.check, status, r.finding, r.action)
+        })
+        .collect();
+    let failed = findings.iter().any(|f| f.status == Status::Fail);
+    let on = format!("{} hosts", ctx.stack.hosts.len());
+    match ctx.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"stack": ctx.stack.name, "environment": ctx.stack.environment, "hosts": ctx.stack.hosts.len(), "healthy": !failed, "findings": findings})
+        ),
+        Output::Human => print_table(ctx, &on, &findings, failed),
+    }
+    Ok(i32::from(failed))
+}
+
+fn print_table(ctx: &Context, on: &str, findings: &[Finding], failed: bool) {
+    println!("{} ({}) on {on}", ctx.stack.name, ctx.stack.environment);
     for f in findings {
         println!("  {} {:<18} {}", f.status.mark(), f.check, f.finding);
         if let Some(a) = &f.action {

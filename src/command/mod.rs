@@ -22,6 +22,8 @@ mod sandbox;
 mod seed;
 mod status;
 mod swarm;
+mod swarm_doctor;
+mod swarm_status;
 mod up;
 
 pub(crate) use audit::audit;

@@ -6,6 +6,9 @@ use super::{CommandError, Context};
 use crate::cli::Output;
 
 pub(crate) async fn status(ctx: &Context) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_status::status(ctx).await;
+    }
     let c = ctx.connect().await?;
     let containers = c.engine.stack_containers(&ctx.stack.name).await?;
     let mut rows = Vec::new();

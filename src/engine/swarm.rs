@@ -1,14 +1,18 @@
-//! Docker Swarm through the engine API: a node's membership, init, join, the nodes' labels and roles.
+//! Docker Swarm through the engine API: a node's membership, init, join, the nodes' labels and roles, and a
+//! snapshot of a stack's nodes, services and tasks.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     LocalNodeState, NodeSpec, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest,
 };
-use bollard::query_parameters::UpdateNodeOptionsBuilder;
+use bollard::query_parameters::{
+    ListServicesOptionsBuilder, ListTasksOptionsBuilder, UpdateNodeOptionsBuilder,
+};
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, SERVICE_LABEL, label_filter};
 use crate::secret::Secret;
+use crate::swarm::{ManagerView, NodeView, ServiceMode, ServiceView, Snapshot, TaskView};
 
 /// The port managers listen on for the swarm's control traffic.
 pub const SWARM_PORT: u16 = 2377;
@@ -170,5 +174,133 @@ impl Engine {
             .update_node(&node.id, spec, opts)
             .await
             .map_err(self.fail(format!("updating swarm node {}", node.id)))
+    }
+}
+
+impl Engine {
+    /// What this manager says of the swarm's nodes and of `stack`'s services and their tasks, in three reads.
+    pub async fn swarm_snapshot(&self, stack: &str) -> Result<Snapshot, EngineError> {
+        let listed = self
+            .docker
+            .list_nodes(None)
+            .await
+            .map_err(self.fail("listing the swarm's nodes"))?;
+        let mut nodes: Vec<NodeView> = listed.into_iter().filter_map(node_view).collect();
+        nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        let opts = ListServicesOptionsBuilder::new()
+            .filters(&label_filter(stack))
+            .build();
+        let listed = self
+            .docker
+            .list_services(Some(opts))
+            .await
+            .map_err(self.fail("listing the stack's services"))?;
+        let services: Vec<ServiceView> = listed.into_iter().filter_map(service_view).collect();
+        let mut tasks = Vec::new();
+        if !services.is_empty() {
+            let mut filters = HashMap::new();
+            filters.insert(
+                "service".to_string(),
+                services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            );
+            let opts = ListTasksOptionsBuilder::new().filters(&filters).build();
+            let listed = self
+                .docker
+                .list_tasks(Some(opts))
+                .await
+                .map_err(self.fail("listing the stack's tasks"))?;
+            tasks = listed.into_iter().filter_map(task_view).collect();
+        }
+        Ok(Snapshot {
+            nodes,
+            services,
+            tasks,
+        })
+    }
+}
+
+fn lower(value: impl std::fmt::Display) -> String {
+    value.to_string().to_lowercase()
+}
+
+fn node_view(n: bollard::models::Node) -> Option<NodeView> {
+    let spec = n.spec.unwrap_or_default();
+    let labels = spec.labels.unwrap_or_default();
+    let status = n.status.unwrap_or_default();
+    Some(NodeView {
+        id: n.id?,
+        hostname: n.description.and_then(|d| d.hostname).unwrap_or_default(),
+        address: status.addr.unwrap_or_default(),
+        roles: NodeView::roles_from_labels(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        availability: spec.availability.map(lower).unwrap_or_default(),
+        state: status.state.map(lower).unwrap_or_default(),
+        manager: n.manager_status.map(|m| ManagerView {
+            leader: m.leader.unwrap_or(false),
+            reachability: m.reachability.map(lower).unwrap_or_default(),
+        }),
+    })
+}
+
+fn service_view(s: bollard::models::Service) -> Option<ServiceView> {
+    let spec = s.spec?;
+    let service = spec.labels.as_ref()?.get(SERVICE_LABEL)?.clone();
+    let mode = match spec.mode {
+        Some(m) if m.global.is_some() => ServiceMode::Global,
+        Some(m) => ServiceMode::Replicated(
+            m.replicated
+                .and_then(|r| r.replicas)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1),
+        ),
+        None => ServiceMode::Replicated(1),
+    };
+    Some(ServiceView {
+        id: s.id?,
+        name: spec.name?,
+        service,
+        mode,
+    })
+}
+
+fn task_view(t: bollard::models::Task) -> Option<TaskView> {
+    let status = t.status.unwrap_or_default();
+    Some(TaskView {
+        id: t.id?,
+        service_id: t.service_id?,
+        node_id: t.node_id.unwrap_or_default(),
+        slot: t.slot.and_then(|s| u64::try_from(s).ok()),
+        state: status.state.map(lower).unwrap_or_default(),
+        desired: t.desired_state.map(lower).unwrap_or_default(),
+        error: status.err.filter(|e| !e.is_empty()),
+        image: t
+            .spec
+            .and_then(|s| s.container_spec)
+            .and_then(|c| c.image)
+            .unwrap_or_default(),
+        since_s: status.timestamp.as_deref().and_then(epoch_seconds),
+    })
+}
+
+/// Seconds since the epoch of an RFC 3339 time as the engine writes it (`2026-12-02T21:30:00.123456789Z`).
+fn epoch_seconds(text: &str) -> Option<u64> {
+    let whole = text.split('.').next()?.trim_end_matches('Z');
+    humantime::parse_rfc3339_weak(whole)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engine_times_read_as_epoch_seconds() {
+        assert_eq!(
+            super::epoch_seconds("1970-01-01T00:01:40.123456789Z"),
+            Some(100)
+        );
+        assert_eq!(super::epoch_seconds("1970-01-01T00:01:40Z"), Some(100));
+        assert_eq!(super::epoch_seconds("0001-01-01T00:00:00Z"), None);
+        assert_eq!(super::epoch_seconds("soon"), None);
     }
 }

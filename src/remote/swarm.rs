@@ -1,4 +1,5 @@
-//! What a swarm node is asked over SSH: the address it reaches the others from.
+//! What a swarm node is asked over SSH: the address it reaches the others from, and whether Swarm's ports of the
+//! other nodes answer it.
 
 use super::Command;
 
@@ -17,6 +18,36 @@ pub fn parse_route_source(text: &str) -> Option<std::net::IpAddr> {
         }
     }
     None
+}
+
+/// Probes each `(address, port)` over TCP at once, 2 s each at most: one line `address:port open` or
+/// `address:port closed` per probe (in any order).
+pub fn port_probes(probes: &[(std::net::IpAddr, u16)]) -> Command {
+    use std::fmt::Write as _;
+    let mut script = String::new();
+    for (address, port) in probes {
+        let _ = write!(
+            script,
+            "(timeout 2 bash -c '</dev/tcp/{address}/{port}' 2>/dev/null && echo '{address}:{port} open' || echo '{address}:{port} closed') & "
+        );
+    }
+    script.push_str("wait");
+    // Every value is an IP address and a number: nothing to quote.
+    Command::script(script)
+}
+
+/// The `(address:port, open)` answers of [`port_probes`].
+pub fn parse_port_probes(text: &str) -> Vec<(String, bool)> {
+    text.lines()
+        .filter_map(|l| {
+            let (at, said) = l.trim().split_once(' ')?;
+            match said {
+                "open" => Some((at.to_owned(), true)),
+                "closed" => Some((at.to_owned(), false)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// A service task's command: `sh -c` exports each `(variable, file)` secret as its variable (the variable
@@ -50,6 +81,25 @@ mod tests {
     #[test]
     fn the_route_lookup_is_one_ip_command() {
         assert_eq!(route_source().text(), "ip -4 -o route get 1.1.1.1");
+    }
+
+    #[test]
+    fn port_probes_run_at_once_and_answer_one_line_each() {
+        let probes = [
+            ("10.0.0.2".parse().unwrap(), 2377),
+            ("10.0.0.3".parse().unwrap(), 7946),
+        ];
+        assert_eq!(
+            port_probes(&probes).text(),
+            "(timeout 2 bash -c '</dev/tcp/10.0.0.2/2377' 2>/dev/null && echo '10.0.0.2:2377 open' || echo '10.0.0.2:2377 closed') & (timeout 2 bash -c '</dev/tcp/10.0.0.3/7946' 2>/dev/null && echo '10.0.0.3:7946 open' || echo '10.0.0.3:7946 closed') & wait"
+        );
+        assert_eq!(
+            parse_port_probes("10.0.0.3:7946 closed\n10.0.0.2:2377 open\nbash: warning\n"),
+            [
+                ("10.0.0.3:7946".to_owned(), false),
+                ("10.0.0.2:2377".to_owned(), true)
+            ]
+        );
     }
 
     #[test]

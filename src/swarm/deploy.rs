@@ -10,7 +10,7 @@ use super::services::{ImageCommand, ServiceDesign, ServiceMode, design};
 use crate::engine::{Engine, EngineError};
 use crate::output::Output;
 use crate::plan::{HashKey, Images};
-use crate::stack::{Role, Stack};
+use crate::stack::Stack;
 
 /// How long the services may take for their tasks to run (a first start builds postgres's data directory).
 const CONVERGE_LIMIT: Duration = Duration::from_mins(5);
@@ -46,15 +46,6 @@ pub enum DeployError {
     Paused { service: String, message: String },
 }
 
-/// The roles whose nodes run `service`.
-fn role_of(service: &str) -> Role {
-    match service {
-        "postgres" => Role::Db,
-        "nginx" => Role::Edge,
-        _ => Role::App,
-    }
-}
-
 /// Puts each service's image on every node that runs it, all nodes at once: a node that has the image, or one
 /// of the same build inputs, gets the name alone; the others receive its missing layers.
 /// `inputs`: per built service, its build inputs label; `limit`: how long one node's transfer may take (several
@@ -71,7 +62,7 @@ pub async fn deliver(
     let sends = nodes.iter().map(|node| async move {
         let mut missing = Vec::new();
         for (service, (id, reference)) in images {
-            if !node.host.has(role_of(service)) || id.is_empty() {
+            if !node.host.has(super::snapshot::service_role(service)) || id.is_empty() {
                 continue;
             }
             if node.engine.has_image(id).await? {

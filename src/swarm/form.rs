@@ -42,29 +42,38 @@ pub struct Node {
 pub async fn connect(stack: &Stack) -> Result<Vec<Node>, SwarmError> {
     let mut nodes = Vec::new();
     for host in &stack.hosts {
-        let mut one = stack.clone();
-        one.target = host.target.clone();
-        let remote = crate::host::connect(&one, Duration::from_secs(15)).await?;
-        let engine = Engine::connect(&remote).await?;
-        let out = remote.exec(&crate::remote::swarm::route_source()).await?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let address =
-            crate::remote::swarm::parse_route_source(&text).ok_or_else(|| SwarmError::Address {
-                host: host.target.to_string(),
-                said: format!(
-                    "{}{}",
-                    text.trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            })?;
-        nodes.push(Node {
-            host: host.clone(),
-            remote: Arc::new(remote),
-            engine,
-            address,
-        });
+        nodes.push(connect_host(stack, host, Duration::from_secs(15)).await?);
     }
     Ok(nodes)
+}
+
+/// Connects to one host of `stack.hosts` within `timeout`, and reads its address.
+pub async fn connect_host(
+    stack: &Stack,
+    host: &ClusterHost,
+    timeout: Duration,
+) -> Result<Node, SwarmError> {
+    let mut one = stack.clone();
+    one.target = host.target.clone();
+    let remote = crate::host::connect(&one, timeout).await?;
+    let engine = Engine::connect(&remote).await?;
+    let out = remote.exec(&crate::remote::swarm::route_source()).await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let address =
+        crate::remote::swarm::parse_route_source(&text).ok_or_else(|| SwarmError::Address {
+            host: host.target.to_string(),
+            said: format!(
+                "{}{}",
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })?;
+    Ok(Node {
+        host: host.clone(),
+        remote: Arc::new(remote),
+        engine,
+        address,
+    })
 }
 
 fn membership(m: &SwarmMembership) -> Membership {

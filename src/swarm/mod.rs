@@ -1,12 +1,19 @@
 //! An environment with `hosts:` on Docker Swarm: forming the swarm across its hosts, labelled by role.
 
+mod checkup;
 mod deploy;
 mod form;
 mod plan;
 mod services;
+mod snapshot;
 
+pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{DeployError, converge_services, deliver, image_commands, manager};
-pub use form::{Node, SwarmError, connect, describe, facts, form, form_nodes};
+pub use form::{Node, SwarmError, connect, connect_host, describe, facts, form, form_nodes};
+pub use snapshot::{
+    ManagerView, NodeView, ServiceReport, ServiceView, Snapshot, TaskRow, TaskView, image_short,
+    service_role,
+};
 
 pub use plan::{
     Membership, NodeFacts, ROLE_LABEL_PREFIX, SwarmPlanError, SwarmStep, manager_count, plan,

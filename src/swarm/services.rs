@@ -111,11 +111,7 @@ impl ServiceDesign {
 
     /// The roles of the nodes it runs on.
     pub fn role(&self) -> Role {
-        match self.service.as_str() {
-            "postgres" => Role::Db,
-            "nginx" => Role::Edge,
-            _ => Role::App,
-        }
+        super::snapshot::service_role(&self.service)
     }
 }
 
