@@ -170,10 +170,11 @@ fn step_seconds(run: &Run, part: &str) -> Vec<f64> {
 fn delivery_a_starting_container_counts_as_healthy_once_its_check_passes_not_at_dockers_next_interval()
  {
     let p = Project::with_sandbox("delivery_health");
-    // Docker runs a check first one interval after the start: 30 s here. The steps must not wait for it.
-    let stack = p.stack_yaml(|t| *t = t.replace("      interval: 2s\n", "      interval: 30s\n"));
+    // Docker runs a check first one interval after the start: 60 s here. The steps must not wait for it (a
+    // loaded machine makes a first start take 25 s, still well short of it).
+    let stack = p.stack_yaml(|t| *t = t.replace("      interval: 2s\n", "      interval: 60s\n"));
     assert_eq!(
-        stack.matches("interval: 30s").count(),
+        stack.matches("interval: 60s").count(),
         3,
         "every service's check is slow"
     );
@@ -186,7 +187,7 @@ fn delivery_a_starting_container_counts_as_healthy_once_its_check_passes_not_at_
     assert!(!backend.is_empty(), "{}", up.stderr);
     for s in postgres.iter().chain(&backend) {
         assert!(
-            *s < 20.0,
+            *s < 45.0,
             "a container step waited for Docker's interval: {s}s\n{}",
             up.stderr
         );

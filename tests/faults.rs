@@ -49,8 +49,22 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
             }
             assert!(Instant::now() < deadline, "`up` never sent images:\n{seen}");
         }
-        // Well into the transfer.
-        std::thread::sleep(Duration::from_secs(2));
+        // Well into the transfer, and after the firewall's safe apply beside it (the first `up` applies one):
+        // a connection lost while that waits for its confirmation makes `up` wait out the host's own revert,
+        // which is the firewall's fault test, not this one.
+        let settled = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < settled
+            || (seen.contains("firewall: apply") && !seen.contains("revert disarmed"))
+        {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the firewall was never confirmed:\n{seen}"
+            );
+        }
         on_host(&p, inject);
         let cut = Instant::now();
         let status = loop {

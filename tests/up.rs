@@ -54,15 +54,16 @@ pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as
         .stdout(p.no_changes())
         .run();
 
-    // Another machine (a CI runner, a colleague's laptop) builds the same sources without this one's cache: the
-    // image gets another ID (the image records when it was built). The host keeps the image it has for those
-    // inputs, so nothing is sent and nothing is released.
+    // Another machine (a CI runner, a colleague's laptop) has none of this project's images: it builds or finds
+    // the same sources again. The host keeps the image it has for those inputs, so nothing is sent and nothing
+    // is released. Only this project's names go: the image ID may be shared by other projects' builds of the
+    // same sources (removing it by ID would pull it from under them).
     let ids = p.containers();
     let repo = format!("vl/{}-backend", p.name);
     let local = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "docker rmi -f $(docker images -q {repo} | sort -u)"
+            "docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {repo} | xargs -r docker rmi"
         ))
         .output()
         .unwrap();
