@@ -180,16 +180,25 @@ impl Engine {
 
     /// Networks carrying `vldeploy.stack=<stack>`.
     pub async fn stack_networks(&self, stack: &str) -> Result<Vec<String>, EngineError> {
-        let filters = label_filter(stack);
-        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
-            .filters(&filters)
-            .build();
         let nets = self
-            .docker
+            .networks_where(&label_filter(stack), "listing networks")
+            .await?;
+        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    /// The networks matching `filters` (Docker's list filters); `action` names the listing in an error.
+    async fn networks_where(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+        action: &str,
+    ) -> Result<Vec<bollard::models::Network>, EngineError> {
+        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+            .filters(filters)
+            .build();
+        self.docker
             .list_networks(Some(opts))
             .await
-            .map_err(self.fail("listing networks"))?;
-        Ok(nets.into_iter().filter_map(|n| n.name).collect())
+            .map_err(self.fail(action))
     }
 
     /// Volumes carrying `vldeploy.stack=<stack>`.
@@ -233,14 +242,9 @@ impl Engine {
     pub async fn settle_network(&self, name: &str) -> Result<(), EngineError> {
         let mut filters = HashMap::new();
         filters.insert("name".to_string(), vec![name.to_string()]);
-        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::new()
-            .filters(&filters)
-            .build();
         let nets = self
-            .docker
-            .list_networks(Some(opts))
-            .await
-            .map_err(self.fail(format!("listing networks called `{name}`")))?;
+            .networks_where(&filters, &format!("listing networks called `{name}`"))
+            .await?;
         let same: Vec<(String, String)> = nets
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
