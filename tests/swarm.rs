@@ -10,10 +10,10 @@ use crate::support::project::{Project, http_get};
 use crate::support::ssh::{Host, Login, ssh_ok};
 
 /// A host of the cluster, by the ports and address `cluster.env` gives it.
-struct Node {
-    login: Login,
-    address: String,
-    http_port: u16,
+pub(crate) struct Node {
+    pub(crate) login: Login,
+    pub(crate) address: String,
+    pub(crate) http_port: u16,
 }
 
 impl Host for Node {
@@ -23,7 +23,7 @@ impl Host for Node {
 }
 
 /// The hosts `cluster.env` describes, in order.
-fn nodes(p: &Project) -> Vec<Node> {
+pub(crate) fn nodes(p: &Project) -> Vec<Node> {
     let dir = p.path().join(".vldeploy/cluster");
     let text = std::fs::read_to_string(dir.join("cluster.env")).unwrap();
     let vars: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
@@ -46,7 +46,7 @@ fn nodes(p: &Project) -> Vec<Node> {
         .collect()
 }
 
-fn docker_out(args: &[&str]) -> String {
+pub(crate) fn docker_out(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
         .output()
@@ -60,7 +60,7 @@ fn docker_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn docker_has(kind: &str, name: &str) -> bool {
+pub(crate) fn docker_has(kind: &str, name: &str) -> bool {
     std::process::Command::new("docker")
         .args([kind, "inspect", name])
         .output()
