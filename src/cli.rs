@@ -64,7 +64,8 @@ pub enum Command {
     Up(UpArgs),
     /// Show what `up` would change, with the reason for each change. Secrets are never shown.
     ///
-    /// With `--exit-code`, exits 2 when changes are pending (for CI drift checks), 0 when none.
+    /// With `--exit-code`, exits 2 when changes are pending (for CI drift checks), 0 when none. On an
+    /// environment with `hosts:`, the changes are listed per node (swarm, firewall, images), then per service.
     Plan(PlanArgs),
     /// Stop and remove the stack's containers and networks; volumes (the database) are kept.
     Down(DownArgs),

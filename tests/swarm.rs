@@ -255,6 +255,74 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         again.all()
     );
 
+    // `plan` says what `up` will do, per node and per service, and changes nothing: the swarm and firewalls
+    // are in place, so each node only receives the images its roles run; every service is new.
+    let planned = p.vldeploy(&["--env", "cluster", "plan", "--exit-code"]);
+    assert_eq!(planned.code, 2, "{}", planned.all());
+    eprintln!("{}", planned.stdout);
+    let section = |text: &str, node: &Node| -> String {
+        let head = format!("ssh://root@127.0.0.1:{} (", node.login.port);
+        let from = text
+            .find(&head)
+            .unwrap_or_else(|| panic!("no {head} in {text}"));
+        let rest = &text[from..];
+        let end = rest[1..]
+            .find("\nssh://")
+            .or_else(|| rest[1..].find("\nservices: "))
+            .unwrap()
+            + 1;
+        rest[..end].to_owned()
+    };
+    for (i, node) in nodes.iter().enumerate() {
+        let mine = section(&planned.stdout, node);
+        assert!(
+            !mine.contains("swarm:") && !mine.contains("firewall:"),
+            "{mine}"
+        );
+        let (runs, not) = if i == 2 {
+            ("postgres", "backend")
+        } else {
+            ("backend", "postgres")
+        };
+        assert!(
+            mine.contains("+ image: send") && mine.contains(runs),
+            "node {}: {mine}",
+            i + 1
+        );
+        assert!(!mine.contains(not), "node {}: {mine}", i + 1);
+    }
+    for service in ["postgres", "backend", "nginx"] {
+        assert!(
+            planned
+                .stdout
+                .contains(&format!("+ service: create `{}_{service}`", p.name)),
+            "{}",
+            planned.stdout
+        );
+    }
+    assert!(
+        planned
+            .stdout
+            .contains(&format!("+ network: create overlay `{}_cluster`", p.name))
+    );
+    for secret in p.cluster_secret_values() {
+        assert!(
+            !planned.all().contains(&secret),
+            "a secret was printed: {}",
+            planned.all()
+        );
+    }
+    let json = p
+        .vldeploy(&["--env", "cluster", "--output", "json", "plan"])
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["nodes"].as_array().unwrap().len(), 3, "{json}");
+    assert!(json["changes"].as_u64().unwrap() >= 7, "{json}");
+    assert!(
+        ssh_ok(&nodes[0], "docker service ls -q").is_empty(),
+        "plan created a service"
+    );
+
     // `up` runs the stack on the swarm: postgres on the db node, the backend's tasks across the app nodes,
     // nginx on each edge node, answering on its own published port.
     let started = Instant::now();
@@ -343,6 +411,20 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
             ),
         )
     };
+    // A changed value of the backend is one change: its service updated, nothing on the nodes.
+    p.write_stack(&release(1));
+    let planned = p.vldeploy(&["--env", "cluster", "plan", "--exit-code"]);
+    assert_eq!(planned.code, 2, "{}", planned.all());
+    assert!(
+        planned
+            .stdout
+            .starts_with(&format!("{} (cluster) on 3 hosts: 1 change\n", p.name))
+            && planned
+                .stdout
+                .contains(&format!("~ service: update `{}_backend`", p.name)),
+        "{}",
+        planned.stdout
+    );
     let started = Instant::now();
     for n in 1..=5 {
         p.write_stack(&release(n));
@@ -565,6 +647,16 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         format!("{} on 3 hosts: no changes\n", p.name),
         "{}",
         again.all()
+    );
+    let planned = p
+        .vldeploy(&["--env", "cluster", "plan", "--exit-code"])
+        .ok();
+    assert_eq!(
+        planned.stdout,
+        format!(
+            "{} (cluster) on 3 hosts: no changes; the swarm matches the stack.\n",
+            p.name
+        ),
     );
 
     // `status` lists the three services at their target, each task on the node its role puts it on, and the

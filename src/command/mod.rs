@@ -23,6 +23,7 @@ mod seed;
 mod status;
 mod swarm;
 mod swarm_doctor;
+mod swarm_plan;
 mod swarm_status;
 mod up;
 

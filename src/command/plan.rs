@@ -11,6 +11,9 @@ use crate::plan::{Desired, Plan};
 pub(crate) const CHANGES_PENDING: i32 = 2;
 
 pub(crate) async fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_plan::plan(ctx, args).await;
+    }
     let local = Engine::local()?;
     let (images, connected) = tokio::try_join!(ctx.build(&local), ctx.connect())?;
     let desired = ctx.desired(&connected, &images, false).await?;

@@ -54,6 +54,15 @@ fn nanos(ms: u64) -> i64 {
 }
 
 impl Engine {
+    /// Whether a network of that name (or ID) exists.
+    pub async fn has_network(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.fail(format!("inspecting network `{name}`"))(e)),
+        }
+    }
+
     /// Creates the stack's overlay network (attachable, unencrypted) unless it is there.
     pub async fn ensure_overlay(&self, stack: &str, name: &str) -> Result<bool, EngineError> {
         if self.docker.inspect_network(name, None).await.is_ok() {
@@ -233,6 +242,66 @@ impl Engine {
                 desired: state(t.desired_state),
             })
             .collect())
+    }
+
+    /// The names of the secrets and configs the stack's services refer to, in their spec or in a task's
+    /// (Swarm keeps the last tasks of each slot, those of the release a rollback goes back to among them).
+    pub async fn swarm_names_in_use(
+        &self,
+        stack: &str,
+    ) -> Result<std::collections::BTreeSet<String>, EngineError> {
+        let opts = bollard::query_parameters::ListServicesOptionsBuilder::new()
+            .filters(&label_filter(stack))
+            .build();
+        let services = self
+            .docker
+            .list_services(Some(opts))
+            .await
+            .map_err(self.fail("listing the stack's services"))?;
+        let mut specs: Vec<TaskSpec> = Vec::new();
+        for service in services {
+            let name = service.spec.as_ref().and_then(|s| s.name.clone());
+            specs.extend(service.spec.and_then(|s| s.task_template));
+            let Some(name) = name else { continue };
+            let mut filters = HashMap::new();
+            filters.insert("service".to_string(), vec![name.clone()]);
+            let opts = ListTasksOptionsBuilder::new().filters(&filters).build();
+            let tasks = self
+                .docker
+                .list_tasks(Some(opts))
+                .await
+                .map_err(self.fail(format!("listing the tasks of `{name}`")))?;
+            specs.extend(tasks.into_iter().filter_map(|t| t.spec));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for c in specs.into_iter().filter_map(|s| s.container_spec) {
+            let secrets = c.secrets.unwrap_or_default().into_iter();
+            names.extend(secrets.filter_map(|s| s.secret_name));
+            let configs = c.configs.unwrap_or_default().into_iter();
+            names.extend(configs.filter_map(|c| c.config_name));
+        }
+        Ok(names)
+    }
+
+    /// Removes a Swarm secret (`config: false`) or config by ID; `false` when Swarm refuses because a
+    /// service still uses it.
+    pub async fn remove_swarm_object(
+        &self,
+        id: &str,
+        name: &str,
+        config: bool,
+    ) -> Result<bool, EngineError> {
+        let removed = if config {
+            self.docker.delete_config(id).await
+        } else {
+            self.docker.delete_secret(id).await
+        };
+        let kind = if config { "config" } else { "secret" };
+        match removed {
+            Ok(()) => Ok(true),
+            Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.fail(format!("removing the swarm {kind} `{name}`"))(e)),
+        }
     }
 
     /// Names the image `id` `reference` too (a node that holds the image under another name).

@@ -61,22 +61,11 @@ pub async fn deliver(
     let local = &local.with_timeout(limit);
     let sends = nodes.iter().map(|node| async move {
         let mut missing = Vec::new();
-        for (service, (id, reference)) in images {
-            if !node.host.has(super::snapshot::service_role(service)) || id.is_empty() {
-                continue;
+        for (reference, placed) in placements(node, images, inputs).await? {
+            match placed {
+                Placement::Tag(id) => node.engine.tag_image_as(&id, &reference).await?,
+                Placement::Send => missing.push(reference),
             }
-            if node.engine.has_image(id).await? {
-                node.engine.tag_image_as(id, reference).await?;
-                continue;
-            }
-            if let Some(label) = inputs.get(service) {
-                let same = crate::engine::images_built_from(&node.engine, label).await?;
-                if let Some((held, _)) = same.iter().min_by_key(|(_, created)| *created) {
-                    node.engine.tag_image_as(held, reference).await?;
-                    continue;
-                }
-            }
-            missing.push(reference.clone());
         }
         if missing.is_empty() {
             return Ok::<_, EngineError>(None);
@@ -98,6 +87,51 @@ pub async fn deliver(
         }
     }
     Ok(done)
+}
+
+/// How a node comes to hold an image of the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// It has the image, or another build of the same inputs, by this ID: only the name is added (again).
+    Tag(String),
+    /// Its missing layers are sent.
+    Send,
+}
+
+/// For each image the node runs (by its role), its reference and how the node comes to hold it. Changes
+/// nothing.
+pub async fn placements(
+    node: &Node,
+    images: &Images,
+    inputs: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Placement)>, EngineError> {
+    let mut placed = Vec::new();
+    for (service, (id, reference)) in images {
+        if !node.host.has(super::snapshot::service_role(service)) || id.is_empty() {
+            continue;
+        }
+        let how = if node.engine.has_image(id).await? {
+            Placement::Tag(id.clone())
+        } else if let Some(held) = same_build(node, inputs.get(service)).await? {
+            Placement::Tag(held)
+        } else {
+            Placement::Send
+        };
+        placed.push((reference.clone(), how));
+    }
+    Ok(placed)
+}
+
+/// The oldest image on the node built from the inputs `label` names.
+async fn same_build(node: &Node, label: Option<&String>) -> Result<Option<String>, EngineError> {
+    let Some(label) = label else {
+        return Ok(None);
+    };
+    let same = crate::engine::images_built_from(&node.engine, label).await?;
+    Ok(same
+        .into_iter()
+        .min_by_key(|(_, created)| *created)
+        .map(|(held, _)| held))
 }
 
 /// What each service's image starts by default, read from the local engine that built it.
@@ -193,6 +227,86 @@ pub async fn converge_services(
         converge(engine, service, wanted_tasks(service, stack)).await?;
     }
     Ok(())
+}
+
+/// What `up` would change in the stack's services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServicesPreview {
+    /// The overlay network, when it is missing.
+    pub network: Option<String>,
+    /// Secrets and configs to create, by name.
+    pub secrets: Vec<String>,
+    pub configs: Vec<String>,
+    pub services: Vec<ServiceChange>,
+}
+
+/// A service `up` would create or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceChange {
+    pub name: String,
+    /// The spec hash it runs now (`None`: it does not exist).
+    pub from: Option<String>,
+    pub to: String,
+    /// `2 tasks`, `one task on each of 2 edge nodes`.
+    pub tasks: String,
+}
+
+/// What [`converge_services`] would change through `manager` (`None`: there is no swarm yet, so everything
+/// is created). Changes nothing.
+pub async fn preview_services(
+    stack: &Stack,
+    manager: Option<&Node>,
+    images: &Images,
+    commands: &BTreeMap<String, ImageCommand>,
+    key: &HashKey,
+) -> Result<ServicesPreview, DeployError> {
+    let want = design(stack, images, commands, key)?;
+    let mut preview = ServicesPreview::default();
+    let mut held = std::collections::HashMap::new();
+    let mut running = BTreeMap::new();
+    if let Some(m) = manager {
+        held = m.engine.swarm_secret_ids(&stack.name).await?;
+        held.extend(m.engine.swarm_config_ids(&stack.name).await?);
+        if !m.engine.has_network(&want.network).await? {
+            preview.network = Some(want.network.clone());
+        }
+        for s in &want.services {
+            if let Some(r) = m.engine.running_service(&s.name).await? {
+                running.insert(s.name.clone(), r.hash);
+            }
+        }
+    } else {
+        preview.network = Some(want.network.clone());
+    }
+    preview.secrets = want
+        .secrets
+        .iter()
+        .filter(|s| !held.contains_key(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    preview.configs = want
+        .configs
+        .iter()
+        .filter(|c| !held.contains_key(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    for service in &want.services {
+        let to = service.hash();
+        let from = running.remove(&service.name);
+        if from
+            .as_ref()
+            .is_some_and(|h| h.as_deref() == Some(to.as_str()))
+        {
+            continue;
+        }
+        preview.services.push(ServiceChange {
+            name: service.name.clone(),
+            from: from.map(|h| h.unwrap_or_else(|| "unlabelled".into())),
+            to,
+            tasks: tasks_text(service, stack),
+        });
+    }
+    Ok(preview)
 }
 
 /// How many tasks `service` runs.

@@ -163,10 +163,13 @@ pub async fn form_nodes(
     Ok(done)
 }
 
-/// Brings every node's firewall to the stack's ruleset with Swarm's ports open to the other nodes alone, each
-/// applied safely (armed revert, confirmed over a new connection).
-async fn firewall(stack: &Stack, nodes: &[Node], out: &Output) -> Result<Vec<String>, SwarmError> {
-    let mut done = Vec::new();
+/// Each node's firewall as it is and as the stack wants it, Swarm's ports open to the other nodes alone (the
+/// number of those nodes beside it). Changes nothing.
+pub async fn node_firewalls(
+    stack: &Stack,
+    nodes: &[Node],
+) -> Result<Vec<(crate::firewall::Prepared, usize)>, SwarmError> {
+    let mut prepared = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let peers: Vec<IpAddr> = nodes
             .iter()
@@ -175,18 +178,31 @@ async fn firewall(stack: &Stack, nodes: &[Node], out: &Output) -> Result<Vec<Str
             .map(|(_, n)| n.address)
             .collect();
         let observed = crate::firewall::observe(&node.remote).await?;
-        let prepared = crate::firewall::prepared_for_swarm(observed, stack, &peers)?;
+        let one = crate::firewall::prepared_for_swarm(observed, stack, &peers)?;
+        prepared.push((one, peers.len()));
+    }
+    Ok(prepared)
+}
+
+/// A node's firewall change as `up` and `plan` say it.
+pub fn firewall_text(node: &Node, ruleset_hash: &str, peers: usize) -> String {
+    format!(
+        "firewall: {} gets ruleset {ruleset_hash} (Swarm's ports open to {peers} other node{})",
+        node.host.target,
+        if peers == 1 { "" } else { "s" }
+    )
+}
+
+/// Brings every node's firewall to the stack's ruleset with Swarm's ports open to the other nodes alone, each
+/// applied safely (armed revert, confirmed over a new connection).
+async fn firewall(stack: &Stack, nodes: &[Node], out: &Output) -> Result<Vec<String>, SwarmError> {
+    let mut done = Vec::new();
+    for (node, (prepared, peers)) in nodes.iter().zip(node_firewalls(stack, nodes).await?) {
         if prepared.change.is_unchanged() {
             continue;
         }
         prepared.observed.usable(node.remote.name())?;
-        let text = format!(
-            "firewall: {} gets ruleset {} (Swarm's ports open to {} other node{})",
-            node.host.target,
-            prepared.ruleset.hash,
-            peers.len(),
-            if peers.len() == 1 { "" } else { "s" }
-        );
+        let text = firewall_text(node, &prepared.ruleset.hash, peers);
         out.note(&text);
         let mut one = stack.clone();
         one.target = node.host.target.clone();

@@ -4,12 +4,22 @@ mod checkup;
 mod deploy;
 mod form;
 mod plan;
+mod preview;
 mod services;
 mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
-pub use deploy::{DeployError, converge_services, deliver, image_commands, manager};
-pub use form::{Node, SwarmError, connect, connect_host, describe, facts, form, form_nodes};
+pub use deploy::{
+    DeployError, Placement, ServiceChange, ServicesPreview, converge_services, deliver,
+    image_commands, manager, placements, preview_services,
+};
+pub use form::{
+    Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
+    node_firewalls,
+};
+pub use preview::{
+    ClusterPlan, NodeChanges, firewall_change, image_change, service_changes, swarm_change,
+};
 pub use snapshot::{
     ManagerView, NodeView, ServiceReport, ServiceView, Snapshot, TaskRow, TaskView, image_short,
     service_role,
