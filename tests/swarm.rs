@@ -836,6 +836,66 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         started.elapsed().as_secs_f64()
     );
 
+    // A release that serves removes the secrets no release a rollback goes back to refers to: the first
+    // rotation of the admin token removes the rolled-back candidate's database URL and keeps the old token
+    // (the release it replaced uses it); the second removes that old token.
+    let secrets = || -> std::collections::BTreeSet<String> {
+        ssh_ok(&nodes[0], "docker secret ls --format '{{.Name}}'")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let rotate = |n: usize| -> (Vec<String>, std::collections::BTreeSet<String>) {
+        let file = p.path().join(".vldeploy/cluster/secrets.env");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rotated: String = text
+            .lines()
+            .map(|l| match l.split_once('=') {
+                Some(("ADMIN_TOKEN", v)) => format!("ADMIN_TOKEN={v}-{n}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(rotated, text, "the test rotates ADMIN_TOKEN");
+        std::fs::write(&file, rotated).unwrap();
+        let up = p.vldeploy(&["--env", "cluster", "up"]).ok().all();
+        let removed: std::collections::BTreeSet<String> = up
+            .lines()
+            .filter_map(|l| l.split_once("secret: remove `"))
+            .filter_map(|(_, rest)| rest.split_once('`').map(|(name, _)| name.to_owned()))
+            .collect();
+        (removed.into_iter().collect(), secrets())
+    };
+    let before = secrets();
+    let (removed, after) = rotate(1);
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].contains("database_url"), "{removed:?}");
+    assert!(
+        before.contains(&removed[0]) && !after.contains(&removed[0]),
+        "{before:?} → {after:?}"
+    );
+    let added: Vec<&String> = after.difference(&before).collect();
+    assert_eq!(added.len(), 1, "{before:?} → {after:?}");
+    assert!(added[0].contains("admin_token"), "{added:?}");
+    let first_token: Vec<&String> = before
+        .iter()
+        .filter(|n| n.contains("admin_token"))
+        .collect();
+    assert_eq!(first_token.len(), 1, "{before:?}");
+    assert!(
+        after.contains(first_token[0]),
+        "the replaced release's token is kept"
+    );
+    let (removed, last) = rotate(2);
+    assert_eq!(
+        removed,
+        vec![first_token[0].clone()],
+        "{after:?} → {last:?}"
+    );
+    assert_eq!(last.len(), after.len(), "{after:?} → {last:?}");
+    for node in &nodes[..2] {
+        assert_eq!(http_get(node.http_port, "/api/health").0, 200);
+    }
+
     // A second `sandbox up` finds the hosts as they are.
     let started = Instant::now();
     p.cluster_up(3);

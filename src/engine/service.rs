@@ -33,6 +33,8 @@ pub struct RunningService {
     /// The last update's state (`updating`, `completed`, `rollback_started`, `rollback_completed`, `paused`,
     /// …) and Swarm's message about it; `None` for a service never updated.
     pub update: Option<(String, String)>,
+    /// The names of the secrets and configs its spec refers to.
+    pub refs: Vec<String>,
 }
 
 /// One task of a service: where it runs and in what state.
@@ -46,6 +48,32 @@ pub struct ServiceTask {
     /// `running`, `starting`, `failed`, …
     pub state: String,
     pub desired: String,
+}
+
+/// The secrets and configs of the spec a service update replaced, comma-separated: what a rollback to it
+/// needs, so that pruning keeps them.
+pub(super) const KEEPS_LABEL: &str = "vldeploy.keeps";
+
+/// The names of the secrets and configs `spec` refers to.
+fn spec_refs(spec: &ServiceSpec) -> Vec<String> {
+    let Some(c) = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+    else {
+        return Vec::new();
+    };
+    let secrets = c
+        .secrets
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret_name.clone());
+    let configs = c
+        .configs
+        .iter()
+        .flatten()
+        .filter_map(|c| c.config_name.clone());
+    secrets.chain(configs).collect()
 }
 
 /// Nanoseconds, as the Swarm API counts time.
@@ -166,6 +194,7 @@ impl Engine {
         match self.docker.inspect_service(name, None).await {
             Ok(s) => Ok(Some(RunningService {
                 version: s.version.and_then(|v| v.index).unwrap_or(0),
+                refs: s.spec.as_ref().map(spec_refs).unwrap_or_default(),
                 hash: s
                     .spec
                     .and_then(|s| s.labels)
@@ -190,9 +219,13 @@ impl Engine {
         network: &str,
         design: &ServiceDesign,
         ids: &HashMap<String, String>,
-        version: Option<u64>,
+        replaced: Option<&RunningService>,
     ) -> Result<(), EngineError> {
-        let spec = service_spec(stack, network, design, ids);
+        let mut spec = service_spec(stack, network, design, ids);
+        let version = replaced.map(|r| r.version);
+        if let (Some(r), Some(labels)) = (replaced, spec.labels.as_mut()) {
+            labels.insert(KEEPS_LABEL.to_string(), r.refs.join(","));
+        }
         match version {
             None => self
                 .docker
@@ -244,8 +277,8 @@ impl Engine {
             .collect())
     }
 
-    /// The names of the secrets and configs the stack's services refer to, in their spec or in a task's
-    /// (Swarm keeps the last tasks of each slot, those of the release a rollback goes back to among them).
+    /// The names of the secrets and configs the stack's services refer to: in their spec, and in the spec
+    /// each replaced (kept in [`KEEPS_LABEL`]: the release `docker service rollback` goes back to).
     pub async fn swarm_names_in_use(
         &self,
         stack: &str,
@@ -258,27 +291,16 @@ impl Engine {
             .list_services(Some(opts))
             .await
             .map_err(self.fail("listing the stack's services"))?;
-        let mut specs: Vec<TaskSpec> = Vec::new();
-        for service in services {
-            let name = service.spec.as_ref().and_then(|s| s.name.clone());
-            specs.extend(service.spec.and_then(|s| s.task_template));
-            let Some(name) = name else { continue };
-            let mut filters = HashMap::new();
-            filters.insert("service".to_string(), vec![name.clone()]);
-            let opts = ListTasksOptionsBuilder::new().filters(&filters).build();
-            let tasks = self
-                .docker
-                .list_tasks(Some(opts))
-                .await
-                .map_err(self.fail(format!("listing the tasks of `{name}`")))?;
-            specs.extend(tasks.into_iter().filter_map(|t| t.spec));
-        }
         let mut names = std::collections::BTreeSet::new();
-        for c in specs.into_iter().filter_map(|s| s.container_spec) {
-            let secrets = c.secrets.unwrap_or_default().into_iter();
-            names.extend(secrets.filter_map(|s| s.secret_name));
-            let configs = c.configs.unwrap_or_default().into_iter();
-            names.extend(configs.filter_map(|c| c.config_name));
+        for spec in services.iter().filter_map(|s| s.spec.as_ref()) {
+            names.extend(spec_refs(spec));
+            let kept = spec.labels.as_ref().and_then(|l| l.get(KEEPS_LABEL));
+            names.extend(
+                kept.into_iter()
+                    .flat_map(|k| k.split(','))
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
+            );
         }
         Ok(names)
     }

@@ -208,13 +208,7 @@ pub async fn converge_services(
             None => "create",
         };
         engine
-            .put_service(
-                &stack.name,
-                &want.network,
-                service,
-                &ids,
-                running.map(|r| r.version),
-            )
+            .put_service(&stack.name, &want.network, service, &ids, running.as_ref())
             .await?;
         say(format!(
             "service: {verb} `{}` ({}, spec {hash})",
@@ -225,6 +219,37 @@ pub async fn converge_services(
     }
     for service in &changed {
         converge(engine, service, wanted_tasks(service, stack)).await?;
+    }
+    // Once a release serves, what no release Swarm can go back to refers to is removed.
+    if !changed.is_empty() {
+        prune(engine, &stack.name, &want, &mut say).await?;
+    }
+    Ok(())
+}
+
+/// Removes the stack's secrets and configs that neither this design nor a service or task refers to.
+async fn prune(
+    engine: &Engine,
+    stack: &str,
+    want: &super::ClusterDesign,
+    say: &mut impl FnMut(String),
+) -> Result<(), DeployError> {
+    let wanted: std::collections::BTreeSet<String> = want
+        .secrets
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(want.configs.iter().map(|c| c.name.clone()))
+        .collect();
+    let in_use = engine.swarm_names_in_use(stack).await?;
+    let secrets = engine.swarm_secret_ids(stack).await?;
+    let configs = engine.swarm_config_ids(stack).await?;
+    for (held, config) in [(secrets, false), (configs, true)] {
+        for (name, id) in super::prune::unused(&held, &wanted, &in_use) {
+            if engine.remove_swarm_object(&id, &name, config).await? {
+                let kind = if config { "config" } else { "secret" };
+                say(format!("{kind}: remove `{name}` (no release refers to it)"));
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod deploy;
 mod form;
 mod plan;
 mod preview;
+mod prune;
 mod services;
 mod snapshot;
 
