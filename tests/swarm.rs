@@ -744,6 +744,8 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         started.elapsed().as_secs_f64()
     );
 
+    crate::swarm_edge::check(&p, &nodes);
+
     // A second `sandbox up` finds the hosts as they are.
     let started = Instant::now();
     p.cluster_up(3);

@@ -2,6 +2,7 @@
 
 mod checkup;
 mod deploy;
+mod edge;
 mod form;
 mod plan;
 mod services;
@@ -9,6 +10,7 @@ mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{DeployError, converge_services, deliver, image_commands, manager};
+pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
 pub use form::{Node, SwarmError, connect, connect_host, describe, facts, form, form_nodes};
 pub use snapshot::{
     ManagerView, NodeView, ServiceReport, ServiceView, Snapshot, TaskRow, TaskView, image_short,
