@@ -1,6 +1,7 @@
 //! Certificates and the maintenance page on every edge of the cluster: one certificate issued by Pebble (EAB
 //! required, running here) whose validator reaches only the second edge, served through both edges; a second
-//! `up` issues nothing; `maintenance on|off -e cluster` on both edges while the backend keeps running.
+//! `up` issues nothing; a renewal is installed on both; `maintenance on|off -e cluster` on both edges while the
+//! backend keeps running, the page kept by a later `up`. The environment is left as it was found (no `tls:`).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::pebble::{HMAC, KID, LocalPebble};
 use crate::support::project::Project;
 use crate::support::ssh::ssh_ok;
+use crate::swarm::Node;
 
 const DOMAIN: &str = "shop.test";
 
@@ -40,8 +42,26 @@ fn served(port: u16) -> vldeploy::tls::CertInfo {
         .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"))
 }
 
-pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
-    let started = Instant::now();
+/// The cluster environment as the test found it, and the edges' HTTPS ports.
+struct Setup {
+    stack: String,
+    secrets: String,
+    https: Vec<u16>,
+    root: std::path::PathBuf,
+}
+
+pub(crate) fn check(p: &Project, nodes: &[Node]) {
+    // The CA validates through the second edge only: the token must be there, not only on the first.
+    let pebble = LocalPebble::start(p, nodes[1].http_port);
+    let setup = with_tls(p, &pebble);
+    let serial = issued_once(p, nodes, &pebble, &setup);
+    renewed_everywhere(p, nodes, &pebble, &setup, &serial);
+    maintenance(p, nodes, &setup);
+    restore(p, nodes, &setup);
+}
+
+/// Gives the cluster environment `tls: acme` against `pebble` and the domain it validates.
+fn with_tls(p: &Project, pebble: &LocalPebble) -> Setup {
     let env = std::fs::read_to_string(p.path().join(".vldeploy/cluster/cluster.env")).unwrap();
     let vars: BTreeMap<&str, &str> = env.lines().filter_map(|l| l.split_once('=')).collect();
     let https: Vec<u16> = (1..=2)
@@ -51,12 +71,9 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
                 .unwrap()
         })
         .collect();
-    // The CA validates through the second edge only: the token must be there, not only on the first.
-    let pebble = LocalPebble::start(p, nodes[1].http_port);
-    let secrets = p.path().join(".vldeploy/cluster/secrets.env");
-    let mut text = std::fs::read_to_string(&secrets).unwrap();
-    text.push_str(&format!("EAB_HMAC={HMAC}\n"));
-    std::fs::write(&secrets, text).unwrap();
+    let secrets_path = p.path().join(".vldeploy/cluster/secrets.env");
+    let secrets = std::fs::read_to_string(&secrets_path).unwrap();
+    std::fs::write(&secrets_path, format!("{secrets}EAB_HMAC={HMAC}\n")).unwrap();
     let stack = std::fs::read_to_string(p.path().join("stack.yaml")).unwrap();
     let anchor = "    secrets_file: .vldeploy/cluster/secrets.env\n    domain: localhost\n";
     assert!(stack.contains(anchor), "the cluster environment's domain");
@@ -69,7 +86,17 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
         ),
         1,
     ));
+    Setup {
+        stack,
+        secrets,
+        https,
+        root: p.path().join("pebble-local/root.pem"),
+    }
+}
 
+/// `up` issues one certificate that both edges serve; a second `up` orders nothing. Returns its serial.
+fn issued_once(p: &Project, nodes: &[Node], pebble: &LocalPebble, setup: &Setup) -> String {
+    let started = Instant::now();
     let up = p.vldeploy(&["--env", "cluster", "up"]);
     assert_eq!(up.code, 0, "{}\npebble:\n{}", up.all(), pebble.logs());
     eprintln!(
@@ -81,23 +108,21 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
     for secret in &secret_values {
         assert!(
             !up.all().contains(secret.as_str()),
-            "a secret was printed: {}",
-            up.all()
+            "a secret was printed by `up`"
         );
     }
     assert!(up.all().contains("on 2 edges"), "{}", up.all());
     assert_eq!(pebble.issued(), 1, "one order at the CA: {}", pebble.logs());
-    let root = p.path().join("pebble-local/root.pem");
-    std::fs::write(&root, pebble.root()).unwrap();
-    let certs: Vec<vldeploy::tls::CertInfo> = https.iter().map(|port| served(*port)).collect();
+    std::fs::write(&setup.root, pebble.root()).unwrap();
+    let certs: Vec<vldeploy::tls::CertInfo> = setup.https.iter().map(|port| served(*port)).collect();
     assert_eq!(
         certs[0].serial, certs[1].serial,
         "both edges serve one certificate"
     );
     assert!(!certs[0].placeholder, "{:?}", certs[0]);
     assert!(certs[0].issuer.contains("Pebble"), "{:?}", certs[0]);
-    for port in &https {
-        let (code, body) = https_get(*port, &root, "/api/health");
+    for port in &setup.https {
+        let (code, body) = https_get(*port, &setup.root, "/api/health");
         assert_eq!(code, 200, "https /api/health on {port}: {body}");
     }
     // The account and the renewal status live on the first edge, private.
@@ -111,11 +136,16 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
     assert_eq!(kept, "600\n600", "{kept}");
 
     // A second `up` issues nothing and changes nothing.
+    let started = Instant::now();
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
     assert!(
         again.stdout.ends_with("on 3 hosts: no changes\n"),
         "{}",
         again.all()
+    );
+    eprintln!(
+        "timing: second up -e cluster (nothing due) in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     assert_eq!(pebble.issued(), 1, "the second `up` ordered nothing");
     let status = p.vldeploy(&["--env", "cluster", "certs", "status"]).ok();
@@ -124,9 +154,31 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
         assert!(status.stdout.contains(&line), "{line}: {}", status.all());
     }
     assert!(!status.stdout.contains("DIFFERS"), "{}", status.all());
+    certs[0].serial.clone()
+}
 
-    // An edge whose certificate was replaced behind vldeploy's back is named, and `certs renew` gives it the
-    // first edge's again, without asking the CA.
+/// A forced renewal orders once and is served by both edges; an edge whose certificate was replaced behind
+/// vldeploy's back is named, and `certs renew` gives it the first edge's again without asking the CA.
+fn renewed_everywhere(
+    p: &Project,
+    nodes: &[Node],
+    pebble: &LocalPebble,
+    setup: &Setup,
+    first: &str,
+) {
+    let started = Instant::now();
+    let renew = p
+        .vldeploy(&["--env", "cluster", "certs", "renew", "--force"])
+        .ok();
+    eprintln!(
+        "timing: certs renew --force on both edges in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(pebble.issued(), 2, "one more order: {}", renew.all());
+    let serials: Vec<String> = setup.https.iter().map(|port| served(*port).serial).collect();
+    assert_ne!(serials[0], first, "the renewed certificate is served");
+    assert_eq!(serials[0], serials[1], "both edges serve the renewal");
+
     ssh_ok(
         &nodes[1],
         &format!(
@@ -137,16 +189,34 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
     let differs = p.vldeploy(&["--env", "cluster", "certs", "status"]);
     assert_eq!(differs.code, 1, "{}", differs.all());
     assert!(
-        differs.stdout.contains("(placeholder) — DIFFERS from edge"),
+        differs
+            .stdout
+            .contains(&format!("certificate {first} from ")),
+        "{}",
+        differs.all()
+    );
+    assert!(
+        differs.stdout.contains("— DIFFERS from edge"),
         "{}",
         differs.all()
     );
     let renew = p.vldeploy(&["--env", "cluster", "certs", "renew"]).ok();
     assert!(renew.all().contains("copied from"), "{}", renew.all());
-    assert_eq!(served(https[1]).serial, certs[0].serial);
-    assert_eq!(pebble.issued(), 1);
+    assert_eq!(served(setup.https[1]).serial, serials[0]);
+    assert_eq!(pebble.issued(), 2);
+}
 
-    // The maintenance page on both edges; the backend keeps running behind it.
+/// Every `(code, body)` of `path` through both edges' 443.
+fn through_edges(setup: &Setup, path: &str) -> Vec<(u16, String)> {
+    setup
+        .https
+        .iter()
+        .map(|port| https_get(*port, &setup.root, path))
+        .collect()
+}
+
+/// The maintenance page on both edges, kept by a later `up`; the backend keeps running behind it.
+fn maintenance(p: &Project, nodes: &[Node], setup: &Setup) {
     let started = Instant::now();
     let on = p
         .vldeploy(&[
@@ -166,13 +236,16 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
             on.all()
         );
     }
-    for port in &https {
-        let (code, body) = https_get(*port, &root, "/api/health");
-        assert_eq!(code, 503, "maintenance through {port}: {body}");
-        assert!(body.contains("maintenance"), "{body}");
-        let (code, _) = https_get(*port, &root, "/");
-        assert_eq!(code, 200, "the static site still serves through {port}");
-    }
+    let in_maintenance = |when: &str| {
+        for (code, body) in through_edges(setup, "/api/health") {
+            assert_eq!(code, 503, "maintenance {when}: {body}");
+            assert!(body.contains("maintenance"), "{body}");
+        }
+        for (code, body) in through_edges(setup, "/") {
+            assert_eq!(code, 200, "the static site still serves {when}: {body}");
+        }
+    };
+    in_maintenance("after `maintenance on`");
     let backend = ssh_ok(
         &nodes[0],
         &format!(
@@ -190,6 +263,9 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
         "{}",
         status.all()
     );
+    let up = p.vldeploy(&["--env", "cluster", "up"]).ok();
+    in_maintenance(&format!("after a later `up`:\n{}", up.stdout));
+
     let off = p.vldeploy(&["--env", "cluster", "maintenance", "off"]).ok();
     assert_eq!(
         off.stdout.matches(": maintenance off").count(),
@@ -198,21 +274,55 @@ pub(crate) fn check(p: &Project, nodes: &[crate::swarm::Node]) {
         off.all()
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    for port in &https {
+    while through_edges(setup, "/api/health")
+        .iter()
+        .any(|(code, _)| *code != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the shop after `off`: {:?}",
+            through_edges(setup, "/api/health")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!(
+        "timing: maintenance on, up, off on both edges in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The environment as the test found it (no `tls:`): `up` again, then plain HTTP through both edges.
+fn restore(p: &Project, nodes: &[Node], setup: &Setup) {
+    let started = Instant::now();
+    p.write_stack(&setup.stack);
+    std::fs::write(
+        p.path().join(".vldeploy/cluster/secrets.env"),
+        &setup.secrets,
+    )
+    .unwrap();
+    p.vldeploy(&["--env", "cluster", "up"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &nodes[..2] {
         loop {
-            let (code, body) = https_get(*port, &root, "/api/health");
-            if code == 200 {
+            let code = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}"])
+                .arg(format!("http://127.0.0.1:{}/api/health", node.http_port))
+                .output()
+                .unwrap();
+            if code.stdout == b"200" {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "the shop through {port} after `off`: {code} {body}"
+                "plain HTTP through {} after dropping `tls:`: {}",
+                node.http_port,
+                String::from_utf8_lossy(&code.stdout)
             );
             std::thread::sleep(Duration::from_millis(300));
         }
     }
     eprintln!(
-        "timing: maintenance on and off on both edges in {:.1} s",
+        "timing: back to plain HTTP on both edges in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

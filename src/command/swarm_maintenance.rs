@@ -120,35 +120,10 @@ async fn switch(
                 continue;
             }
         };
-        let result = async {
-            match probe(name, remote).await? {
-                Probe::NotDeployed if !on => Ok(false),
-                Probe::NotDeployed => Err(format!(
-                    "`{name}` is not deployed there: run `vldeploy up -e {}` first",
-                    ctx.stack.environment
-                )),
-                Probe::On { .. } if on => Ok(false),
-                Probe::Off if !on => Ok(false),
-                Probe::Off => {
-                    remote
-                        .upload(&flag, b"", 0o644)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(true)
-                }
-                Probe::On { .. } => {
-                    remote
-                        .run(&flag_cmd::lift(name))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    Ok(true)
-                }
-            }
-        }
-        .await;
+        let result = set_flag(ctx, remote, on).await;
         match result {
-            Ok(changed) => {
-                if changed {
+            Ok(switched) => {
+                if switched {
                     changes.push(format!(
                         "maintenance page {} on edge {} (`{flag}`{})",
                         if on { "on" } else { "off" },
@@ -158,7 +133,7 @@ async fn switch(
                 }
                 rows.push((
                     edge.name.clone(),
-                    match (on, changed) {
+                    match (on, switched) {
                         (true, true) => "on",
                         (true, false) => "already on",
                         (false, true) => "off",
@@ -172,12 +147,59 @@ async fn switch(
             }
         }
     }
+    print_switched(ctx, &rows, on, failed.is_empty(), !changes.is_empty());
+    if failed.is_empty() {
+        return (changes, Ok(0));
+    }
+    let done = rows
+        .iter()
+        .filter(|(_, s)| !matches!(*s, "unreachable" | "failed"))
+        .count();
+    let result = Err(CommandError::Io(format!(
+        "{}\n  the maintenance page is {} on {done} of {} edges (those listed above); the others are unchanged\n  help: run `vldeploy maintenance {} -e {}` again once the edge is back",
+        failed.join("\n"),
+        if on { "on" } else { "off" },
+        rows.len(),
+        if on { "on" } else { "off" },
+        ctx.stack.environment
+    )));
+    (changes, result)
+}
+
+/// Sets (`on`) or removes the flag on one edge; whether it changed.
+async fn set_flag(ctx: &Context, remote: &Remote, on: bool) -> Result<bool, String> {
+    let name = &ctx.stack.name;
+    match probe(name, remote).await? {
+        Probe::NotDeployed if on => Err(format!(
+            "`{name}` is not deployed there: run `vldeploy up -e {}` first",
+            ctx.stack.environment
+        )),
+        Probe::Off if on => {
+            remote
+                .upload(&crate::layout::maintenance_flag(name), b"", 0o644)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        Probe::On { .. } if !on => {
+            remote
+                .run(&flag_cmd::lift(name))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        Probe::NotDeployed | Probe::Off | Probe::On { .. } => Ok(false),
+    }
+}
+
+/// Each edge's outcome, and with every edge done what the page does now.
+fn print_switched(ctx: &Context, rows: &[(String, &str)], on: bool, all: bool, changed: bool) {
     match ctx.output {
         Output::Human => {
-            for (edge, state) in &rows {
+            for (edge, state) in rows {
                 println!("edge {edge}: maintenance {state}");
             }
-            if failed.is_empty() {
+            if all {
                 println!(
                     "{}",
                     if on {
@@ -195,26 +217,10 @@ async fn switch(
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"on": on, "changed": !changes.is_empty(), "edges": edges})
+                serde_json::json!({"on": on, "changed": changed, "edges": edges})
             );
         }
     }
-    if failed.is_empty() {
-        return (changes, Ok(0));
-    }
-    let done = rows
-        .iter()
-        .filter(|(_, s)| !matches!(*s, "unreachable" | "failed"))
-        .count();
-    let result = Err(CommandError::Io(format!(
-        "{}\n  the maintenance page is {} on {done} of {} edges (those listed above); the others are unchanged\n  help: run `vldeploy maintenance {} -e {}` again once the edge is back",
-        failed.join("\n"),
-        if on { "on" } else { "off" },
-        rows.len(),
-        if on { "on" } else { "off" },
-        ctx.stack.environment
-    )));
-    (changes, result)
 }
 
 async fn status(ctx: &Context) -> Result<i32, CommandError> {

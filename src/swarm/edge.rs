@@ -30,7 +30,7 @@ pub struct EdgeError {
 }
 
 impl EdgeError {
-    fn new(host: &str, step: &str, detail: impl ToString) -> Self {
+    fn new(host: &str, step: &str, detail: &dyn std::fmt::Display) -> Self {
         Self {
             host: host.to_string(),
             step: step.to_string(),
@@ -78,17 +78,17 @@ pub async fn prepare_edges(
         remote
             .run(&crate::remote::tls::prepare_dirs(&stack.name))
             .await
-            .map_err(|e| EdgeError::new(&host, "making nginx's directories", e))?;
+            .map_err(|e| EdgeError::new(&host, "making nginx's directories", &e))?;
         for file in files {
             let have = remote
                 .read_file(&file.path)
                 .await
-                .map_err(|e| EdgeError::new(&host, &format!("reading `{}`", file.path), e))?;
+                .map_err(|e| EdgeError::new(&host, &format!("reading `{}`", file.path), &e))?;
             if have.as_deref() != Some(&file.content[..]) {
                 remote
                     .upload(&file.path, &file.content, file.mode)
                     .await
-                    .map_err(|e| EdgeError::new(&host, &format!("writing `{}`", file.path), e))?;
+                    .map_err(|e| EdgeError::new(&host, &format!("writing `{}`", file.path), &e))?;
                 let line = format!("edge {host}: write {}", file.path);
                 out.note(&line);
                 changes.push(line);
@@ -97,7 +97,7 @@ pub async fn prepare_edges(
         if stack.tls != Tls::Off {
             let installed = crate::tls::prepare(remote, stack)
                 .await
-                .map_err(|e| EdgeError::new(&host, "installing the first certificate", e))?;
+                .map_err(|e| EdgeError::new(&host, "installing the first certificate", &e))?;
             if let Some(what) = installed {
                 let line = format!("edge {host}: {what}");
                 out.note(&line);
@@ -117,7 +117,7 @@ pub async fn reload_nginx(remote: &Remote, stack: &str) -> Result<(), EdgeError>
     let out = remote
         .exec(&crate::remote::edge::reload_nginx(stack))
         .await
-        .map_err(|e| EdgeError::new(remote.name(), "reloading nginx", e))?;
+        .map_err(|e| EdgeError::new(remote.name(), "reloading nginx", &e))?;
     if out.success() {
         return Ok(());
     }
@@ -126,7 +126,7 @@ pub async fn reload_nginx(remote: &Remote, stack: &str) -> Result<(), EdgeError>
     Err(EdgeError::new(
         remote.name(),
         "reloading nginx",
-        format!(
+        &format!(
             "exit {}: {}",
             out.status,
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")

@@ -260,7 +260,7 @@ pub fn design(
             .mounts
             .iter()
             // nginx's configuration is configs here; its other host directories are each edge node's.
-            .filter(|m| !(nginx && !super::edge::is_edge_mount(&stack.name, &m.source)))
+            .filter(|m| !nginx || super::edge::is_edge_mount(&stack.name, &m.source))
             .map(|m| VolumeUse {
                 source: m.source.clone(),
                 target: m.target.clone(),

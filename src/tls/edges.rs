@@ -40,10 +40,9 @@ pub async fn edge_certificates(
     let mut rows: Vec<EdgeCertificate> = Vec::new();
     for remote in edges {
         let certificate = read_current(remote, &stack.name).await?;
-        let differs = rows.first().is_some_and(|first| {
-            first.certificate.as_ref().map(|c| &c.fingerprint)
-                != certificate.as_ref().map(|c| &c.fingerprint)
-        });
+        let differs = rows
+            .first()
+            .is_some_and(|first| differs(first.certificate.as_ref(), certificate.as_ref()));
         rows.push(EdgeCertificate {
             host: remote.name().to_string(),
             certificate,
@@ -51,6 +50,11 @@ pub async fn edge_certificates(
         });
     }
     Ok(rows)
+}
+
+/// Whether an edge's certificate is not the first edge's (by fingerprint; none at all differs from one).
+fn differs(first: Option<&CertInfo>, this: Option<&CertInfo>) -> bool {
+    first.map(|c| &c.fingerprint) != this.map(|c| &c.fingerprint)
 }
 
 /// The renewal status kept on the first edge.
@@ -97,29 +101,9 @@ pub async fn converge_edges(
     let reason = match &decision {
         Decision::Renew { reason } => reason.clone(),
         Decision::Wait { at } | Decision::Backoff { at } => {
-            let (at, backoff) = (*at, matches!(decision, Decision::Backoff { .. }));
+            let backoff = matches!(decision, Decision::Backoff { .. });
             write_status(first, name, &status).await?;
-            let changes = match &current {
-                Some(c) if !c.placeholder => copy_to_differing(stack, edges, c).await?,
-                _ => Vec::new(),
-            };
-            return Ok(Converged {
-                report: RenewReport {
-                    outcome: if backoff { "backoff" } else { "not_due" }.into(),
-                    reason: Some(if backoff {
-                        format!(
-                            "an earlier attempt failed; the next one is due {}",
-                            date(at)
-                        )
-                    } else {
-                        format!("renewal is due {}", date(at))
-                    }),
-                    error: None,
-                    certificate: current,
-                    status,
-                },
-                changes,
-            });
+            return not_due(stack, edges, current, status, *at, backoff).await;
         }
     };
     if let Some(eab) = &eab {
@@ -179,6 +163,38 @@ pub async fn converge_edges(
             reason: Some(reason),
             error: None,
             certificate: Some(cert),
+            status,
+        },
+        changes,
+    })
+}
+
+/// No order is due: the first edge's certificate is given to any edge whose certificate differs.
+async fn not_due(
+    stack: &Stack,
+    edges: &[Arc<Remote>],
+    current: Option<CertInfo>,
+    status: Status,
+    at: u64,
+    backoff: bool,
+) -> Result<Converged, TlsError> {
+    let changes = match &current {
+        Some(c) if !c.placeholder => copy_to_differing(stack, edges, c).await?,
+        _ => Vec::new(),
+    };
+    Ok(Converged {
+        report: RenewReport {
+            outcome: if backoff { "backoff" } else { "not_due" }.into(),
+            reason: Some(if backoff {
+                format!(
+                    "an earlier attempt failed; the next one is due {}",
+                    date(at)
+                )
+            } else {
+                format!("renewal is due {}", date(at))
+            }),
+            error: None,
+            certificate: current,
             status,
         },
         changes,
@@ -282,4 +298,32 @@ async fn copy_to_differing(
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(fingerprint: &str) -> CertInfo {
+        CertInfo {
+            serial: "01".into(),
+            fingerprint: fingerprint.into(),
+            not_before: 0,
+            not_after: 1,
+            sans: vec!["shop.test".into()],
+            issuer: "CA".into(),
+            key_type: "ecdsa-p256".into(),
+            placeholder: false,
+        }
+    }
+
+    #[test]
+    fn an_edge_differs_when_its_fingerprint_is_not_the_first_edges() {
+        let (a, b) = (cert("aa"), cert("bb"));
+        assert!(!differs(Some(&a), Some(&cert("aa"))));
+        assert!(differs(Some(&a), Some(&b)));
+        assert!(differs(Some(&a), None));
+        assert!(differs(None, Some(&b)));
+        assert!(!differs(None, None));
+    }
 }
