@@ -9,6 +9,9 @@ use crate::stack::Tls;
 use crate::tls::{self, Converged, TlsError, date};
 
 pub(crate) async fn certs(ctx: &Context, action: &CertsAction) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_edge::certs(ctx, action).await;
+    }
     match action {
         CertsAction::Status => status(ctx).await,
         CertsAction::Renew { force } => renew(ctx, *force).await,

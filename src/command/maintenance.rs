@@ -12,7 +12,7 @@ use crate::state::StateError;
 
 /// What the host says about the flag: whether the stack is deployed at all, and the flag's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Probe {
+pub(super) enum Probe {
     /// The stack's `www` directory is missing: never deployed on this host.
     NotDeployed,
     Off,
@@ -23,7 +23,7 @@ enum Probe {
     },
 }
 
-fn parse_probe(out: &str) -> Option<Probe> {
+pub(super) fn parse_probe(out: &str) -> Option<Probe> {
     let mut words = out.split_whitespace();
     match words.next()? {
         "missing" => Some(Probe::NotDeployed),
@@ -115,7 +115,7 @@ async fn api_answer(ctx: &Context, c: &Connected) -> Result<String, String> {
 const MESSAGE_MAX: usize = 500;
 
 /// `--message` as the audit log keeps it: trimmed, one line of at most 500 characters.
-fn message_text(message: Option<&str>) -> Result<Option<&str>, CommandError> {
+pub(super) fn message_text(message: Option<&str>) -> Result<Option<&str>, CommandError> {
     let Some(m) = message.map(str::trim).filter(|m| !m.is_empty()) else {
         return Ok(None);
     };
@@ -137,6 +137,9 @@ pub(crate) async fn maintenance(
     ctx: &Context,
     action: &MaintenanceAction,
 ) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_maintenance::maintenance(ctx, action).await;
+    }
     if let MaintenanceAction::On { message } = action {
         message_text(message.as_deref())?;
     }

@@ -23,6 +23,8 @@ mod seed;
 mod status;
 mod swarm;
 mod swarm_doctor;
+mod swarm_edge;
+mod swarm_maintenance;
 mod swarm_plan;
 mod swarm_status;
 mod up;

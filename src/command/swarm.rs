@@ -35,13 +35,6 @@ pub(crate) async fn swarm(ctx: &Context) -> Result<i32, CommandError> {
 /// firewall), the images on every node that runs them, then the stack's services, waited for.
 pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
     let started = Instant::now();
-    if ctx.stack.tls != crate::stack::Tls::Off {
-        return Err(CommandError::Usage(format!(
-            "environment `{}` runs across {} hosts and asks for certificates (`tls:`): certificates on a swarm are not issued yet\n  help: leave `tls:` out of this environment for now; nothing was changed",
-            ctx.stack.environment,
-            ctx.stack.hosts.len()
-        )));
-    }
     let local = Engine::local()?;
     let (builds, nodes) = tokio::try_join!(ctx.build(&local), async {
         Ok::<_, CommandError>(crate::swarm::connect(&ctx.stack).await?)
@@ -86,6 +79,8 @@ async fn converge(
     // Secret names carry a hash keyed with the first manager's key, as single-host labels do.
     let key = crate::facts::hash_key(&manager.remote, &ctx.stack.name).await?;
     let commands = crate::swarm::image_commands(local, &builds.images).await?;
+    super::swarm_edge::before_services(ctx, nodes, &builds.images, &commands, &key, changes)
+        .await?;
     crate::swarm::converge_services(
         &ctx.stack,
         manager,
@@ -96,6 +91,7 @@ async fn converge(
         changes,
     )
     .await?;
+    super::swarm_edge::after_services(ctx, nodes, false, changes).await?;
     Ok(())
 }
 

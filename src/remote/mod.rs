@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backup;
 pub mod catalog;
+pub mod edge;
 pub mod facts;
 pub mod file;
 pub mod gate;

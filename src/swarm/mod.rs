@@ -2,6 +2,7 @@
 
 mod checkup;
 mod deploy;
+mod edge;
 mod form;
 mod plan;
 mod preview;
@@ -14,6 +15,7 @@ pub use deploy::{
     DeployError, Placement, ServiceChange, ServicesPreview, converge_services, deliver,
     image_commands, manager, placements, preview_services,
 };
+pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
 pub use form::{
     Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
     node_firewalls,

@@ -138,6 +138,8 @@ pub struct ClusterDesign {
     pub configs: Vec<ConfigDesign>,
     /// In start order: postgres, backend, nginx.
     pub services: Vec<ServiceDesign>,
+    /// nginx's files kept in a host directory of every edge node (the site's `www`), written over SSH.
+    pub edge_files: Vec<super::edge::EdgeFile>,
 }
 
 /// What an image starts by default: its `ENTRYPOINT` then its `CMD`, and its `USER`.
@@ -171,17 +173,24 @@ pub fn design(
     let app_hosts = stack.hosts.iter().filter(|h| h.has(Role::App)).count();
     let mut secrets: Vec<SecretDesign> = Vec::new();
     let mut configs = Vec::new();
-    // nginx's files (the site, the upstream, the fallback page) become configs at the paths its container
-    // would bind-mount them from on one host.
+    // nginx's configuration (the site, the upstream) becomes configs at the paths its container would
+    // bind-mount them from on one host; its `www`, ACME webroot and certificates stay host directories of each
+    // edge node (see `edge`), changed in place without restarting nginx.
     let mut nginx_configs = Vec::new();
+    let mut edge_files = Vec::new();
     for file in &desired.files {
         let Some(rest) = file.path.strip_prefix(&format!("{dir}/")) else {
             continue;
         };
         let target = if let Some(name) = rest.strip_prefix("nginx/conf.d/") {
             format!("/etc/nginx/conf.d/{name}")
-        } else if let Some(name) = rest.strip_prefix("www/") {
-            format!("/var/www/site/{name}")
+        } else if rest.starts_with("www/") {
+            edge_files.push(super::edge::EdgeFile {
+                path: file.path.clone(),
+                content: file.content.clone(),
+                mode: file.mode,
+            });
+            continue;
         } else {
             continue;
         };
@@ -250,8 +259,8 @@ pub fn design(
         let mounts = c
             .mounts
             .iter()
-            // nginx's host directories are its configs here; the others' mounts are the node's.
-            .filter(|m| !(nginx && matches!(m.source, MountSource::HostPath(_))))
+            // nginx's configuration is configs here; its other host directories are each edge node's.
+            .filter(|m| !nginx || super::edge::is_edge_mount(&stack.name, &m.source))
             .map(|m| VolumeUse {
                 source: m.source.clone(),
                 target: m.target.clone(),
@@ -321,6 +330,7 @@ pub fn design(
         secrets,
         configs,
         services,
+        edge_files,
     })
 }
 
@@ -492,20 +502,29 @@ services:
         assert_eq!(n.mode, ServiceMode::Global);
         assert_eq!(n.constraint, "node.labels.vldeploy.role.edge==true");
         assert_eq!(n.publish, vec![(80, 80), (443, 443)]);
-        assert!(n.mounts.is_empty(), "{:?}", n.mounts);
+        let mounts: Vec<(&str, bool)> = n
+            .mounts
+            .iter()
+            .map(|m| (m.target.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![("/var/www/site", true), ("/var/www/acme", true)]
+        );
         let targets: Vec<&str> = n.configs.iter().map(|c| c.target.as_str()).collect();
         assert_eq!(
             targets,
             vec![
                 "/etc/nginx/conf.d/site.conf",
-                "/var/www/site/index.html",
                 "/etc/nginx/conf.d/00-upstream.conf",
             ]
         );
+        let files: Vec<&str> = d.edge_files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(files, vec!["/var/lib/vldeploy/shop/www/index.html"]);
         let upstream = d
             .configs
             .iter()
-            .find(|c| c.name == n.configs[2].config)
+            .find(|c| c.name == n.configs[1].config)
             .unwrap();
         let text = String::from_utf8_lossy(&upstream.content);
         assert!(text.contains("resolver 127.0.0.11 valid=1s"), "{text}");

@@ -35,13 +35,30 @@ pub(super) struct Request<'a> {
     /// PEM certificates to trust for the directory's HTTPS, besides the system roots.
     pub(super) ca_bundle: Option<&'a [u8]>,
     pub(super) domains: &'a [String],
-    /// The directory nginx serves `/.well-known/acme-challenge/` from.
-    pub(super) webroot: &'a Path,
+    /// Where nginx serves `/.well-known/acme-challenge/` from.
+    pub(super) webroot: Webroot<'a>,
     /// The account from an earlier run, reused when it belongs to this directory and binding.
     pub(super) account: Option<StoredAccount>,
     /// Fingerprint of the binding (`HostEab::fingerprint`), recorded with a new account.
     pub(super) eab_fingerprint: Option<String>,
     pub(super) now: u64,
+}
+
+/// Where the HTTP-01 token is written for nginx to serve.
+pub(super) enum Webroot<'a> {
+    /// This host's directory.
+    Local(&'a Path),
+    /// The stack's webroot on each of these hosts (every edge of a swarm: the CA may reach any of them).
+    Hosts {
+        stack: &'a str,
+        hosts: &'a [Arc<crate::transport::Remote>],
+    },
+}
+
+/// A token written, to remove once the order is decided.
+enum Written {
+    Local(PathBuf),
+    Host(Arc<crate::transport::Remote>, crate::remote::Command),
 }
 
 /// A certificate as the CA issued it.
@@ -243,7 +260,7 @@ async fn issue_inner(req: Request<'_>) -> Result<Issued, TlsError> {
     .await?;
     let stored = stored_account(&req, &account, &account_key, reuse.as_ref())?;
     let order = create_order(&account, req.domains).await?;
-    validate(&order, req.webroot).await?;
+    validate(&order, &req.webroot).await?;
     let (order, key_pem) = finalize(&order).await?;
     let chain_pem = download(&order).await?;
     Ok(Issued {
@@ -365,9 +382,9 @@ async fn create_order(
 
 /// Answers every pending authorization's http-01 challenge through the webroot; the token files are removed
 /// afterwards, whatever happened.
-async fn validate(order: &acme2_eab::Order, webroot: &Path) -> Result<(), TlsError> {
+async fn validate(order: &acme2_eab::Order, webroot: &Webroot<'_>) -> Result<(), TlsError> {
     let authorizations = retry("fetching the authorizations", || order.authorizations()).await?;
-    let mut written: Vec<PathBuf> = Vec::new();
+    let mut written: Vec<Written> = Vec::new();
     let validated = async {
         for auth in &authorizations {
             if auth.status != acme2_eab::AuthorizationStatus::Valid {
@@ -377,8 +394,15 @@ async fn validate(order: &acme2_eab::Order, webroot: &Path) -> Result<(), TlsErr
         Ok(())
     }
     .await;
-    for path in &written {
-        let _ = std::fs::remove_file(path);
+    for w in &written {
+        match w {
+            Written::Local(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Written::Host(remote, rm) => {
+                let _ = remote.run(rm).await;
+            }
+        }
     }
     validated
 }
@@ -386,8 +410,8 @@ async fn validate(order: &acme2_eab::Order, webroot: &Path) -> Result<(), TlsErr
 /// One domain's http-01 challenge: the token written where nginx serves it, the CA asked, its answer awaited.
 async fn validate_one(
     auth: &acme2_eab::Authorization,
-    webroot: &Path,
-    written: &mut Vec<PathBuf>,
+    webroot: &Webroot<'_>,
+    written: &mut Vec<Written>,
 ) -> Result<(), TlsError> {
     let domain = auth.identifier.value.clone();
     let challenge = auth
@@ -413,7 +437,19 @@ async fn validate_one(
         .key_authorization()
         .map_err(|e| acme_error("computing the key authorization", &e))?
         .unwrap_or_default();
-    written.push(write_token(webroot, &token, &key_auth)?);
+    match webroot {
+        Webroot::Local(dir) => written.push(Written::Local(write_token(dir, &token, &key_auth)?)),
+        Webroot::Hosts { stack, hosts } => {
+            let path = crate::remote::edge::token_path(stack, &token);
+            for remote in *hosts {
+                remote.upload(&path, key_auth.as_bytes(), 0o644).await?;
+                written.push(Written::Host(
+                    remote.clone(),
+                    crate::remote::edge::remove_token(stack, &token),
+                ));
+            }
+        }
+    }
     let url = format!("http://{domain}/.well-known/acme-challenge/{token}");
     retry(&format!("asking the CA to validate `{domain}`"), || {
         challenge.validate()
@@ -640,7 +676,7 @@ mod tests {
             eab: None,
             ca_bundle: None,
             domains: &domains,
-            webroot: dir.path(),
+            webroot: Webroot::Local(dir.path()),
             account: None,
             eab_fingerprint: None,
             now: 0,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::TlsError;
-use super::acme::{Request, issue};
+use super::acme::{Request, Webroot, issue};
 use super::install::{install_and_serve, read_current};
 use super::policy::{Decision, date, decide};
 use super::state::{
@@ -213,7 +213,7 @@ async fn renew(
             .map(|e| (e.kid.as_str(), e.hmac.as_str())),
         ca_bundle: ca_bundle.as_deref(),
         domains: &config.domains,
-        webroot: Path::new(&webroot),
+        webroot: Webroot::Local(Path::new(&webroot)),
         account,
         eab_fingerprint: config.eab.as_ref().map(super::HostEab::fingerprint),
         now,

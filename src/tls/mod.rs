@@ -6,6 +6,7 @@
 
 mod acme;
 mod cert;
+mod edges;
 mod host;
 mod install;
 mod policy;
@@ -15,6 +16,7 @@ mod state;
 
 pub use acme::decode_hmac;
 pub use cert::{CertInfo, PLACEHOLDER_ORG, info, parse_chain, placeholder, verify};
+pub use edges::{EdgeCertificate, converge_edges, edge_certificates, edges_status};
 pub use host::{HostOptions, renew_on_host};
 pub use install::{install, read_current};
 pub use policy::{Decision, backoff, date, decide, parse_retry_after, renew_at};

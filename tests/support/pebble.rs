@@ -245,3 +245,146 @@ impl Pebble {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// A free port on the loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Pebble (EAB required) running where the tests run, beside `pebble-challtestsrv` as its DNS server (every
+/// name resolves to 127.0.0.1). Its validator fetches HTTP-01 tokens from `127.0.0.1:<http_port>`: one edge's
+/// published port 80, so a token is only found if it was written on that edge. Both stop when dropped.
+pub struct LocalPebble {
+    children: Vec<std::process::Child>,
+    /// The directory URL, as vldeploy (running here too) reaches it.
+    pub directory: String,
+    pub listener_ca: PathBuf,
+    management: u16,
+    log: PathBuf,
+}
+
+impl LocalPebble {
+    pub fn start(p: &Project, http_port: u16) -> LocalPebble {
+        let dir = p.path().join("pebble-local");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = key();
+        let ca = cert("vldeploy test listener CA", &ca_key, None);
+        let leaf_key = key();
+        let leaf = cert("127.0.0.1", &leaf_key, Some((&ca, &ca_key)));
+        std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
+        std::fs::write(dir.join("cert.pem"), leaf.to_pem().unwrap()).unwrap();
+        std::fs::write(
+            dir.join("key.pem"),
+            leaf_key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+        let (listen, management, dns, dns_management) =
+            (free_port(), free_port(), free_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.join("cert.pem"),
+            "privateKey": dir.join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": true,
+            "externalAccountMACKeys": {KID: HMAC},
+        }});
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let log = dir.join("pebble.log");
+        let out = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap()
+        };
+        let dns_server = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &format!("127.0.0.1:{dns}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .args(["-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .stdout(out())
+            .stderr(out())
+            .spawn()
+            .expect("pebble-challtestsrv runs");
+        let pebble = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("config.json"))
+            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_AUTHZREUSE", "0")
+            .stdout(out())
+            .stderr(out())
+            .spawn()
+            .expect("pebble runs");
+        let pebble = LocalPebble {
+            children: vec![dns_server, pebble],
+            directory: format!("https://127.0.0.1:{listen}/dir"),
+            listener_ca: dir.join("ca.pem"),
+            management,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Command::new("curl")
+            .args(["-sfk", "-o", "/dev/null", &pebble.directory])
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "pebble did not start: {}",
+                pebble.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        pebble
+    }
+
+    /// The root that signs its certificates.
+    pub fn root(&self) -> Vec<u8> {
+        let out = Command::new("curl")
+            .args([
+                "-sfk",
+                &format!("https://127.0.0.1:{}/roots/0", self.management),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fetching pebble's root: {}",
+            self.logs()
+        );
+        out.stdout
+    }
+
+    /// How many certificates it has issued.
+    pub fn issued(&self) -> usize {
+        self.logs_all().matches("Issued certificate serial").count()
+    }
+
+    fn logs_all(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The end of its log, for failure messages.
+    pub fn logs(&self) -> String {
+        let all = self.logs_all();
+        let lines: Vec<&str> = all.lines().rev().take(60).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for LocalPebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

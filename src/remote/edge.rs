@@ -1,0 +1,55 @@
+//! The commands an edge node of a swarm runs for nginx's host directories: reload its nginx task, remove a
+//! challenge token.
+
+use super::{Command, q};
+use crate::layout;
+
+/// Tests and reloads the configuration of every task container of the stack's nginx service on this node
+/// (found by Swarm's service label), so that a new certificate is served without restarting anything. Exits
+/// 3 when no nginx task runs on the node.
+pub fn reload_nginx(stack: &str) -> Command {
+    let service = format!("{stack}_nginx");
+    Command::script(format!(
+        "ids=$(docker ps -q --filter {label}) || exit $?; \
+         if [ -z \"$ids\" ]; then echo 'no task of service '{service}' runs on this node' >&2; exit 3; fi; \
+         for c in $ids; do docker exec \"$c\" nginx -t -q && docker exec \"$c\" nginx -s reload || exit $?; done",
+        label = q(&format!("label=com.docker.swarm.service.name={service}")),
+        service = q(&service),
+    ))
+}
+
+/// Removes a challenge token from the stack's ACME webroot.
+pub fn remove_token(stack: &str, token: &str) -> Command {
+    Command::argv(["rm", "-f"]).operands(&[token_path(stack, token)])
+}
+
+/// Where nginx serves the challenge token `token` from on the host.
+pub fn token_path(stack: &str, token: &str) -> String {
+    format!(
+        "{}/.well-known/acme-challenge/{token}",
+        layout::acme_webroot(stack)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reload_finds_the_nginx_task_by_its_service_label() {
+        assert_eq!(
+            reload_nginx("shop").text(),
+            "ids=$(docker ps -q --filter label=com.docker.swarm.service.name=shop_nginx) || exit $?; \
+             if [ -z \"$ids\" ]; then echo 'no task of service 'shop_nginx' runs on this node' >&2; exit 3; fi; \
+             for c in $ids; do docker exec \"$c\" nginx -t -q && docker exec \"$c\" nginx -s reload || exit $?; done"
+        );
+    }
+
+    #[test]
+    fn a_token_is_removed_from_the_webroot() {
+        assert_eq!(
+            remove_token("shop", "abc-_1").text(),
+            "rm -f /var/lib/vldeploy/shop/acme/.well-known/acme-challenge/abc-_1"
+        );
+    }
+}
