@@ -30,8 +30,11 @@ pub struct Setup {
     pub retention: Retention,
     pub copy_to: Option<String>,
     pub encrypt: Option<String>,
-    /// The postgres container (`vl_postgres`).
+    /// The postgres container (`vl_postgres`; on a swarm, the running task's container once it is found).
     pub container: String,
+    /// On a swarm: the postgres service (`<stack>_postgres`), whose running task on the db node the script finds
+    /// by its label each run (Swarm names each task's container anew). `None` on one host.
+    pub service: Option<String>,
     /// `POSTGRES_DB` of the postgres service.
     pub database: String,
     /// `POSTGRES_USER` of the postgres service.
@@ -109,6 +112,7 @@ impl Setup {
             copy_to: b.copy_to,
             encrypt: b.encrypt,
             container: container_name("postgres"),
+            service: None,
             database,
             user,
             run_as: stack.target.user.clone(),
@@ -116,6 +120,20 @@ impl Setup {
             archive_diff,
             overrides: Some(stack.project_dir.join("templates")),
         }
+    }
+
+    /// The backup settings of `stack` on its swarm (`hosts:`): run on the db node as its SSH user, against the
+    /// running task of the postgres service there. `None` when no host has the db role.
+    pub fn for_cluster(stack: &Stack) -> Option<Self> {
+        let db = stack
+            .hosts
+            .iter()
+            .find(|h| h.has(crate::stack::Role::Db))?;
+        Some(Self {
+            service: Some(crate::swarm::service_name(&stack.name, "postgres")),
+            run_as: db.target.user.clone(),
+            ..Self::from_stack(stack)
+        })
     }
 
     /// The script on the host.
@@ -144,6 +162,7 @@ impl Setup {
         let ctx = serde_json::json!({
             "stack": self.stack,
             "environment": self.environment,
+            "service": self.service.is_some(),
             "retention": self.retention,
             "min_bytes": MIN_BYTES,
             "keep_tagged": KEEP_TAGGED,
@@ -151,6 +170,7 @@ impl Setup {
                 "stack": q(&self.stack)?,
                 "dir": q(&self.dir)?,
                 "container": q(&self.container)?,
+                "service": q(self.service.as_deref().unwrap_or(""))?,
                 "database": q(&self.database)?,
                 "user": q(&self.user)?,
                 "log": q(LOG)?,
@@ -306,6 +326,7 @@ mod tests {
             copy_to: Some("backup@vault.example:/srv/vaibava".into()),
             encrypt: None,
             container: "vl_postgres".into(),
+            service: None,
             database: "vaibava_db".into(),
             user: "postgres".into(),
             run_as: "root".into(),

@@ -96,6 +96,8 @@ async fn converge(
         changes,
     )
     .await?;
+    // The backup script and its cron entry, on the db node alone.
+    changes.extend(super::db_node::install_backup(&ctx.stack, nodes).await?);
     Ok(())
 }
 
