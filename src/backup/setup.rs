@@ -169,7 +169,8 @@ impl Setup {
             "q": {
                 "stack": q(&self.stack)?,
                 "dir": q(&self.dir)?,
-                "container": q(&self.container)?,
+                // On a swarm the script finds the container each run: what was found now stays out of it.
+                "container": q(if self.service.is_some() { "" } else { &self.container })?,
                 "service": q(self.service.as_deref().unwrap_or(""))?,
                 "database": q(&self.database)?,
                 "user": q(&self.user)?,
@@ -348,6 +349,35 @@ mod tests {
         assert!(text.contains("\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n"), "{text}");
         s.archive_full = Some("0 3 * *".into());
         assert!(s.render_cron().is_err());
+    }
+
+    #[test]
+    fn on_a_swarm_the_script_finds_the_postgres_task_on_its_node_by_label() {
+        let mut s = setup();
+        s.service = Some("vaibava_postgres".into());
+        let text = s.render_script().unwrap();
+        assert!(text.contains("\nSERVICE=vaibava_postgres\n"), "{text}");
+        let find = text
+            .find("CONTAINER=$(docker ps -q --filter \"label=com.docker.swarm.service.name=$SERVICE\" --filter status=running")
+            .unwrap();
+        let dump = text.find("docker exec \"$CONTAINER\" pg_dump").unwrap();
+        assert!(find < dump, "{text}");
+        assert!(text.contains("no running task of service"), "{text}");
+        // The container found for this command never reaches the script, which stays as `up` wrote it.
+        s.container = "0123abcd".into();
+        assert_eq!(s.render_script().unwrap(), text);
+        // One host's script names its container and has none of it.
+        let one = setup().render_script().unwrap();
+        assert!(!one.contains("SERVICE") && one.contains("CONTAINER=vl_postgres\n"), "{one}");
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("backup.sh");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     #[test]

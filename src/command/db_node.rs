@@ -88,14 +88,15 @@ fn cluster_setup(stack: &Stack) -> Result<Setup, CommandError> {
 /// The replicas the backend runs outside a restore: `spec` (what its service says now) unless a restore that
 /// was interrupted left it at 0, then what the stack asks for (`replicas:`, else one per app host).
 pub(crate) fn backend_replicas(stack: &Stack, spec: Option<u32>) -> u32 {
-    if let Some(n) = spec.filter(|n| *n > 0) {
-        return n;
-    }
     let app_hosts = stack.hosts.iter().filter(|h| h.has(Role::App)).count();
-    stack
-        .services
-        .get("backend")
-        .and_then(|s| s.replicas)
+    let asked = stack.services.get("backend").and_then(|s| s.replicas);
+    replicas_to_restore(spec, asked, app_hosts)
+}
+
+/// [`backend_replicas`] from the spec's count, the stack's `replicas:` and its number of app hosts.
+fn replicas_to_restore(spec: Option<u32>, asked: Option<u32>, app_hosts: usize) -> u32 {
+    spec.filter(|n| *n > 0)
+        .or(asked)
         .unwrap_or_else(|| u32::try_from(app_hosts.max(1)).unwrap_or(1))
 }
 
@@ -156,5 +157,14 @@ mod tests {
         assert_eq!(first_id("abc123\ndef456\n"), Some("abc123"));
         assert_eq!(first_id("\n  \n"), None);
         assert_eq!(first_id(""), None);
+    }
+
+    #[test]
+    fn the_backend_goes_back_to_what_it_ran_or_else_to_what_the_stack_asks() {
+        assert_eq!(replicas_to_restore(Some(3), Some(2), 2), 3);
+        // A restore interrupted while it was scaled to 0: the stack's count, else one per app host.
+        assert_eq!(replicas_to_restore(Some(0), Some(4), 2), 4);
+        assert_eq!(replicas_to_restore(Some(0), None, 2), 2);
+        assert_eq!(replicas_to_restore(None, None, 0), 1);
     }
 }
