@@ -487,6 +487,7 @@ fn setup() -> Setup {
         copy_to: Some("backup@vault.example:/srv/shop".into()),
         encrypt: Some("age1qqqq".into()),
         container: "vl_postgres".into(),
+        service: None,
         database: "shop_db".into(),
         user: "postgres".into(),
         run_as: "deploy".into(),

@@ -725,6 +725,7 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         "{}",
         doctor.all()
     );
+    crate::swarm_data::check(&p, &nodes);
 
     // An app node stops: its host container paused. Every node is a manager here (three hosts, three managers),
     // so the node paused is the second: an edge and app node, not the leader nor the db node; the first edge

@@ -47,6 +47,59 @@ pub struct Backend<'a> {
     /// A readable description of its health check, for errors.
     pub check: String,
     pub health_timeout: Duration,
+    /// On a swarm: the backend service, scaled to 0 and back instead of a container stopped and started.
+    pub swarm: Option<SwarmBackend>,
+}
+
+/// The backend as a service of a swarm, scaled through a manager.
+pub struct SwarmBackend {
+    pub manager: std::sync::Arc<Remote>,
+    /// `<stack>_backend`.
+    pub service: String,
+    /// What it runs outside a restore, and is scaled back to.
+    pub replicas: u32,
+}
+
+/// How long scaling the backend service may take to converge.
+const SCALE_LIMIT_S: u64 = 300;
+
+impl SwarmBackend {
+    /// Scales the service to `replicas` and waits until its tasks converged.
+    async fn scale(&self, replicas: u32) -> Result<(), String> {
+        let cmd = crate::remote::service_task::scale(&self.service, replicas, SCALE_LIMIT_S);
+        let out = self.manager.exec(&cmd).await.map_err(|e| e.to_string())?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "on `{}`, scaling service `{}` to {replicas} exited with {}: {}\n  help: `docker service ps {} --no-trunc` on a manager says why",
+            self.manager.name(),
+            self.service,
+            out.status,
+            out.stderr_tail(5),
+            self.service
+        ))
+    }
+}
+
+impl Backend<'_> {
+    /// Stops the backend: its container on one host, every task of its service on a swarm.
+    async fn stop(&self) -> Result<(), String> {
+        match &self.swarm {
+            Some(s) => s.scale(0).await,
+            None => self
+                .engine
+                .stop(&container_name("backend"), Duration::from_secs(30))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether nginx's maintenance flag lives on the host restored (one host; on a swarm nginx runs on the
+    /// edges, and the backend's tasks are gone while the restore runs).
+    fn has_flag(&self) -> bool {
+        self.swarm.is_none()
+    }
 }
 
 /// The stack's backend as a restore starts and checks it: its health check, with time for its retries.
@@ -69,6 +122,7 @@ pub fn restore_backend<'a>(stack: &crate::stack::Stack, engine: &'a Engine) -> B
         engine,
         check,
         health_timeout: timeout,
+        swarm: None,
     }
 }
 
@@ -229,6 +283,9 @@ impl<'a> Flow<'a> {
     }
 
     pub(super) async fn start_healthy(&self) -> Result<(), String> {
+        if let Some(s) = &self.backend.swarm {
+            return s.scale(s.replicas).await;
+        }
         let name = container_name("backend");
         // An interrupted restore may have left it running (killed before, or just after, it stopped or started).
         let running = self
@@ -330,17 +387,18 @@ impl<'a> Flow<'a> {
     async fn stop_backend(&mut self, j: &mut Journal, from: usize) -> Result<(), Failure> {
         let step = "stop backend";
         let set_flag = crate::remote::maintenance::set(&self.setup.stack);
+        let flag = self.backend.has_flag();
         if from > STOP {
-            self.remote.run(&set_flag).await.map_err(at(step))?;
+            if flag {
+                self.remote.run(&set_flag).await.map_err(at(step))?;
+            }
             return Ok(());
         }
         self.enter(j, STOP).await.map_err(at(step))?;
-        self.remote.run(&set_flag).await.map_err(at(step))?;
-        self.backend
-            .engine
-            .stop(&container_name("backend"), Duration::from_secs(30))
-            .await
-            .map_err(at(step))?;
+        if flag {
+            self.remote.run(&set_flag).await.map_err(at(step))?;
+        }
+        self.backend.stop().await.map_err(at(step))?;
         self.timer.done(None);
         Ok(())
     }
@@ -449,11 +507,7 @@ impl<'a> Flow<'a> {
                 true,
             );
         }
-        let _ = self
-            .backend
-            .engine
-            .stop(&container_name("backend"), Duration::from_secs(30))
-            .await;
+        let _ = self.backend.stop().await;
         match self.swap_back(aside).await {
             Ok(()) => (
                 format!("the previous database is back as `{database}`"),
@@ -488,6 +542,10 @@ impl<'a> Flow<'a> {
 
     /// The last lines of the backend's log, for a failed start (`detail` may quote them already).
     pub(super) async fn backend_log(&self, detail: &str) -> Option<LogTail> {
+        if self.backend.swarm.is_some() {
+            // Its tasks' logs are on the app nodes; the error names the service to ask.
+            return None;
+        }
         let container = container_name("backend");
         let text = self
             .backend
@@ -637,14 +695,15 @@ pub async fn abort(
     let done = |(step, t): (Step, Instant)| out.step_done(&step, t.elapsed(), None);
     if swapped {
         let part = phase("swap back");
-        let _ = remote
-            .run(&crate::remote::maintenance::set(&flow.setup.stack))
-            .await;
+        if backend.has_flag() {
+            let _ = remote
+                .run(&crate::remote::maintenance::set(&flow.setup.stack))
+                .await;
+        }
         backend
-            .engine
-            .stop(&container_name("backend"), Duration::from_secs(30))
+            .stop()
             .await
-            .map_err(|e| fail("stopping the backend", e.to_string()))?;
+            .map_err(|e| fail("stopping the backend", e))?;
         flow.swap_back(&j.aside)
             .await
             .map_err(|e| fail("swapping the previous data back", e.to_string()))?;

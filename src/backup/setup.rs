@@ -30,8 +30,11 @@ pub struct Setup {
     pub retention: Retention,
     pub copy_to: Option<String>,
     pub encrypt: Option<String>,
-    /// The postgres container (`vl_postgres`).
+    /// The postgres container (`vl_postgres`; on a swarm, the running task's container once it is found).
     pub container: String,
+    /// On a swarm: the postgres service (`<stack>_postgres`), whose running task on the db node the script finds
+    /// by its label each run (Swarm names each task's container anew). `None` on one host.
+    pub service: Option<String>,
     /// `POSTGRES_DB` of the postgres service.
     pub database: String,
     /// `POSTGRES_USER` of the postgres service.
@@ -109,6 +112,7 @@ impl Setup {
             copy_to: b.copy_to,
             encrypt: b.encrypt,
             container: container_name("postgres"),
+            service: None,
             database,
             user,
             run_as: stack.target.user.clone(),
@@ -116,6 +120,20 @@ impl Setup {
             archive_diff,
             overrides: Some(stack.project_dir.join("templates")),
         }
+    }
+
+    /// The backup settings of `stack` on its swarm (`hosts:`): run on the db node as its SSH user, against the
+    /// running task of the postgres service there. `None` when no host has the db role.
+    pub fn for_cluster(stack: &Stack) -> Option<Self> {
+        let db = stack
+            .hosts
+            .iter()
+            .find(|h| h.has(crate::stack::Role::Db))?;
+        Some(Self {
+            service: Some(crate::swarm::service_name(&stack.name, "postgres")),
+            run_as: db.target.user.clone(),
+            ..Self::from_stack(stack)
+        })
     }
 
     /// The script on the host.
@@ -144,13 +162,16 @@ impl Setup {
         let ctx = serde_json::json!({
             "stack": self.stack,
             "environment": self.environment,
+            "service": self.service.is_some(),
             "retention": self.retention,
             "min_bytes": MIN_BYTES,
             "keep_tagged": KEEP_TAGGED,
             "q": {
                 "stack": q(&self.stack)?,
                 "dir": q(&self.dir)?,
-                "container": q(&self.container)?,
+                // On a swarm the script finds the container each run: what was found now stays out of it.
+                "container": q(if self.service.is_some() { "" } else { &self.container })?,
+                "service": q(self.service.as_deref().unwrap_or(""))?,
                 "database": q(&self.database)?,
                 "user": q(&self.user)?,
                 "log": q(LOG)?,
@@ -306,6 +327,7 @@ mod tests {
             copy_to: Some("backup@vault.example:/srv/vaibava".into()),
             encrypt: None,
             container: "vl_postgres".into(),
+            service: None,
             database: "vaibava_db".into(),
             user: "postgres".into(),
             run_as: "root".into(),
@@ -327,6 +349,35 @@ mod tests {
         assert!(text.contains("\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n"), "{text}");
         s.archive_full = Some("0 3 * *".into());
         assert!(s.render_cron().is_err());
+    }
+
+    #[test]
+    fn on_a_swarm_the_script_finds_the_postgres_task_on_its_node_by_label() {
+        let mut s = setup();
+        s.service = Some("vaibava_postgres".into());
+        let text = s.render_script().unwrap();
+        assert!(text.contains("\nSERVICE=vaibava_postgres\n"), "{text}");
+        let find = text
+            .find("CONTAINER=$(docker ps -q --filter \"label=com.docker.swarm.service.name=$SERVICE\" --filter status=running")
+            .unwrap();
+        let dump = text.find("docker exec \"$CONTAINER\" pg_dump").unwrap();
+        assert!(find < dump, "{text}");
+        assert!(text.contains("no running task of service"), "{text}");
+        // The container found for this command never reaches the script, which stays as `up` wrote it.
+        s.container = "0123abcd".into();
+        assert_eq!(s.render_script().unwrap(), text);
+        // One host's script names its container and has none of it.
+        let one = setup().render_script().unwrap();
+        assert!(!one.contains("SERVICE") && one.contains("CONTAINER=vl_postgres\n"), "{one}");
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("backup.sh");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     #[test]

@@ -64,12 +64,24 @@ pub async fn import(
     token: &str,
     csv: &[u8],
 ) -> Result<Imported, CatalogError> {
+    import_in(remote, &layout::container_name("nginx"), stack, url, token, csv).await
+}
+
+/// [`import`] from inside `container` on `remote` (on a swarm, the nginx task's container on an edge node).
+pub async fn import_in(
+    remote: &Remote,
+    container: &str,
+    stack: &str,
+    url: &str,
+    token: &str,
+    csv: &[u8],
+) -> Result<Imported, CatalogError> {
     let mut stdin = Vec::with_capacity(csv.len() + token.len() + 1);
     stdin.extend_from_slice(token.as_bytes());
     stdin.push(b'\n');
     stdin.extend_from_slice(csv);
     let out = remote
-        .exec_stdin(&cmd::import(&layout::container_name("nginx"), url), stdin)
+        .exec_stdin(&cmd::import(container, url), stdin)
         .await?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status != 0 {

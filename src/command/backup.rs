@@ -16,8 +16,14 @@ pub(crate) fn failed(e: BackupError) -> CommandError {
 }
 
 pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, CommandError> {
-    let setup = Setup::from_stack(&ctx.stack);
-    let c = ctx.connect().await?;
+    let (c, setup) = if ctx.stack.hosts.is_empty() {
+        (ctx.connect().await?, Setup::from_stack(&ctx.stack))
+    } else {
+        // A cluster's backups are the db node's, of the postgres task running there.
+        let c = super::db_node::connect(ctx).await?.db;
+        let setup = super::db_node::setup(ctx, &c).await?;
+        (c, setup)
+    };
     match action {
         BackupAction::Now => now(ctx, &c, &setup).await,
         BackupAction::List => list_backups(ctx, &c, &setup).await,
@@ -29,7 +35,6 @@ pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, 
 
 /// Resolves `latest` (or checks a given name) against the host's listing.
 pub(crate) async fn resolve(
-    ctx: &Context,
     c: &Connected,
     setup: &Setup,
     file: &str,
@@ -38,7 +43,7 @@ pub(crate) async fn resolve(
         return BackupName::parse(file).map(|n| n.file).ok_or_else(|| {
             CommandError::Usage(format!(
                 "`{file}` is not a backup file name (db_backup_YYYYMMDD_HHMMSS.sql.gz)\n  help: `vldeploy backup list` shows the backups on {}",
-                ctx.target_name()
+                c.remote.name()
             ))
         });
     }
@@ -49,7 +54,7 @@ pub(crate) async fn resolve(
             CommandError::Usage(format!(
                 "there are no backups in `{}` on {}\n  help: `vldeploy backup now` makes one",
                 setup.dir,
-                ctx.target_name()
+                c.remote.name()
             ))
         })
 }
@@ -59,7 +64,7 @@ async fn now(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Command
         ctx.out.note(format!(
             "backing up `{}` on {} …",
             setup.database,
-            ctx.target_name()
+            c.remote.name()
         ));
         match run_backup(&c.remote, setup, None, 600).await {
             Ok(o) => {
@@ -217,7 +222,7 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
     if s.stalled {
         ctx.out.warning(format!(
             "archiving on {} is stalled: no WAL archived within twice archive_timeout ({}s), or the last push failed\n  help: `vldeploy logs postgres` shows pgBackRest's error; `vldeploy backup now` makes the stanza if it is missing",
-            ctx.target_name(),
+            c.remote.name(),
             2 * timeout_s
         ));
         return Ok(1);
@@ -266,7 +271,7 @@ async fn list_backups(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"stack": ctx.stack.name, "host": ctx.target_name(), "dir": setup.dir, "backups": rows})
+                serde_json::json!({"stack": ctx.stack.name, "host": c.remote.name(), "dir": setup.dir, "backups": rows})
             );
         }
         Output::Human => {
@@ -274,11 +279,11 @@ async fn list_backups(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32
                 println!(
                     "no backups in `{}` on {} (`vldeploy backup now` makes one)",
                     setup.dir,
-                    ctx.target_name()
+                    c.remote.name()
                 );
                 return Ok(0);
             }
-            println!("{} on {}: {}", ctx.stack.name, ctx.target_name(), setup.dir);
+            println!("{} on {}: {}", ctx.stack.name, c.remote.name(), setup.dir);
             println!("{:<52} {:>10} {:>14}  CHECKSUM", "FILE", "SIZE", "AGE");
             for e in &entries {
                 println!(
@@ -300,7 +305,7 @@ async fn verify_backup(
     setup: &Setup,
     file: &str,
 ) -> Result<i32, CommandError> {
-    let file = resolve(ctx, c, setup, file).await?;
+    let file = resolve(c, setup, file).await?;
     ctx.locked(c, "backup verify", || async {
         ctx.out.note(format!(
             "verifying `{file}` by restoring it into a scratch database …"
@@ -358,7 +363,7 @@ async fn verify_backup(
         } else {
             Err(CommandError::Usage(format!(
                 "backup `{file}` on {} did not verify: {}",
-                ctx.target_name(),
+                c.remote.name(),
                 v.problems.join("; ")
             )))
         };
@@ -380,7 +385,7 @@ async fn pull(
     file: &str,
     to: Option<&std::path::Path>,
 ) -> Result<i32, CommandError> {
-    let file = resolve(ctx, c, setup, file).await?;
+    let file = resolve(c, setup, file).await?;
     let dest = to.map_or_else(
         || std::path::PathBuf::from(&file),
         std::path::Path::to_path_buf,
@@ -420,7 +425,7 @@ async fn pull(
             let _ = std::fs::remove_file(&tmp);
             return Err(CommandError::Io(format!(
                 "`{file}` from {} does not match its checksum (sha256 {got}, expected {want}); nothing was written",
-                ctx.target_name()
+                c.remote.name()
             )));
         }
     }

@@ -70,6 +70,9 @@ pub(crate) struct Context {
 pub(crate) struct Connected {
     pub(crate) remote: std::sync::Arc<Remote>,
     pub(crate) engine: Engine,
+    /// The host that keeps the deploy lock and the audit log when it is another one: a cluster's first host,
+    /// for a command that acts on its db node. `None`: this host keeps them.
+    pub(crate) keeper: Option<std::sync::Arc<Remote>>,
 }
 
 impl Context {
@@ -167,6 +170,7 @@ impl Context {
         Ok(Connected {
             remote: std::sync::Arc::new(remote),
             engine,
+            keeper: None,
         })
     }
 
@@ -341,7 +345,8 @@ impl Context {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = (Audited, Result<i32, CommandError>)>,
     {
-        self.locked_audited_on(&c.remote, command, body).await
+        self.locked_audited_on(c.keeper.as_ref().unwrap_or(&c.remote), command, body)
+            .await
     }
 
     /// [`Self::locked_audited`] with the lock and the audit log on `remote`: the host of a one-host

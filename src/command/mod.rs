@@ -7,6 +7,7 @@ mod certs;
 mod check;
 mod checklist;
 mod context;
+mod db_node;
 mod doctor;
 mod down;
 mod firewall;

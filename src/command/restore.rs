@@ -13,7 +13,6 @@ use crate::backup::{BackupName, Phase, RestoreReport, Setup};
 use crate::cli::{Output, RestoreArgs};
 
 pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, CommandError> {
-    let setup = Setup::from_stack(&ctx.stack);
     if let Some(p) = args.from_local.as_ref().filter(|p| !p.is_file()) {
         return Err(CommandError::Usage(format!(
             "`{}` is not a file\n  help: pass a `.sql.gz` backup, e.g. one fetched with `vldeploy backup pull`",
@@ -33,9 +32,24 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
         Some(to) => Some(point_in_time_target(ctx, args, to)?),
         None => None,
     };
-    let c = ctx.connect_quiet().await?;
+    if target.is_some() && !ctx.stack.hosts.is_empty() {
+        return Err(CommandError::Usage(format!(
+            "environment `{}` runs across {} hosts: a restore to a point in time (`--to`) works on one `host:` so far\n  help: restore a dump (`vldeploy restore FILE`); nothing was changed",
+            ctx.stack.environment,
+            ctx.stack.hosts.len()
+        )));
+    }
+    let (c, setup, swarm) = if ctx.stack.hosts.is_empty() {
+        (ctx.connect_quiet().await?, Setup::from_stack(&ctx.stack), None)
+    } else {
+        // On a cluster: into the postgres task on the db node, the backend service scaled to 0 meanwhile.
+        let cluster = super::db_node::connect(ctx).await?;
+        let setup = super::db_node::setup(ctx, &cluster.db).await?;
+        let swarm = super::db_node::swarm_backend(ctx, &cluster.nodes).await?;
+        (cluster.db, setup, Some(swarm))
+    };
     if args.resume || args.abort {
-        return finish(ctx, &c, &setup, args.resume).await;
+        return finish(ctx, &c, &setup, swarm, args.resume).await;
     }
     if let Some(j) = ctx.interrupted_restore(&c).await {
         return Err(CommandError::Usage(format!(
@@ -47,7 +61,19 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
     if let Some((target, repo)) = target {
         return restore_to_time(ctx, &c, &setup, args, &target, &repo).await;
     }
-    restore_dump(ctx, &c, &setup, args, identity.as_deref()).await
+    restore_dump(ctx, &c, &setup, swarm, args, identity.as_deref()).await
+}
+
+/// How the restore stops and starts the backend: its container on one host, its service on a swarm.
+fn backend<'a>(
+    ctx: &Context,
+    c: &'a Connected,
+    swarm: Option<crate::backup::SwarmBackend>,
+) -> crate::backup::Backend<'a> {
+    crate::backup::Backend {
+        swarm,
+        ..crate::backup::restore_backend(&ctx.stack, &c.engine)
+    }
 }
 
 /// A dump restore: the named (or sent) backup, decrypted first when it is encrypted, under the lock.
@@ -55,12 +81,13 @@ async fn restore_dump(
     ctx: &Context,
     c: &Connected,
     setup: &Setup,
+    swarm: Option<crate::backup::SwarmBackend>,
     args: &RestoreArgs,
     identity: Option<&[u8]>,
 ) -> Result<i32, CommandError> {
     let file = match &args.from_local {
         Some(_) => None,
-        None => Some(resolve(ctx, c, setup, &args.backup).await?),
+        None => Some(resolve(c, setup, &args.backup).await?),
     };
     if !args.yes {
         let what = file.clone().unwrap_or_else(|| {
@@ -90,11 +117,11 @@ async fn restore_dump(
             file
         };
         let mut changes = vec![format!("restore `{}` from `{file}`", setup.database)];
-        let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+        let backend = backend(ctx, c, swarm);
         ctx.out.note(format!(
             "restoring `{}` on {} from `{file}` …",
             setup.database,
-            ctx.target_name()
+            c.remote.name()
         ));
         let result = crate::backup::restore(&c.remote, setup, &backend, &file, &ctx.out).await;
         if encrypted {
@@ -133,6 +160,7 @@ async fn finish(
     ctx: &Context,
     c: &Connected,
     setup: &Setup,
+    swarm: Option<crate::backup::SwarmBackend>,
     resume: bool,
 ) -> Result<i32, CommandError> {
     let command = if resume {
@@ -141,7 +169,7 @@ async fn finish(
         "restore --abort"
     };
     ctx.locked(c, command, || async {
-        let backend = crate::backup::restore_backend(&ctx.stack, &c.engine);
+        let backend = backend(ctx, c, swarm);
         let journal = match crate::backup::Journal::read_from(&c.remote, &setup.stack).await {
             Ok(j) => j,
             Err(e) => return (Vec::new(), Err(failed(e))),
@@ -149,7 +177,7 @@ async fn finish(
         let Some(journal) = journal else {
             let text = format!(
                 "no interrupted restore on {}: nothing to {}; nothing was changed",
-                ctx.target_name(),
+                c.remote.name(),
                 if resume { "resume" } else { "abort" }
             );
             match ctx.output {
@@ -167,7 +195,7 @@ async fn finish(
             journal.database,
             journal.file,
             journal.phase,
-            ctx.target_name()
+            c.remote.name()
         ));
         if resume {
             let mut changes = vec![format!(
@@ -302,7 +330,7 @@ async fn restore_to_time(
         return Err(CommandError::Usage(format!(
             "`--to {}` is refused on {}: {reason}\n  nothing was changed",
             args.to.as_deref().unwrap_or_default(),
-            ctx.target_name()
+            c.remote.name()
         )));
     }
     let what = match target {
@@ -322,7 +350,7 @@ async fn restore_to_time(
         ctx.out.note(format!(
             "restoring `{}` on {} to {what} beside the live data …",
             setup.database,
-            ctx.target_name()
+            c.remote.name()
         ));
         let result = crate::backup::point_in_time::restore_to_time(
             &c.remote,
@@ -407,7 +435,7 @@ async fn finish_point_in_time(
         if resume { "resuming" } else { "rolling back" },
         journal.database,
         journal.phase,
-        ctx.target_name()
+        c.remote.name()
     ));
     let phase = journal.phase.clone();
     if resume {
@@ -555,7 +583,7 @@ async fn decrypt(
     let plain = file.trim_end_matches(".age").to_string();
     ctx.out.note(format!(
         "decrypting `{file}` on {} with the given age identity …",
-        ctx.target_name()
+        c.remote.name()
     ));
     let cmd = crate::remote::backup::decrypt(&setup.file_path(file), &setup.file_path(&plain));
     let out = c.remote.exec_stdin(&cmd, identity.to_vec()).await?;

@@ -14,10 +14,15 @@ pub(crate) async fn seed(ctx: &Context) -> Result<i32, CommandError> {
         ))
     })?;
     let token = ctx.admin_token("the catalog import")?;
-    let c = ctx.connect().await?;
+    let (c, container, backend) = if ctx.stack.hosts.is_empty() {
+        let c = ctx.connect().await?;
+        (c, container_name("nginx"), container_name("backend"))
+    } else {
+        cluster_edge(ctx).await?
+    };
     ctx.locked_audited(&c, "seed", || async {
-        let url = import_url(ctx, &container_name("backend"));
-        match run_import(ctx, &c, &url, &token, &csv).await {
+        let url = import_url(ctx, &backend);
+        match run_import_in(ctx, &c, &container, &url, &token, &csv).await {
             Ok(line) => {
                 match ctx.output {
                     Output::Human => println!("{line}"),
@@ -73,6 +78,41 @@ pub(crate) async fn first_launch(
     Ok(Some(line))
 }
 
+/// On a cluster: the first edge node (its lock on the first host), the container of its nginx task, and the
+/// backend's name on the stack's overlay network (each of its tasks answers it).
+async fn cluster_edge(ctx: &Context) -> Result<(Connected, String, String), CommandError> {
+    let edge = ctx
+        .stack
+        .hosts
+        .iter()
+        .position(|h| h.has(crate::stack::Role::Edge))
+        .ok_or_else(|| {
+            CommandError::Usage(format!(
+                "environment `{}` has no host with the `edge` role under `hosts:`: the import goes through nginx",
+                ctx.stack.environment
+            ))
+        })?;
+    let node = crate::swarm::connect_host(
+        &ctx.stack,
+        &ctx.stack.hosts[edge],
+        std::time::Duration::from_secs(15),
+    )
+    .await?;
+    let keeper = if edge == 0 {
+        None
+    } else {
+        Some(ctx.connect_keeper().await?.remote)
+    };
+    let c = Connected {
+        remote: node.remote,
+        engine: node.engine,
+        keeper,
+    };
+    let nginx = crate::swarm::service_name(&ctx.stack.name, "nginx");
+    let container = super::db_node::running_task(&c, &nginx).await?;
+    Ok((c, container, "backend".to_owned()))
+}
+
 async fn run_import(
     ctx: &Context,
     c: &Connected,
@@ -80,7 +120,19 @@ async fn run_import(
     token: &str,
     csv: &[u8],
 ) -> Result<String, CommandError> {
-    let imported = crate::catalog::import(&c.remote, &ctx.stack.name, url, token, csv)
+    run_import_in(ctx, c, &container_name("nginx"), url, token, csv).await
+}
+
+/// [`run_import`] from inside `container`.
+async fn run_import_in(
+    ctx: &Context,
+    c: &Connected,
+    container: &str,
+    url: &str,
+    token: &str,
+    csv: &[u8],
+) -> Result<String, CommandError> {
+    let imported = crate::catalog::import_in(&c.remote, container, &ctx.stack.name, url, token, csv)
         .await
         .map_err(|e| CommandError::Io(crate::secret::scrub(&e.to_string(), &ctx.stack.secrets)))?;
     Ok(format!(

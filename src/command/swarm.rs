@@ -92,6 +92,8 @@ async fn converge(
     )
     .await?;
     super::swarm_edge::after_services(ctx, nodes, false, changes).await?;
+    // The backup script and its cron entry, on the db node alone.
+    changes.extend(super::db_node::install_backup(&ctx.stack, nodes).await?);
     Ok(())
 }
 
