@@ -39,31 +39,35 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
             "ss -K state established '( sport = :22 )' >/dev/null 2>&1; true",
         ),
     ] {
+        // Each cut starts from a host without images, so that a long transfer is under way when it comes.
+        on_host(
+            &p,
+            "docker images -aq | xargs -r docker rmi -f >/dev/null 2>&1; true",
+        );
         let (mut child, rx) = p.spawn_watching_stderr(&["up"]);
         let mut seen = String::new();
         let deadline = Instant::now() + Duration::from_secs(600);
-        while !seen.contains("] send images") {
-            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-                seen.push_str(&line);
-                seen.push('\n');
+        // Cut on a progress line of the transfer with seconds still to go, once the firewall's safe apply beside
+        // it (the first `up` applies one) is confirmed: a connection lost while that waits for its confirmation
+        // makes `up` wait out the host's own revert, which is the firewall's fault test, not this one.
+        loop {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                assert!(
+                    Instant::now() < deadline,
+                    "`up` never sent images long enough to be cut:\n{seen}"
+                );
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "`up` ended before the cut:\n{seen}"
+                );
+                continue;
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            let confirmed = !seen.contains("firewall: apply") || seen.contains("revert disarmed");
+            if confirmed && seen.contains("] send images") && transfer_has_time_left(&line) {
+                break;
             }
-            assert!(Instant::now() < deadline, "`up` never sent images:\n{seen}");
-        }
-        // Well into the transfer, and after the firewall's safe apply beside it (the first `up` applies one):
-        // a connection lost while that waits for its confirmation makes `up` wait out the host's own revert,
-        // which is the firewall's fault test, not this one.
-        let settled = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < settled
-            || (seen.contains("firewall: apply") && !seen.contains("revert disarmed"))
-        {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-                seen.push_str(&line);
-                seen.push('\n');
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the firewall was never confirmed:\n{seen}"
-            );
         }
         on_host(&p, inject);
         let cut = Instant::now();
@@ -112,4 +116,17 @@ fn a_connection_lost_mid_up_fails_at_once_naming_the_step_and_the_next_up_conver
     let (status, body) = p.http_get("/api/health");
     assert_eq!(status, 200, "{body}");
     p.test().arg("up").stdout(p.converged()).run();
+}
+
+/// Whether `line` is a transfer's progress line that leaves a few seconds of sending (`…, 6s left`, or a
+/// running count without a total).
+fn transfer_has_time_left(line: &str) -> bool {
+    let line = line.trim();
+    if line.starts_with("sent ") && line.ends_with("MB/s)") {
+        return true;
+    }
+    line.strip_suffix("s left")
+        .and_then(|l| l.rsplit(", ").next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|left| left >= 4)
 }

@@ -230,16 +230,39 @@ fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_fa
     let port: u16 = p.sandbox_var("SANDBOX_HTTP_PORT").parse().unwrap();
     let probe = load::start(port, "/api/health", 1, 5, Duration::from_secs(600));
     p.write_stack(&with_release_env(&p, 1));
+    // Kill -9 as soon as the candidate is in the stable name nginx resolves, beside the old release. The host
+    // watches for it itself (every 50 ms, one SSH session): a fresh login per look can take longer than the
+    // switch on a loaded machine.
+    let mut watch = crate::support::ssh::Host::login(&p)
+        .command(&format!(
+            "until docker inspect -f '{{{{json .NetworkSettings.Networks}}}}' vl_backend_candidate 2>/dev/null \
+             | grep -q '\"{}_serving\"'; do sleep 0.05; done; echo joined",
+            p.name
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, joined) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        let _ = tx.send(line);
+    });
     let mut child = p
         .command(&["up"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill -9 as soon as the candidate is in the stable name nginx resolves, beside the old release.
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     loop {
-        if serves(&p, "vl_backend_candidate") {
+        if let Ok(line) = joined.recv_timeout(Duration::from_millis(10)) {
+            assert_eq!(
+                line.trim(),
+                "joined",
+                "the host's watch ended without the switch"
+            );
             break;
         }
         assert!(
@@ -250,10 +273,11 @@ fn release_killed_right_after_the_switch_is_finished_by_the_next_up_without_a_fa
             std::time::Instant::now() < deadline,
             "the candidate never joined the stable name"
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    let _ = watch.kill();
+    let _ = watch.wait();
     let left = p.containers();
     let serving = left
         .get("vl_backend_candidate")

@@ -282,6 +282,15 @@ fn a_multi_host_environment_is_refused_by_commands_that_work_on_one_host() {
     );
 }
 
+#[test]
+fn a_gated_multi_host_environment_is_refused_by_up_before_anything_is_built() {
+    refused(
+        &cluster().replacen("    domain:", "    gated: true\n    domain:", 1),
+        "up",
+        "error: environment `prod` is gated (`gated: true`) and runs across 3 hosts (`hosts:`): the go-live checklist does not run on a swarm yet, so nothing was built or changed\n  help: gate the release on a one-host environment (e.g. staging) first, then remove `gated: true` from `environments.prod` to deploy it\n",
+    );
+}
+
 /// Runs `vldeploy --env prod COMMAND` on `stack` (with its secrets file) and expects exit 1 with `stderr` only.
 fn refused(stack: &str, command: &str, stderr: &str) {
     let dir = tempfile::tempdir().unwrap();

@@ -26,7 +26,9 @@ fn psql(p: &Project, db: &Node, sql: &str) -> String {
 
 /// Every product row, as one digest, and how many there are.
 fn products(p: &Project, db: &Node) -> (u64, String) {
-    let count = psql(p, db, "SELECT count(*) FROM products").parse().unwrap();
+    let count = psql(p, db, "SELECT count(*) FROM products")
+        .parse()
+        .unwrap();
     let digest = psql(
         p,
         db,
@@ -88,9 +90,25 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
             i + 1
         );
     }
-    assert!(!ssh_ok(db, "pgrep -x cron || true").is_empty(), "cron runs on the db node");
+    assert!(
+        !ssh_ok(db, "pgrep -x cron || true").is_empty(),
+        "cron runs on the db node"
+    );
 
-    // `seed` imports the catalog through the backend's admin import, from an edge's nginx task.
+    // `seed` imports the catalog through the backend's admin import, from an edge's nginx task: the cluster
+    // environment names the repository's catalog for this check, and the stack is put back after it.
+    let stack = std::fs::read_to_string(p.path().join("stack.yaml")).unwrap();
+    let at = stack.find("\n  cluster:\n").unwrap();
+    let domain = stack[at..].find("    domain: localhost\n").unwrap() + at;
+    let mut with_catalog = stack.clone();
+    with_catalog.insert_str(domain, "    catalog: data/catalog.csv\n");
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    std::fs::copy(
+        crate::support::project::repo().join("data/catalog.csv"),
+        p.path().join("data/catalog.csv"),
+    )
+    .unwrap();
+    p.write_stack(&with_catalog);
     let started = Instant::now();
     let seeded = p.vldeploy(&["--env", "cluster", "seed"]).ok();
     eprintln!(
@@ -109,7 +127,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         .filter(|l| !l.trim().is_empty())
         .count() as u64;
     let (count, digest) = products(p, db);
-    assert!(count > 0 && count <= csv_rows, "{count} products from {csv_rows} rows");
+    assert!(
+        count > 0 && count <= csv_rows,
+        "{count} products from {csv_rows} rows"
+    );
 
     // The cron entry's command, as cron runs it, dumps the postgres task's database on the db node; no other
     // node holds a backup.
@@ -133,7 +154,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     }
     let dump = ssh_ok(
         db,
-        &format!("zcat /var/backups/{}/{file} | grep -c '^COPY public.products '", p.name),
+        &format!(
+            "zcat /var/backups/{}/{file} | grep -c '^COPY public.products '",
+            p.name
+        ),
     );
     assert_eq!(dump, "1", "the dump holds the products table");
     // `backup list` lists the db node's backups.
@@ -165,7 +189,11 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     for secret in p.cluster_secret_values() {
         assert!(!restored.all().contains(&secret), "a secret was printed");
     }
-    assert_eq!(products(p, db), (count, digest.clone()), "every row is back");
+    assert_eq!(
+        products(p, db),
+        (count, digest.clone()),
+        "every row is back"
+    );
     let replicas = ssh_ok(
         &nodes[0],
         &format!(
@@ -182,10 +210,15 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     }
     // The restore took its safety backup on the db node too, and left no journal behind.
     assert!(
-        backup_files(p, db).iter().any(|f| f.ends_with("_pre-restore.sql.gz")),
+        backup_files(p, db)
+            .iter()
+            .any(|f| f.ends_with("_pre-restore.sql.gz")),
         "{:?}",
         backup_files(p, db)
     );
-    let audit = p.vldeploy(&["--env", "cluster", "audit", "-o", "json"]).ok();
+    let audit = p
+        .vldeploy(&["--env", "cluster", "audit", "-o", "json"])
+        .ok();
     assert!(audit.stdout.contains("\"restore\""), "{}", audit.stdout);
+    p.write_stack(&stack);
 }

@@ -114,7 +114,8 @@ fn issued_once(p: &Project, nodes: &[Node], pebble: &LocalPebble, setup: &Setup)
     assert!(up.all().contains("on 2 edges"), "{}", up.all());
     assert_eq!(pebble.issued(), 1, "one order at the CA: {}", pebble.logs());
     std::fs::write(&setup.root, pebble.root()).unwrap();
-    let certs: Vec<vldeploy::tls::CertInfo> = setup.https.iter().map(|port| served(*port)).collect();
+    let certs: Vec<vldeploy::tls::CertInfo> =
+        setup.https.iter().map(|port| served(*port)).collect();
     assert_eq!(
         certs[0].serial, certs[1].serial,
         "both edges serve one certificate"
@@ -175,7 +176,11 @@ fn renewed_everywhere(
         started.elapsed().as_secs_f64()
     );
     assert_eq!(pebble.issued(), 2, "one more order: {}", renew.all());
-    let serials: Vec<String> = setup.https.iter().map(|port| served(*port).serial).collect();
+    let serials: Vec<String> = setup
+        .https
+        .iter()
+        .map(|port| served(*port).serial)
+        .collect();
     assert_ne!(serials[0], first, "the renewed certificate is served");
     assert_eq!(serials[0], serials[1], "both edges serve the renewal");
 

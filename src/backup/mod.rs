@@ -29,7 +29,8 @@ pub use load::{LoadStats, load};
 pub use name::BackupName;
 pub use postgres::Postgres;
 pub use restore::{
-    AbortReport, Backend, Phase, RestoreReport, SwarmBackend, abort, restore, restore_backend, resume,
+    AbortReport, Backend, Phase, RestoreReport, SwarmBackend, abort, restore, restore_backend,
+    resume,
 };
 pub use setup::{KEEP_TAGGED, LOG, MIN_BYTES, RunOutcome, Setup, run_backup};
 pub use verify::{TableRows, Verification, verify};

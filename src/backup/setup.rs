@@ -125,10 +125,7 @@ impl Setup {
     /// The backup settings of `stack` on its swarm (`hosts:`): run on the db node as its SSH user, against the
     /// running task of the postgres service there. `None` when no host has the db role.
     pub fn for_cluster(stack: &Stack) -> Option<Self> {
-        let db = stack
-            .hosts
-            .iter()
-            .find(|h| h.has(crate::stack::Role::Db))?;
+        let db = stack.hosts.iter().find(|h| h.has(crate::stack::Role::Db))?;
         Some(Self {
             service: Some(crate::swarm::service_name(&stack.name, "postgres")),
             run_as: db.target.user.clone(),
@@ -368,7 +365,10 @@ mod tests {
         assert_eq!(s.render_script().unwrap(), text);
         // One host's script names its container and has none of it.
         let one = setup().render_script().unwrap();
-        assert!(!one.contains("SERVICE") && one.contains("CONTAINER=vl_postgres\n"), "{one}");
+        assert!(
+            !one.contains("SERVICE") && one.contains("CONTAINER=vl_postgres\n"),
+            "{one}"
+        );
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("backup.sh");
         std::fs::write(&path, text).unwrap();
@@ -377,7 +377,11 @@ mod tests {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

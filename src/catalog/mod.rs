@@ -64,7 +64,15 @@ pub async fn import(
     token: &str,
     csv: &[u8],
 ) -> Result<Imported, CatalogError> {
-    import_in(remote, &layout::container_name("nginx"), stack, url, token, csv).await
+    import_in(
+        remote,
+        &layout::container_name("nginx"),
+        stack,
+        url,
+        token,
+        csv,
+    )
+    .await
 }
 
 /// [`import`] from inside `container` on `remote` (on a swarm, the nginx task's container on an edge node).

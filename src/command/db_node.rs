@@ -142,7 +142,11 @@ pub(crate) async fn install_backup(
             continue;
         }
         remote.upload(&file.path, &file.content, file.mode).await?;
-        changes.push(format!("backup: write `{}` on `{}`", file.path, remote.name()));
+        changes.push(format!(
+            "backup: write `{}` on `{}`",
+            file.path,
+            remote.name()
+        ));
     }
     Ok(changes)
 }

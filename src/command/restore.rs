@@ -40,7 +40,11 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
         )));
     }
     let (c, setup, swarm) = if ctx.stack.hosts.is_empty() {
-        (ctx.connect_quiet().await?, Setup::from_stack(&ctx.stack), None)
+        (
+            ctx.connect_quiet().await?,
+            Setup::from_stack(&ctx.stack),
+            None,
+        )
     } else {
         // On a cluster: into the postgres task on the db node, the backend service scaled to 0 meanwhile.
         let cluster = super::db_node::connect(ctx).await?;

@@ -132,9 +132,12 @@ async fn run_import_in(
     token: &str,
     csv: &[u8],
 ) -> Result<String, CommandError> {
-    let imported = crate::catalog::import_in(&c.remote, container, &ctx.stack.name, url, token, csv)
-        .await
-        .map_err(|e| CommandError::Io(crate::secret::scrub(&e.to_string(), &ctx.stack.secrets)))?;
+    let imported =
+        crate::catalog::import_in(&c.remote, container, &ctx.stack.name, url, token, csv)
+            .await
+            .map_err(|e| {
+                CommandError::Io(crate::secret::scrub(&e.to_string(), &ctx.stack.secrets))
+            })?;
     Ok(format!(
         "catalog seed `{}` imported: {} products ({} new, {} updated)",
         shown_path(ctx),
