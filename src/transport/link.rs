@@ -57,7 +57,9 @@ pub(crate) fn reason(libssh2: &str, silent: Duration, alive: Duration) -> String
             "the host stopped answering: nothing came back for {}s (it may be down, or the network to it cut)",
             silent.as_secs()
         )
-    } else if libssh2.contains("read") || libssh2.contains("disconnect") || libssh2.contains("send")
+    } else if ["read", "disconnect", "send", "drain", "socket"]
+        .iter()
+        .any(|word| libssh2.to_ascii_lowercase().contains(word))
     {
         format!(
             "the host closed the connection (sshd stopped, restarted or cut it; libssh2: {libssh2})"
@@ -106,6 +108,11 @@ mod tests {
         assert_eq!(
             reason("transport read", s(21), ALIVE_TIMEOUT),
             "the host stopped answering: nothing came back for 21s (it may be down, or the network to it cut)"
+        );
+        // What libssh2 says when the socket fails while a channel writes (the data read before the write).
+        assert_eq!(
+            reason("failure while draining incoming flow", s(0), ALIVE_TIMEOUT),
+            "the host closed the connection (sshd stopped, restarted or cut it; libssh2: failure while draining incoming flow)"
         );
         assert_eq!(reason("bad mac", s(0), ALIVE_TIMEOUT), "bad mac");
     }
