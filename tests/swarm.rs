@@ -725,6 +725,21 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         "{}",
         doctor.all()
     );
+    // The API answers through the nginx task of each edge, asked there.
+    for edge in &nodes[..2] {
+        let line = format!(
+            "edge root@127.0.0.1:{}: GET /api/health through nginx: 200",
+            edge.login.port
+        );
+        assert!(doctor.stdout.contains(&line), "{line}:\n{}", doctor.all());
+    }
+    assert!(
+        !doctor
+            .stdout
+            .contains(&format!("127.0.0.1:{}: GET /api", nodes[2].login.port)),
+        "the db node is no edge: {}",
+        doctor.all()
+    );
     crate::swarm_data::check(&p, &nodes);
 
     // An app node stops: its host container paused. Every node is a manager here (three hosts, three managers),

@@ -273,6 +273,17 @@ fn maintenance(p: &Project, nodes: &[Node], setup: &Setup) {
         }
     };
     in_maintenance("after `maintenance on`");
+    // doctor asks the API through each edge (following nginx's move to HTTPS) and names the page on both.
+    let doctor = p.vldeploy(&["--env", "cluster", "doctor"]).ok();
+    assert_eq!(
+        doctor
+            .stdout
+            .matches("GET /api/health through nginx answered 503: the maintenance page")
+            .count(),
+        2,
+        "{}",
+        doctor.all()
+    );
     let backend = ssh_ok(
         &nodes[0],
         &format!(

@@ -342,6 +342,12 @@ async fn health_finding(
             &[
                 "curl",
                 "-s",
+                // With `tls:` nginx moves plain HTTP to HTTPS: the one redirect is followed, to its own
+                // certificate.
+                "-k",
+                "-L",
+                "--max-redirs",
+                "1",
                 "-m",
                 "5",
                 "-w",

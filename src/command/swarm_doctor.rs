@@ -1,10 +1,11 @@
 //! `vldeploy doctor` on an environment with `hosts:`: every host over SSH at once, the swarm read from a manager
-//! that answers, Swarm's ports probed between the nodes; the findings are decided by `crate::swarm::checkup`.
+//! that answers, Swarm's ports probed between the nodes, the API asked through each edge's nginx task; the
+//! findings are decided by `crate::swarm::checkup`.
 
 use super::swarm_status::{REACH_TIMEOUT, is_manager, manager_hosts, now_s};
 use super::{CommandError, Context};
 use crate::layout::SERVICES;
-use crate::swarm::{HostReach, Node, PortProbe, Snapshot};
+use crate::swarm::{EdgeProbe, HostReach, Node, PortProbe, Snapshot};
 
 /// What doctor prints for one finding, as the one-host doctor does.
 pub(super) struct Row {
@@ -52,6 +53,7 @@ pub(super) async fn examine(ctx: &Context) -> Result<Vec<Row>, CommandError> {
         Some(s) => probe_ports(&nodes, s).await,
         None => Vec::new(),
     };
+    let edges = edge_health(ctx, &nodes).await;
     let examined = crate::swarm::Examined {
         env: &ctx.stack.environment,
         hosts: &hosts,
@@ -59,6 +61,7 @@ pub(super) async fn examine(ctx: &Context) -> Result<Vec<Row>, CommandError> {
         probes: &probes,
         services: &SERVICES,
         now_s: now_s(),
+        edges: &edges,
     };
     Ok(crate::swarm::checkup(&examined)
         .into_iter()
@@ -69,6 +72,31 @@ pub(super) async fn examine(ctx: &Context) -> Result<Vec<Row>, CommandError> {
             action: c.action,
         })
         .collect())
+}
+
+/// `GET /api/health` through the nginx task of every edge node that answered over SSH, all at once.
+async fn edge_health(ctx: &Context, nodes: &[Node]) -> Vec<EdgeProbe> {
+    let command = crate::remote::edge::health_through_nginx(&ctx.stack.name);
+    let asks = crate::swarm::edges(nodes).into_iter().map(|node| {
+        let command = &command;
+        async move {
+            let t = &node.host.target;
+            let health = node
+                .remote
+                .exec(command)
+                .await
+                .ok()
+                .filter(|out| out.success())
+                .and_then(|out| {
+                    crate::swarm::parse_edge_health(&String::from_utf8_lossy(&out.stdout))
+                });
+            EdgeProbe {
+                target: format!("{}@{}:{}", t.user, t.host, t.port),
+                health,
+            }
+        }
+    });
+    futures_util::future::join_all(asks).await
 }
 
 /// From each node that answered, Swarm's ports of every other ready node: 7946 (gossip) on all, 2377 (control)

@@ -66,9 +66,12 @@ pub struct Examined<'a> {
     pub probes: &'a [PortProbe],
     pub services: &'a [&'a str],
     pub now_s: u64,
+    /// `GET /api/health` through each edge node's nginx task.
+    pub edges: &'a [super::edge_health::EdgeProbe],
 }
 
-/// The findings, in order: SSH and managers, each node, each service, tasks not running, Swarm's ports.
+/// The findings, in order: SSH and managers, each node, each service, tasks not running, the API through each
+/// edge, Swarm's ports.
 pub fn checkup(e: &Examined<'_>) -> Vec<Checked> {
     let mut out = vec![ssh_finding(e)];
     let Some(s) = e.snapshot else {
@@ -89,6 +92,11 @@ pub fn checkup(e: &Examined<'_>) -> Vec<Checked> {
         out.push(service_finding(e.env, &r));
     }
     out.push(task_finding(s));
+    out.extend(
+        e.edges
+            .iter()
+            .filter_map(|p| super::edge_health::edge_finding(e.env, p)),
+    );
     out.extend(port_finding(e.env, e.probes));
     out
 }
@@ -397,6 +405,13 @@ mod tests {
             probes: &[probe],
             services: &SERVICES,
             now_s: 1000,
+            edges: &[super::super::edge_health::EdgeProbe {
+                target: "root@10.0.0.1:22".into(),
+                health: Some(super::super::edge_health::EdgeHealth::Answered {
+                    maintenance: false,
+                    status: 200,
+                }),
+            }],
         };
         let c = checkup(&e);
         assert!(c.iter().all(|c| c.verdict == Verdict::Ok), "{c:#?}");
@@ -412,6 +427,7 @@ mod tests {
                 "service backend",
                 "service nginx",
                 "tasks",
+                "api health",
                 "swarm ports"
             ]
         );
@@ -444,6 +460,7 @@ mod tests {
             probes: &[],
             services: &SERVICES,
             now_s: 1000,
+            edges: &[],
         };
         let c = checkup(&e);
         assert_eq!(
@@ -499,6 +516,7 @@ mod tests {
             probes: &[],
             services: &SERVICES,
             now_s: 0,
+            edges: &[],
         };
         assert_eq!(
             verdicts(&checkup(&e)),

@@ -3,6 +3,7 @@
 mod checkup;
 mod deploy;
 mod edge;
+mod edge_health;
 mod form;
 mod plan;
 mod preview;
@@ -16,6 +17,7 @@ pub use deploy::{
     image_commands, manager, placements, preview_services,
 };
 pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
+pub use edge_health::{EdgeHealth, EdgeProbe, parse_edge_health};
 pub use form::{
     Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
     node_firewalls,
