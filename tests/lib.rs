@@ -32,6 +32,7 @@ mod stack_hosts;
 mod store;
 mod storefront;
 mod swarm;
+mod swarm_releases;
 mod transport;
 mod up;
 

@@ -23,6 +23,8 @@ mod seed;
 mod status;
 mod swarm;
 mod swarm_doctor;
+mod swarm_logs;
+mod swarm_releases;
 mod swarm_status;
 mod up;
 

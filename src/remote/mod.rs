@@ -19,6 +19,7 @@ pub mod pitr;
 mod quote;
 pub mod restore;
 pub mod root;
+pub mod service_spec;
 pub mod site;
 pub mod tls;
 

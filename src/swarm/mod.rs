@@ -3,12 +3,19 @@
 mod checkup;
 mod deploy;
 mod form;
+mod logs;
 mod plan;
+mod releases;
 mod services;
 mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
-pub use deploy::{DeployError, converge_services, deliver, image_commands, manager};
+pub use deploy::{DeployError, await_spec, converge_services, deliver, image_commands, manager};
+pub use logs::{LogLine, LogSource, log_sources, merge, task_lines};
+pub use releases::{
+    RecordedRelease, ReleaseRow, RollbackRefusal, RollbackStep, ServiceReleases, SpecRelease, recorded_releases,
+    release_id, rollback_step,
+};
 pub use form::{Node, SwarmError, connect, connect_host, describe, facts, form, form_nodes};
 pub use snapshot::{
     ManagerView, NodeView, ServiceReport, ServiceView, Snapshot, TaskRow, TaskView, image_short,
