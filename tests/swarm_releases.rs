@@ -10,6 +10,7 @@ use crate::support::ssh::ssh_ok;
 use crate::swarm::Node;
 
 pub(crate) fn check(p: &Project, nodes: &[Node]) {
+    let whole = Instant::now();
     let started = Instant::now();
     let host = |i: usize| format!("vldeploy-sandbox-{}-cluster-{i}", p.name);
     // Requests with a path of their own through both edges: each backend task and each nginx logs them.
@@ -98,6 +99,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     );
 
     // A sixth release, then `rollback` puts the fifth back under a steady load through both edges.
+    let found = std::fs::read_to_string(p.path().join("stack.yaml")).unwrap();
     let five = spec_hash("backend", "Spec");
     let sixth = p.stack_yaml(|t| {
         *t = t.replace(
@@ -183,10 +185,29 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         up.all()
     );
     assert_eq!(spec_hash("backend", "Spec"), six);
+    // A rollback named by a prefix of its hash puts release 5 back again, and stack.yaml's release 5 is then
+    // what runs: `up` changes nothing. The cluster is left as it was found.
+    let started = Instant::now();
+    let back = p
+        .vldeploy(&["--env", "cluster", "rollback", "--to", &five[..8]])
+        .ok();
+    eprintln!(
+        "timing: rollback -e cluster --to a hash prefix in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        back.stdout.contains(&format!(
+            "rolled back `{}_backend` to `backend-{five}`, from `backend-{six}`",
+            p.name
+        )),
+        "{}",
+        back.all()
+    );
+    assert_eq!(spec_hash("backend", "Spec"), five);
     std::thread::sleep(Duration::from_secs(2));
     for (edge, load) in nodes[..2].iter().zip(loads) {
         let stats = load.stop();
-        eprintln!("load through {} across the rollback: {stats:?}", edge.address);
+        eprintln!("load through {} across the rollbacks: {stats:?}", edge.address);
         assert!(stats.ok > 100, "the load ran: {stats:?}");
         assert_eq!(
             (stats.non_2xx, stats.errors),
@@ -196,6 +217,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
             stats.failures
         );
     }
+    p.write_stack(&found);
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
     assert!(again.stdout.contains("no changes"), "{}", again.all());
 
@@ -207,15 +229,47 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         .iter()
         .filter(|e| e["command"] == "rollback")
         .collect();
-    // The refusal and the rollback; the one to the release already running changed nothing.
-    assert_eq!(rollbacks.len(), 2, "{}", audit.stdout);
+    // The refusal and the two rollbacks; the one to the release already running changed nothing.
+    assert_eq!(rollbacks.len(), 3, "{}", audit.stdout);
     assert_eq!(rollbacks[0]["result"], "failed", "{}", audit.stdout);
     assert_eq!(rollbacks[1]["result"], "ok", "{}", audit.stdout);
+    assert_eq!(rollbacks[2]["result"], "ok", "{}", audit.stdout);
     assert!(
         rollbacks[1]["changes"][0]
             .as_str()
             .is_some_and(|c| c.contains(&format!("to `backend-{five}`, from `backend-{six}`"))),
         "{}",
         audit.stdout
+    );
+    // `releases` lists, newest first, the backend releases `up` and `rollback` put in place.
+    let listed = p
+        .vldeploy(&["--env", "cluster", "releases", "-o", "json"])
+        .ok();
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let recorded: Vec<(&str, &str, &str)> = listed["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap(),
+                r["command"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (format!("backend-{five}").as_str(), "rollback", "ok"),
+            (format!("backend-{six}").as_str(), "up", "ok"),
+            (format!("backend-{five}").as_str(), "rollback", "ok"),
+        ],
+        "{listed}"
+    );
+    eprintln!(
+        "timing: logs, releases and rollbacks on the cluster in {:.1} s",
+        whole.elapsed().as_secs_f64()
     );
 }
