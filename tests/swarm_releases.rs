@@ -70,8 +70,8 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         started.elapsed().as_secs_f64()
     );
 
-    // After Swarm rolled the broken release back, its previous spec is that broken one: it is listed as
-    // such, and `rollback` refuses to put it back.
+    // Swarm rolled the broken release back by itself, and with that it dropped its previous spec: the release
+    // that serves is listed alone, noted so, and `rollback` has nothing to go back to.
     let spec_hash = |service: &str, field: &str| {
         ssh_ok(
             &nodes[0],
@@ -86,14 +86,14 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         releases
             .stdout
             .lines()
-            .any(|l| l.contains("previous") && l.contains("Swarm rolled back from it")),
+            .any(|l| l.starts_with("* backend-") && l.contains("current") && l.contains("Swarm rolled back to it")),
         "{}",
         releases.all()
     );
     let refused = p.vldeploy(&["--env", "cluster", "rollback"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
-        refused.stderr.contains("is the one Swarm rolled back from"),
+        refused.stderr.contains("keeps no previous release: Swarm rolled its last update back"),
         "{}",
         refused.all()
     );

@@ -21,7 +21,8 @@ pub struct ServiceReleases {
     /// The Swarm service: `<stack>_<service>`.
     pub name: String,
     pub current: SpecRelease,
-    /// Swarm's `PreviousSpec`: the one spec it keeps to go back to.
+    /// Swarm's `PreviousSpec`: the one spec it keeps to go back to. Swarm drops it when it rolls an update back
+    /// by itself (`failure_action: rollback`); `docker service rollback` swaps the two.
     pub previous: Option<SpecRelease>,
     /// The last update's state (`completed`, `rollback_completed`, `updating` …) and Swarm's message.
     pub update: Option<(String, String)>,
@@ -42,7 +43,7 @@ pub struct ReleaseRow {
     pub image: String,
     /// How many running tasks run it.
     pub tasks: usize,
-    /// What to know about it: the release Swarm rolled back from, an update under way.
+    /// What to know about it: the release Swarm rolled back to, an update under way.
     pub note: Option<String>,
 }
 
@@ -54,9 +55,9 @@ pub enum RollbackRefusal {
     )]
     NoPrevious(String),
     #[error(
-        "`{name}`'s previous release `{id}` is the one Swarm rolled back from (its tasks did not become healthy): putting it back would fail again\n  help: fix stack.yaml and run `vldeploy up`; nothing was changed"
+        "`{0}` keeps no previous release: Swarm rolled its last update back (its new tasks did not become healthy) and keeps only the release that serves\n  help: fix stack.yaml and run `vldeploy up`; nothing was changed"
     )]
-    FailedBefore { name: String, id: String },
+    RolledBack(String),
     #[error(
         "`{name}` is being updated now ({state}): wait for it to end (`vldeploy status -e <env>`), then roll back\n  help: nothing was changed"
     )]
@@ -119,7 +120,10 @@ impl ServiceReleases {
             spec: "current",
             image: self.current.image.clone(),
             tasks: self.count(&self.current),
-            note: self.busy().map(|s| format!("update {s}")),
+            note: self.busy().map(|s| format!("update {s}")).or_else(|| {
+                self.rolled_back()
+                    .then(|| "Swarm rolled back to it".to_owned())
+            }),
         }];
         if let Some(p) = &self.previous {
             rows.push(ReleaseRow {
@@ -128,9 +132,7 @@ impl ServiceReleases {
                 spec: "previous",
                 image: p.image.clone(),
                 tasks: self.count(p),
-                note: self
-                    .rolled_back()
-                    .then(|| "Swarm rolled back from it".to_owned()),
+                note: None,
             });
         }
         rows
@@ -199,15 +201,13 @@ pub fn rollback_step(
         )));
     }
     let Some(previous) = &service.previous else {
-        return Err(RollbackRefusal::NoPrevious(service.name.clone()));
+        return Err(if service.rolled_back() {
+            RollbackRefusal::RolledBack(service.name.clone())
+        } else {
+            RollbackRefusal::NoPrevious(service.name.clone())
+        });
     };
     let to = release_id(&service.service, previous);
-    if service.rolled_back() {
-        return Err(RollbackRefusal::FailedBefore {
-            name: service.name.clone(),
-            id: to,
-        });
-    }
     Ok(RollbackStep::Restore {
         service: service.service.clone(),
         name: service.name.clone(),
@@ -308,9 +308,16 @@ mod tests {
         assert_eq!(rows[0].id, "backend-aaaa1111");
         assert_eq!((rows[0].spec, rows[0].tasks), ("current", 2));
         assert_eq!((rows[1].spec, rows[1].tasks), ("previous", 0));
-        assert_eq!(rows[1].note, None);
-        let rows = backend(Some("bbbb2222"), Some("rollback_completed")).rows();
-        assert_eq!(rows[1].note.as_deref(), Some("Swarm rolled back from it"));
+        assert_eq!((rows[0].note.as_ref(), rows[1].note.as_ref()), (None, None));
+        // Swarm rolled an update back by itself: it keeps the release that serves alone.
+        let rows = backend(None, Some("rollback_completed")).rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].note.as_deref(),
+            Some("Swarm rolled back to it")
+        );
+        let rows = backend(Some("bbbb2222"), Some("updating")).rows();
+        assert_eq!(rows[0].note.as_deref(), Some("update updating"));
         assert_eq!(backend(None, None).rows().len(), 1);
     }
 
@@ -346,9 +353,14 @@ mod tests {
             rollback_step(&[backend(None, None)], None),
             Err(RollbackRefusal::NoPrevious("shop_backend".into()))
         );
+        assert_eq!(
+            rollback_step(&[backend(None, Some("rollback_completed"))], None),
+            Err(RollbackRefusal::RolledBack("shop_backend".into()))
+        );
+        // After `docker service rollback` the previous release is the one rolled back from: it may go back.
         assert!(matches!(
             rollback_step(&[backend(Some("bbbb2222"), Some("rollback_completed"))], None),
-            Err(RollbackRefusal::FailedBefore { .. })
+            Ok(RollbackStep::Restore { .. })
         ));
         assert!(matches!(
             rollback_step(&[backend(Some("bbbb2222"), Some("updating"))], None),
