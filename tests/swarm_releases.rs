@@ -70,6 +70,53 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         started.elapsed().as_secs_f64()
     );
 
+    // `-f` follows every task at once: requests made after it started show up from both backend tasks.
+    let started = Instant::now();
+    let mut child = p
+        .command(&["--env", "cluster", "logs", "backend", "-f", "--tail", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let followed = format!("/api/followprobe-{}", std::process::id());
+    let mut slots = std::collections::BTreeSet::new();
+    let mut seen = Vec::new();
+    while slots.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        for node in &nodes[..2] {
+            let _ = http_get(node.http_port, &followed);
+        }
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            if line.contains(&followed) {
+                if let Some(slot) = line.split('@').next() {
+                    slots.insert(slot.to_owned());
+                }
+            }
+            seen.push(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        slots.into_iter().collect::<Vec<_>>(),
+        ["backend.1", "backend.2"],
+        "both tasks' new lines while following: {}",
+        seen.join("\n")
+    );
+    eprintln!(
+        "timing: logs -f -e cluster showed both tasks' new lines in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
     // Swarm rolled the broken release back by itself, and with that it dropped its previous spec: the release
     // that serves is listed alone, noted so, and `rollback` has nothing to go back to.
     let spec_hash = |service: &str, field: &str| {
@@ -197,9 +244,9 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     );
     assert!(
         back.stdout.contains(&format!(
-            "rolled back `{}_backend` to `backend-{five}`, from `backend-{six}`",
+            "rolled back `{}_backend` to `backend-{five}` (",
             p.name
-        )),
+        )) && back.stdout.contains(&format!("), from `backend-{six}`\n")),
         "{}",
         back.all()
     );
