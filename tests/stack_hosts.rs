@@ -277,7 +277,7 @@ fn replicas_on_one_host() {
 fn a_multi_host_environment_is_refused_by_commands_that_work_on_one_host() {
     refused(
         &cluster(),
-        "seed",
+        "restart backend",
         "error: environment `prod` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
     );
 }
@@ -292,7 +292,8 @@ fn refused(stack: &str, command: &str, stderr: &str) {
         .current_dir(dir.path())
         .arg("--file")
         .arg(dir.path().join("stack.yaml"))
-        .args(["--env", "prod", command])
+        .args(["--env", "prod"])
+        .args(command.split_whitespace())
         .status(1)
         .stdout("")
         .stderr(stderr)
