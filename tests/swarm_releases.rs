@@ -96,10 +96,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
             let _ = http_get(node.http_port, &followed);
         }
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
-            if line.contains(&followed) {
-                if let Some(slot) = line.split('@').next() {
-                    slots.insert(slot.to_owned());
-                }
+            if line.contains(&followed)
+                && let Some(slot) = line.split('@').next()
+            {
+                slots.insert(slot.to_owned());
             }
             seen.push(line);
         }
