@@ -266,8 +266,9 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// `nginx`, `postgres` or `backend`.
-    pub service: String,
+    /// `nginx`, `postgres` or `backend`. On an environment with `hosts:` it may be left out: every service's
+    /// tasks.
+    pub service: Option<String>,
     /// Keep printing new lines as they come.
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -505,6 +506,16 @@ mod tests {
 pub struct RollbackArgs {
     /// A release id from `vldeploy releases` (or a unique prefix of its hash).
     pub release: Option<String>,
+    /// The same as RELEASE, named.
+    #[arg(long = "to", value_name = "RELEASE", conflicts_with = "release")]
+    pub to: Option<String>,
+}
+
+impl RollbackArgs {
+    /// The release asked for, positional or `--to`.
+    pub fn wanted(&self) -> Option<&str> {
+        self.release.as_deref().or(self.to.as_deref())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -558,6 +558,7 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         "{}",
         released.all()
     );
+    crate::swarm_releases::check(&p, &nodes);
 
     // Postgres answers on the overlay alone (the backend's health above went through it): from a container
     // outside the environment and from the nodes themselves, 5432 is closed on every node.

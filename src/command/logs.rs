@@ -9,15 +9,23 @@ use crate::cli::LogsArgs;
 use crate::layout::{SERVICES, container_name};
 
 pub(crate) async fn logs(ctx: &Context, args: &LogsArgs) -> Result<i32, CommandError> {
-    if !SERVICES.contains(&args.service.as_str()) {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_logs::logs(ctx, args).await;
+    }
+    let Some(service) = args.service.as_deref() else {
         return Err(CommandError::Usage(format!(
-            "unknown service `{}`; the stack has `{}`",
-            args.service,
+            "name the service whose logs to show: `{}`",
+            SERVICES.join("`, `")
+        )));
+    };
+    if !SERVICES.contains(&service) {
+        return Err(CommandError::Usage(format!(
+            "unknown service `{service}`; the stack has `{}`",
             SERVICES.join("`, `")
         )));
     }
     let c = ctx.connect().await?;
-    let name = container_name(&args.service);
+    let name = container_name(service);
     let mut stream = std::pin::pin!(c.engine.log_stream(&name, args.tail, args.follow));
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = stream.next().await {

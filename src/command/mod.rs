@@ -25,8 +25,10 @@ mod status;
 mod swarm;
 mod swarm_doctor;
 mod swarm_edge;
+mod swarm_logs;
 mod swarm_maintenance;
 mod swarm_plan;
+mod swarm_releases;
 mod swarm_status;
 mod up;
 

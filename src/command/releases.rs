@@ -15,6 +15,9 @@ async fn live_release(c: &Connected) -> Result<Option<String>, CommandError> {
 }
 
 pub(crate) async fn releases(ctx: &Context) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_releases::releases(ctx).await;
+    }
     let c = ctx.connect().await?;
     let history = rollout::read_history(&c.remote, &ctx.stack.name).await?;
     let live = live_release(&c).await?;
@@ -111,7 +114,7 @@ async fn site_rolled_back(
     args: &RollbackArgs,
 ) -> Result<Option<(i32, Vec<String>)>, CommandError> {
     let stack = ctx.stack.name.as_str();
-    let wanted = args.release.as_deref();
+    let wanted = args.wanted();
     if wanted.is_some_and(|w| !w.starts_with("site-")) {
         return Ok(None);
     }
@@ -184,6 +187,9 @@ async fn site_rolled_back(
 }
 
 pub(crate) async fn rollback(ctx: &Context, args: &RollbackArgs) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_releases::rollback(ctx, args).await;
+    }
     let c = ctx.connect().await?;
     ctx.locked(&c, "rollback", || async {
         match rollback_locked(ctx, &c, args).await {
@@ -191,7 +197,7 @@ pub(crate) async fn rollback(ctx: &Context, args: &RollbackArgs) -> Result<i32, 
             Err(e) => (
                 vec![format!(
                     "rollback to {}",
-                    args.release.as_deref().unwrap_or("the previous release")
+                    args.wanted().unwrap_or("the previous release")
                 )],
                 Err(e),
             ),
@@ -211,7 +217,7 @@ async fn rollback_locked(
     let stack = ctx.stack.name.as_str();
     let history = rollout::read_history(&c.remote, stack).await?;
     let live = live_release(c).await?;
-    let target: &Release = match &args.release {
+    let target: &Release = match args.wanted() {
         Some(wanted) => {
             let matches: Vec<&Release> = history
                 .releases

@@ -31,7 +31,7 @@ pub(super) async fn is_manager(node: &Node) -> Result<bool, CommandError> {
 
 /// The first manager host that answers over SSH and is a manager, tried in turn; each one that did not is named
 /// with why (warned on stderr).
-async fn reach_manager(ctx: &Context) -> Result<Node, CommandError> {
+pub(super) async fn reach_manager(ctx: &Context) -> Result<Node, CommandError> {
     let mut missed = Vec::new();
     for host in manager_hosts(ctx) {
         match crate::swarm::connect_host(&ctx.stack, host, REACH_TIMEOUT).await {

@@ -11,6 +11,7 @@ mod image;
 mod image_import;
 mod log;
 mod service;
+mod service_release;
 mod swarm;
 
 use std::collections::HashMap;
@@ -64,6 +65,12 @@ pub enum EngineError {
         host: String,
         action: String,
         reason: String,
+    },
+    #[error("the service `{name}` on `{host}`: {detail}")]
+    Spec {
+        host: String,
+        name: String,
+        detail: String,
     },
     #[error("container `{name}` does not exist on `{host}`")]
     Missing { host: String, name: String },

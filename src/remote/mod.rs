@@ -20,6 +20,7 @@ pub mod pitr;
 mod quote;
 pub mod restore;
 pub mod root;
+pub mod service_spec;
 pub mod service_task;
 pub mod site;
 pub mod tls;

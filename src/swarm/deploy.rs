@@ -357,24 +357,32 @@ async fn converge(
     service: &ServiceDesign,
     wanted: usize,
 ) -> Result<(), DeployError> {
+    await_spec(engine, &service.name, &service.hash(), wanted).await
+}
+
+/// Waits until `wanted` tasks of the service `name` run the spec `hash` (healthy, where it has a health
+/// check), as `up` waits: an update Swarm rolls back or pauses is an error naming the service.
+pub async fn await_spec(
+    engine: &Engine,
+    name: &str,
+    hash: &str,
+    wanted: usize,
+) -> Result<(), DeployError> {
     let started = Instant::now();
     loop {
-        let hash = service.hash();
-        let live = engine.running_service(&service.name).await?;
+        let live = engine.running_service(name).await?;
         let ours = live
             .as_ref()
-            .is_some_and(|r| r.hash.as_deref() == Some(hash.as_str()));
+            .is_some_and(|r| r.hash.as_deref() == Some(hash));
         let update = live.and_then(|r| r.update);
-        let tasks = engine.service_tasks(&service.name).await?;
+        let tasks = engine.service_tasks(name).await?;
         let current: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
         let running = current.iter().filter(|t| t.state == "running").count();
         // An update is done when the tasks meant to run all run this spec and no old one is still shutting
         // down.
         let tasks_done = running >= wanted
             && current.len() == running
-            && current
-                .iter()
-                .all(|t| t.spec_hash.as_deref() == Some(hash.as_str()));
+            && current.iter().all(|t| t.spec_hash.as_deref() == Some(hash));
         match update_outcome(ours, update.as_ref().map(|(s, _)| s.as_str()), tasks_done) {
             Outcome::Done => return Ok(()),
             Outcome::Waiting => {}
@@ -382,18 +390,18 @@ async fn converge(
                 // Swarm's message says only that it rolled back; a failed task of this spec says why.
                 let why = tasks
                     .iter()
-                    .filter(|t| t.spec_hash.as_deref() == Some(hash.as_str()))
+                    .filter(|t| t.spec_hash.as_deref() == Some(hash))
                     .find_map(|t| t.error.clone())
                     .map(|e| format!("; a new task: {e}"))
                     .unwrap_or_default();
                 return Err(DeployError::RolledBack {
-                    service: service.name.clone(),
+                    service: name.to_owned(),
                     message: format!("{}{why}", update.map(|(_, m)| m).unwrap_or_default()),
                 });
             }
             Outcome::Paused => {
                 return Err(DeployError::Paused {
-                    service: service.name.clone(),
+                    service: name.to_owned(),
                     message: update.map(|(_, m)| m).unwrap_or_default(),
                 });
             }
@@ -405,7 +413,7 @@ async fn converge(
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(DeployError::NotConverged {
-                service: service.name.clone(),
+                service: name.to_owned(),
                 running,
                 wanted,
                 secs: started.elapsed().as_secs(),

@@ -5,15 +5,17 @@ mod deploy;
 mod edge;
 mod edge_health;
 mod form;
+mod logs;
 mod plan;
 mod preview;
 mod prune;
+mod releases;
 mod services;
 mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{
-    DeployError, Placement, ServiceChange, ServicesPreview, converge_services, deliver,
+    DeployError, Placement, ServiceChange, ServicesPreview, await_spec, converge_services, deliver,
     image_commands, manager, placements, preview_services,
 };
 pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
@@ -22,8 +24,13 @@ pub use form::{
     Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
     node_firewalls,
 };
+pub use logs::{LogLine, LogSource, log_sources, merge, task_lines};
 pub use preview::{
     ClusterPlan, NodeChanges, firewall_change, image_change, service_changes, swarm_change,
+};
+pub use releases::{
+    RecordedRelease, ReleaseRow, RollbackRefusal, RollbackStep, ServiceReleases, SpecRelease,
+    recorded_releases, release_id, rollback_step,
 };
 pub use snapshot::{
     ManagerView, NodeView, ServiceReport, ServiceView, Snapshot, TaskRow, TaskView, image_short,
