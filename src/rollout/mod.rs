@@ -184,6 +184,9 @@ async fn adopt_serving_candidate(
         candidate,
         "the candidate an interrupted run left serves already: finishing that release"
     );
+    // The run may have been stopped the moment the candidate joined the name: nginx's resolver is given the
+    // time to see it before the previous release goes, as `go_live` gives it.
+    tokio::time::sleep(SEEN).await;
     retire(t, &spec.name).await?;
     rename(t, candidate, &spec.name).await?;
     Ok(true)
