@@ -46,6 +46,39 @@ pub(crate) fn nodes(p: &Project) -> Vec<Node> {
         .collect()
 }
 
+/// A steady load of 50 requests/s (two threads) on `GET /api/health` through each edge (the first two nodes).
+pub(crate) fn load_through_edges(nodes: &[Node], limit: Duration) -> Vec<load::Load> {
+    let loads = nodes[..2]
+        .iter()
+        .map(|n| load::start(n.http_port, "/api/health", 2, 50, limit))
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    loads
+}
+
+/// Stops each edge's load two seconds after what it watched, and asserts that at least `at_least` requests
+/// answered and none failed (no non-2xx answer, no connection error).
+pub(crate) fn assert_edges_served(
+    nodes: &[Node],
+    loads: Vec<load::Load>,
+    across: &str,
+    at_least: u64,
+) {
+    std::thread::sleep(Duration::from_secs(2));
+    for (edge, load) in nodes[..2].iter().zip(loads) {
+        let stats = load.stop();
+        eprintln!("load through {} across {across}: {stats:?}", edge.address);
+        assert!(stats.ok > at_least, "the load ran: {stats:?}");
+        assert_eq!(
+            (stats.non_2xx, stats.errors),
+            (0, 0),
+            "no request through {} failed: {:?}",
+            edge.address,
+            stats.failures
+        );
+    }
+}
+
 pub(crate) fn docker_out(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
@@ -389,11 +422,7 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
 
     // Five releases of the backend under a steady load through both edges: Swarm replaces its tasks one at a
     // time, each new one started and healthy before the old one stops, and nginx re-resolves the tasks.
-    let loads: Vec<load::Load> = nodes[..2]
-        .iter()
-        .map(|n| load::start(n.http_port, "/api/health", 2, 50, Duration::from_secs(600)))
-        .collect();
-    std::thread::sleep(Duration::from_secs(2));
+    let loads = load_through_edges(&nodes, Duration::from_secs(600));
     let release = |n: usize| {
         p.stack_yaml(|t| {
             *t = t.replace(
@@ -480,22 +509,7 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         env.contains("RELEASE_N=5") && !env.contains("no-such-host"),
         "the service runs release 5 again"
     );
-    std::thread::sleep(Duration::from_secs(2));
-    for (edge, load) in nodes[..2].iter().zip(loads) {
-        let stats = load.stop();
-        eprintln!(
-            "load through {} across the releases: {stats:?}",
-            edge.address
-        );
-        assert!(stats.ok > 300, "the load ran: {stats:?}");
-        assert_eq!(
-            (stats.non_2xx, stats.errors),
-            (0, 0),
-            "no request through {} failed: {:?}",
-            edge.address,
-            stats.failures
-        );
-    }
+    assert_edges_served(&nodes, loads, "the releases", 300);
     p.write_stack(&release(5));
 
     // The cluster's deploy lock and audit log live on its first host, where `lock` and `audit` look: `up`

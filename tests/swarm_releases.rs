@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::load;
 use crate::support::project::{Project, http_get};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::Node;
+use crate::swarm::{self, Node};
 
 pub(crate) fn check(p: &Project, nodes: &[Node]) {
     let whole = Instant::now();
@@ -185,11 +184,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         human.stdout
     );
 
-    let loads: Vec<load::Load> = nodes[..2]
-        .iter()
-        .map(|n| load::start(n.http_port, "/api/health", 2, 50, Duration::from_mins(5)))
-        .collect();
-    std::thread::sleep(Duration::from_secs(2));
+    let loads = swarm::load_through_edges(nodes, Duration::from_mins(5));
     let started = Instant::now();
     let rolled = p.vldeploy(&["--env", "cluster", "rollback"]).ok();
     eprintln!(
@@ -269,22 +264,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         back.all()
     );
     assert_eq!(spec_hash("backend", "Spec"), five);
-    std::thread::sleep(Duration::from_secs(2));
-    for (edge, load) in nodes[..2].iter().zip(loads) {
-        let stats = load.stop();
-        eprintln!(
-            "load through {} across the rollbacks: {stats:?}",
-            edge.address
-        );
-        assert!(stats.ok > 100, "the load ran: {stats:?}");
-        assert_eq!(
-            (stats.non_2xx, stats.errors),
-            (0, 0),
-            "no request through {} failed: {:?}",
-            edge.address,
-            stats.failures
-        );
-    }
+    swarm::assert_edges_served(nodes, loads, "the rollbacks", 100);
     p.write_stack(&found);
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
     assert!(again.stdout.contains("no changes"), "{}", again.all());
