@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
-use crate::support::project::{As, Project};
+use crate::support::project::{self, As, Project};
 use crate::support::ssh::no_secret;
 
 const DOMAIN: &str = "shop.test";
@@ -43,21 +43,8 @@ fn https_port(p: &Project) -> String {
 
 /// `curl` over HTTPS to the sandbox's nginx, trusting only Pebble's root: status and body.
 fn https_get(p: &Project, root: &std::path::Path, path: &str) -> (u16, String) {
-    let port = https_port(p);
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(root)
-        .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
-        .args(["-o", "-", "-w", "\n%{http_code}"])
-        .arg(format!("https://{DOMAIN}:{port}{path}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
-    )
+    let port: u16 = https_port(p).parse().unwrap();
+    project::https_get(DOMAIN, port, root, path)
 }
 
 /// The certificate nginx serves for the domain, by a real handshake.

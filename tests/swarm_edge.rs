@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::pebble::{HMAC, KID, LocalPebble};
-use crate::support::project::Project;
+use crate::support::project::{self, Project};
 use crate::support::ssh::ssh_ok;
 use crate::swarm::Node;
 
@@ -17,20 +17,7 @@ const DOMAIN: &str = "shop.test";
 
 /// `curl` over HTTPS through the edge whose 443 is published on `port`, trusting only `root`.
 fn https_get(port: u16, root: &std::path::Path, path: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(root)
-        .args(["--resolve", &format!("{DOMAIN}:{port}:127.0.0.1")])
-        .args(["-o", "-", "-w", "\n%{http_code}"])
-        .arg(format!("https://{DOMAIN}:{port}{path}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        code.trim().parse().unwrap_or(0),
-        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
-    )
+    project::https_get(DOMAIN, port, root, path)
 }
 
 /// The certificate served on `port`, by a real handshake.

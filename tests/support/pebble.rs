@@ -98,17 +98,7 @@ impl Pebble {
         let container = format!("vldeploy-sandbox-{}", p.name);
         let dir = p.path().join("pebble");
         std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = key();
-        let ca = cert("vldeploy test listener CA", &ca_key, None);
-        let leaf_key = key();
-        let leaf = cert("127.0.0.1", &leaf_key, Some((&ca, &ca_key)));
-        std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
-        std::fs::write(dir.join("cert.pem"), leaf.to_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("key.pem"),
-            leaf_key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
+        write_listener_certs(&dir);
         let mut config = serde_json::json!({"pebble": {
             "listenAddress": "0.0.0.0:14000",
             "managementListenAddress": "127.0.0.1:15000",
@@ -267,21 +257,26 @@ pub struct LocalPebble {
     log: PathBuf,
 }
 
+/// Writes a CA (`ca.pem`) and the listener's certificate for 127.0.0.1 it signed (`cert.pem`, `key.pem`) into `dir`.
+fn write_listener_certs(dir: &std::path::Path) {
+    let ca_key = key();
+    let ca = cert("vldeploy test listener CA", &ca_key, None);
+    let leaf_key = key();
+    let leaf = cert("127.0.0.1", &leaf_key, Some((&ca, &ca_key)));
+    std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("key.pem"),
+        leaf_key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+}
+
 impl LocalPebble {
     pub fn start(p: &Project, http_port: u16) -> LocalPebble {
         let dir = p.path().join("pebble-local");
         std::fs::create_dir_all(&dir).unwrap();
-        let ca_key = key();
-        let ca = cert("vldeploy test listener CA", &ca_key, None);
-        let leaf_key = key();
-        let leaf = cert("127.0.0.1", &leaf_key, Some((&ca, &ca_key)));
-        std::fs::write(dir.join("ca.pem"), ca.to_pem().unwrap()).unwrap();
-        std::fs::write(dir.join("cert.pem"), leaf.to_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("key.pem"),
-            leaf_key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
+        write_listener_certs(&dir);
         let (listen, management, dns, dns_management) =
             (free_port(), free_port(), free_port(), free_port());
         let config = serde_json::json!({"pebble": {

@@ -554,6 +554,25 @@ impl Drop for Project {
     }
 }
 
+/// `curl` over HTTPS to `domain` on 127.0.0.1:`port`, trusting only the root certificate `root`: the status and
+/// the body, with curl's error text after it.
+pub fn https_get(domain: &str, port: u16, root: &Path, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(root)
+        .args(["--resolve", &format!("{domain}:{port}:127.0.0.1")])
+        .args(["-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("https://{domain}:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
 /// `GET http://127.0.0.1:<port><path>`: status and body (status 0 when nothing answered).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let out = Command::new("curl")
