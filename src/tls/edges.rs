@@ -183,20 +183,7 @@ async fn not_due(
         _ => Vec::new(),
     };
     Ok(Converged {
-        report: RenewReport {
-            outcome: if backoff { "backoff" } else { "not_due" }.into(),
-            reason: Some(if backoff {
-                format!(
-                    "an earlier attempt failed; the next one is due {}",
-                    date(at)
-                )
-            } else {
-                format!("renewal is due {}", date(at))
-            }),
-            error: None,
-            certificate: current,
-            status,
-        },
+        report: RenewReport::waiting(backoff, at, current, status),
         changes,
     })
 }

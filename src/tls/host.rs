@@ -98,20 +98,7 @@ async fn run(
             write_status(remote, stack, status)
                 .await
                 .map_err(|e| fail(e.into()))?;
-            return Ok(RenewReport {
-                outcome: if backoff { "backoff" } else { "not_due" }.into(),
-                reason: Some(if backoff {
-                    format!(
-                        "an earlier attempt failed; the next one is due {}",
-                        date(at)
-                    )
-                } else {
-                    format!("renewal is due {}", date(at))
-                }),
-                error: None,
-                certificate: current,
-                status: status.clone(),
-            });
+            return Ok(RenewReport::waiting(backoff, at, current, status.clone()));
         }
     };
 

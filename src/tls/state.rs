@@ -261,6 +261,29 @@ pub struct RenewReport {
     pub status: Status,
 }
 
+impl RenewReport {
+    /// Nothing to do yet: renewal is due at `at`, or (`backoff`) an earlier attempt failed and the next is due then.
+    pub fn waiting(
+        backoff: bool,
+        at: u64,
+        certificate: Option<super::cert::CertInfo>,
+        status: Status,
+    ) -> RenewReport {
+        let due = super::policy::date(at);
+        RenewReport {
+            outcome: if backoff { "backoff" } else { "not_due" }.into(),
+            reason: Some(if backoff {
+                format!("an earlier attempt failed; the next one is due {due}")
+            } else {
+                format!("renewal is due {due}")
+            }),
+            error: None,
+            certificate,
+            status,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -282,6 +305,23 @@ mod tests {
             probe: "127.0.0.1:443".into(),
             nginx: "vl-nginx".into(),
         }
+    }
+
+    #[test]
+    fn a_renewal_not_yet_due_says_when_it_is() {
+        let due = RenewReport::waiting(false, 86_400, None, Status::default());
+        assert_eq!(due.outcome, "not_due");
+        assert_eq!(
+            due.reason.as_deref(),
+            Some("renewal is due 1970-01-02T00:00:00Z")
+        );
+        let held = RenewReport::waiting(true, 86_400, None, Status::default());
+        assert_eq!(held.outcome, "backoff");
+        assert_eq!(
+            held.reason.as_deref(),
+            Some("an earlier attempt failed; the next one is due 1970-01-02T00:00:00Z")
+        );
+        assert_eq!(held.error, None);
     }
 
     #[test]
