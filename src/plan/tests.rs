@@ -228,7 +228,12 @@ fn preparation_steps_run_at_once_and_each_container_after_its_dependencies() {
     let prep: Vec<usize> = (0..6).collect();
     // Networks, the volume, the images and the files together; postgres after them, the backend after
     // postgres; nginx resolves the backend per request, so it starts beside postgres and the backend.
-    assert_eq!(waits[..6], vec![Vec::<usize>::new(); 6][..], "{:?}", summaries(&p));
+    assert_eq!(
+        waits[..6],
+        vec![Vec::<usize>::new(); 6][..],
+        "{:?}",
+        summaries(&p)
+    );
     assert_eq!(waits[6], prep, "postgres");
     assert_eq!(waits[7], [prep.clone(), vec![6]].concat(), "the backend");
     assert_eq!(waits[8], prep, "nginx");
@@ -236,9 +241,15 @@ fn preparation_steps_run_at_once_and_each_container_after_its_dependencies() {
     // Without the upstream file, nginx's `depends_on: [backend]` holds: after the backend (and not after
     // postgres, which it does not depend on).
     let mut plain = d.clone();
-    plain.files.retain(|f| !f.path.ends_with("00-upstream.conf"));
+    plain
+        .files
+        .retain(|f| !f.path.ends_with("00-upstream.conf"));
     let waits = p.prerequisites(&plain);
-    assert_eq!(waits[8], [prep.clone(), vec![7]].concat(), "nginx after the backend");
+    assert_eq!(
+        waits[8],
+        [prep.clone(), vec![7]].concat(),
+        "nginx after the backend"
+    );
 
     // A preparation step after a container step waits for every step that is not a preparation; a step
     // that is neither (a reload) waits for all before it.
