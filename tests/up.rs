@@ -20,11 +20,30 @@ fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
 pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(who: As) {
     let p = Project::with_cold_sandbox_as("up_from_nothing", who);
 
-    p.test()
+    let first = p
+        .test()
         .arg("up")
         .stdout_has("create container `vl_postgres`")
         .stdout_has(p.is_up())
         .run();
+    // nginx finds the backend per request, so its container starts beside postgres's first start (initdb)
+    // instead of after the backend's release; the backend still waits for a healthy postgres.
+    let at = |needle: &str| {
+        first
+            .stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in `up`'s steps:\n{}", first.stderr))
+    };
+    assert!(
+        at("create container `vl_nginx` …") < at("create container `vl_postgres`: done"),
+        "nginx started only after postgres was healthy:\n{}",
+        first.stderr
+    );
+    assert!(
+        at("create container `vl_postgres`: done") < at("release `vl_backend` (blue/green) …"),
+        "the backend started before postgres was healthy:\n{}",
+        first.stderr
+    );
 
     let health = health_json(&p);
     assert!(health["uptime_s"].as_f64().is_some(), "{health}");

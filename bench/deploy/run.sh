@@ -37,11 +37,14 @@ make_project() { # dir name
 echo "## vldeploy" >&2
 make_project "$work/vld" bench
 cd "$work/vld"
-start=$(date +%s.%N)
-"$bin" up >"$work/cold.out" 2>"$work/cold.err"
-cold=$(echo "$(date +%s.%N) - $start" | bc)
-phase() { grep -E "^\[[0-9]+/[0-9]+\] $1.*done in" "$work/cold.err" | sed -E 's/.*done in ([0-9.]+)s/\1/' | paste -sd+ | bc; }
-build=$(echo "$cold - $(grep -E 'done in' "$work/cold.err" | sed -E 's/.*done in ([0-9.]+)s/\1/' | paste -sd+ | bc)" | bc)
+# Each line of `up`'s events carries when it came: steps overlap (nginx starts beside postgres), so the build
+# check and plan end when the first step starts, not at the sum of the steps' durations.
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done; }
+start=$EPOCHREALTIME
+{ "$bin" up 2>&1 >"$work/cold.out" | stamp >"$work/cold.err"; }
+cold=$(echo "$EPOCHREALTIME - $start" | bc)
+phase() { grep -E "^[0-9.]+ \[[0-9]+/[0-9]+\] $1.*done in" "$work/cold.err" | sed -E 's/.*done in ([0-9.]+)s/\1/' | paste -sd+ | bc; }
+build=$(echo "$(grep -m1 -E '^[0-9.]+ \[[0-9]+/[0-9]+\] ' "$work/cold.err" | cut -d' ' -f1) - $start" | bc)
 printf 'vldeploy cold up: %.1fs (local build check and plan %.1fs, send images %.1fs, postgres %.1fs, backend %.1fs, nginx %.1fs)\n' \
   "$cold" "$build" "$(phase 'send image')" "$(phase 'create container `vl_postgres`')" \
   "$(phase 'release `vl_backend`')" "$(phase 'create container `vl_nginx`')"

@@ -1,4 +1,4 @@
-//! Walks a plan against a host, preparation steps at once and container steps in turn, stopping at the first
+//! Walks a plan against a host, each step as soon as the steps it waits for have ended, stopping at the first
 //! failure and naming the step.
 
 use std::sync::Arc;
@@ -55,27 +55,54 @@ pub const RELEASES_KEPT: usize = 5;
 /// How many lines of a failing container's log a failed step shows.
 const LOG_LINES: usize = 20;
 
-/// Applies the plan, reporting each step through `out`: preparation steps (networks, volumes, images, files,
-/// the storefront) at once, then each container step in turn ([`Plan::batches`]). Stops after the first batch
-/// with a failure (its other steps end first), reported with the last lines of the log of the container it
-/// concerns. Returns the release left staged, if any.
+/// Applies the plan, reporting each step through `out`: each step starts as soon as the steps it waits for
+/// ([`Plan::prerequisites`]) have ended well, so preparation steps (networks, volumes, images, files, the
+/// storefront) run at once, and each container step once its dependencies are healthy, beside unrelated ones.
+/// After a failure no step starts; the ones running end first. The failure reported (with the last lines of
+/// the log of the container it concerns) is the earliest step's. Returns the release left staged, if any.
 pub async fn apply(
     host: &Host<'_>,
     plan: &Plan,
     desired: &Desired,
     out: &Output,
 ) -> Result<Option<crate::rollout::Staged>, ApplyError> {
+    use futures_util::StreamExt as _;
     let total = plan.steps.len();
+    let waits = plan.prerequisites(desired);
+    let mut started = vec![false; total];
+    let mut ended_well = vec![false; total];
+    let mut running = futures_util::stream::FuturesUnordered::new();
     let mut staged = None;
-    for batch in plan.batches() {
-        let runs = batch
-            .map(|i| run_step(host, &plan.steps[i], i + 1, total, desired, out))
-            .collect::<Vec<_>>();
-        for left in futures_util::future::join_all(runs).await {
-            staged = staged.or(left?);
+    let mut failed: Option<ApplyError> = None;
+    loop {
+        if failed.is_none() {
+            for i in 0..total {
+                if !started[i] && waits[i].iter().all(|&j| ended_well[j]) {
+                    started[i] = true;
+                    let step = &plan.steps[i];
+                    running.push(async move {
+                        (i, run_step(host, step, i + 1, total, desired, out).await)
+                    });
+                }
+            }
+        }
+        match running.next().await {
+            None => break,
+            Some((i, Ok(left))) => {
+                ended_well[i] = true;
+                staged = staged.or(left);
+            }
+            Some((_, Err(e))) => {
+                if failed.as_ref().is_none_or(|f| e.index < f.index) {
+                    failed = Some(e);
+                }
+            }
         }
     }
-    Ok(staged)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(staged),
+    }
 }
 
 /// One step, from its start event to its end or failure event.

@@ -25,6 +25,34 @@ pub struct Desired {
     pub site: Option<DesiredSite>,
 }
 
+impl Desired {
+    /// The services whose containers must be healthy before `service`'s starts: those it depends on, but a
+    /// service released blue/green when `service` loads the upstream file. That one (nginx) asks Docker's DNS
+    /// for the stable name on each request and answers with the maintenance page until a release is in it, so
+    /// it starts beside the release instead of after it.
+    pub fn waits_for(&self, service: &str) -> Vec<&str> {
+        let Some(spec) = self.containers.iter().find(|c| c.service == service) else {
+            return Vec::new();
+        };
+        let upstream = super::layout::upstream_path(&self.stack);
+        let resolves_per_request = self
+            .files
+            .iter()
+            .any(|f| f.path == upstream && f.reloads.as_deref() == Some(service));
+        spec.depends_on
+            .iter()
+            .filter(|dep| {
+                let released = self
+                    .containers
+                    .iter()
+                    .any(|c| &c.service == *dep && c.release_alias.is_some());
+                !(released && resolves_per_request)
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// A storefront release: the `site:` directory packed, named by its content hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredSite {

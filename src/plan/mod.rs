@@ -36,20 +36,34 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// The steps in the order `apply` runs them: each range runs at once, after every step of the ranges
-    /// before it has ended. Consecutive preparation steps ([`Step::is_preparation`]) share a range; every
-    /// other step has one of its own.
-    pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
-        let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
-        for (i, step) in self.steps.iter().enumerate() {
-            match batches.last_mut() {
-                Some(last) if step.is_preparation() && self.steps[last.start].is_preparation() => {
-                    last.end = i + 1;
+    /// For each step, the earlier steps that must have ended well before it starts; every other step runs
+    /// beside it. A preparation step ([`Step::is_preparation`]) waits for the steps before it that are not
+    /// preparations; a container step for every step before it but the container steps of services it does
+    /// not wait for ([`Desired::waits_for`]), so unrelated containers (nginx beside postgres and the backend)
+    /// start at once and a dependent one only once its dependency is healthy; every other step (reloads,
+    /// removals, records) for every step before it.
+    pub fn prerequisites(&self, desired: &Desired) -> Vec<Vec<usize>> {
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let before = self.steps[..i].iter().enumerate();
+                if step.is_preparation() {
+                    before
+                        .filter(|(_, b)| !b.is_preparation())
+                        .map(|(j, _)| j)
+                        .collect()
+                } else if let Some(service) = step.service() {
+                    let needs = desired.waits_for(service);
+                    before
+                        .filter(|(_, b)| b.service().is_none_or(|s| needs.contains(&s)))
+                        .map(|(j, _)| j)
+                        .collect()
+                } else {
+                    (0..i).collect()
                 }
-                _ => batches.push(i..i + 1),
-            }
-        }
-        batches
+            })
+            .collect()
     }
 
     /// The steps `apply` walks: all but those `up` carries out with flows of their own (see

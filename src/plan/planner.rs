@@ -11,7 +11,7 @@ use crate::layout::{container_name, serving_network, short_id};
 /// Decides the steps that take a host from `facts` to `desired`, in the order they must be applied.
 ///
 /// Networks and volumes come first, then images, then files, then containers in dependency order
-/// (each waits for health before the next), then reloads, and removals of leftovers last, so a
+/// (each starts once those it depends on are healthy), then reloads, and removals of leftovers last, so a
 /// failure part-way leaves the previous containers serving. A service with a release alias (the
 /// backend) is released blue/green: its candidate runs beside the live one until it is healthy.
 /// The certificate and the firewall come last, as `up` carries them out once the containers serve.

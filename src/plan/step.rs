@@ -188,7 +188,8 @@ impl Step {
 
     /// Whether the step only puts something on the host that containers use later (a network, a volume, an
     /// image, a file, a storefront release): such steps need nothing of each other and run at once.
-    /// Container steps wait for every step before them, and run one at a time in plan order.
+    /// Container steps wait for the preparation steps and for the containers they depend on
+    /// ([`super::Plan::prerequisites`]).
     pub fn is_preparation(&self) -> bool {
         matches!(
             self,

@@ -219,31 +219,57 @@ fn empty_host_gets_everything_in_dependency_order() {
 }
 
 #[test]
-fn preparation_steps_run_at_once_and_containers_one_at_a_time_after_them() {
+fn preparation_steps_run_at_once_and_each_container_after_its_dependencies() {
     let d = desired();
     let p = plan(&d, &Facts::default()).for_apply();
-    // Networks, the volume, the images and the files together; then postgres, the backend, nginx in turn.
-    assert_eq!(p.batches(), vec![0..6, 6..7, 7..8, 8..9]);
     assert!(p.steps[..6].iter().all(Step::is_preparation));
     assert!(!p.steps[6..].iter().any(Step::is_preparation));
+    let waits = p.prerequisites(&d);
+    let prep: Vec<usize> = (0..6).collect();
+    // Networks, the volume, the images and the files together; postgres after them, the backend after
+    // postgres; nginx resolves the backend per request, so it starts beside postgres and the backend.
+    assert_eq!(
+        waits[..6],
+        vec![Vec::<usize>::new(); 6][..],
+        "{:?}",
+        summaries(&p)
+    );
+    assert_eq!(waits[6], prep, "postgres");
+    assert_eq!(waits[7], [prep.clone(), vec![6]].concat(), "the backend");
+    assert_eq!(waits[8], prep, "nginx");
 
-    // A preparation step after a container step does not join the ones before it.
+    // Without the upstream file, nginx's `depends_on: [backend]` holds: after the backend (and not after
+    // postgres, which it does not depend on).
+    let mut plain = d.clone();
+    plain
+        .files
+        .retain(|f| !f.path.ends_with("00-upstream.conf"));
+    let waits = p.prerequisites(&plain);
+    assert_eq!(
+        waits[8],
+        [prep.clone(), vec![7]].concat(),
+        "nginx after the backend"
+    );
+
+    // A preparation step after a container step waits for every step that is not a preparation; a step
+    // that is neither (a reload) waits for all before it.
     let mut mixed = p.clone();
     let file = mixed.steps[4].clone();
-    mixed.steps.push(file.clone());
     mixed.steps.push(file);
-    assert_eq!(
-        mixed.batches(),
-        vec![0..6, 6..7, 7..8, 8..9, 9..11],
-        "{:?}",
-        summaries(&mixed)
-    );
+    mixed.steps.push(Step::Reload {
+        service: "nginx".into(),
+        name: "vl_nginx".into(),
+        reason: "its files changed".into(),
+    });
+    let waits = mixed.prerequisites(&d);
+    assert_eq!(waits[9], vec![6, 7, 8], "{:?}", summaries(&mixed));
+    assert_eq!(waits[10], (0..10).collect::<Vec<_>>());
     assert!(
         Plan {
             stack: "s".into(),
             steps: Vec::new()
         }
-        .batches()
+        .prerequisites(&d)
         .is_empty()
     );
 }

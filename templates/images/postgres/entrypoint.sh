@@ -38,13 +38,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         exit 1
     fi
 
+    # initdb does not sync each file it writes (`--no-sync`): one `sync` of the volume's filesystem below
+    # makes the new cluster durable before the server starts.
     log "initialising a new cluster in $PGDATA"
     pwfile="$(mktemp)"
     chmod 600 "$pwfile"
     printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
     chown postgres:postgres "$pwfile"
     as_postgres initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
-        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     rm -f "$pwfile"
 
     cat >> "$PGDATA/postgresql.conf" <<CONF
@@ -64,22 +66,39 @@ HBA
     chown postgres:postgres "$PGDATA/pg_hba.conf"
     chmod 600 "$PGDATA/pg_hba.conf"
 
-    # A server on the unix socket only, to create the database and run init scripts.
-    as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --options="-c listen_addresses=''" start >/dev/null
-    if [ "$POSTGRES_DB" != "postgres" ]; then
-        as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" --dbname=postgres \
-            --set db="$POSTGRES_DB" <<'SQL'
+    if ls /docker-entrypoint-initdb.d/*.sql >/dev/null 2>&1; then
+        # Init scripts: a server on the unix socket only, to create the database and run them.
+        as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --options="-c listen_addresses=''" start >/dev/null
+        if [ "$POSTGRES_DB" != "postgres" ]; then
+            as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" --dbname=postgres \
+                --set db="$POSTGRES_DB" <<'SQL'
 CREATE DATABASE :"db";
 SQL
+            log "created database $POSTGRES_DB"
+        fi
+        for f in /docker-entrypoint-initdb.d/*.sql; do
+            [ -f "$f" ] || continue
+            log "running $f"
+            as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" \
+                --dbname="$POSTGRES_DB" --file="$f"
+        done
+        as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --mode=fast stop >/dev/null
+    elif [ "$POSTGRES_DB" != "postgres" ]; then
+        # Only the database to create: single-user mode, without a server to start, wait for and stop. It
+        # reports a failed statement on stderr and still exits 0, so its errors are looked for there.
+        errors="$(mktemp)"
+        printf 'CREATE DATABASE "%s";\n\n' "$(printf '%s' "$POSTGRES_DB" | sed 's/"/""/g')" \
+            | as_postgres postgres --single -j -D "$PGDATA" -c fsync=off -c log_min_messages=error postgres \
+                >/dev/null 2>"$errors" || { cat "$errors" >&2; exit 1; }
+        if grep -q -E '(ERROR|FATAL|PANIC):' "$errors"; then
+            cat "$errors" >&2
+            log "creating database $POSTGRES_DB failed"
+            exit 1
+        fi
+        rm -f "$errors"
         log "created database $POSTGRES_DB"
     fi
-    for f in /docker-entrypoint-initdb.d/*.sql; do
-        [ -f "$f" ] || continue
-        log "running $f"
-        as_postgres psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 --username="$POSTGRES_USER" \
-            --dbname="$POSTGRES_DB" --file="$f"
-    done
-    as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --mode=fast stop >/dev/null
+    sync -f "$PGDATA/PG_VERSION"
     log "initialisation done"
 else
     log "found an existing cluster in $PGDATA; starting it"
