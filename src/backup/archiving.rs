@@ -13,6 +13,18 @@ pub async fn archive_status(
     timeout_s: u64,
     now: u64,
 ) -> Result<ArchiveStatus, BackupError> {
+    archive_status_via(remote, setup, timeout_s, now, None).await
+}
+
+/// [`archive_status`] with the repository on `backup_host` (`user@host:port`): pgBackRest's `info` that cannot
+/// reach it is read as that host not answering (stalled), not as a failure to read the state.
+pub async fn archive_status_via(
+    remote: &Remote,
+    setup: &Setup,
+    timeout_s: u64,
+    now: u64,
+    backup_host: Option<&str>,
+) -> Result<ArchiveStatus, BackupError> {
     let step = |what: &str, out: &crate::transport::Output| BackupError::Step {
         host: remote.name().to_string(),
         step: what.to_owned(),
@@ -32,14 +44,28 @@ pub async fn archive_status(
         &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
     );
     let info = remote.exec(&info).await?;
-    if !info.success() {
-        return Err(step("pgBackRest `info`", &info));
-    }
-    parse_status(&row.stdout_str(), &info.stdout_str(), now, timeout_s).map_err(|detail| {
+    let (text, unreachable) = match (info.success(), backup_host) {
+        (true, _) => (info.stdout_str(), None),
+        (false, Some(host)) => (
+            "[{}]".to_owned(),
+            Some(format!(
+                "the backup host {host} does not answer pgBackRest: {}",
+                info.stderr_tail(2)
+            )),
+        ),
+        (false, None) => return Err(step("pgBackRest `info`", &info)),
+    };
+    let mut status = parse_status(&row.stdout_str(), &text, now, timeout_s).map_err(|detail| {
         BackupError::Step {
             host: remote.name().to_string(),
             step: "reading the archiving state".into(),
             detail,
         }
-    })
+    })?;
+    status.backup_host = backup_host.map(str::to_owned);
+    if let Some(why) = unreachable {
+        status.stalled = true;
+        status.backup_host_error = Some(why);
+    }
+    Ok(status)
 }
