@@ -135,7 +135,8 @@ pub async fn prepare(
     let hash = key.mac(&format!("{image_id}\n{}", text.expose()));
     let spec = RepoContainer {
         container: container_name(&stack.name),
-        image: image_ref.to_owned(),
+        // By its ID: the host may hold the image under another build's name.
+        image: image_id.to_owned(),
         volume: volume_name(&stack.name),
         path: path.clone(),
         env_file: env_path(&stack.name),
