@@ -45,7 +45,13 @@ pub async fn archive_status_via(
     );
     let info = remote.exec(&info).await?;
     let (text, unreachable) = match (info.success(), backup_host) {
-        (true, _) => (info.stdout_str(), None),
+        (true, Some(host)) => {
+            let text = info.stdout_str();
+            let why = unreachable_repository(&text)
+                .map(|e| format!("the backup host {host} does not answer pgBackRest: {e}"));
+            (text, why)
+        }
+        (true, None) => (info.stdout_str(), None),
         (false, Some(host)) => (
             "[{}]".to_owned(),
             Some(format!(
@@ -68,4 +74,35 @@ pub async fn archive_status_via(
         status.backup_host_error = Some(why);
     }
     Ok(status)
+}
+
+/// The error of a repository pgBackRest's `info` could not reach: it exits 0 and reports it in the repository's
+/// status (code 99, "other", with the connection's error). `None` when every repository answered.
+pub(super) fn unreachable_repository(info: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    v.as_array()?.iter().find_map(|stanza| {
+        stanza["repo"].as_array()?.iter().find_map(|repo| {
+            (repo["status"]["code"].as_u64() == Some(99))
+                .then(|| repo["status"]["message"].as_str().unwrap_or("unreachable").trim().to_owned())
+        })
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_info_could_not_reach_is_named_with_its_error() {
+        // What pgBackRest 2.45's `info --output=json` prints on the database host with the backup host down.
+        let down = r#"[{"archive":[],"backup":[],"cipher":"none","db":[],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":99,"message":"[HostConnectError] unable to connect to '172.17.0.2:8432': [111] Connection refused"}}],"status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}]"#;
+        assert_eq!(
+            unreachable_repository(down).unwrap(),
+            "[HostConnectError] unable to connect to '172.17.0.2:8432': [111] Connection refused"
+        );
+        let up = r#"[{"repo":[{"key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0}}]"#;
+        assert_eq!(unreachable_repository(up), None);
+        assert_eq!(unreachable_repository("not json"), None);
+    }
 }
