@@ -165,15 +165,16 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         .run();
     assert_eq!(p.http_get("/api/health").0, 200, "the shop keeps serving");
     insert_orders(&p, 7021, 7040);
-    p.psql("SELECT pg_switch_wal();");
-    let wanted = p.psql("SELECT pg_walfile_name(pg_current_wal_lsn());");
+    // The segment this switch completes: written while the backup host was away.
+    let wanted = p.psql("SELECT pg_walfile_name(pg_switch_wal());");
 
     // It returns: archiving catches up by itself, and the repository's WAL has no gap up to the current one.
     vault.sh(&format!("docker start {container} >/dev/null"));
     let back = Instant::now();
     loop {
-        let run = p.vldeploy(&["backup", "status"]);
-        if run.code == 0 {
+        let run = p.vldeploy(&["backup", "status", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        if run.code == 0 && v["last_archived_wal"].as_str().unwrap_or("") >= wanted.trim() {
             break;
         }
         assert!(back.elapsed() < Duration::from_secs(90), "never caught up: {}", run.all());

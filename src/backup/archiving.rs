@@ -41,7 +41,8 @@ pub async fn archive_status_via(
     }
     let info = in_postgres(
         &setup.container,
-        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
+        // A backup host that does not answer is retried for `io-timeout`: a few seconds are enough to tell.
+        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json", "--io-timeout=3"], "info"),
     );
     let info = remote.exec(&info).await?;
     let (text, unreachable) = match (info.success(), backup_host) {
