@@ -150,6 +150,11 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         "backup host stopped: reported after {:.1}s",
         stopped.elapsed().as_secs_f64()
     );
+    assert!(
+        stopped.elapsed() <= Duration::from_secs(10),
+        "reported after {:?}, more than twice archive_timeout",
+        stopped.elapsed()
+    );
     assert!(stalled.stdout.contains(": STALLED"), "{}", stalled.all());
     assert!(stalled.stdout.contains("NOT ANSWERING"), "{}", stalled.all());
     assert!(
