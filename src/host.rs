@@ -100,6 +100,26 @@ pub async fn check_rights(remote: &Remote, stack: &Stack) -> Result<(), Transpor
 
 /// Connects as `user` instead of the environment's user (bootstrap's first login), with the environment's key
 /// and host keys.
+/// Connects to `target` with the environment's credentials and host-key policy (a backup host).
+pub async fn connect_to(
+    stack: &Stack,
+    target: Target,
+    timeout: Duration,
+) -> Result<Remote, TransportError> {
+    let (_, auth, keys) = ssh_settings(stack);
+    let name = target.name();
+    let command_timeout = stack.command_timeout;
+    tokio::task::spawn_blocking(move || Remote::connect(&target, &auth, &keys, timeout))
+        .await
+        .unwrap_or_else(|e| {
+            Err(TransportError::Local {
+                step: format!("connecting to `{name}`"),
+                reason: e.to_string(),
+            })
+        })
+        .map(|remote| remote.with_command_timeout(command_timeout))
+}
+
 pub async fn connect_as(
     stack: &Stack,
     user: &str,

@@ -132,6 +132,8 @@ fn backup_archive_restores_a_dropped_table_to_a_second_before_from_an_encrypted_
         diff: None,
         retention_full: 2,
         encrypt_passphrase: Some("PGBACKREST_PASSPHRASE".into()),
+        repo_address: None,
+        db_address: None,
     };
     let port = free_port();
     let config = |passphrase: Option<Secret>, data: &str| {

@@ -803,6 +803,38 @@ fn hostile_pgbackrest_schedules_in_stack_yaml_are_refused_at_their_line() {
 }
 
 #[test]
+fn hostile_backup_host_addresses_in_stack_yaml_are_refused_at_their_line() {
+    use crate::stack_errors::{SECRETS, VALID, write};
+    for yaml in [
+        r#""10.0.0.9\nrepo1-path=/""#,
+        r#""vault;touch /tmp/INJECTED""#,
+        r#""$(id)""#,
+        r#""-oProxyCommand=x""#,
+        r#""vault example""#,
+        r#""a=b""#,
+    ] {
+        for field in ["repo_address", "db_address"] {
+            let dir = tempfile::tempdir().unwrap();
+            let text = format!(
+                "{VALID}backup:\n  archive:\n    repo: ssh://root@vault.example/var/lib/pgbackrest\n    {field}: {yaml}\n"
+            );
+            write(dir.path(), "stack.yaml", &text);
+            write(dir.path(), SECRETS.0, SECRETS.1);
+            let line = text.lines().count();
+            let lookup = |_: &str| None;
+            let e = vldeploy::stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("at `backup.archive.{field}`")), "{field}: {yaml}: {e}");
+            assert!(e.contains("invalid address"), "{field}: {yaml}: {e}");
+            assert!(e.contains(&format!("stack.yaml:{line}:")), "{field}: {yaml}: {e}");
+            assert!(!e.contains("\nrepo1-path"), "{e}");
+        }
+    }
+}
+
+#[test]
 fn the_renewal_cron_entry_stays_one_job_whatever_its_fields_hold() {
     let ctx = |stack: &str, environment: &str, binary: &str, log: &str| serde_json::json!({"stack": stack, "environment": environment, "binary": binary, "user": "deploy", "log": log});
     let (s, e, b, l) = (

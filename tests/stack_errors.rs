@@ -1859,6 +1859,8 @@ fn a_backup_archive_loads_with_its_defaults() {
             diff: Some("0 3 * * 1-6".into()),
             retention_full: 2,
             encrypt_passphrase: Some("POSTGRES_PASSWORD".into()),
+            repo_address: None,
+            db_address: None,
         }
     );
 }

@@ -13,6 +13,39 @@ pub const STANZA: &str = "main";
 /// Where postgres' data is in the stack's postgres image.
 pub const PGDATA: &str = "/var/lib/postgresql/data";
 
+/// Where each side's TLS files are in its container: the stack's CA, its own certificate and key.
+pub const TLS_DIR: &str = "/etc/pgbackrest/tls";
+
+/// The port each side's `pgbackrest server` listens on, in its container and published on its host.
+pub const TLS_PORT: u16 = 8432;
+
+/// The two hosts of repository-host mode, by the address the other one reaches each at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peers {
+    /// The backup host, as the database host reaches it.
+    pub repo: String,
+    /// The database host, as the backup host reaches it.
+    pub db: String,
+}
+
+impl Peers {
+    /// The peers of `stack`'s archive when its repository is on a backup host: `repo_address` (else the host of
+    /// the `ssh://` URL) and `db_address` (else the environment's host).
+    pub fn of(stack: &crate::stack::Stack) -> Option<Self> {
+        let archive = stack.backup.as_ref()?.archive.as_ref()?;
+        let ArchiveRepo::Ssh { host, .. } = &archive.repo else {
+            return None;
+        };
+        Some(Self {
+            repo: archive.repo_address.clone().unwrap_or_else(|| host.clone()),
+            db: archive
+                .db_address
+                .clone()
+                .unwrap_or_else(|| stack.target.host.clone()),
+        })
+    }
+}
+
 /// Everything pgBackRest's configuration on the database side is made of.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveConfig {
@@ -32,6 +65,8 @@ pub struct ArchiveConfig {
     pub pg_port: u16,
     pub log_path: String,
     pub lock_path: String,
+    /// Repository-host mode over TLS: the two hosts' addresses.
+    pub peers: Option<Peers>,
 }
 
 impl ArchiveConfig {
@@ -49,7 +84,15 @@ impl ArchiveConfig {
             pg_port: 5432,
             log_path: "/var/log/pgbackrest".to_owned(),
             lock_path: "/tmp/pgbackrest".to_owned(),
+            peers: None,
         }
+    }
+
+    /// With the two hosts of repository-host mode.
+    #[must_use]
+    pub fn with_peers(mut self, peers: Option<Peers>) -> Self {
+        self.peers = peers;
+        self
     }
 
     /// postgres' settings that push every WAL segment to the repository (at least every `timeout_s`).
@@ -66,31 +109,38 @@ impl ArchiveConfig {
     }
 
     /// `pgbackrest.conf` on the database side: the repository itself (a local path), or the backup host that
-    /// holds it (repository-host mode; the passphrase then lives there).
+    /// holds it (repository-host mode over TLS; the passphrase then lives there, and this side's own
+    /// `pgbackrest server` admits the backup host, which runs the backups).
     pub fn database_conf(&self) -> Result<String, RenderError> {
-        let (repo_host, repo_host_user, repo_host_port, repo_path) = match &self.repo {
-            ArchiveRepo::Local(path) => (None, None, None, Some(path.as_str())),
-            ArchiveRepo::Ssh {
-                user, host, port, ..
-            } => (Some(host.as_str()), Some(user.as_str()), Some(*port), None),
-        };
-        self.render(
-            "database",
-            repo_host,
-            repo_host_user,
-            repo_host_port,
-            repo_path,
-        )
+        match (&self.repo, &self.peers) {
+            (ArchiveRepo::Local(path), _) => self.render(Side::Database, Some(path.as_str())),
+            (ArchiveRepo::Ssh { .. }, Some(_)) => self.render(Side::Database, None),
+            (ArchiveRepo::Ssh { .. }, None) => Err(RenderError::Template {
+                name: "backup/pgbackrest.conf".into(),
+                detail: "a repository on a backup host needs the two hosts' addresses".into(),
+            }),
+        }
     }
 
-    fn render(
-        &self,
-        side: &str,
-        repo_host: Option<&str>,
-        repo_host_user: Option<&str>,
-        repo_host_port: Option<u16>,
-        repo_path: Option<&str>,
-    ) -> Result<String, RenderError> {
+    /// `pgbackrest.conf` on the backup host: the repository (its path, retention and passphrase) and the
+    /// database host it backs up over TLS.
+    pub fn repository_conf(&self) -> Result<String, RenderError> {
+        let ArchiveRepo::Ssh { path, .. } = &self.repo else {
+            return Err(RenderError::Template {
+                name: "backup/pgbackrest.conf".into(),
+                detail: "the repository is on the database host, not on a backup host".into(),
+            });
+        };
+        self.render(Side::Repository, Some(path.as_str()))
+    }
+
+    fn render(&self, side: Side, repo_path: Option<&str>) -> Result<String, RenderError> {
+        let tls_peers = self.peers.as_ref().filter(|_| matches!(self.repo, ArchiveRepo::Ssh { .. }));
+        let (repo_host, pg_host, peer) = match (side, tls_peers) {
+            (Side::Database, Some(p)) => (Some(p.repo.as_str()), None, Some(p.repo.as_str())),
+            (Side::Repository, Some(p)) => (None, Some(p.db.as_str()), Some(p.db.as_str())),
+            (_, None) => (None, None, None),
+        };
         let bad = |what: &str| RenderError::Template {
             name: "backup/pgbackrest.conf".into(),
             detail: format!("{what} holds a control character or is empty"),
@@ -112,26 +162,37 @@ impl ArchiveConfig {
             ("lock-path", self.lock_path.as_str()),
             ("repo1-path", repo_path.unwrap_or("-")),
             ("repo1-host", repo_host.unwrap_or("-")),
-            ("repo1-host-user", repo_host_user.unwrap_or("-")),
+            ("pg1-host", pg_host.unwrap_or("-")),
         ] {
-            if v.is_empty() || v.chars().any(|c| c.is_control() || c == ' ') {
+            if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace() || c == '=' || c == '#') {
                 return Err(bad(what));
             }
         }
+        let tls = peer.map(|peer| {
+            serde_json::json!({
+                "port": TLS_PORT,
+                "ca": format!("{TLS_DIR}/ca.crt"),
+                "cert": format!("{TLS_DIR}/self.crt"),
+                "key": format!("{TLS_DIR}/self.key"),
+                "peer": peer,
+            })
+        });
+        let passphrase = passphrase.filter(|_| repo_path.is_some());
         let ctx = serde_json::json!({
             "stack": self.stack,
-            "side": side,
+            "side": match side { Side::Database => "database", Side::Repository => "backup host" },
             "stanza": STANZA,
             "repo_host": repo_host,
-            "repo_host_user": repo_host_user,
-            "repo_host_port": repo_host_port,
+            "repo_host_user": serde_json::Value::Null,
+            "repo_host_port": serde_json::Value::Null,
             "repo_path": repo_path,
+            "tls": tls,
             "retention_full": self.retention_full,
             "passphrase": passphrase,
             "encrypted": self.encrypted || passphrase.is_some(),
             "log_path": self.log_path,
             "lock_path": self.lock_path,
-            "pg_host": serde_json::Value::Null,
+            "pg_host": pg_host,
             "pg_host_user": serde_json::Value::Null,
             "pg_path": self.pg_path,
             "pg_socket": self.pg_socket,
@@ -139,6 +200,13 @@ impl ArchiveConfig {
         });
         render::render("backup/pgbackrest.conf", &ctx)
     }
+}
+
+/// Which side a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Database,
+    Repository,
 }
 
 /// The pgBackRest configuration the postgres container writes at start, as the entrypoint reads it.
@@ -160,19 +228,17 @@ pub enum ContainerValue {
     Secret(Secret),
 }
 
-/// The postgres container's archiving of `stack`, when `backup.archive` is set. A repository on a backup host
-/// is not applied yet: that is an error naming what works today.
+/// The postgres container's archiving of `stack`, when `backup.archive` is set. With a repository on a backup
+/// host, the container also runs `pgbackrest server` (its TLS files come from [`tls_env`]).
 pub fn container_archive(
     stack: &crate::stack::Stack,
 ) -> Result<Option<ContainerArchive>, RenderError> {
     let Some(archive) = stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
         return Ok(None);
     };
-    let ArchiveRepo::Local(path) = &archive.repo else {
-        return Err(RenderError::Template {
-            name: "backup/pgbackrest.conf".into(),
-            detail: "`backup.archive.repo` on a backup host (ssh://) is not applied by `up` yet; use a path on the host (`/var/lib/pgbackrest`)".into(),
-        });
+    let volume = match &archive.repo {
+        ArchiveRepo::Local(path) => Some(("pgbackrest".to_owned(), path.clone())),
+        ArchiveRepo::Ssh { .. } => None,
     };
     let passphrase = match &archive.encrypt_passphrase {
         None => None,
@@ -190,7 +256,7 @@ pub fn container_archive(
                 })?,
         ),
     };
-    let mut config = ArchiveConfig::new(&stack.name, archive, None);
+    let mut config = ArchiveConfig::new(&stack.name, archive, None).with_peers(Peers::of(stack));
     config.encrypted = passphrase.is_some();
     let conf = config.database_conf()?;
     let settings = config.postgres_settings(CONTAINER_CONF);
@@ -218,16 +284,35 @@ pub fn container_archive(
             ContainerValue::Plain(setting("archive_timeout")),
         ),
     ];
-    if let Some(p) = passphrase {
-        env.push((
+    match (passphrase, &volume) {
+        // On a backup host the passphrase is there, not here.
+        (Some(p), Some(_)) => env.push((
             "PGBACKREST_REPO1_CIPHER_PASS".to_owned(),
             ContainerValue::Secret(p),
-        ));
+        )),
+        (_, None) => env.push((
+            "VL_PGBACKREST_SERVER".to_owned(),
+            ContainerValue::Plain(TLS_PORT.to_string()),
+        )),
+        (None, Some(_)) => {}
     }
-    Ok(Some(ContainerArchive {
-        env,
-        volume: Some(("pgbackrest".to_owned(), path.clone())),
-    }))
+    Ok(Some(ContainerArchive { env, volume }))
+}
+
+/// A side's TLS files for its container's entrypoint: the CA and the certificate plain, the key a secret.
+pub fn tls_env(
+    ca: &str,
+    own: &super::repo_tls::Identity,
+) -> Vec<(String, ContainerValue)> {
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes());
+    vec![
+        ("VL_PGBACKREST_TLS_CA".to_owned(), ContainerValue::Plain(b64(ca))),
+        ("VL_PGBACKREST_TLS_CERT".to_owned(), ContainerValue::Plain(b64(&own.cert))),
+        (
+            "VL_PGBACKREST_TLS_KEY".to_owned(),
+            ContainerValue::Secret(Secret::new(b64(own.key.expose()))),
+        ),
+    ]
 }
 
 /// What the cluster and the repository say about archiving (`vldeploy backup status`).
@@ -247,6 +332,12 @@ pub struct ArchiveStatus {
     pub newest_restore_point: Option<u64>,
     /// No WAL archived within twice `archive_timeout`, or the last attempt failed.
     pub stalled: bool,
+    /// The backup host that holds the repository (`user@host:port`), when it is not this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_host: Option<String>,
+    /// Why the backup host could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_host_error: Option<String>,
 }
 
 /// The SQL whose one tab-separated row [`parse_status`] reads: postgres' own record of archiving.
@@ -304,6 +395,8 @@ pub fn parse_status(
         oldest_restore_point: oldest,
         newest_restore_point: newest,
         stalled,
+        backup_host: None,
+        backup_host_error: None,
     })
 }
 
@@ -529,6 +622,8 @@ mod tests {
             diff: Some("0 3 * * 1-6".into()),
             retention_full: 2,
             encrypt_passphrase: Some("PGBACKREST_PASSPHRASE".into()),
+            repo_address: None,
+            db_address: None,
         }
     }
 
@@ -566,10 +661,27 @@ mod tests {
                 path: "/var/lib/pgbackrest".into(),
             }),
             Some(Secret::new("correct horse battery staple")),
-        );
+        )
+        .with_peers(Some(Peers {
+            repo: "10.0.0.9".into(),
+            db: "db.example".into(),
+        }));
         let text = c.database_conf().unwrap();
         assert_snapshot("pgbackrest.database.conf", &text);
         assert!(!text.contains("correct horse"), "{text}");
+        // The backup host holds the repository and its passphrase, and backs up the database host over TLS.
+        let repo = c.repository_conf().unwrap();
+        assert_snapshot("pgbackrest.repository.conf", &repo);
+        assert!(repo.contains("\nrepo1-cipher-pass=correct horse battery staple\n"));
+        assert!(repo.contains("\npg1-host=db.example\npg1-host-type=tls\n"), "{repo}");
+        assert!(repo.contains("\ntls-server-auth=db.example=main\n"), "{repo}");
+        assert!(text.contains("\ntls-server-auth=10.0.0.9=main\n"), "{text}");
+        // An address that would break the file is refused.
+        let bad = c.clone().with_peers(Some(Peers {
+            repo: "10.0.0.9\nrepo1-path=/".into(),
+            db: "db".into(),
+        }));
+        assert!(bad.database_conf().is_err());
     }
 
     #[test]
@@ -665,6 +777,8 @@ mod tests {
                 oldest_restore_point: Some(100),
                 newest_restore_point: Some(290),
                 stalled: false,
+                backup_host: None,
+                backup_host_error: None,
             }
         );
         // Older than twice the timeout, or failing since the last success: stalled.

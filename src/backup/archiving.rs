@@ -13,6 +13,18 @@ pub async fn archive_status(
     timeout_s: u64,
     now: u64,
 ) -> Result<ArchiveStatus, BackupError> {
+    archive_status_via(remote, setup, timeout_s, now, None).await
+}
+
+/// [`archive_status`] with the repository on `backup_host` (`user@host:port`): pgBackRest's `info` that cannot
+/// reach it is read as that host not answering (stalled), not as a failure to read the state.
+pub async fn archive_status_via(
+    remote: &Remote,
+    setup: &Setup,
+    timeout_s: u64,
+    now: u64,
+    backup_host: Option<&str>,
+) -> Result<ArchiveStatus, BackupError> {
     let step = |what: &str, out: &crate::transport::Output| BackupError::Step {
         host: remote.name().to_string(),
         step: what.to_owned(),
@@ -29,17 +41,69 @@ pub async fn archive_status(
     }
     let info = in_postgres(
         &setup.container,
-        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
+        // A backup host that does not answer is retried for `io-timeout`: a few seconds are enough to tell.
+        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json", "--io-timeout=3"], "info"),
     );
     let info = remote.exec(&info).await?;
-    if !info.success() {
-        return Err(step("pgBackRest `info`", &info));
-    }
-    parse_status(&row.stdout_str(), &info.stdout_str(), now, timeout_s).map_err(|detail| {
+    let (text, unreachable) = match (info.success(), backup_host) {
+        (true, Some(host)) => {
+            let text = info.stdout_str();
+            let why = unreachable_repository(&text)
+                .map(|e| format!("the backup host {host} does not answer pgBackRest: {e}"));
+            (text, why)
+        }
+        (true, None) => (info.stdout_str(), None),
+        (false, Some(host)) => (
+            "[{}]".to_owned(),
+            Some(format!(
+                "the backup host {host} does not answer pgBackRest: {}",
+                info.stderr_tail(2)
+            )),
+        ),
+        (false, None) => return Err(step("pgBackRest `info`", &info)),
+    };
+    let mut status = parse_status(&row.stdout_str(), &text, now, timeout_s).map_err(|detail| {
         BackupError::Step {
             host: remote.name().to_string(),
             step: "reading the archiving state".into(),
             detail,
         }
+    })?;
+    status.backup_host = backup_host.map(str::to_owned);
+    if let Some(why) = unreachable {
+        status.stalled = true;
+        status.backup_host_error = Some(why);
+    }
+    Ok(status)
+}
+
+/// The error of a repository pgBackRest's `info` could not reach: it exits 0 and reports it in the repository's
+/// status (code 99, "other", with the connection's error). `None` when every repository answered.
+pub(super) fn unreachable_repository(info: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    v.as_array()?.iter().find_map(|stanza| {
+        stanza["repo"].as_array()?.iter().find_map(|repo| {
+            (repo["status"]["code"].as_u64() == Some(99))
+                .then(|| repo["status"]["message"].as_str().unwrap_or("unreachable").trim().to_owned())
+        })
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_info_could_not_reach_is_named_with_its_error() {
+        // What pgBackRest 2.45's `info --output=json` prints on the database host with the backup host down.
+        let down = r#"[{"archive":[],"backup":[],"cipher":"none","db":[],"name":"main","repo":[{"cipher":"none","key":1,"status":{"code":99,"message":"[HostConnectError] unable to connect to '172.17.0.2:8432': [111] Connection refused"}}],"status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}]"#;
+        assert_eq!(
+            unreachable_repository(down).unwrap(),
+            "[HostConnectError] unable to connect to '172.17.0.2:8432': [111] Connection refused"
+        );
+        let up = r#"[{"repo":[{"key":1,"status":{"code":0,"message":"ok"}}],"status":{"code":0}}]"#;
+        assert_eq!(unreachable_repository(up), None);
+        assert_eq!(unreachable_repository("not json"), None);
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod archive;
 mod archiving;
+pub mod backup_host;
 mod check;
 mod error;
 mod journal;
@@ -16,11 +17,12 @@ mod load;
 mod name;
 pub mod point_in_time;
 mod postgres;
+pub mod repo_tls;
 mod restore;
 mod setup;
 mod verify;
 
-pub use archiving::archive_status;
+pub use archiving::{archive_status, archive_status_via};
 pub use check::{Checksum, Integrity, check};
 pub use error::BackupError;
 pub use journal::{Journal, PHASES, PITR_PHASES, interrupted, journal_path};

@@ -121,15 +121,35 @@ async fn archive_backup(ctx: &Context, c: &Connected, setup: &Setup) -> Result<b
     {
         return Ok(false);
     }
+    // With the repository on a backup host, pgBackRest backs up from there (repository-host mode).
+    let far = match crate::backup::backup_host::target(&ctx.stack) {
+        None => None,
+        Some(target) => {
+            let name = target.name();
+            Some(
+                crate::host::connect_to(&ctx.stack, target, std::time::Duration::from_secs(15))
+                    .await
+                    .map_err(|e| {
+                        CommandError::Usage(format!(
+                            "the backup host `{name}` (`backup.archive.repo`) cannot be reached: {e}\n  help: start it again or check the network; `vldeploy backup status` shows the archiving lag meanwhile"
+                        ))
+                    })?,
+            )
+        }
+    };
+    let (remote, container) = match &far {
+        Some(r) => (r, crate::backup::backup_host::container_name(&ctx.stack.name)),
+        None => (&*c.remote, setup.container.clone()),
+    };
     for (options, command) in [(&[][..], "stanza-create"), (&["--type=diff"][..], "backup")] {
         let cmd = in_postgres(
-            &setup.container,
+            &container,
             &pgbackrest(CONTAINER_CONF, STANZA, options, command),
         );
-        let out = c.remote.exec(&cmd).await?;
+        let out = remote.exec(&cmd).await?;
         if !out.success() {
             return Err(failed(crate::backup::BackupError::Step {
-                host: c.remote.name().to_string(),
+                host: remote.name().to_string(),
                 step: format!("pgBackRest `{command}`"),
                 detail: format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
             }));
@@ -147,11 +167,13 @@ pub(crate) async fn archive_status(
     let Some(archive) = ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
         return Ok(None);
     };
-    crate::backup::archive_status(
+    let backup_host = crate::backup::backup_host::target(&ctx.stack).map(|t| t.name());
+    crate::backup::archive_status_via(
         &c.remote,
         setup,
         archive.timeout.as_secs(),
         crate::state::now(),
+        backup_host.as_deref(),
     )
     .await
     .map(Some)
@@ -207,17 +229,35 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
                     .map(|a| format!(", the last {a}s ago"))
                     .unwrap_or_default()
             );
-            println!(
-                "  repository         {} backups, {}",
-                s.backups,
-                size(s.repository_bytes)
-            );
+            match (&s.backup_host, &s.backup_host_error) {
+                (Some(host), None) => println!(
+                    "  repository         {} backups, {}, on the backup host {host}",
+                    s.backups,
+                    size(s.repository_bytes)
+                ),
+                (Some(host), Some(_)) => {
+                    println!("  repository         on the backup host {host}: NOT ANSWERING");
+                }
+                _ => println!(
+                    "  repository         {} backups, {}",
+                    s.backups,
+                    size(s.repository_bytes)
+                ),
+            }
             println!(
                 "  restore points     {} … {}",
                 when(s.oldest_restore_point),
                 when(s.newest_restore_point)
             );
         }
+    }
+    if let (Some(host), Some(why)) = (&s.backup_host, &s.backup_host_error) {
+        ctx.out.warning(format!(
+            "archiving on {} is stalled: {why}\n  help: start the backup host {host} again (its container `{}`, `docker start` there) or check the network between the hosts; postgres keeps the WAL and archiving catches up when it answers",
+            c.remote.name(),
+            crate::backup::backup_host::container_name(&ctx.stack.name)
+        ));
+        return Ok(1);
     }
     if s.stalled {
         ctx.out.warning(format!(

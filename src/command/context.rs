@@ -261,7 +261,50 @@ impl Context {
                 self.stack.domain
             ))
         })?;
+        self.add_repository_host_tls(&mut desired)?;
         Ok(desired)
+    }
+
+    /// With the repository on a backup host: the stack's TLS identities (made here once), the database side's
+    /// in the postgres container, and its `pgbackrest server`'s port published for the backup host.
+    fn add_repository_host_tls(&self, desired: &mut Desired) -> Result<(), CommandError> {
+        let Some(material) = self.repository_tls()? else {
+            return Ok(());
+        };
+        let Some(postgres) = desired.containers.iter_mut().find(|c| c.service == "postgres") else {
+            return Ok(());
+        };
+        for (k, v) in crate::backup::archive::tls_env(&material.ca, &material.db) {
+            let entry = match v {
+                crate::backup::archive::ContainerValue::Plain(s) => crate::plan::EnvEntry::Plain(s),
+                crate::backup::archive::ContainerValue::Secret(s) => {
+                    crate::plan::EnvEntry::Secret(s)
+                }
+            };
+            postgres.env.insert(k, entry);
+        }
+        let port = crate::backup::archive::TLS_PORT;
+        if !postgres.publish.iter().any(|p| p.host_port == port) {
+            postgres.publish.push(crate::plan::Publish {
+                host_ip: None,
+                host_port: port,
+                container_port: port,
+            });
+        }
+        Ok(())
+    }
+
+    /// The TLS identities of repository-host mode, when the repository is on a backup host.
+    pub(crate) fn repository_tls(
+        &self,
+    ) -> Result<Option<crate::backup::repo_tls::Material>, CommandError> {
+        let Some(peers) = crate::backup::archive::Peers::of(&self.stack) else {
+            return Ok(None);
+        };
+        let dir = crate::backup::repo_tls::dir(&self.stack.project_dir, &self.stack.environment);
+        crate::backup::repo_tls::load_or_create(&dir, &self.stack.name, &peers.repo, &peers.db)
+            .map(Some)
+            .map_err(|e| CommandError::Io(format!("{e}\n  nothing was changed")))
     }
 
     /// The port the backend listens on, on the private network (what nginx's upstream names).

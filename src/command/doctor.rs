@@ -155,6 +155,21 @@ async fn archive_finding(ctx: &Context, c: &Connected) -> Option<Finding> {
     );
     match super::backup::archive_status(ctx, c, &setup).await {
         Ok(None) => None,
+        Ok(Some(s)) if s.backup_host_error.is_some() => Some(Finding::new(
+            "archive",
+            Status::Fail,
+            format!(
+                "archiving is stalled: {}; the last WAL was archived {}",
+                s.backup_host_error.as_deref().unwrap_or_default(),
+                s.last_archived_age_s
+                    .map_or_else(|| "never".to_owned(), |a| format!("{a}s ago")),
+            ),
+            Some(format!(
+                "start the backup host {} again (its container `{}`) or mend the network between the hosts; postgres keeps the WAL until it is archived, so archiving catches up by itself; `vldeploy backup status -e {env}` shows the lag",
+                s.backup_host.as_deref().unwrap_or("-"),
+                crate::backup::backup_host::container_name(&ctx.stack.name)
+            )),
+        )),
         Ok(Some(s)) if s.stalled => Some(Finding::new(
             "archive",
             Status::Fail,

@@ -150,6 +150,7 @@ impl Run<'_> {
             print!("{}", plan.render_human(&target));
         }
         self.backup_first(&work, done).await?;
+        self.backup_host(done).await?;
         // The firewall needs nothing of the containers and they nothing of it: its safe apply (and the new
         // connection that confirms it) runs beside the release. A release that fails is reported first.
         let firewall_flow =
@@ -174,6 +175,43 @@ impl Run<'_> {
                 .unwrap_or_default(),
             firewall: super::firewall::applied_json(&firewall, applied.as_ref()),
         })
+    }
+
+    /// With the repository on a backup host (`backup.archive.repo: ssh://…`): that host serves it (the stack's
+    /// postgres image there, `pgbackrest server` over TLS) before postgres here archives to it.
+    async fn backup_host(&self, done: &mut Progress) -> Result<(), CommandError> {
+        let ctx = self.ctx;
+        let Some(target) = crate::backup::backup_host::target(&ctx.stack) else {
+            return Ok(());
+        };
+        let Some(material) = ctx.repository_tls()? else {
+            return Ok(());
+        };
+        let Some(postgres) = self.desired.containers.iter().find(|c| c.service == "postgres") else {
+            return Ok(());
+        };
+        let name = target.name();
+        let remote = crate::host::connect_to(&ctx.stack, target, std::time::Duration::from_secs(15))
+            .await
+            .map_err(|e| {
+                CommandError::Usage(format!(
+                    "the backup host `{name}` (`backup.archive.repo`) cannot be reached: {e}\n  help: check that it is up and that this environment's key may log in there as that user, with its host key in `known_hosts`"
+                ))
+            })?;
+        let changed = crate::backup::backup_host::prepare(
+            &remote,
+            self.local,
+            &ctx.stack,
+            (&postgres.image_id, &postgres.image_ref),
+            &material,
+        )
+        .await
+        .map_err(super::backup::failed)?;
+        if let Some(line) = changed {
+            ctx.out.note(&line);
+            done.changes.push(line);
+        }
+        Ok(())
     }
 
     /// One reading of the host plans everything: containers, files, cron entries, the certificate, the

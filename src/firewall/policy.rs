@@ -76,6 +76,22 @@ impl Policy {
                 why: "stack.yaml",
             });
         }
+        // A repository on a backup host: the database side's `pgbackrest server` answers that host alone (by
+        // address; a host name cannot be matched by nftables, and the server admits that host's certificate
+        // alone either way).
+        if let Some(peers) = crate::backup::archive::Peers::of(stack)
+            .filter(|p| p.repo.parse::<std::net::IpAddr>().is_ok())
+        {
+            let port = crate::backup::archive::TLS_PORT;
+            if !allow.iter().any(|a| a.port == port && a.proto == Proto::Tcp) {
+                allow.push(Allowed {
+                    port,
+                    proto: Proto::Tcp,
+                    from: vec![peers.repo],
+                    why: "backup host",
+                });
+            }
+        }
         allow.sort_by_key(|a| (proto_name(a.proto), a.port));
 
         let backend_port = stack.services.get("backend").and_then(|s| s.port);

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backup_host;
 pub mod catalog;
 pub mod edge;
 pub mod facts;

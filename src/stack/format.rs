@@ -547,6 +547,26 @@ pub(crate) fn copy_to(s: &str) -> Result<String, Problem> {
     Ok(s.to_owned())
 }
 
+/// A host's address as another host reaches it: an IP address or a DNS name (letters, digits, `.` and `-`, not
+/// starting with `-`). It is written into pgbackrest.conf, a certificate and the firewall.
+pub(crate) fn peer_address(s: &str) -> Result<String, Problem> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with(['-', '.'])
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(Problem::new(
+            format!("invalid address `{}`", shown(s)),
+            "write an IP address such as `10.0.0.7` or a host name such as `vault.example`",
+        ))
+    }
+}
+
 /// pgBackRest's repository: `ssh://user@host[:port]/path` (a backup host) or an absolute path on the host. Paths
 /// are written into pgbackrest.conf: letters, digits and `/_.-` only.
 pub(crate) fn archive_repo(s: &str) -> Result<crate::stack::ArchiveRepo, Problem> {

@@ -68,6 +68,8 @@ pub(crate) const ARCHIVE: &[&str] = &[
     "diff",
     "retention",
     "encrypt_passphrase",
+    "repo_address",
+    "db_address",
 ];
 pub(crate) const ARCHIVE_RETENTION: &[&str] = &["full"];
 pub(crate) const RETENTION: &[&str] = &["daily", "weekly", "monthly"];

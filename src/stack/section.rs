@@ -105,6 +105,11 @@ pub struct Archive {
     pub retention_full: u32,
     /// The name of the secret whose value encrypts the repository (aes-256-cbc), when set.
     pub encrypt_passphrase: Option<String>,
+    /// A backup host's address as the database host reaches it (its pgBackRest TLS port), when it is not the
+    /// host of `repo`'s ssh URL (a NAT, a private network).
+    pub repo_address: Option<String>,
+    /// The database host's address as a backup host reaches it, when it is not the environment's host.
+    pub db_address: Option<String>,
 }
 
 /// Where pgBackRest's repository is.
@@ -412,6 +417,13 @@ fn archive(r: &Reader<'_>, node: &Node) -> Result<Archive, StackError> {
             Some(name)
         }
     };
+    let address = |key: &str| {
+        m.get(key)
+            .map(|n| r.parse(n, format::peer_address))
+            .transpose()
+    };
+    let repo_address = address("repo_address")?;
+    let db_address = address("db_address")?;
     Ok(Archive {
         repo,
         timeout,
@@ -419,6 +431,8 @@ fn archive(r: &Reader<'_>, node: &Node) -> Result<Archive, StackError> {
         diff,
         retention_full,
         encrypt_passphrase,
+        repo_address,
+        db_address,
     })
 }
 

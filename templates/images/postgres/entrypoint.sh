@@ -14,6 +14,36 @@ log() {
     echo "entrypoint: $*" >&2
 }
 
+# pgBackRest's configuration and TLS files, from the variables vldeploy sets (`backup.archive`): the key is
+# readable by postgres alone.
+pgbackrest_files() {
+    mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
+    printf '%s' "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
+    chmod 600 /etc/pgbackrest/pgbackrest.conf
+    if [ -n "${VL_PGBACKREST_TLS_KEY:-}" ]; then
+        mkdir -p /etc/pgbackrest/tls
+        printf '%s' "${VL_PGBACKREST_TLS_CA:?}" | base64 -d > /etc/pgbackrest/tls/ca.crt
+        printf '%s' "${VL_PGBACKREST_TLS_CERT:?}" | base64 -d > /etc/pgbackrest/tls/self.crt
+        (umask 077 && printf '%s' "$VL_PGBACKREST_TLS_KEY" | base64 -d > /etc/pgbackrest/tls/self.key)
+        chmod 700 /etc/pgbackrest/tls
+        chmod 600 /etc/pgbackrest/tls/*
+    fi
+    chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
+    repo="$(sed -n 's/^repo1-path=//p' /etc/pgbackrest/pgbackrest.conf)"
+    if [ -n "$repo" ]; then
+        mkdir -p "$repo"
+        chown postgres:postgres "$repo"
+        chmod 750 "$repo"
+    fi
+}
+
+# On a backup host: the repository, served to the database host by `pgbackrest server` (TLS) in the foreground.
+if [ "${1:-}" = "pgbackrest-repository" ]; then
+    pgbackrest_files
+    log "serving the pgBackRest repository over TLS"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf server
+fi
+
 # `docker run IMAGE psql ...` and friends run as given.
 if [ "${1:-postgres}" != "postgres" ]; then
     exec "$@"
@@ -107,15 +137,17 @@ fi
 # Continuous archiving with pgBackRest (`backup.archive` in stack.yaml): vldeploy passes the configuration, the
 # archive command and timeout; a local repository is a volume, owned by postgres.
 if [ -n "${VL_PGBACKREST_CONF:-}" ]; then
-    mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
-    printf '%s' "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
-    chmod 600 /etc/pgbackrest/pgbackrest.conf
-    chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
-    repo="$(sed -n 's/^repo1-path=//p' /etc/pgbackrest/pgbackrest.conf)"
-    if [ -n "$repo" ]; then
-        mkdir -p "$repo"
-        chown postgres:postgres "$repo"
-        chmod 750 "$repo"
+    pgbackrest_files
+    if [ -n "${VL_PGBACKREST_SERVER:-}" ]; then
+        # The backup host runs the backups and reaches PGDATA through this side's `pgbackrest server`. It runs
+        # here, beside postgres, because it needs PGDATA, the socket and postgres' user: a sidecar would need both
+        # shared, and would outlive a stopped postgres. It is restarted if it ends; it ends with the container.
+        log "serving PGDATA to the backup host's pgBackRest over TLS (port $VL_PGBACKREST_SERVER)"
+        (while :; do
+            setpriv --reuid=postgres --regid=postgres --init-groups \
+                pgbackrest --config=/etc/pgbackrest/pgbackrest.conf server || true
+            sleep 1
+        done) &
     fi
     log "archiving WAL with pgBackRest (archive_timeout ${VL_ARCHIVE_TIMEOUT:-60s})"
     set -- -c archive_mode=on -c "archive_command=${VL_ARCHIVE_COMMAND:?}" \
