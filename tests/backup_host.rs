@@ -13,7 +13,8 @@ use crate::support::ssh::no_secret;
 
 /// Lets `p`'s environment key log in to `vault` as root, with `vault`'s host key in `p`'s `known_hosts`.
 fn trust_environment(p: &Project, vault: &Project) {
-    let public = std::fs::read_to_string(p.path().join(".vldeploy/sandbox/id_ed25519.pub")).unwrap();
+    let public =
+        std::fs::read_to_string(p.path().join(".vldeploy/sandbox/id_ed25519.pub")).unwrap();
     vault.sh(&format!(
         "printf '%s\\n' '{}' >> /root/.ssh/authorized_keys",
         public.trim()
@@ -34,7 +35,8 @@ fn info(vault: &Project, container: &str) -> serde_json::Value {
 }
 
 #[test]
-fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_its_outage_reported() {
+fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_its_outage_reported()
+{
     let vault = Project::with_sandbox("backup_host_vault");
     let p = Project::with_sandbox("backup_host");
     trust_environment(&p, &vault);
@@ -65,7 +67,11 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         run.all()
     );
     assert_eq!(
-        vault.sh(&format!("docker inspect -f '{{{{.State.Running}}}}' {container}")).trim(),
+        vault
+            .sh(&format!(
+                "docker inspect -f '{{{{.State.Running}}}}' {container}"
+            ))
+            .trim(),
         "true"
     );
     // The TLS identities stay with the operator, keys 0600; the CA's key never leaves this machine.
@@ -77,7 +83,12 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
     }
     let ca_key = std::fs::read_to_string(dir.join("ca.key")).unwrap();
     let ca_line = ca_key.lines().nth(1).unwrap();
-    assert_eq!(vault.ssh(&format!("grep -r -l -F -q '{ca_line}' /var/lib/vldeploy")).code, 1);
+    assert_eq!(
+        vault
+            .ssh(&format!("grep -r -l -F -q '{ca_line}' /var/lib/vldeploy"))
+            .code,
+        1
+    );
     // A second `up` changes nothing there.
     let again = p.vldeploy(&["up"]).ok();
     assert!(!again.stderr.contains("backup host"), "{}", again.all());
@@ -112,7 +123,9 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
     assert!(!i[0]["backup"].as_array().unwrap().is_empty(), "{i}");
     let human = p.vldeploy(&["backup", "status"]).ok();
     assert!(
-        human.stdout.contains(&format!("on the backup host root@127.0.0.1:{vault_ssh}")),
+        human
+            .stdout
+            .contains(&format!("on the backup host root@127.0.0.1:{vault_ssh}")),
         "{}",
         human.all()
     );
@@ -126,7 +139,11 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         .to_string();
     for plain in ["c7001", "order_items"] {
         let found = vault.ssh(&format!("grep -r -l -a -F {plain} {repo}"));
-        assert_eq!(found.code, 1, "`{plain}` is plain in the repository: {}", found.stdout);
+        assert_eq!(
+            found.code, 1,
+            "`{plain}` is plain in the repository: {}",
+            found.stdout
+        );
     }
 
     // The backup host stopped: within twice archive_timeout `backup status` and `doctor` name it; the shop
@@ -156,9 +173,15 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         stopped.elapsed()
     );
     assert!(stalled.stdout.contains(": STALLED"), "{}", stalled.all());
-    assert!(stalled.stdout.contains("NOT ANSWERING"), "{}", stalled.all());
     assert!(
-        stalled.stderr.contains(&format!("start the backup host root@127.0.0.1:{vault_ssh} again")),
+        stalled.stdout.contains("NOT ANSWERING"),
+        "{}",
+        stalled.all()
+    );
+    assert!(
+        stalled.stderr.contains(&format!(
+            "start the backup host root@127.0.0.1:{vault_ssh} again"
+        )),
         "{}",
         stalled.all()
     );
@@ -182,18 +205,28 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         if run.code == 0 && v["last_archived_wal"].as_str().unwrap_or("") >= wanted.trim() {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(90), "never caught up: {}", run.all());
+        assert!(
+            back.elapsed() < Duration::from_secs(90),
+            "never caught up: {}",
+            run.all()
+        );
         p.psql("INSERT INTO wal_marker VALUES ('y'); SELECT pg_switch_wal();");
         std::thread::sleep(Duration::from_secs(2));
     }
-    eprintln!("archiving caught up {:.1}s after the backup host returned", back.elapsed().as_secs_f64());
+    eprintln!(
+        "archiving caught up {:.1}s after the backup host returned",
+        back.elapsed().as_secs_f64()
+    );
     p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
     let i = info(&vault, &container);
     let (min, max) = (
         i[0]["archive"][0]["min"].as_str().unwrap().to_string(),
         i[0]["archive"][0]["max"].as_str().unwrap().to_string(),
     );
-    assert!(max.as_str() >= wanted.trim(), "archived up to {max}, wanted {wanted}");
+    assert!(
+        max.as_str() >= wanted.trim(),
+        "archived up to {max}, wanted {wanted}"
+    );
     // Every segment from the first to the last is in the repository: archive-get of each one.
     let seg = |s: &str| u64::from_str_radix(&s[16..24], 16).unwrap();
     for n in seg(&min)..=seg(&max) {

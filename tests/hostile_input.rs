@@ -826,9 +826,15 @@ fn hostile_backup_host_addresses_in_stack_yaml_are_refused_at_their_line() {
                 .map(|_| ())
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains(&format!("at `backup.archive.{field}`")), "{field}: {yaml}: {e}");
+            assert!(
+                e.contains(&format!("at `backup.archive.{field}`")),
+                "{field}: {yaml}: {e}"
+            );
             assert!(e.contains("invalid address"), "{field}: {yaml}: {e}");
-            assert!(e.contains(&format!("stack.yaml:{line}:")), "{field}: {yaml}: {e}");
+            assert!(
+                e.contains(&format!("stack.yaml:{line}:")),
+                "{field}: {yaml}: {e}"
+            );
             assert!(!e.contains("\nrepo1-path"), "{e}");
         }
     }

@@ -135,7 +135,10 @@ impl ArchiveConfig {
     }
 
     fn render(&self, side: Side, repo_path: Option<&str>) -> Result<String, RenderError> {
-        let tls_peers = self.peers.as_ref().filter(|_| matches!(self.repo, ArchiveRepo::Ssh { .. }));
+        let tls_peers = self
+            .peers
+            .as_ref()
+            .filter(|_| matches!(self.repo, ArchiveRepo::Ssh { .. }));
         let (repo_host, pg_host, peer) = match (side, tls_peers) {
             (Side::Database, Some(p)) => (Some(p.repo.as_str()), None, Some(p.repo.as_str())),
             (Side::Repository, Some(p)) => (None, Some(p.db.as_str()), Some(p.db.as_str())),
@@ -164,7 +167,10 @@ impl ArchiveConfig {
             ("repo1-host", repo_host.unwrap_or("-")),
             ("pg1-host", pg_host.unwrap_or("-")),
         ] {
-            if v.is_empty() || v.chars().any(|c| c.is_control() || c.is_whitespace() || c == '=' || c == '#') {
+            if v.is_empty()
+                || v.chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '=' || c == '#')
+            {
                 return Err(bad(what));
             }
         }
@@ -300,14 +306,18 @@ pub fn container_archive(
 }
 
 /// A side's TLS files for its container's entrypoint: the CA and the certificate plain, the key a secret.
-pub fn tls_env(
-    ca: &str,
-    own: &super::repo_tls::Identity,
-) -> Vec<(String, ContainerValue)> {
-    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes());
+pub fn tls_env(ca: &str, own: &super::repo_tls::Identity) -> Vec<(String, ContainerValue)> {
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes());
     vec![
-        ("VL_PGBACKREST_TLS_CA".to_owned(), ContainerValue::Plain(b64(ca))),
-        ("VL_PGBACKREST_TLS_CERT".to_owned(), ContainerValue::Plain(b64(&own.cert))),
+        (
+            "VL_PGBACKREST_TLS_CA".to_owned(),
+            ContainerValue::Plain(b64(ca)),
+        ),
+        (
+            "VL_PGBACKREST_TLS_CERT".to_owned(),
+            ContainerValue::Plain(b64(&own.cert)),
+        ),
         (
             "VL_PGBACKREST_TLS_KEY".to_owned(),
             ContainerValue::Secret(Secret::new(b64(own.key.expose()))),
@@ -673,8 +683,14 @@ mod tests {
         let repo = c.repository_conf().unwrap();
         assert_snapshot("pgbackrest.repository.conf", &repo);
         assert!(repo.contains("\nrepo1-cipher-pass=correct horse battery staple\n"));
-        assert!(repo.contains("\npg1-host=db.example\npg1-host-type=tls\n"), "{repo}");
-        assert!(repo.contains("\ntls-server-auth=db.example=main\n"), "{repo}");
+        assert!(
+            repo.contains("\npg1-host=db.example\npg1-host-type=tls\n"),
+            "{repo}"
+        );
+        assert!(
+            repo.contains("\ntls-server-auth=db.example=main\n"),
+            "{repo}"
+        );
         assert!(text.contains("\ntls-server-auth=10.0.0.9=main\n"), "{text}");
         // An address that would break the file is refused.
         let bad = c.clone().with_peers(Some(Peers {

@@ -42,7 +42,12 @@ pub async fn archive_status_via(
     let info = in_postgres(
         &setup.container,
         // A backup host that does not answer is retried for `io-timeout`: a few seconds are enough to tell.
-        &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json", "--io-timeout=3"], "info"),
+        &pgbackrest(
+            CONTAINER_CONF,
+            STANZA,
+            &["--output=json", "--io-timeout=3"],
+            "info",
+        ),
     );
     let info = remote.exec(&info).await?;
     let (text, unreachable) = match (info.success(), backup_host) {
@@ -83,8 +88,13 @@ pub(super) fn unreachable_repository(info: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(info).ok()?;
     v.as_array()?.iter().find_map(|stanza| {
         stanza["repo"].as_array()?.iter().find_map(|repo| {
-            (repo["status"]["code"].as_u64() == Some(99))
-                .then(|| repo["status"]["message"].as_str().unwrap_or("unreachable").trim().to_owned())
+            (repo["status"]["code"].as_u64() == Some(99)).then(|| {
+                repo["status"]["message"]
+                    .as_str()
+                    .unwrap_or("unreachable")
+                    .trim()
+                    .to_owned()
+            })
         })
     })
 }

@@ -7,9 +7,9 @@
 //! other files on that host; the container's label carries a keyed hash of it, so an unchanged configuration
 //! leaves the container running as it is.
 
+use super::BackupError;
 use super::archive::{ArchiveConfig, ContainerValue, Peers, TLS_PORT, tls_env};
 use super::repo_tls::Material;
-use super::BackupError;
 use crate::engine::Engine;
 use crate::remote::backup_host::{RepoContainer, inspect, replace};
 use crate::secret::Secret;
@@ -72,7 +72,8 @@ pub fn env_file(stack: &Stack, material: &Material) -> Result<Secret, BackupErro
     let mut config = ArchiveConfig::new(&stack.name, archive, None).with_peers(Peers::of(stack));
     config.encrypted = passphrase.is_some();
     let conf = config.repository_conf()?;
-    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes());
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes());
     let mut text = format!("VL_PGBACKREST_CONF={}\n", b64(&conf));
     for (k, v) in tls_env(&material.ca, &material.repo) {
         let v = match v {
@@ -85,7 +86,7 @@ pub fn env_file(stack: &Stack, material: &Material) -> Result<Secret, BackupErro
         let v = p.expose();
         if v.chars().any(char::is_control) {
             return Err(bad(
-                "the repository passphrase holds a control character".into(),
+                "the repository passphrase holds a control character".into()
             ));
         }
         text.push_str(&format!("PGBACKREST_REPO1_CIPHER_PASS={v}\n"));
@@ -95,7 +96,10 @@ pub fn env_file(stack: &Stack, material: &Material) -> Result<Secret, BackupErro
 
 /// The path of the variables file on the backup host.
 pub fn env_path(stack: &str) -> String {
-    format!("{}/pgbackrest-repository.env", crate::layout::stack_dir(stack))
+    format!(
+        "{}/pgbackrest-repository.env",
+        crate::layout::stack_dir(stack)
+    )
 }
 
 /// Makes the backup host serve the repository: the postgres image there (its missing layers sent), the
@@ -109,8 +113,11 @@ pub async fn prepare(
     material: &Material,
 ) -> Result<Option<String>, BackupError> {
     let (image_id, image_ref) = image;
-    let Some(ArchiveRepo::Ssh { path, .. }) =
-        stack.backup.as_ref().and_then(|b| b.archive.as_ref()).map(|a| &a.repo)
+    let Some(ArchiveRepo::Ssh { path, .. }) = stack
+        .backup
+        .as_ref()
+        .and_then(|b| b.archive.as_ref())
+        .map(|a| &a.repo)
     else {
         return Ok(None);
     };

@@ -87,7 +87,11 @@ pub fn new_ca(stack: &str) -> Result<(X509, PKey<Private>), String> {
         .and_then(|()| b.set_not_before(&start))
         .and_then(|()| b.set_not_after(&end))
         .map_err(ossl("the CA"))?;
-    let bc = BasicConstraints::new().critical().ca().build().map_err(ossl("the CA"))?;
+    let bc = BasicConstraints::new()
+        .critical()
+        .ca()
+        .build()
+        .map_err(ossl("the CA"))?;
     let ku = KeyUsage::new()
         .critical()
         .key_cert_sign()
@@ -129,7 +133,9 @@ pub fn new_leaf(
     let san = san
         .build(&b.x509v3_context(Some(ca), None))
         .map_err(ossl("a certificate"))?;
-    let bc = BasicConstraints::new().build().map_err(ossl("a certificate"))?;
+    let bc = BasicConstraints::new()
+        .build()
+        .map_err(ossl("a certificate"))?;
     let eku = ExtendedKeyUsage::new()
         .server_auth()
         .client_auth()
@@ -171,10 +177,12 @@ pub fn load_or_create(
     db_address: &str,
 ) -> Result<Material, TlsFilesError> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let fail = |path: &Path, reason: String| TlsFilesError {
+    let fail = |path: &Path, reason: String| {
+        TlsFilesError {
         path: path.display().to_string(),
         reason,
         help: "check that the directory is writable by you; delete it to make new identities (then run `vldeploy up` again)".into(),
+    }
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -189,7 +197,8 @@ pub fn load_or_create(
             .mode(mode)
             .open(&tmp)
             .map_err(|e| fail(&tmp, e.to_string()))?;
-        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| fail(&tmp, e.to_string()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())
+            .map_err(|e| fail(&tmp, e.to_string()))?;
         std::fs::rename(&tmp, &path).map_err(|e| fail(&path, e.to_string()))
     };
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();

@@ -138,7 +138,10 @@ async fn archive_backup(ctx: &Context, c: &Connected, setup: &Setup) -> Result<b
         }
     };
     let (remote, container) = match &far {
-        Some(r) => (r, crate::backup::backup_host::container_name(&ctx.stack.name)),
+        Some(r) => (
+            r,
+            crate::backup::backup_host::container_name(&ctx.stack.name),
+        ),
         None => (&*c.remote, setup.container.clone()),
     };
     for (options, command) in [(&[][..], "stanza-create"), (&["--type=diff"][..], "backup")] {

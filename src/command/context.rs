@@ -271,7 +271,11 @@ impl Context {
         let Some(material) = self.repository_tls()? else {
             return Ok(());
         };
-        let Some(postgres) = desired.containers.iter_mut().find(|c| c.service == "postgres") else {
+        let Some(postgres) = desired
+            .containers
+            .iter_mut()
+            .find(|c| c.service == "postgres")
+        else {
             return Ok(());
         };
         for (k, v) in crate::backup::archive::tls_env(&material.ca, &material.db) {

@@ -187,7 +187,12 @@ impl Run<'_> {
         let Some(material) = ctx.repository_tls()? else {
             return Ok(());
         };
-        let Some(postgres) = self.desired.containers.iter().find(|c| c.service == "postgres") else {
+        let Some(postgres) = self
+            .desired
+            .containers
+            .iter()
+            .find(|c| c.service == "postgres")
+        else {
             return Ok(());
         };
         let name = target.name();

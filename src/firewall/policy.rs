@@ -83,7 +83,10 @@ impl Policy {
             .filter(|p| p.repo.parse::<std::net::IpAddr>().is_ok())
         {
             let port = crate::backup::archive::TLS_PORT;
-            if !allow.iter().any(|a| a.port == port && a.proto == Proto::Tcp) {
+            if !allow
+                .iter()
+                .any(|a| a.port == port && a.proto == Proto::Tcp)
+            {
                 allow.push(Allowed {
                     port,
                     proto: Proto::Tcp,

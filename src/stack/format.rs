@@ -556,7 +556,8 @@ pub(crate) fn peer_address(s: &str) -> Result<String, Problem> {
     let ok = !s.is_empty()
         && s.len() <= 253
         && !s.starts_with(['-', '.'])
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
     if ok {
         Ok(s.to_owned())
     } else {
