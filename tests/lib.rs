@@ -35,6 +35,7 @@ mod swarm;
 mod swarm_data;
 mod swarm_edge;
 mod swarm_releases;
+mod swarm_site;
 mod transport;
 mod up;
 

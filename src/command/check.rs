@@ -11,6 +11,7 @@ pub(crate) async fn check(ctx: &Context) -> Result<i32, CommandError> {
         remote: &c.remote,
         engine: &c.engine,
         subject: Subject::Live,
+        nginx: crate::layout::container_name("nginx"),
         waivers: &[],
     })
     .await;

@@ -18,7 +18,9 @@ pub use deploy::{
     DeployError, Placement, ServiceChange, ServicesPreview, await_spec, converge_services, deliver,
     image_commands, manager, placements, preview_services,
 };
-pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
+pub use edge::{
+    EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, release_site, reload_nginx,
+};
 pub use edge_health::{EdgeHealth, EdgeProbe, parse_edge_health};
 pub use form::{
     Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
