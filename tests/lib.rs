@@ -34,6 +34,7 @@ mod storefront;
 mod swarm;
 mod swarm_data;
 mod swarm_edge;
+mod swarm_gate;
 mod swarm_releases;
 mod swarm_site;
 mod transport;

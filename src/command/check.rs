@@ -5,6 +5,9 @@ use crate::checklist::{Inputs, Subject};
 use crate::cli::Output;
 
 pub(crate) async fn check(ctx: &Context) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_gate::check(ctx).await;
+    }
     let c = ctx.connect().await?;
     let report = crate::checklist::run(&Inputs {
         stack: &ctx.stack,

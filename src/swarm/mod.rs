@@ -15,8 +15,9 @@ mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{
-    DeployError, Placement, ServiceChange, ServicesPreview, await_spec, converge_services, deliver,
-    image_commands, manager, placements, preview_services,
+    CANDIDATE_ALIAS, DeployError, Placement, ServiceChange, ServicesPreview, await_spec,
+    candidate_name, converge_services, deliver, image_commands, manager, placements, preview_services,
+    stage_candidate,
 };
 pub use edge::{
     EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, release_site, reload_nginx,
