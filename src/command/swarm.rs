@@ -87,8 +87,10 @@ async fn converge(
     super::swarm_edge::before_services(ctx, nodes, &builds.images, &commands, &key, changes)
         .await?;
     let backend = crate::swarm::service_name(&ctx.stack.name, "backend");
-    let first_launch =
-        ctx.stack.gated && manager.engine.running_service(&backend).await?.is_none();
+    // A first launch is one with no backend yet, or one an earlier `up` left held behind the page.
+    let first_launch = ctx.stack.gated
+        && (manager.engine.running_service(&backend).await?.is_none()
+            || held_on_an_edge(ctx, nodes).await?);
     if first_launch {
         for edge in crate::swarm::edges(nodes) {
             edge.remote
@@ -142,6 +144,20 @@ async fn converge(
     // The backup script and its cron entry, on the db node alone.
     changes.extend(super::db_node::install_backup(&ctx.stack, nodes).await?);
     Ok(())
+}
+
+/// Whether a gated first launch holds the maintenance page up on some edge.
+async fn held_on_an_edge(ctx: &Context, nodes: &[crate::swarm::Node]) -> Result<bool, CommandError> {
+    for edge in crate::swarm::edges(nodes) {
+        let held = edge
+            .remote
+            .exec(&crate::remote::gate::is_held(&ctx.stack.name))
+            .await?;
+        if held.success() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The go-live checklist against `looked`, printed; an error naming each item that does not pass.

@@ -88,9 +88,9 @@ async fn judge(
         "health" | "homepage" => {
             let mut per_edge = Vec::new();
             for edge in &edges {
-                per_edge.push((edge, on_edge(ctx, edge, looked, item, now).await));
+                per_edge.push(on_edge(ctx, edge, looked, item, now).await);
             }
-            every_edge(item, per_edge)
+            every_edge(item, &per_edge)
         }
         "auth_rate_limit" => match edges.first() {
             Some(edge) => on_edge(ctx, edge, looked, item, now).await,
@@ -173,17 +173,17 @@ async fn on_edge(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u
     f
 }
 
-/// One finding of `item` from each edge's: passes when every edge passes, else names each edge that does not.
-fn every_edge(item: &str, per_edge: Vec<(&&Node, Finding)>) -> Finding {
+/// One finding of `item` from each edge's (whose evidence names its edge): passes when every edge passes,
+/// else names each edge that does not.
+fn every_edge(item: &str, per_edge: &[Finding]) -> Finding {
     if per_edge.is_empty() {
         return Finding::fail(item, "the swarm has no edge node", "list one under `hosts.edge`");
     }
     let failing: Vec<&Finding> = per_edge
         .iter()
-        .map(|(_, f)| f)
         .filter(|f| f.status != Status::Pass)
         .collect();
-    let evidence: Vec<&str> = per_edge.iter().map(|(_, f)| f.evidence.as_str()).collect();
+    let evidence: Vec<&str> = per_edge.iter().map(|f| f.evidence.as_str()).collect();
     match failing.first() {
         None => Finding::pass(item, evidence.join("; ")),
         Some(first) => Finding::fail(
@@ -421,4 +421,63 @@ pub(super) fn verdict(report: &Report, first_launch: bool) -> Result<(), Command
         report.findings.len(),
         names.join("; ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(findings: Vec<Finding>) -> Report {
+        Report {
+            environment: "cluster".into(),
+            subject: "the candidate release `shop_backend-candidate`".into(),
+            checked_at: 0,
+            findings,
+        }
+    }
+
+    #[test]
+    fn an_item_asked_on_every_edge_passes_only_when_each_does_and_names_those_that_do_not() {
+        let ok = |edge: &str| Finding::pass("health", format!("edge {edge}: GET /api/health answered 200"));
+        let both = every_edge("health", &[ok("a"), ok("b")]);
+        assert_eq!(both.status, Status::Pass);
+        assert_eq!(
+            both.evidence,
+            "edge a: GET /api/health answered 200; edge b: GET /api/health answered 200"
+        );
+        let one = every_edge(
+            "health",
+            &[
+                ok("a"),
+                Finding::fail("health", "edge b: GET /api/health answered 502", "`vldeploy doctor`"),
+            ],
+        );
+        assert_eq!(one.status, Status::Fail);
+        assert_eq!(one.evidence, "edge b: GET /api/health answered 502");
+        assert_eq!(one.fix, "`vldeploy doctor`");
+        assert_eq!(every_edge("health", &[]).status, Status::Fail);
+    }
+
+    #[test]
+    fn the_verdict_names_each_failing_item_and_what_keeps_serving() {
+        assert!(verdict(&report(vec![Finding::pass("secrets", "2 secrets")]), false).is_ok());
+        let held = report(vec![
+            Finding::pass("secrets", "2 secrets"),
+            Finding::fail(
+                "safe_mode",
+                "OPERATOR_SAFE_MODE is `false` in service `shop_backend-candidate`",
+                "set it",
+            ),
+        ]);
+        let Err(CommandError::Gate(later)) = verdict(&held, false) else {
+            panic!("held back");
+        };
+        assert!(later.starts_with(
+            "the go-live checklist holds the release back: 1 of 2 items do not pass: safe_mode (OPERATOR_SAFE_MODE is `false` in service `shop_backend-candidate`)\nthe backend service keeps its release and serves; the candidate was removed\n"
+        ), "{later}");
+        let Err(CommandError::Gate(first)) = verdict(&held, true) else {
+            panic!("held back");
+        };
+        assert!(first.contains("\nthis is the first launch: every edge shows the maintenance page until the checklist passes\n"), "{first}");
+    }
 }
