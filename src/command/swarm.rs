@@ -187,10 +187,9 @@ async fn gate(
             names.join(", ")
         ));
     } else {
-        changes.push(format!(
-            "{} passed the go-live checklist",
-            looked.describe
-        ));
+        let line = format!("{} passed the go-live checklist", looked.describe);
+        ctx.out.note(&line);
+        changes.push(line);
         changes.extend(report.waived().into_iter().map(|w| format!("waived {w}")));
     }
     verdict
