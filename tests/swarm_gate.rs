@@ -62,8 +62,9 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     let held = p.vldeploy(&["--env", "cluster", "up"]);
     assert_ne!(held.code, 0, "{}", held.all());
     assert!(
-        held.stderr
-            .contains("the go-live checklist holds the release back: 1 of 5 items do not pass: safe_mode"),
+        held.stderr.contains(
+            "the go-live checklist holds the release back: 1 of 5 items do not pass: safe_mode"
+        ),
         "{}",
         held.all()
     );
@@ -114,7 +115,9 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     serving("after the release went live");
     let env = ssh_ok(
         &nodes[0],
-        &format!("docker service inspect {service} --format '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}'"),
+        &format!(
+            "docker service inspect {service} --format '{{{{json .Spec.TaskTemplate.ContainerSpec.Env}}}}'"
+        ),
     );
     assert!(env.contains("RUST_LOG=debug"), "{env}");
 
@@ -123,7 +126,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     assert_eq!(checked.code, 0, "{}", checked.all());
     for item in ITEMS.split(", ") {
         assert!(
-            checked.stdout.lines().any(|l| l.contains(item) && l.contains("pass")),
+            checked
+                .stdout
+                .lines()
+                .any(|l| l.contains(item) && l.contains("pass")),
             "{item}: {}",
             checked.all()
         );

@@ -63,7 +63,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     // The db node serves nothing and holds no release.
     let none = ssh_ok(
         &nodes[2],
-        &format!("test -e /var/lib/vldeploy/{}/site && echo yes || echo no", p.name),
+        &format!(
+            "test -e /var/lib/vldeploy/{}/site && echo yes || echo no",
+            p.name
+        ),
     );
     assert_eq!(none, "no");
 
@@ -107,9 +110,21 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
             node.address,
             failed.len()
         );
-        assert!(answers > 5, "edge {}: only {answers} requests", node.address);
-        assert!(failed.is_empty(), "edge {}: failed answers {failed:?}", node.address);
-        assert!(new > 0, "edge {}: the new page was never served", node.address);
+        assert!(
+            answers > 5,
+            "edge {}: only {answers} requests",
+            node.address
+        );
+        assert!(
+            failed.is_empty(),
+            "edge {}: failed answers {failed:?}",
+            node.address
+        );
+        assert!(
+            new > 0,
+            "edge {}: the new page was never served",
+            node.address
+        );
     }
     let second = hash(&nodes[0]);
     assert_ne!(second, first);
@@ -130,7 +145,10 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         // The release before stays on the edge for a rollback.
         let kept = ssh_ok(
             node,
-            &format!("test -d /var/lib/vldeploy/{}/site/{first} && echo kept", p.name),
+            &format!(
+                "test -d /var/lib/vldeploy/{}/site/{first} && echo kept",
+                p.name
+            ),
         );
         assert_eq!(kept, "kept");
     }
@@ -149,7 +167,11 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
     for node in edges(nodes) {
         let (status, body) = http_get(node.http_port, "/");
         assert_eq!(status, 200);
-        assert!(!body.contains("new season"), "edge {}: {body}", node.address);
+        assert!(
+            !body.contains("new season"),
+            "edge {}: {body}",
+            node.address
+        );
     }
     eprintln!(
         "timing: the storefront's check on the cluster in {:.1} s",

@@ -147,7 +147,10 @@ async fn converge(
 }
 
 /// Whether a gated first launch holds the maintenance page up on some edge.
-async fn held_on_an_edge(ctx: &Context, nodes: &[crate::swarm::Node]) -> Result<bool, CommandError> {
+async fn held_on_an_edge(
+    ctx: &Context,
+    nodes: &[crate::swarm::Node],
+) -> Result<bool, CommandError> {
     for edge in crate::swarm::edges(nodes) {
         let held = edge
             .remote

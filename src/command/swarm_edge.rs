@@ -30,7 +30,9 @@ pub(super) async fn before_services(
     changes.extend(done);
     // The storefront's release is on every edge before nginx's service is converged: a task that bind-mounts
     // its directory finds it there.
-    if let Some(site) = crate::site::desired(&ctx.stack).map_err(|e| CommandError::Io(e.to_string()))? {
+    if let Some(site) =
+        crate::site::desired(&ctx.stack).map_err(|e| CommandError::Io(e.to_string()))?
+    {
         let done = crate::swarm::release_site(
             &ctx.stack,
             nodes,

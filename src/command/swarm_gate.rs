@@ -94,22 +94,28 @@ async fn judge(
         }
         "auth_rate_limit" => match edges.first() {
             Some(edge) => on_edge(ctx, edge, looked, item, now).await,
-            None => Finding::fail(item, "the swarm has no edge node", "list one under `hosts.edge`"),
+            None => Finding::fail(
+                item,
+                "the swarm has no edge node",
+                "list one under `hosts.edge`",
+            ),
         },
         // The backup's evidence is on the db node; attestations where `checklist attest` keeps them, with
         // the cluster's lock and audit log on its first host.
         "backup" => match db_node(nodes) {
             Some(db) => on_node(ctx, db, looked, item, now).await,
-            None => Finding::fail(item, "the swarm has no db node", "list one under `hosts.db`"),
+            None => Finding::fail(
+                item,
+                "the swarm has no db node",
+                "list one under `hosts.db`",
+            ),
         },
         _ => on_node(ctx, &nodes[0], looked, item, now).await,
     }
 }
 
 fn db_node(nodes: &[Node]) -> Option<&Node> {
-    nodes
-        .iter()
-        .find(|n| n.host.has(crate::stack::Role::Db))
+    nodes.iter().find(|n| n.host.has(crate::stack::Role::Db))
 }
 
 /// One item judged as on one host, on `node`.
@@ -177,7 +183,11 @@ async fn on_edge(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u
 /// else names each edge that does not.
 fn every_edge(item: &str, per_edge: &[Finding]) -> Finding {
     if per_edge.is_empty() {
-        return Finding::fail(item, "the swarm has no edge node", "list one under `hosts.edge`");
+        return Finding::fail(
+            item,
+            "the swarm has no edge node",
+            "list one under `hosts.edge`",
+        );
     }
     let failing: Vec<&Finding> = per_edge
         .iter()
@@ -288,11 +298,7 @@ async fn secrets(ctx: &Context, manager: &Node) -> Finding {
     if missing.is_empty() {
         return Finding::pass(
             "secrets",
-            format!(
-                "{}; held as {} Swarm secrets",
-                strong.evidence,
-                held.len()
-            ),
+            format!("{}; held as {} Swarm secrets", strong.evidence, held.len()),
         );
     }
     Finding::fail(
@@ -331,9 +337,10 @@ async fn safe_mode(manager: &Node, service: &str) -> Finding {
         .iter()
         .find_map(|kv| kv.strip_prefix("OPERATOR_SAFE_MODE="))
     {
-        Some(v) if v.eq_ignore_ascii_case("true") => {
-            Finding::pass(ITEM, format!("OPERATOR_SAFE_MODE=true in service `{service}`"))
-        }
+        Some(v) if v.eq_ignore_ascii_case("true") => Finding::pass(
+            ITEM,
+            format!("OPERATOR_SAFE_MODE=true in service `{service}`"),
+        ),
         Some(v) => Finding::fail(
             ITEM,
             format!("OPERATOR_SAFE_MODE is `{v}` in service `{service}`"),
@@ -438,7 +445,12 @@ mod tests {
 
     #[test]
     fn an_item_asked_on_every_edge_passes_only_when_each_does_and_names_those_that_do_not() {
-        let ok = |edge: &str| Finding::pass("health", format!("edge {edge}: GET /api/health answered 200"));
+        let ok = |edge: &str| {
+            Finding::pass(
+                "health",
+                format!("edge {edge}: GET /api/health answered 200"),
+            )
+        };
         let both = every_edge("health", &[ok("a"), ok("b")]);
         assert_eq!(both.status, Status::Pass);
         assert_eq!(
@@ -449,7 +461,11 @@ mod tests {
             "health",
             &[
                 ok("a"),
-                Finding::fail("health", "edge b: GET /api/health answered 502", "`vldeploy doctor`"),
+                Finding::fail(
+                    "health",
+                    "edge b: GET /api/health answered 502",
+                    "`vldeploy doctor`",
+                ),
             ],
         );
         assert_eq!(one.status, Status::Fail);

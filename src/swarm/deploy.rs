@@ -251,7 +251,13 @@ pub async fn stage_candidate(
     };
     let leftover = engine.running_service(&candidate.name).await?;
     engine
-        .put_service(&stack.name, &want.network, &candidate, &ids, leftover.as_ref())
+        .put_service(
+            &stack.name,
+            &want.network,
+            &candidate,
+            &ids,
+            leftover.as_ref(),
+        )
         .await?;
     say(format!(
         "service: create `{}` (the candidate release, spec {}) for the go-live checklist",

@@ -131,7 +131,9 @@ pub async fn release_site(
     for node in edges(nodes) {
         let serving = crate::site::serving(&node.remote, &stack.name)
             .await
-            .map_err(|e| EdgeError::new(node.remote.name(), "reading the storefront release", &e))?;
+            .map_err(|e| {
+                EdgeError::new(node.remote.name(), "reading the storefront release", &e)
+            })?;
         if serving.as_deref() != Some(site.hash.as_str()) {
             behind.push((node, serving));
         }

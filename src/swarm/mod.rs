@@ -16,8 +16,8 @@ mod snapshot;
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{
     CANDIDATE_ALIAS, DeployError, Placement, ServiceChange, ServicesPreview, await_spec,
-    candidate_name, converge_services, deliver, image_commands, manager, placements, preview_services,
-    stage_candidate,
+    candidate_name, converge_services, deliver, image_commands, manager, placements,
+    preview_services, stage_candidate,
 };
 pub use edge::{
     EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, release_site, reload_nginx,
