@@ -35,7 +35,9 @@ mod storefront;
 mod swarm;
 mod swarm_data;
 mod swarm_edge;
+mod swarm_gate;
 mod swarm_releases;
+mod swarm_site;
 mod transport;
 mod up;
 

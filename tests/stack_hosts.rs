@@ -277,17 +277,17 @@ fn replicas_on_one_host() {
 fn a_multi_host_environment_is_refused_by_commands_that_work_on_one_host() {
     refused(
         &cluster(),
-        "check",
+        "down",
         "error: environment `prod` runs across 3 hosts (`hosts:`), and this command works on an environment with one `host:` so far\n  help: run it on an environment with `host:`; `vldeploy swarm` forms this one's swarm\n",
     );
 }
 
 #[test]
-fn a_gated_multi_host_environment_is_refused_by_up_before_anything_is_built() {
+fn a_waiver_of_no_item_on_a_gated_multi_host_environment_is_refused_before_anything_is_built() {
     refused(
         &cluster().replacen("    domain:", "    gated: true\n    domain:", 1),
-        "up",
-        "error: environment `prod` is gated (`gated: true`) and runs across 3 hosts (`hosts:`): the go-live checklist does not run on a swarm yet, so nothing was built or changed\n  help: gate the release on a one-host environment (e.g. staging) first, then remove `gated: true` from `environments.prod` to deploy it\n",
+        "up --waive sll --reason checked-by-hand",
+        "error: `--waive sll`: no such checklist item in environment `prod`\n  help: did you mean `ssl`?\n",
     );
 }
 

@@ -930,6 +930,8 @@ fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() 
         assert_eq!(http_get(node.http_port, "/api/health").0, 200);
     }
     crate::swarm_edge::check(&p, &nodes);
+    crate::swarm_site::check(&p, &nodes);
+    crate::swarm_gate::check(&p, &nodes);
 
     // A second `sandbox up` finds the hosts as they are.
     let started = Instant::now();

@@ -33,6 +33,9 @@ pub struct Inputs<'a> {
     pub remote: &'a Remote,
     pub engine: &'a Engine,
     pub subject: Subject,
+    /// The nginx container a staged release and the homepage are asked through (`vl_nginx` on one host, an
+    /// edge node's nginx task on a swarm).
+    pub nginx: String,
     /// Items to pass whatever they show, with the operator's reason: `(item, reason)`.
     pub waivers: &'a [(String, String)],
 }
@@ -72,13 +75,7 @@ pub async fn run(inputs: &Inputs<'_>) -> Report {
         let started = std::time::Instant::now();
         let mut f = probe::judge(inputs, name, now).await;
         f.took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if f.status != Status::Pass {
-            if let Some((_, reason)) = inputs.waivers.iter().find(|(i, _)| i == name) {
-                f.evidence = format!("{} — waived: {reason}", f.evidence);
-                f.status = Status::Waived;
-            }
-        }
-        findings.push(f);
+        findings.push(waive(f, inputs.waivers));
     }
     Report {
         environment: inputs.stack.environment.clone(),
@@ -86,6 +83,22 @@ pub async fn run(inputs: &Inputs<'_>) -> Report {
         checked_at: now,
         findings,
     }
+}
+
+/// Judges one item of the checklist on its own (a swarm's checklist asks each item where its evidence lives).
+pub async fn judge(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {
+    probe::judge(inputs, item, now).await
+}
+
+/// `finding`, waived when it does not pass and `waivers` names its item.
+pub fn waive(mut finding: Finding, waivers: &[(String, String)]) -> Finding {
+    if finding.status != Status::Pass {
+        if let Some((_, reason)) = waivers.iter().find(|(i, _)| *i == finding.item) {
+            finding.evidence = format!("{} — waived: {reason}", finding.evidence);
+            finding.status = Status::Waived;
+        }
+    }
+    finding
 }
 
 /// A waiver names an item of the environment; anything else is a typo that must not pass silently.

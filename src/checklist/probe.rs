@@ -405,10 +405,10 @@ async fn request(
                 cmd.extend(["-H", "content-type: application/json", "--data", b]);
             }
             cmd.push(&url);
-            let nginx = container_name("nginx");
+            let nginx = &inputs.nginx;
             let (status, out) = inputs
                 .engine
-                .exec(&nginx, &cmd)
+                .exec(nginx, &cmd)
                 .await
                 .map_err(|e| format!("from `{nginx}`: {e}"))?;
             if status != 0 {
@@ -533,10 +533,11 @@ async fn health(inputs: &Inputs<'_>) -> Finding {
 async fn homepage(inputs: &Inputs<'_>) -> Finding {
     const ITEM: &str = "homepage";
     let fix = "`vldeploy doctor` shows nginx's last error lines; check `vldeploy logs nginx`";
-    let verdict = match crate::site::homepage::load(inputs.engine).await {
+    let verdict = match crate::site::homepage::load_in(inputs.engine, &inputs.nginx).await {
         Ok(loaded) => crate::site::homepage::judge(&loaded),
         Err(e) => Err(format!(
-            "blank homepage: loading / inside `vl_nginx` failed: {e}"
+            "blank homepage: loading / inside `{}` failed: {e}",
+            inputs.nginx
         )),
     };
     match verdict {
@@ -552,13 +553,15 @@ async fn auth_rate_limit(inputs: &Inputs<'_>, now: u64) -> Finding {
     let body = format!(r#"{{"email":"checklist-probe-{now}@example.invalid"}}"#);
     let https = matches!(inputs.subject, Subject::Live) && inputs.stack.tls != Tls::Off;
     let mut statuses = Vec::new();
-    for n in 1..=AUTH_PROBE_REQUESTS {
+    // Each backend task counts on its own: with several, the requests are spread over them.
+    let requests = AUTH_PROBE_REQUESTS * backend_tasks(inputs.stack);
+    for n in 1..=requests {
         match request(inputs, "POST", "/api/auth/otp/request", Some(&body), https).await {
             Ok(a) if a.status == 429 => {
                 return Finding::pass(
                     ITEM,
                     format!(
-                        "POST /api/auth/otp/request answered 429 at request {n} of {AUTH_PROBE_REQUESTS}{}",
+                        "POST /api/auth/otp/request answered 429 at request {n} of {requests}{}",
                         a.retry_after
                             .map(|r| format!(" (Retry-After: {r})"))
                             .unwrap_or_default()
@@ -576,11 +579,28 @@ async fn auth_rate_limit(inputs: &Inputs<'_>, now: u64) -> Finding {
     Finding::fail(
         ITEM,
         format!(
-            "{AUTH_PROBE_REQUESTS} requests to POST /api/auth/otp/request, none answered 429 (answers: {})",
+            "{requests} requests to POST /api/auth/otp/request, none answered 429 (answers: {})",
             seen.join(", ")
         ),
         fix,
     )
+}
+
+/// How many backend tasks share the requests: one on one host; on a swarm, its replicas.
+fn backend_tasks(stack: &Stack) -> u32 {
+    if stack.hosts.is_empty() {
+        return 1;
+    }
+    let app_hosts = stack
+        .hosts
+        .iter()
+        .filter(|h| h.has(crate::stack::Role::App))
+        .count();
+    stack
+        .services
+        .get("backend")
+        .and_then(|s| s.replicas)
+        .unwrap_or_else(|| u32::try_from(app_hosts.max(1)).unwrap_or(1))
 }
 
 async fn attested(inputs: &Inputs<'_>, item: &str, now: u64) -> Finding {

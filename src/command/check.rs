@@ -5,12 +5,16 @@ use crate::checklist::{Inputs, Subject};
 use crate::cli::Output;
 
 pub(crate) async fn check(ctx: &Context) -> Result<i32, CommandError> {
+    if !ctx.stack.hosts.is_empty() {
+        return super::swarm_gate::check(ctx).await;
+    }
     let c = ctx.connect().await?;
     let report = crate::checklist::run(&Inputs {
         stack: &ctx.stack,
         remote: &c.remote,
         engine: &c.engine,
         subject: Subject::Live,
+        nginx: crate::layout::container_name("nginx"),
         waivers: &[],
     })
     .await;

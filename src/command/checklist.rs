@@ -1,4 +1,5 @@
-//! `vldeploy checklist attest ITEM --note`: record a hand-checked item, with who, when and the note; audited.
+//! `vldeploy checklist attest ITEM --note`: record a hand-checked item, with who, when and the note; audited
+//! (on a swarm, on its first host).
 
 use super::context::Audited;
 use super::{CommandError, Context};
@@ -38,7 +39,8 @@ async fn attest(ctx: &Context, item: &str, note: &str) -> Result<i32, CommandErr
     }
     // A note is free text: it must never carry a secret into the host's files.
     let note = crate::secret::scrub(note.trim(), &ctx.stack.secrets);
-    let c = ctx.connect().await?;
+    // On a swarm, attestations are kept on its first host, beside the cluster's lock and audit log.
+    let c = ctx.connect_keeper().await?;
     let attestation = Attestation {
         actor: crate::state::actor(),
         time: crate::state::now(),

@@ -98,6 +98,7 @@ pub(crate) async fn decide(
             alias: staged.alias.clone(),
             port,
         },
+        nginx: crate::layout::container_name("nginx"),
         waivers,
     })
     .await;

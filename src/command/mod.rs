@@ -25,6 +25,7 @@ mod status;
 mod swarm;
 mod swarm_doctor;
 mod swarm_edge;
+mod swarm_gate;
 mod swarm_logs;
 mod swarm_maintenance;
 mod swarm_plan;

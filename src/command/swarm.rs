@@ -32,8 +32,12 @@ pub(crate) async fn swarm(ctx: &Context) -> Result<i32, CommandError> {
 }
 
 /// `vldeploy up` on an environment with `hosts:`: the images built, the swarm formed (with every node's
-/// firewall), the images on every node that runs them, then the stack's services, waited for.
-pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
+/// firewall), the images on every node that runs them, then the stack's services, waited for; in a gated
+/// environment, only once the go-live checklist passes (see `swarm_gate`). `waivers`: `--waive` pairs.
+pub(crate) async fn up_cluster(
+    ctx: &Context,
+    waivers: &[(String, String)],
+) -> Result<i32, CommandError> {
     let started = Instant::now();
     let local = Engine::local()?;
     let (builds, nodes) = tokio::try_join!(ctx.build(&local), async {
@@ -43,7 +47,7 @@ pub(crate) async fn up_cluster(ctx: &Context) -> Result<i32, CommandError> {
     let first = nodes[0].remote.clone();
     let mut changes = Vec::new();
     ctx.locked_audited_on(&first, "up", || async {
-        let result = converge(ctx, &nodes, &local, &builds, &mut changes).await;
+        let result = converge(ctx, &nodes, &local, &builds, waivers, &mut changes).await;
         let result = result.map(|()| report(ctx, &changes, started));
         let audited = Audited {
             changes: std::mem::take(&mut changes),
@@ -61,6 +65,7 @@ async fn converge(
     nodes: &[crate::swarm::Node],
     local: &Engine,
     builds: &crate::builder::Builds,
+    waivers: &[(String, String)],
     changes: &mut Vec<String>,
 ) -> Result<(), CommandError> {
     changes.extend(crate::swarm::form_nodes(&ctx.stack, nodes, &ctx.out).await?);
@@ -81,6 +86,40 @@ async fn converge(
     let commands = crate::swarm::image_commands(local, &builds.images).await?;
     super::swarm_edge::before_services(ctx, nodes, &builds.images, &commands, &key, changes)
         .await?;
+    let backend = crate::swarm::service_name(&ctx.stack.name, "backend");
+    // A first launch is one with no backend yet, or one an earlier `up` left held behind the page.
+    let first_launch = ctx.stack.gated
+        && (manager.engine.running_service(&backend).await?.is_none()
+            || held_on_an_edge(ctx, nodes).await?);
+    if first_launch {
+        for edge in crate::swarm::edges(nodes) {
+            edge.remote
+                .run(&crate::remote::gate::hold_first_launch(&ctx.stack.name))
+                .await?;
+        }
+        changes.push(
+            "maintenance page up on every edge until the go-live checklist passes (first launch)"
+                .into(),
+        );
+    } else if ctx.stack.gated {
+        let candidate = crate::swarm::stage_candidate(
+            &ctx.stack,
+            manager,
+            &builds.images,
+            &commands,
+            &key,
+            &ctx.out,
+            changes,
+        )
+        .await?;
+        if let Some(candidate) = candidate {
+            let looked = super::swarm_gate::candidate(&candidate);
+            let gated = gate(ctx, nodes, manager, &looked, waivers, false, changes).await;
+            // The candidate served no customer; it goes whatever the checklist said.
+            manager.engine.remove_service(&candidate).await?;
+            gated?;
+        }
+    }
     crate::swarm::converge_services(
         &ctx.stack,
         manager,
@@ -92,9 +131,71 @@ async fn converge(
     )
     .await?;
     super::swarm_edge::after_services(ctx, nodes, false, changes).await?;
+    if first_launch {
+        let looked = super::swarm_gate::serving(ctx);
+        gate(ctx, nodes, manager, &looked, waivers, true, changes).await?;
+        for edge in crate::swarm::edges(nodes) {
+            edge.remote
+                .run(&crate::remote::gate::release_first_launch(&ctx.stack.name))
+                .await?;
+        }
+        changes.push("maintenance page lifted on every edge: the go-live checklist passed".into());
+    }
     // The backup script and its cron entry, on the db node alone.
     changes.extend(super::db_node::install_backup(&ctx.stack, nodes).await?);
     Ok(())
+}
+
+/// Whether a gated first launch holds the maintenance page up on some edge.
+async fn held_on_an_edge(
+    ctx: &Context,
+    nodes: &[crate::swarm::Node],
+) -> Result<bool, CommandError> {
+    for edge in crate::swarm::edges(nodes) {
+        let held = edge
+            .remote
+            .exec(&crate::remote::gate::is_held(&ctx.stack.name))
+            .await?;
+        if held.success() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The go-live checklist against `looked`, printed; an error naming each item that does not pass.
+async fn gate(
+    ctx: &Context,
+    nodes: &[crate::swarm::Node],
+    manager: &crate::swarm::Node,
+    looked: &super::swarm_gate::Looked,
+    waivers: &[(String, String)],
+    first_launch: bool,
+    changes: &mut Vec<String>,
+) -> Result<(), CommandError> {
+    ctx.out.note(format!(
+        "go-live checklist: checking {} across {} hosts …",
+        looked.describe,
+        nodes.len()
+    ));
+    let report = super::swarm_gate::run(ctx, nodes, manager, looked, waivers).await;
+    if ctx.output == Output::Human {
+        super::swarm_gate::print(ctx, &report);
+    }
+    let verdict = super::swarm_gate::verdict(&report, first_launch);
+    if verdict.is_err() {
+        let names: Vec<String> = report.blocking().iter().map(|f| f.item.clone()).collect();
+        changes.push(format!(
+            "release held back by the go-live checklist: {}",
+            names.join(", ")
+        ));
+    } else {
+        let line = format!("{} passed the go-live checklist", looked.describe);
+        ctx.out.note(&line);
+        changes.push(line);
+        changes.extend(report.waived().into_iter().map(|w| format!("waived {w}")));
+    }
+    verdict
 }
 
 /// Prints what `up` on a cluster did; its exit code.

@@ -1,4 +1,5 @@
-//! The edges of a swarm from `up`, `certs` and `maintenance`: nginx's host directories on each edge node,
+//! The edges of a swarm from `up`, `certs` and `maintenance`: nginx's host directories and the storefront's
+//! release on each edge node,
 //! the certificate issued once and installed on every edge, the maintenance page put up or lifted on each.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,23 @@ pub(super) async fn before_services(
         .await
         .map_err(|e| edge_error(&e))?;
     changes.extend(done);
+    // The storefront's release is on every edge before nginx's service is converged: a task that bind-mounts
+    // its directory finds it there.
+    if let Some(site) =
+        crate::site::desired(&ctx.stack).map_err(|e| CommandError::Io(e.to_string()))?
+    {
+        let done = crate::swarm::release_site(
+            &ctx.stack,
+            nodes,
+            &site,
+            &crate::state::actor(),
+            super::context::git_commit(&ctx.stack.project_dir),
+            &ctx.out,
+        )
+        .await
+        .map_err(|e| edge_error(&e))?;
+        changes.extend(done);
+    }
     Ok(())
 }
 

@@ -18,15 +18,8 @@ use crate::tls::Converged;
 
 pub(crate) async fn up(ctx: &Context, args: &UpArgs) -> Result<i32, CommandError> {
     if !ctx.stack.hosts.is_empty() {
-        if ctx.stack.gated {
-            // Going live across the swarm ungated would skip what the operator asked for: refused.
-            return Err(CommandError::Usage(format!(
-                "environment `{env}` is gated (`gated: true`) and runs across {} hosts (`hosts:`): the go-live checklist does not run on a swarm yet, so nothing was built or changed\n  help: gate the release on a one-host environment (e.g. staging) first, then remove `gated: true` from `environments.{env}` to deploy it",
-                ctx.stack.hosts.len(),
-                env = ctx.stack.environment,
-            )));
-        }
-        return super::swarm::up_cluster(ctx).await;
+        let waivers = super::gate::waivers(ctx, &args.waive, &args.reason)?;
+        return super::swarm::up_cluster(ctx, &waivers).await;
     }
     let started = Instant::now();
     // Refusals that need no host come first: nothing is built or changed for a stack that cannot go up.

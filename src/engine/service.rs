@@ -246,6 +246,31 @@ impl Engine {
         }
     }
 
+    /// The environment (`NAME=value`) the service `name` gives its tasks; `None` when the swarm has no such
+    /// service.
+    pub async fn service_env(&self, name: &str) -> Result<Option<Vec<String>>, EngineError> {
+        match self.docker.inspect_service(name, None).await {
+            Ok(s) => Ok(Some(
+                s.spec
+                    .and_then(|s| s.task_template)
+                    .and_then(|t| t.container_spec)
+                    .and_then(|c| c.env)
+                    .unwrap_or_default(),
+            )),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.fail(format!("reading the service `{name}`"))(e)),
+        }
+    }
+
+    /// Removes the service `name`; `false` when the swarm has none by that name.
+    pub async fn remove_service(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.delete_service(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.fail(format!("removing the service `{name}`"))(e)),
+        }
+    }
+
     /// The tasks of the service `name`.
     pub async fn service_tasks(&self, name: &str) -> Result<Vec<ServiceTask>, EngineError> {
         let mut filters = HashMap::new();

@@ -34,6 +34,16 @@ pub fn health_through_nginx(stack: &str) -> Command {
     ))
 }
 
+/// Prints the ID of the first task container of the stack's nginx service on this node (nothing when none
+/// runs here).
+pub fn nginx_task(stack: &str) -> Command {
+    let service = format!("{stack}_nginx");
+    Command::script(format!(
+        "docker ps -q --filter {label} | head -n 1",
+        label = q(&format!("label=com.docker.swarm.service.name={service}")),
+    ))
+}
+
 /// Removes a challenge token from the stack's ACME webroot.
 pub fn remove_token(stack: &str, token: &str) -> Command {
     Command::argv(["rm", "-f"]).operands(&[token_path(stack, token)])
@@ -71,6 +81,16 @@ mod tests {
              if [ -e /var/lib/vldeploy/shop/www/.maintenance ]; then m=on; else m=off; fi; \
              s=$(docker exec \"$c\" curl -s -k -L --max-redirs 1 -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1/api/health) || s=000; \
              echo \"$m $s\""
+        );
+        crate::remote::tests::assert_parses_in_sh(&cmd);
+    }
+
+    #[test]
+    fn the_nginx_task_of_this_node_is_found_by_its_service_label() {
+        let cmd = nginx_task("shop");
+        assert_eq!(
+            cmd.text(),
+            "docker ps -q --filter label=com.docker.swarm.service.name=shop_nginx | head -n 1"
         );
         crate::remote::tests::assert_parses_in_sh(&cmd);
     }

@@ -22,10 +22,14 @@ pub struct Loaded {
 
 /// Loads `/` and its assets with curl inside the nginx container (following a redirect to HTTPS).
 pub async fn load(engine: &Engine) -> Result<Loaded, EngineError> {
-    let nginx = container_name("nginx");
+    load_in(engine, &container_name("nginx")).await
+}
+
+/// Loads `/` and its assets with curl inside the container `nginx` (an edge node's nginx task on a swarm).
+pub async fn load_in(engine: &Engine, nginx: &str) -> Result<Loaded, EngineError> {
     let (code, out) = engine
         .exec(
-            &nginx,
+            nginx,
             &[
                 "curl",
                 "-s",
@@ -56,7 +60,7 @@ pub async fn load(engine: &Engine) -> Result<Loaded, EngineError> {
             ]);
         }
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let (_, out) = engine.exec(&nginx, &argv).await?;
+        let (_, out) = engine.exec(nginx, &argv).await?;
         let codes: Vec<u16> = out.lines().map(|l| l.trim().parse().unwrap_or(0)).collect();
         for (i, p) in paths.iter().enumerate() {
             assets.push((p.clone(), codes.get(i).copied().unwrap_or(0)));

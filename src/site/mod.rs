@@ -8,7 +8,7 @@ mod release;
 
 pub use bundle::{Bundle, MAX_BYTES};
 pub use history::{SiteHistory, SiteRelease, read_history};
-pub use release::{release, switch_back};
+pub use release::{release, serving, stage, switch_back, switch_to};
 
 use crate::plan::DesiredSite;
 use crate::stack::Stack;

@@ -23,6 +23,33 @@ pub async fn release(
     switch_and_record(remote, stack, &site.hash, actor, git).await
 }
 
+/// Puts `site` on the host beside the releases it has, without serving it yet (a host that has it already
+/// only reads the stream): on a swarm every edge holds the release before any edge switches to it.
+pub async fn stage(remote: &Remote, stack: &str, site: &DesiredSite) -> Result<(), SiteError> {
+    remote
+        .run_stdin(&cmd::unpack(stack, &site.hash), site.archive.clone())
+        .await?;
+    Ok(())
+}
+
+/// Makes the staged release `hash` the one nginx serves, recorded in the host's history.
+pub async fn switch_to(
+    remote: &Remote,
+    stack: &str,
+    hash: &str,
+    actor: &str,
+    git: Option<String>,
+) -> Result<(), SiteError> {
+    switch_and_record(remote, stack, hash, actor, git).await
+}
+
+/// The release `current` names on the host (`None`: none yet).
+pub async fn serving(remote: &Remote, stack: &str) -> Result<Option<String>, SiteError> {
+    let out = remote.run(&cmd::serving(stack)).await?;
+    let hash = out.stdout_str().trim().to_owned();
+    Ok((!hash.is_empty()).then_some(hash))
+}
+
 /// Makes the kept release `hash` serve again (`vldeploy rollback`).
 pub async fn switch_back(
     remote: &Remote,

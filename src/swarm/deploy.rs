@@ -173,31 +173,7 @@ pub async fn converge_services(
         out.note(&line);
         done.push(line);
     };
-    if engine.ensure_overlay(&stack.name, &want.network).await? {
-        say(format!("network: create overlay `{}`", want.network));
-    }
-    // Swarm refers to a secret or config by its ID as well as its name.
-    let mut ids = engine.swarm_secret_ids(&stack.name).await?;
-    for s in &want.secrets {
-        if !ids.contains_key(&s.name) {
-            let id = engine
-                .create_swarm_secret(&stack.name, &s.name, &s.value)
-                .await?;
-            ids.insert(s.name.clone(), id);
-            say(format!("secret: create `{}`", s.name));
-        }
-    }
-    let configs = engine.swarm_config_ids(&stack.name).await?;
-    ids.extend(configs);
-    for c in &want.configs {
-        if !ids.contains_key(&c.name) {
-            let id = engine
-                .create_swarm_config(&stack.name, &c.name, &c.content)
-                .await?;
-            ids.insert(c.name.clone(), id);
-            say(format!("config: create `{}`", c.name));
-        }
-    }
+    let ids = ensure_objects(engine, stack, &want, &mut say).await?;
     let mut changed = Vec::new();
     for service in &want.services {
         let running = engine.running_service(&service.name).await?;
@@ -225,6 +201,110 @@ pub async fn converge_services(
         prune(engine, &stack.name, &want, &mut say).await?;
     }
     Ok(())
+}
+
+/// The name a candidate backend answers to on the overlay network: nginx resolves `backend-live`, never this,
+/// so a candidate serves no customer.
+pub const CANDIDATE_ALIAS: &str = "backend-candidate";
+
+/// The Swarm service of a candidate backend release.
+pub fn candidate_name(stack: &str) -> String {
+    super::services::service_name(stack, "backend-candidate")
+}
+
+/// When the backend's design differs from the service that serves, that design started as a service of its
+/// own (`<stack>_backend-candidate`, one task, answering only to [`CANDIDATE_ALIAS`]) and waited for until it
+/// is healthy, while the backend service is left as it is: the go-live checklist looks at the candidate before
+/// the rolling update is applied. Returns the candidate's service name (`None`: the backend serves its design
+/// already, or there is none yet).
+pub async fn stage_candidate(
+    stack: &Stack,
+    manager: &Node,
+    images: &Images,
+    commands: &BTreeMap<String, ImageCommand>,
+    key: &HashKey,
+    out: &Output,
+    done: &mut Vec<String>,
+) -> Result<Option<String>, DeployError> {
+    let want = design(stack, images, commands, key)?;
+    let Some(backend) = want.services.iter().find(|s| s.service == "backend") else {
+        return Ok(None);
+    };
+    let engine = &manager.engine;
+    let Some(live) = engine.running_service(&backend.name).await? else {
+        return Ok(None);
+    };
+    if live.hash.as_deref() == Some(backend.hash().as_str()) {
+        return Ok(None);
+    }
+    let mut say = |line: String| {
+        out.note(&line);
+        done.push(line);
+    };
+    let ids = ensure_objects(engine, stack, &want, &mut say).await?;
+    let candidate = ServiceDesign {
+        name: candidate_name(&stack.name),
+        aliases: vec![CANDIDATE_ALIAS.to_string()],
+        mode: ServiceMode::Replicated(1),
+        publish: Vec::new(),
+        ..backend.clone()
+    };
+    let leftover = engine.running_service(&candidate.name).await?;
+    engine
+        .put_service(
+            &stack.name,
+            &want.network,
+            &candidate,
+            &ids,
+            leftover.as_ref(),
+        )
+        .await?;
+    say(format!(
+        "service: create `{}` (the candidate release, spec {}) for the go-live checklist",
+        candidate.name,
+        backend.hash()
+    ));
+    if let Err(e) = await_spec(engine, &candidate.name, &candidate.hash(), 1).await {
+        let _ = engine.remove_service(&candidate.name).await;
+        return Err(e);
+    }
+    Ok(Some(candidate.name))
+}
+
+/// The stack's overlay network, secrets and configs as `want` has them; the IDs of its secrets and configs
+/// by name (Swarm refers to them by both).
+async fn ensure_objects(
+    engine: &Engine,
+    stack: &Stack,
+    want: &super::ClusterDesign,
+    say: &mut impl FnMut(String),
+) -> Result<std::collections::HashMap<String, String>, DeployError> {
+    if engine.ensure_overlay(&stack.name, &want.network).await? {
+        say(format!("network: create overlay `{}`", want.network));
+    }
+    // Swarm refers to a secret or config by its ID as well as its name.
+    let mut ids = engine.swarm_secret_ids(&stack.name).await?;
+    for s in &want.secrets {
+        if !ids.contains_key(&s.name) {
+            let id = engine
+                .create_swarm_secret(&stack.name, &s.name, &s.value)
+                .await?;
+            ids.insert(s.name.clone(), id);
+            say(format!("secret: create `{}`", s.name));
+        }
+    }
+    let configs = engine.swarm_config_ids(&stack.name).await?;
+    ids.extend(configs);
+    for c in &want.configs {
+        if !ids.contains_key(&c.name) {
+            let id = engine
+                .create_swarm_config(&stack.name, &c.name, &c.content)
+                .await?;
+            ids.insert(c.name.clone(), id);
+            say(format!("config: create `{}`", c.name));
+        }
+    }
+    Ok(ids)
 }
 
 /// Removes the stack's secrets and configs that neither this design nor a service or task refers to.

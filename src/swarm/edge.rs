@@ -1,5 +1,5 @@
 //! The edge nodes' host directories mounted into nginx: its `www` (the site's page and the maintenance flag),
-//! the ACME webroot and the certificates. Changed over each edge's SSH connection, followed where needed by a
+//! the ACME webroot, the certificates and the storefront's releases (`site:`). Changed over each edge's SSH connection, followed where needed by a
 //! reload of that node's nginx task, so nothing restarts (a change of a Swarm config would restart nginx
 //! stop-first on every edge).
 
@@ -48,6 +48,7 @@ pub(super) fn is_edge_mount(stack: &str, source: &MountSource) -> bool {
         layout::www_dir(stack),
         layout::acme_webroot(stack),
         layout::certs_dir(stack),
+        layout::site_dir(stack),
     ]
     .contains(path)
 }
@@ -112,6 +113,67 @@ pub async fn prepare_edges(
     Ok(changes)
 }
 
+/// The storefront release `site` served by every edge node. Its files are a content-hashed directory on each
+/// edge, bind-mounted read-only into the nginx task (as on one host), not Swarm configs: a config holds at most
+/// 500 KB and a change of one restarts nginx stop-first on every edge, while a directory switched by one rename
+/// of `current` is seen by the next request, with no reload. Every edge that serves another release first
+/// receives this one beside it; only then does each switch, so the edges differ for the moment between two
+/// renames and no request fails. Returns what changed (nothing when every edge serves it already).
+pub async fn release_site(
+    stack: &Stack,
+    nodes: &[Node],
+    site: &crate::plan::DesiredSite,
+    actor: &str,
+    git: Option<String>,
+    out: &Output,
+) -> Result<Vec<String>, EdgeError> {
+    let mut behind = Vec::new();
+    for node in edges(nodes) {
+        let serving = crate::site::serving(&node.remote, &stack.name)
+            .await
+            .map_err(|e| {
+                EdgeError::new(node.remote.name(), "reading the storefront release", &e)
+            })?;
+        if serving.as_deref() != Some(site.hash.as_str()) {
+            behind.push((node, serving));
+        }
+    }
+    let staged = behind.iter().map(|(node, _)| async move {
+        crate::site::stage(&node.remote, &stack.name, site)
+            .await
+            .map_err(|e| {
+                EdgeError::new(
+                    node.remote.name(),
+                    &format!("putting the storefront release `{}` in place", site.hash),
+                    &e,
+                )
+            })
+    });
+    for done in futures_util::future::join_all(staged).await {
+        done?;
+    }
+    let mut changes = Vec::new();
+    for (node, serving) in &behind {
+        let host = node.remote.name();
+        crate::site::switch_to(&node.remote, &stack.name, &site.hash, actor, git.clone())
+            .await
+            .map_err(|e| {
+                EdgeError::new(
+                    host,
+                    &format!("switching to the storefront release `{}`", site.hash),
+                    &e,
+                )
+            })?;
+        let line = match serving {
+            Some(old) => format!("edge {host}: site {} (was {old})", site.hash),
+            None => format!("edge {host}: site {} (first release)", site.hash),
+        };
+        out.note(&line);
+        changes.push(line);
+    }
+    Ok(changes)
+}
+
 /// Tests and reloads nginx's configuration in the nginx task container on the node behind `remote`.
 pub async fn reload_nginx(remote: &Remote, stack: &str) -> Result<(), EdgeError> {
     let out = remote
@@ -148,7 +210,7 @@ mod tests {
             "shop",
             &path("/var/lib/vldeploy/shop/nginx/conf.d")
         ));
-        assert!(!is_edge_mount("shop", &path("/var/lib/vldeploy/shop/site")));
+        assert!(is_edge_mount("shop", &path("/var/lib/vldeploy/shop/site")));
         assert!(!is_edge_mount("shop", &path("/var/lib/vldeploy/other/www")));
     }
 }

@@ -15,10 +15,13 @@ mod snapshot;
 
 pub use checkup::{Checked, Examined, HostReach, PortProbe, Verdict, checkup};
 pub use deploy::{
-    DeployError, Placement, ServiceChange, ServicesPreview, await_spec, converge_services, deliver,
-    image_commands, manager, placements, preview_services,
+    CANDIDATE_ALIAS, DeployError, Placement, ServiceChange, ServicesPreview, await_spec,
+    candidate_name, converge_services, deliver, image_commands, manager, placements,
+    preview_services, stage_candidate,
 };
-pub use edge::{EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, reload_nginx};
+pub use edge::{
+    EdgeError, EdgeFile, edge_remotes, edges, prepare_edges, release_site, reload_nginx,
+};
 pub use edge_health::{EdgeHealth, EdgeProbe, parse_edge_health};
 pub use form::{
     Node, SwarmError, connect, connect_host, describe, facts, firewall_text, form, form_nodes,
