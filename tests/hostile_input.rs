@@ -762,7 +762,6 @@ fn the_pgbackrest_cron_lines_stay_one_job_each_whatever_full_and_diff_hold() {
 
 #[test]
 fn hostile_pgbackrest_schedules_in_stack_yaml_are_refused_at_their_line() {
-    use crate::stack_errors::{SECRETS, VALID, write};
     for (yaml, shown) in [
         (
             r#""0 3 * * 0\n* * * * * root touch /tmp/INJECTED""#,
@@ -775,18 +774,7 @@ fn hostile_pgbackrest_schedules_in_stack_yaml_are_refused_at_their_line() {
         (r#""0 3 * * `id`""#, "day of week"),
     ] {
         for field in ["full", "diff"] {
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!(
-                "{VALID}backup:\n  archive:\n    repo: /var/lib/pgbackrest\n    {field}: {yaml}\n"
-            );
-            write(dir.path(), "stack.yaml", &text);
-            write(dir.path(), SECRETS.0, SECRETS.1);
-            let line = text.lines().count();
-            let lookup = |_: &str| None;
-            let e = vldeploy::stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup)
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
+            let (e, line) = archive_refusal("/var/lib/pgbackrest", field, yaml);
             assert!(
                 e.contains(&format!("at `backup.archive.{field}`")),
                 "{field}: {yaml}: {e}"
@@ -802,9 +790,24 @@ fn hostile_pgbackrest_schedules_in_stack_yaml_are_refused_at_their_line() {
     }
 }
 
+/// Loads a valid stack whose `backup.archive` (with `repo`) sets `field` to `yaml`, which must be refused: the error
+/// and the line of stack.yaml that holds `field`.
+fn archive_refusal(repo: &str, field: &str, yaml: &str) -> (String, usize) {
+    use crate::stack_errors::{SECRETS, VALID, write};
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{VALID}backup:\n  archive:\n    repo: {repo}\n    {field}: {yaml}\n");
+    write(dir.path(), "stack.yaml", &text);
+    write(dir.path(), SECRETS.0, SECRETS.1);
+    let lookup = |_: &str| None;
+    let e = vldeploy::stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    (e, text.lines().count())
+}
+
 #[test]
 fn hostile_backup_host_addresses_in_stack_yaml_are_refused_at_their_line() {
-    use crate::stack_errors::{SECRETS, VALID, write};
     for yaml in [
         r#""10.0.0.9\nrepo1-path=/""#,
         r#""vault;touch /tmp/INJECTED""#,
@@ -814,18 +817,8 @@ fn hostile_backup_host_addresses_in_stack_yaml_are_refused_at_their_line() {
         r#""a=b""#,
     ] {
         for field in ["repo_address", "db_address"] {
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!(
-                "{VALID}backup:\n  archive:\n    repo: ssh://root@vault.example/var/lib/pgbackrest\n    {field}: {yaml}\n"
-            );
-            write(dir.path(), "stack.yaml", &text);
-            write(dir.path(), SECRETS.0, SECRETS.1);
-            let line = text.lines().count();
-            let lookup = |_: &str| None;
-            let e = vldeploy::stack::load_with(&dir.path().join("stack.yaml"), "prod", &lookup)
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
+            let (e, line) =
+                archive_refusal("ssh://root@vault.example/var/lib/pgbackrest", field, yaml);
             assert!(
                 e.contains(&format!("at `backup.archive.{field}`")),
                 "{field}: {yaml}: {e}"
