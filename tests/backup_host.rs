@@ -43,10 +43,7 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
     let (vault_ip, db_ip) = (peer::address(&vault), peer::address(&p));
     let vault_ssh = vault.sandbox_var("SANDBOX_SSH_PORT");
     let passphrase = "a backup host passphrase 0815";
-    let secrets = p.path().join(".vldeploy/sandbox/secrets.env");
-    let mut text = std::fs::read_to_string(&secrets).unwrap();
-    let _ = writeln!(text, "PGBACKREST_PASSPHRASE=\"{passphrase}\"");
-    std::fs::write(&secrets, text).unwrap();
+    p.set_secret("PGBACKREST_PASSPHRASE", &format!("\"{passphrase}\""));
     let stack = p.stack_yaml(|t| {
         let _ = write!(
             t,

@@ -54,10 +54,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     let dir = format!("/var/backups/{}", p.name);
     // Continuous archiving too, to a pgBackRest repository on the host, encrypted with a stack secret.
     let passphrase = "an archive passphrase of the shop 4711";
-    let secrets = p.path().join(".vldeploy/sandbox/secrets.env");
-    let mut text = std::fs::read_to_string(&secrets).unwrap();
-    let _ = writeln!(text, "PGBACKREST_PASSPHRASE=\"{passphrase}\"");
-    std::fs::write(&secrets, text).unwrap();
+    p.set_secret("PGBACKREST_PASSPHRASE", &format!("\"{passphrase}\""));
     let stack = p.stack_yaml(|t| {
         let _ = write!(
             t,
@@ -441,6 +438,7 @@ fn backup_copy_to_a_second_host_is_checked_there_and_an_encrypted_dump_restores_
     // and nothing changed.
     let t = std::time::Instant::now();
     let wrong = "not the archive passphrase 0815";
+    let secrets = p.path().join(".vldeploy/sandbox/secrets.env");
     let set_passphrase = |line: Option<&str>| {
         let text = std::fs::read_to_string(&secrets).unwrap();
         let mut lines: Vec<&str> = text

@@ -439,6 +439,20 @@ impl Project {
             .to_string()
     }
 
+    /// Sets `key` to `value` in `.vldeploy/sandbox/secrets.env` (replacing a line of `key` it had); `value` as it
+    /// stands in the file (quote it there when it holds spaces).
+    pub fn set_secret(&self, key: &str, value: &str) {
+        let path = self.path().join(".vldeploy/sandbox/secrets.env");
+        let text = std::fs::read_to_string(&path).expect("secrets.env");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key}=")))
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{key}={value}"));
+        std::fs::write(&path, lines.join("\n") + "\n").expect("secrets.env written");
+    }
+
     /// The values of the sandbox cluster's secrets (`.vldeploy/cluster/secrets.env`): what must never be printed.
     pub fn cluster_secret_values(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.path().join(".vldeploy/cluster/secrets.env"))
