@@ -1,6 +1,7 @@
-//! The end-to-end flows again, connected as `deploy`: a user that is not root, made by `vldeploy bootstrap`,
-//! with root's steps through `sudo -n` and the root helper. Each test runs one suite's own flow on its own
-//! sandbox host, so a flow has one text for both users.
+//! The main end-to-end flows connected as `deploy`, the user a real server has: not root, made by `vldeploy
+//! bootstrap`, with root's steps through `sudo -n` and the root helper. Each test runs one suite's own flow on
+//! its own sandbox host. These flows run as `deploy` only: connecting as root is the path of every other
+//! end-to-end test, and a flow that passes through `sudo -n` passes through every step root takes.
 #![allow(clippy::unwrap_used)]
 
 use crate::support::project::As;

@@ -108,14 +108,7 @@ pub(crate) fn last_log_line(p: &Project) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("a JSON log line ({e}): {text}"))
 }
 
-#[test]
-fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing() {
-    backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(
-        As::Root,
-    );
-}
-
-/// The flow of `backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn backup_by_cron_makes_a_checked_file_never_overlaps_and_a_failed_dump_leaves_nothing_as(
     who: As,
 ) {
@@ -261,14 +254,7 @@ fn backend_started_at(p: &Project) -> String {
     p.sh("docker inspect -f '{{.State.StartedAt}} {{.State.Running}}' vl_backend")
 }
 
-#[test]
-fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops() {
-    backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(
-        As::Root,
-    );
-}
-
-/// The flow of `backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn backup_round_trip_restores_exactly_and_bad_backups_are_refused_before_anything_stops_as(
     who: As,
 ) {

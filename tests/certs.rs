@@ -67,12 +67,7 @@ fn status_json(p: &Project) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-#[test]
-fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate() {
-    certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(As::Root);
-}
-
-/// The flow of `certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served_certificate_as(
     who: As,
 ) {

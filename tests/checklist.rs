@@ -234,12 +234,7 @@ fn checklist_firewall_fails_when_a_published_port_is_open() {
     assert_status(&p, "firewall", "pass");
 }
 
-#[test]
-fn checklist_gate_holds_a_failing_release_until_attested_or_waived() {
-    checklist_gate_holds_a_failing_release_until_attested_or_waived_as(As::Root);
-}
-
-/// The flow of `checklist_gate_holds_a_failing_release_until_attested_or_waived`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn checklist_gate_holds_a_failing_release_until_attested_or_waived_as(who: As) {
     let p = Project::with_sandbox_as("checklist_gate", who, &[]);
     let items = ["safe_mode", "health", "auth_rate_limit", "payment_test"];

@@ -84,12 +84,7 @@ fn assert_probe_passes(p: &Project, when: &str) {
     );
 }
 
-#[test]
-fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes() {
-    firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(As::Root);
-}
-
-/// The flow of `firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn firewall_after_up_only_ssh_http_and_https_answer_even_for_ports_docker_publishes_as(
     who: As,
 ) {

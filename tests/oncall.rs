@@ -3,12 +3,7 @@
 use crate::support::project::{As, Project};
 use crate::support::ssh::no_secret;
 
-#[test]
-fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back() {
-    oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(As::Root);
-}
-
-/// The flow of `oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn oncall_doctor_names_a_stopped_database_and_the_commands_bring_it_back_as(who: As) {
     let p = Project::deployed_as("oncall_doctor", who);
 
@@ -122,12 +117,7 @@ fn get_with_headers(p: &Project, path: &str) -> (u16, String, String) {
     (code, head.to_lowercase(), body.to_string())
 }
 
-#[test]
-fn oncall_maintenance_on_answers_503_and_off_serves_again() {
-    oncall_maintenance_on_answers_503_and_off_serves_again_as(As::Root);
-}
-
-/// The flow of `oncall_maintenance_on_answers_503_and_off_serves_again`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn oncall_maintenance_on_answers_503_and_off_serves_again_as(who: As) {
     let p = Project::deployed_as("oncall_maintenance", who);
     assert_eq!(p.http_get("/api/health").0, 200, "the fresh stack serves");

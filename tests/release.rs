@@ -123,12 +123,7 @@ fn release_a_candidate_that_never_becomes_healthy_leaves_the_live_release_servin
     assert_eq!(code, 200);
 }
 
-#[test]
-fn release_rollback_goes_back_without_dropping_a_request() {
-    release_rollback_goes_back_without_dropping_a_request_as(As::Root);
-}
-
-/// The flow of `release_rollback_goes_back_without_dropping_a_request`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn release_rollback_goes_back_without_dropping_a_request_as(who: As) {
     let p = Project::with_sandbox_as("release_rollback", who, &[]);
     p.write_stack(&with_release_env(&p, 1));

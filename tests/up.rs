@@ -11,12 +11,7 @@ fn health_json(p: &Project) -> serde_json::Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("health is not JSON ({e}): {body}"))
 }
 
-#[test]
-fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing() {
-    up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(As::Root);
-}
-
-/// The flow of `up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing`, connected as `who`.
+/// The flow, connected as `who`: `tests/as_deploy.rs` runs it as `deploy`, the user a real server has.
 pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as(who: As) {
     let p = Project::with_cold_sandbox_as("up_from_nothing", who);
 

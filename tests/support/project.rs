@@ -89,9 +89,11 @@ pub struct Project {
     storefront: bool,
     /// Whether the sandbox host starts without the stack's image layers (`with_cold_sandbox_as`).
     cold: bool,
+    /// When the project was made: its lifetime goes to `VLDEPLOY_TEST_TIMES` (see [`record_time`]).
+    made: std::time::Instant,
 }
 
-/// Who the end-to-end flows connect as: every flow runs as root and, where it says so, as `deploy`.
+/// Who the end-to-end flows connect as: root, or `deploy` for the flows of `tests/as_deploy.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum As {
     Root,
@@ -159,6 +161,7 @@ impl Project {
             user: who.user().to_owned(),
             storefront,
             cold: false,
+            made: std::time::Instant::now(),
         };
         p.write_stack(&p.stack_yaml(|_| {}));
         p
@@ -565,6 +568,24 @@ impl Drop for Project {
         {
             let _ = self.command(&["sandbox", "down"]).output();
         }
+        record_time(&self.name, self.made.elapsed());
+    }
+}
+
+/// Appends `seconds test project` to the file `VLDEPLOY_TEST_TIMES` names, if it is set: `.ci/test` prints
+/// the slowest tests from it, so the suite's time has a breakdown.
+fn record_time(project: &str, lived: std::time::Duration) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("VLDEPLOY_TEST_TIMES") else {
+        return;
+    };
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{:.1} {test} {project}", lived.as_secs_f64());
     }
 }
 
