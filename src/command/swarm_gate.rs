@@ -118,9 +118,9 @@ fn db_node(nodes: &[Node]) -> Option<&Node> {
     nodes.iter().find(|n| n.host.has(crate::stack::Role::Db))
 }
 
-/// One item judged as on one host, on `node`.
-async fn on_node(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u64) -> Finding {
-    let inputs = Inputs {
+/// What the checklist reads on `node` of the release `looked` names, asked through the nginx container `nginx`.
+fn inputs<'a>(ctx: &'a Context, node: &'a Node, looked: &Looked, nginx: String) -> Inputs<'a> {
+    Inputs {
         stack: &ctx.stack,
         remote: &node.remote,
         engine: &node.engine,
@@ -129,10 +129,14 @@ async fn on_node(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u
             alias: looked.alias.clone(),
             port: ctx.backend_port(),
         },
-        nginx: String::new(),
+        nginx,
         waivers: &[],
-    };
-    crate::checklist::judge(&inputs, item, now).await
+    }
+}
+
+/// One item judged as on one host, on `node`.
+async fn on_node(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u64) -> Finding {
+    crate::checklist::judge(&inputs(ctx, node, looked, String::new()), item, now).await
 }
 
 /// One item asked through the nginx task of the edge `node`.
@@ -162,19 +166,7 @@ async fn on_edge(ctx: &Context, node: &Node, looked: &Looked, item: &str, now: u
             ),
         );
     }
-    let inputs = Inputs {
-        stack: &ctx.stack,
-        remote: &node.remote,
-        engine: &node.engine,
-        subject: Subject::Staged {
-            container: looked.service.clone(),
-            alias: looked.alias.clone(),
-            port: ctx.backend_port(),
-        },
-        nginx: task,
-        waivers: &[],
-    };
-    let mut f = crate::checklist::judge(&inputs, item, now).await;
+    let mut f = crate::checklist::judge(&inputs(ctx, node, looked, task), item, now).await;
     f.evidence = format!("edge {host}: {}", f.evidence);
     f
 }
