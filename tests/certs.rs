@@ -16,15 +16,7 @@ const WRONG_HMAC: &str = "V3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZ1dyb25nV3Jvbmc";
 
 /// Adds `EAB_HMAC` to the sandbox's secrets file and `tls: acme` to the sandbox environment.
 fn use_acme(p: &Project, pebble: &Pebble, kid: &str, hmac: &str) {
-    let path = p.path().join(".vldeploy/sandbox/secrets.env");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.starts_with("EAB_HMAC="))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!("EAB_HMAC={hmac}"));
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    p.set_secret("EAB_HMAC", hmac);
     let ca = pebble.listener_ca.display().to_string();
     p.write_stack(&p.stack_yaml(|t| {
         *t = t.replacen(

@@ -46,18 +46,6 @@ fn assert_status(p: &Project, item: &str, status: &str) -> Value {
     finding
 }
 
-fn set_secret(p: &Project, key: &str, value: &str) {
-    let path = p.path().join(".vldeploy/sandbox/secrets.env");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{key}=")))
-        .map(str::to_string)
-        .collect();
-    lines.push(format!("{key}={value}"));
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-}
-
 #[test]
 fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
     let p = Project::with_sandbox("checklist_secrets");
@@ -69,7 +57,7 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
         "{f}"
     );
 
-    set_secret(&p, "ADMIN_TOKEN", "change_this_secret");
+    p.set_secret("ADMIN_TOKEN", "change_this_secret");
     p.test()
         .arg("check")
         .status(1)
@@ -77,7 +65,7 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
         .stdout_has("fix: ")
         .hides("change_this_secret")
         .run();
-    set_secret(&p, "ADMIN_TOKEN", "short1");
+    p.set_secret("ADMIN_TOKEN", "short1");
     let f = assert_status(&p, "secrets", "fail");
     assert!(
         f["evidence"]
@@ -88,7 +76,7 @@ fn checklist_secrets_fail_on_a_default_value_without_printing_it() {
     );
     assert!(!f.to_string().contains("short1"), "{f}");
 
-    set_secret(&p, "ADMIN_TOKEN", &good);
+    p.set_secret("ADMIN_TOKEN", &good);
     assert_status(&p, "secrets", "pass");
 }
 

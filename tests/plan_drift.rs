@@ -11,9 +11,7 @@ const DOMAIN: &str = "shop.test";
 
 /// Adds `EAB_HMAC` to the sandbox's secrets file and `tls: acme` (Pebble) to the sandbox environment.
 fn use_acme(p: &Project, pebble: &Pebble) {
-    let path = p.path().join(".vldeploy/sandbox/secrets.env");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("{}\nEAB_HMAC={HMAC}\n", text.trim_end())).unwrap();
+    p.set_secret("EAB_HMAC", HMAC);
     let ca = pebble.listener_ca.display().to_string();
     p.write_stack(&p.stack_yaml(|t| {
         *t = t.replacen(
