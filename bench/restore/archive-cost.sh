@@ -1,0 +1,67 @@
+#!/bin/bash
+# The write cost of continuous archiving: pgbench's TPC-B-like script without the branch and teller updates
+# (`-N`) in the postgres container, with archiving on (`backup.archive` in stack.yaml) and off (the same stack.yaml
+# without it: `archive_mode` off, as vldeploy runs postgres then), same host, same data, runs interleaved.
+# Usage (from a project directory whose stack.yaml has `backup.archive` and is up on its sandbox host, with the
+# pgbench tables loaded, e.g. after bench/restore/run.sh):
+#
+#   bench/restore/archive-cost.sh [RUNS] [SECONDS] [CLIENTS]     # default 3 30 4: on, off, on, off, on, off
+#
+# Each switch is a `vldeploy up` (postgres is recreated with the other settings); a CHECKPOINT before each run.
+# stack.yaml is put back as it was at the end. Needs: VLDEPLOY (default: vldeploy on PATH), jq.
+set -euo pipefail
+runs=${1:-3}
+secs=${2:-30}
+clients=${3:-4}
+vld=${VLDEPLOY:-vldeploy}
+dir=.vldeploy/sandbox
+port=$(sed -n 's/^SANDBOX_SSH_PORT=//p' "$dir/sandbox.env")
+host() {
+    ssh -i "$dir/id_ed25519" -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes \
+        -o BatchMode=yes -o LogLevel=ERROR -p "$port" root@127.0.0.1 "$@"
+}
+db=vaibava_db
+psql="docker exec -i vl_postgres psql -X -q -At -U postgres -d $db"
+grep -q '^  archive:' stack.yaml || { echo "stack.yaml has no backup.archive" >&2; exit 1; }
+work=$(mktemp -d)
+cp stack.yaml "$work/on.yaml"
+# Off: the `archive:` block of `backup:` removed (its lines are indented deeper than `  archive:`).
+awk '/^  archive:/ { skip = 1; next } skip && /^    / { next } { skip = 0; print }' "$work/on.yaml" > "$work/off.yaml"
+restore() { cp "$work/on.yaml" stack.yaml; rm -rf "$work"; }
+trap restore EXIT
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+switch() { # on|off
+    cp "$work/$1.yaml" stack.yaml
+    "$vld" up >/dev/null 2>"$work/up.err" || { cat "$work/up.err" >&2; exit 1; }
+    for _ in $(seq 1 60); do host "$psql -c 'SELECT 1'" >/dev/null 2>&1 && break; sleep 1; done
+    local mode
+    mode=$(host "$psql -c 'SHOW archive_mode'")
+    [ "$mode" = "$1" ] || { echo "archive_mode is $mode after up with archiving $1" >&2; exit 1; }
+}
+
+printf '%-4s %-8s %10s %8s %12s %9s %s\n' run archiving tps "lat ms" "WAL MB" archived "load average"
+for i in $(seq 1 "$runs"); do
+    for mode in on off; do
+        switch "$mode"
+        host "$psql -c CHECKPOINT" >/dev/null
+        lsn0=$(host "$psql -c 'SELECT pg_current_wal_lsn()'")
+        arch0=$(host "$psql -c 'SELECT archived_count FROM pg_stat_archiver'")
+        out=$(host "docker exec vl_postgres pgbench -N -c $clients -j 2 -T $secs -U postgres $db" 2>&1)
+        wal=$(host "$psql -c \"SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / 1048576)\"")
+        arch1=$(host "$psql -c 'SELECT archived_count FROM pg_stat_archiver'")
+        tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+        lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+        [ -n "$tps" ] || { echo "$out" >&2; exit 1; }
+        printf '%-4s %-8s %10.1f %8.2f %12s %9s %s\n' "$i" "$mode" "$tps" "$lat" "$wal" "$((arch1 - arch0))" \
+            "$(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "$mode $tps" >> "$work/tps"
+    done
+done
+awk '{ s[$1] += $2; n[$1]++ } END {
+    on = s["on"] / n["on"]; off = s["off"] / n["off"];
+    printf "\nmean tps: archiving on %.1f, off %.1f: %+.1f%% with archiving on (target: at most 5%% fewer)\n", on, off, (on - off) / off * 100;
+}' "$work/tps"
+echo "back to archiving on"
+switch on
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
