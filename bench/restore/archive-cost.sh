@@ -25,8 +25,11 @@ psql="docker exec -i vl_postgres psql -X -q -At -U postgres -d $db"
 grep -q '^  archive:' stack.yaml || { echo "stack.yaml has no backup.archive" >&2; exit 1; }
 work=$(mktemp -d)
 cp stack.yaml "$work/on.yaml"
-# Off: the `archive:` block of `backup:` removed (its lines are indented deeper than `  archive:`).
-awk '/^  archive:/ { skip = 1; next } skip && /^    / { next } { skip = 0; print }' "$work/on.yaml" > "$work/off.yaml"
+# Off: the `archive:` block of `backup:` removed (its lines are indented deeper than `  archive:`), and `backup:`
+# too when nothing else was under it.
+awk '/^  archive:/ { skip = 1; next } skip && /^    / { next } { skip = 0; print }' "$work/on.yaml" \
+    | awk 'held && !/^  / { held = 0 } held { print "backup:"; held = 0 } /^backup:$/ { held = 1; next } { print }' \
+    > "$work/off.yaml"
 restore() { cp "$work/on.yaml" stack.yaml; rm -rf "$work"; }
 trap restore EXIT
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"

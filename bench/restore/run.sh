@@ -23,6 +23,11 @@ db=vaibava_db
 psql="docker exec -i vl_postgres psql -X -q -U postgres"
 archive=no
 grep -q '^  archive:' stack.yaml && archive=yes
+events=$(mktemp)
+trap 'rm -f "$events"' EXIT
+json() { # vldeploy ARGS… -o json: the report on stdout; the step events kept aside, shown when it fails
+    "$vld" "$@" -o json 2>"$events" || { cat "$events" >&2; exit 1; }
+}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -32,7 +37,7 @@ host "$psql -At -d $db -c \"SELECT pg_size_pretty(pg_database_size('$db'))\"" | 
 
 echo "== backup now (continuous archiving: $archive)"
 s=$(now_ms)
-backup=$("$vld" backup now -o json)
+backup=$(json backup now)
 backup_s=$(( $(now_ms) - s ))
 file=$(echo "$backup" | jq -r .file)
 dump_s=$(echo "$backup" | jq .seconds)
@@ -47,7 +52,7 @@ if [ "$archive" = yes ]; then
         || { echo "backup now took no pgBackRest full backup" >&2; exit 1; }
     echo "== vldeploy restore --to latest (pgBackRest)"
     s=$(now_ms)
-    pitr=$("$vld" restore --to latest --yes -o json)
+    pitr=$(json restore --to latest --yes)
     pitr_wall=$(( $(now_ms) - s ))
     echo "$pitr" | jq -r '.phases[] | "\(.name)\t\(.seconds|.*100|round/100) s"' | column -t -s $'\t'
     echo "restore --to latest: $(echo "$pitr" | jq '.seconds|.*10|round/10') s (the command: $(awk -v m="$pitr_wall" 'BEGIN{printf "%.1f", m/1000}') s)"
@@ -62,7 +67,7 @@ raw_s=$(host "s=\$(date +%s%N); gunzip -c /var/backups/$stack/$file | docker exe
 host "$psql -d postgres -c 'DROP DATABASE raw_bench'"
 
 echo "== vldeploy restore (the dump)"
-report=$("$vld" restore "$file" --yes -o json)
+report=$(json restore "$file" --yes)
 echo "$report" | jq -r '.phases[] | "\(.name)\t\(.seconds|.*100|round/100) s\t\(if .mb then "\(.mb|round) MB, \(.mb_per_s|.*10|round/10) MB/s" else "" end)"' \
     | column -t -s $'\t'
 load_s=$(echo "$report" | jq '.phases[] | select(.name == "load") | .seconds')
