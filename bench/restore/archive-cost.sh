@@ -7,7 +7,12 @@
 #
 #   bench/restore/archive-cost.sh [RUNS] [SECONDS] [CLIENTS]     # default 3 30 4: on, off, on, off, on, off
 #
-# Each switch is a `vldeploy up` (postgres is recreated with the other settings); a CHECKPOINT before each run.
+# Each switch is a `vldeploy up` (postgres is recreated with the other settings); before each run a VACUUM of the
+# pgbench tables and a CHECKPOINT, and autovacuum is off for those tables during the benchmark (on again at the end),
+# so that no run pays for another's dead rows.
+# Besides transactions per second (which other work on a shared machine moves), each run reports the CPU time the
+# postgres container used per 1,000 transactions (its cgroup's cpuacct: postgres, pgbench and pgBackRest's
+# archive-push all run there), which shows what archiving costs whatever else the machine is doing.
 # stack.yaml is put back as it was at the end. Needs: VLDEPLOY (default: vldeploy on PATH), jq.
 set -euo pipefail
 runs=${1:-3}
@@ -30,9 +35,14 @@ cp stack.yaml "$work/on.yaml"
 awk '/^  archive:/ { skip = 1; next } skip && /^    / { next } { skip = 0; print }' "$work/on.yaml" \
     | awk 'held && !/^  / { held = 0 } held { print "backup:"; held = 0 } /^backup:$/ { held = 1; next } { print }' \
     > "$work/off.yaml"
-restore() { cp "$work/on.yaml" stack.yaml; rm -rf "$work"; }
+tables="pgbench_accounts pgbench_branches pgbench_tellers pgbench_history"
+autovacuum() { # on|off
+    for t in $tables; do host "$psql -c 'ALTER TABLE $t SET (autovacuum_enabled = $1)'" >/dev/null; done
+}
+restore() { cp "$work/on.yaml" stack.yaml; rm -rf "$work"; autovacuum on || true; }
 trap restore EXIT
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+autovacuum off
 
 switch() { # on|off
     cp "$work/$1.yaml" stack.yaml
@@ -43,27 +53,34 @@ switch() { # on|off
     [ "$mode" = "$1" ] || { echo "archive_mode is $mode after up with archiving $1" >&2; exit 1; }
 }
 
-printf '%-4s %-8s %10s %8s %12s %9s %s\n' run archiving tps "lat ms" "WAL MB" archived "load average"
+cpu_ns() { host "docker exec vl_postgres cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || docker exec vl_postgres sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat | sed 's/\$/000/'"; }
+printf '%-4s %-8s %10s %8s %14s %8s %9s %s\n' run archiving tps "lat ms" "CPU ms/1k tx" "WAL MB" archived "load average"
 for i in $(seq 1 "$runs"); do
     for mode in on off; do
         switch "$mode"
-        host "$psql -c CHECKPOINT" >/dev/null
+        host "$psql -c 'VACUUM ${tables// /, }' -c CHECKPOINT" >/dev/null
         lsn0=$(host "$psql -c 'SELECT pg_current_wal_lsn()'")
         arch0=$(host "$psql -c 'SELECT archived_count FROM pg_stat_archiver'")
-        out=$(host "docker exec vl_postgres pgbench -N -c $clients -j 2 -T $secs -U postgres $db" 2>&1)
+        cpu0=$(cpu_ns)
+        out=$(host "docker exec vl_postgres pgbench -n -N -c $clients -j 2 -T $secs -U postgres $db" 2>&1)
+        cpu1=$(cpu_ns)
         wal=$(host "$psql -c \"SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0') / 1048576)\"")
         arch1=$(host "$psql -c 'SELECT archived_count FROM pg_stat_archiver'")
         tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
         lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
-        [ -n "$tps" ] || { echo "$out" >&2; exit 1; }
-        printf '%-4s %-8s %10.1f %8.2f %12s %9s %s\n' "$i" "$mode" "$tps" "$lat" "$wal" "$((arch1 - arch0))" \
+        tx=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+        [ -n "$tps" ] && [ -n "$tx" ] || { echo "$out" >&2; exit 1; }
+        cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$tx" 'BEGIN { printf "%.1f", (b - a) / 1e6 / n * 1000 }')
+        printf '%-4s %-8s %10.1f %8.2f %14s %8s %9s %s\n' "$i" "$mode" "$tps" "$lat" "$cpu" "$wal" "$((arch1 - arch0))" \
             "$(cut -d' ' -f1-3 /proc/loadavg)"
-        echo "$mode $tps" >> "$work/tps"
+        echo "$mode $tps $cpu" >> "$work/tps"
     done
 done
-awk '{ s[$1] += $2; n[$1]++ } END {
+awk '{ s[$1] += $2; c[$1] += $3; n[$1]++ } END {
     on = s["on"] / n["on"]; off = s["off"] / n["off"];
+    con = c["on"] / n["on"]; coff = c["off"] / n["off"];
     printf "\nmean tps: archiving on %.1f, off %.1f: %+.1f%% with archiving on (target: at most 5%% fewer)\n", on, off, (on - off) / off * 100;
+    printf "mean CPU per 1,000 transactions: archiving on %.0f ms, off %.0f ms: %+.1f%% with archiving on\n", con, coff, (con - coff) / coff * 100;
 }' "$work/tps"
 echo "back to archiving on"
 switch on
