@@ -59,6 +59,11 @@ for i in $(seq 1 "$runs"); do
     for mode in on off; do
         switch "$mode"
         host "$psql -c 'VACUUM ${tables// /, }' -c CHECKPOINT" >/dev/null
+        # With archiving on, the WAL of the VACUUM and CHECKPOINT is pushed before the run starts, not during it.
+        for _ in $(seq 1 120); do
+            [ "$(host "$psql -c \"SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'\"")" = 0 ] && break
+            sleep 1
+        done
         lsn0=$(host "$psql -c 'SELECT pg_current_wal_lsn()'")
         arch0=$(host "$psql -c 'SELECT archived_count FROM pg_stat_archiver'")
         cpu0=$(cpu_ns)
