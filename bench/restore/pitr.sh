@@ -2,13 +2,13 @@
 # Point-in-time recovery beside the dump restore, and the write cost of archiving, on a sandbox host of its own
 # whose stack has `backup.archive.repo: /var/lib/pgbackrest` (the repository a volume of the postgres container):
 # run.sh (data, backup now, restore --to latest, raw pipe, dump restore), then archive-cost.sh.
-# Usage: bench/restore/pitr.sh [SCALE] [RUNS] [SECONDS] [CLIENTS]     # default 65 3 30 4
+# Usage: bench/restore/pitr.sh [SCALE] [RUNS] [SECONDS] [CLIENTS]     # default 65 5 20 4
 #   VLDEPLOY_BIN=path: use that vldeploy binary and backend/dist/vl-backend as they are (no release builds)
 # Needs: jq, curl. Creates the sandbox host vldeploy-sandbox-bench-pitr and removes it at the end (KEEP=1 keeps it).
 set -euo pipefail
 scale=${1:-65}
-runs=${2:-3}
-secs=${3:-30}
+runs=${2:-5}
+secs=${3:-20}
 clients=${4:-4}
 for tool in jq curl column; do
   command -v "$tool" >/dev/null || { echo "needs $tool: apt-get install $tool" >&2; exit 1; }
