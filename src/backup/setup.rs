@@ -415,7 +415,8 @@ mod tests {
     }
 
     #[test]
-    fn with_a_backup_host_its_cron_takes_pgbackrests_backups_under_a_lock_and_the_db_host_keeps_the_dumps() {
+    fn with_a_backup_host_its_cron_takes_pgbackrests_backups_under_a_lock_and_the_db_host_keeps_the_dumps()
+     {
         let mut s = setup();
         s.archive_full = Some("0 3 * * 0".into());
         s.archive_diff = Some("0 3 * * 1-6".into());
@@ -423,17 +424,30 @@ mod tests {
         s.backup_host_user = Some("deploy".into());
         let here = s.render_cron().unwrap();
         assert!(!here.contains("pgbackrest"), "{here}");
-        assert!(here.contains("\n0 2 * * * root /var/lib/vldeploy/vaibava/backup/backup.sh >/dev/null 2>&1\n"), "{here}");
+        assert!(
+            here.contains(
+                "\n0 2 * * * root /var/lib/vldeploy/vaibava/backup/backup.sh >/dev/null 2>&1\n"
+            ),
+            "{here}"
+        );
         let there = s.render_backup_host_cron().unwrap().unwrap();
         assert_snapshot("backup.backup-host.cron", &there);
         assert!(there.contains("\n0 3 * * 0 deploy flock -n /var/lib/vldeploy/vaibava/.pgbackrest-backup.lock docker exec -u postgres vl_vaibava_pgbackrest pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --log-level-console=info --type=full backup >>/var/lib/vldeploy/vaibava/pgbackrest-backup.log 2>&1\n"), "{there}");
         assert!(there.contains("\n0 3 * * 1-6 deploy flock -n "), "{there}");
         assert!(!there.contains("backup.sh"), "{there}");
-        assert_eq!(s.backup_host_cron_path(), "/etc/cron.d/vldeploy-vaibava-pgbackrest");
+        assert_eq!(
+            s.backup_host_cron_path(),
+            "/etc/cron.d/vldeploy-vaibava-pgbackrest"
+        );
         // Each line is one shell command cron can run.
         for line in there.lines().filter(|l| !l.starts_with('#')) {
             let cmd: Vec<&str> = line.splitn(7, ' ').collect();
-            let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(cmd[6]).output().unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(cmd[6])
+                .output()
+                .unwrap();
             assert!(out.status.success(), "{line}");
         }
         s.archive_diff = None;
