@@ -746,7 +746,9 @@ mod tests {
             archive_verdict(off_site(&far, Some("root@vault:22"), None), fresh.clone()),
             Ok("continuous archiving: WAL `w` archived 3 s ago; off-site: the pgBackRest repository `/srv/pgbackrest` is on the backup host root@vault:22".into())
         );
-        let (problem, fix) = archive_verdict(alone.clone(), fresh).unwrap_err();
+        let Err((problem, fix)) = archive_verdict(alone.clone(), fresh) else {
+            panic!("a local repository alone passed")
+        };
         assert!(
             problem.starts_with("no backup leaves the database host"),
             "{problem}"
@@ -755,9 +757,13 @@ mod tests {
             fix.contains("`backup.archive.repo: ssh://") && fix.contains("`backup.copy_to"),
             "{fix}"
         );
-        let (_, fix) = archive_verdict(Ok("o".into()), stalled.clone()).unwrap_err();
+        let Err((_, fix)) = archive_verdict(Ok("o".into()), stalled.clone()) else {
+            panic!("a stalled archive passed")
+        };
         assert_eq!(fix, ARCHIVING_FIX);
-        let (problem, fix) = archive_verdict(alone, stalled).unwrap_err();
+        let Err((problem, fix)) = archive_verdict(alone, stalled) else {
+            panic!("both failing passed")
+        };
         assert!(
             problem.contains("stalled") && problem.contains("no backup leaves"),
             "{problem}"

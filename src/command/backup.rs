@@ -185,6 +185,7 @@ pub(crate) async fn archive_status(
 }
 
 /// `backup status`: what postgres and pgBackRest say about continuous archiving.
+#[allow(clippy::too_many_lines)]
 async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
     let Some(s) = archive_status(ctx, c, setup).await? else {
         return Err(CommandError::Usage(
@@ -475,7 +476,7 @@ async fn verify_repository(
             &c.remote,
             setup,
             local_repo.as_deref(),
-            Duration::from_secs(600),
+            Duration::from_mins(10),
         )
         .await
         {
