@@ -292,6 +292,10 @@ pub enum BackupAction {
         /// A backup file name (see `backup list`), or `latest`.
         #[arg(id = "backup", value_name = "FILE", default_value = "latest")]
         backup: String,
+        /// Verify the pgBackRest repository (`backup.archive`) instead: its newest backup plus every archived WAL,
+        /// restored into a scratch instance that is removed afterwards.
+        #[arg(long, conflicts_with = "backup")]
+        archive: bool,
     },
     /// Continuous archiving (`backup.archive`): the last archived WAL and its age, failures, the repository's
     /// backups and size, the oldest and newest restore points. Exits 1 when archiving is stalled.
@@ -467,7 +471,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Command::Backup {
-                action: BackupAction::Verify { ref backup }
+                action: BackupAction::Verify { ref backup, .. }
             } if backup == "latest"
         ));
         assert!(

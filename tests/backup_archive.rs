@@ -267,3 +267,69 @@ fn backup_archive_restores_a_dropped_table_to_a_second_before_from_an_encrypted_
         0
     );
 }
+
+/// `backup verify --archive` against a local repository (a volume of the postgres container): the newest backup
+/// plus the WAL archived since, restored into a scratch instance on the host, holds every order; the scratch
+/// container and volume are gone afterwards, also after a run that was killed.
+#[test]
+fn backup_verify_archive_restores_a_local_repository_into_a_scratch_instance_and_removes_it() {
+    use crate::backup::{HostExt as _, insert_orders};
+    use crate::support::project::Project;
+    use crate::support::ssh::no_secret;
+
+    let p = Project::with_sandbox("backup_verify_archive");
+    let passphrase = "a local repository passphrase 2718";
+    p.set_secret("PGBACKREST_PASSPHRASE", &format!("\"{passphrase}\""));
+    let stack = p.stack_yaml(|t| {
+        t.push_str("\nbackup:\n  archive:\n    repo: /var/lib/pgbackrest\n    timeout: 5s\n    encrypt_passphrase: PGBACKREST_PASSPHRASE\n");
+    });
+    p.write_stack(&stack);
+    p.vldeploy(&["up"]).ok();
+    p.vldeploy(&["backup", "now"]).ok();
+    insert_orders(&p, 8001, 8030);
+    p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
+    let live: u64 = p
+        .psql("SELECT count(*) FROM orders")
+        .trim()
+        .parse()
+        .unwrap();
+    // What a killed run leaves: the next run removes it first.
+    let scratch = format!("vl_{}_verify_archive", p.name);
+    p.sh(&format!(
+        "docker volume create {scratch} >/dev/null && docker create --name {scratch} -v {scratch}:/x $(docker inspect -f '{{{{.Image}}}}' vl_postgres) true >/dev/null"
+    ));
+    let t = std::time::Instant::now();
+    let run = p
+        .vldeploy(&["backup", "verify", "--archive", "-o", "json"])
+        .ok();
+    eprintln!(
+        "backup verify --archive of a local repository: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    no_secret(&run, &[passphrase]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let orders = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.orders")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(orders["restored"], live, "{v}");
+    assert_eq!(
+        p.sh(&format!(
+            "docker ps -aq --filter name={scratch}; docker volume ls -q --filter name={scratch}"
+        ))
+        .trim(),
+        "",
+        "the scratch container or volume is left"
+    );
+    // (Its exit status says whether archiving is stalled: an idle database archives nothing for a while.)
+    let status = p.vldeploy(&["backup", "status", "-o", "json"]);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        s["last_verification"]["file"],
+        format!("pgBackRest backup {}", v["backup"].as_str().unwrap()),
+        "{s}"
+    );
+}

@@ -86,6 +86,24 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
             .code,
         1
     );
+    // pgBackRest's scheduled backups are the backup host's cron entry; the db host keeps only the dumps.
+    let cron_path = format!("/etc/cron.d/vldeploy-{}-pgbackrest", p.name);
+    assert!(
+        run.stderr.contains(&format!(
+            "backup host root@127.0.0.1:{vault_ssh}: cron entry `{cron_path}` takes pgBackRest's full backups"
+        )),
+        "{}",
+        run.all()
+    );
+    let cron = vault.sh(&format!("cat {cron_path}"));
+    let full = cron
+        .lines()
+        .find(|l| l.contains("--type=full backup"))
+        .unwrap_or_else(|| panic!("no full backup in {cron}"));
+    assert!(full.contains(" root flock -n "), "{cron}");
+    let here = p.sh(&format!("cat /etc/cron.d/vldeploy-{}-backup", p.name));
+    assert!(!here.contains("pgbackrest"), "{here}");
+    assert!(here.contains("backup.sh"), "{here}");
     // A second `up` changes nothing there.
     let again = p.vldeploy(&["up"]).ok();
     assert!(!again.stderr.contains("backup host"), "{}", again.all());
@@ -118,7 +136,78 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
     let i = info(&vault, &container);
     assert_eq!(i[0]["cipher"], "aes-256-cbc", "{i}");
     assert!(!i[0]["backup"].as_array().unwrap().is_empty(), "{i}");
+
+    // The cron entry's command, run by hand as cron would, makes a new full backup there, one at a time, logged.
+    let before = info(&vault, &container)[0]["backup"]
+        .as_array()
+        .unwrap()
+        .len();
+    let command = full.splitn(7, ' ').nth(6).unwrap();
+    let t = Instant::now();
+    vault.sh(command);
+    eprintln!(
+        "the backup host's scheduled full backup, by hand: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let i = info(&vault, &container);
+    let backups = i[0]["backup"].as_array().unwrap();
+    assert_eq!(backups.len(), before + 1, "{i}");
+    assert_eq!(backups.last().unwrap()["type"], "full", "{i}");
+    let log = vault.sh(&format!(
+        "cat /var/lib/vldeploy/{}/pgbackrest-backup.log",
+        p.name
+    ));
+    assert!(
+        log.contains("backup command end: completed successfully"),
+        "{log}"
+    );
+    assert!(!log.contains(passphrase), "the log shows the passphrase");
+
+    // `backup verify --archive`: the newest backup plus the WAL archived since, restored into a scratch
+    // instance; every order is there, and the scratch container and volume are gone.
+    insert_orders(&p, 7041, 7050);
+    p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
+    let live: u64 = p
+        .psql("SELECT count(*) FROM orders")
+        .trim()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    let run = p
+        .vldeploy(&["backup", "verify", "--archive", "-o", "json"])
+        .ok();
+    eprintln!(
+        "backup verify --archive from the backup host: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    no_secret(&run, &[passphrase]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let orders = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.orders")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(orders["restored"], live, "{v}");
+    let scratch = format!("vl_{}_verify_archive", p.name);
+    assert_eq!(
+        p.sh(&format!(
+            "docker ps -aq --filter name={scratch}; docker volume ls -q --filter name={scratch}"
+        ))
+        .trim(),
+        "",
+        "the scratch container or volume is left"
+    );
     let human = p.vldeploy(&["backup", "status"]).ok();
+    assert!(
+        human.stdout.contains(&format!(
+            "last verification  pgBackRest backup {}",
+            v["backup"].as_str().unwrap()
+        )),
+        "{}",
+        human.all()
+    );
     assert!(
         human
             .stdout

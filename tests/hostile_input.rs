@@ -493,6 +493,7 @@ fn setup() -> Setup {
         run_as: "deploy".into(),
         archive_full: None,
         archive_diff: None,
+        backup_host_user: None,
         overrides: None,
     }
 }

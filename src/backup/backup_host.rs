@@ -150,9 +150,10 @@ pub async fn prepare(
         port: TLS_PORT,
         hash: hash.clone(),
     };
+    let cron = install_cron(remote, stack).await?;
     let now = remote.exec(&inspect(&spec.container)).await?;
     if now.stdout_str().trim() == format!("{hash} true") && sent.is_none() {
-        return Ok(None);
+        return Ok(cron);
     }
     remote
         .upload(&spec.env_file, text.expose().as_bytes(), 0o600)
@@ -164,10 +165,39 @@ pub async fn prepare(
             format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
         ));
     }
-    Ok(Some(format!(
+    let served = format!(
         "backup host {host}: pgBackRest repository `{}` served on port {TLS_PORT} by `{}`{}",
         path,
         spec.container,
         sent.map(|s| format!(" ({s})")).unwrap_or_default()
+    );
+    Ok(Some(match cron {
+        Some(cron) => format!("{served}\n{cron}"),
+        None => served,
+    }))
+}
+
+/// Writes the backup host's cron entry for pgBackRest's scheduled backups when it differs (the repository is
+/// there, so its backups run there). Returns the change made, `None` when it was as wanted.
+async fn install_cron(remote: &Remote, stack: &Stack) -> Result<Option<String>, BackupError> {
+    let setup = super::Setup::from_stack(stack);
+    let Some(text) = setup.render_backup_host_cron()? else {
+        return Ok(None);
+    };
+    let path = setup.backup_host_cron_path();
+    if remote.read_file(&path).await?.as_deref() == Some(text.as_bytes()) {
+        return Ok(None);
+    }
+    crate::host_file::write(remote, &stack.name, &path, text.as_bytes(), 0o644).await?;
+    Ok(Some(format!(
+        "backup host {}: cron entry `{path}` takes pgBackRest's full backups at `{}`{}, logged to {}",
+        remote.name(),
+        setup.archive_full.as_deref().unwrap_or("-"),
+        setup
+            .archive_diff
+            .as_deref()
+            .map(|d| format!(" and differential ones at `{d}`"))
+            .unwrap_or_default(),
+        setup.backup_host_log()
     )))
 }

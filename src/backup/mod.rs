@@ -35,4 +35,6 @@ pub use restore::{
     resume,
 };
 pub use setup::{KEEP_TAGGED, LOG, MIN_BYTES, RunOutcome, Setup, run_backup};
-pub use verify::{TableRows, Verification, verify};
+pub use verify::{
+    ArchiveVerification, TableRows, Verification, scratch_name, verify, verify_archive,
+};

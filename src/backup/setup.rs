@@ -44,6 +44,9 @@ pub struct Setup {
     /// `backup.archive.full` and `.diff`: when cron takes pgBackRest's full and differential backups.
     pub archive_full: Option<String>,
     pub archive_diff: Option<String>,
+    /// With the repository on a backup host (`backup.archive.repo: ssh://…`): that host's SSH user. pgBackRest's
+    /// full and differential backups run there, where the repository is; this host keeps the daily dumps.
+    pub backup_host_user: Option<String>,
     /// Where the project's own templates may override the embedded ones.
     #[serde(skip)]
     pub overrides: Option<std::path::PathBuf>,
@@ -118,6 +121,7 @@ impl Setup {
             run_as: stack.target.user.clone(),
             archive_full,
             archive_diff,
+            backup_host_user: super::backup_host::target(stack).map(|t| t.user),
             overrides: Some(stack.project_dir.join("templates")),
         }
     }
@@ -182,6 +186,7 @@ impl Setup {
     /// The `/etc/cron.d` entry that runs the script on the schedule.
     pub fn render_cron(&self) -> Result<String, RenderError> {
         let ctx = serde_json::json!({
+            "on_backup_host": false,
             "stack": self.stack,
             "environment": self.environment,
             "schedule": self.schedule,
@@ -193,12 +198,72 @@ impl Setup {
                 }
             })?,
             "log": LOG,
-            "archive_full": self.archive_full,
+            // With a backup host, pgBackRest's backups are that host's entry: this one keeps the dumps.
+            "archive_full": self.archive_full.as_ref().filter(|_| self.backup_host_user.is_none()),
             "archive_diff": self.archive_diff,
             "pgbackrest_full": self.archive_backup("full"),
             "pgbackrest_diff": self.archive_backup("diff"),
         });
         render::render_in(self.overrides.as_deref(), "backup/cron", &ctx)
+    }
+
+    /// The backup host's cron entry for this stack.
+    pub fn backup_host_cron_path(&self) -> String {
+        format!("/etc/cron.d/vldeploy-{}-pgbackrest", self.stack)
+    }
+
+    /// The log the backup host's scheduled pgBackRest backups append to.
+    pub fn backup_host_log(&self) -> String {
+        format!("{}/pgbackrest-backup.log", layout::stack_dir(&self.stack))
+    }
+
+    /// The lock that keeps two of the backup host's scheduled backups from overlapping.
+    fn backup_host_lock(&self) -> String {
+        format!("{}/.pgbackrest-backup.lock", layout::stack_dir(&self.stack))
+    }
+
+    /// The backup host's `/etc/cron.d` entry: pgBackRest's full and differential backups in the repository's
+    /// container there, one at a time, each appending to [`Self::backup_host_log`]. `None` without a backup host.
+    pub fn render_backup_host_cron(&self) -> Result<Option<String>, RenderError> {
+        let Some(user) = &self.backup_host_user else {
+            return Ok(None);
+        };
+        let bad = |e: render::escape::Unsafe| RenderError::Template {
+            name: "backup/cron".into(),
+            detail: format!("sh: {e}"),
+        };
+        let run = |kind: &str| -> Result<String, RenderError> {
+            use super::archive::{CONTAINER_CONF, STANZA};
+            let kind = format!("--type={kind}");
+            let backup = crate::remote::backup::in_postgres(
+                &super::backup_host::container_name(&self.stack),
+                &crate::remote::backup::pgbackrest(
+                    CONTAINER_CONF,
+                    STANZA,
+                    &["--log-level-console=info", &kind],
+                    "backup",
+                ),
+            );
+            Ok(format!(
+                "flock -n {} {} >>{} 2>&1",
+                render::escape::sh(&self.backup_host_lock()).map_err(bad)?,
+                backup.text(),
+                render::escape::sh(&self.backup_host_log()).map_err(bad)?
+            )
+            .replace('%', "\\%"))
+        };
+        let ctx = serde_json::json!({
+            "on_backup_host": true,
+            "stack": self.stack,
+            "environment": self.environment,
+            "user": user,
+            "log": self.backup_host_log(),
+            "archive_full": self.archive_full,
+            "archive_diff": self.archive_diff,
+            "pgbackrest_full": run("full")?,
+            "pgbackrest_diff": run("diff")?,
+        });
+        render::render_in(self.overrides.as_deref(), "backup/cron", &ctx).map(Some)
     }
 
     /// pgBackRest's backup of type `kind` inside the postgres container, as a cron command (`%` escaped).
@@ -330,6 +395,7 @@ mod tests {
             run_as: "root".into(),
             archive_full: None,
             archive_diff: None,
+            backup_host_user: None,
             overrides: None,
         }
     }
@@ -346,6 +412,49 @@ mod tests {
         assert!(text.contains("\n0 3 * * 0 root docker exec -u postgres vl_postgres pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --type=full backup >/dev/null 2>&1\n"), "{text}");
         s.archive_full = Some("0 3 * *".into());
         assert!(s.render_cron().is_err());
+    }
+
+    #[test]
+    fn with_a_backup_host_its_cron_takes_pgbackrests_backups_under_a_lock_and_the_db_host_keeps_the_dumps()
+     {
+        let mut s = setup();
+        s.archive_full = Some("0 3 * * 0".into());
+        s.archive_diff = Some("0 3 * * 1-6".into());
+        assert_eq!(s.render_backup_host_cron().unwrap(), None);
+        s.backup_host_user = Some("deploy".into());
+        let here = s.render_cron().unwrap();
+        assert!(!here.contains("pgbackrest"), "{here}");
+        assert!(
+            here.contains(
+                "\n0 2 * * * root /var/lib/vldeploy/vaibava/backup/backup.sh >/dev/null 2>&1\n"
+            ),
+            "{here}"
+        );
+        let there = s.render_backup_host_cron().unwrap().unwrap();
+        assert_snapshot("backup.backup-host.cron", &there);
+        assert!(there.contains("\n0 3 * * 0 deploy flock -n /var/lib/vldeploy/vaibava/.pgbackrest-backup.lock docker exec -u postgres vl_vaibava_pgbackrest pgbackrest '--config=/etc/pgbackrest/pgbackrest.conf' --stanza=main --log-level-console=info --type=full backup >>/var/lib/vldeploy/vaibava/pgbackrest-backup.log 2>&1\n"), "{there}");
+        assert!(there.contains("\n0 3 * * 1-6 deploy flock -n "), "{there}");
+        assert!(!there.contains("backup.sh"), "{there}");
+        assert_eq!(
+            s.backup_host_cron_path(),
+            "/etc/cron.d/vldeploy-vaibava-pgbackrest"
+        );
+        // Each line is one shell command cron can run.
+        for line in there.lines().filter(|l| !l.starts_with('#')) {
+            let cmd: Vec<&str> = line.splitn(7, ' ').collect();
+            let out = std::process::Command::new("sh")
+                .arg("-n")
+                .arg("-c")
+                .arg(cmd[6])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{line}");
+        }
+        s.archive_diff = None;
+        let there = s.render_backup_host_cron().unwrap().unwrap();
+        assert!(!there.contains("--type=diff"), "{there}");
+        s.archive_full = Some("0 3 * *".into());
+        assert!(s.render_backup_host_cron().is_err());
     }
 
     #[test]

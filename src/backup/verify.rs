@@ -127,6 +127,185 @@ pub async fn verify(
     Ok(v)
 }
 
+/// The evidence that the pgBackRest repository restores: its newest backup plus every archived WAL, recovered in a
+/// scratch instance whose tables were counted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveVerification {
+    /// The backup restored (pgBackRest's label), and when it ended (Unix seconds).
+    pub backup: String,
+    pub taken: u64,
+    /// The host the scratch instance ran on.
+    pub host: String,
+    /// Every table: `restored` from the scratch instance, `live` now (`backup` is not known for a repository).
+    pub tables: Vec<TableRows>,
+    /// The scratch instance recovered and holds every live table.
+    pub ok: bool,
+    /// Every table's restored rows equal the live database's (false when the shop wrote since the last archived
+    /// WAL).
+    pub matches_live: bool,
+    pub problems: Vec<String>,
+    /// Restoring and recovering, in seconds.
+    pub seconds: f64,
+}
+
+/// The name of the scratch instance's container and volume: one per stack, so the next run removes what a
+/// killed one left.
+pub fn scratch_name(stack: &str) -> String {
+    format!("vl_{stack}_verify_archive")
+}
+
+/// The newest backup in `pgbackrest info --output=json`: its label and the time it ended.
+pub(crate) fn newest_backup(info: &str) -> Option<(String, u64)> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    let b = v.get(0)?.get("backup")?.as_array()?.last()?;
+    Some((
+        b.get("label")?.as_str()?.to_owned(),
+        b.get("timestamp")?.get("stop")?.as_u64()?,
+    ))
+}
+
+/// Compares the scratch instance's tables with the live database's: every live table must be there.
+pub(crate) fn compare_restored(
+    restored: &std::collections::BTreeMap<String, u64>,
+    live: &std::collections::BTreeMap<String, u64>,
+) -> (Vec<TableRows>, Vec<String>, bool) {
+    let mut problems = Vec::new();
+    if restored.is_empty() {
+        problems.push("the restored database holds no table".to_owned());
+    }
+    let mut names: Vec<&String> = restored.keys().chain(live.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut matches_live = true;
+    let rows = names
+        .into_iter()
+        .map(|t| {
+            let r = TableRows {
+                table: t.clone(),
+                backup: None,
+                restored: restored.get(t).copied(),
+                live: live.get(t).copied(),
+            };
+            if r.restored.is_none() && r.live.is_some() {
+                problems.push(format!(
+                    "table `{t}` of the live database is missing from the restored repository"
+                ));
+            }
+            if r.restored != r.live {
+                matches_live = false;
+            }
+            r
+        })
+        .collect();
+    (rows, problems, matches_live)
+}
+
+/// Restores the newest backup of the pgBackRest repository plus its WAL into a scratch instance on `remote`
+/// (the live postgres container's image and configuration, so it reads the repository the way postgres archives
+/// to it, on this host or on the backup host), waits up to `wait` for recovery, counts every table's rows and
+/// compares them with the live database. The scratch container and volume are removed whatever happens.
+pub async fn verify_archive(
+    remote: &Remote,
+    setup: &Setup,
+    local_repo: Option<&str>,
+    wait: std::time::Duration,
+) -> Result<ArchiveVerification, BackupError> {
+    use super::archive::{CONTAINER_CONF, STANZA};
+    use crate::remote::archive_verify;
+    use crate::remote::backup::{in_postgres, pgbackrest};
+    let host = remote.name().to_string();
+    let step = |step: &str, detail: String| BackupError::Step {
+        host: host.clone(),
+        step: step.to_owned(),
+        detail,
+    };
+    let info = remote
+        .exec(&in_postgres(
+            &setup.container,
+            &pgbackrest(CONTAINER_CONF, STANZA, &["--output=json"], "info"),
+        ))
+        .await?;
+    if !info.success() {
+        return Err(step(
+            "reading the pgBackRest repository (`pgbackrest info`)",
+            format!("it exited with {}: {}", info.status, info.stderr_tail(5)),
+        ));
+    }
+    let (backup, taken) = newest_backup(&info.stdout_str()).ok_or_else(|| {
+        step(
+            "finding the newest backup in the pgBackRest repository",
+            "the repository holds no backup yet\n  help: `vldeploy backup now` makes one".into(),
+        )
+    })?;
+    let name = scratch_name(&setup.stack);
+    let started = std::time::Instant::now();
+    let run = async {
+        let out = remote
+            .exec(&archive_verify::start(&setup.container, &name, local_repo))
+            .await?;
+        if !out.success() {
+            return Err(step(
+                "starting the scratch instance",
+                format!("it exited with {}: {}", out.status, out.stderr_tail(5)),
+            ));
+        }
+        loop {
+            let out = remote.exec(&archive_verify::state(&name, &setup.user)).await?;
+            let text = out.stdout_str();
+            match text.lines().next().unwrap_or("").trim() {
+                "f" => break,
+                "exited" => {
+                    let tail: Vec<&str> = text.lines().skip(1).collect();
+                    return Err(step(
+                        "restoring the newest backup and its WAL into the scratch instance",
+                        format!(
+                            "it stopped: {}\n  help: `vldeploy backup status` shows the repository; `vldeploy backup now` makes a new backup",
+                            tail.join("\n  ")
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if started.elapsed() > wait {
+                return Err(step(
+                    "restoring the newest backup and its WAL into the scratch instance",
+                    format!("it did not finish recovery within {}s", wait.as_secs()),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        let scratch = Postgres {
+            remote,
+            container: name.clone(),
+            user: setup.user.clone(),
+        };
+        scratch.row_counts(&setup.database).await
+    }
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let removed = remote.exec(&archive_verify::remove(&name)).await;
+    let restored = run?;
+    removed?;
+    let live = Postgres {
+        remote,
+        container: setup.container.clone(),
+        user: setup.user.clone(),
+    }
+    .row_counts(&setup.database)
+    .await?;
+    let (tables, problems, matches_live) = compare_restored(&restored, &live);
+    Ok(ArchiveVerification {
+        backup,
+        taken,
+        host: remote.name().to_owned(),
+        ok: problems.is_empty(),
+        tables,
+        matches_live,
+        problems,
+        seconds,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -176,5 +355,39 @@ mod tests {
             &counts(&[("public.orders", 3), ("public.products", 1)]),
         );
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_repository_verifies_when_every_live_table_was_restored() {
+        let (rows, problems, live) = compare_restored(
+            &counts(&[("public.orders", 5)]),
+            &counts(&[("public.orders", 6)]),
+        );
+        assert!(problems.is_empty() && !live, "{problems:?}");
+        assert_eq!(rows[0].backup, None);
+        let (_, problems, _) = compare_restored(
+            &counts(&[("public.orders", 5)]),
+            &counts(&[("public.orders", 5), ("public.products", 2)]),
+        );
+        assert_eq!(
+            problems,
+            [
+                "table `public.products` of the live database is missing from the restored repository"
+            ]
+        );
+        let (_, problems, _) = compare_restored(&counts(&[]), &counts(&[]));
+        assert_eq!(problems, ["the restored database holds no table"]);
+    }
+
+    #[test]
+    fn the_newest_backup_is_the_last_of_the_stanza() {
+        let info = r#"[{"name":"main","backup":[{"label":"20261203-130000F","timestamp":{"start":1,"stop":2}},{"label":"20261203-130000F_20261203-140000D","timestamp":{"start":3,"stop":4}}]}]"#;
+        assert_eq!(
+            newest_backup(info),
+            Some(("20261203-130000F_20261203-140000D".into(), 4))
+        );
+        assert_eq!(newest_backup(r#"[{"name":"main","backup":[]}]"#), None);
+        assert_eq!(newest_backup("not json"), None);
+        assert_eq!(scratch_name("shop"), "vl_shop_verify_archive");
     }
 }

@@ -189,8 +189,11 @@ async fn safe_mode(inputs: &Inputs<'_>) -> Finding {
 /// What to do when archiving is stalled.
 const ARCHIVING_FIX: &str = "`vldeploy backup status` and `vldeploy logs postgres` show pgBackRest's error (a repository that is full, unwritable or missing its stanza: `vldeploy backup now` makes it); archiving catches up by itself once it is fixed";
 
+/// What to do when no backup leaves the database host.
+const OFF_SITE_FIX: &str = "set `backup.archive.repo: ssh://user@host/path` (a backup host for pgBackRest's repository) or `backup.copy_to: user@host:/dir` (the daily dump copied there), then run `vldeploy up`";
+
 /// The `backup` item: a fresh dump verified by a scratch restore and, with `backup.archive` in a gated
-/// environment, archiving that is not stalled (what `backup status` computes).
+/// environment, a copy off the database host and archiving that is not stalled (what `backup status` computes).
 async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
     const ITEM: &str = "backup";
     let archive = inputs
@@ -204,12 +207,26 @@ async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
         Some(a) => {
             let setup = crate::backup::Setup::from_stack(inputs.stack);
             let timeout_s = a.timeout.as_secs();
-            Some(
-                crate::backup::archive_status(inputs.remote, &setup, timeout_s, now)
-                    .await
-                    .map_err(|e| format!("the archiving state cannot be read: {e}"))
-                    .and_then(|s| archiving(&s, timeout_s)),
+            let backup_host = crate::backup::backup_host::target(inputs.stack).map(|t| t.name());
+            let lag = crate::backup::archive_status_via(
+                inputs.remote,
+                &setup,
+                timeout_s,
+                now,
+                backup_host.as_deref(),
             )
+            .await
+            .map_err(|e| format!("the archiving state cannot be read: {e}"))
+            .and_then(|s| archiving(&s, timeout_s));
+            let copy_to = inputs
+                .stack
+                .backup
+                .as_ref()
+                .and_then(|b| b.copy_to.as_deref());
+            Some(archive_verdict(
+                off_site(&a.repo, backup_host.as_deref(), copy_to),
+                lag,
+            ))
         }
     };
     let dump = verified_dump(inputs, now).await;
@@ -219,14 +236,51 @@ async fn backup(inputs: &Inputs<'_>, now: u64) -> Finding {
             evidence: format!("{}; {evidence}", dump.evidence),
             ..dump
         },
-        Some(Err(problem)) if dump.status == super::Status::Pass => {
-            Finding::fail(ITEM, format!("{problem}; {}", dump.evidence), ARCHIVING_FIX)
+        Some(Err((problem, fix))) if dump.status == super::Status::Pass => {
+            Finding::fail(ITEM, format!("{problem}; {}", dump.evidence), fix)
         }
-        Some(Err(problem)) => Finding::fail(
+        Some(Err((problem, fix))) => Finding::fail(
             ITEM,
             format!("{problem}; {}", dump.evidence),
-            format!("{ARCHIVING_FIX}; {}", dump.fix),
+            format!("{fix}; {}", dump.fix),
         ),
+    }
+}
+
+/// Where a copy of the shop's backups lives off the database host: the pgBackRest repository on the backup host
+/// (`backup_host`, from an `ssh://` repository), or the dumps' `copy_to`. A local repository alone is not one.
+fn off_site(
+    repo: &crate::stack::ArchiveRepo,
+    backup_host: Option<&str>,
+    copy_to: Option<&str>,
+) -> Result<String, String> {
+    match (repo, backup_host, copy_to) {
+        (crate::stack::ArchiveRepo::Ssh { path, .. }, Some(host), _) => Ok(format!(
+            "off-site: the pgBackRest repository `{path}` is on the backup host {host}"
+        )),
+        (_, _, Some(to)) => Ok(format!("off-site: the daily dump is copied to `{to}`")),
+        (crate::stack::ArchiveRepo::Local(path), _, None) => Err(format!(
+            "no backup leaves the database host: the pgBackRest repository `{path}` is on it and `backup.copy_to` is not set"
+        )),
+        (crate::stack::ArchiveRepo::Ssh { .. }, None, None) => {
+            Err("no backup leaves the database host: `backup.copy_to` is not set".to_owned())
+        }
+    }
+}
+
+/// Both conditions of archiving in a gated environment, with what to do about each that fails.
+fn archive_verdict(
+    off_site: Result<String, String>,
+    lag: Result<String, String>,
+) -> Result<String, (String, String)> {
+    match (off_site, lag) {
+        (Ok(o), Ok(l)) => Ok(format!("{l}; {o}")),
+        (Err(o), Ok(_)) => Err((o, OFF_SITE_FIX.to_owned())),
+        (Ok(_), Err(l)) => Err((l, ARCHIVING_FIX.to_owned())),
+        (Err(o), Err(l)) => Err((
+            format!("{l}; {o}"),
+            format!("{ARCHIVING_FIX}; {OFF_SITE_FIX}"),
+        )),
     }
 }
 
@@ -660,6 +714,63 @@ mod tests {
         assert_eq!(
             archiving(&status("\t\t0\t\n"), 5),
             Err("continuous archiving is stalled: no WAL was archived yet".into())
+        );
+    }
+
+    #[test]
+    fn a_gated_archive_needs_a_copy_off_the_database_host_and_a_fresh_wal() {
+        use crate::stack::ArchiveRepo;
+        let local = ArchiveRepo::Local("/var/lib/pgbackrest".into());
+        let far = ArchiveRepo::Ssh {
+            user: "root".into(),
+            host: "vault".into(),
+            port: 22,
+            path: "/srv/pgbackrest".into(),
+        };
+        assert_eq!(
+            off_site(&far, Some("root@vault:22"), None),
+            Ok("off-site: the pgBackRest repository `/srv/pgbackrest` is on the backup host root@vault:22".into())
+        );
+        assert_eq!(
+            off_site(&local, None, Some("b@vault:/srv")),
+            Ok("off-site: the daily dump is copied to `b@vault:/srv`".into())
+        );
+        let alone = off_site(&local, None, None);
+        assert_eq!(
+            alone,
+            Err("no backup leaves the database host: the pgBackRest repository `/var/lib/pgbackrest` is on it and `backup.copy_to` is not set".into())
+        );
+        let fresh = Ok::<String, String>("continuous archiving: WAL `w` archived 3 s ago".into());
+        let stalled = Err::<String, String>("continuous archiving is stalled".into());
+        assert_eq!(
+            archive_verdict(off_site(&far, Some("root@vault:22"), None), fresh.clone()),
+            Ok("continuous archiving: WAL `w` archived 3 s ago; off-site: the pgBackRest repository `/srv/pgbackrest` is on the backup host root@vault:22".into())
+        );
+        let Err((problem, fix)) = archive_verdict(alone.clone(), fresh) else {
+            panic!("a local repository alone passed")
+        };
+        assert!(
+            problem.starts_with("no backup leaves the database host"),
+            "{problem}"
+        );
+        assert!(
+            fix.contains("`backup.archive.repo: ssh://") && fix.contains("`backup.copy_to"),
+            "{fix}"
+        );
+        let Err((_, fix)) = archive_verdict(Ok("o".into()), stalled.clone()) else {
+            panic!("a stalled archive passed")
+        };
+        assert_eq!(fix, ARCHIVING_FIX);
+        let Err((problem, fix)) = archive_verdict(alone, stalled) else {
+            panic!("both failing passed")
+        };
+        assert!(
+            problem.contains("stalled") && problem.contains("no backup leaves"),
+            "{problem}"
+        );
+        assert!(
+            fix.contains("vldeploy backup status") && fix.contains("copy_to"),
+            "{fix}"
         );
     }
 

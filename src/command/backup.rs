@@ -28,7 +28,8 @@ pub(crate) async fn backup(ctx: &Context, action: &BackupAction) -> Result<i32, 
         BackupAction::Now => now(ctx, &c, &setup).await,
         BackupAction::List => list_backups(ctx, &c, &setup).await,
         BackupAction::Status => status(ctx, &c, &setup).await,
-        BackupAction::Verify { backup } => verify_backup(ctx, &c, &setup, backup).await,
+        BackupAction::Verify { archive: true, .. } => verify_repository(ctx, &c, &setup).await,
+        BackupAction::Verify { backup, .. } => verify_backup(ctx, &c, &setup, backup).await,
         BackupAction::Pull { backup, to } => pull(ctx, &c, &setup, backup, to.as_deref()).await,
     }
 }
@@ -184,6 +185,7 @@ pub(crate) async fn archive_status(
 }
 
 /// `backup status`: what postgres and pgBackRest say about continuous archiving.
+#[allow(clippy::too_many_lines)]
 async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
     let Some(s) = archive_status(ctx, c, setup).await? else {
         return Err(CommandError::Usage(
@@ -207,10 +209,19 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
             },
         )
     };
+    // The checklist's evidence: the newest backup a scratch restore proved, dump or repository.
+    let verified = crate::checklist::read_backup_verified(&c.remote, &ctx.stack.name)
+        .await
+        .unwrap_or_else(|e| {
+            ctx.out
+                .warning(format!("the last verification could not be read: {e}"));
+            None
+        });
     match ctx.output {
         Output::Json => {
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             v["archive_timeout_s"] = timeout_s.into();
+            v["last_verification"] = serde_json::to_value(&verified).unwrap_or_default();
             println!("{v}");
         }
         Output::Human => {
@@ -252,6 +263,24 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
                 when(s.oldest_restore_point),
                 when(s.newest_restore_point)
             );
+            match &verified {
+                Some(v) => println!(
+                    "  last verification  {}, {} ago ({} tables, {} rows restored)",
+                    v.file,
+                    age(v.verified),
+                    v.tables,
+                    v.rows
+                ),
+                None => println!(
+                    "  last verification  never (`vldeploy backup verify --archive` restores the repository into a scratch instance)"
+                ),
+            }
+            if crate::backup::backup_host::target(&ctx.stack).is_some() {
+                println!(
+                    "  scheduled backups  on the backup host, logged to {}",
+                    setup.backup_host_log()
+                );
+            }
         }
     }
     if let (Some(host), Some(why)) = (&s.backup_host, &s.backup_host_error) {
@@ -417,6 +446,96 @@ async fn verify_backup(
             )],
             result,
         )
+    })
+    .await
+}
+
+/// `backup verify --archive`: the pgBackRest repository's newest backup plus its WAL, restored into a scratch
+/// instance on the database host (whose postgres configuration reads the repository, local or on the backup
+/// host), counted, and recorded as the checklist's evidence.
+async fn verify_repository(
+    ctx: &Context,
+    c: &Connected,
+    setup: &Setup,
+) -> Result<i32, CommandError> {
+    let Some(archive) = ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) else {
+        return Err(CommandError::Usage(
+            "continuous archiving is off for this stack: there is no pgBackRest repository to verify\n  help: set `backup.archive` in stack.yaml, or verify a dump with `vldeploy backup verify`".into(),
+        ));
+    };
+    let local_repo = match &archive.repo {
+        crate::stack::ArchiveRepo::Local(path) => Some(path.clone()),
+        crate::stack::ArchiveRepo::Ssh { .. } => None,
+    };
+    ctx.locked(c, "backup verify --archive", || async {
+        ctx.out.note(format!(
+            "verifying the pgBackRest repository by restoring its newest backup and WAL into a scratch instance on {} …",
+            c.remote.name()
+        ));
+        let v = match crate::backup::verify_archive(
+            &c.remote,
+            setup,
+            local_repo.as_deref(),
+            Duration::from_mins(10),
+        )
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => return (vec!["verify the pgBackRest repository".to_owned()], Err(failed(e))),
+        };
+        if v.ok {
+            let record = crate::checklist::BackupVerified {
+                file: format!("pgBackRest backup {}", v.backup),
+                taken: v.taken,
+                verified: crate::state::now(),
+                tables: v.tables.len(),
+                rows: v.tables.iter().filter_map(|t| t.restored).sum(),
+            };
+            if let Err(e) =
+                crate::checklist::record_backup_verified(&c.remote, &ctx.stack.name, &record).await
+            {
+                ctx.out.warning(format!(
+                    "the checklist's backup evidence was not recorded: {e}"
+                ));
+            }
+        }
+        match ctx.output {
+            Output::Json => println!("{}", serde_json::to_string(&v).unwrap_or_default()),
+            Output::Human => {
+                println!(
+                    "pgBackRest backup {} plus WAL: {} (restored and recovered in {:.1}s)",
+                    v.backup,
+                    if v.ok { "verified" } else { "NOT verified" },
+                    v.seconds
+                );
+                println!("{:<40} {:>10} {:>10}", "TABLE", "RESTORED", "LIVE");
+                let n = |x: Option<u64>| x.map_or_else(|| "-".to_string(), |v| v.to_string());
+                for t in &v.tables {
+                    println!("{:<40} {:>10} {:>10}", t.table, n(t.restored), n(t.live));
+                }
+                if v.ok && !v.matches_live {
+                    println!("(the live database changed since the last archived WAL)");
+                }
+                for p in &v.problems {
+                    println!("problem: {p}");
+                }
+            }
+        }
+        let line = format!(
+            "verify pgBackRest backup `{}`: {}",
+            v.backup,
+            if v.ok { "ok" } else { "failed" }
+        );
+        let result = if v.ok {
+            Ok(0)
+        } else {
+            Err(CommandError::Usage(format!(
+                "the pgBackRest repository did not verify on {}: {}",
+                c.remote.name(),
+                v.problems.join("; ")
+            )))
+        };
+        (vec![line], result)
     })
     .await
 }

@@ -4,6 +4,7 @@
 //! transport, which runs it (through `sudo -n` when it needs root and the connection is not root). Each builder
 //! is tested as exact text, the way kamal tests `lib/kamal/commands/`.
 
+pub mod archive_verify;
 pub mod audit;
 pub mod backup;
 pub mod backup_host;
