@@ -36,11 +36,16 @@ from_template() {
     return 1
 }
 
-# The template's superuser (`postgres`, OID 10) gets POSTGRES_PASSWORD and POSTGRES_USER's name, in single-user
-# mode. Its messages are not shown: a statement carries the password.
+# The template's superuser (`postgres`, OID 10) gets POSTGRES_PASSWORD and POSTGRES_USER's name, and without init
+# scripts POSTGRES_DB is created, in one single-user session. Its messages are not shown (a statement carries the
+# password): on a failure, initdb's path runs instead and shows its own.
 superuser() {
     user_sql="$(printf '%s' "$POSTGRES_USER" | sed "s/'/''/g")"
     password_sql="$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")"
+    create=""
+    if [ -z "$(init_scripts)" ] && [ "$POSTGRES_DB" != "postgres" ]; then
+        create=1
+    fi
     errors="$(mktemp)"
     {
         printf "ALTER ROLE postgres PASSWORD '%s';\n\n" "$password_sql"
@@ -48,15 +53,24 @@ superuser() {
             # The session's own role cannot be renamed with ALTER ROLE: its catalog row is updated instead.
             printf "UPDATE pg_authid SET rolname = '%s' WHERE oid = 10;\n\n" "$user_sql"
         fi
+        if [ -n "$create" ]; then
+            printf 'CREATE DATABASE "%s";\n\n' "$(printf '%s' "$POSTGRES_DB" | sed 's/"/""/g')"
+        fi
     } | as_postgres postgres --single -j -D "$PGDATA" -c fsync=off -c log_min_messages=error \
             -c log_min_error_statement=panic -c password_encryption=scram-sha-256 postgres >/dev/null 2>"$errors" \
         || { rm -f "$errors"; log "setting the superuser's name and password failed"; return 1; }
     if grep -q -E '(ERROR|FATAL|PANIC):' "$errors"; then
         rm -f "$errors"
-        log "setting the superuser's name and password failed"
+        log "setting the superuser's name and password, or creating database $POSTGRES_DB, failed"
         return 1
     fi
     rm -f "$errors"
+    database_created="$create"
+}
+
+# The init scripts (/docker-entrypoint-initdb.d/*.sql), if any.
+init_scripts() {
+    ls /docker-entrypoint-initdb.d/*.sql 2>/dev/null || true
 }
 
 # A new cluster by initdb (no template in the image, or one that cannot be used): initdb does not sync each file
@@ -143,11 +157,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         exit 1
     fi
 
+    database_created=""
     if ! from_template; then
         initialise
     fi
 
-    if ls /docker-entrypoint-initdb.d/*.sql >/dev/null 2>&1; then
+    if [ -n "$database_created" ]; then
+        log "created database $POSTGRES_DB"
+    elif [ -n "$(init_scripts)" ]; then
         # Init scripts: a server on the unix socket only, to create the database and run them.
         as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --options="-c listen_addresses=''" start >/dev/null
         if [ "$POSTGRES_DB" != "postgres" ]; then
