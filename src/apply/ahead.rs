@@ -86,3 +86,51 @@ fn target<'a>(host: &'a Host<'_>, desired: &'a Desired) -> crate::rollout::Targe
         stack: desired.stack.as_str(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ready;
+    use crate::plan::{Plan, Step};
+
+    fn plan() -> Plan {
+        let container = |service: &str| Step::CreateContainer {
+            service: service.into(),
+            name: format!("vl_{service}"),
+            reason: String::new(),
+        };
+        Plan {
+            stack: "shop".into(),
+            steps: vec![
+                Step::CreateNetwork {
+                    name: "shop_private".into(),
+                },
+                container("postgres"),
+                Step::Release {
+                    service: "backend".into(),
+                    name: "vl_backend".into(),
+                    reason: String::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_release_waiting_for_postgres_is_created_ahead_once_its_preparation_ended() {
+        let plan = plan();
+        let waits = [0, 1];
+        // The network still being created: nothing ahead yet.
+        assert!(!ready(&plan, &waits, &[false, false, false], 2));
+        // The network made, postgres starting: the backend's container is created ahead.
+        assert!(ready(&plan, &waits, &[true, false, false], 2));
+        // Postgres healthy too: the step itself starts, nothing is made ahead.
+        assert!(!ready(&plan, &waits, &[true, true, false], 2));
+    }
+
+    #[test]
+    fn steps_other_than_a_container_creation_or_release_are_never_made_ahead() {
+        let plan = plan();
+        assert!(!ready(&plan, &[0], &[true, false, false], 0));
+        // postgres waits for the network only: it starts once that ends, nothing ahead.
+        assert!(!ready(&plan, &[0], &[false, false, false], 1));
+    }
+}
