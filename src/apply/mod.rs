@@ -93,8 +93,12 @@ pub async fn apply(
                     started[i] = true;
                     let made = ahead[i].take().flatten();
                     running.push(Box::pin(async move {
-                        Event::Ended(i, run_step(host, step, i + 1, total, desired, out, made).await)
-                    }) as std::pin::Pin<Box<dyn std::future::Future<Output = Event> + '_>>);
+                        Event::Ended(
+                            i,
+                            Box::new(run_step(host, step, i + 1, total, desired, out, made).await),
+                        )
+                    })
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = Event> + '_>>);
                 } else if ahead[i].is_none() && ahead::ready(plan, &waits[i], &ended_well, i) {
                     ahead[i] = Some(None);
                     running.push(Box::pin(async move {
@@ -106,15 +110,17 @@ pub async fn apply(
         match running.next().await {
             None => break,
             Some(Event::Made(i, made)) => ahead[i] = made.map(Some),
-            Some(Event::Ended(i, Ok(left))) => {
-                ended_well[i] = true;
-                staged = staged.or(left);
-            }
-            Some(Event::Ended(_, Err(e))) => {
-                if failed.as_ref().is_none_or(|f| e.index < f.index) {
-                    failed = Some(e);
+            Some(Event::Ended(i, ended)) => match *ended {
+                Ok(left) => {
+                    ended_well[i] = true;
+                    staged = staged.or(left);
                 }
-            }
+                Err(e) => {
+                    if failed.as_ref().is_none_or(|f| e.index < f.index) {
+                        failed = Some(e);
+                    }
+                }
+            },
         }
     }
     for made in ahead.iter().flatten().flatten() {
@@ -129,7 +135,10 @@ pub async fn apply(
 /// What one of `apply`'s tasks ended with: a container made ahead, or a step.
 enum Event {
     Made(usize, Option<ahead::Made>),
-    Ended(usize, Result<Option<crate::rollout::Staged>, ApplyError>),
+    Ended(
+        usize,
+        Box<Result<Option<crate::rollout::Staged>, ApplyError>>,
+    ),
 }
 
 /// One step, from its start event to its end or failure event.
