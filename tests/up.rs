@@ -40,6 +40,27 @@ pub(crate) fn up_from_nothing_serves_the_shop_and_a_second_up_changes_nothing_as
         first.stderr
     );
 
+    // The backend's container is created while postgres's first start runs, and started only once postgres
+    // accepts connections: its creation time comes before the time postgres's log gives for being ready, its
+    // start after it.
+    let ready = p
+        .ssh("docker logs vl_postgres 2>&1 | grep -m1 'ready to accept connections' | sed -E 's/^([0-9-]+) ([0-9:.]+) UTC.*/\\1T\\2Z/'")
+        .ok_stdout();
+    let backend = p
+        .ssh("docker inspect -f '{{.Created}} {{.State.StartedAt}}' vl_backend")
+        .ok_stdout();
+    let (created, started) = backend.trim().split_once(' ').unwrap_or_default();
+    let instant = |t: &str| {
+        humantime::parse_rfc3339(t.trim())
+            .unwrap_or_else(|e| panic!("a time `{t}` from the host: {e}\n{}", first.stderr))
+    };
+    let ready = instant(&ready);
+    assert!(
+        instant(created) < ready && ready < instant(started),
+        "the backend was created at {created} and started at {started}, postgres was ready at {ready:?}:\n{}",
+        first.stderr
+    );
+
     let health = health_json(&p);
     assert!(health["uptime_s"].as_f64().is_some(), "{health}");
     assert_eq!(

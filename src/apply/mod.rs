@@ -1,6 +1,8 @@
 //! Walks a plan against a host, each step as soon as the steps it waits for have ended, stopping at the first
 //! failure and naming the step.
 
+mod ahead;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,38 +73,72 @@ pub async fn apply(
     let waits = plan.prerequisites(desired);
     let mut started = vec![false; total];
     let mut ended_well = vec![false; total];
+    // A container step still waiting for containers creates its own ahead, unseen in the output: it is `None`
+    // until then, `Some(None)` while it is created, `Some(Some(made))` once made.
+    let mut ahead: Vec<Option<Option<ahead::Made>>> = (0..total).map(|_| None).collect();
     let mut running = futures_util::stream::FuturesUnordered::new();
     let mut staged = None;
     let mut failed: Option<ApplyError> = None;
     loop {
         if failed.is_none() {
             for i in 0..total {
-                if !started[i] && waits[i].iter().all(|&j| ended_well[j]) {
+                if started[i] {
+                    continue;
+                }
+                let step = &plan.steps[i];
+                if waits[i].iter().all(|&j| ended_well[j]) {
+                    if matches!(ahead[i], Some(None)) {
+                        continue;
+                    }
                     started[i] = true;
-                    let step = &plan.steps[i];
-                    running.push(async move {
-                        (i, run_step(host, step, i + 1, total, desired, out).await)
-                    });
+                    let made = ahead[i].take().flatten();
+                    running.push(Box::pin(async move {
+                        Event::Ended(
+                            i,
+                            Box::new(run_step(host, step, i + 1, total, desired, out, made).await),
+                        )
+                    })
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = Event> + '_>>);
+                } else if ahead[i].is_none() && ahead::ready(plan, &waits[i], &ended_well, i) {
+                    ahead[i] = Some(None);
+                    running.push(Box::pin(async move {
+                        Event::Made(i, ahead::create(host, step, desired).await)
+                    }));
                 }
             }
         }
         match running.next().await {
             None => break,
-            Some((i, Ok(left))) => {
-                ended_well[i] = true;
-                staged = staged.or(left);
-            }
-            Some((_, Err(e))) => {
-                if failed.as_ref().is_none_or(|f| e.index < f.index) {
-                    failed = Some(e);
+            Some(Event::Made(i, made)) => ahead[i] = made.map(Some),
+            Some(Event::Ended(i, ended)) => match *ended {
+                Ok(left) => {
+                    ended_well[i] = true;
+                    staged = staged.or(left);
                 }
-            }
+                Err(e) => {
+                    if failed.as_ref().is_none_or(|f| e.index < f.index) {
+                        failed = Some(e);
+                    }
+                }
+            },
         }
+    }
+    for made in ahead.iter().flatten().flatten() {
+        ahead::discard(host, desired, made).await;
     }
     match failed {
         Some(e) => Err(e),
         None => Ok(staged),
     }
+}
+
+/// What one of `apply`'s tasks ended with: a container made ahead, or a step.
+enum Event {
+    Made(usize, Option<ahead::Made>),
+    Ended(
+        usize,
+        Box<Result<Option<crate::rollout::Staged>, ApplyError>>,
+    ),
 }
 
 /// One step, from its start event to its end or failure event.
@@ -113,6 +149,7 @@ async fn run_step(
     total: usize,
     desired: &Desired,
     out: &Output,
+    made: Option<ahead::Made>,
 ) -> Result<Option<crate::rollout::Staged>, ApplyError> {
     let summary = step.summary();
     let shown = crate::output::Step::numbered(index, total, summary.clone());
@@ -121,7 +158,7 @@ async fn run_step(
     let span = tracing::info_span!("step", index, total);
     let left = async {
         tracing::debug!("step started: {summary}");
-        let left = apply_step(host, step, &shown, desired, out).await;
+        let left = apply_step(host, step, &shown, desired, out, made).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &left {
             Ok(_) => tracing::debug!(elapsed_ms, "step finished: {summary}"),
@@ -193,6 +230,7 @@ async fn apply_step(
     shown: &crate::output::Step,
     desired: &Desired,
     out: &Output,
+    made: Option<ahead::Made>,
 ) -> Result<Option<crate::rollout::Staged>, StepError> {
     let stack = desired.stack.as_str();
     match step {
@@ -221,7 +259,9 @@ async fn apply_step(
         Step::Site { hash, .. } => release_site(host, desired, hash).await?,
         Step::CreateContainer { service, .. } | Step::StartContainer { service, .. } => {
             let spec = spec_for(desired, service)?;
-            if matches!(step, Step::CreateContainer { .. }) {
+            if matches!(step, Step::CreateContainer { .. })
+                && !matches!(made, Some(ahead::Made::Container(_)))
+            {
                 prepare_mount_dirs(host, spec).await?;
                 host.engine.create_container(stack, spec).await?;
             }
@@ -236,15 +276,18 @@ async fn apply_step(
         }
         Step::Release { service, .. } => {
             let spec = spec_for(desired, service)?;
-            prepare_mount_dirs(host, spec).await?;
             let target = crate::rollout::Target {
                 remote: host.remote,
                 engine: host.engine,
                 stack,
             };
             // nginx is not touched: the release moves into the stable name nginx resolves.
-            let outcome =
-                crate::rollout::stage_or_release(&target, spec, host.stage_release).await?;
+            let outcome = if let Some(ahead::Made::Release(created)) = made {
+                crate::rollout::start_ahead(&target, spec, host.stage_release, created).await?
+            } else {
+                prepare_mount_dirs(host, spec).await?;
+                crate::rollout::stage_or_release(&target, spec, host.stage_release).await?
+            };
             if let crate::rollout::Outcome::Staged(staged) = outcome {
                 if host.stage_release {
                     // The go-live checklist decides; the release is recorded once it serves.

@@ -139,6 +139,90 @@ pub async fn stage_or_release(
     let mut candidate = spec.clone();
     candidate.name.clone_from(&candidate_name);
     t.engine.create_container(t.stack, &candidate).await?;
+    let created = Created {
+        name: candidate_name,
+        previous: live_state.is_some(),
+    };
+    start_created(t, spec, stage, created).await
+}
+
+/// A release's container created ahead of its start ([`create_ahead`]): not started, outside the stable name.
+#[derive(Debug, Clone)]
+pub struct Created {
+    name: String,
+    previous: bool,
+}
+
+impl Created {
+    /// The container's name: the service's own at a first launch, else the candidate's.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Creates the release's container, not started and outside the stable name, while the containers it waits
+/// for are still starting, so that [`start_ahead`] only starts it. Nothing is created (`None`) where
+/// [`stage_or_release`] has more to decide first: a candidate an earlier run left, or a live release of this
+/// very configuration. Nothing serving changes: [`discard_ahead`] removes it if the release does not start.
+pub async fn create_ahead(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    stage: bool,
+) -> Result<Option<Created>, RolloutError> {
+    let live = spec.name.clone();
+    let candidate = format!("{live}_candidate");
+    if t.engine.container_state(&candidate).await?.is_some() {
+        return Ok(None);
+    }
+    let live_state = t.engine.container_state(&live).await?;
+    if live_state
+        .as_ref()
+        .is_some_and(|s| s.config_hash.as_deref() == Some(spec.config_hash().as_str()))
+    {
+        return Ok(None);
+    }
+    let name = if live_state.is_some() || stage {
+        candidate
+    } else {
+        live
+    };
+    let mut container = spec.clone();
+    container.name.clone_from(&name);
+    t.engine.create_container(t.stack, &container).await?;
+    Ok(Some(Created {
+        name,
+        previous: live_state.is_some(),
+    }))
+}
+
+/// [`stage_or_release`] for a container [`create_ahead`] made: from its start on.
+pub async fn start_ahead(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    stage: bool,
+    created: Created,
+) -> Result<Outcome, RolloutError> {
+    start_created(t, spec, stage, created).await
+}
+
+/// Removes a container [`create_ahead`] made for a release that did not start (a step it waited for failed).
+pub async fn discard_ahead(t: &Target<'_>, created: &Created) -> Result<(), RolloutError> {
+    t.engine.remove(&created.name).await?;
+    Ok(())
+}
+
+/// The candidate's start, its health check, and at a first launch (not staged) its joining the stable name.
+async fn start_created(
+    t: &Target<'_>,
+    spec: &ContainerSpec,
+    stage: bool,
+    created: Created,
+) -> Result<Outcome, RolloutError> {
+    let Created {
+        name: candidate_name,
+        previous,
+    } = created;
     let started = async {
         t.engine.start(&candidate_name).await?;
         wait_healthy(t, &candidate_name, spec).await
@@ -155,11 +239,11 @@ pub async fn stage_or_release(
     let staged = Staged {
         service: spec.service.clone(),
         candidate: candidate_name.clone(),
-        live: live.clone(),
+        live: spec.name.clone(),
         alias: spec.release_alias.clone().unwrap_or_default(),
-        previous: live_state.is_some(),
+        previous,
     };
-    if !stage && live_state.is_none() {
+    if !stage && !previous {
         // The first launch: nothing to drain.
         serve(t, &candidate_name, &spec.service).await?;
         return Ok(Outcome::Live);

@@ -14,6 +14,95 @@ log() {
     echo "entrypoint: $*" >&2
 }
 
+# The image's ready-made empty cluster (/usr/lib/vl-pgtemplate, made by the image's initdb with the settings
+# below) copied into an empty PGDATA: a copy costs far less CPU than initdb. The copy gets its own system
+# identifier, its superuser POSTGRES_USER's name and POSTGRES_PASSWORD. Returns 1, with PGDATA empty again, when
+# it cannot be used (no template, a PGDATA that is not empty, a password on more than one line, a TZ that initdb
+# would write into postgresql.conf): initdb then.
+TEMPLATE=/usr/lib/vl-pgtemplate
+from_template() {
+    [ -s "$TEMPLATE/PG_VERSION" ] || return 1
+    [ -z "${TZ:-}" ] || return 1
+    [ -z "$(ls -A "$PGDATA")" ] || return 1
+    case "$POSTGRES_PASSWORD" in *"
+"*) return 1 ;; esac
+    log "initialising a new cluster in $PGDATA from the image's template"
+    if cp -a "$TEMPLATE/." "$PGDATA/" && as_postgres perl /usr/local/lib/vl-new-identity.pl "$PGDATA" \
+        && superuser; then
+        return 0
+    fi
+    log "the image's template could not be used; running initdb instead"
+    find "$PGDATA" -mindepth 1 -delete
+    return 1
+}
+
+# The template's superuser (`postgres`, OID 10) gets POSTGRES_PASSWORD and POSTGRES_USER's name, and without init
+# scripts POSTGRES_DB is created, in one single-user session. Its messages are not shown (a statement carries the
+# password): on a failure, initdb's path runs instead and shows its own.
+superuser() {
+    user_sql="$(printf '%s' "$POSTGRES_USER" | sed "s/'/''/g")"
+    password_sql="$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")"
+    create=""
+    if [ -z "$(init_scripts)" ] && [ "$POSTGRES_DB" != "postgres" ]; then
+        create=1
+    fi
+    errors="$(mktemp)"
+    {
+        printf "ALTER ROLE postgres PASSWORD '%s';\n\n" "$password_sql"
+        if [ "$POSTGRES_USER" != "postgres" ]; then
+            # The session's own role cannot be renamed with ALTER ROLE: its catalog row is updated instead.
+            printf "UPDATE pg_authid SET rolname = '%s' WHERE oid = 10;\n\n" "$user_sql"
+        fi
+        if [ -n "$create" ]; then
+            printf 'CREATE DATABASE "%s";\n\n' "$(printf '%s' "$POSTGRES_DB" | sed 's/"/""/g')"
+        fi
+    } | as_postgres postgres --single -j -D "$PGDATA" -c fsync=off -c log_min_messages=error \
+            -c log_min_error_statement=panic -c password_encryption=scram-sha-256 postgres >/dev/null 2>"$errors" \
+        || { rm -f "$errors"; log "setting the superuser's name and password failed"; return 1; }
+    if grep -q -E '(ERROR|FATAL|PANIC):' "$errors"; then
+        rm -f "$errors"
+        log "setting the superuser's name and password, or creating database $POSTGRES_DB, failed"
+        return 1
+    fi
+    rm -f "$errors"
+    database_created="$create"
+}
+
+# The init scripts (/docker-entrypoint-initdb.d/*.sql), if any.
+init_scripts() {
+    ls /docker-entrypoint-initdb.d/*.sql 2>/dev/null || true
+}
+
+# A new cluster by initdb (no template in the image, or one that cannot be used): initdb does not sync each file
+# it writes (`--no-sync`): one `sync` of the volume's filesystem after the initialisation makes it durable.
+initialise() {
+    log "initialising a new cluster in $PGDATA"
+    pwfile="$(mktemp)"
+    chmod 600 "$pwfile"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    chown postgres:postgres "$pwfile"
+    as_postgres initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+    rm -f "$pwfile"
+
+    cat >> "$PGDATA/postgresql.conf" <<CONF
+
+# Set by the image's entrypoint.
+listen_addresses = '*'
+password_encryption = 'scram-sha-256'
+CONF
+
+    cat > "$PGDATA/pg_hba.conf" <<HBA
+# TYPE  DATABASE  USER  ADDRESS  METHOD
+# Inside the container, over the unix socket (docker exec, pg_dump): trusted.
+local   all       all            trust
+# Everything over TCP needs the password.
+host    all       all   all      scram-sha-256
+HBA
+    chown postgres:postgres "$PGDATA/pg_hba.conf"
+    chmod 600 "$PGDATA/pg_hba.conf"
+}
+
 # pgBackRest's configuration and TLS files, from the variables vldeploy sets (`backup.archive`): the key is
 # readable by postgres alone.
 pgbackrest_files() {
@@ -68,35 +157,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         exit 1
     fi
 
-    # initdb does not sync each file it writes (`--no-sync`): one `sync` of the volume's filesystem below
-    # makes the new cluster durable before the server starts.
-    log "initialising a new cluster in $PGDATA"
-    pwfile="$(mktemp)"
-    chmod 600 "$pwfile"
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
-    chown postgres:postgres "$pwfile"
-    as_postgres initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
-        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-    rm -f "$pwfile"
+    database_created=""
+    if ! from_template; then
+        initialise
+    fi
 
-    cat >> "$PGDATA/postgresql.conf" <<CONF
-
-# Set by the image's entrypoint.
-listen_addresses = '*'
-password_encryption = 'scram-sha-256'
-CONF
-
-    cat > "$PGDATA/pg_hba.conf" <<HBA
-# TYPE  DATABASE  USER  ADDRESS  METHOD
-# Inside the container, over the unix socket (docker exec, pg_dump): trusted.
-local   all       all            trust
-# Everything over TCP needs the password.
-host    all       all   all      scram-sha-256
-HBA
-    chown postgres:postgres "$PGDATA/pg_hba.conf"
-    chmod 600 "$PGDATA/pg_hba.conf"
-
-    if ls /docker-entrypoint-initdb.d/*.sql >/dev/null 2>&1; then
+    if [ -n "$database_created" ]; then
+        log "created database $POSTGRES_DB"
+    elif [ -n "$(init_scripts)" ]; then
         # Init scripts: a server on the unix socket only, to create the database and run them.
         as_postgres pg_ctl --pgdata="$PGDATA" --silent --wait --options="-c listen_addresses=''" start >/dev/null
         if [ "$POSTGRES_DB" != "postgres" ]; then
