@@ -40,11 +40,12 @@ fn stack(p: &Project, vault: &Project) -> String {
     })
 }
 
-/// One order every 100 ms through one psql session on the host; each id is logged with the moment its commit
-/// was acknowledged (psql prints the `RETURNING` row after the commit).
+/// One order every 100 ms through one psql session on the host; each id is logged with the moment it was sent
+/// and, once psql printed its `RETURNING` row (after the commit), as acknowledged with that moment.
 struct Writer {
     stop: Arc<Mutex<bool>>,
     acked: Arc<Mutex<Vec<(u32, SystemTime)>>>,
+    sent: Arc<Mutex<Vec<(u32, SystemTime)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -62,6 +63,7 @@ impl Writer {
             .unwrap();
         let stop = Arc::new(Mutex::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
         let mut stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let reader = {
@@ -77,6 +79,7 @@ impl Writer {
         };
         let thread = {
             let stop = stop.clone();
+            let sent = sent.clone();
             std::thread::spawn(move || {
                 let mut id = first;
                 while !*stop.lock().unwrap() {
@@ -86,6 +89,7 @@ impl Writer {
                     if stdin.write_all(sql.as_bytes()).and_then(|()| stdin.flush()).is_err() {
                         break;
                     }
+                    sent.lock().unwrap().push((id, SystemTime::now()));
                     id += 1;
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -98,17 +102,22 @@ impl Writer {
         Self {
             stop,
             acked,
+            sent,
             thread: Some(thread),
         }
     }
 
-    /// Stops writing (the session may already be gone with its host); the acknowledged ids and their times.
-    fn finish(mut self) -> Vec<(u32, SystemTime)> {
+    /// Stops writing (the session may already be gone with its host); the acknowledged ids and the sent ones,
+    /// with their times.
+    fn finish(mut self) -> (Vec<(u32, SystemTime)>, Vec<(u32, SystemTime)>) {
         *self.stop.lock().unwrap() = true;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.acked.lock().unwrap().clone()
+        (
+            self.acked.lock().unwrap().clone(),
+            self.sent.lock().unwrap().clone(),
+        )
     }
 }
 
@@ -165,7 +174,7 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         .output()
         .unwrap();
     assert!(kill.status.success(), "{kill:?}");
-    let acked = writer.finish();
+    let (acked, sent) = writer.finish();
     p.vldeploy(&["sandbox", "down"]).ok();
     assert!(
         !std::process::Command::new("docker")
@@ -244,8 +253,9 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     let first = acked_ids[0];
     assert_eq!(present, (first..=last).collect::<Vec<_>>(), "no gap in the restored orders");
     let lost: Vec<&(u32, SystemTime)> = acked.iter().filter(|(id, _)| *id > last).collect();
-    let last_kept = acked.iter().find(|(id, _)| *id == last).map_or(destroyed, |(_, t)| *t);
-    let loss_s = secs(destroyed) - secs(last_kept);
+    // The seconds of loss: from the moment the first order that did not come back was sent.
+    let first_lost = sent.iter().find(|(id, _)| *id > last).map_or(destroyed, |(_, t)| *t);
+    let loss_s = secs(destroyed) - secs(first_lost);
     eprintln!(
         "disaster recovery: {} of {} acknowledged orders back, {} lost ({:.1}s of orders before the host was destroyed); restore --from-backup-host took {restore_s:.1}s",
         present.len(),
