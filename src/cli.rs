@@ -499,7 +499,8 @@ mod tests {
                 ..
             })
         ));
-        let cli = Cli::try_parse_from(["vldeploy", "restore", "--from-backup-host", "--yes"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["vldeploy", "restore", "--from-backup-host", "--yes"]).unwrap();
         assert!(matches!(
             cli.command,
             Command::Restore(RestoreArgs {
@@ -509,7 +510,13 @@ mod tests {
             })
         ));
         for args in [
-            &["vldeploy", "restore", "--from-backup-host", "--to", "latest"][..],
+            &[
+                "vldeploy",
+                "restore",
+                "--from-backup-host",
+                "--to",
+                "latest",
+            ][..],
             &["vldeploy", "restore", "--from-backup-host", "--resume"],
             &["vldeploy", "restore", "--resume", "--abort"],
             &["vldeploy", "restore", "latest", "--resume"],

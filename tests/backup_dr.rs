@@ -71,7 +71,11 @@ impl Writer {
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(id) = line.trim().strip_prefix("ord-").and_then(|n| n.parse().ok()) {
+                    if let Some(id) = line
+                        .trim()
+                        .strip_prefix("ord-")
+                        .and_then(|n| n.parse().ok())
+                    {
                         acked.lock().unwrap().push((id, SystemTime::now()));
                     }
                 }
@@ -86,7 +90,11 @@ impl Writer {
                     let sql = format!(
                         "INSERT INTO orders (id, status, payment_mode, amount_paise, customer) VALUES ('ord-{id}', 'paid', 'cod', {id}, jsonb_build_object('name', 'c{id}')) RETURNING id;\n"
                     );
-                    if stdin.write_all(sql.as_bytes()).and_then(|()| stdin.flush()).is_err() {
+                    if stdin
+                        .write_all(sql.as_bytes())
+                        .and_then(|()| stdin.flush())
+                        .is_err()
+                    {
                         break;
                     }
                     sent.lock().unwrap().push((id, SystemTime::now()));
@@ -187,7 +195,10 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         "the shop's host is gone"
     );
     assert!(acked.len() > 100, "orders were written: {}", acked.len());
-    lap(&format!("{} orders acknowledged; the shop's host destroyed", acked.len()));
+    lap(&format!(
+        "{} orders acknowledged; the shop's host destroyed",
+        acked.len()
+    ));
 
     // A new host: `up` with the stack pointed at it. Its fresh cluster is not the repository's.
     p.sandbox_up(&[]);
@@ -195,7 +206,11 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     p.write_stack(&stack(&p, &vault));
     let run = p.vldeploy(&["up"]).ok();
     no_secret(&run, &[passphrase]);
-    assert_eq!(p.psql("SELECT count(*) FROM orders").trim(), "0", "a new, empty database");
+    assert_eq!(
+        p.psql("SELECT count(*) FROM orders").trim(),
+        "0",
+        "a new, empty database"
+    );
     lap("a new host, up");
     p.test()
         .args(["restore", "--to", "latest", "--yes"])
@@ -226,18 +241,24 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         no_secret(&run, &[passphrase, wrong]);
     }
     p.set_secret("PGBACKREST_PASSPHRASE", &format!("\"{passphrase}\""));
-    assert_eq!(p.sh("docker volume ls -q | sort"), volumes, "nothing was changed");
+    assert_eq!(
+        p.sh("docker volume ls -q | sort"),
+        volumes,
+        "nothing was changed"
+    );
     assert_eq!(p.psql("SELECT count(*) FROM orders").trim(), "0");
     lap("wrong and missing passphrases refused");
 
     // Back to the last WAL archived on the backup host.
     let t = Instant::now();
-    let run = p
-        .vldeploy(&["restore", "--from-backup-host", "--yes"])
-        .ok();
+    let run = p.vldeploy(&["restore", "--from-backup-host", "--yes"]).ok();
     let restore_s = t.elapsed().as_secs_f64();
     no_secret(&run, &[passphrase]);
-    assert!(run.stdout.contains("restored `vaibava_db` to latest"), "{}", run.all());
+    assert!(
+        run.stdout.contains("restored `vaibava_db` to latest"),
+        "{}",
+        run.all()
+    );
     eprintln!("{}", run.stdout);
     let present: Vec<u32> = p
         .psql("SELECT substr(id, 5) FROM orders WHERE id LIKE 'ord-1_____' ORDER BY 1")
@@ -251,10 +272,17 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     // What came back is the acknowledged orders up to one moment: none missing before it, nothing invented.
     let last = *present.last().expect("orders came back");
     let first = acked_ids[0];
-    assert_eq!(present, (first..=last).collect::<Vec<_>>(), "no gap in the restored orders");
+    assert_eq!(
+        present,
+        (first..=last).collect::<Vec<_>>(),
+        "no gap in the restored orders"
+    );
     let lost: Vec<&(u32, SystemTime)> = acked.iter().filter(|(id, _)| *id > last).collect();
     // The seconds of loss: from the moment the first order that did not come back was sent.
-    let first_lost = sent.iter().find(|(id, _)| *id > last).map_or(destroyed, |(_, t)| *t);
+    let first_lost = sent
+        .iter()
+        .find(|(id, _)| *id > last)
+        .map_or(destroyed, |(_, t)| *t);
     let loss_s = secs(destroyed) - secs(first_lost);
     eprintln!(
         "disaster recovery: {} of {} acknowledged orders back, {} lost ({:.1}s of orders before the host was destroyed); restore --from-backup-host took {restore_s:.1}s",
@@ -265,25 +293,39 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     );
     for (id, at) in &acked {
         if secs(*at) <= secs(destroyed) - 60.0 {
-            assert!(present.contains(id), "ord-{id}, acknowledged more than 60s before, is lost");
+            assert!(
+                present.contains(id),
+                "ord-{id}, acknowledged more than 60s before, is lost"
+            );
         }
     }
     assert!(
         loss_s <= 15.0,
         "{loss_s:.1}s of orders lost: more than three times archive_timeout (5s)"
     );
-    assert_eq!(p.http_get("/api/health").0, 200, "the shop serves the restored data");
+    assert_eq!(
+        p.http_get("/api/health").0,
+        200,
+        "the shop serves the restored data"
+    );
     // Archiving resumes into the stanza, on a new timeline.
     p.sh("docker exec -u postgres vl_postgres pgbackrest --stanza=main check");
     let timeline = p.psql("SELECT timeline_id FROM pg_control_checkpoint()");
     assert_ne!(timeline.trim(), "1", "a new timeline");
     let status = p.vldeploy(&["backup", "status"]).ok();
-    assert!(status.stdout.contains(&format!("on the backup host {vault_name}")), "{}", status.all());
+    assert!(
+        status
+            .stdout
+            .contains(&format!("on the backup host {vault_name}")),
+        "{}",
+        status.all()
+    );
     lap("restored from the backup host");
 
     // A point in time on the backup host's repository: a table dropped at T, `--to` T−1s brings back its rows.
     p.psql("CREATE TABLE dr_rows (id int PRIMARY KEY, v text); INSERT INTO dr_rows SELECT g, md5(g::text) FROM generate_series(1, 300) g;");
-    let rows_sql = "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM dr_rows";
+    let rows_sql =
+        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM dr_rows";
     let rows = p.psql(rows_sql);
     std::thread::sleep(Duration::from_millis(1100));
     let target = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -291,14 +333,24 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     p.psql("INSERT INTO dr_rows VALUES (301, 'written after the target'); DROP TABLE dr_rows; SELECT pg_switch_wal();");
     let wait = Instant::now();
     while p.vldeploy(&["backup", "status"]).code != 0 {
-        assert!(wait.elapsed() < Duration::from_mins(1), "the WAL is never archived");
+        assert!(
+            wait.elapsed() < Duration::from_mins(1),
+            "the WAL is never archived"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     let t = Instant::now();
     let run = p.vldeploy(&["restore", "--to", &target, "--yes"]).ok();
-    eprintln!("restore --to from the backup host took {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "restore --to from the backup host took {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     no_secret(&run, &[passphrase]);
-    assert_eq!(p.psql(rows_sql), rows, "the table is back with exactly its rows");
+    assert_eq!(
+        p.psql(rows_sql),
+        rows,
+        "the table is back with exactly its rows"
+    );
     assert_eq!(
         p.psql("SELECT count(*) FROM dr_rows WHERE id = 301").trim(),
         "0",

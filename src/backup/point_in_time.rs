@@ -596,7 +596,10 @@ mod tests {
     fn the_stanzas_system_id_is_its_newest_database() {
         let info = r#"[{"db":[{"id":1,"repo-key":1,"system-id":7001,"version":"15"},{"id":2,"repo-key":1,"system-id":7002,"version":"15"}],"name":"main"}]"#;
         assert_eq!(super::stanza_system_id(info), Some(7002));
-        assert_eq!(super::stanza_system_id(r#"[{"db":[],"name":"main"}]"#), None);
+        assert_eq!(
+            super::stanza_system_id(r#"[{"db":[],"name":"main"}]"#),
+            None
+        );
         assert_eq!(super::stanza_system_id("[]"), None);
         assert_eq!(super::stanza_system_id("not json"), None);
     }

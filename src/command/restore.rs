@@ -299,14 +299,24 @@ fn from_backup_host_target(
         )));
     }
     let on_backup_host = matches!(
-        ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()).map(|a| &a.repo),
+        ctx.stack
+            .backup
+            .as_ref()
+            .and_then(|b| b.archive.as_ref())
+            .map(|a| &a.repo),
         Some(crate::stack::ArchiveRepo::Ssh { .. })
     );
     if !on_backup_host {
         return Err(CommandError::Usage(format!(
             "`--from-backup-host` restores from a backup host, and `{}` keeps no repository on one (`backup.archive.repo` is {}); nothing was changed\n  help: set `backup.archive.repo: ssh://USER@HOST/PATH` (the backup host that holds the repository), run `vldeploy up`, then this again; with a repository on this host, `vldeploy restore --to latest`",
             ctx.stack.name,
-            if ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()).is_some() {
+            if ctx
+                .stack
+                .backup
+                .as_ref()
+                .and_then(|b| b.archive.as_ref())
+                .is_some()
+            {
                 "a path on the database host"
             } else {
                 "not set"
@@ -383,7 +393,11 @@ async fn check_passphrase(ctx: &Context, repo: &Repository) -> Result<(), Comman
             format!("{}\n", cipher.passphrase.expose()).into_bytes(),
         )
         .await?;
-    let text = format!("{}\n{}", out.stdout_str(), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}\n{}",
+        out.stdout_str(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap_or_default();
     let status = v[0]["status"]["code"].as_u64();
     let message = v[0]["status"]["message"].as_str().unwrap_or_default();

@@ -116,7 +116,14 @@ pub fn restore_beside(
     options: &[String],
 ) -> Command {
     let cipher = if passphrase_on_stdin { "stdin" } else { "env" };
-    let mut args = vec![container, volume, repo.unwrap_or("-"), PGDATA, volume, cipher];
+    let mut args = vec![
+        container,
+        volume,
+        repo.unwrap_or("-"),
+        PGDATA,
+        volume,
+        cipher,
+    ];
     args.extend(options.iter().map(String::as_str));
     script(RESTORE_SCRIPT, "restore", &args)
 }
@@ -282,10 +289,17 @@ mod tests {
 
     #[test]
     fn a_backup_host_repository_is_no_volume_and_its_passphrase_comes_on_stdin() {
-        let cmd = restore_beside("vl_postgres", "v_1", None, false, &["--type=default".into()]);
+        let cmd = restore_beside(
+            "vl_postgres",
+            "v_1",
+            None,
+            false,
+            &["--type=default".into()],
+        );
         assert!(
-            cmd.text()
-                .ends_with("' restore vl_postgres v_1 '-' /var/lib/postgresql/data v_1 env '--type=default'"),
+            cmd.text().ends_with(
+                "' restore vl_postgres v_1 '-' /var/lib/postgresql/data v_1 env '--type=default'"
+            ),
             "{}",
             cmd.text()
         );
@@ -299,7 +313,12 @@ mod tests {
             "docker exec -u postgres vl_shop_pgbackrest sh -c 'exec pgbackrest --stanza=main --output=json --io-timeout=10 info'"
         );
         let with = repository_info("x;y", true).text().to_string();
-        assert!(with.starts_with("docker exec -i -u postgres 'x;y' sh -c 'IFS= read -r PGBACKREST_REPO1_CIPHER_PASS"), "{with}");
+        assert!(
+            with.starts_with(
+                "docker exec -i -u postgres 'x;y' sh -c 'IFS= read -r PGBACKREST_REPO1_CIPHER_PASS"
+            ),
+            "{with}"
+        );
         let parsed = std::process::Command::new("sh")
             .args(["-n", "-c", &with])
             .output()
