@@ -308,6 +308,7 @@ pub enum BackupAction {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each flag is one of the command's own modes
 pub struct RestoreArgs {
     /// A backup file name on the host (see `backup list`), or `latest`.
     #[arg(

@@ -175,13 +175,14 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     // Orders, one every 100 ms, acknowledged one by one; then the host destroyed with its volumes.
     let writer = Writer::start(&p, 100_000);
     std::thread::sleep(Duration::from_secs(20));
-    let destroyed = SystemTime::now();
     let container = format!("vldeploy-sandbox-{}", p.name);
     let kill = std::process::Command::new("docker")
         .args(["kill", &container])
         .output()
         .unwrap();
     assert!(kill.status.success(), "{kill:?}");
+    // `docker kill` returns once the host is dead: nothing is written after this moment.
+    let destroyed = SystemTime::now();
     let (acked, sent) = writer.finish();
     p.vldeploy(&["sandbox", "down"]).ok();
     assert!(
@@ -277,7 +278,7 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         (first..=last).collect::<Vec<_>>(),
         "no gap in the restored orders"
     );
-    let lost: Vec<&(u32, SystemTime)> = acked.iter().filter(|(id, _)| *id > last).collect();
+    let missing: Vec<&(u32, SystemTime)> = acked.iter().filter(|(id, _)| *id > last).collect();
     // The seconds of loss: from the moment the first order that did not come back was sent.
     let first_lost = sent
         .iter()
@@ -288,7 +289,7 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         "disaster recovery: {} of {} acknowledged orders back, {} lost ({:.1}s of orders before the host was destroyed); restore --from-backup-host took {restore_s:.1}s",
         present.len(),
         acked.len(),
-        lost.len(),
+        missing.len(),
         loss_s
     );
     for (id, at) in &acked {
