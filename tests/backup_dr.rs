@@ -214,6 +214,17 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
     );
     lap("a new host, up");
     p.test()
+        .args(["backup", "status"])
+        .status(1)
+        .stderr_has("this database is not the one the repository holds: `vldeploy restore --from-backup-host`")
+        .run();
+    p.test()
+        .arg("doctor")
+        .status(1)
+        .stdout_has("FAIL archive")
+        .stdout_has("this database is not the one the repository holds: `vldeploy restore --from-backup-host`")
+        .run();
+    p.test()
         .args(["restore", "--to", "latest", "--yes"])
         .status(1)
         .stderr_has("this database is not the one the repository holds")
