@@ -267,9 +267,11 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
             );
         }
     }
-    if let Some(why) = foreign_cluster(ctx, c, setup).await {
-        ctx.out.warning(why);
-        return Ok(1);
+    if s.backup_host_error.is_none() {
+        if let Some(why) = foreign_cluster(ctx, c, setup).await {
+            ctx.out.warning(why);
+            return Ok(1);
+        }
     }
     if let (Some(host), Some(why)) = (&s.backup_host, &s.backup_host_error) {
         ctx.out.warning(format!(

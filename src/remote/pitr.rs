@@ -180,7 +180,7 @@ pub fn repository_info(container: &str, passphrase_on_stdin: bool) -> Command {
         if passphrase_on_stdin { "-i " } else { "" },
         q(container),
         q(&format!(
-            "{read}exec pgbackrest --stanza=main --output=json --io-timeout=10 info"
+            "{read}exec pgbackrest --stanza=main --output=json --io-timeout=3 info"
         ))
     ))
 }
@@ -310,7 +310,7 @@ mod tests {
         );
         assert_eq!(
             repository_info("vl_shop_pgbackrest", false).text(),
-            "docker exec -u postgres vl_shop_pgbackrest sh -c 'exec pgbackrest --stanza=main --output=json --io-timeout=10 info'"
+            "docker exec -u postgres vl_shop_pgbackrest sh -c 'exec pgbackrest --stanza=main --output=json --io-timeout=3 info'"
         );
         let with = repository_info("x;y", true).text().to_string();
         assert!(
