@@ -312,6 +312,7 @@ pub enum BackupAction {
 }
 
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each flag is one of the command's own modes
 pub struct RestoreArgs {
     /// A backup file name on the host (see `backup list`), or `latest`.
     #[arg(
@@ -338,6 +339,12 @@ pub struct RestoreArgs {
     /// restored into a new volume beside the live one, then swapped in; the previous data stays in that volume.
     #[arg(long, value_name = "TIME|latest", conflicts_with_all = ["from_local", "identity", "resume", "abort"])]
     pub to: Option<String>,
+    /// Disaster recovery, on a new host after `bootstrap` and `up`: brings the database back to the last WAL
+    /// archived on the backup host (`backup.archive.repo: ssh://…`), through the same safe path as
+    /// `--to latest`. The new host's own empty cluster stays in the safety volume; archiving then resumes into
+    /// the repository on a new timeline.
+    #[arg(long, conflicts_with_all = ["to", "from_local", "identity", "resume", "abort"])]
+    pub from_backup_host: bool,
     /// The age identity file (on this machine) that decrypts an encrypted backup (`.sql.gz.age`): it is sent
     /// to the host's `age` on stdin, never written there.
     #[arg(long, value_name = "PATH")]
@@ -483,6 +490,7 @@ mod tests {
             cli.command,
             Command::Restore(RestoreArgs {
                 resume: true,
+                from_backup_host: false,
                 abort: false,
                 ..
             })
@@ -496,8 +504,26 @@ mod tests {
                 ..
             })
         ));
+        let cli =
+            Cli::try_parse_from(["vldeploy", "restore", "--from-backup-host", "--yes"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Restore(RestoreArgs {
+                from_backup_host: true,
+                to: None,
+                ..
+            })
+        ));
         for args in [
-            &["vldeploy", "restore", "--resume", "--abort"][..],
+            &[
+                "vldeploy",
+                "restore",
+                "--from-backup-host",
+                "--to",
+                "latest",
+            ][..],
+            &["vldeploy", "restore", "--from-backup-host", "--resume"],
+            &["vldeploy", "restore", "--resume", "--abort"],
             &["vldeploy", "restore", "latest", "--resume"],
             &["vldeploy", "restore", "--abort", "--from-local", "y"],
         ] {

@@ -12,6 +12,7 @@ mod support;
 mod as_deploy;
 mod backup;
 mod backup_archive;
+mod backup_dr;
 mod backup_host;
 mod backup_offsite;
 mod bootstrap;

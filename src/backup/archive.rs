@@ -416,6 +416,8 @@ pub fn parse_status(
 pub struct Repository {
     pub path: String,
     pub cipher: Option<Cipher>,
+    /// The repository is on the backup host (`ssh://`), reached over TLS; `path` is its path there.
+    pub on_backup_host: bool,
 }
 
 /// The passphrase of an encrypted repository, and the name of the secret it came from (what errors name).
@@ -455,6 +457,19 @@ impl Repository {
         Ok(Self {
             path: path.to_owned(),
             cipher,
+            on_backup_host: false,
+        })
+    }
+
+    /// The repository of `archive` on its backup host, with the passphrase from the stack's secrets.
+    pub fn on_backup_host(
+        path: &str,
+        archive: &Archive,
+        secrets: &[(String, Secret)],
+    ) -> Result<Self, String> {
+        Ok(Self {
+            on_backup_host: true,
+            ..Self::new(path, archive, secrets)?
         })
     }
 

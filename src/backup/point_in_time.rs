@@ -111,11 +111,16 @@ impl<'a> Pitr<'a> {
         options: &[String],
     ) -> Result<(), BackupError> {
         self.enter(j, RESTORE).await?;
-        let cipher = self.repo.cipher.as_ref();
+        // On a backup host the passphrase is there: pgBackRest's client there asks it for what it needs.
+        let cipher = self
+            .repo
+            .cipher
+            .as_ref()
+            .filter(|_| !self.repo.on_backup_host);
         let cmd = pitr::restore_beside(
             &self.postgres(),
             &j.next,
-            &self.repo.path,
+            (!self.repo.on_backup_host).then_some(self.repo.path.as_str()),
             cipher.is_some(),
             options,
         );
@@ -174,6 +179,12 @@ impl<'a> Pitr<'a> {
             .await
             .map_err(|e| (step, e.to_string()))?;
         // `check` switches WAL and waits until the segment is in the repository: nothing written is left behind.
+        // A cluster that is not the stanza's (a new host's, before `restore --from-backup-host`) has nothing
+        // there to push: pgBackRest would refuse its system identifier.
+        let theirs = matches!(
+            cluster_matches(self.remote(), self.flow.setup).await,
+            Ok(Some(false))
+        );
         let check = crate::remote::backup::in_postgres(
             &self.postgres(),
             &crate::remote::backup::pgbackrest(
@@ -183,12 +194,14 @@ impl<'a> Pitr<'a> {
                 "check",
             ),
         );
-        self.sh(&check).await.map_err(|e| {
-            (
-                step,
-                format!("pushing the last WAL (pgBackRest `check`): {e}"),
-            )
-        })?;
+        if !theirs {
+            self.sh(&check).await.map_err(|e| {
+                (
+                    step,
+                    format!("pushing the last WAL (pgBackRest `check`): {e}"),
+                )
+            })?;
+        }
         engine
             .stop(&self.postgres(), Duration::from_mins(1))
             .await
@@ -544,4 +557,50 @@ pub async fn abort(
         safety_backup: None,
         seconds: p.flow.started.elapsed().as_secs_f64(),
     })
+}
+
+/// The system identifier of the stanza's current database in `pgbackrest info --output=json`.
+pub fn stanza_system_id(info: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(info).ok()?;
+    v.get(0)?["db"]
+        .as_array()?
+        .iter()
+        .max_by_key(|d| d["id"].as_u64().unwrap_or(0))?["system-id"]
+        .as_u64()
+}
+
+/// Whether the cluster postgres runs on `remote` is the one the repository's stanza holds (same system
+/// identifier): `None` when either cannot be read (no stanza yet, the repository not answering).
+pub async fn cluster_matches(remote: &Remote, setup: &Setup) -> Result<Option<bool>, BackupError> {
+    let live = remote
+        .exec(&pitr::system_identifier(&setup.container, &setup.user))
+        .await?;
+    let info = remote
+        .exec(&pitr::repository_info(&setup.container, false))
+        .await?;
+    let live = live
+        .success()
+        .then(|| live.stdout_str().trim().parse::<u64>().ok())
+        .flatten();
+    let stanza = info
+        .success()
+        .then(|| stanza_system_id(&info.stdout_str()))
+        .flatten();
+    Ok(live.zip(stanza).map(|(l, s)| l == s))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn the_stanzas_system_id_is_its_newest_database() {
+        let info = r#"[{"db":[{"id":1,"repo-key":1,"system-id":7001,"version":"15"},{"id":2,"repo-key":1,"system-id":7002,"version":"15"}],"name":"main"}]"#;
+        assert_eq!(super::stanza_system_id(info), Some(7002));
+        assert_eq!(
+            super::stanza_system_id(r#"[{"db":[],"name":"main"}]"#),
+            None
+        );
+        assert_eq!(super::stanza_system_id("[]"), None);
+        assert_eq!(super::stanza_system_id("not json"), None);
+    }
 }

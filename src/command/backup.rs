@@ -184,6 +184,19 @@ pub(crate) async fn archive_status(
     .map_err(failed)
 }
 
+/// With the repository on a backup host: when this host's cluster is not the stanza's (a new host after `up`),
+/// what to say and do.
+pub(crate) async fn foreign_cluster(ctx: &Context, c: &Connected, setup: &Setup) -> Option<String> {
+    crate::backup::backup_host::target(&ctx.stack)?;
+    match crate::backup::point_in_time::cluster_matches(&c.remote, setup).await {
+        Ok(Some(false)) => Some(format!(
+            "this database is not the one the repository holds: `vldeploy restore --from-backup-host` (the cluster on {} has another system identifier than the stanza on the backup host; pgBackRest refuses its WAL, and the repository is left as it is)",
+            c.remote.name()
+        )),
+        _ => None,
+    }
+}
+
 /// `backup status`: what postgres and pgBackRest say about continuous archiving.
 #[allow(clippy::too_many_lines)]
 async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, CommandError> {
@@ -281,6 +294,12 @@ async fn status(ctx: &Context, c: &Connected, setup: &Setup) -> Result<i32, Comm
                     setup.backup_host_log()
                 );
             }
+        }
+    }
+    if s.backup_host_error.is_none() {
+        if let Some(why) = foreign_cluster(ctx, c, setup).await {
+            ctx.out.warning(why);
+            return Ok(1);
         }
     }
     if let (Some(host), Some(why)) = (&s.backup_host, &s.backup_host_error) {

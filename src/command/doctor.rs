@@ -153,7 +153,13 @@ async fn archive_finding(ctx: &Context, c: &Connected) -> Option<Finding> {
     let action = format!(
         "`vldeploy logs postgres -e {env}` shows pgBackRest's error (a repository that cannot be written, a missing stanza: `vldeploy backup now -e {env}` makes it); `vldeploy backup status -e {env}` shows the lag"
     );
-    match super::backup::archive_status(ctx, c, &setup).await {
+    let status = super::backup::archive_status(ctx, c, &setup).await;
+    if matches!(&status, Ok(Some(s)) if s.backup_host_error.is_none()) {
+        if let Some(why) = super::backup::foreign_cluster(ctx, c, &setup).await {
+            return Some(Finding::new("archive", Status::Fail, why, None));
+        }
+    }
+    match status {
         Ok(None) => None,
         Ok(Some(s)) if s.backup_host_error.is_some() => Some(Finding::new(
             "archive",

@@ -28,13 +28,14 @@ pub(crate) async fn restore(ctx: &Context, args: &RestoreArgs) -> Result<i32, Co
             ))
         })?),
     };
-    let target = match args.to.as_deref() {
-        Some(to) => Some(point_in_time_target(ctx, args, to)?),
-        None => None,
+    let target = match (args.to.as_deref(), args.from_backup_host) {
+        (_, true) => Some(from_backup_host_target(ctx, args)?),
+        (Some(to), false) => Some(point_in_time_target(ctx, args, to)?),
+        (None, false) => None,
     };
     if target.is_some() && !ctx.stack.hosts.is_empty() {
         return Err(CommandError::Usage(format!(
-            "environment `{}` runs across {} hosts: a restore to a point in time (`--to`) works on one `host:` so far\n  help: restore a dump (`vldeploy restore FILE`); nothing was changed",
+            "environment `{}` runs across {} hosts: a restore from the pgBackRest repository (`--to`, `--from-backup-host`) works on one `host:` so far\n  help: restore a dump (`vldeploy restore FILE`); nothing was changed",
             ctx.stack.environment,
             ctx.stack.hosts.len()
         )));
@@ -284,7 +285,49 @@ fn point_in_time_target(
     Ok((target, repo))
 }
 
-/// The stack's local pgBackRest repository (its path, its passphrase), or a usage error saying how to set one.
+/// `--from-backup-host`: the end of the WAL archived on the backup host, and that repository; refused (naming
+/// `backup.archive.repo`) when the stack's repository is not on a backup host.
+#[allow(clippy::result_large_err)]
+fn from_backup_host_target(
+    ctx: &Context,
+    args: &RestoreArgs,
+) -> Result<(RestoreTarget, Repository), CommandError> {
+    if args.backup != "latest" {
+        return Err(CommandError::Usage(format!(
+            "`--from-backup-host` restores from the pgBackRest repository on the backup host, not from the dump `{}`\n  help: pass either a dump file or `--from-backup-host`",
+            args.backup
+        )));
+    }
+    let on_backup_host = matches!(
+        ctx.stack
+            .backup
+            .as_ref()
+            .and_then(|b| b.archive.as_ref())
+            .map(|a| &a.repo),
+        Some(crate::stack::ArchiveRepo::Ssh { .. })
+    );
+    if !on_backup_host {
+        return Err(CommandError::Usage(format!(
+            "`--from-backup-host` restores from a backup host, and `{}` keeps no repository on one (`backup.archive.repo` is {}); nothing was changed\n  help: set `backup.archive.repo: ssh://USER@HOST/PATH` (the backup host that holds the repository), run `vldeploy up`, then this again; with a repository on this host, `vldeploy restore --to latest`",
+            ctx.stack.name,
+            if ctx
+                .stack
+                .backup
+                .as_ref()
+                .and_then(|b| b.archive.as_ref())
+                .is_some()
+            {
+                "a path on the database host"
+            } else {
+                "not set"
+            }
+        )));
+    }
+    Ok((RestoreTarget::Latest, archive_repo(ctx)?))
+}
+
+/// The stack's pgBackRest repository (its path, its passphrase, whether it is on a backup host), or a usage
+/// error saying how to set one.
 #[allow(clippy::result_large_err)]
 fn archive_repo(ctx: &Context) -> Result<Repository, CommandError> {
     match ctx.stack.backup.as_ref().and_then(|b| b.archive.as_ref()) {
@@ -292,30 +335,95 @@ fn archive_repo(ctx: &Context) -> Result<Repository, CommandError> {
             "`--to` needs continuous archiving, and `{}` sets no `backup.archive.repo`; nothing was changed\n  help: set `backup.archive` in stack.yaml, run `vldeploy up` and `vldeploy backup now`; a restore then reaches any moment after that backup",
             ctx.stack.name
         ))),
-        Some(a) => match &a.repo {
-            crate::stack::ArchiveRepo::Local(path) => {
-                Repository::new(path, a, &ctx.stack.named_secrets).map_err(|e| {
-                    CommandError::Usage(match e.split_once("\n  help: ") {
-                        Some((reason, help)) => {
-                            format!("{reason}; nothing was changed\n  help: {help}")
-                        }
-                        None => format!("{e}; nothing was changed"),
-                    })
+        Some(a) => {
+            let repo = match &a.repo {
+                crate::stack::ArchiveRepo::Local(path) => {
+                    Repository::new(path, a, &ctx.stack.named_secrets)
+                }
+                crate::stack::ArchiveRepo::Ssh { path, .. } => {
+                    Repository::on_backup_host(path, a, &ctx.stack.named_secrets)
+                }
+            };
+            repo.map_err(|e| {
+                CommandError::Usage(match e.split_once("\n  help: ") {
+                    Some((reason, help)) => {
+                        format!("{reason}; nothing was changed\n  help: {help}")
+                    }
+                    None => format!("{e}; nothing was changed"),
                 })
-            }
-            crate::stack::ArchiveRepo::Ssh { .. } => Err(CommandError::Usage(
-                "`--to` restores from a repository on the database host; `backup.archive.repo` on a backup host (ssh://) is not applied yet".into(),
-            )),
-        },
+            })
+        }
     }
 }
 
-/// The path of the stack's local pgBackRest repository, if it has one.
-fn archive_path(ctx: &Context) -> Option<String> {
-    match &ctx.stack.backup.as_ref()?.archive.as_ref()?.repo {
-        crate::stack::ArchiveRepo::Local(path) => Some(path.clone()),
-        crate::stack::ArchiveRepo::Ssh { .. } => None,
+/// The stack's pgBackRest repository without its passphrase (what a rollback needs), if it has one.
+fn archive_path(ctx: &Context) -> Option<Repository> {
+    let (path, on_backup_host) = match &ctx.stack.backup.as_ref()?.archive.as_ref()?.repo {
+        crate::stack::ArchiveRepo::Local(path) => (path.clone(), false),
+        crate::stack::ArchiveRepo::Ssh { path, .. } => (path.clone(), true),
+    };
+    Some(Repository {
+        path,
+        cipher: None,
+        on_backup_host,
+    })
+}
+
+/// With an encrypted repository on the backup host: the operator's passphrase (the stack secret) must decrypt
+/// it there, or the restore is refused before anything changes.
+async fn check_passphrase(ctx: &Context, repo: &Repository) -> Result<(), CommandError> {
+    let (Some(cipher), true) = (&repo.cipher, repo.on_backup_host) else {
+        return Ok(());
+    };
+    let Some(target) = crate::backup::backup_host::target(&ctx.stack) else {
+        return Ok(());
+    };
+    let name = target.name();
+    let far = crate::host::connect_to(&ctx.stack, target, std::time::Duration::from_secs(15))
+        .await
+        .map_err(|e| {
+            CommandError::Usage(format!(
+                "the backup host `{name}` (`backup.archive.repo`) cannot be reached: {e}; nothing was changed\n  help: start it again or check the network, then run the restore again"
+            ))
+        })?;
+    let container = crate::backup::backup_host::container_name(&ctx.stack.name);
+    let out = far
+        .exec_stdin(
+            &crate::remote::pitr::repository_info(&container, true),
+            format!("{}\n", cipher.passphrase.expose()).into_bytes(),
+        )
+        .await?;
+    let text = format!(
+        "{}\n{}",
+        out.stdout_str(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout_str()).unwrap_or_default();
+    let status = v[0]["status"]["code"].as_u64();
+    let message = v[0]["status"]["message"].as_str().unwrap_or_default();
+    if out.success() && matches!(status, Some(0 | 2)) {
+        return Ok(());
     }
+    let reason = repo
+        .explain(&format!("{text}\n{message}"))
+        .or_else(|| {
+            (message.contains("FormatError") || message.contains("CryptoError")).then(|| {
+                format!(
+                    "the pgBackRest repository does not decrypt with the passphrase in the secret `{}` (`backup.archive.encrypt_passphrase`)\n  help: set `{}` in the secrets file to the passphrase the repository was created with (the value `vldeploy up` applied), then run the restore again",
+                    cipher.secret, cipher.secret
+                )
+            })
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "pgBackRest on the backup host cannot read the repository (`{container}`): {}\n  help: `vldeploy backup status` shows its state; `vldeploy up` starts its container again",
+                if message.is_empty() { out.stderr_tail(3) } else { message.to_owned() }
+            )
+        });
+    let (reason, help) = reason.split_once("\n  help: ").unwrap_or((&reason, ""));
+    Err(CommandError::Usage(format!(
+        "on the backup host {name}: {reason}; nothing was changed\n  help: {help}"
+    )))
 }
 
 /// `restore --to`: the target checked against the repository's restore points, confirmed, then restored
@@ -328,6 +436,17 @@ async fn restore_to_time(
     target: &RestoreTarget,
     repo: &Repository,
 ) -> Result<i32, CommandError> {
+    check_passphrase(ctx, repo).await?;
+    let matches = crate::backup::point_in_time::cluster_matches(&c.remote, setup)
+        .await
+        .map_err(failed)?;
+    if matches == Some(false) && !args.from_backup_host {
+        return Err(CommandError::Usage(format!(
+            "`--to {}` is refused on {}: this database is not the one the repository holds (another system identifier: a new host's); nothing was changed\n  help: `vldeploy restore --from-backup-host` brings the repository's database here",
+            args.to.as_deref().unwrap_or_default(),
+            c.remote.name()
+        )));
+    }
     let status = super::backup::archive_status(ctx, c, setup).await?;
     let now = crate::state::now();
     if let Err(reason) = target.reachable(status.and_then(|s| s.oldest_restore_point), now) {
@@ -338,6 +457,9 @@ async fn restore_to_time(
         )));
     }
     let what = match target {
+        RestoreTarget::Latest if args.from_backup_host => {
+            "the last WAL archived on the backup host".to_string()
+        }
         RestoreTarget::Latest => "the end of the archived WAL".to_string(),
         RestoreTarget::Time(t) => format!("its state at {t}"),
     };
@@ -427,9 +549,9 @@ async fn finish_point_in_time(
     let repo = match archive_repo(ctx) {
         Ok(r) => r,
         // Rolling back reads nothing from the repository: it needs no passphrase.
-        Err(_) if !resume && archive_path(ctx).is_some() => Repository {
-            path: archive_path(ctx).unwrap_or_default(),
-            cipher: None,
+        Err(_) if !resume && archive_path(ctx).is_some() => match archive_path(ctx) {
+            Some(r) => r,
+            None => return (Vec::new(), Ok(0)),
         },
         Err(e) => return (Vec::new(), Err(e)),
     };

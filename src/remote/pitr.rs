@@ -19,20 +19,27 @@ const MOUNT_FN: &str = r#"mount_of() {
 /// live container's environment (read by docker from `docker inspect`, never on a command line) and its
 /// repository volume, in which pgBackRest restores as the postgres user. The marker names the new volume. With
 /// `$6` = `stdin`, the repository's passphrase is the first line of standard input (the operator's secret, not
-/// the live container's), passed to pgBackRest in its environment.
+/// the live container's), passed to pgBackRest in its environment. With `$3` = `-`, the repository is on the
+/// backup host: no volume, the live container's network, and its TLS files written from its environment as
+/// its entrypoint writes them (the key readable by postgres alone).
 const RESTORE_SCRIPT: &str = r#"set -euo pipefail
 c=$1; new=$2; repo=$3; pgdata=$4; marker=$5; cipher=$6; shift 6
 stdin=()
 [ "$cipher" = stdin ] && stdin=(-i)
 img=$(docker inspect -f '{{.Image}}' "$c")
-repo_vol=$(mount_of "$c" "$repo")
-[ -n "$repo_vol" ] || { echo "the container \`$c\` mounts no pgBackRest repository volume at $repo" >&2; exit 1; }
+if [ "$repo" = - ]; then
+    where=(--network "container:$c")
+else
+    repo_vol=$(mount_of "$c" "$repo")
+    [ -n "$repo_vol" ] || { echo "the container \`$c\` mounts no pgBackRest repository volume at $repo" >&2; exit 1; }
+    where=(--network none -v "$repo_vol:$repo")
+fi
 docker volume rm -f "$new" >/dev/null 2>&1 || true
 docker volume create --label vldeploy.restore=point-in-time "$new" >/dev/null
 docker rm -f "$c.pitr" >/dev/null 2>&1 || true
-docker run "${stdin[@]}" --rm --name "$c.pitr" --network none \
+docker run "${stdin[@]}" --rm --name "$c.pitr" "${where[@]}" \
     --env-file <(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$c") \
-    -v "$new:$pgdata" -v "$repo_vol:$repo" --entrypoint /bin/sh "$img" -c '
+    -v "$new:$pgdata" --entrypoint /bin/sh "$img" -c '
 set -eu
 pgdata=$1; marker=$2; cipher=$3; shift 3
 if [ "$cipher" = stdin ]; then
@@ -43,6 +50,14 @@ fi
 mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
 printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
 chmod 600 /etc/pgbackrest/pgbackrest.conf
+if [ -n "${VL_PGBACKREST_TLS_KEY:-}" ]; then
+    mkdir -p /etc/pgbackrest/tls
+    printf "%s" "${VL_PGBACKREST_TLS_CA:?}" | base64 -d > /etc/pgbackrest/tls/ca.crt
+    printf "%s" "${VL_PGBACKREST_TLS_CERT:?}" | base64 -d > /etc/pgbackrest/tls/self.crt
+    (umask 077 && printf "%s" "$VL_PGBACKREST_TLS_KEY" | base64 -d > /etc/pgbackrest/tls/self.key)
+    chmod 700 /etc/pgbackrest/tls
+    chmod 600 /etc/pgbackrest/tls/*
+fi
 chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest "$pgdata"
 chmod 700 "$pgdata"
 setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main --log-level-console=warn "$@" restore
@@ -89,18 +104,26 @@ fn script(body: &str, name: &str, args: &[&str]) -> Command {
     Command::script(text)
 }
 
-/// pgBackRest restores the stanza of `container`'s repository (at `repo` in it) into the new volume `volume`,
-/// with the restore `options` (`--type=time`, `--target=…`); the live container keeps running. With
-/// `passphrase_on_stdin`, the command reads the repository's passphrase as one line of standard input.
+/// pgBackRest restores the stanza of `container`'s repository (at `repo` in it; `None`: on the backup host) into
+/// the new volume `volume`, with the restore `options` (`--type=time`, `--target=…`); the live container keeps
+/// running. With `passphrase_on_stdin`, the command reads the repository's passphrase as one line of standard
+/// input.
 pub fn restore_beside(
     container: &str,
     volume: &str,
-    repo: &str,
+    repo: Option<&str>,
     passphrase_on_stdin: bool,
     options: &[String],
 ) -> Command {
     let cipher = if passphrase_on_stdin { "stdin" } else { "env" };
-    let mut args = vec![container, volume, repo, PGDATA, volume, cipher];
+    let mut args = vec![
+        container,
+        volume,
+        repo.unwrap_or("-"),
+        PGDATA,
+        volume,
+        cipher,
+    ];
     args.extend(options.iter().map(String::as_str));
     script(RESTORE_SCRIPT, "restore", &args)
 }
@@ -134,6 +157,34 @@ pub fn in_recovery(container: &str, user: &str) -> Command {
     ))
 }
 
+/// Prints the system identifier of the cluster postgres in `container` runs.
+pub fn system_identifier(container: &str, user: &str) -> Command {
+    Command::script(format!(
+        "docker exec {} psql -X -q -At -U {} -d postgres -c 'SELECT system_identifier FROM pg_control_system()'",
+        q(container),
+        q(user)
+    ))
+}
+
+/// Prints `pgbackrest info --output=json` of the stanza, read from `container` (the postgres container, or the
+/// backup host's repository container). With `passphrase_on_stdin`, the repository's passphrase is the first
+/// line of standard input, in pgBackRest's environment (which comes before its configuration file).
+pub fn repository_info(container: &str, passphrase_on_stdin: bool) -> Command {
+    let read = if passphrase_on_stdin {
+        r#"IFS= read -r PGBACKREST_REPO1_CIPHER_PASS || [ -n "$PGBACKREST_REPO1_CIPHER_PASS" ]; export PGBACKREST_REPO1_CIPHER_PASS; "#
+    } else {
+        ""
+    };
+    Command::script(format!(
+        "docker exec {}-u postgres {} sh -c {}",
+        if passphrase_on_stdin { "-i " } else { "" },
+        q(container),
+        q(&format!(
+            "{read}exec pgbackrest --stanza=main --output=json --io-timeout=3 info"
+        ))
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +194,7 @@ mod tests {
         let cmd = restore_beside(
             "vl_postgres",
             "shop_pgdata_pitr_1",
-            "/var/lib/pgbackrest",
+            Some("/var/lib/pgbackrest"),
             true,
             &[
                 "--type=time".into(),
@@ -192,7 +243,7 @@ mod tests {
         let restore = restore_beside(
             "vl_postgres",
             "shop_pgdata_pitr_1",
-            "/var/lib/pgbackrest",
+            Some("/var/lib/pgbackrest"),
             true,
             &[
                 "--type=time".into(),
@@ -234,6 +285,45 @@ mod tests {
                 "vl_postgres /var/lib/postgresql/data"
             )
         );
+    }
+
+    #[test]
+    fn a_backup_host_repository_is_no_volume_and_its_passphrase_comes_on_stdin() {
+        let cmd = restore_beside(
+            "vl_postgres",
+            "v_1",
+            None,
+            false,
+            &["--type=default".into()],
+        );
+        assert!(
+            cmd.text().ends_with(
+                "' restore vl_postgres v_1 '-' /var/lib/postgresql/data v_1 env '--type=default'"
+            ),
+            "{}",
+            cmd.text()
+        );
+        assert!(cmd.text().contains(r#"where=(--network "container:$c")"#));
+        assert_eq!(
+            system_identifier("vl_postgres", "a b").text(),
+            "docker exec vl_postgres psql -X -q -At -U 'a b' -d postgres -c 'SELECT system_identifier FROM pg_control_system()'"
+        );
+        assert_eq!(
+            repository_info("vl_shop_pgbackrest", false).text(),
+            "docker exec -u postgres vl_shop_pgbackrest sh -c 'exec pgbackrest --stanza=main --output=json --io-timeout=3 info'"
+        );
+        let with = repository_info("x;y", true).text().to_string();
+        assert!(
+            with.starts_with(
+                "docker exec -i -u postgres 'x;y' sh -c 'IFS= read -r PGBACKREST_REPO1_CIPHER_PASS"
+            ),
+            "{with}"
+        );
+        let parsed = std::process::Command::new("sh")
+            .args(["-n", "-c", &with])
+            .output()
+            .expect("sh runs");
+        assert!(parsed.status.success());
     }
 
     #[test]
