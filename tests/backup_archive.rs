@@ -275,7 +275,6 @@ fn backup_archive_restores_a_dropped_table_to_a_second_before_from_an_encrypted_
 fn backup_verify_archive_restores_a_local_repository_into_a_scratch_instance_and_removes_it() {
     use crate::backup::{HostExt as _, insert_orders};
     use crate::support::project::Project;
-    use crate::support::ssh::no_secret;
 
     let p = Project::with_sandbox("backup_verify_archive");
     let passphrase = "a local repository passphrase 2718";
@@ -298,15 +297,35 @@ fn backup_verify_archive_restores_a_local_repository_into_a_scratch_instance_and
     p.sh(&format!(
         "docker volume create {scratch} >/dev/null && docker create --name {scratch} -v {scratch}:/x $(docker inspect -f '{{{{.Image}}}}' vl_postgres) true >/dev/null"
     ));
+    let v = verify_archive(&p, "a local repository", passphrase, live);
+    // (Its exit status says whether archiving is stalled: an idle database archives nothing for a while.)
+    let status = p.vldeploy(&["backup", "status", "-o", "json"]);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        s["last_verification"]["file"],
+        format!("pgBackRest backup {}", v["backup"].as_str().unwrap()),
+        "{s}"
+    );
+}
+
+/// `backup verify --archive` of `p`'s repository (`what`, for the timing line): it passes, restores as many orders
+/// as `live`, prints no `passphrase` and leaves no scratch container or volume. Its JSON.
+pub(crate) fn verify_archive(
+    p: &crate::support::project::Project,
+    what: &str,
+    passphrase: &str,
+    live: u64,
+) -> serde_json::Value {
+    use crate::backup::HostExt as _;
     let t = std::time::Instant::now();
     let run = p
         .vldeploy(&["backup", "verify", "--archive", "-o", "json"])
         .ok();
     eprintln!(
-        "backup verify --archive of a local repository: {:.1}s",
+        "backup verify --archive of {what}: {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    no_secret(&run, &[passphrase]);
+    crate::support::ssh::no_secret(&run, &[passphrase]);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     let orders = v["tables"]
@@ -316,6 +335,7 @@ fn backup_verify_archive_restores_a_local_repository_into_a_scratch_instance_and
         .find(|t| t["table"] == "public.orders")
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(orders["restored"], live, "{v}");
+    let scratch = format!("vl_{}_verify_archive", p.name);
     assert_eq!(
         p.sh(&format!(
             "docker ps -aq --filter name={scratch}; docker volume ls -q --filter name={scratch}"
@@ -324,12 +344,5 @@ fn backup_verify_archive_restores_a_local_repository_into_a_scratch_instance_and
         "",
         "the scratch container or volume is left"
     );
-    // (Its exit status says whether archiving is stalled: an idle database archives nothing for a while.)
-    let status = p.vldeploy(&["backup", "status", "-o", "json"]);
-    let s: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(
-        s["last_verification"]["file"],
-        format!("pgBackRest backup {}", v["backup"].as_str().unwrap()),
-        "{s}"
-    );
+    v
 }

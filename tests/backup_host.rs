@@ -172,33 +172,7 @@ fn the_repository_on_a_backup_host_is_prepared_by_up_archived_to_over_tls_and_it
         .trim()
         .parse()
         .unwrap();
-    let t = Instant::now();
-    let run = p
-        .vldeploy(&["backup", "verify", "--archive", "-o", "json"])
-        .ok();
-    eprintln!(
-        "backup verify --archive from the backup host: {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
-    no_secret(&run, &[passphrase]);
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
-    let orders = v["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "public.orders")
-        .unwrap_or_else(|| panic!("{v}"));
-    assert_eq!(orders["restored"], live, "{v}");
-    let scratch = format!("vl_{}_verify_archive", p.name);
-    assert_eq!(
-        p.sh(&format!(
-            "docker ps -aq --filter name={scratch}; docker volume ls -q --filter name={scratch}"
-        ))
-        .trim(),
-        "",
-        "the scratch container or volume is left"
-    );
+    let v = crate::backup_archive::verify_archive(&p, "the backup host", passphrase, live);
     let human = p.vldeploy(&["backup", "status"]).ok();
     assert!(
         human.stdout.contains(&format!(
