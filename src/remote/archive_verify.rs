@@ -15,7 +15,8 @@ pub const LABEL: &str = "vldeploy.verify=archive";
 /// container's first network, to reach a backup host). In it, pgBackRest restores the newest backup with every
 /// archived WAL (archiving off in the copy, so it never writes to the repository), then postgres starts on its
 /// unix socket alone and recovers to the end of the WAL.
-const START_SCRIPT: &str = r#"set -euo pipefail
+const START_SCRIPT: &str = concat!(
+    r#"set -euo pipefail
 c=$1; name=$2; pgdata=$3; repo=$4; network=$5
 img=$(docker inspect -f '{{.Image}}' "$c")
 docker rm -f "$name" >/dev/null 2>&1 || true
@@ -37,23 +38,16 @@ set -eu
 pgdata=$1
 : "${VL_PGBACKREST_CONF:?the postgres container has no pgBackRest configuration: is backup.archive applied (vldeploy up)?}"
 mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest /var/run/postgresql
-printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
-chmod 600 /etc/pgbackrest/pgbackrest.conf
-if [ -n "${VL_PGBACKREST_TLS_KEY:-}" ]; then
-    mkdir -p /etc/pgbackrest/tls
-    printf "%s" "${VL_PGBACKREST_TLS_CA:?}" | base64 -d > /etc/pgbackrest/tls/ca.crt
-    printf "%s" "${VL_PGBACKREST_TLS_CERT:?}" | base64 -d > /etc/pgbackrest/tls/self.crt
-    (umask 077 && printf "%s" "$VL_PGBACKREST_TLS_KEY" | base64 -d > /etc/pgbackrest/tls/self.key)
-    chmod 700 /etc/pgbackrest/tls
-    chmod 600 /etc/pgbackrest/tls/*
-fi
-chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest /var/run/postgresql "$pgdata"
+"#,
+    super::pitr::pgbackrest_files_from_env!(),
+    r#"chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest /var/run/postgresql "$pgdata"
 chmod 700 "$pgdata"
 setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main --log-level-console=warn --archive-mode=off restore
 echo "vldeploy-verify: restored; recovering"
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$pgdata" -c archive_mode=off -c "listen_addresses="
 ' verify "$pgdata" >/dev/null
-"#;
+"#
+);
 
 /// Prints `f` once the scratch instance `$1` accepts connections and has finished recovery, `t` while it
 /// recovers, `starting` before it answers, and `exited` followed by its last log lines when it has stopped.

@@ -15,6 +15,26 @@ const MOUNT_FN: &str = r#"mount_of() {
 }
 "#;
 
+/// The lines, inside a one-off container of the stack's postgres image, that write pgBackRest's configuration
+/// and TLS identity from the live container's environment (`VL_PGBACKREST_*`, as its entrypoint does): shared by
+/// the restore beside and `backup verify --archive`'s scratch instance.
+macro_rules! pgbackrest_files_from_env {
+    () => {
+        r#"printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
+chmod 600 /etc/pgbackrest/pgbackrest.conf
+if [ -n "${VL_PGBACKREST_TLS_KEY:-}" ]; then
+    mkdir -p /etc/pgbackrest/tls
+    printf "%s" "${VL_PGBACKREST_TLS_CA:?}" | base64 -d > /etc/pgbackrest/tls/ca.crt
+    printf "%s" "${VL_PGBACKREST_TLS_CERT:?}" | base64 -d > /etc/pgbackrest/tls/self.crt
+    (umask 077 && printf "%s" "$VL_PGBACKREST_TLS_KEY" | base64 -d > /etc/pgbackrest/tls/self.key)
+    chmod 700 /etc/pgbackrest/tls
+    chmod 600 /etc/pgbackrest/tls/*
+fi
+"#
+    };
+}
+pub(crate) use pgbackrest_files_from_env;
+
 /// The restore beside the live data: a new volume `$2`, and a one-off container of the postgres image with the
 /// live container's environment (read by docker from `docker inspect`, never on a command line) and its
 /// repository volume, in which pgBackRest restores as the postgres user. The marker names the new volume. With
@@ -22,7 +42,8 @@ const MOUNT_FN: &str = r#"mount_of() {
 /// the live container's), passed to pgBackRest in its environment. With `$3` = `-`, the repository is on the
 /// backup host: no volume, the live container's network, and its TLS files written from its environment as
 /// its entrypoint writes them (the key readable by postgres alone).
-const RESTORE_SCRIPT: &str = r#"set -euo pipefail
+const RESTORE_SCRIPT: &str = concat!(
+    r#"set -euo pipefail
 c=$1; new=$2; repo=$3; pgdata=$4; marker=$5; cipher=$6; shift 6
 stdin=()
 [ "$cipher" = stdin ] && stdin=(-i)
@@ -48,23 +69,16 @@ if [ "$cipher" = stdin ]; then
 fi
 : "${VL_PGBACKREST_CONF:?the postgres container has no pgBackRest configuration: is backup.archive applied (vldeploy up)?}"
 mkdir -p /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest
-printf "%s" "$VL_PGBACKREST_CONF" | base64 -d > /etc/pgbackrest/pgbackrest.conf
-chmod 600 /etc/pgbackrest/pgbackrest.conf
-if [ -n "${VL_PGBACKREST_TLS_KEY:-}" ]; then
-    mkdir -p /etc/pgbackrest/tls
-    printf "%s" "${VL_PGBACKREST_TLS_CA:?}" | base64 -d > /etc/pgbackrest/tls/ca.crt
-    printf "%s" "${VL_PGBACKREST_TLS_CERT:?}" | base64 -d > /etc/pgbackrest/tls/self.crt
-    (umask 077 && printf "%s" "$VL_PGBACKREST_TLS_KEY" | base64 -d > /etc/pgbackrest/tls/self.key)
-    chmod 700 /etc/pgbackrest/tls
-    chmod 600 /etc/pgbackrest/tls/*
-fi
-chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest "$pgdata"
+"#,
+    pgbackrest_files_from_env!(),
+    r#"chown -R postgres:postgres /etc/pgbackrest /var/log/pgbackrest /tmp/pgbackrest "$pgdata"
 chmod 700 "$pgdata"
 setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main --log-level-console=warn "$@" restore
 printf "%s\n" "$marker" > "$pgdata/vldeploy-restore"
 chown postgres:postgres "$pgdata/vldeploy-restore"
 ' restore "$pgdata" "$marker" "$cipher" "$@"
-"#;
+"#
+);
 
 /// Swaps the contents of the volume at the container's data path and the volume `$2` (by renaming their data
 /// directories on the engine's disk, through a one-off container); the container must be stopped. Its own
