@@ -6,6 +6,9 @@
 //! A new feature: write `tests/<feature>.rs`, name it below with `mod <feature>;`, and reach the shared helpers
 //! as `crate::support::…` (the file itself declares no `mod support;`). Runs of the binary go through
 //! `support::test::Test` (`Project::test()` in a sandbox project).
+//!
+//! libtest starts tests in the order of their names: the longest (`cluster::`, three hosts forming a swarm) is
+//! named to start while plenty of others are left to run beside it, not last and alone.
 
 mod support;
 
@@ -18,6 +21,7 @@ mod backup_offsite;
 mod bootstrap;
 mod certs;
 mod checklist;
+mod cluster;
 mod delivery;
 mod faults;
 mod firewall;
@@ -33,7 +37,6 @@ mod stack_errors;
 mod stack_hosts;
 mod store;
 mod storefront;
-mod swarm;
 mod swarm_data;
 mod swarm_edge;
 mod swarm_gate;

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use base64::Engine as _;
 
+use crate::cluster::Node;
 use crate::support::project::{Project, http_get};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::Node;
 
 /// Runs `sql` in the running postgres task on the db node; its output, trimmed.
 fn psql(p: &Project, db: &Node, sql: &str) -> String {

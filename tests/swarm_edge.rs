@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Node;
 use crate::support::pebble::{HMAC, KID, LocalPebble};
 use crate::support::project::{self, Project};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::Node;
 
 const DOMAIN: &str = "shop.test";
 

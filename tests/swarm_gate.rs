@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
+use crate::cluster::Node;
 use crate::support::project::{Project, http_get};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::Node;
 
 const ITEMS: &str = "secrets, safe_mode, firewall, health, homepage";
 

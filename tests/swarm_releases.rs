@@ -1,12 +1,12 @@
 //! `logs`, `releases` and `rollback` on a cluster: each task's lines through a manager, the releases Swarm keeps,
-//! and the previous one put back under load; called from the cluster test in tests/swarm.rs.
+//! and the previous one put back under load; called from the cluster test in tests/cluster.rs.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use std::time::{Duration, Instant};
 
+use crate::cluster::{self, Node};
 use crate::support::project::{Project, http_get};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::{self, Node};
 
 pub(crate) fn check(p: &Project, nodes: &[Node]) {
     let whole = Instant::now();
@@ -184,7 +184,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         human.stdout
     );
 
-    let loads = swarm::load_through_edges(nodes, Duration::from_mins(5));
+    let loads = cluster::load_through_edges(nodes, Duration::from_mins(5));
     let started = Instant::now();
     let rolled = p.vldeploy(&["--env", "cluster", "rollback"]).ok();
     eprintln!(
@@ -264,7 +264,7 @@ pub(crate) fn check(p: &Project, nodes: &[Node]) {
         back.all()
     );
     assert_eq!(spec_hash("backend", "Spec"), five);
-    swarm::assert_edges_served(nodes, loads, "the rollbacks", 100);
+    cluster::assert_edges_served(nodes, loads, "the rollbacks", 100);
     p.write_stack(&found);
     let again = p.vldeploy(&["--env", "cluster", "up"]).ok();
     assert!(again.stdout.contains("no changes"), "{}", again.all());

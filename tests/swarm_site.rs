@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::cluster::Node;
 use crate::support::project::{Project, http_get, repo};
 use crate::support::ssh::ssh_ok;
-use crate::swarm::Node;
 
 /// The edges: the first two hosts of the cluster.
 fn edges(nodes: &[Node]) -> &[Node] {
