@@ -10,6 +10,7 @@ pairs=${1:-5}
 for tool in jq bc docker-compose curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool: apt-get install $tool" >&2; exit 1; }
 done
+[ -z "${VLDEPLOY:-}" ] || VLDEPLOY=$(realpath "$VLDEPLOY")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 if [ -z "${VLDEPLOY:-}" ]; then
@@ -18,8 +19,9 @@ if [ -z "${VLDEPLOY:-}" ]; then
 fi
 [ -x backend/dist/vl-backend ] || { echo "needs backend/dist/vl-backend (see run.sh)" >&2; exit 1; }
 bin=$VLDEPLOY
+[ -z "${EVENTS:-}" ] || mkdir -p "$EVENTS"
 work=$(mktemp -d /tmp/vld-cold-XXXX)
-cleanup() { (cd "$work/vld" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; [ -n "${tunnel:-}" ] && kill "$tunnel" 2>/dev/null; rm -rf "$work"; }
+cleanup() { (cd "$work/vld" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; (cd "$work/compose" && env -u DOCKER_HOST "$bin" sandbox down >/dev/null 2>&1) || true; { [ -z "${tunnel:-}" ] || kill "$tunnel" 2>/dev/null || true; }; rm -rf "$work"; }
 trap cleanup EXIT
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
