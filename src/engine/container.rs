@@ -14,7 +14,7 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 
-use super::{Engine, EngineError, is_not_found, label_filter};
+use super::{Engine, EngineError, is_not_found, label_filter, removal_in_progress};
 use crate::plan::{ContainerSpec, MountSource, ObservedContainer};
 
 pub const STACK_LABEL: &str = "vldeploy.stack";
@@ -175,7 +175,35 @@ impl Engine {
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
+            // A container run with `--rm` that was just killed is being removed by the engine itself: wait for
+            // that removal instead of failing on it.
+            Err(e) if removal_in_progress(&e) => {
+                self.wait_gone(name, Duration::from_secs(30)).await
+            }
             Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
+        }
+    }
+
+    /// Waits until no container is named `name` (its removal already under way), up to `limit`.
+    async fn wait_gone(&self, name: &str, limit: Duration) -> Result<(), EngineError> {
+        let started = Instant::now();
+        loop {
+            match self.docker.inspect_container(name, None).await {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e) => return Err(self.fail(format!("removing `{name}`"))(e)),
+                Ok(_) if started.elapsed() >= limit => {
+                    return Err(self.fail(format!(
+                        "removing `{name}` (its removal was still in progress after {}s)",
+                        limit.as_secs()
+                    ))(
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code: 409,
+                            message: "removal of container is already in progress".into(),
+                        },
+                    ));
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 

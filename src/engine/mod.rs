@@ -416,6 +416,15 @@ pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// The engine's answer to removing a container it is already removing (a killed `--rm` container).
+pub(crate) fn removal_in_progress(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, message }
+            if message.contains("already in progress")
+    )
+}
+
 pub(crate) fn is_conflict(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -428,7 +437,21 @@ pub(crate) fn is_conflict(e: &bollard::errors::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::duplicates_to_remove;
+    use super::{duplicates_to_remove, removal_in_progress};
+
+    #[test]
+    fn removal_in_progress_is_the_engines_409_for_a_container_it_is_removing() {
+        let e = |status_code, message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
+        assert!(removal_in_progress(&e(
+            409,
+            "removal of container vldeploy-sandbox-bench-dr is already in progress"
+        )));
+        assert!(!removal_in_progress(&e(409, "the container is running")));
+        assert!(!removal_in_progress(&e(404, "already in progress")));
+    }
 
     #[test]
     fn of_networks_sharing_a_name_all_but_the_oldest_are_removed() {
