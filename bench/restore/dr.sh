@@ -153,7 +153,9 @@ docker kill "vldeploy-sandbox-$stack" >/dev/null
 echo "== a new host, up there (the shop on an empty database)"
 up_load=$(loadavg)
 s=$(now_ms)
-(cd "$shop" && "$bin" sandbox up >/dev/null)
+# A host made under the destroyed one's name can stop while starting if the engine is still releasing the old
+# one's resources: one more try, after its error.
+(cd "$shop" && "$bin" sandbox up >/dev/null) || { sleep 2; (cd "$shop" && "$bin" sandbox up >/dev/null); }
 sandbox_ms=$(( $(now_ms) - s ))
 trust
 archive_stack
