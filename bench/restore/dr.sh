@@ -20,6 +20,12 @@ cd "$repo"
 bin=$(command -v "${VLDEPLOY:-vldeploy}") || { echo "no vldeploy: set VLDEPLOY=path/to/vldeploy" >&2; exit 1; }
 bin=$(realpath "$bin")
 [ -x backend/dist/vl-backend ] || { echo "needs backend/dist/vl-backend (see bench/restore/README.md)" >&2; exit 1; }
+for h in vldeploy-sandbox-bench-dr vldeploy-sandbox-bench-dr-vault; do
+  [ -z "$(docker ps -a -q --filter "name=^$h\$")" ] || {
+    echo "$h exists: another dr.sh run (or a KEEP=1 one) is using it; remove it with \`docker rm -f -v $h\` once it is done" >&2
+    exit 1
+  }
+done
 work=$(mktemp -d /tmp/vld-bench-dr-XXXX)
 shop=$work/shop
 vault=$work/vault
