@@ -175,8 +175,8 @@ impl Engine {
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // A container run with `--rm` that was just killed is being removed by the engine itself: wait for
-            // that removal instead of failing on it.
+            // Someone else is removing it already (a second `sandbox down`, a `--rm` container's own end): wait
+            // for that removal instead of failing on it.
             Err(e) if removal_in_progress(&e) => {
                 self.wait_gone(name, Duration::from_secs(30)).await
             }
