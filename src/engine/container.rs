@@ -172,36 +172,45 @@ impl Engine {
     /// Removes a container (stopping it first if needed); a missing one is not an error.
     pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
         let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        self.remove_with(name, opts).await
+    }
+
+    /// Removes a container with `opts`: a missing one is not an error, and one that someone else is removing
+    /// already (a second `sandbox down`, a `--rm` container's own end) is waited for instead of failed on.
+    async fn remove_with(
+        &self,
+        name: &str,
+        opts: bollard::query_parameters::RemoveContainerOptions,
+    ) -> Result<(), EngineError> {
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // Someone else is removing it already (a second `sandbox down`, a `--rm` container's own end): wait
-            // for that removal instead of failing on it.
             Err(e) if removal_in_progress(&e) => {
-                self.wait_gone(name, Duration::from_secs(30)).await
+                match self.gone_within(name, Duration::from_secs(30)).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(self
+                        .fail(format!("removing `{name}` (still being removed after 30s)"))(
+                        e
+                    )),
+                    Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
+                }
             }
             Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
         }
     }
 
-    /// Waits until no container is named `name` (its removal already under way), up to `limit`.
-    async fn wait_gone(&self, name: &str, limit: Duration) -> Result<(), EngineError> {
+    /// Whether no container is named `name` within `limit` (its removal already under way elsewhere).
+    async fn gone_within(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> Result<bool, bollard::errors::Error> {
         let started = Instant::now();
         loop {
             match self.docker.inspect_container(name, None).await {
-                Err(e) if is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(self.fail(format!("removing `{name}`"))(e)),
-                Ok(_) if started.elapsed() >= limit => {
-                    return Err(self.fail(format!(
-                        "removing `{name}` (its removal was still in progress after {}s)",
-                        limit.as_secs()
-                    ))(
-                        bollard::errors::Error::DockerResponseServerError {
-                            status_code: 409,
-                            message: "removal of container is already in progress".into(),
-                        },
-                    ));
-                }
+                Err(e) if is_not_found(&e) => return Ok(true),
+                Err(e) => return Err(e),
+                Ok(_) if started.elapsed() >= limit => return Ok(false),
                 Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -232,11 +241,7 @@ impl Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(self.fail(format!("removing `{name}`"))(e)),
-        }
+        self.remove_with(name, opts).await
     }
 
     /// Unpacks a tar archive into a container's filesystem at `path`.

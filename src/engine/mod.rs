@@ -416,7 +416,7 @@ pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// The engine's answer to removing a container it is already removing (a killed `--rm` container).
+/// The engine's answer to removing a container that is already being removed (by another caller, or `--rm`).
 pub(crate) fn removal_in_progress(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
