@@ -146,59 +146,36 @@ impl Journal {
 
     /// What an interrupted restore left, in one sentence, and the two ways out.
     pub fn describe(&self, env: &str) -> String {
-        if self.to.is_some() {
-            return self.describe_point_in_time(env);
-        }
-        let data = match self.phase_index() {
-            0..=2 => format!(
-                "`{}` still holds the data from before the restore",
-                self.database
-            ),
-            3 => format!(
-                "`{}` holds either the data from before the restore or the restored data (the swap may have happened)",
-                self.database
-            ),
-            _ => format!("`{}` holds the restored data", self.database),
+        let db = &self.database;
+        let (source, data) = if self.to.is_some() {
+            let data = match self.phase_index() {
+                0 | 1 => format!(
+                    "`{db}` still holds the data from before the restore (the restored data is in volume `{}`)",
+                    self.next
+                ),
+                _ => format!(
+                    "the data volume of `{db}` holds either the data from before the restore or the restored data (the swap may have happened; the other is in volume `{}`)",
+                    self.next
+                ),
+            };
+            (format!("to the {}", self.file), data)
+        } else {
+            let data = match self.phase_index() {
+                0..=2 => format!("`{db}` still holds the data from before the restore"),
+                3 => format!(
+                    "`{db}` holds either the data from before the restore or the restored data (the swap may have happened)"
+                ),
+                _ => format!("`{db}` holds the restored data"),
+            };
+            (format!("from `{}`", self.file), data)
         };
         let page = if self.phase_index() == 0 {
-            String::new()
+            ""
         } else {
-            "; the API answers with the maintenance page".to_string()
+            "; the API answers with the maintenance page"
         };
         format!(
-            "a restore of `{db}` from `{file}` was interrupted in phase `{phase}` (started {when} by {who}, pid {pid}: `{cmd}`); {data}{page}\n  help: `vldeploy restore --resume -e {env}` finishes it, `vldeploy restore --abort -e {env}` puts the previous data back",
-            db = self.database,
-            file = self.file,
-            phase = self.phase,
-            when = when(self.started),
-            who = self.actor,
-            pid = self.pid,
-            cmd = self.command,
-        )
-    }
-}
-
-impl Journal {
-    fn describe_point_in_time(&self, env: &str) -> String {
-        let data = match self.phase_index() {
-            0 | 1 => format!(
-                "`{}` still holds the data from before the restore (the restored data is in volume `{}`)",
-                self.database, self.next
-            ),
-            _ => format!(
-                "the data volume of `{}` holds either the data from before the restore or the restored data (the swap may have happened; the other is in volume `{}`)",
-                self.database, self.next
-            ),
-        };
-        let page = if self.phase_index() == 0 {
-            String::new()
-        } else {
-            "; the API answers with the maintenance page".to_string()
-        };
-        format!(
-            "a restore of `{db}` to the {file} was interrupted in phase `{phase}` (started {when} by {who}, pid {pid}: `{cmd}`); {data}{page}\n  help: `vldeploy restore --resume -e {env}` finishes it, `vldeploy restore --abort -e {env}` puts the previous data back",
-            db = self.database,
-            file = self.file,
+            "a restore of `{db}` {source} was interrupted in phase `{phase}` (started {when} by {who}, pid {pid}: `{cmd}`); {data}{page}\n  help: `vldeploy restore --resume -e {env}` finishes it, `vldeploy restore --abort -e {env}` puts the previous data back",
             phase = self.phase,
             when = when(self.started),
             who = self.actor,

@@ -86,6 +86,9 @@ async fn converge(
     let commands = crate::swarm::image_commands(local, &builds.images).await?;
     super::swarm_edge::before_services(ctx, nodes, &builds.images, &commands, &key, changes)
         .await?;
+    // One design of the services for the candidate and the rollout: both are held to the same specs.
+    let want = crate::swarm::design(&ctx.stack, &builds.images, &commands, &key)
+        .map_err(crate::swarm::DeployError::from)?;
     let backend = crate::swarm::service_name(&ctx.stack.name, "backend");
     // A first launch is one with no backend yet, or one an earlier `up` left held behind the page.
     let first_launch = ctx.stack.gated
@@ -102,16 +105,8 @@ async fn converge(
                 .into(),
         );
     } else if ctx.stack.gated {
-        let candidate = crate::swarm::stage_candidate(
-            &ctx.stack,
-            manager,
-            &builds.images,
-            &commands,
-            &key,
-            &ctx.out,
-            changes,
-        )
-        .await?;
+        let candidate =
+            crate::swarm::stage_candidate(&ctx.stack, manager, &want, &ctx.out, changes).await?;
         if let Some(candidate) = candidate {
             let looked = super::swarm_gate::candidate(&candidate);
             let gated = gate(ctx, nodes, manager, &looked, waivers, false, changes).await;
@@ -120,16 +115,7 @@ async fn converge(
             gated?;
         }
     }
-    crate::swarm::converge_services(
-        &ctx.stack,
-        manager,
-        &builds.images,
-        &commands,
-        &key,
-        &ctx.out,
-        changes,
-    )
-    .await?;
+    crate::swarm::converge_services(&ctx.stack, manager, &want, &ctx.out, changes).await?;
     super::swarm_edge::after_services(ctx, nodes, false, changes).await?;
     if first_launch {
         let looked = super::swarm_gate::serving(ctx);

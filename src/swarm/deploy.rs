@@ -161,13 +161,10 @@ pub async fn manager(nodes: &[Node]) -> Result<&Node, DeployError> {
 pub async fn converge_services(
     stack: &Stack,
     manager: &Node,
-    images: &Images,
-    commands: &BTreeMap<String, ImageCommand>,
-    key: &HashKey,
+    want: &super::ClusterDesign,
     out: &Output,
     done: &mut Vec<String>,
 ) -> Result<(), DeployError> {
-    let want = design(stack, images, commands, key)?;
     let engine = &manager.engine;
     let mut say = |line: String| {
         out.note(&line);
@@ -220,13 +217,10 @@ pub fn candidate_name(stack: &str) -> String {
 pub async fn stage_candidate(
     stack: &Stack,
     manager: &Node,
-    images: &Images,
-    commands: &BTreeMap<String, ImageCommand>,
-    key: &HashKey,
+    want: &super::ClusterDesign,
     out: &Output,
     done: &mut Vec<String>,
 ) -> Result<Option<String>, DeployError> {
-    let want = design(stack, images, commands, key)?;
     let Some(backend) = want.services.iter().find(|s| s.service == "backend") else {
         return Ok(None);
     };
