@@ -6,28 +6,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use crate::support::pebble::{HMAC, KID, Pebble};
 use crate::support::project::{self, As, Project};
 use crate::support::ssh::no_secret;
 
 const DOMAIN: &str = "shop.test";
 /// A valid base64url key that Pebble does not know for `kid-2`.
 const WRONG_HMAC: &str = "V3JvbmdXcm9uZ1dyb25nV3JvbmdXcm9uZ1dyb25nV3Jvbmc";
-
-/// Adds `EAB_HMAC` to the sandbox's secrets file and `tls: acme` to the sandbox environment.
-fn use_acme(p: &Project, pebble: &Pebble, kid: &str, hmac: &str) {
-    p.set_secret("EAB_HMAC", hmac);
-    let ca = pebble.listener_ca.display().to_string();
-    p.write_stack(&p.stack_yaml(|t| {
-        *t = t.replacen(
-            "    domain: localhost\n",
-            &format!(
-                "    domain: {DOMAIN}\n    tls:\n      acme:\n        directory: {DIRECTORY}\n        email: ops@{DOMAIN}\n        eab_kid: {kid}\n        eab_hmac: ${{EAB_HMAC}}\n        ca_bundle: {ca}\n"
-            ),
-            1,
-        );
-    }));
-}
 
 fn https_port(p: &Project) -> String {
     p.sandbox_var("SANDBOX_HTTPS_PORT")
@@ -65,7 +50,7 @@ pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served
 ) {
     let p = Project::with_sandbox_as("certs_issue", who, &[]);
     let pebble = Pebble::start(&p, DOMAIN, None);
-    use_acme(&p, &pebble, KID, HMAC);
+    pebble.use_in(&p, DOMAIN, KID, HMAC);
 
     let up = p.vldeploy(&["up"]);
     assert_eq!(
@@ -166,7 +151,7 @@ pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served
     assert_eq!(served(&p).serial, cert.serial);
 
     // A wrong EAB HMAC (new credentials need a new account): a clear error, nothing changed.
-    use_acme(&p, &pebble, "kid-2", WRONG_HMAC);
+    pebble.use_in(&p, DOMAIN, "kid-2", WRONG_HMAC);
     p.test()
         .args(["certs", "renew", "--force"])
         .status(1)
@@ -183,7 +168,7 @@ pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served
     assert_eq!(code, 200, "{body}");
 
     // A validation that fails (nginx no longer serves the token): no swap, the error names domain and URL.
-    use_acme(&p, &pebble, KID, HMAC);
+    pebble.use_in(&p, DOMAIN, KID, HMAC);
     let broken = p.ssh(&format!(
         "sed -i 's#root /var/www/acme;#root /var/www/nowhere;#' /var/lib/vldeploy/{}/nginx/conf.d/site.conf && docker exec vl_nginx nginx -s reload",
         p.name
@@ -213,9 +198,9 @@ pub(crate) fn certs_up_issues_with_eab_serves_https_and_refusals_keep_the_served
 #[test]
 fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_a_ca_outage() {
     let p = Project::with_sandbox("certs_renewal");
-    // 180 s certificates: due at half their life (90 s); cron checks every minute.
-    let pebble = Pebble::start(&p, DOMAIN, Some(180));
-    use_acme(&p, &pebble, KID, HMAC);
+    // 120 s certificates: due at half their life (60 s); cron checks every minute.
+    let pebble = Pebble::start(&p, DOMAIN, Some(120));
+    pebble.use_in(&p, DOMAIN, KID, HMAC);
     let up = p.vldeploy(&["up"]);
     assert_eq!(
         up.code,
@@ -226,7 +211,7 @@ fn certs_the_host_job_renews_on_schedule_without_dropping_requests_and_survives_
     );
     let root = save_root(&p, &pebble);
     let first = served(&p);
-    assert!(first.lifetime_s() <= 181, "{first:?}");
+    assert!(first.lifetime_s() <= 121, "{first:?}");
 
     // Requests keep flowing while the job renews: none fails.
     let deadline = Instant::now() + Duration::from_secs(360);

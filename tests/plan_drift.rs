@@ -4,25 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use crate::support::pebble::{DIRECTORY, HMAC, KID, Pebble};
+use crate::support::pebble::{HMAC, KID, Pebble};
 use crate::support::project::{Project, Run};
 
 const DOMAIN: &str = "shop.test";
-
-/// Adds `EAB_HMAC` to the sandbox's secrets file and `tls: acme` (Pebble) to the sandbox environment.
-fn use_acme(p: &Project, pebble: &Pebble) {
-    p.set_secret("EAB_HMAC", HMAC);
-    let ca = pebble.listener_ca.display().to_string();
-    p.write_stack(&p.stack_yaml(|t| {
-        *t = t.replacen(
-            "    domain: localhost\n",
-            &format!(
-                "    domain: {DOMAIN}\n    tls:\n      acme:\n        directory: {DIRECTORY}\n        email: ops@{DOMAIN}\n        eab_kid: {KID}\n        eab_hmac: ${{EAB_HMAC}}\n        ca_bundle: {ca}\n"
-            ),
-            1,
-        );
-    }));
-}
 
 /// `plan --exit-code` finds exactly one change, and it is `want` (summary and reason, as printed).
 #[track_caller]
@@ -62,7 +47,7 @@ fn plan_exit_code_sees_firewall_certificate_cron_and_backup_script_drift_and_up_
     let p = Project::new("plan_drift");
     p.sandbox_up(&[]);
     let pebble = Pebble::start(&p, DOMAIN, None);
-    use_acme(&p, &pebble);
+    pebble.use_in(&p, DOMAIN, KID, HMAC);
 
     // Before the first `up`, the plan names the certificate and the firewall besides the containers.
     let first = p.vldeploy(&["plan", "--output", "json"]).ok();

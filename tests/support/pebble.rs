@@ -189,6 +189,22 @@ impl Pebble {
         }
     }
 
+    /// Points the sandbox environment at this CA: `EAB_HMAC` set to `hmac` in the sandbox's secrets file, and
+    /// `tls: acme` for `domain` with the key id `kid` and `ca_bundle` this listener's CA.
+    pub fn use_in(&self, p: &Project, domain: &str, kid: &str, hmac: &str) {
+        p.set_secret("EAB_HMAC", hmac);
+        let ca = self.listener_ca.display().to_string();
+        p.write_stack(&p.stack_yaml(|t| {
+            *t = t.replacen(
+                "    domain: localhost\n",
+                &format!(
+                    "    domain: {domain}\n    tls:\n      acme:\n        directory: {DIRECTORY}\n        email: ops@{domain}\n        eab_kid: {kid}\n        eab_hmac: ${{EAB_HMAC}}\n        ca_bundle: {ca}\n"
+                ),
+                1,
+            );
+        }));
+    }
+
     /// Stops the Pebble process (the CA becomes unreachable).
     pub fn stop(&self) {
         let out = docker(&[

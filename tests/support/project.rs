@@ -194,6 +194,14 @@ impl Project {
         p
     }
 
+    /// A project whose sandbox hosts (one, or a cluster's) start with no image layer, whatever other tests of
+    /// the run have built: for tests that watch images being sent.
+    pub fn new_cold(test: &str) -> Self {
+        let mut p = Self::new(test);
+        p.cold = true;
+        p
+    }
+
     /// A project with its sandbox host up and the stack deployed there by a successful `up`.
     pub fn deployed(test: &str) -> Self {
         Self::deployed_as(test, As::Root)
