@@ -351,6 +351,18 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    let safety = |p: &Project| {
+        p.sh("docker volume ls -q --filter label=vldeploy.restore=point-in-time | sort")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let before = safety(&p);
+    assert_eq!(
+        before.len(),
+        1,
+        "the recovery kept one safety copy: {before:?}"
+    );
     let t = Instant::now();
     let run = p.vldeploy(&["restore", "--to", &target, "--yes"]).ok();
     eprintln!(
@@ -358,6 +370,19 @@ fn the_shop_host_destroyed_a_new_host_restores_from_the_backup_host_then_a_point
         t.elapsed().as_secs_f64()
     );
     no_secret(&run, &[passphrase]);
+    // The recovery's safety copy goes once this restore serves; this one's stays, alone.
+    let after = safety(&p);
+    assert!(
+        after.len() == 1 && after != before,
+        "one safety copy, this restore's: {before:?} then {after:?}"
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("removed volume `{}`", before[0])),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&after[0]), "{}", run.stdout);
     assert_eq!(
         p.psql(rows_sql),
         rows,

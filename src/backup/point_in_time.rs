@@ -29,6 +29,8 @@ pub struct PointInTimeReport {
     pub volume: String,
     /// The volume that holds the data from before the restore: the safety copy.
     pub safety_volume: String,
+    /// The safety copies of earlier point-in-time restores, removed once this one served: one is kept at a time.
+    pub removed_safety: Vec<String>,
     pub phases: Vec<Phase>,
     pub seconds: f64,
 }
@@ -301,16 +303,36 @@ impl<'a> Pitr<'a> {
             Ok(()) => {
                 self.flow.lift(j).await;
                 journal::remove(self.remote(), &self.flow.setup.stack).await?;
+                let removed_safety = self.remove_earlier_safety(j).await;
                 Ok(PointInTimeReport {
                     to: j.to.clone().unwrap_or_default(),
                     database: self.flow.setup.database.clone(),
                     volume: j.aside.clone(),
                     safety_volume: j.next.clone(),
+                    removed_safety,
                     phases: self.flow.timer.phases,
                     seconds: self.flow.started.elapsed().as_secs_f64(),
                 })
             }
             Err((step, detail)) => Err(self.roll_back(j, step, detail).await),
+        }
+    }
+
+    /// Once the restored data serves, the safety volumes of earlier point-in-time restores go (this one's stays,
+    /// as a dump restore keeps one database from before it). Their names; a failure to list or remove them is a
+    /// warning: the restore is done.
+    async fn remove_earlier_safety(&self, j: &Journal) -> Vec<String> {
+        match self
+            .sh(&pitr::remove_earlier_safety(&j.aside, &j.next))
+            .await
+        {
+            Ok(out) => out.lines().map(str::to_string).collect(),
+            Err(e) => {
+                self.flow.out.warning(format!(
+                    "the safety volumes of earlier restores were not removed ({e}); `docker volume ls --filter label=vldeploy.restore=point-in-time` lists them"
+                ));
+                Vec::new()
+            }
         }
     }
 

@@ -506,6 +506,11 @@ fn point_in_time_outcome(
                 "previous data kept in volume `{}`",
                 r.safety_volume
             ));
+            for v in &r.removed_safety {
+                changes.push(format!(
+                    "removed volume `{v}` (an earlier restore's safety copy)"
+                ));
+            }
             match ctx.output {
                 Output::Json => {
                     let mut v = serde_json::to_value(&r).unwrap_or_default();
@@ -515,9 +520,12 @@ fn point_in_time_outcome(
                 Output::Human => {
                     println!("restored `{}` to {} in {:.1}s", r.database, r.to, r.seconds);
                     println!(
-                        "  the previous data is kept in volume `{}` (the safety copy; `docker volume rm` it once it is not needed)",
+                        "  the previous data is kept in volume `{}` (the safety copy, until the next restore to a point in time serves)",
                         r.safety_volume
                     );
+                    for v in &r.removed_safety {
+                        println!("  removed volume `{v}`: the safety copy of an earlier restore");
+                    }
                     for p in &r.phases {
                         println!("  {:<14} {}", p.name, phase_text(p));
                     }

@@ -157,6 +157,24 @@ pub fn data_volume(container: &str) -> Command {
     script(r#"mount_of "$1" "$2""#, "volume", &[container, PGDATA])
 }
 
+/// Removes the safety copies of earlier point-in-time restores of the data volume `$1`: each volume labelled as
+/// a restore's whose name is `$1_pitr_…`, except `$2` (this restore's). Prints each name removed; a volume the
+/// engine will not remove (in use) stays.
+const PRUNE_SCRIPT: &str = r#"set -euo pipefail
+live=$1; keep=$2
+docker volume ls -q --filter label=vldeploy.restore=point-in-time | while IFS= read -r v; do
+    case "$v" in
+        "$live"_pitr_*)
+            if [ "$v" != "$keep" ] && docker volume rm -- "$v" >/dev/null; then printf '%s\n' "$v"; fi ;;
+    esac
+done
+"#;
+
+/// Removes the safety volumes earlier point-in-time restores of `live` left, keeping `keep`; prints their names.
+pub fn remove_earlier_safety(live: &str, keep: &str) -> Command {
+    script(PRUNE_SCRIPT, "prune", &[live, keep])
+}
+
 /// Removes the volume `volume` (a restore's leftover).
 pub fn remove_volume(volume: &str) -> Command {
     Command::argv(["docker", "volume", "rm", "-f", "--"]).operands(&[volume])
@@ -272,6 +290,10 @@ mod tests {
                 "vl_postgres shop_pgdata_pitr_1 /var/lib/pgbackrest /var/lib/postgresql/data shop_pgdata_pitr_1 stdin '--type=time' '--target=2026-12-02 13:14:15+00'"
             )
         );
+        assert_eq!(
+            remove_earlier_safety("shop_pgdata", "shop_pgdata_pitr_2").text(),
+            whole(PRUNE_SCRIPT, "prune", "shop_pgdata shop_pgdata_pitr_2")
+        );
         let swapped = swap("vl_postgres", "a;b");
         assert_eq!(
             swapped.text(),
@@ -342,7 +364,7 @@ mod tests {
 
     #[test]
     fn the_scripts_parse() {
-        for body in [RESTORE_SCRIPT, SWAP_SCRIPT, MARKER_SCRIPT] {
+        for body in [RESTORE_SCRIPT, SWAP_SCRIPT, MARKER_SCRIPT, PRUNE_SCRIPT] {
             let out = std::process::Command::new("bash")
                 .args(["-n", "-c", &format!("{MOUNT_FN}{body}")])
                 .output()
