@@ -114,8 +114,7 @@ impl Drop for Paused {
 
 #[test]
 fn three_sandbox_hosts_on_one_network_form_a_swarm_once_and_down_removes_them() {
-    // Cold whatever ran before: `plan` below shows each node receiving the images its roles run.
-    let p = Project::new_cold("cluster_hosts");
+    let p = Project::new("cluster_hosts");
     let started = Instant::now();
     let up = p.cluster_up(3);
     eprintln!(

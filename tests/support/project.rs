@@ -194,14 +194,6 @@ impl Project {
         p
     }
 
-    /// A project whose sandbox hosts (one, or a cluster's) start with no image layer, whatever other tests of
-    /// the run have built: for tests that watch images being sent.
-    pub fn new_cold(test: &str) -> Self {
-        let mut p = Self::new(test);
-        p.cold = true;
-        p
-    }
-
     /// A project with its sandbox host up and the stack deployed there by a successful `up`.
     pub fn deployed(test: &str) -> Self {
         Self::deployed_as(test, As::Root)
@@ -374,18 +366,14 @@ impl Project {
     }
 
     /// Creates this project's sandbox cluster of `nodes` hosts (`sandbox up --nodes`); dropping the project
-    /// removes it with `sandbox down`.
+    /// removes it with `sandbox down`. Its hosts start with no image layer, whatever other tests of the run have
+    /// built: the cluster test watches each node receive the images its roles run.
     pub fn cluster_up(&self, nodes: usize) -> Run {
         if let Ok(mut s) = self.sandbox_started.lock() {
             *s = true;
         }
-        let run = self
-            .vldeploy(&["sandbox", "up", "--nodes", &nodes.to_string()])
-            .ok();
-        if !self.cold {
-            super::warm::preload_cluster(self, nodes);
-        }
-        run
+        self.vldeploy(&["sandbox", "up", "--nodes", &nodes.to_string()])
+            .ok()
     }
 
     /// A value from `.vldeploy/sandbox/sandbox.env`.

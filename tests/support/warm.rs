@@ -4,7 +4,7 @@
 //! the images already in the host's engine, under names of their own (`vl-warm/…`): `up` finds them by their
 //! IDs and sends nothing, as it does for a host that has the images of another build of the same sources. A test
 //! that builds another image (a release) still sends it, layer by layer. Tests of a cold transfer use
-//! `Project::with_cold_sandbox_as`.
+//! `Project::with_cold_sandbox_as`; a sandbox cluster (`Project::cluster_up`) always starts cold.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,32 +25,6 @@ pub fn preload(p: &Project) {
     };
     let Some(archive) = archive else { return };
     load_into(&archive, &format!("vldeploy-sandbox-{}", p.name));
-}
-
-/// Loads the stack's image layers into each host of `p`'s sandbox cluster of `nodes` hosts that does not hold
-/// them yet, when a one-host test of this run built the archive (`plan` in a cluster's project has no
-/// one-host environment to build for: the cluster then starts cold, and the archive is left to the others).
-pub fn preload_cluster(p: &Project, nodes: usize) {
-    let archive = ARCHIVE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-        .flatten();
-    let Some(archive) = archive else { return };
-    let loads: Vec<_> = (1..=nodes)
-        .map(|i| format!("vldeploy-sandbox-{}-cluster-{i}", p.name))
-        .filter(|c| {
-            docker(&["exec", c, "docker", "images", "-q", "vl-warm/backend"])
-                .is_none_or(|out| out.trim().is_empty())
-        })
-        .map(|c| {
-            let archive = archive.clone();
-            std::thread::spawn(move || load_into(&archive, &c))
-        })
-        .collect();
-    for load in loads {
-        load.join().expect("loading the warm images");
-    }
 }
 
 /// `docker load` of `archive` inside the host container `container`.
